@@ -1,0 +1,306 @@
+//! The resolved configuration: what the engine, the control shard and the logger
+//! consume after parsing, inheritance (`defaults`, `default-server`) and validation.
+//!
+//! Everything here is plain data with no I/O. Names of other sections are already
+//! resolved to indexes, durations to `Duration`, addresses to `SocketAddr`, so no
+//! consumer ever re-validates. A `listen` section appears twice: once in
+//! `frontends` (its binds) and once in `backends` (its servers), with the frontend's
+//! `default_backend` pointing at its own backend half.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole configuration, ready to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it was read from (for messages).
+    pub source: PathBuf,
+    pub global: Global,
+    /// `[[frontend]]` and the frontend half of `[[listen]]`, in file order.
+    pub frontends: Vec<Frontend>,
+    /// `[[backend]]` and the backend half of `[[listen]]`, in file order.
+    pub backends: Vec<Backend>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    /// Process-wide session limit, exact across shards. HAProxy's default when
+    /// unset is derived from the fd limit; ours is 4096 (HAProxy's DEFAULT_MAXCONN
+    /// era value) unless configured.
+    pub maxconn: u32,
+    /// `None` = one data shard per CPU the process may run on.
+    pub shards: Option<usize>,
+    pub pidfile: Option<PathBuf>,
+    pub daemon: bool,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub log: Vec<LogTarget>,
+    pub hard_stop_after: Option<Duration>,
+    pub admin_socket: Option<PathBuf>,
+    pub tune: Tune,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tune {
+    /// `F_SETPIPE_SZ` for every pooled pipe, bytes. Default: the kernel's (64 KiB).
+    pub pipesize: usize,
+    /// Most pipes a shard may hold at once (each pipe is 2 fds). Default: maxconn / 4
+    /// per shard, as HAProxy.
+    pub maxpipes: usize,
+    /// Size of copy-path buffers, bytes. Default 16384, as HAProxy.
+    pub bufsize: usize,
+    /// `false` forces the copy path everywhere.
+    pub splice: bool,
+}
+
+impl Default for Tune {
+    fn default() -> Self {
+        Tune {
+            pipesize: 65536,
+            maxpipes: 0,
+            bufsize: 16384,
+            splice: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTarget {
+    pub dest: LogDest,
+    /// syslog facility number (local0 = 16 … local7 = 23, user = 1, daemon = 3 …).
+    pub facility: u8,
+    /// Most verbose level sent to this target (syslog numbering: 0 emerg … 7 debug).
+    pub level: u8,
+    /// Least verbose level sent (lines more severe than this are clamped to it),
+    /// HAProxy's optional fourth `log` argument.
+    pub min_level: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogDest {
+    Stdout,
+    Stderr,
+    /// RFC3164 syslog over UDP.
+    Udp(SocketAddr),
+    /// RFC3164 syslog over a unix datagram socket, e.g. `/dev/log`.
+    Unix(PathBuf),
+    /// Plain lines appended to a file.
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Tcp,
+    Http,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// HAProxy's `option tcplog`.
+    Tcp,
+    /// HAProxy's `option httplog`.
+    Http,
+    /// No per-session line (HAProxy logs only a minimal line without an option;
+    /// we log none).
+    None,
+}
+
+/// Every timeout a section may carry; `None` = not set (infinite, as HAProxy,
+/// which warns about it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Timeouts {
+    pub connect: Option<Duration>,
+    pub client: Option<Duration>,
+    pub server: Option<Duration>,
+    pub tunnel: Option<Duration>,
+    pub client_fin: Option<Duration>,
+    pub server_fin: Option<Duration>,
+    pub queue: Option<Duration>,
+    pub check: Option<Duration>,
+    pub http_request: Option<Duration>,
+    pub http_keep_alive: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bind {
+    pub addr: SocketAddr,
+    /// listen(2) backlog; default = the frontend's maxconn (as HAProxy), capped by
+    /// the kernel at somaxconn.
+    pub backlog: u32,
+    pub accept_proxy: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Frontend {
+    pub name: String,
+    pub binds: Vec<Bind>,
+    pub mode: Mode,
+    /// 0 = only the global limit applies.
+    pub maxconn: u32,
+    /// Index into `Config::backends`.
+    pub default_backend: Option<usize>,
+    /// `use-backend` rules kept as HAProxy condition strings (evaluated by L7 code
+    /// in a later issue); `backend` is an index into `Config::backends`.
+    pub use_backend: Vec<UseBackend>,
+    pub acl: Vec<(String, String)>,
+    pub timeouts: Timeouts,
+    /// Resolved targets (`log = "global"` copies the global list).
+    pub log: Vec<LogTarget>,
+    pub log_format: LogFormat,
+    pub dontlognull: bool,
+    pub disabled: bool,
+    pub forwardfor: bool,
+    pub http_keep_alive: bool,
+    pub httpclose: bool,
+    pub http_request: Vec<String>,
+    pub http_response: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseBackend {
+    pub backend: usize,
+    /// `if` or `unless` condition text; `negate` is true for `unless`.
+    pub condition: String,
+    pub negate: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    RoundRobin,
+    StaticRr,
+    LeastConn,
+    First,
+    Source,
+    Random,
+    Uri,
+    UrlParam,
+    Hdr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashType {
+    MapBased,
+    Consistent,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnMarkedDown {
+    Nothing,
+    ShutdownSessions,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Backend {
+    pub name: String,
+    pub mode: Mode,
+    pub balance: Balance,
+    /// Argument of `url_param(NAME)` / `hdr(NAME)`.
+    pub balance_arg: Option<String>,
+    pub hash_type: HashType,
+    pub servers: Vec<Server>,
+    pub timeouts: Timeouts,
+    /// Connect attempts after the first one fails (HAProxy default 3).
+    pub retries: u32,
+    /// `option redispatch`: the last retry may go to another server.
+    pub redispatch: bool,
+    pub check: CheckSpec,
+    pub on_marked_down: OnMarkedDown,
+    pub disabled: bool,
+    pub cookie: Option<CookieSpec>,
+    pub http_request: Vec<String>,
+    pub http_response: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSpec {
+    pub name: String,
+    /// "insert", "rewrite" or "prefix".
+    pub mode: String,
+    pub indirect: bool,
+    pub nocache: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    V1,
+    V2,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub name: String,
+    pub addr: SocketAddr,
+    /// 0..=256; 0 = takes no new sessions from load balancing.
+    pub weight: u32,
+    /// 0 = unlimited.
+    pub maxconn: u32,
+    /// 0 = unlimited queue.
+    pub maxqueue: u32,
+    pub check: bool,
+    /// Health-check timing (HAProxy defaults: inter 2s, fastinter = inter,
+    /// downinter = inter, rise 2, fall 3).
+    pub inter: Duration,
+    pub fastinter: Duration,
+    pub downinter: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    /// Check port override (`port`).
+    pub check_port: Option<u16>,
+    /// Check address override (`addr`).
+    pub check_addr: Option<std::net::IpAddr>,
+    pub backup: bool,
+    pub disabled: bool,
+    pub cookie: Option<String>,
+    pub send_proxy: Option<ProxyProtocol>,
+    pub ssl: bool,
+    pub slowstart: Option<Duration>,
+}
+
+/// How a backend's servers are checked (`check = { ... }`); only servers with
+/// `check = true` are checked at all.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CheckSpec {
+    /// Connect only (HAProxy's default when `check` is set without an option).
+    #[default]
+    Tcp,
+    Http {
+        method: String,
+        uri: String,
+        version: String,
+        host: Option<String>,
+        expect: HttpExpect,
+    },
+    /// `PING` → `+PONG` (option redis-check).
+    Redis,
+    /// option pgsql-check.
+    Pgsql { user: String },
+    /// option mysql-check.
+    Mysql { user: Option<String> },
+    /// Ordered tcp-check steps.
+    TcpCheck { steps: Vec<TcpCheckStep> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum HttpExpect {
+    /// HAProxy default: any 2xx or 3xx status.
+    #[default]
+    Status2xx3xx,
+    Status(u16),
+    /// Regex over the status code text.
+    RStatus(String),
+    /// Substring of the body.
+    String(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpCheckStep {
+    Connect,
+    /// Bytes to send (escapes like `\r\n` already decoded).
+    Send(Vec<u8>),
+    /// Hex already decoded.
+    SendBinary(Vec<u8>),
+    ExpectString(String),
+    ExpectRString(String),
+    ExpectBinary(Vec<u8>),
+}

@@ -1,0 +1,1 @@
+//! l4 (in progress)
