@@ -1,1 +1,33 @@
-//! ring (in progress)
+//! The ring runtime: a single-threaded executor whose tasks are futures, and a
+//! reactor over one io_uring ring, per data shard.
+//!
+//! Everything above this module awaits [`accept_multi`], [`PollMulti`],
+//! [`poll_once`] and [`Sleep`]; nothing above builds an SQE. Each in-flight
+//! operation owns a slot in the reactor's slab keyed by `user_data`; dropping an
+//! operation's future before its completion orphans the slot (and submits
+//! `AsyncCancel`), and the slot is freed only when the kernel's final CQE arrives,
+//! which is what makes cancellation — timeouts, a client gone — memory-safe.
+//! Timers live in one hashed timing wheel per shard, driven by the wait timeout of
+//! `io_uring_enter`, so per-connection timeouts cost no SQE.
+//!
+//! Never call into the runtime from another thread: cross-thread wake-ups go
+//! through an eventfd the shard polls.
+
+mod executor;
+mod ops;
+mod reactor;
+mod timer;
+
+pub use executor::{block_on, spawn, yield_now};
+pub use ops::{accept_multi, poll_once, AcceptMulti, PollMulti};
+pub use reactor::{RingConfig, RingError};
+pub use timer::{now_coarse, sleep_until, Sleep};
+
+/// `poll(2)` event bits used by callers.
+pub mod events {
+    pub const IN: u32 = libc::POLLIN as u32;
+    pub const OUT: u32 = libc::POLLOUT as u32;
+    pub const ERR: u32 = libc::POLLERR as u32;
+    pub const HUP: u32 = libc::POLLHUP as u32;
+    pub const RDHUP: u32 = libc::POLLRDHUP as u32;
+}

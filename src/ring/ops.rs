@@ -1,0 +1,243 @@
+//! Futures over io_uring operations: one-shot and multishot poll, multishot
+//! accept. Each holds a reactor slot key; dropping it before the final completion
+//! orphans the slot and cancels the operation in the kernel.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use io_uring::{opcode, types};
+
+use super::reactor;
+
+fn result_to_io(res: i32) -> io::Result<u32> {
+    if res < 0 {
+        Err(io::Error::from_raw_os_error(-res))
+    } else {
+        Ok(res as u32)
+    }
+}
+
+/// An owned slot key; orphans the slot on drop unless already released.
+struct SlotKey(Option<usize>);
+
+impl Drop for SlotKey {
+    fn drop(&mut self) {
+        if let Some(k) = self.0.take() {
+            let _ = reactor::REACTOR.try_with(|r| {
+                if let Ok(mut r) = r.try_borrow_mut() {
+                    if let Some(r) = r.as_mut() {
+                        r.orphan(k);
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Waits once for `mask` events on `fd` (`IORING_OP_POLL_ADD`); returns the events.
+pub fn poll_once(fd: RawFd, mask: u32) -> PollOnce {
+    PollOnce { fd, mask, key: SlotKey(None) }
+}
+
+pub struct PollOnce {
+    fd: RawFd,
+    mask: u32,
+    key: SlotKey,
+}
+
+impl Future for PollOnce {
+    type Output = io::Result<u32>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<u32>> {
+        let this = &mut *self;
+        match this.key.0 {
+            None => {
+                let entry = opcode::PollAdd::new(types::Fd(this.fd), this.mask).build();
+                let k = reactor::with(|r| {
+                    let k = r.submit(entry);
+                    r.slot(k).waker = Some(cx.waker().clone());
+                    k
+                });
+                this.key.0 = Some(k);
+                Poll::Pending
+            }
+            Some(k) => reactor::with(|r| {
+                let s = r.slot(k);
+                match s.results.pop_front() {
+                    Some((res, _)) => {
+                        r.release(k);
+                        this.key.0 = None;
+                        Poll::Ready(result_to_io(res))
+                    }
+                    None => {
+                        s.waker = Some(cx.waker().clone());
+                        Poll::Pending
+                    }
+                }
+            }),
+        }
+    }
+}
+
+/// A multishot poll on one fd: armed once, it reports every readiness edge. Events
+/// are OR-ed together until taken. If the kernel ends the multishot (it may, e.g.
+/// under memory pressure) it is re-armed transparently.
+pub struct PollMulti {
+    fd: RawFd,
+    mask: u32,
+    key: SlotKey,
+}
+
+impl PollMulti {
+    pub fn new(fd: RawFd, mask: u32) -> PollMulti {
+        PollMulti { fd, mask, key: SlotKey(None) }
+    }
+
+    fn arm(&mut self) -> usize {
+        let entry = opcode::PollAdd::new(types::Fd(self.fd), self.mask).multi(true).build();
+        let k = reactor::with(|r| r.submit(entry));
+        self.key.0 = Some(k);
+        k
+    }
+
+    /// Returns the events seen since the last call, or registers the waker.
+    pub fn poll_events(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<u32>> {
+        let k = match self.key.0 {
+            Some(k) => k,
+            None => self.arm(),
+        };
+        let (events, ended, err) = reactor::with(|r| {
+            let s = r.slot(k);
+            let mut ev = 0u32;
+            let mut err = None;
+            while let Some((res, _)) = s.results.pop_front() {
+                if res < 0 {
+                    err = Some(res);
+                } else {
+                    ev |= res as u32;
+                }
+            }
+            let ended = s.finished;
+            if !ended && ev == 0 && err.is_none() {
+                s.waker = Some(cx.waker().clone());
+            }
+            if ended {
+                r.release(k);
+            }
+            (ev, ended, err)
+        });
+        if ended {
+            self.key.0 = None;
+        }
+        if let Some(e) = err {
+            if -e != libc::ECANCELED {
+                return Poll::Ready(Err(io::Error::from_raw_os_error(-e)));
+            }
+        }
+        if events != 0 {
+            return Poll::Ready(Ok(events));
+        }
+        if ended {
+            // Re-arm and register interest on the new slot.
+            let k = self.arm();
+            reactor::with(|r| r.slot(k).waker = Some(cx.waker().clone()));
+        }
+        Poll::Pending
+    }
+
+    /// Awaits the next batch of events.
+    pub async fn next(&mut self) -> io::Result<u32> {
+        std::future::poll_fn(|cx| self.poll_events(cx)).await
+    }
+}
+
+/// Multishot accept on a listening socket: every connection the kernel accepts
+/// arrives as a non-blocking, close-on-exec fd.
+pub fn accept_multi(listener: RawFd) -> AcceptMulti {
+    AcceptMulti {
+        fd: listener,
+        key: SlotKey(None),
+        cancelled: false,
+    }
+}
+
+pub struct AcceptMulti {
+    fd: RawFd,
+    key: SlotKey,
+    cancelled: bool,
+}
+
+impl AcceptMulti {
+    fn arm(&mut self) -> usize {
+        let entry = opcode::AcceptMulti::new(types::Fd(self.fd))
+            .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
+            .build();
+        let k = reactor::with(|r| {
+            let k = r.submit(entry);
+            r.slot(k).yields_fds = true;
+            k
+        });
+        self.key.0 = Some(k);
+        k
+    }
+
+    /// The next accepted fd; `None` once cancelled and drained. Transient accept
+    /// errors (`ECONNABORTED`, `EMFILE`, …) come back as `Some(Err)`; the accept
+    /// stays armed or is re-armed.
+    pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<RawFd>>> {
+        let k = match self.key.0 {
+            Some(k) => k,
+            None if self.cancelled => return Poll::Ready(None),
+            None => self.arm(),
+        };
+        let r = reactor::with(|r| {
+            let s = r.slot(k);
+            if let Some((res, _)) = s.results.pop_front() {
+                return Some(res);
+            }
+            if s.finished {
+                r.release(k);
+                return None;
+            }
+            s.waker = Some(cx.waker().clone());
+            Some(i32::MIN)
+        });
+        match r {
+            Some(i32::MIN) => Poll::Pending,
+            Some(res) if res >= 0 => Poll::Ready(Some(Ok(res))),
+            Some(res) if -res == libc::ECANCELED => {
+                self.cancelled = true;
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Some(res) => Poll::Ready(Some(Err(io::Error::from_raw_os_error(-res)))),
+            None => {
+                // Multishot ended: either cancelled (stream done) or the kernel
+                // stopped it (re-arm on the next poll).
+                self.key.0 = None;
+                if self.cancelled {
+                    Poll::Ready(None)
+                } else {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> Option<io::Result<RawFd>> {
+        std::future::poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Asks the kernel to stop accepting; keep calling `next` until `None` to
+    /// collect fds accepted before the cancel took effect.
+    pub fn cancel(&mut self) {
+        self.cancelled = true;
+        if let Some(k) = self.key.0 {
+            reactor::with(|r| r.cancel(k));
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Process-wide settings: the open-file limit a configuration needs, and the CPUs
+//! this process may run on.
+
+use std::io;
+
+use super::cvt;
+
+/// Current (soft, hard) `RLIMIT_NOFILE`.
+pub fn nofile_limit() -> io::Result<(u64, u64)> {
+    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: writes into the live rlimit struct.
+    cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) })?;
+    Ok((rl.rlim_cur, rl.rlim_max))
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to `want` (and the hard one too when we are
+/// allowed to). Returns the new soft limit, which is lower than `want` only when
+/// the hard limit could not be raised.
+pub fn raise_nofile(want: u64) -> io::Result<u64> {
+    let (soft, hard) = nofile_limit()?;
+    if soft >= want {
+        return Ok(soft);
+    }
+    let try_set = |cur: u64, max: u64| {
+        let rl = libc::rlimit { rlim_cur: cur, rlim_max: max };
+        // SAFETY: reads the live rlimit struct.
+        cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) })
+    };
+    if want > hard && try_set(want, want).is_ok() {
+        return Ok(want);
+    }
+    let cur = want.min(hard);
+    try_set(cur, hard)?;
+    Ok(cur)
+}
+
+/// Detaches from the terminal (`daemon(3)`): call before any thread is started.
+pub fn daemonize() -> io::Result<()> {
+    // SAFETY: called while the process is single-threaded; no pointers.
+    cvt(unsafe { libc::daemon(1, 0) })?;
+    Ok(())
+}
