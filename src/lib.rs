@@ -14,5 +14,6 @@ pub mod kernel;
 pub mod l4;
 pub mod log;
 pub mod ring;
+pub mod run;
 pub mod shard;
 pub mod sys;

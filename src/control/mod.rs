@@ -1,1 +1,4 @@
-//! control (in progress)
+//! The control shard: health checks, server state changes broadcast to the data
+//! shards.
+
+pub mod event;

@@ -19,9 +19,9 @@ mod reactor;
 mod timer;
 
 pub use executor::{block_on, spawn, yield_now};
-pub use ops::{accept_multi, poll_once, AcceptMulti, PollMulti};
+pub use ops::{accept_multi, poll_once, AcceptMulti, PollMulti, PollOnce};
 pub use reactor::{RingConfig, RingError};
-pub use timer::{now_coarse, sleep_until, Sleep};
+pub use timer::{now_coarse, sleep_until, with_deadline, Sleep};
 
 /// `poll(2)` event bits used by callers.
 pub mod events {

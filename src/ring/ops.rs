@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -187,7 +187,7 @@ impl AcceptMulti {
     /// The next accepted fd; `None` once cancelled and drained. Transient accept
     /// errors (`ECONNABORTED`, `EMFILE`, …) come back as `Some(Err)`; the accept
     /// stays armed or is re-armed.
-    pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<RawFd>>> {
+    pub fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<OwnedFd>>> {
         let k = match self.key.0 {
             Some(k) => k,
             None if self.cancelled => return Poll::Ready(None),
@@ -207,7 +207,9 @@ impl AcceptMulti {
         });
         match r {
             Some(i32::MIN) => Poll::Pending,
-            Some(res) if res >= 0 => Poll::Ready(Some(Ok(res))),
+            // SAFETY: a non-negative accept completion is a new fd that only
+            // this completion refers to.
+            Some(res) if res >= 0 => Poll::Ready(Some(Ok(unsafe { OwnedFd::from_raw_fd(res) }))),
             Some(res) if -res == libc::ECANCELED => {
                 self.cancelled = true;
                 cx.waker().wake_by_ref();
@@ -228,13 +230,20 @@ impl AcceptMulti {
         }
     }
 
-    pub async fn next(&mut self) -> Option<io::Result<RawFd>> {
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled
+    }
+
+    pub async fn next(&mut self) -> Option<io::Result<OwnedFd>> {
         std::future::poll_fn(|cx| self.poll_accept(cx)).await
     }
 
     /// Asks the kernel to stop accepting; keep calling `next` until `None` to
     /// collect fds accepted before the cancel took effect.
     pub fn cancel(&mut self) {
+        if self.cancelled {
+            return;
+        }
         self.cancelled = true;
         if let Some(k) = self.key.0 {
             reactor::with(|r| r.cancel(k));

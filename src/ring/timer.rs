@@ -226,6 +226,25 @@ impl Drop for Sleep {
     }
 }
 
+/// Runs `fut` until `deadline` (`None` = no limit); `None` if the deadline came
+/// first, in which case `fut` is dropped (cancelling its in-flight operations).
+pub async fn with_deadline<F: Future>(deadline: Option<Instant>, fut: F) -> Option<F::Output> {
+    let mut fut = std::pin::pin!(fut);
+    let mut sleep = deadline.map(sleep_until);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(v) = fut.as_mut().poll(cx) {
+            return Poll::Ready(Some(v));
+        }
+        if let Some(s) = sleep.as_mut() {
+            if Pin::new(s).poll(cx).is_ready() {
+                return Poll::Ready(None);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,1 +1,208 @@
-//! shard (in progress)
+//! Data shards: one OS thread per CPU, pinned, each running its own io_uring ring,
+//! its own `SO_REUSEPORT` listener for every bind, and every session the kernel
+//! hands those listeners. A shard shares nothing on the hot path; limits are exact
+//! through padded atomics in [`shared::Shared`], and state changes arrive through
+//! the shard's inbox (a channel plus an eventfd its ring polls).
+//!
+//! Listeners are bound by the caller's thread before any shard starts, so a port in
+//! use is a startup error (exit 2) that changes nothing.
+
+mod accept;
+pub mod ctx;
+mod report;
+pub mod session;
+pub mod shared;
+
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+
+use self::ctx::ShardCtx;
+use self::shared::{ShardMsg, Shared};
+use crate::config::model::Config;
+use crate::ring::{self, events, PollMulti, RingConfig, RingError};
+use crate::sys::socket::Socket;
+
+#[derive(Debug)]
+pub enum StartError {
+    Bind { frontend: String, addr: SocketAddr, err: io::Error },
+    Ring(RingError),
+    Thread(io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Bind { frontend, addr, err } => {
+                write!(f, "frontend \"{frontend}\": cannot bind {addr}: {err}")
+            }
+            StartError::Ring(e) => write!(f, "{e}"),
+            StartError::Thread(e) => write!(f, "cannot start shard thread: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// Listening sockets for one shard: (frontend index, socket).
+pub type ShardListeners = Vec<(usize, Socket)>;
+
+/// Binds one `SO_REUSEPORT` socket per shard per bind address of every enabled
+/// frontend.
+pub fn bind_all(config: &Config, shards: usize) -> Result<Vec<ShardListeners>, StartError> {
+    let mut out: Vec<ShardListeners> = (0..shards).map(|_| Vec::new()).collect();
+    for (fi, fe) in config.frontends.iter().enumerate() {
+        if fe.disabled {
+            continue;
+        }
+        for bind in &fe.binds {
+            for shard in out.iter_mut() {
+                let sock = Socket::listen(&bind.addr, bind.backlog).map_err(|err| StartError::Bind {
+                    frontend: fe.name.clone(),
+                    addr: bind.addr,
+                    err,
+                })?;
+                shard.push((fi, sock));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The number of data shards: `global.shards`, else one per CPU we may run on.
+pub fn shard_count(config: &Config, override_n: Option<usize>) -> usize {
+    override_n
+        .or(config.global.shards)
+        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .clamp(1, 64)
+}
+
+/// Running data shards.
+pub struct Shards {
+    pub shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Shards {
+    /// Starts one thread per listener set; returns once every ring is up.
+    pub fn start(config: Arc<Config>, listeners: Vec<ShardListeners>) -> Result<Shards, StartError> {
+        let n = listeners.len();
+        let (shared, rxs) = Shared::new(config, n).map_err(StartError::Thread)?;
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), RingError>>(n);
+        let mut threads = Vec::new();
+        for (i, (ls, rx)) in listeners.into_iter().zip(rxs).enumerate() {
+            let shared = shared.clone();
+            let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
+            let ready = ready_tx.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("ringlb-shard-{i}"))
+                .spawn(move || {
+                    if let Some(c) = core {
+                        core_affinity::set_for_current(c);
+                    }
+                    let ready2 = ready.clone();
+                    let r = ring::block_on(RingConfig::default(), async move {
+                        let _ = ready2.send(Ok(()));
+                        shard_main(i, shared, ls, rx).await
+                    });
+                    if let Err(e) = r {
+                        let _ = ready.send(Err(e));
+                    }
+                })
+                .map_err(StartError::Thread)?;
+            threads.push(t);
+        }
+        for _ in 0..n {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(StartError::Ring(e)),
+                Err(_) => return Err(StartError::Thread(io::Error::other("shard thread died"))),
+            }
+        }
+        Ok(Shards { shared, threads })
+    }
+
+    /// Stops accepting everywhere; sessions drain.
+    pub fn stop(&self) {
+        self.shared.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        for inbox in &self.shared.inboxes {
+            inbox.send(ShardMsg::Stop);
+        }
+    }
+
+    /// Closes every session now.
+    pub fn kill(&self) {
+        for inbox in &self.shared.inboxes {
+            inbox.send(ShardMsg::Kill);
+        }
+    }
+
+    pub fn all_finished(&self) -> bool {
+        self.threads.iter().all(|t| t.is_finished())
+    }
+
+    /// Waits for every shard, killing sessions at `hard_stop` if they still run.
+    pub fn join(self, hard_stop: Option<Instant>) {
+        let mut killed = false;
+        while !self.all_finished() {
+            if let Some(h) = hard_stop {
+                if !killed && Instant::now() >= h {
+                    self.kill();
+                    killed = true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn shard_main(id: usize, shared: Arc<Shared>, listeners: ShardListeners, rx: Receiver<ShardMsg>) {
+    let ctx = Rc::new(ShardCtx::new(id, shared));
+    for (fe, sock) in listeners {
+        ring::spawn(accept::accept_loop(ctx.clone(), fe, sock));
+    }
+    ring::spawn(inbox_loop(ctx.clone(), rx));
+    std::future::poll_fn(|cx| {
+        if ctx.stopping.get() && ctx.sessions.get() == 0 {
+            return std::task::Poll::Ready(());
+        }
+        *ctx.stop_waker.borrow_mut() = Some(cx.waker().clone());
+        std::task::Poll::Pending
+    })
+    .await;
+}
+
+async fn inbox_loop(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {
+    let shared = ctx.shared.clone();
+    let wake = &shared.inboxes[ctx.id].wake;
+    let mut poll = PollMulti::new(wake.as_raw_fd(), events::IN);
+    loop {
+        if poll.next().await.is_err() {
+            return;
+        }
+        let _ = wake.drain();
+        while let Ok(msg) = rx.try_recv() {
+            match msg {
+                ShardMsg::Server(ev) => ctx.apply(&ev),
+                ShardMsg::LimitFreed => ctx.wake_limit_waiters(),
+                ShardMsg::SlotFreed { backend } => ctx.serve_queue(backend),
+                ShardMsg::Stop => ctx.begin_stop(),
+                ShardMsg::Kill => {
+                    ctx.begin_stop();
+                    ctx.kill_sessions(|_, _| true);
+                }
+            }
+        }
+    }
+}

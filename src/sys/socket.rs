@@ -21,12 +21,17 @@ impl AsRawFd for Socket {
     }
 }
 
+impl From<OwnedFd> for Socket {
+    /// Wraps a connection the ring accepted (already non-blocking, close-on-exec).
+    fn from(fd: OwnedFd) -> Socket {
+        Socket { fd }
+    }
+}
+
 impl Socket {
-    /// Takes ownership of an fd the kernel just handed us (e.g. from accept).
-    ///
     /// # Safety
     /// `fd` must be an open socket owned by nobody else.
-    pub unsafe fn from_raw(fd: RawFd) -> Socket {
+    unsafe fn from_raw(fd: RawFd) -> Socket {
         // SAFETY: the caller guarantees sole ownership of an open fd.
         Socket {
             fd: unsafe { OwnedFd::from_raw_fd(fd) },

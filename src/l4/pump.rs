@@ -1,0 +1,479 @@
+//! `Pump`: forwards a TCP session both ways until both directions are closed, a
+//! side resets, a timeout expires or the session is killed.
+//!
+//! Readiness comes from one multishot poll per socket (armed once for the whole
+//! session) plus a one-shot POLLOUT only while a destination is full. A read that
+//! returns less than the buffer means the socket was drained at that moment, and
+//! any later data produces a new poll completion, so the copy path never spends a
+//! syscall on `EAGAIN`. A direction that keeps filling whole buffers switches to
+//! splice through a pooled pipe (held only while bytes are in it).
+//!
+//! Both directions are the same `Flow`, parameterised only by which socket is the
+//! source; the session's fate is decided once, in `Pump::run`.
+
+use std::cell::Cell;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use super::pools::{BufferPool, PipePool};
+use crate::ring::{self, events, PollMulti, Sleep};
+use crate::sys::pipe::Pipe;
+use crate::sys::socket::Socket;
+
+/// Bytes a direction may move in one poll before yielding to other sessions.
+const BUDGET: usize = 1 << 20;
+/// Full buffer reads in a row after which a direction switches to splice.
+const SPLICE_AFTER_FULL_READS: u8 = 2;
+
+/// Inactivity limits for the data phase (HAProxy's `timeout client`, `server`,
+/// `client-fin`, `server-fin`, `tunnel`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PumpLimits {
+    pub client: Option<Duration>,
+    pub server: Option<Duration>,
+    pub client_fin: Option<Duration>,
+    pub server_fin: Option<Duration>,
+    pub tunnel: Option<Duration>,
+    pub splice: bool,
+}
+
+/// Why the pump stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PumpEnd {
+    /// Both directions closed normally (FIN each way).
+    Closed,
+    ClientTimeout,
+    ServerTimeout,
+    /// The client reset or failed; the server got a reset too.
+    ClientAborted,
+    /// The server reset or failed; the client got a reset too.
+    ServerAborted,
+    /// Killed from outside (server marked down with shutdown-sessions, hard stop).
+    Killed,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PumpResult {
+    pub end: PumpEnd,
+    /// Client → server bytes.
+    pub up: u64,
+    /// Server → client bytes.
+    pub down: u64,
+}
+
+/// A flag other tasks set to end a session early; waking its task.
+#[derive(Default)]
+pub struct KillSwitch {
+    killed: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl KillSwitch {
+    pub fn kill(&self) {
+        self.killed.set(true);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.get()
+    }
+}
+
+enum Step {
+    /// Waiting for the source to become readable.
+    Idle,
+    /// Waiting for the destination to accept more.
+    Blocked,
+    /// Used its byte budget; more may be ready.
+    Yield,
+    /// EOF forwarded (FIN sent to the destination).
+    Done,
+    SrcFailed,
+    DstFailed,
+}
+
+/// One direction of a session.
+struct Flow {
+    buf: Option<Vec<u8>>,
+    start: usize,
+    end: usize,
+    pipe: Option<Pipe>,
+    in_pipe: usize,
+    splicing: bool,
+    full_reads: u8,
+    eof: bool,
+    done: bool,
+    bytes: u64,
+}
+
+/// Readiness of one socket as the pump tracks it.
+struct Side<'a> {
+    sock: &'a Socket,
+    poll: PollMulti,
+    out: Option<ring::PollOnce>,
+    readable: bool,
+    /// The peer sent FIN or the socket failed: read until EOF/error, never assume
+    /// drained on a short read.
+    hup: bool,
+    blocked: bool,
+    last_active: Instant,
+}
+
+impl<'a> Side<'a> {
+    fn new(sock: &'a Socket, now: Instant) -> Side<'a> {
+        Side {
+            sock,
+            poll: PollMulti::new(sock.as_raw_fd(), events::IN | events::RDHUP),
+            out: None,
+            // The client may have sent data before we armed the poll; the first
+            // read attempt finds out.
+            readable: true,
+            hup: false,
+            blocked: false,
+            last_active: now,
+        }
+    }
+
+    /// Collects readiness; `Err` if the poll itself failed.
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
+        let mut any = false;
+        match self.poll.poll_events(cx) {
+            Poll::Ready(Ok(ev)) => {
+                self.readable = true;
+                if ev & (events::RDHUP | events::HUP | events::ERR) != 0 {
+                    self.hup = true;
+                }
+                any = true;
+            }
+            Poll::Ready(Err(_)) => return Err(()),
+            Poll::Pending => {}
+        }
+        if let Some(out) = self.out.as_mut() {
+            if let Poll::Ready(_) = Pin::new(out).poll(cx) {
+                self.out = None;
+                self.blocked = false;
+                any = true;
+            }
+        }
+        if self.blocked && self.out.is_none() {
+            let mut fut = ring::poll_once(self.sock.as_raw_fd(), events::OUT);
+            if let Poll::Ready(_) = Pin::new(&mut fut).poll(cx) {
+                self.blocked = false;
+                any = true;
+            } else {
+                self.out = Some(fut);
+            }
+        }
+        Ok(any)
+    }
+}
+
+impl Flow {
+    fn new() -> Flow {
+        Flow {
+            buf: None,
+            start: 0,
+            end: 0,
+            pipe: None,
+            in_pipe: 0,
+            splicing: false,
+            full_reads: 0,
+            eof: false,
+            done: false,
+            bytes: 0,
+        }
+    }
+
+    /// Moves bytes from `src` to `dst` until blocked, idle, done or over budget.
+    fn step(&mut self, src: &mut Side, dst: &mut Side, pools: &Pools, now: Instant, splice_ok: bool) -> Step {
+        let mut moved = 0usize;
+        loop {
+            if self.done {
+                return Step::Done;
+            }
+            // 1. Flush what we hold.
+            if self.end > self.start {
+                if dst.blocked {
+                    return Step::Blocked;
+                }
+                let buf = self.buf.as_ref().expect("bytes pending imply a buffer");
+                match dst.sock.send(&buf[self.start..self.end]) {
+                    Ok(n) => {
+                        self.start += n;
+                        moved += n;
+                        dst.last_active = now;
+                        if self.start < self.end {
+                            dst.blocked = true;
+                            return Step::Blocked;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        dst.blocked = true;
+                        return Step::Blocked;
+                    }
+                    Err(_) => return Step::DstFailed,
+                }
+            }
+            if self.end > 0 && self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+                if let Some(b) = self.buf.take() {
+                    pools.buffers.put(b);
+                }
+            }
+            if self.in_pipe > 0 {
+                if dst.blocked {
+                    return Step::Blocked;
+                }
+                let pipe = self.pipe.as_ref().expect("bytes in pipe imply a pipe");
+                match pipe.drain_to(dst.sock.as_raw_fd(), self.in_pipe) {
+                    Ok(n) => {
+                        self.in_pipe -= n;
+                        moved += n;
+                        dst.last_active = now;
+                        if self.in_pipe > 0 {
+                            dst.blocked = true;
+                            return Step::Blocked;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        dst.blocked = true;
+                        return Step::Blocked;
+                    }
+                    Err(_) => return Step::DstFailed,
+                }
+            }
+            if self.in_pipe == 0 {
+                if let Some(p) = self.pipe.take() {
+                    pools.pipes.put(p);
+                }
+            }
+            // 2. Forward EOF once everything before it has gone out.
+            if self.eof {
+                let _ = dst.sock.shutdown_write();
+                self.done = true;
+                return Step::Done;
+            }
+            if moved >= BUDGET {
+                return Step::Yield;
+            }
+            // 3. Read more.
+            if !src.readable {
+                return Step::Idle;
+            }
+            if self.splicing && splice_ok {
+                if self.pipe.is_none() {
+                    self.pipe = pools.pipes.take();
+                }
+                if let Some(pipe) = self.pipe.as_ref() {
+                    let room = pools.pipe_size.saturating_sub(self.in_pipe).max(4096);
+                    let was_empty = self.in_pipe == 0;
+                    match pipe.fill_from(src.sock.as_raw_fd(), room) {
+                        Ok(0) => self.eof = true,
+                        Ok(n) => {
+                            self.in_pipe += n;
+                            self.bytes += n as u64;
+                            src.last_active = now;
+                        }
+                        // With an empty pipe, EAGAIN can only mean the socket is
+                        // drained; with bytes in it the pipe may be full instead.
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            if was_empty {
+                                src.readable = false;
+                                return Step::Idle;
+                            }
+                        }
+                        Err(_) => return Step::SrcFailed,
+                    }
+                    continue;
+                }
+                // No pipe to be had: copy this round.
+            }
+            let mut buf = self.buf.take().unwrap_or_else(|| pools.buffers.take());
+            let cap = buf.len();
+            match src.sock.recv(&mut buf) {
+                Ok(0) => {
+                    pools.buffers.put(buf);
+                    self.eof = true;
+                }
+                Ok(n) => {
+                    self.buf = Some(buf);
+                    self.start = 0;
+                    self.end = n;
+                    self.bytes += n as u64;
+                    src.last_active = now;
+                    if n == cap {
+                        self.full_reads = self.full_reads.saturating_add(1);
+                        if self.full_reads >= SPLICE_AFTER_FULL_READS && splice_ok {
+                            self.splicing = true;
+                        }
+                    } else {
+                        self.full_reads = 0;
+                        if !src.hup {
+                            // Drained: the next byte to arrive re-arms readiness.
+                            src.readable = false;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    pools.buffers.put(buf);
+                    src.readable = false;
+                    return Step::Idle;
+                }
+                Err(_) => {
+                    pools.buffers.put(buf);
+                    return Step::SrcFailed;
+                }
+            }
+        }
+    }
+
+    /// Gives pooled resources back at the end of the session.
+    fn release(&mut self, pools: &Pools) {
+        if let Some(b) = self.buf.take() {
+            pools.buffers.put(b);
+        }
+        if let Some(p) = self.pipe.take() {
+            if self.in_pipe == 0 {
+                pools.pipes.put(p);
+            } else {
+                pools.pipes.discard(p);
+            }
+        }
+    }
+}
+
+/// The pools a pump borrows from (shard-local).
+pub struct Pools {
+    pub buffers: BufferPool,
+    pub pipes: PipePool,
+    pub pipe_size: usize,
+}
+
+/// Forwards one session.
+pub struct Pump;
+
+impl Pump {
+    pub async fn run(
+        client: &Socket,
+        server: &Socket,
+        pools: &Pools,
+        limits: PumpLimits,
+        kill: Rc<KillSwitch>,
+    ) -> PumpResult {
+        let now = Instant::now();
+        let mut c = Side::new(client, now);
+        let mut s = Side::new(server, now);
+        let mut up = Flow::new();
+        let mut down = Flow::new();
+        let mut timer: Option<Sleep> = None;
+        let end = poll_fn(|cx| {
+            loop {
+                if kill.is_killed() {
+                    return Poll::Ready(PumpEnd::Killed);
+                }
+                let mut progress = false;
+                match c.poll_ready(cx) {
+                    Ok(p) => progress |= p,
+                    Err(()) => return Poll::Ready(PumpEnd::ClientAborted),
+                }
+                match s.poll_ready(cx) {
+                    Ok(p) => progress |= p,
+                    Err(()) => return Poll::Ready(PumpEnd::ServerAborted),
+                }
+                let now = Instant::now();
+                let a = up.step(&mut c, &mut s, pools, now, limits.splice);
+                let b = down.step(&mut s, &mut c, pools, now, limits.splice);
+                match (&a, &b) {
+                    (Step::SrcFailed, _) | (_, Step::DstFailed) => return Poll::Ready(PumpEnd::ClientAborted),
+                    (Step::DstFailed, _) | (_, Step::SrcFailed) => return Poll::Ready(PumpEnd::ServerAborted),
+                    (Step::Done, Step::Done) => return Poll::Ready(PumpEnd::Closed),
+                    _ => {}
+                }
+                if matches!(a, Step::Yield) || matches!(b, Step::Yield) {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                // A source marked readable again by the steps, or a newly blocked
+                // destination, needs another turn to arm its wait.
+                let rerun = (c.readable && matches!(a, Step::Idle) && !up.done)
+                    || (s.readable && matches!(b, Step::Idle) && !down.done)
+                    || (c.blocked && c.out.is_none())
+                    || (s.blocked && s.out.is_none());
+                if progress || rerun {
+                    continue;
+                }
+                // Nothing to do: arm the inactivity timer and sleep.
+                let half_closed = up.done || down.done;
+                let client_limit = if limits.tunnel.is_some() {
+                    limits.tunnel
+                } else if half_closed {
+                    limits.client_fin.or(limits.client)
+                } else {
+                    limits.client
+                };
+                let server_limit = if limits.tunnel.is_some() {
+                    limits.tunnel
+                } else if half_closed {
+                    limits.server_fin.or(limits.server)
+                } else {
+                    limits.server
+                };
+                // In a tunnel, only inactivity in both directions counts.
+                let (cd, sd) = if limits.tunnel.is_some() {
+                    let last = c.last_active.max(s.last_active);
+                    (client_limit.map(|l| last + l), None)
+                } else {
+                    (client_limit.map(|l| c.last_active + l), server_limit.map(|l| s.last_active + l))
+                };
+                if let Some(d) = cd {
+                    if now >= d {
+                        return Poll::Ready(PumpEnd::ClientTimeout);
+                    }
+                }
+                if let Some(d) = sd {
+                    if now >= d {
+                        return Poll::Ready(PumpEnd::ServerTimeout);
+                    }
+                }
+                let next = match (cd, sd) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                if let Some(next) = next {
+                    let t = timer.get_or_insert_with(|| ring::sleep_until(next));
+                    t.reset(next);
+                    if Pin::new(t).poll(cx).is_ready() {
+                        continue;
+                    }
+                }
+                kill.waker.set(Some(cx.waker().clone()));
+                return Poll::Pending;
+            }
+        })
+        .await;
+        match end {
+            PumpEnd::ClientAborted => {
+                let _ = server.set_reset_on_close();
+            }
+            PumpEnd::ServerAborted => {
+                let _ = client.set_reset_on_close();
+            }
+            _ => {}
+        }
+        up.release(pools);
+        down.release(pools);
+        PumpResult {
+            end,
+            up: up.bytes,
+            down: down.bytes,
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The process lifecycle of `ringlb run`: open-file limits, binding, shards,
+//! pidfile, readiness line, signals, graceful stop with `hard-stop-after`.
+//! Everything that can fail does so before the first connection is accepted, with
+//! exit code 2 and a message naming the numbers.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::config::model::Config;
+use crate::shard::{self, Shards, StartError};
+use crate::sys::{process, signals};
+
+#[derive(Debug, Default, Clone)]
+pub struct RunOptions {
+    pub daemon: bool,
+    pub pidfile: Option<PathBuf>,
+    pub shards: Option<usize>,
+}
+
+#[derive(Debug)]
+pub enum RunError {
+    /// The fd limit cannot be raised to what `maxconn` needs.
+    FdLimit { have: u64, need: u64, maxconn: u32 },
+    Start(StartError),
+    Io(&'static str, std::io::Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::FdLimit { have, need, maxconn } => write!(
+                f,
+                "FD limit ({have}) too low for maxconn={maxconn} (needs {need} fds: 2 per session, \
+                 listeners, pipes); raise 'ulimit -n' to {need} or more, or lower maxconn"
+            ),
+            RunError::Start(e) => write!(f, "{e}"),
+            RunError::Io(what, e) => write!(f, "{what}: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// File descriptors the configuration may use at once, HAProxy-style: two per
+/// session, two per pipe, one per listener per shard, and a margin for logs,
+/// checks, the ring and eventfds.
+pub fn fds_needed(config: &Config, shards: usize) -> u64 {
+    let maxconn = config.global.maxconn as u64;
+    let listeners: u64 = config.frontends.iter().map(|f| f.binds.len() as u64).sum::<u64>() * shards as u64;
+    let maxpipes = if config.global.tune.maxpipes > 0 {
+        config.global.tune.maxpipes as u64
+    } else {
+        (maxconn / 4).max(16 * shards as u64)
+    };
+    let checks: u64 = config.backends.iter().map(|b| b.servers.len() as u64).sum();
+    2 * maxconn + 2 * maxpipes + listeners + checks + 64 + 4 * shards as u64
+}
+
+/// Runs until SIGTERM/SIGINT and the drain that follows.
+pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
+    let config = Arc::new(config);
+    let n = shard::shard_count(&config, opts.shards);
+    let need = fds_needed(&config, n);
+    let have = process::raise_nofile(need).map_err(|e| RunError::Io("cannot read RLIMIT_NOFILE", e))?;
+    if have < need {
+        return Err(RunError::FdLimit { have, need, maxconn: config.global.maxconn });
+    }
+    if opts.daemon || config.global.daemon {
+        process::daemonize().map_err(|e| RunError::Io("cannot daemonize", e))?;
+    }
+    signals::setup().map_err(|e| RunError::Io("cannot set up signals", e))?;
+    let listeners = shard::bind_all(&config, n).map_err(RunError::Start)?;
+    let nlisteners: usize = listeners.iter().map(|l| l.len()).sum();
+    let shards = Shards::start(config.clone(), listeners).map_err(RunError::Start)?;
+    let pidfile = opts.pidfile.clone().or_else(|| config.global.pidfile.clone());
+    if let Some(p) = &pidfile {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| RunError::Io("cannot write pidfile", e))?;
+    }
+    // Tests and scripts wait for this line: every listener is bound and every
+    // shard's ring is running.
+    eprintln!("ringlb ready: {n} shards, {nlisteners} listeners, pid {}", std::process::id());
+    loop {
+        match signals::wait(Duration::from_millis(500)) {
+            Ok(Some(libc::SIGTERM)) | Ok(Some(libc::SIGINT)) => break,
+            Ok(Some(sig)) => {
+                eprintln!("ringlb: signal {sig} ignored (reload is not implemented yet)");
+            }
+            Ok(None) => {}
+            Err(e) => return Err(RunError::Io("sigtimedwait", e)),
+        }
+        if shards.all_finished() {
+            break;
+        }
+    }
+    shards.stop();
+    let hard_stop = config.global.hard_stop_after.map(|d| Instant::now() + d);
+    shards.join(hard_stop);
+    if let Some(p) = &pidfile {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}

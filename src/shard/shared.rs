@@ -1,0 +1,207 @@
+//! State every shard shares: the exact limits (`global.maxconn`, frontend
+//! `maxconn`, server `maxconn`) as cache-line-padded atomics, and each shard's
+//! inbox (a channel plus an eventfd that wakes its ring). Only the slow paths —
+//! a limit reached, a slot freed while others wait — send messages.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::config::model::Config;
+use crate::control::event::ServerEvent;
+use crate::sys::eventfd::EventFd;
+
+/// An atomic counter alone on its cache line, so shards bumping different
+/// counters never contend.
+#[repr(align(64))]
+#[derive(Default, Debug)]
+pub struct Padded<T>(pub T);
+
+/// A counter with a ceiling (0 = none) that is never exceeded, whatever the
+/// number of shards racing for it.
+#[derive(Default, Debug)]
+pub struct Gauge {
+    pub cur: Padded<AtomicU32>,
+}
+
+impl Gauge {
+    /// Takes one unit if below `max` (0 = unlimited).
+    pub fn try_acquire(&self, max: u32) -> bool {
+        if max == 0 {
+            self.cur.0.fetch_add(1, Ordering::AcqRel);
+            return true;
+        }
+        let mut cur = self.cur.0.load(Ordering::Acquire);
+        loop {
+            if cur >= max {
+                return false;
+            }
+            match self.cur.0.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return true,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    pub fn release(&self) {
+        self.cur.0.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    pub fn get(&self) -> u32 {
+        self.cur.0.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct ServerShared {
+    /// Sessions on this server now (server `maxconn` is exact on this).
+    pub active: Gauge,
+    pub total: Padded<AtomicU64>,
+    pub connect_errors: AtomicU64,
+    pub retries: AtomicU64,
+    pub redispatches: AtomicU64,
+    /// Highest `active` ever seen.
+    pub max_active: AtomicU32,
+}
+
+#[derive(Default, Debug)]
+pub struct BackendShared {
+    pub servers: Vec<ServerShared>,
+    pub active: Gauge,
+    /// Sessions waiting in any shard's queue for this backend.
+    pub queued: Padded<AtomicU32>,
+    pub queue_timeouts: AtomicU64,
+    pub queue_full: AtomicU64,
+    pub no_server: AtomicU64,
+    pub total: AtomicU64,
+}
+
+#[derive(Default, Debug)]
+pub struct FrontendShared {
+    pub active: Gauge,
+    pub total: AtomicU64,
+}
+
+/// What one shard may be told by the others and by the control shard.
+#[derive(Debug, Clone)]
+pub enum ShardMsg {
+    /// A server changed state or weight.
+    Server(ServerEvent),
+    /// A global or frontend slot was freed while this shard was waiting for one.
+    LimitFreed,
+    /// A server slot of this backend was freed while sessions were queued.
+    SlotFreed { backend: usize },
+    /// Stop accepting and drain.
+    Stop,
+    /// Close every session now (hard-stop-after reached).
+    Kill,
+}
+
+pub struct Inbox {
+    pub tx: Sender<ShardMsg>,
+    pub wake: EventFd,
+}
+
+impl Inbox {
+    pub fn send(&self, msg: ShardMsg) {
+        if self.tx.send(msg).is_ok() {
+            let _ = self.wake.wake();
+        }
+    }
+}
+
+pub struct Shared {
+    pub config: Arc<Config>,
+    pub actconn: Gauge,
+    pub frontends: Vec<FrontendShared>,
+    pub backends: Vec<BackendShared>,
+    pub inboxes: Vec<Inbox>,
+    /// Bit per shard: that shard has an accept loop waiting for a free slot.
+    pub limit_waiters: Padded<AtomicU64>,
+    pub stopping: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(config: Arc<Config>, shards: usize) -> std::io::Result<(Arc<Shared>, Vec<Receiver<ShardMsg>>)> {
+        let mut inboxes = Vec::new();
+        let mut rxs = Vec::new();
+        for _ in 0..shards {
+            let (tx, rx) = crossbeam_channel::unbounded();
+            inboxes.push(Inbox { tx, wake: EventFd::new()? });
+            rxs.push(rx);
+        }
+        let backends = config
+            .backends
+            .iter()
+            .map(|b| BackendShared {
+                servers: b.servers.iter().map(|_| ServerShared::default()).collect(),
+                ..Default::default()
+            })
+            .collect();
+        let frontends = config.frontends.iter().map(|_| FrontendShared::default()).collect();
+        Ok((
+            Arc::new(Shared {
+                config,
+                actconn: Gauge::default(),
+                frontends,
+                backends,
+                inboxes,
+                limit_waiters: Padded(AtomicU64::new(0)),
+                stopping: AtomicBool::new(false),
+            }),
+            rxs,
+        ))
+    }
+
+    /// Tells every other shard in `mask` that a slot is free.
+    pub fn notify_limit_waiters(&self, me: usize) {
+        let mask = self.limit_waiters.0.load(Ordering::Acquire) & !(1u64 << me);
+        if mask == 0 {
+            return;
+        }
+        for (i, inbox) in self.inboxes.iter().enumerate() {
+            if mask & (1u64 << i) != 0 {
+                inbox.send(ShardMsg::LimitFreed);
+            }
+        }
+    }
+
+    pub fn broadcast_except(&self, me: usize, msg: ShardMsg) {
+        for (i, inbox) in self.inboxes.iter().enumerate() {
+            if i != me {
+                inbox.send(msg.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gauge_never_exceeds_its_max_under_contention() {
+        let g = Arc::new(Gauge::default());
+        let peak = Arc::new(AtomicU32::new(0));
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let g = g.clone();
+                let peak = peak.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..20_000 {
+                        if g.try_acquire(5) {
+                            peak.fetch_max(g.get(), Ordering::Relaxed);
+                            g.release();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(peak.load(Ordering::Relaxed) <= 5);
+        assert_eq!(g.get(), 0);
+    }
+}
