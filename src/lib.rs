@@ -10,6 +10,7 @@
 pub mod balance;
 pub mod config;
 pub mod control;
+pub mod demo;
 pub mod kernel;
 pub mod l4;
 pub mod log;

@@ -58,6 +58,22 @@ pub fn fds_needed(config: &Config, shards: usize) -> u64 {
     2 * maxconn + 2 * maxpipes + listeners + checks + 64 + 4 * shards as u64
 }
 
+/// What this build cannot run yet, as one message per offending section. A config
+/// that uses these is valid (`ringlb check` accepts it) but `run` refuses it
+/// rather than forwarding traffic in a way the user did not ask for.
+pub fn unsupported(config: &Config) -> Vec<String> {
+    let mut out = Vec::new();
+    for fe in config.frontends.iter().filter(|f| !f.disabled) {
+        if fe.mode == crate::config::model::Mode::Http {
+            out.push(format!("frontend \"{}\": mode http (L7) is not implemented yet; use mode tcp", fe.name));
+        }
+        if fe.default_backend.is_none() && !fe.use_backend.is_empty() {
+            out.push(format!("frontend \"{}\": use-backend rules need L7/ACL support, not implemented yet; set default-backend", fe.name));
+        }
+    }
+    out
+}
+
 /// Runs until SIGTERM/SIGINT and the drain that follows.
 pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     let config = Arc::new(config);

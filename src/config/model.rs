@@ -155,6 +155,18 @@ pub struct Frontend {
     pub httpclose: bool,
     pub http_request: Vec<String>,
     pub http_response: Vec<String>,
+    /// The statistics page (served by L7 code in a later issue).
+    pub stats: Option<StatsSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsSpec {
+    pub uri: String,
+    pub refresh: Option<Duration>,
+    pub realm: Option<String>,
+    /// `user:password` pairs.
+    pub auth: Vec<String>,
+    pub admin: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

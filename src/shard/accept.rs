@@ -1,8 +1,10 @@
-//! The accept loop of one listener on one shard. It holds a spare permit before
-//! arming a multishot accept, so every connection the kernel hands over is already
-//! within `global.maxconn` and the frontend's `maxconn`. When no permit can be had,
-//! the accept is cancelled and connections wait in the kernel's backlog — none are
-//! refused — until a session ends anywhere and frees a place.
+//! The accept loop of one listener on one shard. A multishot accept is armed only
+//! while `global.maxconn` and the frontend's `maxconn` leave room; every accepted
+//! connection must then take a permit before it is served. When none is left, the
+//! accept is cancelled and the few connections the kernel handed over meanwhile are
+//! held, unserved, in order; the rest wait in the kernel's backlog. None are
+//! refused: they are served as soon as a session ends on any shard. No permit is
+//! reserved ahead, so an idle shard never keeps a place another shard could use.
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -31,8 +33,9 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
             };
             spawn_session(&ctx, frontend, conn, permit);
         }
-        let Some(first) = ctx.permit(frontend).await else { break };
-        let mut spare = Some(first);
+        if !ctx.room(frontend).await {
+            break;
+        }
         let mut acc = ring::accept_multi(fd);
         loop {
             if ctx.stopping.get() {
@@ -45,19 +48,14 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
                 stop_or(&ctx, stop_slot, acc.next()).await
             };
             match next {
-                Some(Some(Ok(conn))) => {
-                    let permit = spare.take().or_else(|| ctx.try_permit(frontend));
-                    match permit {
-                        Some(p) => spawn_session(&ctx, frontend, conn, p),
-                        None => held.push_back(conn),
+                Some(Some(Ok(conn))) => match ctx.try_permit(frontend) {
+                    Some(p) if held.is_empty() => spawn_session(&ctx, frontend, conn, p),
+                    other => {
+                        drop(other);
+                        held.push_back(conn);
+                        acc.cancel();
                     }
-                    if spare.is_none() {
-                        spare = ctx.try_permit(frontend);
-                        if spare.is_none() {
-                            acc.cancel();
-                        }
-                    }
-                }
+                },
                 Some(Some(Err(e))) => {
                     // Out of fds or memory: back off briefly rather than spin.
                     // ECONNABORTED and the like are the client's business.
@@ -70,7 +68,6 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
                 None => acc.cancel(),
             }
         }
-        drop(spare);
         if ctx.stopping.get() {
             break;
         }

@@ -195,6 +195,33 @@ impl ShardCtx {
         .await
     }
 
+    fn has_room(&self, frontend: usize) -> bool {
+        let g = self.config.global.maxconn;
+        let f = self.config.frontends[frontend].maxconn;
+        self.shared.actconn.get() < g && (f == 0 || self.shared.frontends[frontend].active.get() < f)
+    }
+
+    /// Waits until the limits leave room for one more session (without taking
+    /// it); `false` when the shard is stopping.
+    pub async fn room(self: &Rc<Self>, frontend: usize) -> bool {
+        std::future::poll_fn(|cx| {
+            if self.stopping.get() {
+                return std::task::Poll::Ready(false);
+            }
+            if self.has_room(frontend) {
+                return std::task::Poll::Ready(true);
+            }
+            self.limit_waiters.borrow_mut().push(cx.waker().clone());
+            self.shared.limit_waiters.0.fetch_or(1 << self.id, Ordering::SeqCst);
+            if self.has_room(frontend) {
+                std::task::Poll::Ready(true)
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await
+    }
+
     fn release_permit(&self, frontend: usize) {
         self.shared.frontends[frontend].active.release();
         self.shared.actconn.release();

@@ -54,3 +54,11 @@ pub fn wait(timeout: Duration) -> io::Result<Option<i32>> {
         Err(e) => Err(e),
     }
 }
+
+/// Sends `sig` to process `pid` (used by `ringlb` tooling and tests to stop a
+/// running instance gracefully).
+pub fn send(pid: u32, sig: i32) -> io::Result<()> {
+    // SAFETY: kill takes no pointers; an invalid pid is reported as an error.
+    cvt(unsafe { libc::kill(pid as libc::pid_t, sig) })?;
+    Ok(())
+}

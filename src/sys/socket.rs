@@ -28,6 +28,12 @@ impl From<OwnedFd> for Socket {
     }
 }
 
+impl From<Socket> for OwnedFd {
+    fn from(s: Socket) -> OwnedFd {
+        s.fd
+    }
+}
+
 impl Socket {
     /// # Safety
     /// `fd` must be an open socket owned by nobody else.
@@ -80,6 +86,23 @@ impl Socket {
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((s, true)),
             Err(e) => Err(e),
         }
+    }
+
+    /// A *blocking* connect from a chosen source address (tools and tests that
+    /// need to pick the client address, e.g. to exercise `balance source`).
+    pub fn bind_connect(src: &SocketAddr, dst: &SocketAddr) -> io::Result<Socket> {
+        let domain = if dst.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+        // SAFETY: socket takes no pointers; the fd is checked and owned at once.
+        let fd = cvt(unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+        // SAFETY: fresh fd, sole owner.
+        let s = unsafe { Socket::from_raw(fd) };
+        let (raw, len) = to_raw(src);
+        // SAFETY: `raw` is a valid sockaddr of `len` bytes living across the call.
+        cvt(unsafe { libc::bind(s.as_raw_fd(), (&raw as *const libc::sockaddr_storage).cast(), len) })?;
+        let (raw, len) = to_raw(dst);
+        // SAFETY: as above.
+        cvt(unsafe { libc::connect(s.as_raw_fd(), (&raw as *const libc::sockaddr_storage).cast(), len) })?;
+        Ok(s)
     }
 
     fn set_opt(&self, level: i32, name: i32, val: i32) -> io::Result<()> {

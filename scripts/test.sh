@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs ringlb's whole test suite on a fresh Debian machine: installs the real
+# servers the tests talk to (Debian packages), checks formatting and lints, then
+# runs every test. This is the README's test command; .ci/run calls it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(haproxy redis-server redis-tools nginx iperf3 postgresql curl openssl iproute2 procps)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && sudo="sudo"
+    echo "installing: ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# Tests open thousands of sockets; use the whole hard limit.
+ulimit -n "$(ulimit -Hn)"
+
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace

@@ -1,0 +1,221 @@
+//! The TOML schema exactly as users write it (CONFIG.md): serde structs with
+//! kebab-case keys, every table refusing unknown keys, and `Spanned` wherever a
+//! later validation error must point at a value. No meaning is given here; that
+//! is `resolve`'s job.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawConfig {
+    #[serde(default)]
+    pub global: Option<Spanned<RawGlobal>>,
+    #[serde(default)]
+    pub defaults: Option<Spanned<RawProxy>>,
+    #[serde(default)]
+    pub frontend: Vec<Spanned<RawProxy>>,
+    #[serde(default)]
+    pub backend: Vec<Spanned<RawProxy>>,
+    #[serde(default)]
+    pub listen: Vec<Spanned<RawProxy>>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawGlobal {
+    pub maxconn: Option<Spanned<i64>>,
+    pub shards: Option<Spanned<RawShards>>,
+    pub pidfile: Option<String>,
+    pub daemon: Option<bool>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub log: Option<Vec<Spanned<RawLogTarget>>>,
+    pub hard_stop_after: Option<Spanned<RawDuration>>,
+    pub admin_socket: Option<String>,
+    pub tune: Option<RawTune>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawShards {
+    Count(i64),
+    Word(String),
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawTune {
+    pub pipesize: Option<Spanned<i64>>,
+    pub maxpipes: Option<Spanned<i64>>,
+    pub bufsize: Option<Spanned<i64>>,
+    pub splice: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawLogTarget {
+    pub target: String,
+    pub facility: Option<String>,
+    pub level: Option<String>,
+    pub min_level: Option<String>,
+}
+
+/// `log = "global"` or a list of targets.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawProxyLog {
+    Word(String),
+    Targets(Vec<RawLogTarget>),
+}
+
+/// A duration: a string with a unit, or an integer in milliseconds.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawDuration {
+    Millis(i64),
+    Text(String),
+}
+
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawTimeouts {
+    pub connect: Option<Spanned<RawDuration>>,
+    pub client: Option<Spanned<RawDuration>>,
+    pub server: Option<Spanned<RawDuration>>,
+    pub tunnel: Option<Spanned<RawDuration>>,
+    pub client_fin: Option<Spanned<RawDuration>>,
+    pub server_fin: Option<Spanned<RawDuration>>,
+    pub queue: Option<Spanned<RawDuration>>,
+    pub check: Option<Spanned<RawDuration>>,
+    pub http_request: Option<Spanned<RawDuration>>,
+    pub http_keep_alive: Option<Spanned<RawDuration>>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(untagged)]
+pub enum RawBind {
+    Address(String),
+    Table(RawBindTable),
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawBindTable {
+    pub address: String,
+    pub ssl: Option<toml::Table>,
+    pub accept_proxy: Option<bool>,
+    pub backlog: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawUseBackend {
+    pub backend: Spanned<String>,
+    #[serde(rename = "if")]
+    pub if_: Option<String>,
+    pub unless: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawCookie {
+    pub name: String,
+    pub mode: Option<Spanned<String>>,
+    pub indirect: Option<bool>,
+    pub nocache: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawCheck {
+    #[serde(rename = "type")]
+    pub type_: Option<Spanned<String>>,
+    pub method: Option<String>,
+    pub uri: Option<String>,
+    pub version: Option<String>,
+    pub host: Option<String>,
+    pub expect: Option<Spanned<String>>,
+    pub user: Option<String>,
+    pub steps: Option<Vec<Spanned<RawCheckStep>>>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawCheckStep {
+    pub connect: Option<bool>,
+    pub send: Option<String>,
+    pub send_binary: Option<String>,
+    pub expect: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawStats {
+    pub uri: Option<String>,
+    pub refresh: Option<Spanned<RawDuration>>,
+    pub realm: Option<String>,
+    pub auth: Option<Vec<String>>,
+    pub admin: Option<String>,
+}
+
+/// A server line, or `default-server` (where `name` and `address` are absent).
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawServer {
+    pub name: Option<Spanned<String>>,
+    pub address: Option<Spanned<String>>,
+    pub weight: Option<Spanned<i64>>,
+    pub maxconn: Option<Spanned<i64>>,
+    pub maxqueue: Option<Spanned<i64>>,
+    pub check: Option<bool>,
+    pub inter: Option<Spanned<RawDuration>>,
+    pub fastinter: Option<Spanned<RawDuration>>,
+    pub downinter: Option<Spanned<RawDuration>>,
+    pub rise: Option<Spanned<i64>>,
+    pub fall: Option<Spanned<i64>>,
+    pub port: Option<Spanned<i64>>,
+    pub addr: Option<Spanned<String>>,
+    pub backup: Option<bool>,
+    pub disabled: Option<bool>,
+    pub cookie: Option<String>,
+    pub send_proxy: Option<Spanned<String>>,
+    pub ssl: Option<bool>,
+    pub slowstart: Option<Spanned<RawDuration>>,
+}
+
+/// Any proxy section (`defaults`, `frontend`, `backend`, `listen`); which keys a
+/// kind may use is checked in `resolve`, so the schema is written once.
+#[derive(Debug, Deserialize, Clone, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawProxy {
+    pub name: Option<Spanned<String>>,
+    pub bind: Option<Vec<Spanned<RawBind>>>,
+    pub mode: Option<Spanned<String>>,
+    pub maxconn: Option<Spanned<i64>>,
+    pub acl: Option<BTreeMap<String, String>>,
+    pub use_backend: Option<Vec<RawUseBackend>>,
+    pub default_backend: Option<Spanned<String>>,
+    pub http_request: Option<Vec<String>>,
+    pub http_response: Option<Vec<String>>,
+    pub timeout: Option<RawTimeouts>,
+    pub log: Option<Spanned<RawProxyLog>>,
+    pub disabled: Option<bool>,
+    pub forwardfor: Option<bool>,
+    pub http_keep_alive: Option<bool>,
+    pub httpclose: Option<bool>,
+    pub log_format: Option<Spanned<String>>,
+    pub dontlognull: Option<bool>,
+    pub balance: Option<Spanned<String>>,
+    pub hash_type: Option<Spanned<String>>,
+    pub cookie: Option<RawCookie>,
+    pub check: Option<RawCheck>,
+    pub default_server: Option<RawServer>,
+    pub servers: Option<Vec<Spanned<RawServer>>>,
+    pub retries: Option<Spanned<i64>>,
+    pub redispatch: Option<bool>,
+    pub on_marked_down: Option<Spanned<String>>,
+    pub stats: Option<RawStats>,
+}

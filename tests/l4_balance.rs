@@ -1,0 +1,116 @@
+//! Balancing through the real binary: roundrobin weights, `source` stickiness
+//! across shards, `leastconn` and `first`. Servers announce their name on
+//! connect, so each session shows where it went.
+
+mod support;
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use support::*;
+
+fn config(port: u16, balance: &str, servers: &[(&TestServer, &str)]) -> String {
+    let list: Vec<String> = servers
+        .iter()
+        .map(|(s, extra)| format!("{{ name = \"{}\", address = \"{}\"{extra} }}", s.name, s.addr))
+        .collect();
+    format!(
+        r#"
+[defaults]
+mode = "tcp"
+timeout = {{ connect = "2s", client = "30s", server = "30s", queue = "10s" }}
+
+[[frontend]]
+name = "fe"
+bind = ["127.0.0.1:{port}"]
+default-backend = "b"
+
+[[backend]]
+name = "b"
+balance = "{balance}"
+servers = [{}]
+"#,
+        list.join(", ")
+    )
+}
+
+fn hello(port: u16) -> (TcpStream, String) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let name = read_line(&mut c);
+    (c, name)
+}
+
+#[test]
+fn roundrobin_weights_1_2_3_over_600_sessions() {
+    let s: Vec<TestServer> = ["w1", "w2", "w3"].iter().map(|n| TestServer::start(n, Behaviour::Hello)).collect();
+    let port = free_port();
+    let cfg = config(port, "roundrobin", &[(&s[0], ", weight = 1"), (&s[1], ", weight = 2"), (&s[2], ", weight = 3")]);
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let mut counts: HashMap<String, u32> = HashMap::new();
+    for _ in 0..600 {
+        let (_c, name) = hello(port);
+        *counts.entry(name).or_default() += 1;
+    }
+    for (name, want) in [("w1", 100.0), ("w2", 200.0), ("w3", 300.0)] {
+        let got = *counts.get(name).unwrap_or(&0) as f64;
+        assert!((got - want).abs() <= want * 0.02, "{name}: {got} vs {want} ({counts:?})");
+    }
+}
+
+#[test]
+fn source_sends_one_client_address_to_one_server_from_every_shard() {
+    let s: Vec<TestServer> = ["s1", "s2", "s3"].iter().map(|n| TestServer::start(n, Behaviour::Hello)).collect();
+    let port = free_port();
+    let cfg = config(port, "source", &[(&s[0], ""), (&s[1], ""), (&s[2], "")]);
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let mut used = std::collections::HashSet::new();
+    for ip in 2..26u8 {
+        let src: SocketAddr = format!("127.0.0.{ip}:0").parse().unwrap();
+        let mut names = std::collections::HashSet::new();
+        // Eight connections from different source ports spread over both
+        // shards' listeners (SO_REUSEPORT hashes the 4-tuple).
+        for _ in 0..8 {
+            let sock = ringlb::sys::socket::Socket::bind_connect(&src, &format!("127.0.0.1:{port}").parse().unwrap()).unwrap();
+            let mut c = TcpStream::from(std::os::fd::OwnedFd::from(sock));
+            c.set_nonblocking(false).unwrap();
+            names.insert(read_line(&mut c));
+        }
+        assert_eq!(names.len(), 1, "client 127.0.0.{ip} went to {names:?}");
+        used.extend(names);
+    }
+    assert!(used.len() >= 2, "24 client addresses should spread over servers: {used:?}");
+}
+
+#[test]
+fn leastconn_prefers_the_idle_server() {
+    let s: Vec<TestServer> = ["l1", "l2"].iter().map(|n| TestServer::start(n, Behaviour::Hello)).collect();
+    let port = free_port();
+    let _lb = Ringlb::start(&config(port, "leastconn", &[(&s[0], ""), (&s[1], "")]), &["--shards", "2"]);
+    let active = |i: usize| s[i].counters.active.load(std::sync::atomic::Ordering::SeqCst);
+    let (c1, n1) = hello(port);
+    let (_c2, n2) = hello(port);
+    assert_ne!(n1, n2, "second session must go to the idle server");
+    // Free the first server; the next two sessions must both pick the idle one
+    // in turn: first n1's server (0 vs 1), then either (1 vs 1).
+    drop(c1);
+    assert!(wait_until(Duration::from_secs(5), || active(0) + active(1) == 1));
+    let (_c3, n3) = hello(port);
+    assert_eq!(n3, n1, "idle server must be preferred");
+}
+
+#[test]
+fn first_fills_servers_in_order() {
+    let s: Vec<TestServer> = ["f1", "f2", "f3"].iter().map(|n| TestServer::start(n, Behaviour::Hello)).collect();
+    let port = free_port();
+    let cfg = config(port, "first", &[(&s[0], ", maxconn = 2"), (&s[1], ", maxconn = 2"), (&s[2], ", maxconn = 2")]);
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let mut held = Vec::new();
+    let mut names = Vec::new();
+    for _ in 0..5 {
+        let (c, n) = hello(port);
+        held.push(c);
+        names.push(n);
+    }
+    assert_eq!(names, ["f1", "f1", "f2", "f2", "f3"]);
+}
