@@ -62,7 +62,9 @@ pub fn demo(port: u16) -> Result<(), Box<dyn std::error::Error>> {
         .replace("{S1}", &s1.to_string())
         .replace("{S2}", &s2.to_string());
     let cfg = config::parse_str(&text, Path::new("<demo>"))?;
-    eprintln!("ringlb demo: proxy on http://127.0.0.1:{port}/ -> demo servers {s1} and {s2} (roundrobin)");
+    eprintln!(
+        "ringlb demo: proxy on http://127.0.0.1:{port}/ -> demo servers {s1} and {s2} (roundrobin)"
+    );
     eprintln!("ringlb demo: try `curl http://127.0.0.1:{port}/` a few times; Ctrl-C stops");
     run::run(cfg, RunOptions::default())?;
     Ok(())

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ringlb", version, about = "Load balancer and reverse proxy on per-core io_uring shards")]
+#[command(
+    name = "ringlb",
+    version,
+    about = "Load balancer and reverse proxy on per-core io_uring shards"
+)]
 struct Cli {
     /// Configuration file (TOML); same as `ringlb run -f FILE`.
     #[arg(short = 'f', value_name = "FILE")]

@@ -22,7 +22,11 @@ pub struct RunOptions {
 #[derive(Debug)]
 pub enum RunError {
     /// The fd limit cannot be raised to what `maxconn` needs.
-    FdLimit { have: u64, need: u64, maxconn: u32 },
+    FdLimit {
+        have: u64,
+        need: u64,
+        maxconn: u32,
+    },
     Start(StartError),
     Io(&'static str, std::io::Error),
 }
@@ -30,7 +34,11 @@ pub enum RunError {
 impl fmt::Display for RunError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RunError::FdLimit { have, need, maxconn } => write!(
+            RunError::FdLimit {
+                have,
+                need,
+                maxconn,
+            } => write!(
                 f,
                 "FD limit ({have}) too low for maxconn={maxconn} (needs {need} fds: 2 per session, \
                  listeners, pipes); raise 'ulimit -n' to {need} or more, or lower maxconn"
@@ -48,7 +56,12 @@ impl std::error::Error for RunError {}
 /// checks, the ring and eventfds.
 pub fn fds_needed(config: &Config, shards: usize) -> u64 {
     let maxconn = config.global.maxconn as u64;
-    let listeners: u64 = config.frontends.iter().map(|f| f.binds.len() as u64).sum::<u64>() * shards as u64;
+    let listeners: u64 = config
+        .frontends
+        .iter()
+        .map(|f| f.binds.len() as u64)
+        .sum::<u64>()
+        * shards as u64;
     let maxpipes = if config.global.tune.maxpipes > 0 {
         config.global.tune.maxpipes as u64
     } else {
@@ -65,7 +78,10 @@ pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
         if fe.mode == crate::config::model::Mode::Http {
-            out.push(format!("frontend \"{}\": mode http (L7) is not implemented yet; use mode tcp", fe.name));
+            out.push(format!(
+                "frontend \"{}\": mode http (L7) is not implemented yet; use mode tcp",
+                fe.name
+            ));
         }
         if fe.default_backend.is_none() && !fe.use_backend.is_empty() {
             out.push(format!("frontend \"{}\": use-backend rules need L7/ACL support, not implemented yet; set default-backend", fe.name));
@@ -79,9 +95,14 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     let config = Arc::new(config);
     let n = shard::shard_count(&config, opts.shards);
     let need = fds_needed(&config, n);
-    let have = process::raise_nofile(need).map_err(|e| RunError::Io("cannot read RLIMIT_NOFILE", e))?;
+    let have =
+        process::raise_nofile(need).map_err(|e| RunError::Io("cannot read RLIMIT_NOFILE", e))?;
     if have < need {
-        return Err(RunError::FdLimit { have, need, maxconn: config.global.maxconn });
+        return Err(RunError::FdLimit {
+            have,
+            need,
+            maxconn: config.global.maxconn,
+        });
     }
     if opts.daemon || config.global.daemon {
         process::daemonize().map_err(|e| RunError::Io("cannot daemonize", e))?;
@@ -90,13 +111,20 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     let listeners = shard::bind_all(&config, n).map_err(RunError::Start)?;
     let nlisteners: usize = listeners.iter().map(|l| l.len()).sum();
     let shards = Shards::start(config.clone(), listeners).map_err(RunError::Start)?;
-    let pidfile = opts.pidfile.clone().or_else(|| config.global.pidfile.clone());
+    let pidfile = opts
+        .pidfile
+        .clone()
+        .or_else(|| config.global.pidfile.clone());
     if let Some(p) = &pidfile {
-        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| RunError::Io("cannot write pidfile", e))?;
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .map_err(|e| RunError::Io("cannot write pidfile", e))?;
     }
     // Tests and scripts wait for this line: every listener is bound and every
     // shard's ring is running.
-    eprintln!("ringlb ready: {n} shards, {nlisteners} listeners, pid {}", std::process::id());
+    eprintln!(
+        "ringlb ready: {n} shards, {nlisteners} listeners, pid {}",
+        std::process::id()
+    );
     loop {
         match signals::wait(Duration::from_millis(500)) {
             Ok(Some(libc::SIGTERM)) | Ok(Some(libc::SIGINT)) => break,

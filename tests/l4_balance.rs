@@ -13,7 +13,12 @@ use support::*;
 fn config(port: u16, balance: &str, servers: &[(&TestServer, &str)]) -> String {
     let list: Vec<String> = servers
         .iter()
-        .map(|(s, extra)| format!("{{ name = \"{}\", address = \"{}\"{extra} }}", s.name, s.addr))
+        .map(|(s, extra)| {
+            format!(
+                "{{ name = \"{}\", address = \"{}\"{extra} }}",
+                s.name, s.addr
+            )
+        })
         .collect();
     format!(
         r#"
@@ -43,9 +48,20 @@ fn hello(port: u16) -> (TcpStream, String) {
 
 #[test]
 fn roundrobin_weights_1_2_3_over_600_sessions() {
-    let s: Vec<TestServer> = ["w1", "w2", "w3"].iter().map(|n| TestServer::start(n, Behaviour::Hello)).collect();
+    let s: Vec<TestServer> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|n| TestServer::start(n, Behaviour::Hello))
+        .collect();
     let port = free_port();
-    let cfg = config(port, "roundrobin", &[(&s[0], ", weight = 1"), (&s[1], ", weight = 2"), (&s[2], ", weight = 3")]);
+    let cfg = config(
+        port,
+        "roundrobin",
+        &[
+            (&s[0], ", weight = 1"),
+            (&s[1], ", weight = 2"),
+            (&s[2], ", weight = 3"),
+        ],
+    );
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let mut counts: HashMap<String, u32> = HashMap::new();
     for _ in 0..600 {
@@ -54,13 +70,19 @@ fn roundrobin_weights_1_2_3_over_600_sessions() {
     }
     for (name, want) in [("w1", 100.0), ("w2", 200.0), ("w3", 300.0)] {
         let got = *counts.get(name).unwrap_or(&0) as f64;
-        assert!((got - want).abs() <= want * 0.02, "{name}: {got} vs {want} ({counts:?})");
+        assert!(
+            (got - want).abs() <= want * 0.02,
+            "{name}: {got} vs {want} ({counts:?})"
+        );
     }
 }
 
 #[test]
 fn source_sends_one_client_address_to_one_server_from_every_shard() {
-    let s: Vec<TestServer> = ["s1", "s2", "s3"].iter().map(|n| TestServer::start(n, Behaviour::Hello)).collect();
+    let s: Vec<TestServer> = ["s1", "s2", "s3"]
+        .iter()
+        .map(|n| TestServer::start(n, Behaviour::Hello))
+        .collect();
     let port = free_port();
     let cfg = config(port, "source", &[(&s[0], ""), (&s[1], ""), (&s[2], "")]);
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
@@ -71,7 +93,11 @@ fn source_sends_one_client_address_to_one_server_from_every_shard() {
         // Eight connections from different source ports spread over both
         // shards' listeners (SO_REUSEPORT hashes the 4-tuple).
         for _ in 0..8 {
-            let sock = ringlb::sys::socket::Socket::bind_connect(&src, &format!("127.0.0.1:{port}").parse().unwrap()).unwrap();
+            let sock = ringlb::sys::socket::Socket::bind_connect(
+                &src,
+                &format!("127.0.0.1:{port}").parse().unwrap(),
+            )
+            .unwrap();
             let mut c = TcpStream::from(std::os::fd::OwnedFd::from(sock));
             c.set_nonblocking(false).unwrap();
             names.insert(read_line(&mut c));
@@ -79,15 +105,28 @@ fn source_sends_one_client_address_to_one_server_from_every_shard() {
         assert_eq!(names.len(), 1, "client 127.0.0.{ip} went to {names:?}");
         used.extend(names);
     }
-    assert!(used.len() >= 2, "24 client addresses should spread over servers: {used:?}");
+    assert!(
+        used.len() >= 2,
+        "24 client addresses should spread over servers: {used:?}"
+    );
 }
 
 #[test]
 fn leastconn_prefers_the_idle_server() {
-    let s: Vec<TestServer> = ["l1", "l2"].iter().map(|n| TestServer::start(n, Behaviour::Hello)).collect();
+    let s: Vec<TestServer> = ["l1", "l2"]
+        .iter()
+        .map(|n| TestServer::start(n, Behaviour::Hello))
+        .collect();
     let port = free_port();
-    let _lb = Ringlb::start(&config(port, "leastconn", &[(&s[0], ""), (&s[1], "")]), &["--shards", "2"]);
-    let active = |i: usize| s[i].counters.active.load(std::sync::atomic::Ordering::SeqCst);
+    let _lb = Ringlb::start(
+        &config(port, "leastconn", &[(&s[0], ""), (&s[1], "")]),
+        &["--shards", "2"],
+    );
+    let active = |i: usize| {
+        s[i].counters
+            .active
+            .load(std::sync::atomic::Ordering::SeqCst)
+    };
     let (c1, n1) = hello(port);
     let (_c2, n2) = hello(port);
     assert_ne!(n1, n2, "second session must go to the idle server");
@@ -101,9 +140,20 @@ fn leastconn_prefers_the_idle_server() {
 
 #[test]
 fn first_fills_servers_in_order() {
-    let s: Vec<TestServer> = ["f1", "f2", "f3"].iter().map(|n| TestServer::start(n, Behaviour::Hello)).collect();
+    let s: Vec<TestServer> = ["f1", "f2", "f3"]
+        .iter()
+        .map(|n| TestServer::start(n, Behaviour::Hello))
+        .collect();
     let port = free_port();
-    let cfg = config(port, "first", &[(&s[0], ", maxconn = 2"), (&s[1], ", maxconn = 2"), (&s[2], ", maxconn = 2")]);
+    let cfg = config(
+        port,
+        "first",
+        &[
+            (&s[0], ", maxconn = 2"),
+            (&s[1], ", maxconn = 2"),
+            (&s[2], ", maxconn = 2"),
+        ],
+    );
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let mut held = Vec::new();
     let mut names = Vec::new();

@@ -79,18 +79,27 @@ fn echo_roundtrip(port: u16, len: usize, seed: u64) -> (usize, u64, u64) {
 fn sixty_four_mib_each_way_byte_exact_with_splice() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
-    let _lb = Ringlb::start(&l4_config(port, &[&srv], "tune = { pipesize = 1048576 }"), &["--shards", "1"]);
+    let _lb = Ringlb::start(
+        &l4_config(port, &[&srv], "tune = { pipesize = 1048576 }"),
+        &["--shards", "1"],
+    );
     let (n, got, want) = echo_roundtrip(port, 64 << 20, 1);
     assert_eq!(n, 64 << 20);
     assert_eq!(got, want, "echoed bytes differ from sent bytes");
-    assert_eq!(srv.counters.bytes.load(std::sync::atomic::Ordering::SeqCst), 64 << 20);
+    assert_eq!(
+        srv.counters.bytes.load(std::sync::atomic::Ordering::SeqCst),
+        64 << 20
+    );
 }
 
 #[test]
 fn sixty_four_mib_each_way_byte_exact_with_copy_path() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
-    let _lb = Ringlb::start(&l4_config(port, &[&srv], "tune = { splice = false }"), &["--shards", "1"]);
+    let _lb = Ringlb::start(
+        &l4_config(port, &[&srv], "tune = { splice = false }"),
+        &["--shards", "1"],
+    );
     let (n, got, want) = echo_roundtrip(port, 64 << 20, 2);
     assert_eq!(n, 64 << 20);
     assert_eq!(got, want);
@@ -102,7 +111,9 @@ fn half_close_client_still_receives_the_full_reply() {
     let port = free_port();
     let _lb = Ringlb::start(&l4_config(port, &[&srv], ""), &[]);
     let data = pattern(9, 300_000);
-    let want_sum = data.iter().fold(0u64, |a, &x| a.wrapping_mul(31).wrapping_add(x as u64));
+    let want_sum = data
+        .iter()
+        .fold(0u64, |a, &x| a.wrapping_mul(31).wrapping_add(x as u64));
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c.write_all(&data).unwrap();
@@ -128,7 +139,11 @@ fn two_thousand_concurrent_sessions_across_shards_complete_byte_exact() {
     for (i, c) in conns.iter_mut().enumerate() {
         c.write_all(&pattern(i as u64 + 100, 1000)).unwrap();
     }
-    assert!(wait_until(Duration::from_secs(20), || srv.counters.active.load(std::sync::atomic::Ordering::SeqCst) == 2000));
+    assert!(wait_until(Duration::from_secs(20), || srv
+        .counters
+        .active
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 2000));
     for (i, c) in conns.iter_mut().enumerate() {
         let mut buf = vec![0u8; 1000];
         c.read_exact(&mut buf).unwrap();
@@ -142,8 +157,14 @@ fn each_shard_has_its_own_listener() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
     let _lb = Ringlb::start(&l4_config(port, &[&srv], ""), &["--shards", "2"]);
-    let out = std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]).output().unwrap();
-    let lines = String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("LISTEN")).count();
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{port}")])
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("LISTEN"))
+        .count();
     assert_eq!(lines, 2, "{}", String::from_utf8_lossy(&out.stdout));
 }
 
@@ -160,7 +181,11 @@ fn pipe_fds(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .flatten()
-        .filter(|e| std::fs::read_link(e.path()).map(|l| l.to_string_lossy().starts_with("pipe:")).unwrap_or(false))
+        .filter(|e| {
+            std::fs::read_link(e.path())
+                .map(|l| l.to_string_lossy().starts_with("pipe:"))
+                .unwrap_or(false)
+        })
         .count()
 }
 
@@ -170,7 +195,9 @@ fn idle_connections_hold_no_pipes_and_spawn_no_io_workers() {
     let port = free_port();
     let lb = Ringlb::start(&l4_config(port, &[&srv], ""), &["--shards", "1"]);
     let base_pipes = pipe_fds(lb.pid());
-    let mut conns: Vec<TcpStream> = (0..200).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+    let mut conns: Vec<TcpStream> = (0..200)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
     // One exchange on each so every session is fully established end to end.
     for c in conns.iter_mut() {
         c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -178,8 +205,19 @@ fn idle_connections_hold_no_pipes_and_spawn_no_io_workers() {
         let mut b = [0u8; 4];
         c.read_exact(&mut b).unwrap();
     }
-    assert!(wait_until(Duration::from_secs(5), || srv.counters.active.load(std::sync::atomic::Ordering::SeqCst) == 200));
+    assert!(wait_until(Duration::from_secs(5), || srv
+        .counters
+        .active
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 200));
     let names = thread_names(lb.pid());
-    assert!(!names.iter().any(|n| n.starts_with("iou-wrk")), "io-wq workers: {names:?}");
-    assert_eq!(pipe_fds(lb.pid()), base_pipes, "idle sessions must not hold pipes");
+    assert!(
+        !names.iter().any(|n| n.starts_with("iou-wrk")),
+        "io-wq workers: {names:?}"
+    );
+    assert_eq!(
+        pipe_fds(lb.pid()),
+        base_pipes,
+        "idle sessions must not hold pipes"
+    );
 }

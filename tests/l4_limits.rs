@@ -37,7 +37,10 @@ servers = [{}]
 }
 
 fn srv(s: &TestServer, extra: &str) -> String {
-    format!("{{ name = \"{}\", address = \"{}\"{extra} }}", s.name, s.addr)
+    format!(
+        "{{ name = \"{}\", address = \"{}\"{extra} }}",
+        s.name, s.addr
+    )
 }
 
 /// Sends a line and expects it echoed.
@@ -54,7 +57,10 @@ fn ping(c: &mut TcpStream, msg: &str) -> bool {
 fn server_maxconn_5_is_exact_under_50_concurrent_clients_across_shards() {
     let s = TestServer::start("slow", Behaviour::SlowEcho(Duration::from_millis(100)));
     let port = free_port();
-    let _lb = Ringlb::start(&config(port, "", "", "", &[srv(&s, ", maxconn = 5")]), &["--shards", "2"]);
+    let _lb = Ringlb::start(
+        &config(port, "", "", "", &[srv(&s, ", maxconn = 5")]),
+        &["--shards", "2"],
+    );
     let clients: Vec<_> = (0..50)
         .map(|i| {
             std::thread::spawn(move || {
@@ -65,9 +71,17 @@ fn server_maxconn_5_is_exact_under_50_concurrent_clients_across_shards() {
             })
         })
         .collect();
-    let ok = clients.into_iter().map(|t| t.join().unwrap()).filter(|&ok| ok).count();
+    let ok = clients
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .filter(|&ok| ok)
+        .count();
     assert_eq!(ok, 50, "every queued client must be served");
-    assert_eq!(s.max_active(), 5, "server saw more or fewer than maxconn at once");
+    assert_eq!(
+        s.max_active(),
+        5,
+        "server saw more or fewer than maxconn at once"
+    );
     assert_eq!(s.accepted(), 50);
 }
 
@@ -94,9 +108,16 @@ fn count(v: &[bool]) -> usize {
 fn limit_holds(global: &str, frontend: &str, limit: usize, total: usize) {
     let s = TestServer::start("hello", Behaviour::Hello);
     let port = free_port();
-    let _lb = Ringlb::start(&config(port, global, frontend, "", &[srv(&s, "")]), &["--shards", "2"]);
-    let mut conns: Vec<TcpStream> = (0..total).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
-    assert!(wait_until(Duration::from_secs(5), || count(&served(&conns)) == limit));
+    let _lb = Ringlb::start(
+        &config(port, global, frontend, "", &[srv(&s, "")]),
+        &["--shards", "2"],
+    );
+    let mut conns: Vec<TcpStream> = (0..total)
+        .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    assert!(wait_until(Duration::from_secs(5), || count(&served(
+        &conns
+    )) == limit));
     assert_eq!(s.accepted() as usize, limit);
     assert_eq!(s.counters.active.load(Ordering::SeqCst) as usize, limit);
     // Free three served places: exactly three waiting connections get served.
@@ -111,9 +132,17 @@ fn limit_holds(global: &str, frontend: &str, limit: usize, total: usize) {
         i += 1;
         keep
     });
-    assert!(wait_until(Duration::from_secs(5), || s.accepted() as usize == limit + 3));
+    assert!(wait_until(Duration::from_secs(5), || s.accepted() as usize
+        == limit + 3));
     let ok = wait_until(Duration::from_secs(5), || count(&served(&conns)) == limit);
-    assert!(ok, "served {} of {} after freeing 3; server accepted {}, active {}", count(&served(&conns)), conns.len(), s.accepted(), s.counters.active.load(Ordering::SeqCst));
+    assert!(
+        ok,
+        "served {} of {} after freeing 3; server accepted {}, active {}",
+        count(&served(&conns)),
+        conns.len(),
+        s.accepted(),
+        s.counters.active.load(Ordering::SeqCst)
+    );
     assert_eq!(s.counters.active.load(Ordering::SeqCst) as usize, limit);
     // Free everything served: the rest are served too — none was refused.
     let flags = served(&conns);
@@ -123,7 +152,9 @@ fn limit_holds(global: &str, frontend: &str, limit: usize, total: usize) {
         i += 1;
         keep
     });
-    assert!(wait_until(Duration::from_secs(5), || count(&served(&conns)) == conns.len()));
+    assert!(wait_until(Duration::from_secs(5), || count(&served(
+        &conns
+    )) == conns.len()));
     assert_eq!(s.accepted() as usize, total);
 }
 
@@ -141,12 +172,20 @@ fn frontend_maxconn_is_exact_too() {
 fn queue_timeout_closes_the_waiting_session() {
     let s = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
-    let cfg = config(port, "", "", "timeout = { queue = \"300ms\" }", &[srv(&s, ", maxconn = 1")]);
+    let cfg = config(
+        port,
+        "",
+        "",
+        "timeout = { queue = \"300ms\" }",
+        &[srv(&s, ", maxconn = 1")],
+    );
     let _lb = Ringlb::start(&cfg, &["--shards", "1"]);
     let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert!(ping(&mut first, "a"));
     let mut second = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    second.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
     let _ = second.write_all(b"b");
     let mut buf = [0u8; 1];
     // Closed by the proxy (EOF or reset), not by our read timeout.
@@ -163,7 +202,10 @@ fn dead_server_with_retries_and_redispatch_loses_no_session() {
     let live = TestServer::start("live", Behaviour::Echo);
     let dead_port = free_port(); // nothing listens there: connects are refused
     let port = free_port();
-    let servers = [format!("{{ name = \"dead\", address = \"127.0.0.1:{dead_port}\" }}"), srv(&live, "")];
+    let servers = [
+        format!("{{ name = \"dead\", address = \"127.0.0.1:{dead_port}\" }}"),
+        srv(&live, ""),
+    ];
     let cfg = config(port, "", "", "retries = 1\nredispatch = true", &servers);
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let mut failures = 0;

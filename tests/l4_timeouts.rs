@@ -47,12 +47,26 @@ fn expect_closed(c: &mut TcpStream, within: Duration) -> Duration {
 fn idle_client_is_closed_after_timeout_client() {
     let s = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
-    let _lb = Ringlb::start(&config(port, &s.addr.to_string(), "connect = \"1s\", client = \"300ms\", server = \"30s\""), &[]);
+    let _lb = Ringlb::start(
+        &config(
+            port,
+            &s.addr.to_string(),
+            "connect = \"1s\", client = \"300ms\", server = \"30s\"",
+        ),
+        &[],
+    );
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let waited = expect_closed(&mut c, Duration::from_secs(10));
     // Never before the timeout.
-    assert!(waited >= Duration::from_millis(250), "closed after {waited:?}");
-    assert!(wait_until(Duration::from_secs(5), || s.counters.active.load(std::sync::atomic::Ordering::SeqCst) == 0));
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed after {waited:?}"
+    );
+    assert!(wait_until(Duration::from_secs(5), || s
+        .counters
+        .active
+        .load(std::sync::atomic::Ordering::SeqCst)
+        == 0));
 }
 
 #[test]
@@ -67,8 +81,18 @@ fn connect_to_a_server_that_never_answers_ends_after_timeout_connect() {
         }
     }
     let port = free_port();
-    let _lb = Ringlb::start(&config(port, &addr.to_string(), "connect = \"400ms\", client = \"30s\", server = \"30s\""), &[]);
+    let _lb = Ringlb::start(
+        &config(
+            port,
+            &addr.to_string(),
+            "connect = \"400ms\", client = \"30s\", server = \"30s\"",
+        ),
+        &[],
+    );
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let waited = expect_closed(&mut c, Duration::from_secs(10));
-    assert!(waited >= Duration::from_millis(350), "closed after {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(350),
+        "closed after {waited:?}"
+    );
 }

@@ -215,7 +215,12 @@ mod tests {
         weights
             .iter()
             .enumerate()
-            .map(|(i, &w)| Candidate { index: i, weight: w, active: 0, full: false })
+            .map(|(i, &w)| Candidate {
+                index: i,
+                weight: w,
+                active: 0,
+                full: false,
+            })
             .collect()
     }
 
@@ -230,7 +235,9 @@ mod tests {
         let mut counts = [0; 3];
         let mut seq = Vec::new();
         for _ in 0..600 {
-            let Pick::Server(i) = b.pick(&c, ip(1)) else { panic!() };
+            let Pick::Server(i) = b.pick(&c, ip(1)) else {
+                panic!()
+            };
             counts[i] += 1;
             seq.push(i);
         }
@@ -307,7 +314,9 @@ mod tests {
         let c = cands(&[1, 3]);
         let mut counts = [0; 2];
         for _ in 0..4000 {
-            let Pick::Server(i) = b.pick(&c, ip(1)) else { panic!() };
+            let Pick::Server(i) = b.pick(&c, ip(1)) else {
+                panic!()
+            };
             counts[i] += 1;
         }
         assert!((800..1200).contains(&counts[0]), "{counts:?}");

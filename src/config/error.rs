@@ -41,7 +41,14 @@ impl fmt::Display for ConfigError {
         if self.line == 0 {
             write!(f, "{}: {}", self.file.display(), self.message())
         } else {
-            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message())
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.col,
+                self.message()
+            )
         }
     }
 }
@@ -68,7 +75,12 @@ impl<'a> Locator<'a> {
         (line, col)
     }
 
-    pub fn error(&self, span: Range<usize>, context: &str, message: impl Into<String>) -> ConfigError {
+    pub fn error(
+        &self,
+        span: Range<usize>,
+        context: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         let (line, col) = self.position(span.start);
         ConfigError {
             file: self.file.to_path_buf(),

@@ -38,7 +38,15 @@ impl Kind {
     /// Keys a section of this kind may not carry.
     fn forbidden(self) -> &'static [&'static str] {
         match self {
-            Kind::Defaults => &["name", "bind", "acl", "use-backend", "servers", "http-request", "http-response"],
+            Kind::Defaults => &[
+                "name",
+                "bind",
+                "acl",
+                "use-backend",
+                "servers",
+                "http-request",
+                "http-response",
+            ],
             Kind::Frontend => &[
                 "balance",
                 "hash-type",
@@ -50,7 +58,14 @@ impl Kind {
                 "redispatch",
                 "on-marked-down",
             ],
-            Kind::Backend => &["bind", "maxconn", "use-backend", "default-backend", "dontlognull", "stats"],
+            Kind::Backend => &[
+                "bind",
+                "maxconn",
+                "use-backend",
+                "default-backend",
+                "dontlognull",
+                "stats",
+            ],
             Kind::Listen => &[],
         }
     }
@@ -114,7 +129,9 @@ impl Resolver<'_> {
     }
 
     fn log_targets(&self, list: &[RawLogTarget], at: Range<usize>, ctx: &str) -> R<Vec<LogTarget>> {
-        list.iter().map(|t| self.log_target(t, at.clone(), ctx)).collect()
+        list.iter()
+            .map(|t| self.log_target(t, at.clone(), ctx))
+            .collect()
     }
 
     fn log_target(&self, t: &RawLogTarget, at: Range<usize>, ctx: &str) -> R<LogTarget> {
@@ -124,7 +141,11 @@ impl Resolver<'_> {
             "stderr" => LogDest::Stderr,
             s if s.starts_with("udp://") => {
                 let a = &s[6..];
-                let a = if a.contains(':') { a.to_string() } else { format!("{a}:514") };
+                let a = if a.contains(':') {
+                    a.to_string()
+                } else {
+                    format!("{a}:514")
+                };
                 LogDest::Udp(values::address(&a).map_err(e)?)
             }
             s if s.starts_with("unix://") => LogDest::Unix(s[7..].into()),
@@ -135,14 +156,22 @@ impl Resolver<'_> {
             dest,
             facility: values::facility(t.facility.as_deref().unwrap_or("local0")).map_err(e)?,
             level: values::level(t.level.as_deref().unwrap_or("info")).map_err(e)?,
-            min_level: t.min_level.as_deref().map(values::level).transpose().map_err(e)?,
+            min_level: t
+                .min_level
+                .as_deref()
+                .map(values::level)
+                .transpose()
+                .map_err(e)?,
         })
     }
 
     fn timeouts(&self, own: Option<&RawTimeouts>, ctx: &str) -> R<Timeouts> {
         let d = self.defaults.timeout.clone().unwrap_or_default();
         let o = own.cloned().unwrap_or_default();
-        let pick = |a: &Option<Spanned<RawDuration>>, b: &Option<Spanned<RawDuration>>, key: &str| -> R<Option<Duration>> {
+        let pick = |a: &Option<Spanned<RawDuration>>,
+                    b: &Option<Spanned<RawDuration>>,
+                    key: &str|
+         -> R<Option<Duration>> {
             match a.as_ref().or(b.as_ref()) {
                 Some(v) => self.dur(v, ctx, &format!("timeout {key}")).map(Some),
                 None => Ok(None),
@@ -168,49 +197,98 @@ impl Resolver<'_> {
             Some(m) => match m.get_ref().as_str() {
                 "tcp" => Ok(Mode::Tcp),
                 "http" => Ok(Mode::Http),
-                other => Err(self.err(span(m), ctx, format!("unknown mode \"{other}\" (tcp, http)"))),
+                other => Err(self.err(
+                    span(m),
+                    ctx,
+                    format!("unknown mode \"{other}\" (tcp, http)"),
+                )),
             },
         }
     }
 
-    fn frontend(&self, p: &Spanned<RawProxy>, kind: Kind, backends: &HashMap<String, usize>, own_backend: Option<usize>) -> R<Frontend> {
+    fn frontend(
+        &self,
+        p: &Spanned<RawProxy>,
+        kind: Kind,
+        backends: &HashMap<String, usize>,
+        own_backend: Option<usize>,
+    ) -> R<Frontend> {
         let raw = p.get_ref();
-        let name = raw.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default();
+        let name = raw
+            .name
+            .as_ref()
+            .map(|n| n.get_ref().clone())
+            .unwrap_or_default();
         let ctx = format!("{} \"{name}\"", kind.word());
         let mode = self.mode(raw, &ctx)?;
         let maxconn = match raw.maxconn.as_ref().or(self.defaults.maxconn.as_ref()) {
             Some(v) => self.int(v, &ctx, "maxconn", 0, 10_000_000)?,
             None => 0,
         };
-        let binds_raw = raw.bind.as_ref().filter(|b| !b.is_empty()).ok_or_else(|| self.err(span(p), &ctx, "no bind address (bind = [\"*:PORT\"])"))?;
+        let binds_raw = raw
+            .bind
+            .as_ref()
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| self.err(span(p), &ctx, "no bind address (bind = [\"*:PORT\"])"))?;
         let mut binds = Vec::new();
         for b in binds_raw {
             let (addr, backlog, accept_proxy, ssl) = match b.get_ref() {
                 RawBind::Address(a) => (a.clone(), None, false, false),
-                RawBind::Table(t) => (t.address.clone(), t.backlog, t.accept_proxy.unwrap_or(false), t.ssl.is_some()),
+                RawBind::Table(t) => (
+                    t.address.clone(),
+                    t.backlog,
+                    t.accept_proxy.unwrap_or(false),
+                    t.ssl.is_some(),
+                ),
             };
             if ssl {
-                return Err(self.err(span(b), &ctx, "bind ssl: TLS termination is not supported yet"));
+                return Err(self.err(
+                    span(b),
+                    &ctx,
+                    "bind ssl: TLS termination is not supported yet",
+                ));
             }
             if accept_proxy {
-                return Err(self.err(span(b), &ctx, "bind accept-proxy: the PROXY protocol is not supported yet"));
+                return Err(self.err(
+                    span(b),
+                    &ctx,
+                    "bind accept-proxy: the PROXY protocol is not supported yet",
+                ));
             }
-            let addr = values::address(&addr).map_err(|m| self.err(span(b), &ctx, format!("bind: {m}")))?;
+            let addr = values::address(&addr)
+                .map_err(|m| self.err(span(b), &ctx, format!("bind: {m}")))?;
             let backlog = match backlog {
                 Some(n) if n > 0 && n <= i32::MAX as i64 => n as u32,
-                Some(n) => return Err(self.err(span(b), &ctx, format!("bind backlog {n} out of range 1-{}", i32::MAX))),
+                Some(n) => {
+                    return Err(self.err(
+                        span(b),
+                        &ctx,
+                        format!("bind backlog {n} out of range 1-{}", i32::MAX),
+                    ))
+                }
                 None if maxconn > 0 => maxconn,
                 None => self.global_maxconn,
             };
-            binds.push(Bind { addr, backlog, accept_proxy });
+            binds.push(Bind {
+                addr,
+                backlog,
+                accept_proxy,
+            });
         }
         let lookup = |n: &Spanned<String>, key: &str| -> R<usize> {
-            backends
-                .get(n.get_ref())
-                .copied()
-                .ok_or_else(|| self.err(span(n), &ctx, format!("{key} \"{}\" does not exist", n.get_ref())))
+            backends.get(n.get_ref()).copied().ok_or_else(|| {
+                self.err(
+                    span(n),
+                    &ctx,
+                    format!("{key} \"{}\" does not exist", n.get_ref()),
+                )
+            })
         };
-        let default_backend = match raw.default_backend.as_ref().or(self.defaults.default_backend.as_ref()) {
+        let default_backend = match raw
+            .default_backend
+            .as_ref()
+            .or(self.defaults.default_backend.as_ref())
+        {
             Some(n) => Some(lookup(n, "default-backend")?),
             None => own_backend,
         };
@@ -220,19 +298,39 @@ impl Resolver<'_> {
             let (condition, negate) = match (&u.if_, &u.unless) {
                 (Some(c), None) => (c.clone(), false),
                 (None, Some(c)) => (c.clone(), true),
-                _ => return Err(self.err(span(&u.backend), &ctx, "use-backend needs exactly one of `if` or `unless`")),
+                _ => {
+                    return Err(self.err(
+                        span(&u.backend),
+                        &ctx,
+                        "use-backend needs exactly one of `if` or `unless`",
+                    ))
+                }
             };
-            use_backend.push(UseBackend { backend, condition, negate });
+            use_backend.push(UseBackend {
+                backend,
+                condition,
+                negate,
+            });
         }
         let log = match raw.log.as_ref().or(self.defaults.log.as_ref()) {
             None => Vec::new(),
             Some(l) => match l.get_ref() {
                 RawProxyLog::Word(w) if w == "global" => self.global_log.clone(),
-                RawProxyLog::Word(w) => return Err(self.err(span(l), &ctx, format!("log: expected \"global\" or a list of targets, got \"{w}\""))),
+                RawProxyLog::Word(w) => {
+                    return Err(self.err(
+                        span(l),
+                        &ctx,
+                        format!("log: expected \"global\" or a list of targets, got \"{w}\""),
+                    ))
+                }
                 RawProxyLog::Targets(t) => self.log_targets(t, span(l), &ctx)?,
             },
         };
-        let log_format = match raw.log_format.as_ref().or(self.defaults.log_format.as_ref()) {
+        let log_format = match raw
+            .log_format
+            .as_ref()
+            .or(self.defaults.log_format.as_ref())
+        {
             None => match mode {
                 Mode::Tcp => LogFormat::Tcp,
                 Mode::Http => LogFormat::Http,
@@ -240,7 +338,13 @@ impl Resolver<'_> {
             Some(f) => match f.get_ref().as_str() {
                 "tcplog" => LogFormat::Tcp,
                 "httplog" => LogFormat::Http,
-                other => return Err(self.err(span(f), &ctx, format!("unknown log-format \"{other}\" (tcplog, httplog)"))),
+                other => {
+                    return Err(self.err(
+                        span(f),
+                        &ctx,
+                        format!("unknown log-format \"{other}\" (tcplog, httplog)"),
+                    ))
+                }
             },
         };
         let flag = |own: Option<bool>, def: Option<bool>| own.or(def).unwrap_or(false);
@@ -266,7 +370,11 @@ impl Resolver<'_> {
                 None => None,
                 Some(st) => Some(StatsSpec {
                     uri: st.uri.clone().unwrap_or_else(|| "/haproxy?stats".into()),
-                    refresh: st.refresh.as_ref().map(|r| self.dur(r, &ctx, "stats refresh")).transpose()?,
+                    refresh: st
+                        .refresh
+                        .as_ref()
+                        .map(|r| self.dur(r, &ctx, "stats refresh"))
+                        .transpose()?,
                     realm: st.realm.clone(),
                     auth: st.auth.clone().unwrap_or_default(),
                     admin: st.admin.clone(),
@@ -286,7 +394,9 @@ impl Resolver<'_> {
         let expect = o.expect.as_ref().or(d.expect.as_ref());
         let user = o.user.or(d.user);
         let steps = o.steps.as_ref().or(d.steps.as_ref());
-        let Some(ty) = ty else { return Ok(CheckSpec::Tcp) };
+        let Some(ty) = ty else {
+            return Ok(CheckSpec::Tcp);
+        };
         let at = span(ty);
         Ok(match ty.get_ref().as_str() {
             "tcp" => CheckSpec::Tcp,
@@ -295,7 +405,10 @@ impl Resolver<'_> {
                     None => HttpExpect::Status2xx3xx,
                     Some(e) => {
                         let text = e.get_ref().trim();
-                        let (word, arg) = text.split_once(' ').map(|(w, a)| (w, a.trim())).unwrap_or((text, ""));
+                        let (word, arg) = text
+                            .split_once(' ')
+                            .map(|(w, a)| (w, a.trim()))
+                            .unwrap_or((text, ""));
                         match word {
                             "status" => HttpExpect::Status(arg.parse().ok().filter(|c| (100..=599).contains(c)).ok_or_else(|| self.err(span(e), ctx, format!("check expect: invalid status \"{arg}\"")))?),
                             "rstatus" if !arg.is_empty() => HttpExpect::RStatus(arg.into()),
@@ -304,31 +417,54 @@ impl Resolver<'_> {
                         }
                     }
                 };
-                CheckSpec::Http { method, uri, version, host, expect }
+                CheckSpec::Http {
+                    method,
+                    uri,
+                    version,
+                    host,
+                    expect,
+                }
             }
             "redis" => CheckSpec::Redis,
             "pgsql" => CheckSpec::Pgsql {
-                user: user.ok_or_else(|| self.err(at.clone(), ctx, "check type \"pgsql\" needs `user`"))?,
+                user: user.ok_or_else(|| {
+                    self.err(at.clone(), ctx, "check type \"pgsql\" needs `user`")
+                })?,
             },
             "mysql" => CheckSpec::Mysql { user },
             "tcp-check" => {
-                let steps = steps.ok_or_else(|| self.err(at.clone(), ctx, "check type \"tcp-check\" needs `steps`"))?;
+                let steps = steps.ok_or_else(|| {
+                    self.err(at.clone(), ctx, "check type \"tcp-check\" needs `steps`")
+                })?;
                 let mut out = Vec::new();
                 for s in steps {
                     out.push(self.tcp_step(s, ctx)?);
                 }
                 CheckSpec::TcpCheck { steps: out }
             }
-            other => return Err(self.err(at, ctx, format!("unknown check type \"{other}\" (tcp, http, redis, pgsql, mysql, tcp-check)"))),
+            other => return Err(self.err(
+                at,
+                ctx,
+                format!(
+                    "unknown check type \"{other}\" (tcp, http, redis, pgsql, mysql, tcp-check)"
+                ),
+            )),
         })
     }
 
     fn tcp_step(&self, s: &Spanned<RawCheckStep>, ctx: &str) -> R<TcpCheckStep> {
         let r = s.get_ref();
         let e = |m: String| self.err(span(s), ctx, format!("tcp-check step: {m}"));
-        let set = [r.connect.is_some(), r.send.is_some(), r.send_binary.is_some(), r.expect.is_some()];
+        let set = [
+            r.connect.is_some(),
+            r.send.is_some(),
+            r.send_binary.is_some(),
+            r.expect.is_some(),
+        ];
         if set.iter().filter(|&&b| b).count() != 1 {
-            return Err(e("needs exactly one of connect, send, send-binary, expect".into()));
+            return Err(e(
+                "needs exactly one of connect, send, send-binary, expect".into()
+            ));
         }
         if r.connect.is_some() {
             return Ok(TcpCheckStep::Connect);
@@ -340,7 +476,10 @@ impl Resolver<'_> {
             return values::hex(t).map(TcpCheckStep::SendBinary).map_err(e);
         }
         let text = r.expect.as_deref().unwrap_or("").trim();
-        let (word, arg) = text.split_once(' ').map(|(w, a)| (w, a.trim())).unwrap_or((text, ""));
+        let (word, arg) = text
+            .split_once(' ')
+            .map(|(w, a)| (w, a.trim()))
+            .unwrap_or((text, ""));
         match word {
             "string" if !arg.is_empty() => Ok(TcpCheckStep::ExpectString(arg.into())),
             "rstring" if !arg.is_empty() => Ok(TcpCheckStep::ExpectRString(arg.into())),
@@ -351,20 +490,33 @@ impl Resolver<'_> {
 
     fn server(&self, s: &Spanned<RawServer>, base: &RawServer, ctx: &str) -> R<Server> {
         let r = merge_server(base, s.get_ref());
-        let name = r.name.as_ref().ok_or_else(|| self.err(span(s), ctx, "server without `name`"))?;
+        let name = r
+            .name
+            .as_ref()
+            .ok_or_else(|| self.err(span(s), ctx, "server without `name`"))?;
         let sctx = format!("{ctx}: server \"{}\"", name.get_ref());
-        let addr_raw = r.address.as_ref().ok_or_else(|| self.err(span(s), &sctx, "server without `address`"))?;
-        let addr = values::address(addr_raw.get_ref()).map_err(|m| self.err(span(addr_raw), &sctx, m))?;
+        let addr_raw = r
+            .address
+            .as_ref()
+            .ok_or_else(|| self.err(span(s), &sctx, "server without `address`"))?;
+        let addr =
+            values::address(addr_raw.get_ref()).map_err(|m| self.err(span(addr_raw), &sctx, m))?;
         let int = |v: &Option<Spanned<i64>>, key: &str, min: i64, max: i64, def: u32| -> R<u32> {
             match v {
                 Some(v) => self.int(v, &sctx, key, min, max),
                 None => Ok(def),
             }
         };
-        let dur = |v: &Option<Spanned<RawDuration>>, key: &str| -> R<Option<Duration>> { v.as_ref().map(|v| self.dur(v, &sctx, key)).transpose() };
+        let dur = |v: &Option<Spanned<RawDuration>>, key: &str| -> R<Option<Duration>> {
+            v.as_ref().map(|v| self.dur(v, &sctx, key)).transpose()
+        };
         let inter = dur(&r.inter, "inter")?.unwrap_or(Duration::from_secs(2));
         if let Some(sp) = &r.send_proxy {
-            return Err(self.err(span(sp), &sctx, "send-proxy: the PROXY protocol is not supported yet"));
+            return Err(self.err(
+                span(sp),
+                &sctx,
+                "send-proxy: the PROXY protocol is not supported yet",
+            ));
         }
         if r.ssl == Some(true) {
             return Err(self.err(span(s), &sctx, "ssl: TLS to servers is not supported yet"));
@@ -381,11 +533,23 @@ impl Resolver<'_> {
             downinter: dur(&r.downinter, "downinter")?.unwrap_or(inter),
             rise: int(&r.rise, "rise", 1, 1000, 2)?,
             fall: int(&r.fall, "fall", 1, 1000, 3)?,
-            check_port: r.port.as_ref().map(|p| self.int(p, &sctx, "port", 1, 65535).map(|p| p as u16)).transpose()?,
+            check_port: r
+                .port
+                .as_ref()
+                .map(|p| self.int(p, &sctx, "port", 1, 65535).map(|p| p as u16))
+                .transpose()?,
             check_addr: r
                 .addr
                 .as_ref()
-                .map(|a| a.get_ref().parse().map_err(|_| self.err(span(a), &sctx, format!("addr: invalid IP address \"{}\"", a.get_ref()))))
+                .map(|a| {
+                    a.get_ref().parse().map_err(|_| {
+                        self.err(
+                            span(a),
+                            &sctx,
+                            format!("addr: invalid IP address \"{}\"", a.get_ref()),
+                        )
+                    })
+                })
                 .transpose()?,
             backup: r.backup.unwrap_or(false),
             disabled: r.disabled.unwrap_or(false),
@@ -398,7 +562,11 @@ impl Resolver<'_> {
 
     fn backend(&self, p: &Spanned<RawProxy>, kind: Kind) -> R<Backend> {
         let raw = p.get_ref();
-        let name = raw.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default();
+        let name = raw
+            .name
+            .as_ref()
+            .map(|n| n.get_ref().clone())
+            .unwrap_or_default();
         let ctx = format!("{} \"{name}\"", kind.word());
         let (balance, balance_arg) = match raw.balance.as_ref().or(self.defaults.balance.as_ref()) {
             None => (Balance::RoundRobin, None),
@@ -411,15 +579,31 @@ impl Resolver<'_> {
             Some(h) => match h.get_ref().as_str() {
                 "map-based" => HashType::MapBased,
                 "consistent" => HashType::Consistent,
-                other => return Err(self.err(span(h), &ctx, format!("unknown hash-type \"{other}\" (map-based, consistent)"))),
+                other => {
+                    return Err(self.err(
+                        span(h),
+                        &ctx,
+                        format!("unknown hash-type \"{other}\" (map-based, consistent)"),
+                    ))
+                }
             },
         };
-        let on_marked_down = match raw.on_marked_down.as_ref().or(self.defaults.on_marked_down.as_ref()) {
+        let on_marked_down = match raw
+            .on_marked_down
+            .as_ref()
+            .or(self.defaults.on_marked_down.as_ref())
+        {
             None => OnMarkedDown::Nothing,
             Some(o) => match o.get_ref().as_str() {
                 "shutdown-sessions" => OnMarkedDown::ShutdownSessions,
                 "nothing" => OnMarkedDown::Nothing,
-                other => return Err(self.err(span(o), &ctx, format!("unknown on-marked-down \"{other}\" (shutdown-sessions)"))),
+                other => {
+                    return Err(self.err(
+                        span(o),
+                        &ctx,
+                        format!("unknown on-marked-down \"{other}\" (shutdown-sessions)"),
+                    ))
+                }
             },
         };
         let cookie = match raw.cookie.as_ref().or(self.defaults.cookie.as_ref()) {
@@ -427,13 +611,29 @@ impl Resolver<'_> {
             Some(c) => {
                 let mode = match &c.mode {
                     None => "insert".to_string(),
-                    Some(m) if ["insert", "rewrite", "prefix"].contains(&m.get_ref().as_str()) => m.get_ref().clone(),
-                    Some(m) => return Err(self.err(span(m), &ctx, format!("cookie mode \"{}\" (insert, rewrite, prefix)", m.get_ref()))),
+                    Some(m) if ["insert", "rewrite", "prefix"].contains(&m.get_ref().as_str()) => {
+                        m.get_ref().clone()
+                    }
+                    Some(m) => {
+                        return Err(self.err(
+                            span(m),
+                            &ctx,
+                            format!("cookie mode \"{}\" (insert, rewrite, prefix)", m.get_ref()),
+                        ))
+                    }
                 };
-                Some(CookieSpec { name: c.name.clone(), mode, indirect: c.indirect.unwrap_or(false), nocache: c.nocache.unwrap_or(false) })
+                Some(CookieSpec {
+                    name: c.name.clone(),
+                    mode,
+                    indirect: c.indirect.unwrap_or(false),
+                    nocache: c.nocache.unwrap_or(false),
+                })
             }
         };
-        let base = merge_server(&self.defaults.default_server.clone().unwrap_or_default(), &raw.default_server.clone().unwrap_or_default());
+        let base = merge_server(
+            &self.defaults.default_server.clone().unwrap_or_default(),
+            &raw.default_server.clone().unwrap_or_default(),
+        );
         let mut servers = Vec::new();
         let mut seen: HashMap<String, ()> = HashMap::new();
         for s in raw.servers.iter().flatten() {
@@ -476,7 +676,12 @@ fn mode_word(m: Mode) -> &'static str {
 }
 
 fn parse_balance(s: &str) -> Option<(Balance, Option<String>)> {
-    let arg = |prefix: &str| s.strip_prefix(prefix).and_then(|r| r.strip_suffix(')')).filter(|a| !a.is_empty()).map(str::to_string);
+    let arg = |prefix: &str| {
+        s.strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(')'))
+            .filter(|a| !a.is_empty())
+            .map(str::to_string)
+    };
     Some(match s {
         "roundrobin" => (Balance::RoundRobin, None),
         "static-rr" => (Balance::StaticRr, None),
@@ -496,15 +701,31 @@ fn merge_server(base: &RawServer, over: &RawServer) -> RawServer {
     macro_rules! m {
         ($($f:ident),*) => { RawServer { $($f: over.$f.clone().or_else(|| base.$f.clone()),)* } };
     }
-    m!(name, address, weight, maxconn, maxqueue, check, inter, fastinter, downinter, rise, fall, port, addr, backup, disabled, cookie, send_proxy, ssl, slowstart)
+    m!(
+        name, address, weight, maxconn, maxqueue, check, inter, fastinter, downinter, rise, fall,
+        port, addr, backup, disabled, cookie, send_proxy, ssl, slowstart
+    )
 }
 
 fn check_keys(loc: &Locator, p: &Spanned<RawProxy>, kind: Kind) -> R<()> {
-    let name = p.get_ref().name.as_ref().map(|n| n.get_ref().as_str()).unwrap_or("");
+    let name = p
+        .get_ref()
+        .name
+        .as_ref()
+        .map(|n| n.get_ref().as_str())
+        .unwrap_or("");
     for key in present_keys(p.get_ref()) {
         if kind.forbidden().contains(&key) {
-            let ctx = if kind == Kind::Defaults { "defaults".to_string() } else { format!("{} \"{name}\"", kind.word()) };
-            return Err(loc.error(p.span(), &ctx, format!("key `{key}` is not allowed in a {} section", kind.word())));
+            let ctx = if kind == Kind::Defaults {
+                "defaults".to_string()
+            } else {
+                format!("{} \"{name}\"", kind.word())
+            };
+            return Err(loc.error(
+                p.span(),
+                &ctx,
+                format!("key `{key}` is not allowed in a {} section", kind.word()),
+            ));
         }
     }
     if kind != Kind::Defaults && p.get_ref().name.is_none() {
@@ -519,7 +740,11 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
     let int = |v: &Spanned<i64>, key: &str, min: i64, max: i64| -> R<u32> {
         let n = *v.get_ref();
         if n < min || n > max {
-            return Err(loc.error(v.span(), gctx, format!("{key} {n} out of range {min}-{max}")));
+            return Err(loc.error(
+                v.span(),
+                gctx,
+                format!("{key} {n} out of range {min}-{max}"),
+            ));
         }
         Ok(n as u32)
     };
@@ -532,7 +757,13 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
         Some(s) => match s.get_ref() {
             RawShards::Word(w) if w == "auto" => None,
             RawShards::Count(n) if (1..=64).contains(n) => Some(*n as usize),
-            _ => return Err(loc.error(s.span(), gctx, "shards: expected \"auto\" or a number from 1 to 64")),
+            _ => {
+                return Err(loc.error(
+                    s.span(),
+                    gctx,
+                    "shards: expected \"auto\" or a number from 1 to 64",
+                ))
+            }
         },
     };
     let mut tune = Tune::default();
@@ -555,14 +786,22 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
         Some(list) => {
             let mut out = Vec::new();
             for t in list {
-                let r = Resolver { loc, defaults: RawProxy::default(), global_log: Vec::new(), global_maxconn: maxconn };
+                let r = Resolver {
+                    loc,
+                    defaults: RawProxy::default(),
+                    global_log: Vec::new(),
+                    global_maxconn: maxconn,
+                };
                 out.push(r.log_target(t.get_ref(), t.span(), gctx)?);
             }
             out
         }
     };
     let hard_stop_after = match g.and_then(|g| g.hard_stop_after.as_ref()) {
-        Some(v) => Some(values::duration(v.get_ref()).map_err(|m| loc.error(v.span(), gctx, format!("hard-stop-after: {m}")))?),
+        Some(v) => Some(
+            values::duration(v.get_ref())
+                .map_err(|m| loc.error(v.span(), gctx, format!("hard-stop-after: {m}")))?,
+        ),
         None => None,
     };
     if let Some(d) = &raw.defaults {
@@ -579,7 +818,11 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
     }
     let r = Resolver {
         loc,
-        defaults: raw.defaults.as_ref().map(|d| d.get_ref().clone()).unwrap_or_default(),
+        defaults: raw
+            .defaults
+            .as_ref()
+            .map(|d| d.get_ref().clone())
+            .unwrap_or_default(),
         global_log: global_log.clone(),
         global_maxconn: maxconn,
     };
@@ -592,7 +835,14 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
         for p in list {
             let name = p.get_ref().name.as_ref().expect("checked above");
             if let Some(first) = backend_lines.get(name.get_ref()) {
-                return Err(loc.error(name.span(), kind.word(), format!("duplicate name \"{}\" (first defined at line {first})", name.get_ref())));
+                return Err(loc.error(
+                    name.span(),
+                    kind.word(),
+                    format!(
+                        "duplicate name \"{}\" (first defined at line {first})",
+                        name.get_ref()
+                    ),
+                ));
             }
             backend_lines.insert(name.get_ref().clone(), loc.position(name.span().start).0);
             backend_names.insert(name.get_ref().clone(), backends.len());
@@ -608,18 +858,39 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
         for (i, p) in list.iter().enumerate() {
             let name = p.get_ref().name.as_ref().expect("checked above");
             if let Some(first) = frontend_lines.get(name.get_ref()) {
-                return Err(loc.error(name.span(), kind.word(), format!("duplicate name \"{}\" (first defined at line {first})", name.get_ref())));
+                return Err(loc.error(
+                    name.span(),
+                    kind.word(),
+                    format!(
+                        "duplicate name \"{}\" (first defined at line {first})",
+                        name.get_ref()
+                    ),
+                ));
             }
             frontend_lines.insert(name.get_ref().clone(), loc.position(name.span().start).0);
             let own = (kind == Kind::Listen).then(|| listen_backend[i]);
             let fe = r.frontend(p, kind, &backend_names, own)?;
-            for b in fe.default_backend.iter().chain(fe.use_backend.iter().map(|u| &u.backend)) {
+            for b in fe
+                .default_backend
+                .iter()
+                .chain(fe.use_backend.iter().map(|u| &u.backend))
+            {
                 if backends[*b].mode != fe.mode {
-                    let at = p.get_ref().default_backend.as_ref().map(|d| d.span()).unwrap_or(p.span());
+                    let at = p
+                        .get_ref()
+                        .default_backend
+                        .as_ref()
+                        .map(|d| d.span())
+                        .unwrap_or(p.span());
                     return Err(loc.error(
                         at,
                         &format!("{} \"{}\"", kind.word(), fe.name),
-                        format!("mode {} does not match backend \"{}\" in mode {}", mode_word(fe.mode), backends[*b].name, mode_word(backends[*b].mode)),
+                        format!(
+                            "mode {} does not match backend \"{}\" in mode {}",
+                            mode_word(fe.mode),
+                            backends[*b].name,
+                            mode_word(backends[*b].mode)
+                        ),
                     ));
                 }
             }

@@ -1,1 +1,243 @@
+//! Parsing and refusal tests: the examples users copy parse, inheritance works key
+//! by key, and each refusal names the right line, column and message.
 
+use std::path::Path;
+use std::time::Duration;
+
+use super::model::*;
+use super::parse_str;
+
+fn err(text: &str) -> String {
+    parse_str(text, Path::new("t.toml"))
+        .unwrap_err()
+        .to_string()
+}
+
+const BASE: &str = r#"
+[[frontend]]
+name = "fe"
+bind = ["127.0.0.1:9000"]
+default-backend = "be"
+
+[[backend]]
+name = "be"
+servers = [{ name = "a", address = "127.0.0.1:8000" }]
+"#;
+
+#[test]
+fn every_shipped_example_parses() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            super::load(&p).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 4);
+}
+
+#[test]
+fn the_demo_config_parses() {
+    let text = crate::demo::DEMO_TOML
+        .replace("{PORT}", "8000")
+        .replace("{S1}", "127.0.0.1:1")
+        .replace("{S2}", "127.0.0.1:2");
+    parse_str(&text, Path::new("demo")).unwrap();
+}
+
+#[test]
+fn haproxy_defaults_apply() {
+    let c = parse_str(BASE, Path::new("t.toml")).unwrap();
+    assert_eq!(c.global.maxconn, 4096);
+    let s = &c.backends[0].servers[0];
+    assert_eq!(
+        (s.weight, s.rise, s.fall, s.inter),
+        (1, 2, 3, Duration::from_secs(2))
+    );
+    assert_eq!(c.backends[0].retries, 3);
+    assert_eq!(c.backends[0].balance, Balance::RoundRobin);
+    assert_eq!(c.frontends[0].mode, Mode::Tcp);
+    assert_eq!(c.frontends[0].binds[0].backlog, 4096);
+}
+
+#[test]
+fn defaults_and_default_server_are_inherited_key_by_key() {
+    let c = parse_str(
+        r#"
+[defaults]
+mode = "tcp"
+retries = 1
+timeout = { connect = "5s", client = "10s", server = "20s" }
+default-server = { maxconn = 50, inter = "1s" }
+
+[[listen]]
+name = "l"
+bind = ["127.0.0.1:9000"]
+timeout = { server = "1m" }
+default-server = { weight = 7 }
+servers = [
+  { name = "a", address = "127.0.0.1:8000" },
+  { name = "b", address = "127.0.0.1:8001", maxconn = 3, weight = 2 },
+]
+"#,
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    let b = &c.backends[0];
+    assert_eq!(b.retries, 1);
+    assert_eq!(b.timeouts.connect, Some(Duration::from_secs(5)));
+    assert_eq!(b.timeouts.server, Some(Duration::from_secs(60)));
+    assert_eq!(
+        (
+            b.servers[0].maxconn,
+            b.servers[0].weight,
+            b.servers[0].inter
+        ),
+        (50, 7, Duration::from_secs(1))
+    );
+    assert_eq!((b.servers[1].maxconn, b.servers[1].weight), (3, 2));
+    assert_eq!(
+        c.frontends[0].default_backend,
+        Some(0),
+        "a listen uses its own servers"
+    );
+    assert_eq!(
+        c.frontends[0].timeouts.client,
+        Some(Duration::from_secs(10))
+    );
+}
+
+#[test]
+fn tcp_check_steps_decode_escapes() {
+    let c = parse_str(
+        &BASE.replace(
+            "name = \"be\"",
+            "name = \"be\"\ncheck = { type = \"tcp-check\", steps = [{ send = \"info replication\\\\r\\\\n\" }, { expect = \"string role:master\" }] }",
+        ),
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.backends[0].check,
+        CheckSpec::TcpCheck {
+            steps: vec![
+                TcpCheckStep::Send(b"info replication\r\n".to_vec()),
+                TcpCheckStep::ExpectString("role:master".into())
+            ]
+        }
+    );
+}
+
+#[test]
+fn unknown_key_is_refused_with_its_position() {
+    let e = err(&BASE.replace(
+        "default-backend = \"be\"",
+        "default-backend = \"be\"\nmaxconns = 5",
+    ));
+    assert!(e.starts_with("t.toml:6:1: unknown field `maxconns`"), "{e}");
+}
+
+#[test]
+fn missing_backend_is_refused() {
+    let e = err(&BASE.replace("default-backend = \"be\"", "default-backend = \"nope\""));
+    assert_eq!(
+        e,
+        "t.toml:5:19: frontend \"fe\": default-backend \"nope\" does not exist"
+    );
+}
+
+#[test]
+fn duplicate_names_are_refused() {
+    let e = err(&format!("{BASE}\n[[backend]]\nname = \"be\"\n"));
+    assert_eq!(
+        e,
+        "t.toml:12:8: backend: duplicate name \"be\" (first defined at line 8)"
+    );
+    let e = err(&BASE.replace(
+        "servers = [{ name = \"a\", address = \"127.0.0.1:8000\" }]",
+        "servers = [{ name = \"a\", address = \"127.0.0.1:8000\" }, { name = \"a\", address = \"127.0.0.1:8001\" }]",
+    ));
+    assert_eq!(
+        e,
+        "t.toml:9:65: backend \"be\": duplicate server name \"a\""
+    );
+}
+
+#[test]
+fn bad_address_is_refused() {
+    let e = err(&BASE.replace("127.0.0.1:8000", "10.0.0.1:99999"));
+    assert_eq!(
+        e,
+        "t.toml:9:36: backend \"be\": server \"a\": invalid address \"10.0.0.1:99999\""
+    );
+}
+
+#[test]
+fn weight_300_is_refused() {
+    let e = err(&BASE.replace(
+        "address = \"127.0.0.1:8000\"",
+        "address = \"127.0.0.1:8000\", weight = 300",
+    ));
+    assert_eq!(
+        e,
+        "t.toml:9:63: backend \"be\": server \"a\": weight 300 out of range 0-256"
+    );
+}
+
+#[test]
+fn bad_values_are_refused_with_the_key() {
+    let e = err(&BASE.replace("name = \"be\"", "name = \"be\"\nbalance = \"fastest\""));
+    assert!(
+        e.starts_with("t.toml:9:11: backend \"be\": unknown balance \"fastest\""),
+        "{e}"
+    );
+    let e = err(&BASE.replace(
+        "name = \"be\"",
+        "name = \"be\"\ntimeout = { connect = \"5 parsecs\" }",
+    ));
+    assert!(
+        e.starts_with("t.toml:9:23: backend \"be\": timeout connect: invalid duration"),
+        "{e}"
+    );
+    let e = err(&BASE.replace(
+        "address = \"127.0.0.1:8000\"",
+        "address = \"127.0.0.1:8000\", fall = 0",
+    ));
+    assert!(e.contains("fall 0 out of range 1-1000"), "{e}");
+    let e = err(&BASE.replace("bind = [\"127.0.0.1:9000\"]\n", ""));
+    assert!(e.contains("frontend \"fe\": no bind address"), "{e}");
+}
+
+#[test]
+fn keys_in_the_wrong_section_are_refused() {
+    let e = err(&BASE.replace("name = \"be\"", "name = \"be\"\nbind = [\"*:1\"]"));
+    assert!(
+        e.contains("backend \"be\": key `bind` is not allowed in a backend section"),
+        "{e}"
+    );
+    let e = err(&BASE.replace(
+        "default-backend = \"be\"",
+        "default-backend = \"be\"\nbalance = \"first\"",
+    ));
+    assert!(
+        e.contains("key `balance` is not allowed in a frontend section"),
+        "{e}"
+    );
+}
+
+#[test]
+fn mode_mismatch_between_frontend_and_backend_is_refused() {
+    let e = err(&BASE.replace("name = \"be\"", "name = \"be\"\nmode = \"http\""));
+    assert_eq!(
+        e,
+        "t.toml:5:19: frontend \"fe\": mode tcp does not match backend \"be\" in mode http"
+    );
+}
+
+#[test]
+fn syntax_errors_have_a_position() {
+    let e = err("[global\nmaxconn = 1\n");
+    assert!(e.starts_with("t.toml:1:"), "{e}");
+}

@@ -17,16 +17,23 @@ pub fn duration(v: &RawDuration) -> Result<Duration, String> {
             let t = s.trim();
             let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
             let (num, unit) = t.split_at(split);
-            let n: u64 = num.parse().map_err(|_| format!("invalid duration \"{s}\": expected a number with a unit (us, ms, s, m, h, d)"))?;
-            let d = match unit {
-                "" | "ms" => Duration::from_millis(n),
-                "us" => Duration::from_micros(n),
-                "s" => Duration::from_secs(n),
-                "m" => Duration::from_secs(n * 60),
-                "h" => Duration::from_secs(n * 3600),
-                "d" => Duration::from_secs(n * 86400),
-                _ => return Err(format!("invalid duration \"{s}\": unknown unit \"{unit}\" (us, ms, s, m, h, d)")),
-            };
+            let n: u64 = num.parse().map_err(|_| {
+                format!(
+                    "invalid duration \"{s}\": expected a number with a unit (us, ms, s, m, h, d)"
+                )
+            })?;
+            let d =
+                match unit {
+                    "" | "ms" => Duration::from_millis(n),
+                    "us" => Duration::from_micros(n),
+                    "s" => Duration::from_secs(n),
+                    "m" => Duration::from_secs(n * 60),
+                    "h" => Duration::from_secs(n * 3600),
+                    "d" => Duration::from_secs(n * 86400),
+                    _ => return Err(format!(
+                        "invalid duration \"{s}\": unknown unit \"{unit}\" (us, ms, s, m, h, d)"
+                    )),
+                };
             Ok(d)
         }
     }
@@ -53,19 +60,29 @@ pub fn address(s: &str) -> Result<SocketAddr, String> {
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
-    if host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-        if let Some(a) = (host, port).to_socket_addrs().ok().and_then(|mut i| i.next()) {
+    if host
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        if let Some(a) = (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut i| i.next())
+        {
             return Ok(a);
         }
-        return Err(format!("invalid address \"{s}\": cannot resolve \"{host}\""));
+        return Err(format!(
+            "invalid address \"{s}\": cannot resolve \"{host}\""
+        ));
     }
     Err(bad())
 }
 
 pub fn facility(name: &str) -> Result<u8, String> {
     const NAMES: [&str; 24] = [
-        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2", "ftp", "ntp",
-        "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+        "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+        "local5", "local6", "local7",
     ];
     NAMES
         .iter()
@@ -75,12 +92,16 @@ pub fn facility(name: &str) -> Result<u8, String> {
 }
 
 pub fn level(name: &str) -> Result<u8, String> {
-    const NAMES: [&str; 8] = ["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+    const NAMES: [&str; 8] = [
+        "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+    ];
     NAMES
         .iter()
         .position(|n| *n == name)
         .map(|i| i as u8)
-        .ok_or_else(|| format!("unknown log level \"{name}\" (emerg alert crit err warning notice info debug)"))
+        .ok_or_else(|| {
+            format!("unknown log level \"{name}\" (emerg alert crit err warning notice info debug)")
+        })
 }
 
 /// Decodes `\r`, `\n`, `\t`, `\\`, `\"` and `\xHH` as HAProxy's tcp-check does.
@@ -115,7 +136,7 @@ pub fn unescape(s: &str) -> Result<Vec<u8>, String> {
 
 pub fn hex(s: &str) -> Result<Vec<u8>, String> {
     let t: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    if t.len() % 2 != 0 {
+    if !t.len().is_multiple_of(2) {
         return Err(format!("invalid hex \"{s}\": odd number of digits"));
     }
     (0..t.len())
@@ -130,12 +151,29 @@ mod tests {
 
     #[test]
     fn durations_take_units_or_milliseconds() {
-        assert_eq!(duration(&RawDuration::Text("250ms".into())), Ok(Duration::from_millis(250)));
-        assert_eq!(duration(&RawDuration::Text("5s".into())), Ok(Duration::from_secs(5)));
-        assert_eq!(duration(&RawDuration::Text("2m".into())), Ok(Duration::from_secs(120)));
-        assert_eq!(duration(&RawDuration::Text("1h".into())), Ok(Duration::from_secs(3600)));
-        assert_eq!(duration(&RawDuration::Millis(5000)), Ok(Duration::from_secs(5)));
-        assert!(duration(&RawDuration::Text("5 parsecs".into())).unwrap_err().contains("unknown unit"));
+        assert_eq!(
+            duration(&RawDuration::Text("250ms".into())),
+            Ok(Duration::from_millis(250))
+        );
+        assert_eq!(
+            duration(&RawDuration::Text("5s".into())),
+            Ok(Duration::from_secs(5))
+        );
+        assert_eq!(
+            duration(&RawDuration::Text("2m".into())),
+            Ok(Duration::from_secs(120))
+        );
+        assert_eq!(
+            duration(&RawDuration::Text("1h".into())),
+            Ok(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            duration(&RawDuration::Millis(5000)),
+            Ok(Duration::from_secs(5))
+        );
+        assert!(duration(&RawDuration::Text("5 parsecs".into()))
+            .unwrap_err()
+            .contains("unknown unit"));
         assert!(duration(&RawDuration::Text("fast".into())).is_err());
     }
 
@@ -143,16 +181,25 @@ mod tests {
     fn addresses() {
         assert_eq!(address("*:9001").unwrap(), "0.0.0.0:9001".parse().unwrap());
         assert_eq!(address("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
-        assert_eq!(address("127.0.0.1:8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(
+            address("127.0.0.1:8080").unwrap(),
+            "127.0.0.1:8080".parse().unwrap()
+        );
         assert_eq!(address("localhost:80").unwrap().port(), 80);
-        assert_eq!(address("10.0.0.1:99999").unwrap_err(), "invalid address \"10.0.0.1:99999\"");
+        assert_eq!(
+            address("10.0.0.1:99999").unwrap_err(),
+            "invalid address \"10.0.0.1:99999\""
+        );
         assert!(address("10.0.0.1").is_err());
         assert!(address("*:0").is_err());
     }
 
     #[test]
     fn escapes_and_hex() {
-        assert_eq!(unescape("info replication\\r\\n").unwrap(), b"info replication\r\n");
+        assert_eq!(
+            unescape("info replication\\r\\n").unwrap(),
+            b"info replication\r\n"
+        );
         assert_eq!(unescape("a\\x41").unwrap(), b"aA");
         assert_eq!(hex("0a0B ff").unwrap(), vec![0x0a, 0x0b, 0xff]);
         assert!(hex("abc").is_err());

@@ -63,7 +63,11 @@ pub fn warnings(cfg: &Config, k: &KernelFacts) -> Vec<String> {
             }
         }
     }
-    let shards = cfg.global.shards.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let shards = cfg.global.shards.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
     let need = crate::run::fds_needed(cfg, shards);
     if let Some((_, hard)) = k.nofile {
         let ceiling = k.nr_open.unwrap_or(hard).max(hard);
@@ -82,7 +86,11 @@ pub fn warnings(cfg: &Config, k: &KernelFacts) -> Vec<String> {
         let mut per_dest: HashMap<SocketAddr, u64> = HashMap::new();
         for b in &cfg.backends {
             for s in &b.servers {
-                let m = if s.maxconn > 0 { s.maxconn } else { cfg.global.maxconn } as u64;
+                let m = if s.maxconn > 0 {
+                    s.maxconn
+                } else {
+                    cfg.global.maxconn
+                } as u64;
                 *per_dest.entry(s.addr).or_default() += m;
             }
         }

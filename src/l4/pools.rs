@@ -21,7 +21,10 @@ impl BufferPool {
     }
 
     pub fn take(&self) -> Vec<u8> {
-        self.free.borrow_mut().pop().unwrap_or_else(|| vec![0; self.size])
+        self.free
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| vec![0; self.size])
     }
 
     pub fn put(&self, buf: Vec<u8>) {

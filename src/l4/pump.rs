@@ -156,7 +156,7 @@ impl<'a> Side<'a> {
             Poll::Pending => {}
         }
         if let Some(out) = self.out.as_mut() {
-            if let Poll::Ready(_) = Pin::new(out).poll(cx) {
+            if Pin::new(out).poll(cx).is_ready() {
                 self.out = None;
                 self.blocked = false;
                 any = true;
@@ -164,7 +164,7 @@ impl<'a> Side<'a> {
         }
         if self.blocked && self.out.is_none() {
             let mut fut = ring::poll_once(self.sock.as_raw_fd(), events::OUT);
-            if let Poll::Ready(_) = Pin::new(&mut fut).poll(cx) {
+            if Pin::new(&mut fut).poll(cx).is_ready() {
                 self.blocked = false;
                 any = true;
             } else {
@@ -192,7 +192,14 @@ impl Flow {
     }
 
     /// Moves bytes from `src` to `dst` until blocked, idle, done or over budget.
-    fn step(&mut self, src: &mut Side, dst: &mut Side, pools: &Pools, now: Instant, splice_ok: bool) -> Step {
+    fn step(
+        &mut self,
+        src: &mut Side,
+        dst: &mut Side,
+        pools: &Pools,
+        now: Instant,
+        splice_ok: bool,
+    ) -> Step {
         let mut moved = 0usize;
         loop {
             if self.done {
@@ -392,8 +399,12 @@ impl Pump {
                 let a = up.step(&mut c, &mut s, pools, now, limits.splice);
                 let b = down.step(&mut s, &mut c, pools, now, limits.splice);
                 match (&a, &b) {
-                    (Step::SrcFailed, _) | (_, Step::DstFailed) => return Poll::Ready(PumpEnd::ClientAborted),
-                    (Step::DstFailed, _) | (_, Step::SrcFailed) => return Poll::Ready(PumpEnd::ServerAborted),
+                    (Step::SrcFailed, _) | (_, Step::DstFailed) => {
+                        return Poll::Ready(PumpEnd::ClientAborted)
+                    }
+                    (Step::DstFailed, _) | (_, Step::SrcFailed) => {
+                        return Poll::Ready(PumpEnd::ServerAborted)
+                    }
                     (Step::Done, Step::Done) => return Poll::Ready(PumpEnd::Closed),
                     _ => {}
                 }
@@ -431,7 +442,10 @@ impl Pump {
                     let last = c.last_active.max(s.last_active);
                     (client_limit.map(|l| last + l), None)
                 } else {
-                    (client_limit.map(|l| c.last_active + l), server_limit.map(|l| s.last_active + l))
+                    (
+                        client_limit.map(|l| c.last_active + l),
+                        server_limit.map(|l| s.last_active + l),
+                    )
                 };
                 if let Some(d) = cd {
                     if now >= d {

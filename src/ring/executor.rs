@@ -77,12 +77,16 @@ fn poll_task(id: usize) {
         match t.slots.get_mut(id).and_then(|s| s.as_mut()) {
             Some(task) => {
                 task.waker.queued.store(false, Ordering::Relaxed);
-                task.future.take().map(|f| (f, Waker::from(task.waker.clone())))
+                task.future
+                    .take()
+                    .map(|f| (f, Waker::from(task.waker.clone())))
             }
             None => None,
         }
     });
-    let Some((mut fut, waker)) = taken else { return };
+    let Some((mut fut, waker)) = taken else {
+        return;
+    };
     let mut cx = Context::from_waker(&waker);
     let done = fut.as_mut().poll(&mut cx).is_ready();
     TASKS.with(|t| {
@@ -98,7 +102,10 @@ fn poll_task(id: usize) {
 
 /// Runs `fut` to completion on a new ring owned by this thread, together with
 /// every task it spawns. Tasks still pending when `fut` finishes are dropped.
-pub fn block_on<T: 'static>(cfg: RingConfig, fut: impl Future<Output = T> + 'static) -> Result<T, RingError> {
+pub fn block_on<T: 'static>(
+    cfg: RingConfig,
+    fut: impl Future<Output = T> + 'static,
+) -> Result<T, RingError> {
     let reactor = Reactor::new(cfg)?;
     REACTOR.with(|r| *r.borrow_mut() = Some(reactor));
     let out: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
@@ -116,7 +123,9 @@ pub fn block_on<T: 'static>(cfg: RingConfig, fut: impl Future<Output = T> + 'sta
         // after their I/O had a chance to be submitted.
         let n = RUN_QUEUE.with(|q| q.borrow().len());
         for _ in 0..n {
-            let Some(id) = RUN_QUEUE.with(|q| q.borrow_mut().pop_front()) else { break };
+            let Some(id) = RUN_QUEUE.with(|q| q.borrow_mut().pop_front()) else {
+                break;
+            };
             poll_task(id);
             if done.get() {
                 break;

@@ -39,7 +39,11 @@ impl Drop for SlotKey {
 
 /// Waits once for `mask` events on `fd` (`IORING_OP_POLL_ADD`); returns the events.
 pub fn poll_once(fd: RawFd, mask: u32) -> PollOnce {
-    PollOnce { fd, mask, key: SlotKey(None) }
+    PollOnce {
+        fd,
+        mask,
+        key: SlotKey(None),
+    }
 }
 
 pub struct PollOnce {
@@ -93,11 +97,17 @@ pub struct PollMulti {
 
 impl PollMulti {
     pub fn new(fd: RawFd, mask: u32) -> PollMulti {
-        PollMulti { fd, mask, key: SlotKey(None) }
+        PollMulti {
+            fd,
+            mask,
+            key: SlotKey(None),
+        }
     }
 
     fn arm(&mut self) -> usize {
-        let entry = opcode::PollAdd::new(types::Fd(self.fd), self.mask).multi(true).build();
+        let entry = opcode::PollAdd::new(types::Fd(self.fd), self.mask)
+            .multi(true)
+            .build();
         let k = reactor::with(|r| r.submit(entry));
         self.key.0 = Some(k);
         k

@@ -77,7 +77,11 @@ thread_local! {
 /// Runs `f` on this thread's reactor. Panics if called outside `block_on`, which
 /// is a programming error, not an input error.
 pub(crate) fn with<R>(f: impl FnOnce(&mut Reactor) -> R) -> R {
-    REACTOR.with(|r| f(r.borrow_mut().as_mut().expect("ring runtime not running on this thread")))
+    REACTOR.with(|r| {
+        f(r.borrow_mut()
+            .as_mut()
+            .expect("ring runtime not running on this thread"))
+    })
 }
 
 impl Reactor {
@@ -171,7 +175,11 @@ impl Reactor {
                     close_fd(res);
                 }
             }
-            self.push(opcode::AsyncCancel::new(key as u64).build().user_data(CANCEL_UD));
+            self.push(
+                opcode::AsyncCancel::new(key as u64)
+                    .build()
+                    .user_data(CANCEL_UD),
+            );
         }
     }
 
@@ -179,7 +187,11 @@ impl Reactor {
     /// consuming results until the final completion.
     pub(crate) fn cancel(&mut self, key: usize) {
         if !self.slots[key].finished {
-            self.push(opcode::AsyncCancel::new(key as u64).build().user_data(CANCEL_UD));
+            self.push(
+                opcode::AsyncCancel::new(key as u64)
+                    .build()
+                    .user_data(CANCEL_UD),
+            );
         }
     }
 
@@ -199,7 +211,9 @@ impl Reactor {
     pub(crate) fn submit_and_wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let r = match timeout {
             Some(t) => {
-                let ts = types::Timespec::new().sec(t.as_secs()).nsec(t.subsec_nanos());
+                let ts = types::Timespec::new()
+                    .sec(t.as_secs())
+                    .nsec(t.subsec_nanos());
                 let args = types::SubmitArgs::new().timespec(&ts);
                 self.ring.submitter().submit_with_args(1, &args)
             }
@@ -218,7 +232,9 @@ impl Reactor {
                 continue;
             }
             let key = ud as usize;
-            let Some(s) = slots.get_mut(key) else { continue };
+            let Some(s) = slots.get_mut(key) else {
+                continue;
+            };
             if !s.in_use {
                 continue;
             }
@@ -258,7 +274,14 @@ fn close_fd(res: i32) {
 fn ignore_transient(r: io::Result<usize>) -> io::Result<()> {
     match r {
         Ok(_) => Ok(()),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)) => Ok(()),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ETIME) | Some(libc::EINTR) | Some(libc::EBUSY)
+            ) =>
+        {
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }

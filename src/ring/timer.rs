@@ -168,7 +168,10 @@ pub struct Sleep {
 }
 
 pub fn sleep_until(deadline: Instant) -> Sleep {
-    Sleep { deadline, key: None }
+    Sleep {
+        deadline,
+        key: None,
+    }
 }
 
 impl Sleep {
@@ -265,7 +268,10 @@ mod tests {
         let near = Arc::new(Flag(false.into()));
         let far = Arc::new(Flag(false.into()));
         w.insert(origin + Duration::from_millis(5), Waker::from(near.clone()));
-        w.insert(origin + Duration::from_millis(5 + 1024 * 2), Waker::from(far.clone()));
+        w.insert(
+            origin + Duration::from_millis(5 + 1024 * 2),
+            Waker::from(far.clone()),
+        );
         let mut wake = Vec::new();
         w.fire(origin + Duration::from_millis(4), &mut wake);
         assert!(wake.is_empty());
@@ -273,7 +279,10 @@ mod tests {
         assert_eq!(wake.len(), 1);
         wake.clear();
         w.fire(origin + Duration::from_millis(1500), &mut wake);
-        assert!(wake.is_empty(), "far timer must not fire after one revolution");
+        assert!(
+            wake.is_empty(),
+            "far timer must not fire after one revolution"
+        );
         assert_eq!(w.active, 1);
         w.fire(origin + Duration::from_millis(5 + 2048 + 2), &mut wake);
         assert_eq!(wake.len(), 1);

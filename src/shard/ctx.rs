@@ -125,7 +125,11 @@ impl ShardCtx {
                 b.servers
                     .iter()
                     .map(|s| ServerReplica {
-                        state: if s.disabled { ServerState::Maint } else { ServerState::Up },
+                        state: if s.disabled {
+                            ServerState::Maint
+                        } else {
+                            ServerState::Up
+                        },
                         weight: s.weight,
                     })
                     .collect()
@@ -171,8 +175,13 @@ impl ShardCtx {
             self.shared.actconn.release();
             return None;
         }
-        self.shared.frontends[frontend].total.fetch_add(1, Ordering::Relaxed);
-        Some(Permit { ctx: self.clone(), frontend })
+        self.shared.frontends[frontend]
+            .total
+            .fetch_add(1, Ordering::Relaxed);
+        Some(Permit {
+            ctx: self.clone(),
+            frontend,
+        })
     }
 
     /// Waits for a permit. The waiter registers before its last try, so a slot
@@ -186,7 +195,10 @@ impl ShardCtx {
                 return std::task::Poll::Ready(Some(p));
             }
             self.limit_waiters.borrow_mut().push(cx.waker().clone());
-            self.shared.limit_waiters.0.fetch_or(1 << self.id, Ordering::SeqCst);
+            self.shared
+                .limit_waiters
+                .0
+                .fetch_or(1 << self.id, Ordering::SeqCst);
             match self.try_permit(frontend) {
                 Some(p) => std::task::Poll::Ready(Some(p)),
                 None => std::task::Poll::Pending,
@@ -198,7 +210,8 @@ impl ShardCtx {
     fn has_room(&self, frontend: usize) -> bool {
         let g = self.config.global.maxconn;
         let f = self.config.frontends[frontend].maxconn;
-        self.shared.actconn.get() < g && (f == 0 || self.shared.frontends[frontend].active.get() < f)
+        self.shared.actconn.get() < g
+            && (f == 0 || self.shared.frontends[frontend].active.get() < f)
     }
 
     /// Waits until the limits leave room for one more session (without taking
@@ -212,7 +225,10 @@ impl ShardCtx {
                 return std::task::Poll::Ready(true);
             }
             self.limit_waiters.borrow_mut().push(cx.waker().clone());
-            self.shared.limit_waiters.0.fetch_or(1 << self.id, Ordering::SeqCst);
+            self.shared
+                .limit_waiters
+                .0
+                .fetch_or(1 << self.id, Ordering::SeqCst);
             if self.has_room(frontend) {
                 std::task::Poll::Ready(true)
             } else {
@@ -232,7 +248,10 @@ impl ShardCtx {
     pub fn wake_limit_waiters(&self) {
         let waiters = std::mem::take(&mut *self.limit_waiters.borrow_mut());
         if !waiters.is_empty() {
-            self.shared.limit_waiters.0.fetch_and(!(1 << self.id), Ordering::SeqCst);
+            self.shared
+                .limit_waiters
+                .0
+                .fetch_and(!(1 << self.id), Ordering::SeqCst);
         }
         for w in waiters {
             w.wake();
@@ -259,13 +278,19 @@ impl ShardCtx {
                 full: max > 0 && active >= max,
             }
         };
-        let active: Vec<Candidate> =
-            (0..cfg.servers.len()).filter(|&i| !cfg.servers[i].backup && usable(i)).map(mk).collect();
+        let active: Vec<Candidate> = (0..cfg.servers.len())
+            .filter(|&i| !cfg.servers[i].backup && usable(i))
+            .map(mk)
+            .collect();
         if !active.is_empty() {
             return active;
         }
         // Like HAProxy without `option allbackups`: the first usable backup only.
-        (0..cfg.servers.len()).filter(|&i| cfg.servers[i].backup && usable(i)).take(1).map(mk).collect()
+        (0..cfg.servers.len())
+            .filter(|&i| cfg.servers[i].backup && usable(i))
+            .take(1)
+            .map(mk)
+            .collect()
     }
 
     fn try_take(self: &Rc<Self>, backend: usize, server: usize) -> Option<ServerSlot> {
@@ -277,12 +302,21 @@ impl ShardCtx {
         s.max_active.fetch_max(s.active.get(), Ordering::Relaxed);
         s.total.0.fetch_add(1, Ordering::Relaxed);
         self.shared.backends[backend].active.try_acquire(0);
-        Some(ServerSlot { ctx: self.clone(), backend, server })
+        Some(ServerSlot {
+            ctx: self.clone(),
+            backend,
+            server,
+        })
     }
 
     /// Picks a server and takes a slot on it, or queues, following the backend's
     /// algorithm. `exclude` is the server a redispatch moves away from.
-    pub fn dispatch(self: &Rc<Self>, backend: usize, client: IpAddr, exclude: Option<usize>) -> Dispatch {
+    pub fn dispatch(
+        self: &Rc<Self>,
+        backend: usize,
+        client: IpAddr,
+        exclude: Option<usize>,
+    ) -> Dispatch {
         for _ in 0..4 {
             let mut cands = self.candidates(backend, exclude);
             if cands.is_empty() && exclude.is_some() {
@@ -300,7 +334,9 @@ impl ShardCtx {
                 Pick::QueueFor(i) => return self.enqueue(backend, Some(i)),
                 Pick::QueueAny => return self.enqueue(backend, None),
                 Pick::NoServer => {
-                    self.shared.backends[backend].no_server.fetch_add(1, Ordering::Relaxed);
+                    self.shared.backends[backend]
+                        .no_server
+                        .fetch_add(1, Ordering::Relaxed);
                     return Dispatch::NoServer;
                 }
             }
@@ -321,7 +357,9 @@ impl ShardCtx {
         let queued = &self.shared.backends[backend].queued.0;
         if let Some(limit) = self.queue_limit(backend) {
             if queued.load(Ordering::Acquire) >= limit {
-                self.shared.backends[backend].queue_full.fetch_add(1, Ordering::Relaxed);
+                self.shared.backends[backend]
+                    .queue_full
+                    .fetch_add(1, Ordering::Relaxed);
                 return Dispatch::QueueFull;
             }
         }
@@ -342,13 +380,21 @@ impl ShardCtx {
         }
         t.cancelled.set(true);
         self.queues.borrow_mut()[backend].retain(|x| !Rc::ptr_eq(x, t));
-        self.shared.backends[backend].queued.0.fetch_sub(1, Ordering::SeqCst);
+        self.shared.backends[backend]
+            .queued
+            .0
+            .fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Gives free slots to queued sessions, oldest first.
     pub fn serve_queue(self: &Rc<Self>, backend: usize) {
         loop {
-            let Some(t) = self.queues.borrow().get(backend).and_then(|q| q.front().cloned()) else {
+            let Some(t) = self
+                .queues
+                .borrow()
+                .get(backend)
+                .and_then(|q| q.front().cloned())
+            else {
                 return;
             };
             let server = match t.for_server.get() {
@@ -358,7 +404,9 @@ impl ShardCtx {
                     if cands.is_empty() {
                         None
                     } else {
-                        match self.balancers.borrow_mut()[backend].pick(&cands, IpAddr::from([0, 0, 0, 0])) {
+                        match self.balancers.borrow_mut()[backend]
+                            .pick(&cands, IpAddr::from([0, 0, 0, 0]))
+                        {
                             Pick::Server(i) => self.try_take(backend, i),
                             _ => None,
                         }
@@ -367,7 +415,10 @@ impl ShardCtx {
             };
             let Some(slot) = server else { return };
             self.queues.borrow_mut()[backend].pop_front();
-            self.shared.backends[backend].queued.0.fetch_sub(1, Ordering::SeqCst);
+            self.shared.backends[backend]
+                .queued
+                .0
+                .fetch_sub(1, Ordering::SeqCst);
             let s = slot.server;
             // Ownership of the count moves to the ticket holder.
             std::mem::forget(slot);
@@ -386,27 +437,47 @@ impl ShardCtx {
             let handoff = {
                 let mut queues = self.queues.borrow_mut();
                 let q = &mut queues[backend];
-                let pos = q.iter().position(|t| t.for_server.get().is_none_or(|s| s == server));
+                let pos = q
+                    .iter()
+                    .position(|t| t.for_server.get().is_none_or(|s| s == server));
                 pos.and_then(|p| q.remove(p))
             };
             if let Some(t) = handoff {
-                self.shared.backends[backend].queued.0.fetch_sub(1, Ordering::SeqCst);
+                self.shared.backends[backend]
+                    .queued
+                    .0
+                    .fetch_sub(1, Ordering::SeqCst);
                 self.shared.backends[backend].active.try_acquire(0);
-                self.shared.backends[backend].servers[server].total.0.fetch_add(1, Ordering::Relaxed);
+                self.shared.backends[backend].servers[server]
+                    .total
+                    .0
+                    .fetch_add(1, Ordering::Relaxed);
                 t.grant(server);
                 return;
             }
         }
-        self.shared.backends[backend].servers[server].active.release();
-        if self.shared.backends[backend].queued.0.load(Ordering::SeqCst) > 0 {
+        self.shared.backends[backend].servers[server]
+            .active
+            .release();
+        if self.shared.backends[backend]
+            .queued
+            .0
+            .load(Ordering::SeqCst)
+            > 0
+        {
             self.serve_queue(backend);
-            self.shared.broadcast_except(self.id, ShardMsg::SlotFreed { backend });
+            self.shared
+                .broadcast_except(self.id, ShardMsg::SlotFreed { backend });
         }
     }
 
     /// Turns a granted ticket into a slot the session owns.
     pub fn slot_from_ticket(self: &Rc<Self>, backend: usize, server: usize) -> ServerSlot {
-        ServerSlot { ctx: self.clone(), backend, server }
+        ServerSlot {
+            ctx: self.clone(),
+            backend,
+            server,
+        }
     }
 
     pub fn replica(&self, backend: usize, server: usize) -> ServerReplica {
@@ -415,7 +486,13 @@ impl ShardCtx {
 
     /// Applies a state change from the control shard.
     pub fn apply(self: &Rc<Self>, ev: &ServerEvent) {
-        let Some(r) = self.replica.borrow_mut().get_mut(ev.backend).and_then(|b| b.get_mut(ev.server)).copied() else {
+        let Some(r) = self
+            .replica
+            .borrow_mut()
+            .get_mut(ev.backend)
+            .and_then(|b| b.get_mut(ev.server))
+            .copied()
+        else {
             return;
         };
         let mut r = r;
@@ -432,7 +509,8 @@ impl ShardCtx {
                         t.for_server.set(None);
                     }
                 }
-                if self.config.backends[ev.backend].on_marked_down == OnMarkedDown::ShutdownSessions {
+                if self.config.backends[ev.backend].on_marked_down == OnMarkedDown::ShutdownSessions
+                {
                     self.kill_sessions(|b, s| b == ev.backend && s == ev.server);
                 }
             }
@@ -444,7 +522,11 @@ impl ShardCtx {
     // ---- live sessions ------------------------------------------------------------
 
     pub fn register_live(&self, backend: usize, server: usize, kill: Rc<KillSwitch>) -> usize {
-        let entry = LiveSession { backend, server, kill };
+        let entry = LiveSession {
+            backend,
+            server,
+            kill,
+        };
         let mut live = self.live.borrow_mut();
         match self.live_free.borrow_mut().pop() {
             Some(i) => {
@@ -493,7 +575,12 @@ impl ShardCtx {
     pub fn begin_stop(&self) {
         self.stopping.set(true);
         self.wake_limit_waiters();
-        let wakers: Vec<Waker> = self.accept_wakers.borrow_mut().iter_mut().filter_map(|w| w.take()).collect();
+        let wakers: Vec<Waker> = self
+            .accept_wakers
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(|w| w.take())
+            .collect();
         for w in wakers {
             w.wake();
         }

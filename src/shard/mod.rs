@@ -32,7 +32,11 @@ use crate::sys::socket::Socket;
 
 #[derive(Debug)]
 pub enum StartError {
-    Bind { frontend: String, addr: SocketAddr, err: io::Error },
+    Bind {
+        frontend: String,
+        addr: SocketAddr,
+        err: io::Error,
+    },
     Ring(RingError),
     Thread(io::Error),
 }
@@ -40,7 +44,11 @@ pub enum StartError {
 impl fmt::Display for StartError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            StartError::Bind { frontend, addr, err } => {
+            StartError::Bind {
+                frontend,
+                addr,
+                err,
+            } => {
                 write!(f, "frontend \"{frontend}\": cannot bind {addr}: {err}")
             }
             StartError::Ring(e) => write!(f, "{e}"),
@@ -64,11 +72,12 @@ pub fn bind_all(config: &Config, shards: usize) -> Result<Vec<ShardListeners>, S
         }
         for bind in &fe.binds {
             for shard in out.iter_mut() {
-                let sock = Socket::listen(&bind.addr, bind.backlog).map_err(|err| StartError::Bind {
-                    frontend: fe.name.clone(),
-                    addr: bind.addr,
-                    err,
-                })?;
+                let sock =
+                    Socket::listen(&bind.addr, bind.backlog).map_err(|err| StartError::Bind {
+                        frontend: fe.name.clone(),
+                        addr: bind.addr,
+                        err,
+                    })?;
                 shard.push((fi, sock));
             }
         }
@@ -80,7 +89,11 @@ pub fn bind_all(config: &Config, shards: usize) -> Result<Vec<ShardListeners>, S
 pub fn shard_count(config: &Config, override_n: Option<usize>) -> usize {
     override_n
         .or(config.global.shards)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
         .clamp(1, 64)
 }
 
@@ -92,7 +105,10 @@ pub struct Shards {
 
 impl Shards {
     /// Starts one thread per listener set; returns once every ring is up.
-    pub fn start(config: Arc<Config>, listeners: Vec<ShardListeners>) -> Result<Shards, StartError> {
+    pub fn start(
+        config: Arc<Config>,
+        listeners: Vec<ShardListeners>,
+    ) -> Result<Shards, StartError> {
         let n = listeners.len();
         let (shared, rxs) = Shared::new(config, n).map_err(StartError::Thread)?;
         let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -132,7 +148,9 @@ impl Shards {
 
     /// Stops accepting everywhere; sessions drain.
     pub fn stop(&self) {
-        self.shared.stopping.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.shared
+            .stopping
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         for inbox in &self.shared.inboxes {
             inbox.send(ShardMsg::Stop);
         }
@@ -167,7 +185,12 @@ impl Shards {
     }
 }
 
-async fn shard_main(id: usize, shared: Arc<Shared>, listeners: ShardListeners, rx: Receiver<ShardMsg>) {
+async fn shard_main(
+    id: usize,
+    shared: Arc<Shared>,
+    listeners: ShardListeners,
+    rx: Receiver<ShardMsg>,
+) {
     let ctx = Rc::new(ShardCtx::new(id, shared));
     for (fe, sock) in listeners {
         ring::spawn(accept::accept_loop(ctx.clone(), fe, sock));

@@ -86,7 +86,12 @@ async fn connect(addr: SocketAddr, timeout: Option<Duration>) -> Result<Socket, 
 }
 
 /// Gets a server slot, waiting in the backend queue if every server is full.
-async fn obtain(ctx: &Rc<ShardCtx>, backend: usize, client: IpAddr, exclude: Option<usize>) -> Result<ServerSlot, Termination> {
+async fn obtain(
+    ctx: &Rc<ShardCtx>,
+    backend: usize,
+    client: IpAddr,
+    exclude: Option<usize>,
+) -> Result<ServerSlot, Termination> {
     match ctx.dispatch(backend, client, exclude) {
         Dispatch::Slot(s) => Ok(s),
         Dispatch::NoServer => Err(Termination::NO_SERVER),
@@ -111,7 +116,9 @@ async fn obtain(ctx: &Rc<ShardCtx>, backend: usize, client: IpAddr, exclude: Opt
                         // Granted in the same instant the timer fired: take it.
                         return Ok(ctx.slot_from_ticket(backend, server));
                     }
-                    ctx.shared.backends[backend].queue_timeouts.fetch_add(1, Ordering::Relaxed);
+                    ctx.shared.backends[backend]
+                        .queue_timeouts
+                        .fetch_add(1, Ordering::Relaxed);
                     Err(Termination::QUEUE_TIMEOUT)
                 }
             }
@@ -170,8 +177,13 @@ async fn serve(
 ) -> Termination {
     let be = &ctx.config.backends[backend];
     let ip = report.client.ip();
-    ctx.shared.backends[backend].total.fetch_add(1, Ordering::Relaxed);
-    report.backend_queue = ctx.shared.backends[backend].queued.0.load(Ordering::Relaxed);
+    ctx.shared.backends[backend]
+        .total
+        .fetch_add(1, Ordering::Relaxed);
+    report.backend_queue = ctx.shared.backends[backend]
+        .queued
+        .0
+        .load(Ordering::Relaxed);
     let mut slot = match obtain(ctx, backend, ip, None).await {
         Ok(s) => s,
         Err(t) => return t,
@@ -211,7 +223,11 @@ async fn serve(
                     };
                 } else if matches!(e, ConnectError::Refused) {
                     // HAProxy's turn-around timer before retrying the same server.
-                    let pause = be.timeouts.connect.unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+                    let pause = be
+                        .timeouts
+                        .connect
+                        .unwrap_or(Duration::from_secs(1))
+                        .min(Duration::from_secs(1));
                     ring::sleep_until(Instant::now() + pause).await;
                 }
             }

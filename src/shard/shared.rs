@@ -37,7 +37,12 @@ impl Gauge {
             if cur >= max {
                 return false;
             }
-            match self.cur.0.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire) {
+            match self.cur.0.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return true,
                 Err(now) => cur = now,
             }
@@ -123,12 +128,18 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(config: Arc<Config>, shards: usize) -> std::io::Result<(Arc<Shared>, Vec<Receiver<ShardMsg>>)> {
+    pub fn new(
+        config: Arc<Config>,
+        shards: usize,
+    ) -> std::io::Result<(Arc<Shared>, Vec<Receiver<ShardMsg>>)> {
         let mut inboxes = Vec::new();
         let mut rxs = Vec::new();
         for _ in 0..shards {
             let (tx, rx) = crossbeam_channel::unbounded();
-            inboxes.push(Inbox { tx, wake: EventFd::new()? });
+            inboxes.push(Inbox {
+                tx,
+                wake: EventFd::new()?,
+            });
             rxs.push(rx);
         }
         let backends = config
@@ -139,7 +150,11 @@ impl Shared {
                 ..Default::default()
             })
             .collect();
-        let frontends = config.frontends.iter().map(|_| FrontendShared::default()).collect();
+        let frontends = config
+            .frontends
+            .iter()
+            .map(|_| FrontendShared::default())
+            .collect();
         Ok((
             Arc::new(Shared {
                 config,

@@ -7,7 +7,10 @@ use super::cvt;
 
 /// Current (soft, hard) `RLIMIT_NOFILE`.
 pub fn nofile_limit() -> io::Result<(u64, u64)> {
-    let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: writes into the live rlimit struct.
     cvt(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) })?;
     Ok((rl.rlim_cur, rl.rlim_max))
@@ -22,7 +25,10 @@ pub fn raise_nofile(want: u64) -> io::Result<u64> {
         return Ok(soft);
     }
     let try_set = |cur: u64, max: u64| {
-        let rl = libc::rlimit { rlim_cur: cur, rlim_max: max };
+        let rl = libc::rlimit {
+            rlim_cur: cur,
+            rlim_max: max,
+        };
         // SAFETY: reads the live rlimit struct.
         cvt(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rl) })
     };

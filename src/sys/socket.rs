@@ -66,7 +66,13 @@ impl Socket {
         }
         let (raw, len) = to_raw(addr);
         // SAFETY: `raw` is a valid sockaddr of `len` bytes living across the call.
-        cvt(unsafe { libc::bind(s.as_raw_fd(), (&raw as *const libc::sockaddr_storage).cast(), len) })?;
+        cvt(unsafe {
+            libc::bind(
+                s.as_raw_fd(),
+                (&raw as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        })?;
         let backlog = backlog.min(i32::MAX as u32) as i32;
         // SAFETY: plain syscall on our own fd.
         cvt(unsafe { libc::listen(s.as_raw_fd(), backlog) })?;
@@ -80,7 +86,13 @@ impl Socket {
         s.set_opt(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
         let (raw, len) = to_raw(addr);
         // SAFETY: `raw` is a valid sockaddr of `len` bytes living across the call.
-        let r = unsafe { libc::connect(s.as_raw_fd(), (&raw as *const libc::sockaddr_storage).cast(), len) };
+        let r = unsafe {
+            libc::connect(
+                s.as_raw_fd(),
+                (&raw as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        };
         match cvt(r) {
             Ok(_) => Ok((s, false)),
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((s, true)),
@@ -91,17 +103,33 @@ impl Socket {
     /// A *blocking* connect from a chosen source address (tools and tests that
     /// need to pick the client address, e.g. to exercise `balance source`).
     pub fn bind_connect(src: &SocketAddr, dst: &SocketAddr) -> io::Result<Socket> {
-        let domain = if dst.is_ipv6() { libc::AF_INET6 } else { libc::AF_INET };
+        let domain = if dst.is_ipv6() {
+            libc::AF_INET6
+        } else {
+            libc::AF_INET
+        };
         // SAFETY: socket takes no pointers; the fd is checked and owned at once.
         let fd = cvt(unsafe { libc::socket(domain, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
         // SAFETY: fresh fd, sole owner.
         let s = unsafe { Socket::from_raw(fd) };
         let (raw, len) = to_raw(src);
         // SAFETY: `raw` is a valid sockaddr of `len` bytes living across the call.
-        cvt(unsafe { libc::bind(s.as_raw_fd(), (&raw as *const libc::sockaddr_storage).cast(), len) })?;
+        cvt(unsafe {
+            libc::bind(
+                s.as_raw_fd(),
+                (&raw as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        })?;
         let (raw, len) = to_raw(dst);
         // SAFETY: as above.
-        cvt(unsafe { libc::connect(s.as_raw_fd(), (&raw as *const libc::sockaddr_storage).cast(), len) })?;
+        cvt(unsafe {
+            libc::connect(
+                s.as_raw_fd(),
+                (&raw as *const libc::sockaddr_storage).cast(),
+                len,
+            )
+        })?;
         Ok(s)
     }
 
@@ -143,7 +171,14 @@ impl Socket {
     /// Non-blocking receive; `Ok(0)` is EOF.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: writes at most buf.len() bytes into the live slice.
-        let n = unsafe { libc::recv(self.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        let n = unsafe {
+            libc::recv(
+                self.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
         cvt(n).map(|n| n as usize)
     }
 
@@ -165,7 +200,10 @@ impl Socket {
     /// Makes the coming close send an RST instead of a FIN (`SO_LINGER` 0), to
     /// propagate a reset from the other side.
     pub fn set_reset_on_close(&self) -> io::Result<()> {
-        let l = libc::linger { l_onoff: 1, l_linger: 0 };
+        let l = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
         // SAFETY: passes a pointer to a live linger struct and its exact size.
         cvt(unsafe {
             libc::setsockopt(
@@ -183,16 +221,30 @@ impl Socket {
         let mut raw: libc::sockaddr_storage = unsafe_zeroed_storage();
         let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         // SAFETY: raw/len are live and sized for any socket address.
-        cvt(unsafe { libc::getsockname(self.as_raw_fd(), (&mut raw as *mut libc::sockaddr_storage).cast(), &mut len) })?;
-        from_raw(&raw).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown address family"))
+        cvt(unsafe {
+            libc::getsockname(
+                self.as_raw_fd(),
+                (&mut raw as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+            )
+        })?;
+        from_raw(&raw)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown address family"))
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         let mut raw: libc::sockaddr_storage = unsafe_zeroed_storage();
         let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         // SAFETY: raw/len are live and sized for any socket address.
-        cvt(unsafe { libc::getpeername(self.as_raw_fd(), (&mut raw as *mut libc::sockaddr_storage).cast(), &mut len) })?;
-        from_raw(&raw).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown address family"))
+        cvt(unsafe {
+            libc::getpeername(
+                self.as_raw_fd(),
+                (&mut raw as *mut libc::sockaddr_storage).cast(),
+                &mut len,
+            )
+        })?;
+        from_raw(&raw)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown address family"))
     }
 }
 
@@ -209,7 +261,9 @@ pub fn to_raw(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
             let sin = libc::sockaddr_in {
                 sin_family: libc::AF_INET as libc::sa_family_t,
                 sin_port: a.port().to_be(),
-                sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) },
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(a.ip().octets()),
+                },
                 sin_zero: [0; 8],
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
@@ -221,7 +275,9 @@ pub fn to_raw(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
                 sin6_family: libc::AF_INET6 as libc::sa_family_t,
                 sin6_port: a.port().to_be(),
                 sin6_flowinfo: a.flowinfo(),
-                sin6_addr: libc::in6_addr { s6_addr: a.ip().octets() },
+                sin6_addr: libc::in6_addr {
+                    s6_addr: a.ip().octets(),
+                },
                 sin6_scope_id: a.scope_id(),
             };
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
@@ -237,13 +293,18 @@ pub fn from_raw(raw: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match raw.ss_family as i32 {
         libc::AF_INET => {
             // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin: &libc::sockaddr_in = unsafe { &*(raw as *const libc::sockaddr_storage).cast() };
+            let sin: &libc::sockaddr_in =
+                unsafe { &*(raw as *const libc::sockaddr_storage).cast() };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port))))
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
         }
         libc::AF_INET6 => {
             // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6: &libc::sockaddr_in6 = unsafe { &*(raw as *const libc::sockaddr_storage).cast() };
+            let sin6: &libc::sockaddr_in6 =
+                unsafe { &*(raw as *const libc::sockaddr_storage).cast() };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             Some(SocketAddr::V6(SocketAddrV6::new(
                 ip,

@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 
 /// A port that was free a moment ago on 127.0.0.1.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Polls `f` every few milliseconds until it holds or `timeout` passes.
@@ -248,7 +252,9 @@ fn serve(s: &mut TcpStream, b: Behaviour, name: &str, c: &Counters) {
                     Err(_) => return,
                     Ok(n) => {
                         total += n as u64;
-                        sum = buf[..n].iter().fold(sum, |a, &x| a.wrapping_mul(31).wrapping_add(x as u64));
+                        sum = buf[..n]
+                            .iter()
+                            .fold(sum, |a, &x| a.wrapping_mul(31).wrapping_add(x as u64));
                     }
                 }
             }

@@ -23,7 +23,16 @@ impl RedisServer {
         for _ in 0..5 {
             let port = free_port();
             let mut child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .arg("--dir")
                 .arg(dir.path())
                 .args(extra)
@@ -35,7 +44,11 @@ impl RedisServer {
                 redis_ping(port) || matches!(child.try_wait(), Ok(Some(_)))
             });
             if up && redis_ping(port) {
-                return RedisServer { port, child, _dir: dir };
+                return RedisServer {
+                    port,
+                    child,
+                    _dir: dir,
+                };
             }
             let _ = child.kill();
             let _ = child.wait();
@@ -46,7 +59,9 @@ impl RedisServer {
 
 fn redis_ping(port: u16) -> bool {
     use std::io::{Read, Write};
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     if s.write_all(b"PING\r\n").is_err() {
         return false;

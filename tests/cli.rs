@@ -1,0 +1,220 @@
+//! The command line contract (CONFIG.md): `check` verdicts and messages, exit codes
+//! of `run` (1 config, 2 startup), pidfile, graceful stop and `hard-stop-after`.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn cfg(port: u16, server: &str, extra_global: &str) -> String {
+    format!(
+        r#"[global]
+{extra_global}
+
+[defaults]
+mode = "tcp"
+timeout = {{ connect = "1s", client = "30s", server = "30s" }}
+
+[[frontend]]
+name = "fe"
+bind = ["127.0.0.1:{port}"]
+default-backend = "be"
+
+[[backend]]
+name = "be"
+servers = [{{ name = "a", address = "{server}" }}]
+"#
+    )
+}
+
+fn check(text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_file(dir.path(), "c.toml", text);
+    ringlb_cmd(&["check", "-f", p.to_str().unwrap()])
+}
+
+#[test]
+fn check_accepts_a_valid_config() {
+    let (code, out, _) = check(&cfg(9000, "127.0.0.1:8000", ""));
+    assert_eq!(code, 0);
+    assert!(out.trim_end().ends_with("configuration is valid"), "{out}");
+}
+
+#[test]
+fn check_refuses_each_bad_config_with_line_and_message() {
+    let good = cfg(9000, "127.0.0.1:8000", "");
+    let cases = [
+        (
+            good.replace(
+                "default-backend = \"be\"",
+                "default-backend = \"be\"\nmaxconns = 1",
+            ),
+            ":12:1: unknown field `maxconns`",
+        ),
+        (
+            good.replace("default-backend = \"be\"", "default-backend = \"nope\""),
+            ":11:19: frontend \"fe\": default-backend \"nope\" does not exist",
+        ),
+        (
+            format!("{good}\n[[backend]]\nname = \"be\"\n"),
+            ":18:8: backend: duplicate name \"be\" (first defined at line 14)",
+        ),
+        (
+            good.replace("127.0.0.1:8000", "10.0.0.1:99999"),
+            ":15:36: backend \"be\": server \"a\": invalid address \"10.0.0.1:99999\"",
+        ),
+        (
+            good.replace(
+                "address = \"127.0.0.1:8000\"",
+                "address = \"127.0.0.1:8000\", weight = 300",
+            ),
+            ":15:63: backend \"be\": server \"a\": weight 300 out of range 0-256",
+        ),
+    ];
+    for (text, want) in cases {
+        let (code, out, err) = check(&text);
+        assert_eq!(code, 1, "should be refused: {want}\n{out}");
+        assert!(
+            err.contains("c.toml") && err.contains(want),
+            "expected `{want}` in `{err}`"
+        );
+        assert!(!out.contains("configuration is valid"));
+    }
+}
+
+#[test]
+fn check_warns_when_the_backlog_exceeds_somaxconn() {
+    let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let text = cfg(9000, "127.0.0.1:8000", "").replace(
+        "bind = [\"127.0.0.1:9000\"]",
+        &format!(
+            "bind = [{{ address = \"127.0.0.1:9000\", backlog = {} }}]",
+            somaxconn + 1
+        ),
+    );
+    let (code, out, _) = check(&text);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(&format!("net.core.somaxconn is {somaxconn}"))
+            && out.contains("kernel-tuning/ringlb-base.conf"),
+        "{out}"
+    );
+}
+
+#[test]
+fn run_exits_1_on_a_bad_config_and_2_when_the_port_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = write_file(dir.path(), "bad.toml", "[global]\nmaxconn = \"lots\"\n");
+    let (code, _, err) = ringlb_cmd(&["run", "-f", bad.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    // SO_REUSEPORT would share a port with another SO_REUSEPORT socket, not with this one.
+    let p = write_file(dir.path(), "c.toml", &cfg(port, "127.0.0.1:1", ""));
+    let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("frontend \"fe\": cannot bind 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+#[test]
+fn run_refuses_a_maxconn_the_fd_limit_cannot_carry() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_file(
+        dir.path(),
+        "c.toml",
+        &cfg(free_port(), "127.0.0.1:1", "maxconn = 9000000"),
+    );
+    let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("FD limit") && err.contains("maxconn=9000000"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pidfile_is_written_and_sigterm_stops_gracefully_after_draining() {
+    let srv = TestServer::start("echo", Behaviour::Echo);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("ringlb.pid");
+    let text = cfg(
+        port,
+        &srv.addr.to_string(),
+        &format!("pidfile = \"{}\"", pidfile.display()),
+    );
+    let mut lb = Ringlb::start(&text, &[]);
+    let pid: u32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(pid, lb.pid());
+    // A session open during the stop keeps working until it ends.
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"before").unwrap();
+    let mut b = [0u8; 6];
+    c.read_exact(&mut b).unwrap();
+    ringlb::sys::signals::send(pid, libc::SIGTERM).unwrap();
+    // New connections are refused once the listeners close.
+    assert!(wait_until(Duration::from_secs(5), || TcpStream::connect((
+        "127.0.0.1",
+        port
+    ))
+    .is_err()));
+    c.write_all(b"during").unwrap();
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"during");
+    drop(c);
+    let st = lb
+        .stop(Duration::from_secs(10))
+        .expect("ringlb exits once drained");
+    assert!(st.success());
+    assert!(!pidfile.exists(), "pidfile removed on exit");
+}
+
+#[test]
+fn hard_stop_after_closes_sessions_that_do_not_end() {
+    let srv = TestServer::start("echo", Behaviour::Echo);
+    let port = free_port();
+    let mut lb = Ringlb::start(
+        &cfg(port, &srv.addr.to_string(), "hard-stop-after = \"300ms\""),
+        &[],
+    );
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).unwrap();
+    let t0 = Instant::now();
+    let st = lb
+        .stop(Duration::from_secs(10))
+        .expect("hard-stop-after must end the process");
+    assert!(st.success());
+    assert!(matches!(c.read(&mut b), Ok(0) | Err(_)), "session closed");
+    assert!(t0.elapsed() >= Duration::from_millis(250));
+}
+
+#[test]
+fn http_mode_is_refused_by_run_until_l7_exists() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = cfg(free_port(), "127.0.0.1:1", "").replace("mode = \"tcp\"", "mode = \"http\"");
+    let p = write_file(dir.path(), "c.toml", &text);
+    let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("mode http (L7) is not implemented yet"),
+        "{err}"
+    );
+}
