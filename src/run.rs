@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::config::model::Config;
+use crate::log::{level, Logger};
 use crate::shard::{self, Shards, StartError};
 use crate::sys::{process, signals};
 
@@ -110,7 +111,12 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     signals::setup().map_err(|e| RunError::Io("cannot set up signals", e))?;
     let listeners = shard::bind_all(&config, n).map_err(RunError::Start)?;
     let nlisteners: usize = listeners.iter().map(|l| l.len()).sum();
-    let shards = Shards::start(config.clone(), listeners).map_err(RunError::Start)?;
+    let logger = Logger::start(&config).map_err(|e| RunError::Io("cannot open log target", e))?;
+    let shards =
+        Shards::start(config.clone(), listeners, logger.clone()).map_err(RunError::Start)?;
+    for fe in config.frontends.iter().filter(|f| !f.disabled) {
+        logger.event(level::NOTICE, format!("Proxy {} started.", fe.name));
+    }
     let pidfile = opts
         .pidfile
         .clone()
@@ -141,6 +147,10 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     shards.stop();
     let hard_stop = config.global.hard_stop_after.map(|d| Instant::now() + d);
     shards.join(hard_stop);
+    for fe in config.frontends.iter().filter(|f| !f.disabled) {
+        logger.event(level::NOTICE, format!("Proxy {} stopped.", fe.name));
+    }
+    logger.shutdown();
     if let Some(p) = &pidfile {
         let _ = std::fs::remove_file(p);
     }

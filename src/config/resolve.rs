@@ -442,13 +442,15 @@ impl Resolver<'_> {
                 }
                 CheckSpec::TcpCheck { steps: out }
             }
-            other => return Err(self.err(
-                at,
-                ctx,
-                format!(
+            other => {
+                return Err(self.err(
+                    at,
+                    ctx,
+                    format!(
                     "unknown check type \"{other}\" (tcp, http, redis, pgsql, mysql, tcp-check)"
                 ),
-            )),
+                ))
+            }
         })
     }
 

@@ -22,18 +22,19 @@ pub fn duration(v: &RawDuration) -> Result<Duration, String> {
                     "invalid duration \"{s}\": expected a number with a unit (us, ms, s, m, h, d)"
                 )
             })?;
-            let d =
-                match unit {
-                    "" | "ms" => Duration::from_millis(n),
-                    "us" => Duration::from_micros(n),
-                    "s" => Duration::from_secs(n),
-                    "m" => Duration::from_secs(n * 60),
-                    "h" => Duration::from_secs(n * 3600),
-                    "d" => Duration::from_secs(n * 86400),
-                    _ => return Err(format!(
+            let d = match unit {
+                "" | "ms" => Duration::from_millis(n),
+                "us" => Duration::from_micros(n),
+                "s" => Duration::from_secs(n),
+                "m" => Duration::from_secs(n * 60),
+                "h" => Duration::from_secs(n * 3600),
+                "d" => Duration::from_secs(n * 86400),
+                _ => {
+                    return Err(format!(
                         "invalid duration \"{s}\": unknown unit \"{unit}\" (us, ms, s, m, h, d)"
-                    )),
-                };
+                    ))
+                }
+            };
             Ok(d)
         }
     }

@@ -17,6 +17,7 @@ use crate::balance::{Balancer, Candidate, Pick};
 use crate::config::model::{Config, OnMarkedDown};
 use crate::control::event::{ServerEvent, ServerState};
 use crate::l4::{BufferPool, KillSwitch, PipePool, Pools};
+use crate::log::Logger;
 
 /// One server as this shard sees it.
 #[derive(Debug, Clone, Copy)]
@@ -93,6 +94,7 @@ pub struct ShardCtx {
     pub shared: Arc<Shared>,
     pub config: Arc<Config>,
     pub pools: Pools,
+    pub logger: Logger,
     replica: RefCell<Vec<Vec<ServerReplica>>>,
     balancers: RefCell<Vec<Balancer>>,
     queues: RefCell<Vec<VecDeque<Rc<Ticket>>>>,
@@ -109,7 +111,7 @@ pub struct ShardCtx {
 }
 
 impl ShardCtx {
-    pub fn new(id: usize, shared: Arc<Shared>) -> ShardCtx {
+    pub fn new(id: usize, shared: Arc<Shared>, logger: Logger) -> ShardCtx {
         let config = shared.config.clone();
         let tune = &config.global.tune;
         let shards = shared.inboxes.len().max(1);
@@ -150,6 +152,7 @@ impl ShardCtx {
             },
             shared,
             config,
+            logger,
             replica: RefCell::new(replica),
             balancers: RefCell::new(balancers),
             queues: RefCell::new(queues),
@@ -587,12 +590,5 @@ impl ShardCtx {
         if let Some(w) = self.stop_waker.borrow_mut().take() {
             w.wake();
         }
-    }
-}
-
-impl ShardCtx {
-    /// Hands a finished session to the logger (non-blocking).
-    pub fn log_session(&self, report: super::session::SessionReport) {
-        let _ = report;
     }
 }

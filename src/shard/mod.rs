@@ -9,7 +9,6 @@
 
 mod accept;
 pub mod ctx;
-mod report;
 pub mod session;
 pub mod shared;
 
@@ -27,6 +26,7 @@ use crossbeam_channel::Receiver;
 use self::ctx::ShardCtx;
 use self::shared::{ShardMsg, Shared};
 use crate::config::model::Config;
+use crate::log::Logger;
 use crate::ring::{self, events, PollMulti, RingConfig, RingError};
 use crate::sys::socket::Socket;
 
@@ -108,6 +108,7 @@ impl Shards {
     pub fn start(
         config: Arc<Config>,
         listeners: Vec<ShardListeners>,
+        logger: Logger,
     ) -> Result<Shards, StartError> {
         let n = listeners.len();
         let (shared, rxs) = Shared::new(config, n).map_err(StartError::Thread)?;
@@ -118,6 +119,7 @@ impl Shards {
             let shared = shared.clone();
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             let ready = ready_tx.clone();
+            let logger = logger.clone();
             let t = std::thread::Builder::new()
                 .name(format!("ringlb-shard-{i}"))
                 .spawn(move || {
@@ -127,7 +129,7 @@ impl Shards {
                     let ready2 = ready.clone();
                     let r = ring::block_on(RingConfig::default(), async move {
                         let _ = ready2.send(Ok(()));
-                        shard_main(i, shared, ls, rx).await
+                        shard_main(i, shared, ls, rx, logger).await
                     });
                     if let Err(e) = r {
                         let _ = ready.send(Err(e));
@@ -190,8 +192,9 @@ async fn shard_main(
     shared: Arc<Shared>,
     listeners: ShardListeners,
     rx: Receiver<ShardMsg>,
+    logger: Logger,
 ) {
-    let ctx = Rc::new(ShardCtx::new(id, shared));
+    let ctx = Rc::new(ShardCtx::new(id, shared, logger));
     for (fe, sock) in listeners {
         ring::spawn(accept::accept_loop(ctx.clone(), fe, sock));
     }

@@ -11,58 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::ctx::{Dispatch, Permit, ServerSlot, ShardCtx};
 use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits};
+use crate::log::{SessionRecord, Termination};
 use crate::ring::{self, events};
 use crate::sys::socket::Socket;
-
-/// What ended the session, as HAProxy's two-letter termination state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Termination(pub [u8; 2]);
-
-impl Termination {
-    pub const NORMAL: Termination = Termination(*b"--");
-    pub const NO_SERVER: Termination = Termination(*b"SC");
-    pub const CONNECT_REFUSED: Termination = Termination(*b"SC");
-    pub const CONNECT_TIMEOUT: Termination = Termination(*b"sC");
-    pub const QUEUE_TIMEOUT: Termination = Termination(*b"sQ");
-    pub const QUEUE_FULL: Termination = Termination(*b"sQ");
-    pub const CLIENT_TIMEOUT: Termination = Termination(*b"cD");
-    pub const SERVER_TIMEOUT: Termination = Termination(*b"sD");
-    pub const CLIENT_ABORT: Termination = Termination(*b"CD");
-    pub const SERVER_ABORT: Termination = Termination(*b"SD");
-    pub const SERVER_DOWN_KILL: Termination = Termination(*b"DD");
-    pub const HARD_STOP_KILL: Termination = Termination(*b"KD");
-    pub const CLIENT_GONE_QUEUED: Termination = Termination(*b"CQ");
-
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.0).unwrap_or("??")
-    }
-}
-
-/// Everything the session log line and the counters need.
-#[derive(Debug, Clone)]
-pub struct SessionReport {
-    pub frontend: usize,
-    pub backend: Option<usize>,
-    pub server: Option<usize>,
-    pub client: SocketAddr,
-    pub frontend_addr: SocketAddr,
-    pub accept_time: SystemTime,
-    /// Time waiting in queues, ms (-1 = never got that far).
-    pub tw_ms: i64,
-    /// Time to connect to the server, ms (-1 = never connected).
-    pub tc_ms: i64,
-    pub tt_ms: i64,
-    pub bytes_up: u64,
-    pub bytes_down: u64,
-    pub termination: Termination,
-    pub retries: u32,
-    pub actconn: u32,
-    pub feconn: u32,
-    pub beconn: u32,
-    pub srv_conn: u32,
-    pub srv_queue: u32,
-    pub backend_queue: u32,
-}
 
 enum ConnectError {
     Refused,
@@ -134,7 +85,7 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     let fe_addr = client.local_addr().unwrap_or(unknown);
     let _ = client.set_nodelay();
     let fe = &ctx.config.frontends[frontend];
-    let mut report = SessionReport {
+    let mut report = SessionRecord {
         frontend,
         backend: fe.default_backend,
         server: None,
@@ -162,8 +113,11 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     }
     report.tt_ms = t0.elapsed().as_millis() as i64;
     drop(client);
+    // Like HAProxy, the connection counts are those at log time.
+    report.actconn = ctx.shared.actconn.get();
+    report.feconn = ctx.shared.frontends[frontend].active.get();
     drop(permit);
-    super::report::session_done(&ctx, report);
+    ctx.logger.session(report);
 }
 
 /// Connects and pumps; returns how the session ended.
@@ -172,7 +126,7 @@ async fn serve(
     frontend: usize,
     backend: usize,
     client: &Socket,
-    report: &mut SessionReport,
+    report: &mut SessionRecord,
     t0: Instant,
 ) -> Termination {
     let be = &ctx.config.backends[backend];
@@ -234,8 +188,6 @@ async fn serve(
         }
     };
     let server = slot.server;
-    report.beconn = ctx.shared.backends[backend].active.get();
-    report.srv_conn = ctx.shared.backends[backend].servers[server].active.get();
     let fe = &ctx.config.frontends[frontend];
     let limits = PumpLimits {
         client: fe.timeouts.client,
@@ -253,6 +205,8 @@ async fn serve(
     report.bytes_down = res.down;
     drop(server_sock);
     drop(slot);
+    report.beconn = ctx.shared.backends[backend].active.get();
+    report.srv_conn = ctx.shared.backends[backend].servers[server].active.get();
     match res.end {
         PumpEnd::Closed => Termination::NORMAL,
         PumpEnd::ClientTimeout => Termination::CLIENT_TIMEOUT,

@@ -1,0 +1,195 @@
+//! Logging through the real binary: one `tcplog` line per session in a file that
+//! `halog` (Debian's haproxy package) parses, with the right termination codes;
+//! and RFC3164 syslog over UDP with the tutorial's two targets (local0 info gets
+//! session lines, local1 warning does not).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use support::*;
+
+fn session(port: u16) {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // The proxy may already have closed a session whose server refused.
+    let _ = c.write_all(b"hello");
+    let _ = c.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = c.read_to_end(&mut out);
+}
+
+#[test]
+fn tcplog_lines_in_a_file_are_parsed_by_halog() {
+    let srv = TestServer::start("echo", Behaviour::Echo);
+    let (port, dead_port) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("sessions.log");
+    let cfg = format!(
+        r#"
+[global]
+log = [{{ target = "{}", facility = "local0", level = "info" }}]
+
+[defaults]
+mode = "tcp"
+log = "global"
+log-format = "tcplog"
+retries = 0
+timeout = {{ connect = "1s", client = "10s", server = "10s" }}
+
+[[frontend]]
+name = "tcp-in"
+bind = ["127.0.0.1:{port}"]
+default-backend = "app"
+
+[[frontend]]
+name = "to-dead"
+bind = ["127.0.0.1:{dead_port}"]
+default-backend = "dead"
+
+[[backend]]
+name = "app"
+servers = [{{ name = "app1", address = "{}" }}]
+
+[[backend]]
+name = "dead"
+servers = [{{ name = "gone", address = "127.0.0.1:{}" }}]
+"#,
+        log.display(),
+        srv.addr,
+        free_port()
+    );
+    let mut lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    for _ in 0..20 {
+        session(port);
+    }
+    for _ in 0..5 {
+        session(dead_port);
+    }
+    assert!(lb.stop(Duration::from_secs(10)).unwrap().success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    let sessions: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("] tcp-in ") || l.contains("] to-dead "))
+        .collect();
+    assert_eq!(sessions.len(), 25, "{text}");
+    let ok = sessions
+        .iter()
+        .filter(|l| l.contains(" tcp-in app/app1 ") && l.contains(" 5 -- "))
+        .count();
+    assert_eq!(ok, 20, "{text}");
+    let refused = sessions
+        .iter()
+        .filter(|l| l.contains(" to-dead dead/gone ") && l.contains("/-1/") && l.contains(" SC "))
+        .count();
+    assert_eq!(refused, 5, "{text}");
+    assert!(
+        text.contains("ringlb[") && text.contains("Proxy tcp-in started."),
+        "{text}"
+    );
+    // halog reads our lines as it reads HAProxy's own TCP logs: every line
+    // counted, every line parsed by the field-based reports, both servers listed
+    // (its per-server table is HTTP-oriented and flags TCP lines, HAProxy's too).
+    let halog = |args: &[&str]| {
+        let mut child = Command::new("halog")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("halog (Debian package haproxy)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(sessions.join("\n").as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (count, _) = halog(&["-c"]);
+    assert_eq!(count.trim(), "25");
+    let (_, summary) = halog(&["-st"]);
+    assert!(
+        summary.contains("25 lines in,") && summary.contains(" 0 parsing errors"),
+        "{summary}"
+    );
+    let (srv_table, _) = halog(&["-srv"]);
+    assert!(
+        srv_table.contains("app/app1 ") && srv_table.contains("dead/gone "),
+        "{srv_table}"
+    );
+}
+
+#[test]
+fn syslog_udp_targets_filter_by_level_like_the_tutorial() {
+    let srv = TestServer::start("echo", Behaviour::Echo);
+    let syslog = UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let target = format!("udp://{}", syslog.local_addr().unwrap());
+    let port = free_port();
+    let cfg = format!(
+        r#"
+[global]
+log = [
+  {{ target = "{target}", facility = "local0", level = "info" }},
+  {{ target = "{target}", facility = "local1", level = "warning" }},
+]
+
+[defaults]
+mode = "tcp"
+log = "global"
+log-format = "tcplog"
+timeout = {{ connect = "1s", client = "10s", server = "10s" }}
+
+[[listen]]
+name = "tcp-in"
+bind = ["127.0.0.1:{port}"]
+servers = [{{ name = "s1", address = "{}" }}]
+"#,
+        srv.addr
+    );
+    let mut lb = Ringlb::start(&cfg, &[]);
+    for _ in 0..3 {
+        session(port);
+    }
+    assert!(lb.stop(Duration::from_secs(10)).unwrap().success());
+    let mut got = Vec::new();
+    let mut buf = [0u8; 2048];
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    while let Ok(n) = syslog.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    let sessions: Vec<&String> = got
+        .iter()
+        .filter(|d| d.contains(" tcp-in tcp-in/s1 "))
+        .collect();
+    assert_eq!(sessions.len(), 3, "{got:#?}");
+    // local0 (16) * 8 + info (6) = 134; local1 must not carry info lines.
+    assert!(
+        sessions
+            .iter()
+            .all(|d| d.starts_with("<134>") && d.contains(" ringlb[")),
+        "{sessions:#?}"
+    );
+    assert!(
+        !got.iter().any(|d| d.starts_with("<142>")),
+        "local1/warning received an info line: {got:#?}"
+    );
+    // Notices (proxy start/stop) go to local0 only: 16*8+5 = 133.
+    assert!(
+        got.iter()
+            .any(|d| d.starts_with("<133>") && d.contains("Proxy tcp-in started.")),
+        "{got:#?}"
+    );
+}
