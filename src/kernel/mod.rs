@@ -113,3 +113,58 @@ pub fn warnings(cfg: &Config, k: &KernelFacts) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn cfg(text: &str) -> Config {
+        crate::config::parse_str(text, Path::new("t.toml")).unwrap()
+    }
+
+    const CFG: &str = r#"
+[global]
+maxconn = 30000
+shards = 2
+[[frontend]]
+name = "tcp-in"
+bind = ["*:9002"]
+default-backend = "b"
+[[backend]]
+name = "b"
+servers = [{ name = "a", address = "127.0.0.1:8000", maxconn = 40000 }]
+"#;
+
+    fn tuned() -> KernelFacts {
+        KernelFacts {
+            somaxconn: Some(65535),
+            nr_open: Some(2_097_152),
+            nofile: Some((1024, 1_048_576)),
+            port_range: Some((1024, 65535)),
+            tcp_tw_reuse: Some(1),
+        }
+    }
+
+    #[test]
+    fn a_tuned_kernel_gives_no_warning() {
+        assert!(warnings(&cfg(CFG), &tuned()).is_empty());
+    }
+
+    #[test]
+    fn each_shortfall_names_its_numbers_and_the_fix() {
+        let k = KernelFacts {
+            somaxconn: Some(4096),
+            nr_open: Some(50_000),
+            nofile: Some((1024, 50_000)),
+            port_range: Some((32768, 60999)),
+            tcp_tw_reuse: Some(0),
+        };
+        let w = warnings(&cfg(CFG), &k);
+        assert_eq!(w.len(), 4, "{w:#?}");
+        assert!(w[0].contains("net.core.somaxconn is 4096") && w[0].contains("backlog 30000") && w[0].contains("ringlb-base.conf"));
+        assert!(w[1].contains("maxconn 30000 needs") && w[1].contains("hard limit is 50000") && w[1].contains("fs.nr_open"));
+        assert!(w[2].contains("32768-60999 gives 28232 source ports but up to 40000"));
+        assert!(w[3].contains("tcp_tw_reuse is 0"));
+    }
+}
