@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(haproxy redis-server redis-tools nginx iperf3 postgresql curl openssl iproute2 procps)
+packages=(haproxy redis-server redis-tools nginx iperf3 postgresql curl openssl iproute2 procps shellcheck)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -22,5 +22,6 @@ fi
 ulimit -n "$(ulimit -Hn)"
 
 cargo fmt --all --check
+shellcheck scripts/*.sh .ci/run kernel-tuning/apply.sh
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
