@@ -14,11 +14,19 @@ fn script() -> PathBuf {
 }
 
 fn profile(name: &str) -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("kernel-tuning").join(name).display().to_string()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("kernel-tuning")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 fn host(key: &str) -> String {
-    std::fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/"))).unwrap().split_whitespace().collect::<Vec<_>>().join(" ")
+    std::fs::read_to_string(format!("/proc/sys/{}", key.replace('.', "/")))
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A network namespace deleted on drop, even when the test fails.
@@ -26,8 +34,16 @@ struct Netns(String);
 
 impl Netns {
     fn new() -> Option<Netns> {
-        let name = format!("ringlb-test-{}-{}", std::process::id(), support::free_port());
-        let ok = Command::new("ip").args(["netns", "add", &name]).status().map(|s| s.success()).unwrap_or(false);
+        let name = format!(
+            "ringlb-test-{}-{}",
+            std::process::id(),
+            support::free_port()
+        );
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
         if !ok {
             eprintln!("skipping: `ip netns add` is not permitted here");
             return None;
@@ -36,8 +52,14 @@ impl Netns {
     }
 
     fn sysctl(&self, key: &str) -> String {
-        let out = Command::new("ip").args(["netns", "exec", &self.0, "sysctl", "-n", key]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).split_whitespace().collect::<Vec<_>>().join(" ")
+        let out = Command::new("ip")
+            .args(["netns", "exec", &self.0, "sysctl", "-n", key])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     fn run(&self, state: &Path, args: &[&str]) -> Output {
@@ -58,17 +80,36 @@ impl Drop for Netns {
     }
 }
 
-const NET_KEYS: [&str; 5] =
-    ["net.core.somaxconn", "net.ipv4.tcp_tw_reuse", "net.ipv4.ip_local_port_range", "net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_synack_retries"];
+const NET_KEYS: [&str; 5] = [
+    "net.core.somaxconn",
+    "net.ipv4.tcp_tw_reuse",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.tcp_max_syn_backlog",
+    "net.ipv4.tcp_synack_retries",
+];
 
 #[test]
 fn check_prints_the_table_and_exits_3_exactly_when_something_is_unmet() {
-    let out = Command::new("bash").arg(script()).args(["check", &profile("ringlb-base.conf"), &profile("ringlb-10g.conf")]).output().unwrap();
+    let out = Command::new("bash")
+        .arg(script())
+        .args([
+            "check",
+            &profile("ringlb-base.conf"),
+            &profile("ringlb-10g.conf"),
+        ])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("KEY") && lines[0].contains("CURRENT") && lines[0].contains("STATUS"), "{text}");
+    assert!(
+        lines[0].starts_with("KEY") && lines[0].contains("CURRENT") && lines[0].contains("STATUS"),
+        "{text}"
+    );
     assert_eq!(lines.len(), 1 + 7 + 9, "one row per profile key: {text}");
-    let somax = lines.iter().find(|l| l.starts_with("net.core.somaxconn")).unwrap();
+    let somax = lines
+        .iter()
+        .find(|l| l.starts_with("net.core.somaxconn"))
+        .unwrap();
     assert!(somax.contains(&host("net.core.somaxconn")), "{somax}");
     let unmet = lines.iter().any(|l| l.contains("not met"));
     assert_eq!(out.status.code(), Some(if unmet { 3 } else { 0 }), "{text}");
@@ -80,10 +121,17 @@ fn apply_and_revert_change_only_the_namespace() {
     let state = tempfile::tempdir().unwrap();
     let before_host: Vec<String> = NET_KEYS.iter().map(|k| host(k)).collect();
     let before_ns: Vec<String> = NET_KEYS.iter().map(|k| ns.sysctl(k)).collect();
-    let out = ns.run(state.path(), &["apply", "--only-net", &profile("ringlb-base.conf")]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let out = ns.run(
+        state.path(),
+        &["apply", "--only-net", &profile("ringlb-base.conf")],
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{text}");
-    assert!(text.contains("skip net.ipv4.tcp_max_orphans: not on this kernel"), "global keys are absent in a netns: {text}");
+    assert!(
+        text.contains("skip net.ipv4.tcp_max_orphans: not on this kernel"),
+        "global keys are absent in a netns: {text}"
+    );
     assert_eq!(ns.sysctl("net.core.somaxconn"), "65535");
     assert_eq!(ns.sysctl("net.ipv4.tcp_tw_reuse"), "1");
     assert_eq!(ns.sysctl("net.ipv4.ip_local_port_range"), "1024 65535");
@@ -91,19 +139,45 @@ fn apply_and_revert_change_only_the_namespace() {
     let after_host: Vec<String> = NET_KEYS.iter().map(|k| host(k)).collect();
     assert_eq!(before_host, after_host, "the host's values must not change");
     let dropin = std::fs::read_to_string(state.path().join("60-ringlb.conf")).unwrap();
-    assert!(dropin.contains("net.core.somaxconn = 65535") && dropin.contains("net.ipv4.ip_local_port_range = 1024 65535"), "{dropin}");
+    assert!(
+        dropin.contains("net.core.somaxconn = 65535")
+            && dropin.contains("net.ipv4.ip_local_port_range = 1024 65535"),
+        "{dropin}"
+    );
     // Applying again changes nothing (idempotent).
-    let again = ns.run(state.path(), &["apply", "--only-net", &profile("ringlb-base.conf")]);
-    assert!(String::from_utf8_lossy(&again.stdout).contains("applied 0 change(s)"), "{}", String::from_utf8_lossy(&again.stdout));
-    let backups = std::fs::read_dir(state.path()).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with("sysctl-backup-")).count();
+    let again = ns.run(
+        state.path(),
+        &["apply", "--only-net", &profile("ringlb-base.conf")],
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("applied 0 change(s)"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    let backups = std::fs::read_dir(state.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("sysctl-backup-")
+        })
+        .count();
     assert_eq!(backups, 1, "a no-op apply leaves no backup");
     // Revert (latest backup by default): everything as it was inside, drop-in gone.
     let out = ns.run(state.path(), &["revert"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let after_ns: Vec<String> = NET_KEYS.iter().map(|k| ns.sysctl(k)).collect();
     assert_eq!(before_ns, after_ns);
     assert!(!state.path().join("60-ringlb.conf").exists());
-    assert_eq!(before_host, NET_KEYS.iter().map(|k| host(k)).collect::<Vec<_>>());
+    assert_eq!(
+        before_host,
+        NET_KEYS.iter().map(|k| host(k)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -121,11 +195,18 @@ fn dry_run_shows_machine_wide_changes_without_making_them() {
     assert!(out.status.success(), "{text}");
     assert!(text.contains("fs.nr_open = "), "{text}");
     if before.parse::<u64>().unwrap() < 2_097_152 {
-        assert!(text.contains(&format!("would set fs.nr_open: {before} -> 2097152")), "{text}");
+        assert!(
+            text.contains(&format!("would set fs.nr_open: {before} -> 2097152")),
+            "{text}"
+        );
     }
     assert_eq!(host("fs.nr_open"), before);
     assert!(!state.path().join("60-ringlb.conf").exists());
-    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0, "no backup on a dry run");
+    assert_eq!(
+        std::fs::read_dir(state.path()).unwrap().count(),
+        0,
+        "no backup on a dry run"
+    );
 }
 
 #[test]
@@ -135,17 +216,30 @@ fn a_refused_value_rolls_back_everything() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.conf");
     // somaxconn is applied first, then the kernel refuses tcp_tw_reuse = 7.
-    std::fs::write(&bad, "net.core.somaxconn = 60000\nnet.ipv4.tcp_tw_reuse = 7  # want=exact\n").unwrap();
+    std::fs::write(
+        &bad,
+        "net.core.somaxconn = 60000\nnet.ipv4.tcp_tw_reuse = 7  # want=exact\n",
+    )
+    .unwrap();
     let before = ns.sysctl("net.core.somaxconn");
     let out = ns.run(state.path(), &["apply", bad.to_str().unwrap()]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(err.contains("refused net.ipv4.tcp_tw_reuse = 7") && err.contains("nothing was changed"), "{err}");
-    assert_eq!(ns.sysctl("net.core.somaxconn"), before, "the first key must be rolled back");
+    assert!(
+        err.contains("refused net.ipv4.tcp_tw_reuse = 7") && err.contains("nothing was changed"),
+        "{err}"
+    );
+    assert_eq!(
+        ns.sysctl("net.core.somaxconn"),
+        before,
+        "the first key must be rolled back"
+    );
     assert!(!state.path().join("60-ringlb.conf").exists());
     // A malformed value is refused before anything is touched.
     std::fs::write(&bad, "net.core.somaxconn = lots\n").unwrap();
     let out = ns.run(state.path(), &["apply", bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("net.core.somaxconn: invalid value \"lots\""));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("net.core.somaxconn: invalid value \"lots\"")
+    );
 }

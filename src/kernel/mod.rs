@@ -162,8 +162,16 @@ servers = [{ name = "a", address = "127.0.0.1:8000", maxconn = 40000 }]
         };
         let w = warnings(&cfg(CFG), &k);
         assert_eq!(w.len(), 4, "{w:#?}");
-        assert!(w[0].contains("net.core.somaxconn is 4096") && w[0].contains("backlog 30000") && w[0].contains("ringlb-base.conf"));
-        assert!(w[1].contains("maxconn 30000 needs") && w[1].contains("hard limit is 50000") && w[1].contains("fs.nr_open"));
+        assert!(
+            w[0].contains("net.core.somaxconn is 4096")
+                && w[0].contains("backlog 30000")
+                && w[0].contains("ringlb-base.conf")
+        );
+        assert!(
+            w[1].contains("maxconn 30000 needs")
+                && w[1].contains("hard limit is 50000")
+                && w[1].contains("fs.nr_open")
+        );
         assert!(w[2].contains("32768-60999 gives 28232 source ports but up to 40000"));
         assert!(w[3].contains("tcp_tw_reuse is 0"));
     }

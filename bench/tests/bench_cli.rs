@@ -1,0 +1,149 @@
+//! `ringlb-bench` against its own server: short runs whose byte counts must be
+//! non-zero and consistent, and whose `--json` reports are well-formed.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ringlb-bench")
+}
+
+fn serve(mode: &str) -> Server {
+    let mut child = Command::new(bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--mode", mode])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stderr.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(line.starts_with("ringlb-bench serving"), "{line}");
+    Server { child, addr }
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = Command::new(bin())
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "one JSON object: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON {e}: {text}"))
+}
+
+#[test]
+fn throughput_both_ways_moves_the_same_bytes_up_and_down() {
+    let s = serve("echo");
+    let r = json(&[
+        "throughput",
+        "--addr",
+        &s.addr,
+        "--streams",
+        "2",
+        "--duration",
+        "1s",
+        "--direction",
+        "both",
+        "--target",
+        "1gbit",
+    ]);
+    assert_eq!(r["mode"], "throughput");
+    let up = r["bytes_up"].as_u64().unwrap();
+    assert!(up > 0);
+    assert_eq!(
+        r["bytes_down"].as_u64().unwrap(),
+        up,
+        "an echo returns every byte"
+    );
+    assert!(r["gbit_up"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["stream_errors"].as_u64(), Some(0));
+    assert!(r["target_sustained"].is_boolean() && r["seconds_at_target"].is_u64());
+}
+
+#[test]
+fn throughput_up_to_a_sink() {
+    let s = serve("sink");
+    let r = json(&["throughput", "--addr", &s.addr, "--duration", "1s"]);
+    assert!(r["bytes_up"].as_u64().unwrap() > 0);
+    assert_eq!(r["bytes_down"].as_u64(), Some(0));
+}
+
+#[test]
+fn rr_counts_requests_and_latencies_consistently() {
+    let s = serve("echo");
+    let r = json(&[
+        "rr",
+        "--addr",
+        &s.addr,
+        "--conns",
+        "4",
+        "--duration",
+        "1s",
+        "--size",
+        "32",
+        "--pipeline",
+        "2",
+    ]);
+    let n = r["requests"].as_u64().unwrap();
+    assert!(n > 0);
+    assert_eq!(r["bytes_each_way"].as_u64().unwrap(), n * 32);
+    assert_eq!(n % 2, 0, "pipelined batches of 2");
+    let l = &r["latency"];
+    let (p50, p99, max) = (
+        l["p50_us"].as_u64().unwrap(),
+        l["p99_us"].as_u64().unwrap(),
+        l["max_us"].as_u64().unwrap(),
+    );
+    assert!(p50 >= 1 && p50 <= p99 && p99 <= max, "{l}");
+}
+
+#[test]
+fn connrate_and_idle_report_sane_figures() {
+    let s = serve("echo");
+    let r = json(&[
+        "connrate",
+        "--addr",
+        &s.addr,
+        "--conns",
+        "2",
+        "--duration",
+        "1s",
+    ]);
+    assert!(r["connections"].as_u64().unwrap() > 0);
+    assert_eq!(r["failed"].as_u64(), Some(0));
+    let pid = s.child.id().to_string();
+    let r = json(&[
+        "idle", "--addr", &s.addr, "--conns", "50", "--pid", &pid, "--hold", "0s",
+    ]);
+    assert_eq!(r["conns"].as_u64(), Some(50));
+    assert!(r["rss_after"].as_u64().unwrap() >= r["rss_before"].as_u64().unwrap());
+}
+
+#[test]
+fn bad_arguments_exit_2_with_usage() {
+    let out = Command::new(bin()).args(["rr"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing --addr"));
+}
