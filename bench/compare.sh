@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Side-by-side comparison of ringlb and HAProxy on this machine, in one run.
+#
+#   bench/compare.sh [--quick] [--rounds N] [--only w1,w2] [--out FILE] [--threads N]
+#                    [--ringlb PATH] [--bench PATH]
+#
+# Starts the targets (ringlb-bench's own sink/echo, iperf3, redis-server), ringlb
+# (`--shards N`) and HAProxy 2.6 (`nbthread N`) with equivalent configs — HAProxy at
+# its best for streams: splice-request/-response and the same 1 MiB pipes as
+# ringlb — then runs every workload interleaved (ringlb, HAProxy, ringlb, …) for N
+# rounds and prints, per workload: median and min–max per proxy, ringlb/HAProxy,
+# and the direct (no proxy) figure as the ceiling; CPU seconds per GB forwarded for
+# the stream workloads and memory per idle connection. Proxies run on CPU 0, load
+# generators and targets on the other CPUs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+rounds=5 quick=0 only="" out="" threads=1
+ringlb=target/release/ringlb
+bench=target/release/ringlb-bench
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1; rounds=3 ;;
+        --rounds) rounds=$2; shift ;;
+        --only) only=$2; shift ;;
+        --out) out=$2; shift ;;
+        --threads) threads=$2; shift ;;
+        --ringlb) ringlb=$2; shift ;;
+        --bench) bench=$2; shift ;;
+        *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$quick" -eq 1 ]; then secs=1; redis_n=20000; idle_n=1000; else secs=5; redis_n=100000; idle_n=5000; fi
+
+for tool in haproxy iperf3 redis-server redis-benchmark python3 taskset; do
+    command -v "$tool" >/dev/null || { echo "compare.sh: $tool is missing (apt-get install haproxy iperf3 redis-server redis-tools)" >&2; exit 2; }
+done
+if [ ! -x "$ringlb" ] || [ ! -x "$bench" ]; then cargo build --release -q -p ringlb -p ringlb-bench; fi
+ulimit -n "$(ulimit -Hn)"
+
+ncpu=$(nproc)
+proxy_cpu=0
+load_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
+work=$(mktemp -d /tmp/ringlb-compare.XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "compare.sh: nothing listening on $1" >&2; return 1; }
+
+# Targets.
+t_echo=$(port); t_sink=$(port); t_iperf=$(port); t_redis=$(port)
+taskset -c "$load_cpus" "$bench" serve --listen "127.0.0.1:$t_echo" --mode echo 2>/dev/null & pids+=($!)
+taskset -c "$load_cpus" "$bench" serve --listen "127.0.0.1:$t_sink" --mode sink 2>/dev/null & pids+=($!)
+taskset -c "$load_cpus" iperf3 -s -p "$t_iperf" >/dev/null 2>&1 & pids+=($!)
+taskset -c "$load_cpus" redis-server --port "$t_redis" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!)
+for p in $t_echo $t_sink $t_iperf $t_redis; do wait_port "$p"; done
+
+# Proxy ports: one listener per target for each proxy.
+declare -A R H
+for t in echo sink iperf redis; do R[$t]=$(port); H[$t]=$(port); done
+
+cat > "$work/ringlb.toml" <<EOF
+[global]
+maxconn = 7000
+tune = { pipesize = 1048576 }
+[defaults]
+mode = "tcp"
+timeout = { connect = "5s", client = "60s", server = "60s" }
+$(for t in echo sink iperf redis; do
+    tp=t_$t
+    printf '[[listen]]\nname = "%s"\nbind = ["127.0.0.1:%s"]\nservers = [{ name = "s", address = "127.0.0.1:%s" }]\n' "$t" "${R[$t]}" "${!tp}"
+done)
+EOF
+cat > "$work/haproxy.cfg" <<EOF
+global
+    maxconn 7000
+    nbthread $threads
+    tune.pipesize 1048576
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    option splice-request
+    option splice-response
+$(for t in echo sink iperf redis; do
+    tp=t_$t
+    printf 'listen %s\n    bind 127.0.0.1:%s\n    server s 127.0.0.1:%s\n' "$t" "${H[$t]}" "${!tp}"
+done)
+EOF
+
+taskset -c "$proxy_cpu" "$ringlb" run -f "$work/ringlb.toml" --shards "$threads" 2>"$work/ringlb.log" & rl_pid=$!; pids+=("$rl_pid")
+taskset -c "$proxy_cpu" haproxy -f "$work/haproxy.cfg" -db 2>"$work/haproxy.log" & hp_pid=$!; pids+=("$hp_pid")
+ringlb_ok=1
+for p in "${R[@]}"; do wait_port "$p" || ringlb_ok=0; done
+for p in "${H[@]}"; do wait_port "$p"; done
+[ "$ringlb_ok" -eq 1 ] || echo "compare.sh: ringlb failed to start; reporting HAProxy only: $(cat "$work/ringlb.log")" >&2
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+results="$work/results.tsv"
+: > "$results"
+# record WORKLOAD PROXY VALUE [BYTES CPU_S] [P99_MS]
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" "${5:-}" "${6:-}" >> "$results"; }
+
+want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
+load() { taskset -c "$load_cpus" "$@"; }
+
+# One measurement of WORKLOAD through PORT; prints "value units p99" where units
+# is bytes moved (streams) or requests served, and "-" marks a missing figure.
+measure() {
+    local w=$1 p=$2 json
+    case "$w" in
+        iperf3-1|iperf3-8)
+            local par=1; [ "$w" = iperf3-8 ] && par=8
+            json=$(load iperf3 -c 127.0.0.1 -p "$p" -t "$secs" -P "$par" -J)
+            python3 -c 'import json,sys; d=json.load(sys.stdin)["end"]["sum_received"]; print(d["bits_per_second"]/1e9, d["bytes"], "-")' <<<"$json" ;;
+        bench-throughput)
+            json=$(load "$bench" throughput --addr "127.0.0.1:$p" --streams 4 --duration "${secs}s" --json)
+            python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["gbit_up"], d["bytes_up"], "-")' <<<"$json" ;;
+        redis-get|redis-set|redis-get-P16|redis-set-P16)
+            local t=${w#redis-}; t=${t%-P16}; local pl=1; [[ "$w" == *P16 ]] && pl=16
+            load redis-benchmark -p "$p" -t "$t" -n "$redis_n" -c 50 -P "$pl" --csv 2>/dev/null |
+                python3 -c 'import csv,sys; r=list(csv.reader(sys.stdin)); d=dict(zip(r[0],r[1])); print(d["rps"], sys.argv[1], d.get("p99_latency_ms","-"))' "$redis_n" ;;
+        bench-rr)
+            json=$(load "$bench" rr --addr "127.0.0.1:$p" --conns 50 --size 64 --duration "${secs}s" --json)
+            python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["requests_per_s"], d["requests"], d["latency"]["p99_us"]/1000)' <<<"$json" ;;
+        bench-connrate)
+            json=$(load "$bench" connrate --addr "127.0.0.1:$p" --conns 16 --duration "${secs}s" --json)
+            python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["connections_per_s"], d["connections"], d["latency"]["p99_us"]/1000)' <<<"$json" ;;
+    esac
+}
+
+target_port() {
+    case "$1" in
+        iperf3-*) echo "$2" | cut -d' ' -f1 ;;
+        bench-throughput) echo "$2" | cut -d' ' -f2 ;;
+        redis-*) echo "$2" | cut -d' ' -f3 ;;
+        *) echo "$2" | cut -d' ' -f4 ;;
+    esac
+}
+
+workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate"
+start=$(date +%s)
+for w in $workloads; do
+    want "$w" || continue
+    rp=$(target_port "$w" "${R[iperf]} ${R[sink]} ${R[redis]} ${R[echo]}")
+    hp=$(target_port "$w" "${H[iperf]} ${H[sink]} ${H[redis]} ${H[echo]}")
+    dp=$(target_port "$w" "$t_iperf $t_sink $t_redis $t_echo")
+    read -r v b p99 <<<"$(measure "$w" "$dp")"; record "$w" direct "$v" "$b" "" "$p99"
+    for r in $(seq 1 "$rounds"); do
+        for side in ringlb haproxy; do
+            if [ "$side" = ringlb ]; then [ "$ringlb_ok" -eq 1 ] || continue; pid=$rl_pid; p=$rp; else pid=$hp_pid; p=$hp; fi
+            c0=$(cpu_ticks "$pid")
+            read -r v b p99 <<<"$(measure "$w" "$p")"
+            c1=$(cpu_ticks "$pid")
+            record "$w" "$side" "$v" "$b" "$(python3 -c "print(($c1-$c0)/$(getconf CLK_TCK))")" "$p99"
+        done
+        [ -t 2 ] && printf '\r%s round %s/%s' "$w" "$r" "$rounds" >&2
+    done
+    if [ -t 2 ]; then printf '\r\033[2K' >&2; fi
+done
+
+if want idle; then
+    for side in ringlb haproxy; do
+        if [ "$side" = ringlb ]; then [ "$ringlb_ok" -eq 1 ] || continue; pid=$rl_pid; p=${R[echo]}; else pid=$hp_pid; p=${H[echo]}; fi
+        json=$(load "$bench" idle --addr "127.0.0.1:$p" --pid "$pid" --conns "$idle_n" --hold 1s --json)
+        record idle "$side" "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_per_conn"])' <<<"$json")"
+    done
+fi
+elapsed=$(( $(date +%s) - start ))
+
+python3 - "$results" "$rounds" "$elapsed" "$threads" "$secs" <<'PY' | tee "${out:-/dev/null}"
+import sys, statistics as st
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+rounds, elapsed, threads, secs = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn"}
+def vals(w, side, col=2):
+    return [float(r[col]) for r in rows if r[0] == w and r[1] == side and r[col] not in ("", "-")]
+def fmt(x):
+    return f"{x:,.2f}" if x < 1000 else f"{x:,.0f}"
+print(f"ringlb vs HAProxy 2.6, {threads} shard/thread each, {rounds} interleaved rounds, {secs}s per run, total {elapsed}s\n")
+print("| workload | unit | ringlb median (min–max) | HAProxy median (min–max) | ringlb/HAProxy | direct |")
+print("|---|---|---|---|---|---|")
+seen = []
+for r in rows:
+    if r[0] not in seen:
+        seen.append(r[0])
+for w in seen:
+    unit = units.get(w, "req/s")
+    a, b, d = vals(w, "ringlb"), vals(w, "haproxy"), vals(w, "direct")
+    cell = lambda v: f"{fmt(st.median(v))} ({fmt(min(v))}–{fmt(max(v))})" if v else "failed"
+    ratio = f"{st.median(a)/st.median(b):.2f}" if a and b and st.median(b) else "–"
+    if w == "idle":
+        ratio = f"{st.median(a)/st.median(b):.2f} (lower is better)" if a and b and st.median(b) else "–"
+    print(f"| {w} | {unit} | {cell(a)} | {cell(b)} | {ratio} | {fmt(st.median(d)) if d else '–'} |")
+lat = [w for w in seen if vals(w, "haproxy", 5)]
+if lat:
+    print("\n| workload | ringlb p99 ms (median) | HAProxy p99 ms (median) |")
+    print("|---|---|---|")
+    for w in lat:
+        a, b = vals(w, "ringlb", 5), vals(w, "haproxy", 5)
+        print(f"| {w} | {st.median(a):.3f} | {st.median(b):.3f} |" if a and b else f"| {w} | – | – |")
+streams = {"iperf3-1", "iperf3-8", "bench-throughput"}
+cpu = [w for w in seen if vals(w, "haproxy", 3) and vals(w, "haproxy", 4)]
+if cpu:
+    print("\nProxy CPU (user+system, from /proc/PID/stat) per unit of work, all rounds summed:\n")
+    print("| workload | unit | ringlb | HAProxy | ringlb/HAProxy |")
+    print("|---|---|---|---|---|")
+    for w in cpu:
+        def per(side):
+            rs = [r for r in rows if r[0] == w and r[1] == side and r[3] not in ("", "-") and r[4] not in ("", "-")]
+            u = sum(float(r[3]) for r in rs); c = sum(float(r[4]) for r in rs)
+            if not u:
+                return None
+            return c / (u / 1e9) if w in streams else c / u * 1e6
+        unit = "CPU s per GB" if w in streams else "CPU µs per request"
+        a, b = per("ringlb"), per("haproxy")
+        print(f"| {w} | {unit} | {a:.3f} | {b:.3f} | {a/b:.2f} |" if a and b else f"| {w} | {unit} | – | – | – |")
+PY
