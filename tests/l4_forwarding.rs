@@ -221,3 +221,28 @@ fn idle_connections_hold_no_pipes_and_spawn_no_io_workers() {
         "idle sessions must not hold pipes"
     );
 }
+
+#[test]
+fn one_way_bulk_upload_never_stalls_waiting_for_readiness() {
+    // Long proxy timeouts: a session whose readiness is lost would only be woken
+    // by a timer minutes later, so a stall shows up as our read timing out.
+    let srv = TestServer::start("eof", Behaviour::ReplyAfterEof);
+    let port = free_port();
+    let cfg = l4_config(port, &[&srv], "tune = { pipesize = 1048576 }").replace(
+        "client = \"30s\", server = \"30s\"",
+        "client = \"10m\", server = \"10m\"",
+    );
+    let _lb = Ringlb::start(&cfg, &["--shards", "1"]);
+    let data = pattern(21, 64 << 20);
+    let want_sum = data
+        .iter()
+        .fold(0u64, |a, &x| a.wrapping_mul(31).wrapping_add(x as u64));
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_write_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    c.write_all(&data).expect("upload stalled");
+    c.shutdown(Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply).expect("reply stalled");
+    assert_eq!(reply, format!("got {} bytes, sum {want_sum}\n", 64 << 20));
+}

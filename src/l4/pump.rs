@@ -114,9 +114,20 @@ struct Flow {
 }
 
 /// Readiness of one socket as the pump tracks it.
+/// How a side learns that it has bytes to read.
+enum Readable {
+    /// Armed once for the session; a completion per wakeup of the socket. Best for
+    /// small messages: no re-arm per message.
+    Multi(PollMulti),
+    /// Armed only after the socket was drained, level-triggered. Best for bulk
+    /// streams, where a multishot poll would post a completion for every arriving
+    /// segment batch while the shard is still splicing the previous ones.
+    Once(Option<ring::PollOnce>),
+}
+
 struct Side<'a> {
     sock: &'a Socket,
-    poll: PollMulti,
+    poll: Readable,
     out: Option<ring::PollOnce>,
     readable: bool,
     /// The peer sent FIN or the socket failed: read until EOF/error, never assume
@@ -130,7 +141,7 @@ impl<'a> Side<'a> {
     fn new(sock: &'a Socket, now: Instant) -> Side<'a> {
         Side {
             sock,
-            poll: PollMulti::new(sock.as_raw_fd(), events::IN | events::RDHUP),
+            poll: Readable::Multi(PollMulti::new(sock.as_raw_fd(), events::IN | events::RDHUP)),
             out: None,
             // The client may have sent data before we armed the poll; the first
             // read attempt finds out.
@@ -142,9 +153,37 @@ impl<'a> Side<'a> {
     }
 
     /// Collects readiness; `Err` if the poll itself failed.
+    /// A one-shot side that was found drained must arm its poll before the task
+    /// sleeps, or nothing would wake it.
+    fn needs_arm(&self) -> bool {
+        matches!(self.poll, Readable::Once(None)) && !self.readable
+    }
+
+    /// Switches to one-shot readiness (the multishot poll is cancelled).
+    fn use_oneshot(&mut self) {
+        if matches!(self.poll, Readable::Multi(_)) {
+            self.poll = Readable::Once(None);
+        }
+    }
+
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Result<bool, ()> {
         let mut any = false;
-        match self.poll.poll_events(cx) {
+        let fd = self.sock.as_raw_fd();
+        let ready = match &mut self.poll {
+            Readable::Multi(p) => p.poll_events(cx),
+            // Nothing to arm while we still believe there are bytes to read.
+            Readable::Once(_) if self.readable => Poll::Pending,
+            Readable::Once(slot) => {
+                let fut =
+                    slot.get_or_insert_with(|| ring::poll_once(fd, events::IN | events::RDHUP));
+                let r = Pin::new(fut).poll(cx);
+                if r.is_ready() {
+                    *slot = None;
+                }
+                r
+            }
+        };
+        match ready {
             Poll::Ready(Ok(ev)) => {
                 self.readable = true;
                 if ev & (events::RDHUP | events::HUP | events::ERR) != 0 {
@@ -320,6 +359,7 @@ impl Flow {
                         self.full_reads = self.full_reads.saturating_add(1);
                         if self.full_reads >= SPLICE_AFTER_FULL_READS && splice_ok {
                             self.splicing = true;
+                            src.use_oneshot();
                         }
                     } else {
                         self.full_reads = 0;
@@ -417,7 +457,9 @@ impl Pump {
                 let rerun = (c.readable && matches!(a, Step::Idle) && !up.done)
                     || (s.readable && matches!(b, Step::Idle) && !down.done)
                     || (c.blocked && c.out.is_none())
-                    || (s.blocked && s.out.is_none());
+                    || (s.blocked && s.out.is_none())
+                    || c.needs_arm()
+                    || s.needs_arm();
                 if progress || rerun {
                     continue;
                 }
