@@ -2,6 +2,7 @@
 //! `FILE:LINE:COL`, the section and the key; unknown keys are errors. Nothing here
 //! opens a socket, so a config that fails here changes nothing.
 
+mod backend;
 mod error;
 pub mod model;
 mod resolve;

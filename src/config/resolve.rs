@@ -1,4 +1,5 @@
-//! From the raw schema to the resolved model: inheritance from `[defaults]` and
+//! From the raw schema to the resolved model (backends, servers and checks are in
+//! `backend`): inheritance from `[defaults]` and
 //! `default-server`, which keys each section kind may use, names resolved to
 //! indexes, and every value checked. The first problem found is returned with its
 //! position; nothing is half-resolved.
@@ -15,10 +16,10 @@ use super::model::*;
 use super::schema::*;
 use super::values;
 
-type R<T> = Result<T, ConfigError>;
+pub(super) type R<T> = Result<T, ConfigError>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Kind {
+pub(super) enum Kind {
     Defaults,
     Frontend,
     Backend,
@@ -26,7 +27,7 @@ enum Kind {
 }
 
 impl Kind {
-    fn word(self) -> &'static str {
+    pub(super) fn word(self) -> &'static str {
         match self {
             Kind::Defaults => "defaults",
             Kind::Frontend => "frontend",
@@ -100,27 +101,27 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     k
 }
 
-struct Resolver<'a> {
-    loc: &'a Locator<'a>,
-    defaults: RawProxy,
-    global_log: Vec<LogTarget>,
-    global_maxconn: u32,
+pub(super) struct Resolver<'a> {
+    pub(super) loc: &'a Locator<'a>,
+    pub(super) defaults: RawProxy,
+    pub(super) global_log: Vec<LogTarget>,
+    pub(super) global_maxconn: u32,
 }
 
-fn span<T>(s: &Spanned<T>) -> Range<usize> {
+pub(super) fn span<T>(s: &Spanned<T>) -> Range<usize> {
     s.span()
 }
 
 impl Resolver<'_> {
-    fn err(&self, at: Range<usize>, ctx: &str, msg: impl Into<String>) -> ConfigError {
+    pub(super) fn err(&self, at: Range<usize>, ctx: &str, msg: impl Into<String>) -> ConfigError {
         self.loc.error(at, ctx, msg)
     }
 
-    fn dur(&self, v: &Spanned<RawDuration>, ctx: &str, key: &str) -> R<Duration> {
+    pub(super) fn dur(&self, v: &Spanned<RawDuration>, ctx: &str, key: &str) -> R<Duration> {
         values::duration(v.get_ref()).map_err(|m| self.err(span(v), ctx, format!("{key}: {m}")))
     }
 
-    fn int(&self, v: &Spanned<i64>, ctx: &str, key: &str, min: i64, max: i64) -> R<u32> {
+    pub(super) fn int(&self, v: &Spanned<i64>, ctx: &str, key: &str, min: i64, max: i64) -> R<u32> {
         let n = *v.get_ref();
         if n < min || n > max {
             return Err(self.err(span(v), ctx, format!("{key} {n} out of range {min}-{max}")));
@@ -165,7 +166,7 @@ impl Resolver<'_> {
         })
     }
 
-    fn timeouts(&self, own: Option<&RawTimeouts>, ctx: &str) -> R<Timeouts> {
+    pub(super) fn timeouts(&self, own: Option<&RawTimeouts>, ctx: &str) -> R<Timeouts> {
         let d = self.defaults.timeout.clone().unwrap_or_default();
         let o = own.cloned().unwrap_or_default();
         let pick = |a: &Option<Spanned<RawDuration>>,
@@ -191,7 +192,7 @@ impl Resolver<'_> {
         })
     }
 
-    fn mode(&self, p: &RawProxy, ctx: &str) -> R<Mode> {
+    pub(super) fn mode(&self, p: &RawProxy, ctx: &str) -> R<Mode> {
         match p.mode.as_ref().or(self.defaults.mode.as_ref()) {
             None => Ok(Mode::Tcp),
             Some(m) => match m.get_ref().as_str() {
@@ -382,292 +383,6 @@ impl Resolver<'_> {
             },
         })
     }
-
-    fn check_spec(&self, own: Option<&RawCheck>, ctx: &str) -> R<CheckSpec> {
-        let d = self.defaults.check.clone().unwrap_or_default();
-        let o = own.cloned().unwrap_or_default();
-        let ty = o.type_.as_ref().or(d.type_.as_ref());
-        let method = o.method.or(d.method).unwrap_or_else(|| "OPTIONS".into());
-        let uri = o.uri.or(d.uri).unwrap_or_else(|| "/".into());
-        let version = o.version.or(d.version).unwrap_or_else(|| "HTTP/1.0".into());
-        let host = o.host.or(d.host);
-        let expect = o.expect.as_ref().or(d.expect.as_ref());
-        let user = o.user.or(d.user);
-        let steps = o.steps.as_ref().or(d.steps.as_ref());
-        let Some(ty) = ty else {
-            return Ok(CheckSpec::Tcp);
-        };
-        let at = span(ty);
-        Ok(match ty.get_ref().as_str() {
-            "tcp" => CheckSpec::Tcp,
-            "http" => {
-                let expect = match expect {
-                    None => HttpExpect::Status2xx3xx,
-                    Some(e) => {
-                        let text = e.get_ref().trim();
-                        let (word, arg) = text
-                            .split_once(' ')
-                            .map(|(w, a)| (w, a.trim()))
-                            .unwrap_or((text, ""));
-                        match word {
-                            "status" => HttpExpect::Status(arg.parse().ok().filter(|c| (100..=599).contains(c)).ok_or_else(|| self.err(span(e), ctx, format!("check expect: invalid status \"{arg}\"")))?),
-                            "rstatus" if !arg.is_empty() => HttpExpect::RStatus(arg.into()),
-                            "string" if !arg.is_empty() => HttpExpect::String(arg.into()),
-                            _ => return Err(self.err(span(e), ctx, format!("check expect: expected \"status N\", \"rstatus REGEX\" or \"string TEXT\", got \"{text}\""))),
-                        }
-                    }
-                };
-                CheckSpec::Http {
-                    method,
-                    uri,
-                    version,
-                    host,
-                    expect,
-                }
-            }
-            "redis" => CheckSpec::Redis,
-            "pgsql" => CheckSpec::Pgsql {
-                user: user.ok_or_else(|| {
-                    self.err(at.clone(), ctx, "check type \"pgsql\" needs `user`")
-                })?,
-            },
-            "mysql" => CheckSpec::Mysql { user },
-            "tcp-check" => {
-                let steps = steps.ok_or_else(|| {
-                    self.err(at.clone(), ctx, "check type \"tcp-check\" needs `steps`")
-                })?;
-                let mut out = Vec::new();
-                for s in steps {
-                    out.push(self.tcp_step(s, ctx)?);
-                }
-                CheckSpec::TcpCheck { steps: out }
-            }
-            other => {
-                return Err(self.err(
-                    at,
-                    ctx,
-                    format!(
-                    "unknown check type \"{other}\" (tcp, http, redis, pgsql, mysql, tcp-check)"
-                ),
-                ))
-            }
-        })
-    }
-
-    fn tcp_step(&self, s: &Spanned<RawCheckStep>, ctx: &str) -> R<TcpCheckStep> {
-        let r = s.get_ref();
-        let e = |m: String| self.err(span(s), ctx, format!("tcp-check step: {m}"));
-        let set = [
-            r.connect.is_some(),
-            r.send.is_some(),
-            r.send_binary.is_some(),
-            r.expect.is_some(),
-        ];
-        if set.iter().filter(|&&b| b).count() != 1 {
-            return Err(e(
-                "needs exactly one of connect, send, send-binary, expect".into()
-            ));
-        }
-        if r.connect.is_some() {
-            return Ok(TcpCheckStep::Connect);
-        }
-        if let Some(t) = &r.send {
-            return values::unescape(t).map(TcpCheckStep::Send).map_err(e);
-        }
-        if let Some(t) = &r.send_binary {
-            return values::hex(t).map(TcpCheckStep::SendBinary).map_err(e);
-        }
-        let text = r.expect.as_deref().unwrap_or("").trim();
-        let (word, arg) = text
-            .split_once(' ')
-            .map(|(w, a)| (w, a.trim()))
-            .unwrap_or((text, ""));
-        match word {
-            "string" if !arg.is_empty() => Ok(TcpCheckStep::ExpectString(arg.into())),
-            "rstring" if !arg.is_empty() => Ok(TcpCheckStep::ExpectRString(arg.into())),
-            "binary" => values::hex(arg).map(TcpCheckStep::ExpectBinary).map_err(e),
-            _ => Err(e(format!("expect: expected \"string TEXT\", \"rstring REGEX\" or \"binary HEX\", got \"{text}\""))),
-        }
-    }
-
-    fn server(&self, s: &Spanned<RawServer>, base: &RawServer, ctx: &str) -> R<Server> {
-        let r = merge_server(base, s.get_ref());
-        let name = r
-            .name
-            .as_ref()
-            .ok_or_else(|| self.err(span(s), ctx, "server without `name`"))?;
-        let sctx = format!("{ctx}: server \"{}\"", name.get_ref());
-        let addr_raw = r
-            .address
-            .as_ref()
-            .ok_or_else(|| self.err(span(s), &sctx, "server without `address`"))?;
-        let addr =
-            values::address(addr_raw.get_ref()).map_err(|m| self.err(span(addr_raw), &sctx, m))?;
-        let int = |v: &Option<Spanned<i64>>, key: &str, min: i64, max: i64, def: u32| -> R<u32> {
-            match v {
-                Some(v) => self.int(v, &sctx, key, min, max),
-                None => Ok(def),
-            }
-        };
-        let dur = |v: &Option<Spanned<RawDuration>>, key: &str| -> R<Option<Duration>> {
-            v.as_ref().map(|v| self.dur(v, &sctx, key)).transpose()
-        };
-        let inter = dur(&r.inter, "inter")?.unwrap_or(Duration::from_secs(2));
-        if let Some(sp) = &r.send_proxy {
-            return Err(self.err(
-                span(sp),
-                &sctx,
-                "send-proxy: the PROXY protocol is not supported yet",
-            ));
-        }
-        if r.ssl == Some(true) {
-            return Err(self.err(span(s), &sctx, "ssl: TLS to servers is not supported yet"));
-        }
-        Ok(Server {
-            name: name.get_ref().clone(),
-            addr,
-            weight: int(&r.weight, "weight", 0, 256, 1)?,
-            maxconn: int(&r.maxconn, "maxconn", 0, 10_000_000, 0)?,
-            maxqueue: int(&r.maxqueue, "maxqueue", 0, 10_000_000, 0)?,
-            check: r.check.unwrap_or(false),
-            inter,
-            fastinter: dur(&r.fastinter, "fastinter")?.unwrap_or(inter),
-            downinter: dur(&r.downinter, "downinter")?.unwrap_or(inter),
-            rise: int(&r.rise, "rise", 1, 1000, 2)?,
-            fall: int(&r.fall, "fall", 1, 1000, 3)?,
-            check_port: r
-                .port
-                .as_ref()
-                .map(|p| self.int(p, &sctx, "port", 1, 65535).map(|p| p as u16))
-                .transpose()?,
-            check_addr: r
-                .addr
-                .as_ref()
-                .map(|a| {
-                    a.get_ref().parse().map_err(|_| {
-                        self.err(
-                            span(a),
-                            &sctx,
-                            format!("addr: invalid IP address \"{}\"", a.get_ref()),
-                        )
-                    })
-                })
-                .transpose()?,
-            backup: r.backup.unwrap_or(false),
-            disabled: r.disabled.unwrap_or(false),
-            cookie: r.cookie.clone(),
-            send_proxy: None,
-            ssl: false,
-            slowstart: dur(&r.slowstart, "slowstart")?,
-        })
-    }
-
-    fn backend(&self, p: &Spanned<RawProxy>, kind: Kind) -> R<Backend> {
-        let raw = p.get_ref();
-        let name = raw
-            .name
-            .as_ref()
-            .map(|n| n.get_ref().clone())
-            .unwrap_or_default();
-        let ctx = format!("{} \"{name}\"", kind.word());
-        let (balance, balance_arg) = match raw.balance.as_ref().or(self.defaults.balance.as_ref()) {
-            None => (Balance::RoundRobin, None),
-            Some(b) => parse_balance(b.get_ref()).ok_or_else(|| {
-                self.err(span(b), &ctx, format!("unknown balance \"{}\" (roundrobin, static-rr, leastconn, first, source, random, uri, url_param(NAME), hdr(NAME))", b.get_ref()))
-            })?,
-        };
-        let hash_type = match raw.hash_type.as_ref().or(self.defaults.hash_type.as_ref()) {
-            None => HashType::MapBased,
-            Some(h) => match h.get_ref().as_str() {
-                "map-based" => HashType::MapBased,
-                "consistent" => HashType::Consistent,
-                other => {
-                    return Err(self.err(
-                        span(h),
-                        &ctx,
-                        format!("unknown hash-type \"{other}\" (map-based, consistent)"),
-                    ))
-                }
-            },
-        };
-        let on_marked_down = match raw
-            .on_marked_down
-            .as_ref()
-            .or(self.defaults.on_marked_down.as_ref())
-        {
-            None => OnMarkedDown::Nothing,
-            Some(o) => match o.get_ref().as_str() {
-                "shutdown-sessions" => OnMarkedDown::ShutdownSessions,
-                "nothing" => OnMarkedDown::Nothing,
-                other => {
-                    return Err(self.err(
-                        span(o),
-                        &ctx,
-                        format!("unknown on-marked-down \"{other}\" (shutdown-sessions)"),
-                    ))
-                }
-            },
-        };
-        let cookie = match raw.cookie.as_ref().or(self.defaults.cookie.as_ref()) {
-            None => None,
-            Some(c) => {
-                let mode = match &c.mode {
-                    None => "insert".to_string(),
-                    Some(m) if ["insert", "rewrite", "prefix"].contains(&m.get_ref().as_str()) => {
-                        m.get_ref().clone()
-                    }
-                    Some(m) => {
-                        return Err(self.err(
-                            span(m),
-                            &ctx,
-                            format!("cookie mode \"{}\" (insert, rewrite, prefix)", m.get_ref()),
-                        ))
-                    }
-                };
-                Some(CookieSpec {
-                    name: c.name.clone(),
-                    mode,
-                    indirect: c.indirect.unwrap_or(false),
-                    nocache: c.nocache.unwrap_or(false),
-                })
-            }
-        };
-        let base = merge_server(
-            &self.defaults.default_server.clone().unwrap_or_default(),
-            &raw.default_server.clone().unwrap_or_default(),
-        );
-        let mut servers = Vec::new();
-        let mut seen: HashMap<String, ()> = HashMap::new();
-        for s in raw.servers.iter().flatten() {
-            let srv = self.server(s, &base, &ctx)?;
-            if seen.insert(srv.name.clone(), ()).is_some() {
-                let at = s.get_ref().name.as_ref().map(span).unwrap_or(span(s));
-                return Err(self.err(at, &ctx, format!("duplicate server name \"{}\"", srv.name)));
-            }
-            servers.push(srv);
-        }
-        let retries = match raw.retries.as_ref().or(self.defaults.retries.as_ref()) {
-            Some(v) => self.int(v, &ctx, "retries", 0, 100)?,
-            None => 3,
-        };
-        Ok(Backend {
-            name,
-            mode: self.mode(raw, &ctx)?,
-            balance,
-            balance_arg,
-            hash_type,
-            servers,
-            timeouts: self.timeouts(raw.timeout.as_ref(), &ctx)?,
-            retries,
-            redispatch: raw.redispatch.or(self.defaults.redispatch).unwrap_or(false),
-            check: self.check_spec(raw.check.as_ref(), &ctx)?,
-            on_marked_down,
-            disabled: raw.disabled.unwrap_or(false),
-            cookie,
-            http_request: raw.http_request.clone().unwrap_or_default(),
-            http_response: raw.http_response.clone().unwrap_or_default(),
-        })
-    }
 }
 
 fn mode_word(m: Mode) -> &'static str {
@@ -675,38 +390,6 @@ fn mode_word(m: Mode) -> &'static str {
         Mode::Tcp => "tcp",
         Mode::Http => "http",
     }
-}
-
-fn parse_balance(s: &str) -> Option<(Balance, Option<String>)> {
-    let arg = |prefix: &str| {
-        s.strip_prefix(prefix)
-            .and_then(|r| r.strip_suffix(')'))
-            .filter(|a| !a.is_empty())
-            .map(str::to_string)
-    };
-    Some(match s {
-        "roundrobin" => (Balance::RoundRobin, None),
-        "static-rr" => (Balance::StaticRr, None),
-        "leastconn" => (Balance::LeastConn, None),
-        "first" => (Balance::First, None),
-        "source" => (Balance::Source, None),
-        "random" => (Balance::Random, None),
-        "uri" => (Balance::Uri, None),
-        _ if s.starts_with("url_param(") => (Balance::UrlParam, Some(arg("url_param(")?)),
-        _ if s.starts_with("hdr(") => (Balance::Hdr, Some(arg("hdr(")?)),
-        _ => return None,
-    })
-}
-
-/// `over`'s keys win over `base`'s, one by one.
-fn merge_server(base: &RawServer, over: &RawServer) -> RawServer {
-    macro_rules! m {
-        ($($f:ident),*) => { RawServer { $($f: over.$f.clone().or_else(|| base.$f.clone()),)* } };
-    }
-    m!(
-        name, address, weight, maxconn, maxqueue, check, inter, fastinter, downinter, rise, fall,
-        port, addr, backup, disabled, cookie, send_proxy, ssl, slowstart
-    )
 }
 
 fn check_keys(loc: &Locator, p: &Spanned<RawProxy>, kind: Kind) -> R<()> {

@@ -218,26 +218,25 @@ impl Socket {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        let mut raw: libc::sockaddr_storage = unsafe_zeroed_storage();
-        let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: raw/len are live and sized for any socket address.
-        cvt(unsafe {
-            libc::getsockname(
-                self.as_raw_fd(),
-                (&mut raw as *mut libc::sockaddr_storage).cast(),
-                &mut len,
-            )
-        })?;
-        from_raw(&raw)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown address family"))
+        self.address(libc::getsockname)
     }
 
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.address(libc::getpeername)
+    }
+
+    /// Asks the kernel for one of this socket's addresses (`getsockname` or
+    /// `getpeername`, which share a signature).
+    fn address(
+        &self,
+        call: unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32,
+    ) -> io::Result<SocketAddr> {
         let mut raw: libc::sockaddr_storage = unsafe_zeroed_storage();
         let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: raw/len are live and sized for any socket address.
+        // SAFETY: raw/len are live and sized for any socket address; `call` is one
+        // of the two libc functions above, which write at most `len` bytes.
         cvt(unsafe {
-            libc::getpeername(
+            call(
                 self.as_raw_fd(),
                 (&mut raw as *mut libc::sockaddr_storage).cast(),
                 &mut len,
