@@ -114,6 +114,8 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     let logger = Logger::start(&config).map_err(|e| RunError::Io("cannot open log target", e))?;
     let shards =
         Shards::start(config.clone(), listeners, logger.clone()).map_err(RunError::Start)?;
+    let control = crate::control::spawn(config.clone(), shards.shared.clone(), logger.clone())
+        .map_err(|e| RunError::Io("control shard", e))?;
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
         logger.event(level::NOTICE, format!("Proxy {} started.", fe.name));
     }
@@ -144,6 +146,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
             break;
         }
     }
+    control.stop();
     shards.stop();
     let hard_stop = config.global.hard_stop_after.map(|d| Instant::now() + d);
     shards.join(hard_stop);

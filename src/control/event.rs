@@ -1,5 +1,5 @@
-//! Server state events the control shard broadcasts to every data shard.
-//! (Provisional shape; the control shard's own module owns it.)
+//! Server state events: what the control shard broadcasts to every data shard,
+//! which applies them, in order, to its replica (`shard::ctx::ShardCtx::apply`).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerState {
@@ -14,5 +14,6 @@ pub struct ServerEvent {
     pub backend: usize,
     pub server: usize,
     pub state: ServerState,
+    /// A new weight, when the event changes it.
     pub weight: Option<u32>,
 }

@@ -76,3 +76,73 @@ impl Drop for RedisServer {
         let _ = self.child.wait();
     }
 }
+
+/// An nginx serving `root` on 127.0.0.1 (temp prefix; workers run as root so they
+/// can read the test's temp files).
+pub struct Nginx {
+    pub port: u16,
+    pub root: std::path::PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Nginx {
+    /// `files` are (relative path, content) pairs created under the root.
+    pub fn start(files: &[(&str, &str)]) -> Nginx {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("www");
+        for (p, text) in files {
+            let f = root.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, text).unwrap();
+        }
+        for _ in 0..5 {
+            let port = free_port();
+            let conf = dir.path().join("nginx.conf");
+            std::fs::write(
+                &conf,
+                format!(
+                    "user root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
+                     events {{ worker_connections 256; }}\n\
+                     http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+                     server {{ listen 127.0.0.1:{port}; root {r}; }} }}\n",
+                    d = dir.path().display(),
+                    r = root.display()
+                ),
+            )
+            .unwrap();
+            let mut child = Command::new("nginx")
+                .arg("-p")
+                .arg(dir.path())
+                .arg("-c")
+                .arg(&conf)
+                .args(["-g", "daemon off;"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nginx (Debian package nginx) must be installed");
+            let up = wait_until(Duration::from_secs(10), || {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
+                    || matches!(child.try_wait(), Ok(Some(_)))
+            });
+            if up && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Nginx {
+                    port,
+                    root,
+                    child,
+                    _dir: dir,
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("nginx did not start");
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,235 @@
+//! Health checks through the real binary and real servers: the tutorial's nginx
+//! scenario (rename healthCheck.html → DOWN, traffic to the other server only,
+//! restore → UP) across two shards; Redis master/replica with the `role:master`
+//! tcp-check, including failover with `shutdown-sessions`; a server that never
+//! answers; every server down → new sessions closed at once.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::servers::{Nginx, RedisServer};
+use support::*;
+
+fn log_has(path: &Path, needle: &str) -> bool {
+    std::fs::read_to_string(path)
+        .map(|t| t.contains(needle))
+        .unwrap_or(false)
+}
+
+/// One HTTP GET through the proxy; returns the body.
+fn get(port: u16, path: &str) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(c, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
+}
+
+fn config(port: u16, log: &Path, backend: &str) -> String {
+    format!(
+        r#"
+[global]
+log = [{{ target = "{}", level = "info" }}]
+
+[defaults]
+mode = "tcp"
+timeout = {{ connect = "1s", client = "10s", server = "10s", check = "500ms" }}
+
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+{backend}
+"#,
+        log.display()
+    )
+}
+
+#[test]
+fn tutorial_http_check_marks_a_server_down_and_up_again() {
+    let a = Nginx::start(&[("healthCheck.html", "ok"), ("who.txt", "A")]);
+    let b = Nginx::start(&[("healthCheck.html", "ok"), ("who.txt", "B")]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ringlb.log");
+    let backend = format!(
+        r#"check = {{ type = "http", method = "GET", uri = "/healthCheck.html" }}
+servers = [
+  {{ name = "a", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 2 }},
+  {{ name = "b", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 2 }},
+]"#,
+        a.port, b.port
+    );
+    let _lb = Ringlb::start(&config(port, &log, &backend), &["--shards", "2"]);
+    let seen: std::collections::HashSet<String> = (0..10).map(|_| get(port, "/who.txt")).collect();
+    assert_eq!(
+        seen.len(),
+        2,
+        "both servers take traffic from the start: {seen:?}"
+    );
+    std::fs::rename(a.root.join("healthCheck.html"), a.root.join("gone.html")).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || log_has(
+            &log,
+            "Server app/a is DOWN, reason: Layer7 wrong status, code: 404"
+        )),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(log_has(&log, "1 active and 0 backup servers left."));
+    // Sessions through both shards now reach only b.
+    for _ in 0..30 {
+        assert_eq!(get(port, "/who.txt"), "B");
+    }
+    std::fs::rename(a.root.join("gone.html"), a.root.join("healthCheck.html")).unwrap();
+    assert!(wait_until(Duration::from_secs(10), || log_has(
+        &log,
+        "Server app/a is UP, reason: Layer7 check passed, code: 200"
+    )));
+    assert!(log_has(&log, "2 active and 0 backup servers online."));
+    let seen: std::collections::HashSet<String> = (0..10).map(|_| get(port, "/who.txt")).collect();
+    assert_eq!(seen.len(), 2, "a takes traffic again: {seen:?}");
+}
+
+fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn redis_role_master_check_follows_a_failover_and_shuts_old_sessions() {
+    let m = RedisServer::start(&[]);
+    let r = RedisServer::start(&["--replicaof", "127.0.0.1", &m.port.to_string()]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ringlb.log");
+    let backend = format!(
+        r#"balance = "first"
+on-marked-down = "shutdown-sessions"
+check = {{ type = "tcp-check", steps = [
+  {{ send = "PING\\r\\n" }}, {{ expect = "string +PONG" }},
+  {{ send = "info replication\\r\\n" }}, {{ expect = "string role:master" }},
+  {{ send = "QUIT\\r\\n" }}, {{ expect = "string +OK" }},
+] }}
+servers = [
+  {{ name = "r1", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 2 }},
+  {{ name = "r2", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 2 }},
+]"#,
+        r.port, m.port
+    );
+    let _lb = Ringlb::start(&config(port, &log, &backend), &["--shards", "2"]);
+    // r1 (the replica) is listed first but fails the role check.
+    assert!(
+        wait_until(Duration::from_secs(10), || log_has(
+            &log,
+            "Server app/r1 is DOWN"
+        )),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    for _ in 0..10 {
+        assert!(redis_cli(port, &["INFO", "replication"]).contains("role:master"));
+    }
+    // A session open on the old master, to be shut when it is marked down.
+    let mut held = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    held.write_all(b"PING\r\n").unwrap();
+    let mut b = [0u8; 7];
+    held.read_exact(&mut b).unwrap();
+    // Failover: promote the replica, demote the old master.
+    assert!(redis_cli(r.port, &["REPLICAOF", "NO", "ONE"]).contains("OK"));
+    assert!(redis_cli(m.port, &["REPLICAOF", "127.0.0.1", &r.port.to_string()]).contains("OK"));
+    assert!(wait_until(Duration::from_secs(10), || log_has(
+        &log,
+        "Server app/r2 is DOWN"
+    ) && log_has(
+        &log,
+        "Server app/r1 is UP"
+    )));
+    // shutdown-sessions: the proxy closes it (EOF or reset), our 10 s read
+    // timeout must not be what ends the read.
+    let mut rest = Vec::new();
+    match held.read_to_end(&mut rest) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        Err(e) => panic!("session to the old master was not closed: {e}"),
+    }
+    for _ in 0..10 {
+        let info = redis_cli(port, &["INFO", "replication"]);
+        assert!(info.contains("role:master"), "{info}");
+    }
+}
+
+#[test]
+fn a_server_that_never_answers_goes_down_after_fall_timeouts() {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let _silent = std::net::TcpListener::bind(addr).unwrap();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ringlb.log");
+    let backend = format!(
+        r#"check = {{ type = "http", uri = "/" }}
+servers = [{{ name = "silent", address = "{addr}", check = true, inter = "200ms", fall = 2 }}]"#
+    );
+    let _lb = Ringlb::start(
+        &config(port, &log, &backend).replace("check = \"500ms\"", "check = \"300ms\""),
+        &[],
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || log_has(
+            &log,
+            "Server app/silent is DOWN, reason: Layer7 timeout"
+        )),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(log_has(&log, "backend app has no server available!"));
+}
+
+#[test]
+fn with_every_server_down_new_sessions_are_closed_at_once() {
+    let (d1, d2) = (free_port(), free_port());
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ringlb.log");
+    let backend = format!(
+        r#"servers = [
+  {{ name = "d1", address = "127.0.0.1:{d1}", check = true, inter = "100ms", fall = 1 }},
+  {{ name = "d2", address = "127.0.0.1:{d2}", check = true, inter = "100ms", fall = 1 }},
+]"#
+    );
+    let _lb = Ringlb::start(&config(port, &log, &backend), &["--shards", "2"]);
+    assert!(wait_until(Duration::from_secs(10), || log_has(
+        &log,
+        "backend app has no server available!"
+    )));
+    let mut slowest = Duration::ZERO;
+    for _ in 0..100 {
+        let t0 = Instant::now();
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut b = [0u8; 1];
+        match c.read(&mut b) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("session not closed: {other:?}"),
+        }
+        slowest = slowest.max(t0.elapsed());
+    }
+    // No connect attempt, no retry pause: closing is immediate. The bound is
+    // generous so a loaded machine cannot fail it; typical is well under 10 ms.
+    assert!(
+        slowest < Duration::from_millis(500),
+        "slowest close took {slowest:?}"
+    );
+}
