@@ -233,3 +233,67 @@ fn with_every_server_down_new_sessions_are_closed_at_once() {
         "slowest close took {slowest:?}"
     );
 }
+
+#[test]
+fn pgsql_check_against_a_real_postgresql() {
+    let mut pg = support::servers::Postgres::init();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ringlb.log");
+    let backend = format!(
+        r#"check = {{ type = "pgsql", user = "postgres" }}
+servers = [{{ name = "pg", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 2 }}]"#,
+        pg.port
+    );
+    let _lb = Ringlb::start(&config(port, &log, &backend), &[]);
+    // Not running yet: DOWN on connection errors.
+    assert!(
+        wait_until(Duration::from_secs(10), || log_has(
+            &log,
+            "Server app/pg is DOWN, reason: Layer4 connection problem"
+        )),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    pg.start();
+    assert!(
+        wait_until(Duration::from_secs(10), || log_has(
+            &log,
+            "Server app/pg is UP, reason: Layer7 check passed"
+        )),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // Traffic reaches the real server through the proxy.
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-tAc",
+            "select 40 + 2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "42",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    pg.kill();
+    let downs = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("Server app/pg is DOWN")
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || downs() == 2),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}

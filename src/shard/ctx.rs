@@ -520,6 +520,9 @@ impl ShardCtx {
             ServerState::Up | ServerState::Drain => {}
         }
         self.serve_queue(ev.backend);
+        self.shared.events_applied[self.id]
+            .0
+            .fetch_add(1, Ordering::Release);
     }
 
     // ---- live sessions ------------------------------------------------------------

@@ -122,6 +122,9 @@ pub struct Shared {
     pub frontends: Vec<FrontendShared>,
     pub backends: Vec<BackendShared>,
     pub inboxes: Vec<Inbox>,
+    /// Per shard: server events applied so far (the control shard's broadcasts
+    /// as each shard has taken them in).
+    pub events_applied: Vec<Padded<AtomicU64>>,
     /// Bit per shard: that shard has an accept loop waiting for a free slot.
     pub limit_waiters: Padded<AtomicU64>,
     pub stopping: AtomicBool,
@@ -161,6 +164,7 @@ impl Shared {
                 actconn: Gauge::default(),
                 frontends,
                 backends,
+                events_applied: (0..shards).map(|_| Padded(AtomicU64::new(0))).collect(),
                 inboxes,
                 limit_waiters: Padded(AtomicU64::new(0)),
                 stopping: AtomicBool::new(false),

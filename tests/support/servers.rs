@@ -146,3 +146,108 @@ impl Drop for Nginx {
         let _ = self.child.wait();
     }
 }
+
+/// A throwaway PostgreSQL cluster on 127.0.0.1 (`trust` auth), run as the
+/// `postgres` user from Debian's postgresql package.
+pub struct Postgres {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+fn pg_bin(name: &str) -> std::path::PathBuf {
+    let base = std::path::Path::new("/usr/lib/postgresql");
+    let mut versions: Vec<_> = std::fs::read_dir(base)
+        .expect("postgresql installed")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    versions.sort();
+    versions
+        .last()
+        .expect("a postgresql version")
+        .join("bin")
+        .join(name)
+}
+
+impl Postgres {
+    /// initdb only; `start` runs the server.
+    pub fn init() -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(pg_bin("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "-D"])
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Postgres {
+            port: free_port(),
+            child: None,
+            dir,
+        }
+    }
+
+    pub fn start(&mut self) {
+        let child = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(pg_bin("postgres"))
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-k"])
+            .arg(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            wait_until(Duration::from_secs(20), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "postgres did not start"
+        );
+    }
+
+    /// Kills the postmaster (SIGKILL; its backends exit when it is gone).
+    pub fn kill(&mut self) {
+        let pidfile = self.dir.path().join("data").join("postmaster.pid");
+        if let Some(pid) = std::fs::read_to_string(pidfile)
+            .ok()
+            .and_then(|t| t.lines().next()?.trim().parse::<u32>().ok())
+        {
+            let _ = ringlb::sys::signals::send(pid, libc::SIGKILL);
+        }
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let port = self.port;
+        assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
+            ("127.0.0.1", port)
+        )
+        .is_err()));
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.kill();
+        }
+    }
+}
