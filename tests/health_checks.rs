@@ -297,3 +297,47 @@ servers = [{{ name = "pg", address = "127.0.0.1:{}", check = true, inter = "200m
         std::fs::read_to_string(&log).unwrap_or_default()
     );
 }
+
+#[test]
+fn a_backup_takes_over_when_every_active_server_is_down() {
+    let spare = TestServer::start("spare", Behaviour::Hello);
+    let active = Nginx::start(&[("who.txt", "active")]);
+    let dead = free_port();
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("ringlb.log");
+    let backend = format!(
+        r#"retries = 0
+servers = [
+  {{ name = "dead", address = "127.0.0.1:{dead}", check = true, inter = "100ms", fall = 1 }},
+  {{ name = "alive", address = "127.0.0.1:{}", check = true, inter = "100ms", fall = 1 }},
+  {{ name = "spare", address = "{}", backup = true }},
+]"#,
+        active.port, spare.addr
+    );
+    let _lb = Ringlb::start(&config(port, &log, &backend), &["--shards", "2"]);
+    assert!(wait_until(Duration::from_secs(10), || log_has(
+        &log,
+        "Server app/dead is DOWN"
+    )));
+    // One active server left: it takes everything, the backup nothing.
+    for _ in 0..10 {
+        assert_eq!(get(port, "/who.txt"), "active");
+    }
+    assert_eq!(spare.accepted(), 0);
+    drop(active);
+    assert!(wait_until(Duration::from_secs(10), || log_has(
+        &log,
+        "Server app/alive is DOWN"
+    )));
+    assert!(
+        log_has(&log, "0 active and 1 backup servers left."),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    for _ in 0..10 {
+        let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        assert_eq!(read_line(&mut c), "spare");
+    }
+    assert_eq!(spare.accepted(), 10);
+}

@@ -142,7 +142,15 @@ impl Nginx {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM is nginx's fast shutdown: the master stops its workers too
+        // (SIGKILL would leave a worker holding the port).
+        let _ = ringlb::sys::signals::send(self.child.id(), libc::SIGTERM);
+        let port = self.port;
+        if !wait_until(Duration::from_secs(5), || {
+            TcpStream::connect(("127.0.0.1", port)).is_err()
+        }) {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
     }
 }
