@@ -341,3 +341,51 @@ servers = [
     }
     assert_eq!(spare.accepted(), 10);
 }
+
+#[test]
+fn mysql_check_against_a_real_mariadb() {
+    let mut db = support::servers::MariaDb::init();
+    let dir = tempfile::tempdir().unwrap();
+    let backend = |check: &str| {
+        format!(
+            r#"check = {{ {check} }}
+servers = [{{ name = "db", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 1 }}]"#,
+            db.port
+        )
+    };
+    // Handshake only, and a login (HAProxy's mysql-check with `user`).
+    let log1 = dir.path().join("handshake.log");
+    let log2 = dir.path().join("login.log");
+    let _lb1 = Ringlb::start(
+        &config(free_port(), &log1, &backend("type = \"mysql\"")),
+        &[],
+    );
+    let _lb2 = Ringlb::start(
+        &config(
+            free_port(),
+            &log2,
+            &backend("type = \"mysql\", user = \"haproxy_check\""),
+        ),
+        &[],
+    );
+    for log in [&log1, &log2] {
+        assert!(wait_until(Duration::from_secs(10), || log_has(
+            log,
+            "Server app/db is DOWN, reason: Layer4 connection problem"
+        )));
+    }
+    db.start();
+    // The passwordless check user HAProxy's manual recommends for mysql-check.
+    db.sql("CREATE USER 'haproxy_check'@'127.0.0.1'; CREATE USER 'haproxy_check'@'localhost';");
+    for log in [&log1, &log2] {
+        assert!(
+            wait_until(Duration::from_secs(15), || log_has(
+                log,
+                "Server app/db is UP, reason: Layer7 check passed"
+            )),
+            "{}: {}",
+            log.display(),
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+    }
+}

@@ -259,3 +259,85 @@ impl Drop for Postgres {
         }
     }
 }
+
+/// A throwaway MariaDB (MySQL protocol) server on 127.0.0.1, from Debian's
+/// mariadb-server package.
+pub struct MariaDb {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl MariaDb {
+    pub fn init() -> MariaDb {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mariadb-install-db")
+            .arg("--user=root")
+            .arg(format!("--datadir={}", dir.path().join("data").display()))
+            .output()
+            .expect("mariadb-install-db (Debian package mariadb-server)");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        MariaDb {
+            port: free_port(),
+            child: None,
+            dir,
+        }
+    }
+
+    pub fn start(&mut self) {
+        let d = self.dir.path();
+        let child = Command::new("mariadbd")
+            .arg("--user=root")
+            .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--socket={}", d.join("sock").display()))
+            .arg(format!("--pid-file={}", d.join("pid").display()))
+            .arg(format!("--port={}", self.port))
+            .arg("--bind-address=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let port = self.port;
+        assert!(
+            wait_until(Duration::from_secs(30), || TcpStream::connect((
+                "127.0.0.1",
+                port
+            ))
+            .is_ok()),
+            "mariadbd did not start"
+        );
+    }
+}
+
+impl MariaDb {
+    /// Runs SQL as root over the unix socket.
+    pub fn sql(&self, q: &str) {
+        let out = Command::new("mariadb")
+            .arg(format!(
+                "--socket={}",
+                self.dir.path().join("sock").display()
+            ))
+            .args(["-u", "root", "-e", q])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{q}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for MariaDb {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
