@@ -420,6 +420,23 @@ fn check_keys(loc: &Locator, p: &Spanned<RawProxy>, kind: Kind) -> R<()> {
 }
 
 pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
+    // Frontends and listens share one namespace, backends and listens another;
+    // a name taken twice in one namespace is refused where it is taken again.
+    let claim = |taken: &mut HashMap<String, usize>, p: &Spanned<RawProxy>, kind: Kind| -> R<()> {
+        let name = p.get_ref().name.as_ref().expect("checked by check_keys");
+        if let Some(first) = taken.get(name.get_ref()) {
+            return Err(loc.error(
+                name.span(),
+                kind.word(),
+                format!(
+                    "duplicate name \"{}\" (first defined at line {first})",
+                    name.get_ref()
+                ),
+            ));
+        }
+        taken.insert(name.get_ref().clone(), loc.position(name.span().start).0);
+        Ok(())
+    };
     let g = raw.global.as_ref().map(|g| g.get_ref());
     let gctx = "global";
     let int = |v: &Spanned<i64>, key: &str, min: i64, max: i64| -> R<u32> {
@@ -518,18 +535,8 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
     let mut listen_backend = Vec::new();
     for (kind, list) in [(Kind::Backend, &raw.backend), (Kind::Listen, &raw.listen)] {
         for p in list {
+            claim(&mut backend_lines, p, kind)?;
             let name = p.get_ref().name.as_ref().expect("checked above");
-            if let Some(first) = backend_lines.get(name.get_ref()) {
-                return Err(loc.error(
-                    name.span(),
-                    kind.word(),
-                    format!(
-                        "duplicate name \"{}\" (first defined at line {first})",
-                        name.get_ref()
-                    ),
-                ));
-            }
-            backend_lines.insert(name.get_ref().clone(), loc.position(name.span().start).0);
             backend_names.insert(name.get_ref().clone(), backends.len());
             if kind == Kind::Listen {
                 listen_backend.push(backends.len());
@@ -541,18 +548,7 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
     let mut frontends = Vec::new();
     for (kind, list) in [(Kind::Frontend, &raw.frontend), (Kind::Listen, &raw.listen)] {
         for (i, p) in list.iter().enumerate() {
-            let name = p.get_ref().name.as_ref().expect("checked above");
-            if let Some(first) = frontend_lines.get(name.get_ref()) {
-                return Err(loc.error(
-                    name.span(),
-                    kind.word(),
-                    format!(
-                        "duplicate name \"{}\" (first defined at line {first})",
-                        name.get_ref()
-                    ),
-                ));
-            }
-            frontend_lines.insert(name.get_ref().clone(), loc.position(name.span().start).0);
+            claim(&mut frontend_lines, p, kind)?;
             let own = (kind == Kind::Listen).then(|| listen_backend[i]);
             let fe = r.frontend(p, kind, &backend_names, own)?;
             for b in fe

@@ -57,6 +57,11 @@ impl RedisServer {
     }
 }
 
+/// Waits (bounded) until something accepts connections on 127.0.0.1:`port`.
+fn listening(port: u16, timeout: Duration) -> bool {
+    wait_until(timeout, || TcpStream::connect(("127.0.0.1", port)).is_ok())
+}
+
 fn redis_ping(port: u16) -> bool {
     use std::io::{Read, Write};
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
@@ -220,13 +225,8 @@ impl Postgres {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let port = self.port;
         assert!(
-            wait_until(Duration::from_secs(20), || TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
+            listening(self.port, Duration::from_secs(20)),
             "postgres did not start"
         );
     }
@@ -302,13 +302,8 @@ impl MariaDb {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let port = self.port;
         assert!(
-            wait_until(Duration::from_secs(30), || TcpStream::connect((
-                "127.0.0.1",
-                port
-            ))
-            .is_ok()),
+            listening(self.port, Duration::from_secs(30)),
             "mariadbd did not start"
         );
     }
