@@ -74,33 +74,42 @@ impl Balancer {
                 }
             }
             _ => {
-                let open: Vec<&Candidate> = cands.iter().filter(|c| !c.full).collect();
-                if open.is_empty() {
+                if cands.iter().all(|c| c.full) {
                     return Pick::QueueAny;
                 }
-                Pick::Server(self.pick_open(&open))
+                Pick::Server(self.pick_open(cands))
             }
         }
     }
 
-    /// Chooses among servers that have a free slot.
-    fn pick_open(&mut self, open: &[&Candidate]) -> usize {
+    /// Chooses among the candidates that have a free slot (at least one has).
+    fn pick_open(&mut self, cands: &[Candidate]) -> usize {
+        let open = || cands.iter().filter(|c| !c.full);
         match self.algo {
-            Balance::RoundRobin | Balance::StaticRr => self.smooth_rr(open),
-            Balance::LeastConn => self.least_conn(open),
-            Balance::First => open[0].index,
+            Balance::RoundRobin | Balance::StaticRr => self.smooth_rr(open()),
+            Balance::LeastConn => {
+                let n = open().count();
+                let start = self.next_tie % n;
+                self.next_tie = self.next_tie.wrapping_add(1);
+                least_conn(open().skip(start).chain(open().take(start)))
+            }
+            Balance::First => open().next().expect("one is open").index,
             Balance::Random => {
-                let total: u64 = open.iter().map(|c| c.weight as u64).sum();
+                let total: u64 = open().map(|c| c.weight as u64).sum();
                 let mut r = self.next_random() % total;
-                for c in open {
+                let mut last = 0;
+                for c in open() {
                     if r < c.weight as u64 {
                         return c.index;
                     }
                     r -= c.weight as u64;
+                    last = c.index;
                 }
-                open[open.len() - 1].index
+                last
             }
-            Balance::Source | Balance::Uri | Balance::UrlParam | Balance::Hdr => open[0].index,
+            Balance::Source | Balance::Uri | Balance::UrlParam | Balance::Hdr => {
+                open().next().expect("one is open").index
+            }
         }
     }
 
@@ -108,7 +117,7 @@ impl Balancer {
     /// server's current value, takes the largest and subtracts the total from it.
     /// Over any window of `sum(weights)` picks each server gets exactly its share,
     /// interleaved rather than in bursts.
-    fn smooth_rr(&mut self, open: &[&Candidate]) -> usize {
+    fn smooth_rr<'a>(&mut self, open: impl Iterator<Item = &'a Candidate>) -> usize {
         let mut total = 0i64;
         let mut best: Option<usize> = None;
         for c in open {
@@ -124,22 +133,6 @@ impl Balancer {
         let b = best.expect("open is not empty");
         self.current[b] -= total;
         b
-    }
-
-    /// Fewest active sessions per unit of weight; ties rotate.
-    fn least_conn(&mut self, open: &[&Candidate]) -> usize {
-        let n = open.len();
-        let start = self.next_tie % n;
-        let mut best = open[start];
-        for i in 1..n {
-            let c = open[(start + i) % n];
-            // c.active / c.weight < best.active / best.weight, without division.
-            if (c.active as u64) * (best.weight as u64) < (best.active as u64) * (c.weight as u64) {
-                best = c;
-            }
-        }
-        self.next_tie = self.next_tie.wrapping_add(1);
-        best.index
     }
 
     fn hashed<'a>(&self, cands: &'a [Candidate], h: u64) -> &'a Candidate {
@@ -177,6 +170,19 @@ impl Balancer {
         self.rng = x;
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
+}
+
+/// Fewest active sessions per unit of weight; the first of equals wins, and the
+/// caller rotates the starting point so ties take turns.
+fn least_conn<'a>(mut open: impl Iterator<Item = &'a Candidate>) -> usize {
+    let mut best = open.next().expect("one is open");
+    for c in open {
+        // c.active / c.weight < best.active / best.weight, without division.
+        if (c.active as u64) * (best.weight as u64) < (best.active as u64) * (c.weight as u64) {
+            best = c;
+        }
+    }
+    best.index
 }
 
 fn rendezvous_score(h: u64, c: &Candidate) -> f64 {

@@ -97,6 +97,8 @@ pub struct ShardCtx {
     pub logger: Logger,
     replica: RefCell<Vec<Vec<ServerReplica>>>,
     balancers: RefCell<Vec<Balancer>>,
+    /// Reused for every dispatch, so choosing a server allocates nothing.
+    scratch: RefCell<Vec<Candidate>>,
     queues: RefCell<Vec<VecDeque<Rc<Ticket>>>>,
     limit_waiters: RefCell<Vec<Waker>>,
     live: RefCell<Vec<Option<LiveSession>>>,
@@ -155,6 +157,7 @@ impl ShardCtx {
             logger,
             replica: RefCell::new(replica),
             balancers: RefCell::new(balancers),
+            scratch: RefCell::new(Vec::new()),
             queues: RefCell::new(queues),
             limit_waiters: RefCell::new(Vec::new()),
             live: RefCell::new(Vec::new()),
@@ -263,7 +266,9 @@ impl ShardCtx {
 
     // ---- servers ----------------------------------------------------------------
 
-    fn candidates(&self, backend: usize, exclude: Option<usize>) -> Vec<Candidate> {
+    /// Fills `out` with the usable servers of `backend` (reusing its memory).
+    fn candidates(&self, backend: usize, exclude: Option<usize>, out: &mut Vec<Candidate>) {
+        out.clear();
         let replica = self.replica.borrow();
         let cfg = &self.config.backends[backend];
         let shared = &self.shared.backends[backend];
@@ -281,19 +286,20 @@ impl ShardCtx {
                 full: max > 0 && active >= max,
             }
         };
-        let active: Vec<Candidate> = (0..cfg.servers.len())
-            .filter(|&i| !cfg.servers[i].backup && usable(i))
-            .map(mk)
-            .collect();
-        if !active.is_empty() {
-            return active;
+        out.extend(
+            (0..cfg.servers.len())
+                .filter(|&i| !cfg.servers[i].backup && usable(i))
+                .map(mk),
+        );
+        if out.is_empty() {
+            // Like HAProxy without `option allbackups`: the first usable backup only.
+            out.extend(
+                (0..cfg.servers.len())
+                    .filter(|&i| cfg.servers[i].backup && usable(i))
+                    .take(1)
+                    .map(mk),
+            );
         }
-        // Like HAProxy without `option allbackups`: the first usable backup only.
-        (0..cfg.servers.len())
-            .filter(|&i| cfg.servers[i].backup && usable(i))
-            .take(1)
-            .map(mk)
-            .collect()
     }
 
     fn try_take(self: &Rc<Self>, backend: usize, server: usize) -> Option<ServerSlot> {
@@ -321,12 +327,15 @@ impl ShardCtx {
         exclude: Option<usize>,
     ) -> Dispatch {
         for _ in 0..4 {
-            let mut cands = self.candidates(backend, exclude);
-            if cands.is_empty() && exclude.is_some() {
-                // Redispatching away from the only server: better it than nothing.
-                cands = self.candidates(backend, None);
-            }
-            let pick = self.balancers.borrow_mut()[backend].pick(&cands, client);
+            let pick = {
+                let mut cands = self.scratch.borrow_mut();
+                self.candidates(backend, exclude, &mut cands);
+                if cands.is_empty() && exclude.is_some() {
+                    // Redispatching away from the only server: better it than nothing.
+                    self.candidates(backend, None, &mut cands);
+                }
+                self.balancers.borrow_mut()[backend].pick(&cands, client)
+            };
             match pick {
                 Pick::Server(i) => {
                     if let Some(slot) = self.try_take(backend, i) {
@@ -403,16 +412,15 @@ impl ShardCtx {
             let server = match t.for_server.get() {
                 Some(s) => self.try_take(backend, s),
                 None => {
-                    let cands = self.candidates(backend, None);
-                    if cands.is_empty() {
-                        None
-                    } else {
-                        match self.balancers.borrow_mut()[backend]
+                    let pick = {
+                        let mut cands = self.scratch.borrow_mut();
+                        self.candidates(backend, None, &mut cands);
+                        self.balancers.borrow_mut()[backend]
                             .pick(&cands, IpAddr::from([0, 0, 0, 0]))
-                        {
-                            Pick::Server(i) => self.try_take(backend, i),
-                            _ => None,
-                        }
+                    };
+                    match pick {
+                        Pick::Server(i) => self.try_take(backend, i),
+                        _ => None,
                     }
                 }
             };
