@@ -127,7 +127,6 @@ mod tests {
             backend: Some(0),
             server: Some(0),
             client: "127.0.0.1:52314".parse().unwrap(),
-            frontend_addr: "127.0.0.1:9002".parse().unwrap(),
             accept_time: UNIX_EPOCH + Duration::from_millis(1_795_549_201_123),
             tw_ms: 0,
             tc_ms: 1,

@@ -305,7 +305,6 @@ mod tests {
             backend: None,
             server: None,
             client: a,
-            frontend_addr: a,
             accept_time: UNIX_EPOCH,
             tw_ms: 0,
             tc_ms: 0,

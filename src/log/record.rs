@@ -37,7 +37,6 @@ pub struct SessionRecord {
     pub backend: Option<usize>,
     pub server: Option<usize>,
     pub client: SocketAddr,
-    pub frontend_addr: SocketAddr,
     pub accept_time: SystemTime,
     /// Time waiting in queues, ms (-1 = never got that far).
     pub tw_ms: i64,

@@ -82,7 +82,6 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     let t0 = Instant::now();
     let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let client_addr = client.peer_addr().unwrap_or(unknown);
-    let fe_addr = client.local_addr().unwrap_or(unknown);
     let _ = client.set_nodelay();
     let fe = &ctx.config.frontends[frontend];
     let mut report = SessionRecord {
@@ -90,7 +89,6 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
         backend: fe.default_backend,
         server: None,
         client: client_addr,
-        frontend_addr: fe_addr,
         accept_time,
         tw_ms: -1,
         tc_ms: -1,
