@@ -19,16 +19,19 @@ STATE=${RINGLB_SYSCTL_STATE_DIR:-/var/lib/ringlb}
 
 die() { echo "apply.sh: $*" >&2; exit 1; }
 
-# Prints "key<TAB>value<TAB>rule" for every setting in the given profiles.
+# Prints "key<TAB>value<TAB>rule" for every setting in the given profiles. A
+# key's rule comes from a `# want=RULE` comment line before it (default max).
 parse_profiles() {
     local f line key value rule
     for f in "$@"; do
         [ -r "$f" ] || die "cannot read profile $f"
+        rule=max
         while IFS= read -r line || [ -n "$line" ]; do
-            case "$line" in ''|'#'*) continue ;; esac
-            rule=max
-            case "$line" in *'want='*) rule=${line##*want=}; rule=${rule%%[;[:space:]]*} ;; esac
-            line=${line%%#*}
+            case "$line" in
+                '#'*'want='*) rule=${line##*want=}; rule=${rule%%[;[:space:]]*}; continue ;;
+                ''|'#'*) continue ;;
+            esac
+            case "$line" in *'#'*) die "$f: trailing comment after a value (sysctl.d does not allow it): $line" ;; esac
             key=$(echo "${line%%=*}" | tr -d '[:space:]')
             value=$(echo "${line#*=}" | tr -s '[:space:]' ' ' | sed 's/^ //; s/ $//')
             if [ -z "$key" ] || [ "$key" = "$line" ]; then
@@ -39,6 +42,7 @@ parse_profiles() {
             esac
             case "$rule" in max|min|exact|range|each) ;; *) die "$f: $key: unknown rule want=$rule" ;; esac
             printf '%s\t%s\t%s\n' "$key" "$value" "$rule"
+            rule=max
         done < "$f"
     done
 }

@@ -105,7 +105,7 @@ fn check_prints_the_table_and_exits_3_exactly_when_something_is_unmet() {
         lines[0].starts_with("KEY") && lines[0].contains("CURRENT") && lines[0].contains("STATUS"),
         "{text}"
     );
-    assert_eq!(lines.len(), 1 + 7 + 9, "one row per profile key: {text}");
+    assert_eq!(lines.len(), 1 + 7 + 10, "one row per profile key: {text}");
     let somax = lines
         .iter()
         .find(|l| l.starts_with("net.core.somaxconn"))
@@ -218,7 +218,7 @@ fn a_refused_value_rolls_back_everything() {
     // somaxconn is applied first, then the kernel refuses tcp_tw_reuse = 7.
     std::fs::write(
         &bad,
-        "net.core.somaxconn = 60000\nnet.ipv4.tcp_tw_reuse = 7  # want=exact\n",
+        "net.core.somaxconn = 60000\n# want=exact\nnet.ipv4.tcp_tw_reuse = 7\n",
     )
     .unwrap();
     let before = ns.sysctl("net.core.somaxconn");
