@@ -45,8 +45,8 @@ pub struct Global {
 pub struct Tune {
     /// `F_SETPIPE_SZ` for every pooled pipe, bytes. Default: the kernel's (64 KiB).
     pub pipesize: usize,
-    /// Most pipes a shard may hold at once (each pipe is 2 fds). Default: maxconn / 4
-    /// per shard, as HAProxy.
+    /// Most pipes the process may hold at once (each pipe is 2 fds), split evenly
+    /// across shards. 0 = `global.maxconn / 4`, as HAProxy (at least 16 per shard).
     pub maxpipes: usize,
     /// Size of copy-path buffers, bytes. Default 16384, as HAProxy.
     pub bufsize: usize,
