@@ -104,12 +104,25 @@ pub fn warnings(cfg: &Config, k: &KernelFacts) -> Vec<String> {
             }
         }
     }
-    if k.tcp_tw_reuse == Some(0) {
-        out.push(
+    // 2 (the default since 5.17) reuses TIME_WAIT only for loopback connections.
+    let remote = cfg
+        .backends
+        .iter()
+        .flat_map(|b| &b.servers)
+        .any(|s| !s.addr.ip().is_loopback());
+    match k.tcp_tw_reuse {
+        Some(0) => out.push(
             "warning: net.ipv4.tcp_tw_reuse is 0; under high connection rates to servers, TIME_WAIT sockets \
              exhaust source ports — apply kernel-tuning/ringlb-base.conf (net.ipv4.tcp_tw_reuse = 1)"
                 .to_string(),
-        );
+        ),
+        Some(2) if remote => out.push(
+            "warning: net.ipv4.tcp_tw_reuse is 2 (loopback only) but some servers are not on loopback; \
+             under high connection rates their TIME_WAIT sockets exhaust source ports — apply \
+             kernel-tuning/ringlb-base.conf (net.ipv4.tcp_tw_reuse = 1)"
+                .to_string(),
+        ),
+        _ => {}
     }
     out
 }
@@ -144,6 +157,19 @@ servers = [{ name = "a", address = "127.0.0.1:8000", maxconn = 40000 }]
             port_range: Some((1024, 65535)),
             tcp_tw_reuse: Some(1),
         }
+    }
+
+    #[test]
+    fn loopback_only_tw_reuse_warns_only_for_remote_servers() {
+        let k = KernelFacts {
+            tcp_tw_reuse: Some(2),
+            ..tuned()
+        };
+        assert!(warnings(&cfg(CFG), &k).is_empty(), "servers on loopback");
+        let remote = CFG.replace("127.0.0.1:8000", "10.1.2.3:8000");
+        let w = warnings(&cfg(&remote), &k);
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(w[0].contains("tcp_tw_reuse is 2 (loopback only)"));
     }
 
     #[test]
