@@ -56,7 +56,13 @@ pub fn spawn(
             .collect(),
     ));
     let (stop2, last2) = (stop.clone(), last_checks.clone());
-    let builder = glommio::LocalExecutorBuilder::default().name("ringlb-control");
+    // Checks move a few bytes each: glommio's default 10 MiB of registered I/O
+    // memory would only count against RLIMIT_MEMLOCK (a non-root ringlb may have
+    // little), so take its minimum and a small ring.
+    let builder = glommio::LocalExecutorBuilder::default()
+        .name("ringlb-control")
+        .io_memory(64 << 10)
+        .ring_depth(256);
     let thread = builder
         .spawn(move || async move { run(config, shared, logger, stop2, last2).await })
         .map_err(|e| {
