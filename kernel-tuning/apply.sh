@@ -5,7 +5,8 @@
 #   apply.sh check PROFILE...            table of key/current/profile/status; exit 0 all met, 3 otherwise
 #   apply.sh apply [--dry-run] [--only-net] PROFILE...
 #                                        back up current values, write the drop-in, apply, verify
-#   apply.sh revert [BACKUP]             restore a backup (default: the latest), remove the drop-in
+#   apply.sh revert [BACKUP]             restore one backup, or (default) all of them newest first,
+#                                        which returns to the values before the first apply; remove the drop-in
 #
 # Environment: RINGLB_SYSCTL_DROPIN (default /etc/sysctl.d/60-ringlb.conf),
 # RINGLB_SYSCTL_STATE_DIR (default /var/lib/ringlb) where backups are kept.
@@ -161,7 +162,8 @@ EOF
         return 0
     fi
     mkdir -p "$STATE"
-    stamp=$(date -u +%Y%m%dT%H%M%S)
+    # Nanoseconds too: two applies in one second must not share a backup.
+    stamp=$(date -u +%Y%m%dT%H%M%S.%N)
     backup="$STATE/sysctl-backup-$stamp.conf"
     {
         echo "# ringlb sysctl backup, $stamp: values before apply.sh apply"
@@ -190,31 +192,52 @@ EOF
         rm -f "$backup"
         die "the kernel refused $failed; nothing was changed"
     fi
+    # Keep what earlier applies put in the drop-in for keys this run does not set,
+    # so profiles applied one at a time all survive a reboot.
+    local kept="" dkey
+    if [ -r "$DROPIN" ]; then
+        while IFS= read -r line || [ -n "$line" ]; do
+            case "$line" in ''|'#'*) continue ;; esac
+            dkey=$(echo "${line%%=*}" | tr -d '[:space:]')
+            printf '%s' "$dropin" | grep -q "^$dkey = " || kept="$kept$line
+"
+        done < "$DROPIN"
+    fi
     mkdir -p "$(dirname "$DROPIN")"
     {
-        echo "# Written by ringlb kernel-tuning/apply.sh from: $*"
-        echo "# Backup of the previous values: $backup"
+        echo "# Written by ringlb kernel-tuning/apply.sh; backups of previous values in $STATE"
+        printf '%s' "$kept"
         printf '%s' "$dropin"
-    } > "$DROPIN"
+    } > "$DROPIN.tmp" && mv "$DROPIN.tmp" "$DROPIN"
     echo "applied $(printf '%s' "$changes" | grep -c . || true) change(s); drop-in $DROPIN; backup $backup"
 }
 
 cmd_revert() {
     [ "$(id -u)" -eq 0 ] || die "revert needs root"
-    local backup=${1:-} line key value
-    if [ -z "$backup" ]; then
-        backup=$(find "$STATE" -maxdepth 1 -name 'sysctl-backup-*.conf' 2>/dev/null | sort | tail -n 1)
-        [ -n "$backup" ] || die "no backup in $STATE"
+    local backups
+    if [ $# -gt 0 ]; then
+        [ -r "$1" ] || die "cannot read backup $1"
+        backups=$1
+    else
+        # Newest first, so the oldest backup — the values from before ringlb's
+        # first apply — is restored last and wins.
+        backups=$(find "$STATE" -maxdepth 1 -name 'sysctl-backup-*.conf' 2>/dev/null | sort -r)
+        [ -n "$backups" ] || die "no backup in $STATE"
     fi
-    [ -r "$backup" ] || die "cannot read backup $backup"
-    while IFS= read -r line || [ -n "$line" ]; do
-        case "$line" in ''|'#'*) continue ;; esac
-        key=$(echo "${line%%=*}" | tr -d '[:space:]')
-        value=$(echo "${line#*=}" | sed 's/^ *//; s/ *$//')
-        sysctl -q -w "$key=$value" >/dev/null || echo "apply.sh: could not restore $key = $value" >&2
-    done < "$backup"
+    local backup line key value
+    for backup in $backups; do
+        while IFS= read -r line || [ -n "$line" ]; do
+            case "$line" in ''|'#'*) continue ;; esac
+            key=$(echo "${line%%=*}" | tr -d '[:space:]')
+            value=$(echo "${line#*=}" | sed 's/^ *//; s/ *$//')
+            sysctl -q -w "$key=$value" >/dev/null || echo "apply.sh: could not restore $key = $value" >&2
+        done < "$backup"
+        # A restored backup is done with: a later revert must not replay it.
+        mv "$backup" "${backup%.conf}.reverted"
+        echo "restored values from $backup"
+    done
     rm -f "$DROPIN"
-    echo "restored values from $backup; removed $DROPIN"
+    echo "removed $DROPIN"
 }
 
 case "${1:-}" in

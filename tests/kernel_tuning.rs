@@ -243,3 +243,49 @@ fn a_refused_value_rolls_back_everything() {
         String::from_utf8_lossy(&out.stderr).contains("net.core.somaxconn: invalid value \"lots\"")
     );
 }
+
+#[test]
+fn profiles_applied_one_at_a_time_all_persist_and_revert_to_the_start() {
+    let Some(ns) = Netns::new() else { return };
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = dir.path().join("extra.conf");
+    std::fs::write(&extra, "# want=min\nnet.ipv4.tcp_fin_timeout = 17\n").unwrap();
+    let keys = ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout"];
+    let before: Vec<String> = keys.iter().map(|k| ns.sysctl(k)).collect();
+    assert_ne!(before[1], "17");
+    assert!(ns
+        .run(
+            state.path(),
+            &["apply", "--only-net", &profile("ringlb-base.conf")]
+        )
+        .status
+        .success());
+    assert!(ns
+        .run(
+            state.path(),
+            &["apply", "--only-net", extra.to_str().unwrap()]
+        )
+        .status
+        .success());
+    let dropin = std::fs::read_to_string(state.path().join("60-ringlb.conf")).unwrap();
+    assert!(
+        dropin.contains("net.core.somaxconn = 65535")
+            && dropin.contains("net.ipv4.tcp_fin_timeout = 17"),
+        "{dropin}"
+    );
+    let out = ns.run(state.path(), &["revert"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        keys.iter().map(|k| ns.sysctl(k)).collect::<Vec<_>>(),
+        before,
+        "back to the values before the first apply"
+    );
+    assert!(!state.path().join("60-ringlb.conf").exists());
+    let again = ns.run(state.path(), &["revert"]);
+    assert_eq!(again.status.code(), Some(1), "nothing left to revert");
+}
