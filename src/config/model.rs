@@ -190,6 +190,18 @@ pub enum Balance {
     Hdr,
 }
 
+impl Balance {
+    /// Does choosing a server read the client's address? In TCP mode the
+    /// hash-based algorithms all hash it (`uri`, `url_param` and `hdr` fall back
+    /// to it, as HAProxy does without an HTTP request).
+    pub fn hashes_client(self) -> bool {
+        matches!(
+            self,
+            Balance::Source | Balance::Uri | Balance::UrlParam | Balance::Hdr
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HashType {
     MapBased,

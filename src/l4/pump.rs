@@ -138,14 +138,16 @@ struct Side<'a> {
 }
 
 impl<'a> Side<'a> {
-    fn new(sock: &'a Socket, now: Instant) -> Side<'a> {
+    /// `speaks_first`: bytes are likely waiting already (the client, which
+    /// usually sent its request while we connected), so read before the poll
+    /// reports. Otherwise the poll, which checks the socket when armed, says
+    /// when there is something: no `recv` spent on an `EAGAIN`.
+    fn new(sock: &'a Socket, now: Instant, speaks_first: bool) -> Side<'a> {
         Side {
             sock,
             poll: Readable::Multi(PollMulti::new(sock.as_raw_fd(), events::IN | events::RDHUP)),
             out: None,
-            // The client may have sent data before we armed the poll; the first
-            // read attempt finds out.
-            readable: true,
+            readable: speaks_first,
             hup: false,
             blocked: false,
             last_active: now,
@@ -416,8 +418,8 @@ impl Pump {
         kill: Rc<KillSwitch>,
     ) -> PumpResult {
         let now = Instant::now();
-        let mut c = Side::new(client, now);
-        let mut s = Side::new(server, now);
+        let mut c = Side::new(client, now, true);
+        let mut s = Side::new(server, now, false);
         let mut up = Flow::new();
         let mut down = Flow::new();
         let mut timer: Option<Sleep> = None;

@@ -135,15 +135,19 @@ impl Logger {
         }
     }
 
-    /// Queues a session line; never blocks.
-    pub fn session(&self, r: SessionRecord) {
-        if !self
-            .inner
+    /// Does `frontend` log sessions at all? When it does not, a session need not
+    /// gather what only its log line would show.
+    pub fn logs_frontend(&self, frontend: usize) -> bool {
+        self.inner
             .frontend_logs
-            .get(r.frontend)
+            .get(frontend)
             .copied()
             .unwrap_or(false)
-        {
+    }
+
+    /// Queues a session line; never blocks.
+    pub fn session(&self, r: SessionRecord) {
+        if !self.logs_frontend(r.frontend) {
             return;
         }
         // `option dontlognull`: a connection that sent nothing is not logged.

@@ -29,10 +29,10 @@ async fn connect(addr: SocketAddr, timeout: Option<Duration>) -> Result<Socket, 
     match ring::with_deadline(deadline, ring::poll_once(sock.as_raw_fd(), events::OUT)).await {
         None => Err(ConnectError::Timeout),
         Some(Err(_)) => Err(ConnectError::Refused),
-        Some(Ok(_)) => match sock.take_error() {
-            Ok(None) => Ok(sock),
-            _ => Err(ConnectError::Refused),
-        },
+        // A failed connect always reports POLLERR (and POLLHUP once reset), so
+        // a plain POLLOUT is a connection: no `SO_ERROR` read on the fast path.
+        Some(Ok(ev)) if ev & (events::ERR | events::HUP) == 0 => Ok(sock),
+        Some(Ok(_)) => Err(ConnectError::Refused),
     }
 }
 
@@ -80,10 +80,19 @@ async fn obtain(
 pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Permit) {
     let accept_time = SystemTime::now();
     let t0 = Instant::now();
-    let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
-    let client_addr = client.peer_addr().unwrap_or(unknown);
-    let _ = client.set_nodelay();
     let fe = &ctx.config.frontends[frontend];
+    // The client's address costs a syscall; only its log line and `balance
+    // source` read it. (TCP_NODELAY comes from the listener.)
+    let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
+    let wants_addr = ctx.logger.logs_frontend(frontend)
+        || fe
+            .default_backend
+            .is_some_and(|b| ctx.config.backends[b].balance.hashes_client());
+    let client_addr = if wants_addr {
+        client.peer_addr().unwrap_or(unknown)
+    } else {
+        unknown
+    };
     let mut report = SessionRecord {
         frontend,
         backend: fe.default_backend,

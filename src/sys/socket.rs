@@ -56,11 +56,14 @@ impl Socket {
         Ok(unsafe { Socket::from_raw(fd) })
     }
 
-    /// A listening socket bound with `SO_REUSEADDR` and `SO_REUSEPORT`.
+    /// A listening socket bound with `SO_REUSEADDR` and `SO_REUSEPORT`, with
+    /// `TCP_NODELAY` set once here: accepted sockets inherit it from the listener,
+    /// which saves a `setsockopt` per connection.
     pub fn listen(addr: &SocketAddr, backlog: u32) -> io::Result<Socket> {
         let s = Socket::new_tcp(addr)?;
         s.set_opt(libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
         s.set_opt(libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+        s.set_opt(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
         if addr.is_ipv6() {
             s.set_opt(libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
         }
@@ -80,7 +83,8 @@ impl Socket {
     }
 
     /// Starts a non-blocking connect. Returns the socket and whether the connect is
-    /// still in progress (wait for POLLOUT, then check [`Socket::take_error`]).
+    /// still in progress (wait for POLLOUT: with POLLERR or POLLHUP beside it the
+    /// connect failed, and [`Socket::take_error`] says why).
     pub fn connect(addr: &SocketAddr) -> io::Result<(Socket, bool)> {
         let s = Socket::new_tcp(addr)?;
         s.set_opt(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
@@ -313,5 +317,49 @@ pub fn from_raw(raw: &libc::sockaddr_storage) -> Option<SocketAddr> {
             )))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{TcpListener, TcpStream};
+
+    fn nodelay(fd: RawFd) -> i32 {
+        let mut val: i32 = -1;
+        let mut len = mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: val/len are live and sized for TCP_NODELAY's int result.
+        let r = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&mut val as *mut i32).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(r, 0);
+        val
+    }
+
+    /// Sessions rely on accepted sockets inheriting TCP_NODELAY from the
+    /// listener instead of setting it per connection.
+    #[test]
+    fn accepted_sockets_inherit_nodelay_from_the_listener() {
+        let l = Socket::listen(&"127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let addr = l.local_addr().unwrap();
+        let fd = l.as_raw_fd();
+        // A std listener on the same fd, borrowed only to accept once.
+        // SAFETY: ManuallyDrop keeps the std listener from closing our fd.
+        let std_l = mem::ManuallyDrop::new(unsafe { TcpListener::from_raw_fd(fd) });
+        let _c = TcpStream::connect(addr).unwrap();
+        let accepted = loop {
+            match std_l.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("accept: {e}"),
+            }
+        };
+        assert_eq!(nodelay(accepted.as_raw_fd()), 1);
     }
 }
