@@ -2,7 +2,7 @@
 # Side-by-side comparison of ringlb and HAProxy on this machine, in one run.
 #
 #   bench/compare.sh [--quick] [--rounds N] [--only w1,w2] [--out FILE] [--threads N]
-#                    [--ringlb PATH] [--bench PATH]
+#                    [--cpu-cap PCT] [--ringlb PATH] [--bench PATH]
 #
 # Starts the targets (ringlb-bench's own sink/echo, iperf3, redis-server), ringlb
 # (`--shards N`) and HAProxy 2.6 (`nbthread N`) with equivalent configs — HAProxy at
@@ -12,10 +12,17 @@
 # and the direct (no proxy) figure as the ceiling; CPU seconds per GB forwarded for
 # the stream workloads and memory per idle connection. Proxies run on CPU 0, load
 # generators and targets on the other CPUs.
+#
+# --cpu-cap PCT gives each proxy the same CPU budget, PCT % of one CPU per
+# shard/thread (a cgroup CPU-bandwidth limit, 10 ms period; needs root). On a
+# machine whose load generators saturate before the proxy does (2 cores: one for
+# the proxy, one for the load), both proxies reach the load's ceiling and the
+# throughput ratio says nothing; under an equal cap the proxy is the bottleneck and
+# the ratio is the one that matters when a proxy core is saturated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=5 quick=0 only="" out="" threads=1
+rounds=5 quick=0 only="" out="" threads=1 cap=""
 ringlb=target/release/ringlb
 bench=target/release/ringlb-bench
 while [ $# -gt 0 ]; do
@@ -25,6 +32,7 @@ while [ $# -gt 0 ]; do
         --only) only=$2; shift ;;
         --out) out=$2; shift ;;
         --threads) threads=$2; shift ;;
+        --cpu-cap) cap=$2; shift ;;
         --ringlb) ringlb=$2; shift ;;
         --bench) bench=$2; shift ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
@@ -43,8 +51,13 @@ ncpu=$(nproc)
 proxy_cpu=0
 load_cpus=$([ "$ncpu" -gt 1 ] && echo "1-$((ncpu - 1))" || echo 0)
 work=$(mktemp -d /tmp/ringlb-compare.XXXXXX)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; [ -n "${KEEP:-}" ] || rm -rf "$work"; }
+pids=() cgroups=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    for d in "${cgroups[@]}"; do rmdir "$d" 2>/dev/null || true; done
+    [ -n "${KEEP:-}" ] || rm -rf "$work"
+}
 trap cleanup EXIT
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -98,6 +111,32 @@ ringlb_ok=1
 for p in "${R[@]}"; do wait_port "$p" || ringlb_ok=0; done
 for p in "${H[@]}"; do wait_port "$p"; done
 [ "$ringlb_ok" -eq 1 ] || echo "compare.sh: ringlb failed to start; reporting HAProxy only: $(cat "$work/ringlb.log")" >&2
+
+# cap_cpu PID NAME: moves PID (all its threads) into a cgroup of its own limited to
+# $cap % of one CPU per thread (cgroup v1 cpu controller, or v2 cpu.max).
+cap_cpu() {
+    local pid=$1 name=$2 period=10000 quota dir
+    quota=$((cap * period * threads / 100))
+    if [ -w /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then
+        dir=/sys/fs/cgroup/cpu/ringlb-compare-$$-$name
+        mkdir "$dir" && cgroups+=("$dir")
+        echo "$period" > "$dir/cpu.cfs_period_us"
+        echo "$quota" > "$dir/cpu.cfs_quota_us"
+    elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+        echo +cpu > /sys/fs/cgroup/cgroup.subtree_control
+        dir=/sys/fs/cgroup/ringlb-compare-$$-$name
+        mkdir "$dir" && cgroups+=("$dir")
+        echo "$quota $period" > "$dir/cpu.max"
+    else
+        echo "compare.sh: --cpu-cap needs a writable cgroup cpu controller (run as root)" >&2
+        exit 2
+    fi
+    echo "$pid" > "$dir/cgroup.procs"
+}
+if [ -n "$cap" ]; then
+    if [ "$ringlb_ok" -eq 1 ]; then cap_cpu "$rl_pid" ringlb; fi
+    cap_cpu "$hp_pid" haproxy
+fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 results="$work/results.tsv"
@@ -172,16 +211,17 @@ if want idle; then
 fi
 elapsed=$(( $(date +%s) - start ))
 
-python3 - "$results" "$rounds" "$elapsed" "$threads" "$secs" <<'PY' | tee "${out:-/dev/null}"
+python3 - "$results" "$rounds" "$elapsed" "$threads" "$secs" "$cap" <<'PY' | tee "${out:-/dev/null}"
 import sys, statistics as st
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-rounds, elapsed, threads, secs = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+rounds, elapsed, threads, secs, cap = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
 units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn"}
 def vals(w, side, col=2):
     return [float(r[col]) for r in rows if r[0] == w and r[1] == side and r[col] not in ("", "-")]
 def fmt(x):
     return f"{x:,.2f}" if x < 1000 else f"{x:,.0f}"
-print(f"ringlb vs HAProxy 2.6, {threads} shard/thread each, {rounds} interleaved rounds, {secs}s per run, total {elapsed}s\n")
+capped = f", each capped at {cap} % of one CPU per shard/thread" if cap else ""
+print(f"ringlb vs HAProxy 2.6, {threads} shard/thread each{capped}, {rounds} interleaved rounds, {secs}s per run, total {elapsed}s\n")
 print("| workload | unit | ringlb median (min–max) | HAProxy median (min–max) | ringlb/HAProxy | direct |")
 print("|---|---|---|---|---|---|")
 seen = []

@@ -22,6 +22,6 @@ fi
 ulimit -n "$(ulimit -Hn)"
 
 cargo fmt --all --check
-shellcheck scripts/*.sh .ci/run kernel-tuning/apply.sh
+shellcheck scripts/*.sh .ci/run kernel-tuning/apply.sh bench/compare.sh
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
