@@ -4,6 +4,7 @@
 
 mod args;
 mod connrate;
+mod evloop;
 mod idle;
 mod progress;
 mod report;

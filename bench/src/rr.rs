@@ -2,15 +2,18 @@
 //! a Redis or database client, against an echo server. With `--pipeline P` each
 //! connection sends P requests before reading P responses. Reports requests/s and
 //! latency percentiles (per request; a pipelined batch counts its latency for each).
+//! Every echoed byte is checked; a connection that gets anything else, or loses
+//! its peer, stops and is counted in `conn_errors`.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::cell::Cell;
+use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::{Interest, Token};
 
+use crate::evloop::EventLoop;
 use crate::progress::Progress;
 use crate::report::Report;
 
@@ -22,39 +25,89 @@ pub struct Options {
     pub pipeline: usize,
 }
 
+/// The byte every request is made of, so a response can be checked in place.
+const FILL: u8 = b'r';
+
+struct Client {
+    s: TcpStream,
+    to_write: usize,
+    to_read: usize,
+    started: Instant,
+    /// Stopped: failed, or finished its last exchange after the deadline.
+    stopped: bool,
+}
+
 pub fn run(o: &Options, progress: &Progress) -> Result<Report, String> {
-    let done = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + o.duration;
-    let mut threads = Vec::new();
-    for _ in 0..o.conns {
-        let s = TcpStream::connect(&o.addr).map_err(|e| format!("connect {}: {e}", o.addr))?;
-        s.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (done, size, pipeline) = (done.clone(), o.size.max(1), o.pipeline.max(1));
-        threads.push(std::thread::spawn(move || {
-            client(s, size, pipeline, deadline, &done)
-        }));
-    }
-    let t0 = Instant::now();
-    while Instant::now() < deadline {
-        std::thread::sleep(
-            Duration::from_millis(500).min(deadline.saturating_duration_since(Instant::now())),
-        );
-        let n = done.load(Ordering::Relaxed);
-        progress.update(&format!(
-            "rr {:>4.0}s  {:>10.0} req/s",
-            t0.elapsed().as_secs_f64(),
-            n as f64 / t0.elapsed().as_secs_f64()
-        ));
+    let pipeline = o.pipeline.max(1);
+    let batch = o.size.max(1) * pipeline;
+    let req = vec![FILL; batch];
+    let mut rbuf = vec![0u8; batch.min(1 << 20)];
+    let mut ev = EventLoop::new()?;
+    let mut clients = Vec::with_capacity(o.conns);
+    for i in 0..o.conns {
+        let std = std::net::TcpStream::connect(&o.addr)
+            .map_err(|e| format!("connect {}: {e}", o.addr))?;
+        std.set_nodelay(true).map_err(|e| e.to_string())?;
+        std.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let mut s = TcpStream::from_std(std);
+        ev.poll
+            .registry()
+            .register(&mut s, Token(i), Interest::READABLE | Interest::WRITABLE)
+            .map_err(|e| e.to_string())?;
+        clients.push(Client {
+            s,
+            to_write: batch,
+            to_read: batch,
+            started: Instant::now(),
+            stopped: false,
+        });
     }
     let mut hist =
         Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).map_err(|e| e.to_string())?;
-    let mut errors = 0u64;
-    for t in threads {
-        match t.join() {
-            Ok(Ok(h)) => hist.add(&h).map_err(|e| e.to_string())?,
-            _ => errors += 1,
+    let requests = Cell::new(0u64);
+    let errors = Cell::new(0u64);
+    let stopped = Cell::new(0usize);
+    let t0 = Instant::now();
+    let deadline = t0 + o.duration;
+    let n_clients = clients.len();
+    let mut drive = |c: &mut Client, hist: &mut Histogram<u64>| {
+        if c.stopped {
+            return;
         }
+        let r = exchange(c, &req, &mut rbuf, pipeline as u64, deadline, hist);
+        match r {
+            Ok(n) => requests.set(requests.get() + n),
+            Err(_) => {
+                errors.set(errors.get() + 1);
+                c.stopped = true;
+            }
+        }
+        if c.stopped {
+            stopped.set(stopped.get() + 1);
+        }
+    };
+    // Start every client; from then on readiness drives them.
+    for c in clients.iter_mut() {
+        c.started = Instant::now();
+        drive(c, &mut hist);
     }
+    // Clients finish the exchange in flight at the deadline, so the loop runs a
+    // little past it (bounded: a second at most).
+    ev.run(
+        deadline + Duration::from_secs(1),
+        || stopped.get() == n_clients,
+        |secs| {
+            progress.update(&format!(
+                "rr {secs:>4.0}s  {:>10.0} req/s",
+                requests.get() as f64 / secs
+            ))
+        },
+        |_, e| {
+            if let Some(c) = clients.get_mut(e.token().0) {
+                drive(c, &mut hist);
+            }
+        },
+    )?;
     progress.done();
     let elapsed = t0.elapsed().as_secs_f64();
     let requests = hist.len();
@@ -67,29 +120,58 @@ pub fn run(o: &Options, progress: &Progress) -> Result<Report, String> {
         .int("requests", requests)
         .float("requests_per_s", requests as f64 / elapsed)
         .int("bytes_each_way", requests * o.size as u64)
-        .int("conn_errors", errors)
+        .int("conn_errors", errors.get())
         .latencies(&hist);
     Ok(r)
 }
 
-fn client(
-    mut s: TcpStream,
-    size: usize,
-    pipeline: usize,
+/// Writes and reads until the socket would block; returns the requests
+/// completed. Stops the client after the first exchange that ends past the
+/// deadline.
+fn exchange(
+    c: &mut Client,
+    req: &[u8],
+    rbuf: &mut [u8],
+    pipeline: u64,
     deadline: Instant,
-    done: &AtomicU64,
-) -> std::io::Result<Histogram<u64>> {
-    let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
-    let req = vec![b'r'; size * pipeline];
-    let mut resp = vec![0u8; size * pipeline];
-    while Instant::now() < deadline {
-        let t = Instant::now();
-        s.write_all(&req)?;
-        s.read_exact(&mut resp)?;
-        let us = t.elapsed().as_micros().max(1) as u64;
-        h.record_n(us.min(60_000_000), pipeline as u64)
-            .expect("within bounds");
-        done.fetch_add(pipeline as u64, Ordering::Relaxed);
+    hist: &mut Histogram<u64>,
+) -> io::Result<u64> {
+    let batch = req.len();
+    let mut completed = 0;
+    loop {
+        if c.to_write > 0 {
+            match c.s.write(&req[batch - c.to_write..]) {
+                Ok(n) => c.to_write -= n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(completed),
+                Err(e) => return Err(e),
+            }
+            continue;
+        }
+        let want = c.to_read.min(rbuf.len());
+        match c.s.read(&mut rbuf[..want]) {
+            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => {
+                if rbuf[..n].iter().any(|&b| b != FILL) {
+                    return Err(io::ErrorKind::InvalidData.into());
+                }
+                c.to_read -= n;
+                if c.to_read == 0 {
+                    let now = Instant::now();
+                    let us = now.duration_since(c.started).as_micros().max(1) as u64;
+                    hist.record_n(us.min(60_000_000), pipeline)
+                        .expect("within bounds");
+                    completed += pipeline;
+                    if now >= deadline {
+                        c.stopped = true;
+                        return Ok(completed);
+                    }
+                    c.to_write = batch;
+                    c.to_read = batch;
+                    c.started = now;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(completed),
+            Err(e) => return Err(e),
+        }
     }
-    Ok(h)
 }
