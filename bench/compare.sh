@@ -6,8 +6,10 @@
 #
 # Starts the targets (ringlb-bench's own sink/echo, iperf3, redis-server), ringlb
 # (`--shards N`) and HAProxy 2.6 (`nbthread N`) with equivalent configs — HAProxy at
-# its best for streams: splice-request/-response and the same 1 MiB pipes as
-# ringlb — then runs every workload interleaved (ringlb, HAProxy, ringlb, …) for N
+# its best for each workload: splice-request/-response and the same 1 MiB pipes as
+# ringlb where it forwards streams (iperf3, sink), no splicing where it forwards
+# small messages (echo, redis: forced splicing costs HAProxy a splice pair and an
+# EAGAIN per message there) — then runs every workload interleaved (ringlb, HAProxy, ringlb, …) for N
 # rounds and prints, per workload: median and min–max per proxy, ringlb/HAProxy,
 # and the direct (no proxy) figure as the ceiling; CPU seconds per GB forwarded for
 # the stream workloads and memory per idle connection. Proxies run on CPU 0, load
@@ -97,11 +99,10 @@ defaults
     timeout connect 5s
     timeout client 60s
     timeout server 60s
-    option splice-request
-    option splice-response
 $(for t in echo sink iperf redis; do
     tp=t_$t
     printf 'listen %s\n    bind 127.0.0.1:%s\n    server s 127.0.0.1:%s\n' "$t" "${H[$t]}" "${!tp}"
+    case $t in sink|iperf) printf '    option splice-request\n    option splice-response\n' ;; esac
 done)
 EOF
 
