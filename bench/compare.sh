@@ -239,6 +239,9 @@ for w in seen:
     print(f"| {w} | {unit} | {cell(a)} | {cell(b)} | {ratio} | {fmt(st.median(d)) if d else '–'} |")
 lat = [w for w in seen if vals(w, "haproxy", 5)]
 if lat:
+    if cap:
+        print("\nUnder a CPU cap the p99 mostly measures the cgroup throttle (a request that arrives")
+        print("while a proxy is throttled waits for its next slot); read latencies from an uncapped run.")
     print("\n| workload | ringlb p99 ms (median) | HAProxy p99 ms (median) |")
     print("|---|---|---|")
     for w in lat:

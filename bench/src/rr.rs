@@ -33,6 +33,8 @@ struct Client {
     to_write: usize,
     to_read: usize,
     started: Instant,
+    /// Requests completed on this connection (fairness: see `per_conn_min`).
+    completed: u64,
     /// Stopped: failed, or finished its last exchange after the deadline.
     stopped: bool,
 }
@@ -59,6 +61,7 @@ pub fn run(o: &Options, progress: &Progress) -> Result<Report, String> {
             to_write: batch,
             to_read: batch,
             started: Instant::now(),
+            completed: 0,
             stopped: false,
         });
     }
@@ -76,7 +79,10 @@ pub fn run(o: &Options, progress: &Progress) -> Result<Report, String> {
         }
         let r = exchange(c, &req, &mut rbuf, pipeline as u64, deadline, hist);
         match r {
-            Ok(n) => requests.set(requests.get() + n),
+            Ok(n) => {
+                c.completed += n;
+                requests.set(requests.get() + n);
+            }
             Err(_) => {
                 errors.set(errors.get() + 1);
                 c.stopped = true;
@@ -111,6 +117,7 @@ pub fn run(o: &Options, progress: &Progress) -> Result<Report, String> {
     progress.done();
     let elapsed = t0.elapsed().as_secs_f64();
     let requests = hist.len();
+    let per_conn = |f: fn(u64, u64) -> u64| clients.iter().map(|c| c.completed).reduce(f);
     let mut r = Report::new("rr");
     r.text("addr", o.addr.clone())
         .int("conns", o.conns as u64)
@@ -121,6 +128,10 @@ pub fn run(o: &Options, progress: &Progress) -> Result<Report, String> {
         .float("requests_per_s", requests as f64 / elapsed)
         .int("bytes_each_way", requests * o.size as u64)
         .int("conn_errors", errors.get())
+        // A proxy that serves some connections far more often than others shows
+        // here before it shows in the percentiles.
+        .int("per_conn_min", per_conn(u64::min).unwrap_or(0))
+        .int("per_conn_max", per_conn(u64::max).unwrap_or(0))
         .latencies(&hist);
     Ok(r)
 }
