@@ -110,6 +110,15 @@ fn rr_counts_requests_and_latencies_consistently() {
     assert!(n > 0);
     assert_eq!(r["bytes_each_way"].as_u64().unwrap(), n * 32);
     assert_eq!(n % 2, 0, "pipelined batches of 2");
+    assert_eq!(r["conn_errors"].as_u64(), Some(0));
+    let (lo, hi) = (
+        r["per_conn_min"].as_u64().unwrap(),
+        r["per_conn_max"].as_u64().unwrap(),
+    );
+    assert!(
+        lo > 0 && lo * 4 <= n && n <= hi * 4,
+        "{lo}..{hi} over 4 conns, {n} in all"
+    );
     let l = &r["latency"];
     let (p50, p99, max) = (
         l["p50_us"].as_u64().unwrap(),
