@@ -2,7 +2,7 @@
 # Side-by-side comparison of ringlb and HAProxy on this machine, in one run.
 #
 #   bench/compare.sh [--quick] [--rounds N] [--only w1,w2] [--out FILE] [--threads N]
-#                    [--cpu-cap PCT] [--ringlb PATH] [--bench PATH]
+#                    [--cpu-cap PCT] [--check] [--perf DIR] [--ringlb PATH] [--bench PATH]
 #
 # Starts the targets (ringlb-bench's own sink/echo, iperf3, redis-server), ringlb
 # (`--shards N`) and HAProxy 2.6 (`nbthread N`) with equivalent configs — HAProxy at
@@ -15,6 +15,14 @@
 # the stream workloads and memory per idle connection. Proxies run on CPU 0, load
 # generators and targets on the other CPUs.
 #
+# --check exits 1 if any workload lacks a figure for either proxy (CI runs
+# `--quick --check` so the script cannot rot; its numbers there are not judged).
+#
+# --perf DIR adds, before the rounds of each workload, one run per proxy under
+# `perf record -g` (not counted: the sampling slows it), keeps the recordings in
+# DIR and prints where each proxy's CPU went: kernel or user space, and the share
+# of samples under each system call (nested, so the rows overlap).
+#
 # --cpu-cap PCT gives each proxy the same CPU budget, PCT % of one CPU per
 # shard/thread (a cgroup CPU-bandwidth limit, 10 ms period; needs root). On a
 # machine whose load generators saturate before the proxy does (2 cores: one for
@@ -24,7 +32,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=5 quick=0 only="" out="" threads=1 cap=""
+rounds=5 quick=0 only="" out="" threads=1 cap="" check=0 perfdir=""
 ringlb=target/release/ringlb
 bench=target/release/ringlb-bench
 while [ $# -gt 0 ]; do
@@ -35,6 +43,8 @@ while [ $# -gt 0 ]; do
         --out) out=$2; shift ;;
         --threads) threads=$2; shift ;;
         --cpu-cap) cap=$2; shift ;;
+        --check) check=1 ;;
+        --perf) perfdir=$2; shift ;;
         --ringlb) ringlb=$2; shift ;;
         --bench) bench=$2; shift ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
@@ -46,6 +56,10 @@ if [ "$quick" -eq 1 ]; then secs=1; redis_n=20000; idle_n=1000; else secs=5; red
 for tool in haproxy iperf3 redis-server redis-benchmark python3 taskset; do
     command -v "$tool" >/dev/null || { echo "compare.sh: $tool is missing (apt-get install haproxy iperf3 redis-server redis-tools)" >&2; exit 2; }
 done
+if [ -n "$perfdir" ]; then
+    command -v perf >/dev/null || { echo "compare.sh: --perf needs perf (apt-get install linux-perf)" >&2; exit 2; }
+    mkdir -p "$perfdir"
+fi
 if [ ! -x "$ringlb" ] || [ ! -x "$bench" ]; then cargo build --release -q -p ringlb -p ringlb-bench; fi
 ulimit -n "$(ulimit -Hn)"
 
@@ -190,6 +204,14 @@ for w in $workloads; do
     hp=$(target_port "$w" "${H[iperf]} ${H[sink]} ${H[redis]} ${H[echo]}")
     dp=$(target_port "$w" "$t_iperf $t_sink $t_redis $t_echo")
     read -r v b p99 <<<"$(measure "$w" "$dp")"; record "$w" direct "$v" "$b" "" "$p99"
+    if [ -n "$perfdir" ]; then
+        for side in ringlb haproxy; do
+            if [ "$side" = ringlb ]; then [ "$ringlb_ok" -eq 1 ] || continue; pid=$rl_pid; p=$rp; else pid=$hp_pid; p=$hp; fi
+            perf record -F 999 -g -p "$pid" -o "$perfdir/$w-$side.data" >/dev/null 2>&1 & perf_pid=$!
+            measure "$w" "$p" >/dev/null || true
+            kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true
+        done
+    fi
     for r in $(seq 1 "$rounds"); do
         for side in ringlb haproxy; do
             if [ "$side" = ringlb ]; then [ "$ringlb_ok" -eq 1 ] || continue; pid=$rl_pid; p=$rp; else pid=$hp_pid; p=$hp; fi
@@ -212,10 +234,11 @@ if want idle; then
 fi
 elapsed=$(( $(date +%s) - start ))
 
-python3 - "$results" "$rounds" "$elapsed" "$threads" "$secs" "$cap" <<'PY' | tee "${out:-/dev/null}"
+python3 - "$results" "$rounds" "$elapsed" "$threads" "$secs" "$cap" "$check" "$perfdir" <<'PY' | tee "${out:-/dev/null}"
 import sys, statistics as st
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
-rounds, elapsed, threads, secs, cap = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
+rounds, elapsed, threads, secs, cap, check = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7] == "1"
+perfdir = sys.argv[8]
 units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn"}
 def vals(w, side, col=2):
     return [float(r[col]) for r in rows if r[0] == w and r[1] == side and r[col] not in ("", "-")]
@@ -263,4 +286,37 @@ if cpu:
         unit = "CPU s per GB" if w in streams else "CPU µs per request"
         a, b = per("ringlb"), per("haproxy")
         print(f"| {w} | {unit} | {a:.3f} | {b:.3f} | {a/b:.2f} |" if a and b else f"| {w} | {unit} | – | – | – |")
+if perfdir:
+    import os, subprocess
+    entries = [("TCP send (with loopback delivery)", "__x64_sys_sendto"), ("TCP receive", "__x64_sys_recvfrom"),
+               ("splice", "__x64_sys_splice"), ("connect", "__x64_sys_connect"), ("socket", "__x64_sys_socket"),
+               ("accept", "__x64_sys_accept4"), ("close", "__x64_sys_close"), ("deferred close (task work)", "task_work_run"),
+               ("io_uring_enter", "__do_sys_io_uring_enter"), ("epoll", "do_epoll_wait"), ("setsockopt", "__x64_sys_setsockopt")]
+    def shares(path):
+        dso = subprocess.run(["perf", "report", "-i", path, "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
+                             capture_output=True, text=True).stdout
+        kernel = sum(float(l.split("%")[0]) for l in dso.splitlines() if "%" in l and "[kernel" in l and not l.startswith("#"))
+        sym = subprocess.run(["perf", "report", "-i", path, "--children", "--sort", "sym", "--stdio", "-g", "none"],
+                             capture_output=True, text=True).stdout
+        under = {}
+        for l in sym.splitlines():
+            f = l.split()
+            if len(f) >= 4 and f[0].endswith("%") and f[2] == "[k]":
+                under.setdefault(f[3], float(f[0][:-1]))
+        return kernel, under
+    print(f"\nWhere each proxy's CPU went (perf record -g, {perfdir}); % of the proxy's samples:\n")
+    print("| workload | proxy | kernel | user space | " + " | ".join(e[0] for e in entries) + " |")
+    print("|---|---|---|---|" + "---|" * len(entries))
+    for w in seen:
+        for side in ("ringlb", "haproxy"):
+            path = os.path.join(perfdir, f"{w}-{side}.data")
+            if not os.path.exists(path):
+                continue
+            kernel, under = shares(path)
+            cells = " | ".join(f"{under[e[1]]:.1f}" if e[1] in under else "–" for e in entries)
+            print(f"| {w} | {side} | {kernel:.1f} | {100 - kernel:.1f} | {cells} |")
+missing = [w for w in seen if not vals(w, "ringlb") or not vals(w, "haproxy")]
+if check and missing:
+    print(f"\ncompare.sh --check: no figure for one proxy or both in: {', '.join(missing)}", file=sys.stderr)
+    sys.exit(1)
 PY
