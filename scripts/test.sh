@@ -24,4 +24,10 @@ ulimit -n "$(ulimit -Hn)"
 cargo fmt --all --check
 shellcheck scripts/*.sh .ci/run kernel-tuning/apply.sh bench/compare.sh
 cargo clippy --workspace --all-targets -- -D warnings
+# The side-by-side comparison with HAProxy, quick, so the script itself cannot
+# rot: --check fails if a workload has no figure for either proxy. The figures are
+# printed, not judged (timings on a shared machine are not test results).
+cargo build --release -q -p ringlb -p ringlb-bench
+bench/compare.sh --quick --check
+
 cargo test --workspace
