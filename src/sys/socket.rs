@@ -84,7 +84,7 @@ impl Socket {
 
     /// Starts a non-blocking connect. Returns the socket and whether the connect is
     /// still in progress (wait for POLLOUT: with POLLERR or POLLHUP beside it the
-    /// connect failed, and [`Socket::take_error`] says why).
+    /// connect failed).
     pub fn connect(addr: &SocketAddr) -> io::Result<(Socket, bool)> {
         let s = Socket::new_tcp(addr)?;
         s.set_opt(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;
@@ -149,27 +149,6 @@ impl Socket {
             )
         })?;
         Ok(())
-    }
-
-    pub fn set_nodelay(&self) -> io::Result<()> {
-        self.set_opt(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)
-    }
-
-    /// The pending socket error (`SO_ERROR`), cleared by reading it.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        let mut val: i32 = 0;
-        let mut len = mem::size_of::<i32>() as libc::socklen_t;
-        // SAFETY: val/len are live and sized for SO_ERROR's int result.
-        cvt(unsafe {
-            libc::getsockopt(
-                self.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut val as *mut i32).cast(),
-                &mut len,
-            )
-        })?;
-        Ok((val != 0).then(|| io::Error::from_raw_os_error(val)))
     }
 
     /// Non-blocking receive; `Ok(0)` is EOF.
