@@ -1,7 +1,9 @@
 //! One hashed timing wheel per shard (1 ms ticks, 1024 slots). A timer costs a
-//! slab entry and a slot push — never an SQE; the event loop's wait timeout is the
-//! time to the next occupied slot. Timers further than one revolution away stay in
-//! their slot and are skipped until their tick comes round.
+//! slab entry and a slot push — never an SQE. Timers further than one revolution
+//! away stay in their slot and are skipped until their tick comes round. Each slot
+//! remembers the earliest tick any of its timers is due, so the event loop sleeps
+//! until a timer is really due: idle sessions with minute-long timeouts must not
+//! wake the shard every time the wheel passes an occupied slot.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -24,9 +26,16 @@ struct Wheel {
     /// Last tick whose slot has been processed.
     tick: u64,
     slots: Vec<Vec<(u32, u32)>>,
+    /// Per slot, the earliest `deadline_tick` of its timers (`u64::MAX` when it
+    /// has none). Removing a timer leaves it as it is: at worst one early wakeup,
+    /// after which `fire` recomputes it from the timers the slot still holds.
+    due: Vec<u64>,
     entries: Vec<Entry>,
     free: Vec<u32>,
     active: usize,
+    /// Slots may hold removed timers (set by `insert`, cleared when the wheel is
+    /// swept empty), so an idle wheel starts clean when timers come back.
+    dirty: bool,
 }
 
 impl Wheel {
@@ -35,9 +44,11 @@ impl Wheel {
             origin: Instant::now(),
             tick: 0,
             slots: (0..SLOTS).map(|_| Vec::new()).collect(),
+            due: vec![u64::MAX; SLOTS as usize],
             entries: Vec::new(),
             free: Vec::new(),
             active: 0,
+            dirty: false,
         }
     }
 
@@ -63,8 +74,11 @@ impl Wheel {
         e.in_use = true;
         e.waker = Some(waker);
         let gen = e.gen;
-        self.slots[(dt % SLOTS) as usize].push((key, gen));
+        let slot = (dt % SLOTS) as usize;
+        self.slots[slot].push((key, gen));
+        self.due[slot] = self.due[slot].min(dt);
         self.active += 1;
+        self.dirty = true;
         (key, gen)
     }
 
@@ -83,6 +97,11 @@ impl Wheel {
         let since = now.saturating_duration_since(self.origin);
         let target = ((since.as_nanos() / TICK.as_nanos()) as u64).max(self.tick);
         if self.active == 0 {
+            if self.dirty {
+                self.slots.iter_mut().for_each(Vec::clear);
+                self.due.fill(u64::MAX);
+                self.dirty = false;
+            }
             self.tick = target;
             return;
         }
@@ -92,6 +111,7 @@ impl Wheel {
             let entries = &mut self.entries;
             let free = &mut self.free;
             let active = &mut self.active;
+            let mut due = u64::MAX;
             self.slots[slot].retain(|&(key, gen)| {
                 let e = &mut entries[key as usize];
                 if !e.in_use || e.gen != gen {
@@ -107,8 +127,10 @@ impl Wheel {
                     *active -= 1;
                     return false;
                 }
+                due = due.min(e.deadline_tick);
                 true
             });
+            self.due[slot] = due;
         }
         self.tick = target;
     }
@@ -117,14 +139,24 @@ impl Wheel {
         if self.active == 0 {
             return None;
         }
+        // The first tick of the coming revolution at which a slot has a timer
+        // due; failing that, the earliest deadline beyond it.
+        let mut earliest = u64::MAX;
         for i in 1..=SLOTS {
             let t = self.tick + i;
-            if !self.slots[(t % SLOTS) as usize].is_empty() {
-                let at = self.origin + TICK * (t as u32);
-                return Some(at.saturating_duration_since(now));
+            let due = self.due[(t % SLOTS) as usize];
+            if due <= t {
+                earliest = t;
+                break;
             }
+            earliest = earliest.min(due);
         }
-        Some(TICK * SLOTS as u32)
+        if earliest == u64::MAX {
+            // Cannot happen while a timer is active; sleep a revolution regardless.
+            return Some(TICK * SLOTS as u32);
+        }
+        let at = self.origin + TICK.saturating_mul(earliest.min(u32::MAX as u64) as u32);
+        Some(at.saturating_duration_since(now))
     }
 }
 
@@ -302,5 +334,45 @@ mod tests {
         let k2 = w.insert(origin + Duration::from_millis(20), Waker::from(f));
         assert_eq!(k2.0, k.0);
         assert_ne!(k2.1, k.1);
+    }
+
+    /// Minute-long timeouts on idle sessions: the loop sleeps until the first one
+    /// is due, not until the wheel reaches an occupied slot.
+    #[test]
+    fn waits_for_the_earliest_deadline_not_the_next_occupied_slot() {
+        let mut w = Wheel::new();
+        let origin = w.origin;
+        let f = Arc::new(Flag(false.into()));
+        for ms in [60_000u64, 60_500, 61_000, 90_000] {
+            w.insert(origin + Duration::from_millis(ms), Waker::from(f.clone()));
+        }
+        let wait = w.next_wait(origin).unwrap();
+        assert_eq!(wait, Duration::from_millis(60_000));
+        // Asleep until then, the first timer fires on time and only it.
+        let mut wake = Vec::new();
+        w.fire(origin + Duration::from_millis(59_999), &mut wake);
+        assert!(wake.is_empty());
+        w.fire(origin + Duration::from_millis(60_000), &mut wake);
+        assert_eq!(wake.len(), 1);
+        let wait = w.next_wait(origin + Duration::from_millis(60_000)).unwrap();
+        assert_eq!(wait, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn a_removed_timer_costs_at_most_one_early_wakeup() {
+        let mut w = Wheel::new();
+        let origin = w.origin;
+        let f = Arc::new(Flag(false.into()));
+        let k = w.insert(origin + Duration::from_millis(10), Waker::from(f.clone()));
+        w.insert(origin + Duration::from_millis(5_000), Waker::from(f));
+        w.remove(k);
+        assert_eq!(w.next_wait(origin), Some(Duration::from_millis(10)));
+        let mut wake = Vec::new();
+        w.fire(origin + Duration::from_millis(10), &mut wake);
+        assert!(wake.is_empty());
+        assert_eq!(
+            w.next_wait(origin + Duration::from_millis(10)),
+            Some(Duration::from_millis(4_990))
+        );
     }
 }
