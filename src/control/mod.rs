@@ -11,6 +11,7 @@ pub mod health;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use crate::config::model::Config;
@@ -25,16 +26,53 @@ use health::{Health, Transition};
 /// shard, off the data path.
 pub type LastChecks = Arc<Mutex<Vec<Vec<Option<CheckResult>>>>>;
 
+/// Tells the control shard to stop. The waker makes it notice at once, from any
+/// thread (glommio queues a foreign wake to the executor), instead of polling a
+/// flag: an idle control shard then never wakes up.
+#[derive(Default)]
+struct StopSignal {
+    stopped: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl StopSignal {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        if let Some(w) = self.waker.lock().ok().and_then(|mut w| w.take()) {
+            w.wake();
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    async fn wait(&self) {
+        std::future::poll_fn(|cx| {
+            if let Ok(mut w) = self.waker.lock() {
+                *w = Some(cx.waker().clone());
+            }
+            // Checked after registering, so a stop in between is not missed.
+            if self.is_stopped() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
+    }
+}
+
 pub struct ControlHandle {
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     thread: Option<glommio::ExecutorJoinHandle<()>>,
     pub last_checks: LastChecks,
 }
 
 impl ControlHandle {
-    /// Stops the checks and joins the thread (at most one tick, 50 ms, later).
+    /// Stops the checks and joins the thread.
     pub fn stop(mut self) {
-        self.stop.store(true, Ordering::SeqCst);
+        self.stop.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -47,7 +85,7 @@ pub fn spawn(
     shared: Arc<Shared>,
     logger: Logger,
 ) -> std::io::Result<ControlHandle> {
-    let stop = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(StopSignal::default());
     let last_checks: LastChecks = Arc::new(Mutex::new(
         config
             .backends
@@ -82,7 +120,7 @@ async fn run(
     config: Arc<Config>,
     shared: Arc<Shared>,
     logger: Logger,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     last: LastChecks,
 ) {
     let states: States = Rc::new(std::cell::RefCell::new(
@@ -116,16 +154,15 @@ async fn run(
             glommio::spawn_local(async move { ctx.run(jitter).await }).detach();
         }
     }
-    while !stop.load(Ordering::SeqCst) {
-        glommio::timer::sleep(Duration::from_millis(50)).await;
-    }
+    // Checks run as detached tasks; returning ends the executor and them.
+    stop.wait().await;
 }
 
 struct ServerCheck {
     config: Arc<Config>,
     shared: Arc<Shared>,
     logger: Logger,
-    stop: Arc<AtomicBool>,
+    stop: Arc<StopSignal>,
     last: LastChecks,
     states: States,
     backend: usize,
@@ -144,7 +181,7 @@ impl ServerCheck {
         // HAProxy: without `timeout check`, `inter` bounds the whole check.
         let timeout = b.timeouts.check.unwrap_or(s.inter);
         glommio::timer::sleep(first_delay).await;
-        while !self.stop.load(Ordering::SeqCst) {
+        while !self.stop.is_stopped() {
             let r = check::probe(&b.check, addr, timeout).await;
             if let Ok(mut l) = self.last.lock() {
                 l[self.backend][self.server] = Some(r.clone());
