@@ -189,6 +189,33 @@ fn pipe_fds(pid: u32) -> usize {
         .count()
 }
 
+/// Voluntary context switches (sleeps that something ended) of each thread,
+/// by thread name.
+fn wakeups_by_thread(pid: u32) -> Vec<(String, u64)> {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+        .filter_map(|t| {
+            let name = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            let status = std::fs::read_to_string(t.path().join("status")).ok()?;
+            let n = status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))?
+                .trim()
+                .parse()
+                .ok()?;
+            Some((name.trim().to_string(), n))
+        })
+        .collect()
+}
+
+fn wakeups_of(list: &[(String, u64)], prefix: &str) -> u64 {
+    list.iter()
+        .filter(|(n, _)| n.starts_with(prefix))
+        .map(|(_, w)| w)
+        .sum()
+}
+
 #[test]
 fn idle_connections_hold_no_pipes_and_spawn_no_io_workers() {
     let srv = TestServer::start("echo", Behaviour::Echo);
@@ -220,6 +247,16 @@ fn idle_connections_hold_no_pipes_and_spawn_no_io_workers() {
         base_pipes,
         "idle sessions must not hold pipes"
     );
+    // Holding idle sessions (their timeouts 30 s away) and checking nothing, the
+    // shard and the control shard sleep: no timer-wheel or stop-flag polling.
+    // One second is an observation window, not a synchronisation.
+    let before = wakeups_by_thread(lb.pid());
+    std::thread::sleep(Duration::from_secs(1));
+    let after = wakeups_by_thread(lb.pid());
+    for thread in ["ringlb-shard", "ringlb-control"] {
+        let woke = wakeups_of(&after, thread) - wakeups_of(&before, thread);
+        assert!(woke <= 2, "{thread} woke {woke} times in 1 s while idle");
+    }
 }
 
 #[test]
