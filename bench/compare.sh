@@ -12,7 +12,8 @@
 # EAGAIN per message there) — then runs every workload interleaved (ringlb, HAProxy, ringlb, …) for N
 # rounds and prints, per workload: median and min–max per proxy, ringlb/HAProxy,
 # and the direct (no proxy) figure as the ceiling; CPU seconds per GB forwarded for
-# the stream workloads and memory per idle connection. Proxies run on CPU 0, load
+# the stream workloads, memory per idle connection and how often the proxy wakes
+# while holding them. Proxies run on CPU 0, load
 # generators and targets on the other CPUs.
 #
 # --check exits 1 if any workload lacks a figure for either proxy (CI runs
@@ -228,8 +229,9 @@ done
 if want idle; then
     for side in ringlb haproxy; do
         if [ "$side" = ringlb ]; then [ "$ringlb_ok" -eq 1 ] || continue; pid=$rl_pid; p=${R[echo]}; else pid=$hp_pid; p=${H[echo]}; fi
-        json=$(load "$bench" idle --addr "127.0.0.1:$p" --pid "$pid" --conns "$idle_n" --hold 1s --json)
+        json=$(load "$bench" idle --addr "127.0.0.1:$p" --pid "$pid" --conns "$idle_n" --hold 2s --json)
         record idle "$side" "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["bytes_per_conn"])' <<<"$json")"
+        record idle-wakeups "$side" "$(python3 -c 'import json,sys; print(json.load(sys.stdin)["hold_wakeups_per_s"])' <<<"$json")"
     done
 fi
 elapsed=$(( $(date +%s) - start ))
@@ -239,7 +241,7 @@ import sys, statistics as st
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 rounds, elapsed, threads, secs, cap, check = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7] == "1"
 perfdir = sys.argv[8]
-units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn"}
+units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s"}
 def vals(w, side, col=2):
     return [float(r[col]) for r in rows if r[0] == w and r[1] == side and r[col] not in ("", "-")]
 def fmt(x):
@@ -257,7 +259,7 @@ for w in seen:
     a, b, d = vals(w, "ringlb"), vals(w, "haproxy"), vals(w, "direct")
     cell = lambda v: f"{fmt(st.median(v))} ({fmt(min(v))}–{fmt(max(v))})" if v else "failed"
     ratio = f"{st.median(a)/st.median(b):.2f}" if a and b and st.median(b) else "–"
-    if w == "idle":
+    if w.startswith("idle"):
         ratio = f"{st.median(a)/st.median(b):.2f} (lower is better)" if a and b and st.median(b) else "–"
     print(f"| {w} | {unit} | {cell(a)} | {cell(b)} | {ratio} | {fmt(st.median(d)) if d else '–'} |")
 lat = [w for w in seen if vals(w, "haproxy", 5)]
