@@ -148,6 +148,9 @@ fn connrate_and_idle_report_sane_figures() {
     ]);
     assert_eq!(r["conns"].as_u64(), Some(50));
     assert!(r["rss_after"].as_u64().unwrap() >= r["rss_before"].as_u64().unwrap());
+    assert!(r["hold_seconds"].as_f64().unwrap() >= 0.0);
+    assert!(r["hold_cpu_ms"].as_u64().is_some());
+    assert!(r["hold_wakeups_per_s"].as_f64().unwrap() >= 0.0);
 }
 
 #[test]
