@@ -33,9 +33,11 @@ struct Wheel {
     entries: Vec<Entry>,
     free: Vec<u32>,
     active: usize,
-    /// Slots may hold removed timers (set by `insert`, cleared when the wheel is
-    /// swept empty), so an idle wheel starts clean when timers come back.
-    dirty: bool,
+    /// Slots given a timer since the wheel was last swept empty (each once, as
+    /// marked in `listed`): when no timer is active, only these may still hold
+    /// removed timers or a stale `due`, so only these are cleared.
+    touched: Vec<u32>,
+    listed: Vec<bool>,
 }
 
 impl Wheel {
@@ -48,7 +50,8 @@ impl Wheel {
             entries: Vec::new(),
             free: Vec::new(),
             active: 0,
-            dirty: false,
+            touched: Vec::new(),
+            listed: vec![false; SLOTS as usize],
         }
     }
 
@@ -78,7 +81,10 @@ impl Wheel {
         self.slots[slot].push((key, gen));
         self.due[slot] = self.due[slot].min(dt);
         self.active += 1;
-        self.dirty = true;
+        if !self.listed[slot] {
+            self.listed[slot] = true;
+            self.touched.push(slot as u32);
+        }
         (key, gen)
     }
 
@@ -97,10 +103,10 @@ impl Wheel {
         let since = now.saturating_duration_since(self.origin);
         let target = ((since.as_nanos() / TICK.as_nanos()) as u64).max(self.tick);
         if self.active == 0 {
-            if self.dirty {
-                self.slots.iter_mut().for_each(Vec::clear);
-                self.due.fill(u64::MAX);
-                self.dirty = false;
+            for slot in self.touched.drain(..) {
+                self.slots[slot as usize].clear();
+                self.due[slot as usize] = u64::MAX;
+                self.listed[slot as usize] = false;
             }
             self.tick = target;
             return;
