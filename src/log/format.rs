@@ -77,7 +77,7 @@ pub fn tcplog(r: &SessionRecord, names: &Names) -> String {
     };
     let _ = write!(
         out,
-        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02}.{ms:03}] {fe} {be}/{srv} {}/{}/{} {} {} {}/{}/{}/{}/{} {}/{}",
+        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02}.{ms:03}] {fe} {be}/{srv} {}/{}/{} {} {} {}/{}/{}/{}/{}{} {}/{}",
         r.client.port(),
         MONTHS[(mo - 1) as usize],
         r.tw_ms,
@@ -89,6 +89,7 @@ pub fn tcplog(r: &SessionRecord, names: &Names) -> String {
         r.feconn,
         r.beconn,
         r.srv_conn,
+        if r.redispatched { "+" } else { "" },
         r.retries,
         r.srv_queue,
         r.backend_queue,
@@ -135,6 +136,7 @@ mod tests {
             bytes_down: 4096,
             termination: Termination::NORMAL,
             retries: 0,
+            redispatched: false,
             actconn: 3,
             feconn: 2,
             beconn: 1,
@@ -153,5 +155,15 @@ mod tests {
             ..r
         };
         assert!(tcplog(&r, &names).contains(" default_servers/<NOSRV> 0/-1/1503 4096 SC "));
+        let r = SessionRecord {
+            retries: 1,
+            redispatched: true,
+            ..r
+        };
+        assert!(
+            tcplog(&r, &names).ends_with(" 3/2/1/1/+1 0/0"),
+            "{}",
+            tcplog(&r, &names)
+        );
     }
 }
