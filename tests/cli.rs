@@ -202,7 +202,12 @@ fn hard_stop_after_closes_sessions_that_do_not_end() {
         .stop(Duration::from_secs(10))
         .expect("hard-stop-after must end the process");
     assert!(st.success());
-    assert!(matches!(c.read(&mut b), Ok(0) | Err(_)), "session closed");
+    // Closed by the proxy: EOF or a reset, not a read that timed out.
+    match c.read(&mut b) {
+        Ok(0) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+        other => panic!("session not closed by the hard stop: {other:?}"),
+    }
     assert!(t0.elapsed() >= Duration::from_millis(250));
 }
 
