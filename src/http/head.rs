@@ -1,0 +1,609 @@
+//! Request and response heads (start line + header block) parsed from a shard's
+//! input buffer with `httparse`, incrementally: the caller feeds the whole buffer
+//! again after each read and gets `Partial` until the blank line that ends the head
+//! has arrived. A complete head is stored as spans into that buffer, so parsing
+//! allocates nothing per header once the header `Vec` is warm.
+//!
+//! Owns: the head size limit (`tune.bufsize` minus `tune.maxrewrite`), the header
+//! count limit (`tune.http.maxhdr`) and syntax errors of the head. Never looks at
+//! header meaning (that is `validate`), never touches a socket or a clock beyond the
+//! `now` it is given.
+//!
+//! Limits answer 400 as HAProxy 2.6 does (checked against haproxy 2.6.12: an
+//! over-long URI, an over-long header block and 102 headers all get `400 Bad
+//! request`); the error kind still says which limit was hit, for logs and counters.
+
+use std::time::Instant;
+
+/// Limits on a head, HAProxy's names and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest head (start line + headers + blank line), in bytes: HAProxy's
+    /// `tune.bufsize` (16384) minus `tune.maxrewrite` (1024) it keeps free for
+    /// rewrites.
+    pub max_head: usize,
+    /// Most header lines in one head: `tune.http.maxhdr` (101).
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head: 16384 - 1024,
+            max_headers: 101,
+        }
+    }
+}
+
+/// A byte range in the buffer the head was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    fn of(buf: &[u8], part: &[u8]) -> Span {
+        let start = (part.as_ptr() as usize).wrapping_sub(buf.as_ptr() as usize);
+        if start > buf.len() || part.len() > buf.len() - start {
+            return Span::default();
+        }
+        Span {
+            start: start as u32,
+            end: (start + part.len()) as u32,
+        }
+    }
+
+    /// The bytes this span covers in `buf` (empty if `buf` is not the parsed one).
+    pub fn get<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        buf.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+
+    pub fn len(&self) -> usize {
+        (self.end - self.start) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end == self.start
+    }
+}
+
+/// One header line: its name and its value (without surrounding blanks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderSpan {
+    pub name: Span,
+    pub value: Span,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    Http10,
+    Http11,
+}
+
+impl Version {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+/// Methods the proxy treats specially; every other token is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Head,
+    Post,
+    Put,
+    Delete,
+    Options,
+    Trace,
+    Connect,
+    Other,
+}
+
+impl Method {
+    pub fn from_bytes(m: &[u8]) -> Method {
+        match m {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"OPTIONS" => Method::Options,
+            b"TRACE" => Method::Trace,
+            b"CONNECT" => Method::Connect,
+            _ => Method::Other,
+        }
+    }
+
+    /// RFC 9110 §9.2.2: a request with this method may be sent twice (retries on a
+    /// reused server connection are limited to these).
+    pub fn is_idempotent(self) -> bool {
+        !matches!(self, Method::Post | Method::Connect | Method::Other)
+    }
+}
+
+/// Headers of one parsed head, as spans into the parse buffer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    pub list: Vec<HeaderSpan>,
+}
+
+impl Headers {
+    /// Values of every header line named `name` (ASCII case-insensitive).
+    pub fn values<'a>(
+        &'a self,
+        buf: &'a [u8],
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.list
+            .iter()
+            .filter(move |h| h.name.get(buf).eq_ignore_ascii_case(name.as_bytes()))
+            .map(move |h| h.value.get(buf))
+    }
+
+    /// The first value of `name`, if any.
+    pub fn first<'a>(&'a self, buf: &'a [u8], name: &'a str) -> Option<&'a [u8]> {
+        self.values(buf, name).next()
+    }
+}
+
+/// A complete request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    pub method: Method,
+    pub method_span: Span,
+    pub target: Span,
+    pub version: Version,
+    pub headers: Headers,
+    /// Bytes of the head, blank line included: the body (or next request) starts
+    /// here.
+    pub len: usize,
+}
+
+impl Default for RequestHead {
+    fn default() -> Self {
+        RequestHead {
+            method: Method::Get,
+            method_span: Span::default(),
+            target: Span::default(),
+            version: Version::Http11,
+            headers: Headers::default(),
+            len: 0,
+        }
+    }
+}
+
+/// A complete response head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    pub status: u16,
+    pub reason: Span,
+    pub version: Version,
+    pub headers: Headers,
+    pub len: usize,
+}
+
+impl Default for ResponseHead {
+    fn default() -> Self {
+        ResponseHead {
+            status: 0,
+            reason: Span::default(),
+            version: Version::Http11,
+            headers: Headers::default(),
+            len: 0,
+        }
+    }
+}
+
+/// What was wrong with a head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadError {
+    /// No end of the request line within `max_head` bytes.
+    StartLineTooLong,
+    /// No end of the head within `max_head` bytes.
+    HeadTooLarge,
+    /// More than `max_headers` header lines.
+    TooManyHeaders,
+    /// Not HTTP/1.0 or HTTP/1.1 syntax: `httparse`'s verdict, or a bad status.
+    Syntax(SyntaxError),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyntaxError {
+    Method,
+    Target,
+    Version,
+    Status,
+    /// Invalid header name: a space before the colon, a non-token byte, or an
+    /// obs-fold continuation line (RFC 9112 §5.2 lets a proxy reject it; HAProxy
+    /// unfolds it instead, we answer 400).
+    HeaderName,
+    /// Invalid header value: NUL, a lone CR, or another control byte (HAProxy 2.6
+    /// lets NUL through; RFC 9110 §5.5 forbids it).
+    HeaderValue,
+    /// Any other malformed line ending or start line.
+    Line,
+}
+
+impl HeadError {
+    /// The status answered to a client for this error: HAProxy 2.6 answers 400 for
+    /// all of them, limits included.
+    pub fn status(self) -> u16 {
+        400
+    }
+}
+
+impl From<httparse::Error> for HeadError {
+    fn from(e: httparse::Error) -> Self {
+        HeadError::Syntax(match e {
+            httparse::Error::HeaderName => SyntaxError::HeaderName,
+            httparse::Error::HeaderValue => SyntaxError::HeaderValue,
+            httparse::Error::Token => SyntaxError::Method,
+            httparse::Error::Version => SyntaxError::Version,
+            httparse::Error::Status => SyntaxError::Status,
+            httparse::Error::TooManyHeaders => return HeadError::TooManyHeaders,
+            httparse::Error::NewLine => SyntaxError::Line,
+        })
+    }
+}
+
+/// Whether a head is complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parsed {
+    /// More bytes are needed.
+    Partial,
+    /// The head is complete and stored; it is this many bytes long.
+    Complete(usize),
+}
+
+/// Header slots kept on the stack; a larger `max_headers` takes one allocation
+/// per complete head.
+const STACK_HEADERS: usize = 128;
+
+/// Finds the end of a head across calls, then hands it to `httparse` once.
+#[derive(Debug, Clone)]
+pub struct HeadParser {
+    limits: Limits,
+    /// Bytes already searched for the end of the head.
+    scanned: usize,
+    /// When the first byte of this head was seen (`timeout http-request` runs from
+    /// there).
+    started: Option<Instant>,
+}
+
+impl HeadParser {
+    pub fn new(limits: Limits) -> HeadParser {
+        HeadParser {
+            limits,
+            scanned: 0,
+            started: None,
+        }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// When the first byte of the head being parsed arrived, if any has.
+    pub fn started(&self) -> Option<Instant> {
+        self.started
+    }
+
+    /// Forget the head in progress; the next call starts a new message.
+    pub fn reset(&mut self) {
+        self.scanned = 0;
+        self.started = None;
+    }
+
+    /// Looks for the end of the head in `buf` (the same buffer, grown, on every
+    /// call): `Some(len)` once the blank line has arrived.
+    fn find_end(&mut self, buf: &[u8], now: Instant) -> Result<Option<usize>, HeadError> {
+        if !buf.is_empty() && self.started.is_none() {
+            self.started = Some(now);
+        }
+        // A head ends with "\n\n" or "\n\r\n" (bare LF is accepted, as HAProxy
+        // does); leading blank lines before a request line are skipped by httparse.
+        let body = buf.iter().position(|&b| b != b'\r' && b != b'\n');
+        let from = self
+            .scanned
+            .saturating_sub(2)
+            .max(body.unwrap_or(buf.len()));
+        let mut end = None;
+        let mut i = from;
+        while let Some(off) = buf.get(i..).and_then(|s| memchr(b'\n', s)) {
+            let lf = i + off;
+            match buf.get(lf + 1) {
+                Some(b'\n') => {
+                    end = Some(lf + 2);
+                    break;
+                }
+                Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => {
+                    end = Some(lf + 3);
+                    break;
+                }
+                Some(b'\r') if lf + 2 == buf.len() => break,
+                None => break,
+                _ => i = lf + 1,
+            }
+        }
+        self.scanned = buf.len();
+        let max = self.limits.max_head;
+        match end {
+            Some(n) if n <= max => Ok(Some(n)),
+            None if buf.len() < max => Ok(None),
+            _ => {
+                let first_line = buf[body.unwrap_or(0)..].iter().position(|&b| b == b'\n');
+                match first_line {
+                    Some(n) if body.unwrap_or(0) + n < max => Err(HeadError::HeadTooLarge),
+                    _ => Err(HeadError::StartLineTooLong),
+                }
+            }
+        }
+    }
+
+    /// Parses a request head at the start of `buf` into `out`.
+    pub fn parse_request(
+        &mut self,
+        buf: &[u8],
+        now: Instant,
+        out: &mut RequestHead,
+    ) -> Result<Parsed, HeadError> {
+        let Some(end) = self.find_end(buf, now)? else {
+            return Ok(Parsed::Partial);
+        };
+        let head = &buf[..end];
+        let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        let mut heap;
+        let slots: &mut [httparse::Header] = if self.limits.max_headers <= STACK_HEADERS {
+            &mut stack[..self.limits.max_headers]
+        } else {
+            heap = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+            &mut heap
+        };
+        let mut req = httparse::Request::new(slots);
+        let n = match req.parse(head)? {
+            httparse::Status::Complete(n) => n,
+            httparse::Status::Partial => return Err(HeadError::Syntax(SyntaxError::Line)),
+        };
+        let method = req.method.unwrap_or_default().as_bytes();
+        out.method = Method::from_bytes(method);
+        out.method_span = Span::of(head, method);
+        out.target = Span::of(head, req.path.unwrap_or_default().as_bytes());
+        out.version = version(req.version)?;
+        fill(&mut out.headers, head, req.headers);
+        out.len = n;
+        self.reset();
+        Ok(Parsed::Complete(n))
+    }
+
+    /// Parses a response head at the start of `buf` into `out`.
+    pub fn parse_response(
+        &mut self,
+        buf: &[u8],
+        now: Instant,
+        out: &mut ResponseHead,
+    ) -> Result<Parsed, HeadError> {
+        let Some(end) = self.find_end(buf, now)? else {
+            return Ok(Parsed::Partial);
+        };
+        let head = &buf[..end];
+        let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
+        let mut heap;
+        let slots: &mut [httparse::Header] = if self.limits.max_headers <= STACK_HEADERS {
+            &mut stack[..self.limits.max_headers]
+        } else {
+            heap = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+            &mut heap
+        };
+        let mut res = httparse::Response::new(slots);
+        let n = match res.parse(head)? {
+            httparse::Status::Complete(n) => n,
+            httparse::Status::Partial => return Err(HeadError::Syntax(SyntaxError::Line)),
+        };
+        let status = res.code.unwrap_or_default();
+        if !(100..=999).contains(&status) {
+            return Err(HeadError::Syntax(SyntaxError::Status));
+        }
+        out.status = status;
+        out.reason = match res.reason {
+            Some(r) if !r.is_empty() => Span::of(head, r.as_bytes()),
+            _ => Span::default(),
+        };
+        out.version = version(res.version)?;
+        fill(&mut out.headers, head, res.headers);
+        out.len = n;
+        self.reset();
+        Ok(Parsed::Complete(n))
+    }
+}
+
+fn version(v: Option<u8>) -> Result<Version, HeadError> {
+    match v {
+        Some(0) => Ok(Version::Http10),
+        Some(1) => Ok(Version::Http11),
+        _ => Err(HeadError::Syntax(SyntaxError::Version)),
+    }
+}
+
+fn fill(out: &mut Headers, head: &[u8], parsed: &[httparse::Header]) {
+    out.list.clear();
+    out.list.extend(parsed.iter().map(|h| HeaderSpan {
+        name: Span::of(head, h.name.as_bytes()),
+        value: Span::of(head, h.value),
+    }));
+}
+
+fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().position(|&b| b == needle)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(buf: &[u8]) -> Result<(Parsed, RequestHead), HeadError> {
+        let mut p = HeadParser::new(Limits::default());
+        let mut h = RequestHead::default();
+        let r = p.parse_request(buf, Instant::now(), &mut h)?;
+        Ok((r, h))
+    }
+
+    #[test]
+    fn request_head_spans() {
+        let buf = b"GET /a?b=1 HTTP/1.1\r\nHost: example.com\r\nX-Y:  v w \r\n\r\nBODY";
+        let (r, h) = req(buf).unwrap();
+        assert_eq!(r, Parsed::Complete(buf.len() - 4));
+        assert_eq!(h.method, Method::Get);
+        assert_eq!(h.target.get(buf), b"/a?b=1");
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.headers.list.len(), 2);
+        assert_eq!(h.headers.first(buf, "host"), Some(&b"example.com"[..]));
+        assert_eq!(h.headers.first(buf, "x-y"), Some(&b"v w"[..]));
+        assert_eq!(h.len, buf.len() - 4);
+    }
+
+    #[test]
+    fn partial_until_blank_line_at_every_split() {
+        let buf = b"POST /x HTTP/1.0\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc";
+        let head_len = buf.len() - 3;
+        let mut p = HeadParser::new(Limits::default());
+        let mut h = RequestHead::default();
+        let now = Instant::now();
+        for cut in 0..head_len {
+            assert_eq!(
+                p.parse_request(&buf[..cut], now, &mut h),
+                Ok(Parsed::Partial),
+                "cut {cut}"
+            );
+        }
+        assert_eq!(
+            p.parse_request(buf, now, &mut h),
+            Ok(Parsed::Complete(head_len))
+        );
+        assert_eq!(h.method, Method::Post);
+        assert_eq!(h.version, Version::Http10);
+        assert_eq!(p.started(), None);
+    }
+
+    #[test]
+    fn bare_lf_accepted_like_haproxy() {
+        let buf = b"GET / HTTP/1.1\nHost: x\n\n";
+        let (r, h) = req(buf).unwrap();
+        assert_eq!(r, Parsed::Complete(buf.len()));
+        assert_eq!(h.headers.first(buf, "Host"), Some(&b"x"[..]));
+    }
+
+    #[test]
+    fn leading_blank_lines_skipped() {
+        let buf = b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        let (r, h) = req(buf).unwrap();
+        assert_eq!(r, Parsed::Complete(buf.len()));
+        assert_eq!(h.target.get(buf), b"/");
+    }
+
+    #[test]
+    fn syntax_errors() {
+        let cases: [(&[u8], HeadError); 6] = [
+            (
+                b"GET / HTTP/1.1\r\nX A: a\r\n\r\n",
+                HeadError::Syntax(SyntaxError::HeaderName),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nX-A: a\r\n b\r\n\r\n",
+                HeadError::Syntax(SyntaxError::HeaderName),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nX-A: a\0b\r\n\r\n",
+                HeadError::Syntax(SyntaxError::HeaderValue),
+            ),
+            (
+                b"GET / HTTP/2.0\r\n\r\n",
+                HeadError::Syntax(SyntaxError::Version),
+            ),
+            (
+                b"G(T / HTTP/1.1\r\n\r\n",
+                HeadError::Syntax(SyntaxError::Method),
+            ),
+            (
+                b"GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
+                HeadError::Syntax(SyntaxError::HeaderValue),
+            ),
+        ];
+        for (buf, want) in cases {
+            assert_eq!(
+                req(buf).map(|r| r.0),
+                Err(want),
+                "{:?}",
+                String::from_utf8_lossy(buf)
+            );
+            assert_eq!(want.status(), 400);
+        }
+    }
+
+    #[test]
+    fn limits() {
+        let long_uri = [&b"GET /"[..], &[b'a'; 15400], b" HTTP/1.1\r\n\r\n"].concat();
+        assert_eq!(
+            req(&long_uri).map(|r| r.0),
+            Err(HeadError::StartLineTooLong)
+        );
+        // Not yet complete but already over the limit: refused without waiting.
+        assert_eq!(
+            req(&long_uri[..15400]).map(|r| r.0),
+            Err(HeadError::StartLineTooLong)
+        );
+        let big_hdr = [&b"GET / HTTP/1.1\r\nX-A: "[..], &[b'a'; 15400], b"\r\n\r\n"].concat();
+        assert_eq!(req(&big_hdr).map(|r| r.0), Err(HeadError::HeadTooLarge));
+        let fits = [&b"GET / HTTP/1.1\r\nX-A: "[..], &[b'a'; 15000], b"\r\n\r\n"].concat();
+        assert_eq!(req(&fits).unwrap().0, Parsed::Complete(fits.len()));
+
+        let mut many = b"GET / HTTP/1.1\r\n".to_vec();
+        for i in 0..101 {
+            many.extend_from_slice(format!("X-{i}: a\r\n").as_bytes());
+        }
+        let ok = [&many[..], b"\r\n"].concat();
+        assert_eq!(req(&ok).unwrap().1.headers.list.len(), 101);
+        many.extend_from_slice(b"Host: x\r\n\r\n");
+        assert_eq!(req(&many).map(|r| r.0), Err(HeadError::TooManyHeaders));
+
+        let mut p = HeadParser::new(Limits {
+            max_head: 1 << 20,
+            max_headers: 200,
+        });
+        let mut h = RequestHead::default();
+        assert!(p.parse_request(&many, Instant::now(), &mut h).is_ok());
+        assert_eq!(h.headers.list.len(), 102);
+    }
+
+    #[test]
+    fn response_heads() {
+        let buf = b"HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n";
+        let mut p = HeadParser::new(Limits::default());
+        let mut h = ResponseHead::default();
+        assert_eq!(
+            p.parse_response(buf, Instant::now(), &mut h),
+            Ok(Parsed::Complete(buf.len()))
+        );
+        assert_eq!(h.status, 304);
+        assert_eq!(h.reason.get(buf), b"Not Modified");
+        assert_eq!(h.headers.first(buf, "etag"), Some(&b"\"x\""[..]));
+        let buf = b"HTTP/1.0 200\r\n\r\n";
+        assert_eq!(
+            p.parse_response(buf, Instant::now(), &mut h),
+            Ok(Parsed::Complete(buf.len()))
+        );
+        assert_eq!(
+            (h.status, h.version, h.reason.len()),
+            (200, Version::Http10, 0)
+        );
+        assert_eq!(
+            p.parse_response(b"HTTP/1.1 abc OK\r\n\r\n", Instant::now(), &mut h),
+            Err(HeadError::Syntax(SyntaxError::Status))
+        );
+    }
+}
