@@ -7,3 +7,4 @@
 //! Nothing here opens a socket, blocks, or reads the clock.
 
 pub mod head;
+pub mod validate;
