@@ -306,31 +306,13 @@ impl HeadParser {
         if !buf.is_empty() && self.started.is_none() {
             self.started = Some(now);
         }
-        // A head ends with "\n\n" or "\n\r\n" (bare LF is accepted, as HAProxy
-        // does); leading blank lines before a request line are skipped by httparse.
+        // Leading blank lines before a request line are skipped (httparse does).
         let body = buf.iter().position(|&b| b != b'\r' && b != b'\n');
         let from = self
             .scanned
             .saturating_sub(2)
             .max(body.unwrap_or(buf.len()));
-        let mut end = None;
-        let mut i = from;
-        while let Some(off) = buf.get(i..).and_then(|s| memchr(b'\n', s)) {
-            let lf = i + off;
-            match buf.get(lf + 1) {
-                Some(b'\n') => {
-                    end = Some(lf + 2);
-                    break;
-                }
-                Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => {
-                    end = Some(lf + 3);
-                    break;
-                }
-                Some(b'\r') if lf + 2 == buf.len() => break,
-                None => break,
-                _ => i = lf + 1,
-            }
-        }
+        let end = find_blank_line(buf, from);
         self.scanned = buf.len();
         let max = self.limits.max_head;
         match end {
@@ -438,8 +420,24 @@ fn fill(out: &mut Headers, head: &[u8], parsed: &[httparse::Header]) {
     }));
 }
 
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+/// The end of a header block (just past its blank line) searching from `from`: a
+/// block ends with "\n\n" or "\n\r\n" (bare LF is accepted, as HAProxy does).
+pub(crate) fn find_blank_line(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(off) = buf
+        .get(i..)
+        .and_then(|s| s.iter().position(|&b| b == b'\n'))
+    {
+        let lf = i + off;
+        match buf.get(lf + 1) {
+            Some(b'\n') => return Some(lf + 2),
+            Some(b'\r') if buf.get(lf + 2) == Some(&b'\n') => return Some(lf + 3),
+            Some(b'\r') if lf + 2 == buf.len() => return None,
+            None => return None,
+            _ => i = lf + 1,
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -6,5 +6,6 @@
 //! builds the head sent on, `errors` holds HAProxy's error responses.
 //! Nothing here opens a socket, blocks, or reads the clock.
 
+pub mod framing;
 pub mod head;
 pub mod validate;
