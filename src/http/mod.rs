@@ -6,6 +6,7 @@
 //! builds the head sent on, `errors` holds HAProxy's error responses.
 //! Nothing here opens a socket, blocks, or reads the clock.
 
+pub mod errors;
 pub mod framing;
 pub mod head;
 pub mod validate;
