@@ -9,4 +9,5 @@
 pub mod errors;
 pub mod framing;
 pub mod head;
+pub mod rewrite;
 pub mod validate;
