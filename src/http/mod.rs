@@ -13,3 +13,6 @@ pub mod head;
 pub mod message;
 pub mod rewrite;
 pub mod validate;
+
+#[cfg(test)]
+mod fuzz_tests;
