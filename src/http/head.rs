@@ -178,6 +178,22 @@ impl Default for RequestHead {
     }
 }
 
+impl RequestHead {
+    /// "METHOD URI VERSION" for the log (`%r`), single spaces as HAProxy
+    /// rebuilds it; one allocation, made when the log record is.
+    pub fn request_line(&self, buf: &[u8]) -> Box<[u8]> {
+        [
+            self.method_span.get(buf),
+            b" ",
+            self.target.get(buf),
+            b" ",
+            self.version.as_str().as_bytes(),
+        ]
+        .concat()
+        .into_boxed_slice()
+    }
+}
+
 /// A complete response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
@@ -463,6 +479,7 @@ mod tests {
         assert_eq!(h.headers.first(buf, "host"), Some(&b"example.com"[..]));
         assert_eq!(h.headers.first(buf, "x-y"), Some(&b"v w"[..]));
         assert_eq!(h.len, buf.len() - 4);
+        assert_eq!(&*h.request_line(buf), b"GET /a?b=1 HTTP/1.1");
     }
 
     #[test]

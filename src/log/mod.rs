@@ -15,8 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-pub use format::{civil, syslog_time, tcplog, Names};
-pub use record::{SessionRecord, Termination};
+pub use format::{civil, httplog, syslog_time, tcplog, Names};
+pub use record::{HttpRecord, SessionRecord, Termination};
 
 use crate::config::model::{Config, LogTarget};
 use sink::Target;
