@@ -10,8 +10,9 @@
 //! `now` it is given.
 //!
 //! Limits answer 400 as HAProxy 2.6 does (checked against haproxy 2.6.12: an
-//! over-long URI, an over-long header block and 102 headers all get `400 Bad
+//! over-long URI, an over-long header block and 101 header lines all get `400 Bad
 //! request`); the error kind still says which limit was hit, for logs and counters.
+//! Beyond httparse, a request target may not hold a fragment (`#`), as in HAProxy.
 
 use std::time::Instant;
 
@@ -22,7 +23,9 @@ pub struct Limits {
     /// `tune.bufsize` (16384) minus `tune.maxrewrite` (1024) it keeps free for
     /// rewrites.
     pub max_head: usize,
-    /// Most header lines in one head: `tune.http.maxhdr` (101).
+    /// `tune.http.maxhdr` (101). HAProxy's header list also holds the end-of-headers
+    /// marker, so a head may carry `max_headers - 1` header lines (checked against
+    /// haproxy 2.6.12: 100 lines pass, 101 get 400).
     pub max_headers: usize,
 }
 
@@ -223,7 +226,7 @@ pub enum HeadError {
     StartLineTooLong,
     /// No end of the head within `max_head` bytes.
     HeadTooLarge,
-    /// More than `max_headers` header lines.
+    /// More than `max_headers - 1` header lines.
     TooManyHeaders,
     /// Not HTTP/1.0 or HTTP/1.1 syntax: `httparse`'s verdict, or a bad status.
     Syntax(SyntaxError),
@@ -231,7 +234,11 @@ pub enum HeadError {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SyntaxError {
-    Method,
+    /// A byte not allowed in the method or the request target (httparse does
+    /// not say which).
+    StartLine,
+    /// A request target with a byte outside 33..=126, or a fragment (`#`):
+    /// HAProxy 2.6 refuses both.
     Target,
     Version,
     Status,
@@ -259,7 +266,7 @@ impl From<httparse::Error> for HeadError {
         HeadError::Syntax(match e {
             httparse::Error::HeaderName => SyntaxError::HeaderName,
             httparse::Error::HeaderValue => SyntaxError::HeaderValue,
-            httparse::Error::Token => SyntaxError::Method,
+            httparse::Error::Token => SyntaxError::StartLine,
             httparse::Error::Version => SyntaxError::Version,
             httparse::Error::Status => SyntaxError::Status,
             httparse::Error::TooManyHeaders => return HeadError::TooManyHeaders,
@@ -357,10 +364,11 @@ impl HeadParser {
         let head = &buf[..end];
         let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
         let mut heap;
-        let slots: &mut [httparse::Header] = if self.limits.max_headers <= STACK_HEADERS {
-            &mut stack[..self.limits.max_headers]
+        let lines = self.limits.max_headers.saturating_sub(1);
+        let slots: &mut [httparse::Header] = if lines <= STACK_HEADERS {
+            &mut stack[..lines]
         } else {
-            heap = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+            heap = vec![httparse::EMPTY_HEADER; lines];
             &mut heap
         };
         let mut req = httparse::Request::new(slots);
@@ -371,7 +379,14 @@ impl HeadParser {
         let method = req.method.unwrap_or_default().as_bytes();
         out.method = Method::from_bytes(method);
         out.method_span = Span::of(head, method);
-        out.target = Span::of(head, req.path.unwrap_or_default().as_bytes());
+        let target = req.path.unwrap_or_default().as_bytes();
+        if target
+            .iter()
+            .any(|&b| !(33..=126).contains(&b) || b == b'#')
+        {
+            return Err(HeadError::Syntax(SyntaxError::Target));
+        }
+        out.target = Span::of(head, target);
         out.version = version(req.version)?;
         fill(&mut out.headers, head, req.headers);
         out.len = n;
@@ -392,10 +407,11 @@ impl HeadParser {
         let head = &buf[..end];
         let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
         let mut heap;
-        let slots: &mut [httparse::Header] = if self.limits.max_headers <= STACK_HEADERS {
-            &mut stack[..self.limits.max_headers]
+        let lines = self.limits.max_headers.saturating_sub(1);
+        let slots: &mut [httparse::Header] = if lines <= STACK_HEADERS {
+            &mut stack[..lines]
         } else {
-            heap = vec![httparse::EMPTY_HEADER; self.limits.max_headers];
+            heap = vec![httparse::EMPTY_HEADER; lines];
             &mut heap
         };
         let mut res = httparse::Response::new(slots);
@@ -523,7 +539,15 @@ mod tests {
 
     #[test]
     fn syntax_errors() {
-        let cases: [(&[u8], HeadError); 6] = [
+        let cases: [(&[u8], HeadError); 8] = [
+            (
+                b"GET /a#frag HTTP/1.1\r\n\r\n",
+                HeadError::Syntax(SyntaxError::Target),
+            ),
+            (
+                b"GET /a\x80 HTTP/1.1\r\n\r\n",
+                HeadError::Syntax(SyntaxError::StartLine),
+            ),
             (
                 b"GET / HTTP/1.1\r\nX A: a\r\n\r\n",
                 HeadError::Syntax(SyntaxError::HeaderName),
@@ -542,7 +566,7 @@ mod tests {
             ),
             (
                 b"G(T / HTTP/1.1\r\n\r\n",
-                HeadError::Syntax(SyntaxError::Method),
+                HeadError::Syntax(SyntaxError::StartLine),
             ),
             (
                 b"GET / HTTP/1.1\r\nX-A: a\rb\r\n\r\n",
@@ -578,11 +602,12 @@ mod tests {
         assert_eq!(req(&fits).unwrap().0, Parsed::Complete(fits.len()));
 
         let mut many = b"GET / HTTP/1.1\r\n".to_vec();
-        for i in 0..101 {
+        for i in 0..100 {
             many.extend_from_slice(format!("X-{i}: a\r\n").as_bytes());
         }
         let ok = [&many[..], b"\r\n"].concat();
-        assert_eq!(req(&ok).unwrap().1.headers.list.len(), 101);
+        assert_eq!(req(&ok).unwrap().1.headers.list.len(), 100);
+        many.extend_from_slice(b"X-100: a\r\n");
         many.extend_from_slice(b"Host: x\r\n\r\n");
         assert_eq!(req(&many).map(|r| r.0), Err(HeadError::TooManyHeaders));
 
@@ -593,6 +618,18 @@ mod tests {
         let mut h = RequestHead::default();
         assert!(p.parse_request(&many, Instant::now(), &mut h).is_ok());
         assert_eq!(h.headers.list.len(), 102);
+        let mut p = HeadParser::new(Limits {
+            max_head: 1 << 20,
+            max_headers: 200,
+        });
+        let mut more = many[..many.len() - 2].to_vec();
+        for i in 0..98 {
+            more.extend_from_slice(format!("Y-{i}: b\r\n").as_bytes());
+        }
+        assert_eq!(
+            p.parse_request(&[&more[..], b"\r\n"].concat(), Instant::now(), &mut h),
+            Err(HeadError::TooManyHeaders)
+        );
     }
 
     #[test]
