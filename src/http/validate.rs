@@ -84,6 +84,10 @@ pub enum Reject {
     /// Two different `Host` headers, or a `Host` that differs from the authority
     /// of an absolute-form target.
     Host,
+    /// A WebSocket handshake (`Connection: upgrade`, `Upgrade: websocket`) without
+    /// a 24-byte `Sec-WebSocket-Key` (request) or a `Sec-WebSocket-Accept`
+    /// (response), refused as HAProxy 2.6 does (`h1_search_websocket_key`).
+    WebSocketKey,
     /// CONNECT: ringlb does not tunnel on request (HAProxy 2.6 forwards it; we
     /// answer 501).
     Connect,
@@ -93,7 +97,10 @@ impl Reject {
     /// The status sent to the client when a request is refused for this reason.
     pub fn request_status(self) -> u16 {
         match self {
-            Reject::ContentLength | Reject::TransferEncoding | Reject::Host => 400,
+            Reject::ContentLength
+            | Reject::TransferEncoding
+            | Reject::Host
+            | Reject::WebSocketKey => 400,
             Reject::UnknownTransferCoding => 422,
             Reject::Http10BodyNotAllowed => 413,
             Reject::Connect => 501,
@@ -239,6 +246,15 @@ pub fn check_request(head: &RequestHead, buf: &[u8]) -> Result<RequestInfo, Reje
             .values(buf, "expect")
             .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"100-continue"));
     let upgrade = tokens.upgrade && head.headers.first(buf, "upgrade").is_some();
+    if tokens.upgrade
+        && websocket(&head.headers, buf)
+        && !head
+            .headers
+            .values(buf, "sec-websocket-key")
+            .any(|k| k.len() == 24)
+    {
+        return Err(Reject::WebSocketKey);
+    }
     Ok(RequestInfo {
         body,
         keep_alive,
@@ -255,6 +271,13 @@ impl Framing {
     fn transfer_encoding_forces_close(&self, v: Version) -> bool {
         self.transfer_encoding && (self.length.is_some() || v == Version::Http10)
     }
+}
+
+/// An `Upgrade` header naming `websocket`.
+fn websocket(headers: &Headers, buf: &[u8]) -> bool {
+    headers
+        .values(buf, "upgrade")
+        .any(|v| list_words(v).any(|w| w.eq_ignore_ascii_case(b"websocket")))
 }
 
 fn persistent(v: Version, t: ConnectionTokens) -> bool {
@@ -319,6 +342,12 @@ pub fn check_response(
             None => BodyKind::UntilClose,
         }
     };
+    if tokens.upgrade
+        && websocket(&head.headers, buf)
+        && head.headers.first(buf, "sec-websocket-accept").is_none()
+    {
+        return Err(Reject::WebSocketKey);
+    }
     let keep_alive = persistent(head.version, tokens)
         && !f.transfer_encoding_forces_close(head.version)
         && !matches!(body, BodyKind::UntilClose | BodyKind::Tunnel);
@@ -474,9 +503,24 @@ mod tests {
         let r = request(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\n")
             .unwrap();
         assert!(!r.expect_continue);
-        let r = request(b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
-            .unwrap();
+        let r = request(b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
         assert!(r.upgrade);
+        assert_eq!(
+            request(b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"),
+            Err(Reject::WebSocketKey)
+        );
+        assert_eq!(
+            request(b"GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: short\r\n\r\n"),
+            Err(Reject::WebSocketKey)
+        );
+        assert_eq!(Reject::WebSocketKey.request_status(), 400);
+        let r =
+            request(b"GET /h2 HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n").unwrap();
+        assert!(r.upgrade);
+        assert_eq!(
+            response(b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", Method::Get),
+            Err(Reject::WebSocketKey)
+        );
         let r = request(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\n\r\n").unwrap();
         assert!(!r.upgrade);
     }
