@@ -1,7 +1,8 @@
 //! HAProxy is the oracle: the same raw requests go to a real haproxy 2.6 (mode
 //! http, in front of a small server on loopback) and to ringlb's sans-io request
 //! reader, and the status each answers must agree — 400, 413, 422, 501, or the
-//! server's 200 when the request is accepted. The few places where ringlb is
+//! server's 200 when the request is accepted. Likewise for raw server responses:
+//! passed on, or 502. The few places where ringlb is
 //! deliberately stricter are listed with both answers.
 //!
 //! Needs `haproxy` (Debian package, installed by `.ci/run`).
@@ -14,16 +15,27 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ringlb::http::head::Limits;
-use ringlb::http::message::{Event, RequestReader};
+use ringlb::http::head::Method;
+use ringlb::http::message::{Event, RequestReader, ResponseReader};
+use std::sync::{Arc, Mutex};
 use support::{free_port, wait_until};
 
 /// A server that answers every request head with `200` and closes.
 fn start_origin() -> u16 {
+    start_origin_with(Arc::new(Mutex::new(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok".to_vec(),
+    )))
+}
+
+/// A server that answers every request head with the bytes in `reply` and
+/// closes.
+fn start_origin_with(reply: Arc<Mutex<Vec<u8>>>) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut s) = conn else { continue };
+            let reply = reply.lock().unwrap().clone();
             std::thread::spawn(move || {
                 let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
                 let mut buf = Vec::new();
@@ -34,9 +46,7 @@ fn start_origin() -> u16 {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                let _ = s.write_all(
-                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-                );
+                let _ = s.write_all(&reply);
                 let _ = s.shutdown(Shutdown::Write);
                 while matches!(s.read(&mut chunk), Ok(n) if n > 0) {}
             });
@@ -192,6 +202,7 @@ fn request_verdicts_match_haproxy() {
             200,
             400,
         ),
+        ("HTTP/1.2", b"GET / HTTP/1.2\r\nHost: x\r\n\r\n", 200, 400),
         (
             "NUL in value",
             b"GET / HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\n\r\n",
@@ -214,6 +225,60 @@ fn request_verdicts_match_haproxy() {
     for (name, raw, hap_want, ours_want) in differ {
         let hap = haproxy_status(h.port, raw);
         let ours = ringlb_status(raw);
+        if hap != hap_want || ours != ours_want {
+            wrong.push(format!(
+                "{name}: haproxy {hap} (expected {hap_want}), ringlb {ours} (expected {ours_want})"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The status ringlb sends the client for a server's response: the server's own
+/// once its head is accepted, 502 when it is refused.
+fn ringlb_response_status(raw: &[u8], method: Method) -> u16 {
+    let mut r = ResponseReader::new(Limits::default());
+    r.expect(method);
+    match r.next(raw, Instant::now()) {
+        Ok(Event::Head { .. }) => r.head().status,
+        Ok(ev) => panic!("incomplete head: {ev:?}"),
+        Err(e) => e.response_status(),
+    }
+}
+
+/// (case, request sent, server's raw response, haproxy's status, ours).
+type ResponseCase<'a> = (&'a str, &'a [u8], &'a [u8], u16, u16);
+
+#[test]
+fn response_verdicts_match_haproxy() {
+    let reply = Arc::new(Mutex::new(Vec::new()));
+    let origin = start_origin_with(reply.clone());
+    let h = start_haproxy(origin);
+    let get = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    let ws = b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let cases: Vec<ResponseCase> = vec![
+        ("length", get, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, 200),
+        ("no reason", get, b"HTTP/1.1 204\r\n\r\n", 204, 204),
+        ("close-delimited", get, b"HTTP/1.0 200 OK\r\n\r\nall", 200, 200),
+        ("chunked", get, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", 200, 200),
+        ("CL + TE", get, b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", 200, 200),
+        ("CL differs", get, b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nok", 502, 502),
+        ("TE gzip", get, b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nok", 502, 502),
+        ("bad status", get, b"HTTP/1.1 abc OK\r\n\r\n", 502, 502),
+        ("space in name", get, b"HTTP/1.1 200 OK\r\nX A: 1\r\nContent-Length: 0\r\n\r\n", 502, 502),
+        ("not HTTP", get, b"garbage\r\n\r\n", 502, 502),
+        ("101 without accept", ws, b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", 502, 502),
+        ("101 with accept", ws, b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n", 101, 101),
+        // Deliberately stricter: haproxy unfolds obs-fold in responses and takes
+        // any HTTP/d.d version as 1.1; httparse knows only 1.0 and 1.1.
+        ("HTTP/2.0", get, b"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", 200, 502),
+        ("obs-fold", get, b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 0\r\n\r\n", 200, 502),
+    ];
+    let mut wrong = Vec::new();
+    for (name, request, response, hap_want, ours_want) in cases {
+        *reply.lock().unwrap() = response.to_vec();
+        let hap = haproxy_status(h.port, request);
+        let ours = ringlb_response_status(response, Method::Get);
         if hap != hap_want || ours != ours_want {
             wrong.push(format!(
                 "{name}: haproxy {hap} (expected {hap_want}), ringlb {ours} (expected {ours_want})"
