@@ -329,6 +329,10 @@ impl HeadParser {
         if !buf.is_empty() && self.started.is_none() {
             self.started = Some(now);
         }
+        if self.scanned > buf.len() {
+            // Not the buffer we scanned before: start over.
+            self.scanned = 0;
+        }
         // Leading blank lines before a request line are skipped (httparse does).
         let body = buf.iter().position(|&b| b != b'\r' && b != b'\n');
         let from = self
@@ -519,6 +523,20 @@ mod tests {
         assert_eq!(h.method, Method::Post);
         assert_eq!(h.version, Version::Http10);
         assert_eq!(p.started(), None);
+    }
+
+    #[test]
+    fn a_shorter_buffer_is_scanned_from_the_start() {
+        let mut p = HeadParser::new(Limits::default());
+        let mut h = RequestHead::default();
+        let now = Instant::now();
+        let partial = b"GET /long/path/of/a/head/that/never/ends HTTP/1.1\r\nX: y";
+        assert_eq!(p.parse_request(partial, now, &mut h), Ok(Parsed::Partial));
+        let other = b"GET / HTTP/1.1\r\n\r\n";
+        assert_eq!(
+            p.parse_request(other, now, &mut h),
+            Ok(Parsed::Complete(18))
+        );
     }
 
     #[test]

@@ -124,6 +124,13 @@ impl RequestReader {
         &mut self.body
     }
 
+    /// The server accepted an upgrade (`101`): every byte from now on is tunnel
+    /// data, until EOF.
+    pub fn into_tunnel(&mut self) {
+        self.body = BodyDecoder::new(BodyKind::Tunnel, self.parser.limits().max_head);
+        self.phase = Phase::Body;
+    }
+
     /// `timeout http-request`: true once a head has been arriving for longer
     /// than `timeout` (from its first byte) without completing.
     pub fn head_expired(&self, now: Instant, timeout: Duration) -> bool {
@@ -370,6 +377,28 @@ mod tests {
         assert_eq!(e, HttpError::Framing(FramingError::ChunkSize));
         assert_eq!(e.request_status(), 400);
         assert_eq!(e.response_status(), 502);
+    }
+
+    #[test]
+    fn upgrade_turns_both_directions_into_a_tunnel() {
+        let now = Instant::now();
+        let req = b"GET /chat HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+        let mut r = RequestReader::new(Limits::default());
+        assert_eq!(r.next(req, now), Ok(Event::Head { len: req.len() }));
+        assert!(r.info().unwrap().upgrade);
+        assert_eq!(r.next(b"", now), Ok(Event::End { len: 0 }));
+        let mut s = ResponseReader::new(Limits::default());
+        let resp = b"HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n\x81\x02hi";
+        let head = resp.len() - 4;
+        assert_eq!(s.next(resp, now), Ok(Event::Head { len: head }));
+        assert_eq!(s.info().unwrap().body, BodyKind::Tunnel);
+        assert_eq!(s.next(&resp[head..], now), Ok(Event::Data { len: 4 }));
+        r.into_tunnel();
+        // Not a request head any more: frames pass as data.
+        assert_eq!(r.next(b"\x81\x85GET /", now), Ok(Event::Data { len: 7 }));
+        assert_eq!(r.body().data_ahead(), u64::MAX);
+        assert_eq!(r.on_eof(0), Ok(()));
+        assert_eq!(s.on_eof(0), Ok(()));
     }
 
     #[test]

@@ -129,6 +129,17 @@ fn copy_headers(
 ) {
     let mut host_seen = false;
     let mut length_seen = false;
+    // Usually `Connection` names no header (only close, keep-alive, upgrade): then
+    // the per-header lookup is skipped.
+    let names_headers = list
+        .iter()
+        .filter(|h| h.name.get(buf).eq_ignore_ascii_case(b"connection"))
+        .flat_map(|h| list_words(h.value.get(buf)))
+        .any(|w| {
+            !(w.eq_ignore_ascii_case(b"close")
+                || w.eq_ignore_ascii_case(b"keep-alive")
+                || w.eq_ignore_ascii_case(b"upgrade"))
+        });
     for h in list {
         let name = h.name.get(buf);
         if name.eq_ignore_ascii_case(b"upgrade") && keep_upgrade {
@@ -143,7 +154,7 @@ fn copy_headers(
             if strip_content_length || std::mem::replace(&mut length_seen, true) {
                 continue;
             }
-        } else if named_by_connection(list, buf, name) {
+        } else if names_headers && named_by_connection(list, buf, name) {
             continue;
         }
         out.extend_from_slice(name);
