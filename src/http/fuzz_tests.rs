@@ -3,16 +3,19 @@
 //! readers at random split points, the way a shard gets them from the network.
 //! Nothing may panic, and what the readers report — each head, where each
 //! message ends, the error or the verdict at EOF — must not depend on where the
-//! reads split the bytes. Bounded by a fixed number of cases and a fixed seed.
+//! reads split the bytes. Every accepted head is also rewritten (`rewrite`) and
+//! read back: the forwarded head must frame the message exactly as the original.
+//! Bounded by a fixed number of cases and a fixed seed.
 
 use std::time::Instant;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
-use super::head::{Limits, Method};
+use super::head::{HeadParser, Limits, Method, Parsed, RequestHead, ResponseHead};
 use super::message::{Event, HttpError, RequestReader, ResponseReader};
-use super::validate::{RequestInfo, ResponseInfo};
+use super::rewrite::{write_request, write_response, ForwardFor, HttpMode, RequestContext};
+use super::validate::{check_request, check_response, BodyKind, RequestInfo, ResponseInfo};
 
 /// What a reader reported, with data and framing merged into a byte count so
 /// that only split-independent facts remain.
@@ -61,6 +64,7 @@ impl Reader for Req {
     }
     fn head_rec(&self, input: &[u8], at: usize, len: usize) -> Rec {
         let h = self.0.head();
+        request_round_trip(h, self.0.info().unwrap(), input, at);
         Rec::RequestHead {
             at,
             len,
@@ -84,7 +88,8 @@ impl Reader for Resp {
         self.0.expect(if head { Method::Head } else { Method::Get });
         self.0.next(input, Instant::now())
     }
-    fn head_rec(&self, _: &[u8], at: usize, len: usize) -> Rec {
+    fn head_rec(&self, input: &[u8], at: usize, len: usize) -> Rec {
+        response_round_trip(self.0.head(), self.0.info().unwrap(), input, at);
         Rec::ResponseHead {
             at,
             len,
@@ -95,6 +100,71 @@ impl Reader for Resp {
     fn eof(&mut self, unconsumed: usize) -> Result<(), HttpError> {
         self.0.on_eof(unconsumed)
     }
+}
+
+/// Room for what a rewrite adds (one `X-Forwarded-For` line).
+fn roomy() -> Limits {
+    Limits {
+        max_head: 1 << 16,
+        max_headers: 1024,
+    }
+}
+
+/// The head we forward for an accepted request parses back, passes the same
+/// checks and frames the body the same way: rewriting never creates a second
+/// reading of the message.
+fn request_round_trip(h: &RequestHead, info: &RequestInfo, input: &[u8], seed: usize) {
+    let modes = [HttpMode::KeepAlive, HttpMode::ServerClose, HttpMode::Close];
+    let ff = ForwardFor::default();
+    let ctx = RequestContext {
+        mode: modes[seed % 3],
+        forward_for: Some(&ff),
+        client: "192.0.2.7".parse().unwrap(),
+    };
+    let mut out = Vec::new();
+    write_request(h, info, input, &ctx, &mut out);
+    let mut again = RequestHead::default();
+    let parsed = HeadParser::new(roomy()).parse_request(&out, Instant::now(), &mut again);
+    assert_eq!(
+        parsed,
+        Ok(Parsed::Complete(out.len())),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    let info2 = check_request(&again, &out).expect("rewritten request is valid");
+    assert_eq!(info2.body, info.body, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(info2.upgrade, info.upgrade);
+    assert!(!info2.strip_content_length);
+    assert_eq!(
+        (again.method, again.target.get(&out)),
+        (h.method, h.target.get(input))
+    );
+}
+
+/// Likewise for the response head sent to the client.
+fn response_round_trip(h: &ResponseHead, info: &ResponseInfo, input: &[u8], seed: usize) {
+    let mut out = Vec::new();
+    let version = h.version;
+    write_response(h, info, input, version, seed.is_multiple_of(2), &mut out);
+    let mut again = ResponseHead::default();
+    let parsed = HeadParser::new(roomy()).parse_response(&out, Instant::now(), &mut again);
+    assert_eq!(
+        parsed,
+        Ok(Parsed::Complete(out.len())),
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
+    // The method only matters through the body kind, which `info` already has.
+    let method =
+        if info.body == BodyKind::None && !info.interim && h.status != 204 && h.status != 304 {
+            Method::Head
+        } else {
+            Method::Get
+        };
+    let info2 = check_response(&again, &out, method).expect("rewritten response is valid");
+    assert_eq!(info2.body, info.body, "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(again.status, h.status);
+    assert!(!info2.strip_content_length);
 }
 
 /// Delivers `input` in pieces ending at `cuts` (sorted, then the end), keeps the

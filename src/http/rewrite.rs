@@ -252,12 +252,12 @@ pub fn write_response(
         info.strip_content_length,
         out,
     );
-    if info.body == BodyKind::Chunked {
+    if info.chunked {
         out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
-    let connection: &[u8] = if tunnel {
+    let connection: &[u8] = if tunnel && info.upgrade {
         b"Connection: upgrade\r\n"
-    } else if info.interim {
+    } else if tunnel || info.interim {
         b""
     } else if !client_keep_alive {
         b"Connection: close\r\n"
@@ -438,6 +438,28 @@ mod tests {
     }
 
     #[test]
+    fn bodiless_responses_keep_their_framing_headers() {
+        assert_eq!(
+            rewrite_response(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Version::Http11,
+                Method::Head,
+                true
+            ),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        );
+        assert_eq!(
+            rewrite_response(
+                b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n",
+                Version::Http11,
+                Method::Get,
+                true
+            ),
+            "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"
+        );
+    }
+
+    #[test]
     fn keep_alive_decisions() {
         let req = RequestInfo {
             body: BodyKind::None,
@@ -451,6 +473,8 @@ mod tests {
             body: BodyKind::Length(3),
             keep_alive: true,
             interim: false,
+            chunked: false,
+            upgrade: false,
             strip_content_length: false,
         };
         assert!(client_keep_alive(HttpMode::KeepAlive, &req, &resp));

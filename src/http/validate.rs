@@ -314,6 +314,11 @@ pub struct ResponseInfo {
     pub keep_alive: bool,
     /// A 1xx other than 101: the final response is still to come.
     pub interim: bool,
+    /// `Transfer-Encoding: chunked` was present, even where the response has no
+    /// body (HEAD, 204, 304): forwarded as it came.
+    pub chunked: bool,
+    /// `Connection: upgrade` was present.
+    pub upgrade: bool,
     pub strip_content_length: bool,
 }
 
@@ -355,6 +360,8 @@ pub fn check_response(
         body,
         keep_alive,
         interim,
+        chunked: f.chunked,
+        upgrade: tokens.upgrade,
         strip_content_length: f.transfer_encoding && f.length.is_some(),
     })
 }
