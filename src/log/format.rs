@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::record::{HttpRecord, SessionRecord};
 
-const MONTHS: [&str; 12] = [
+pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
 
@@ -53,7 +53,10 @@ pub struct Names {
 
 /// Frontend, backend and server names of a session; a session that never
 /// reached a backend logs `frontend/<NOSRV>`, as HAProxy does.
-fn session_names<'a>(r: &SessionRecord, names: &'a Names) -> (&'a str, &'a str, &'a str) {
+pub(crate) fn session_names<'a>(
+    r: &SessionRecord,
+    names: &'a Names,
+) -> (&'a str, &'a str, &'a str) {
     let fe = names
         .frontends
         .get(r.frontend)
@@ -124,7 +127,13 @@ fn push_captures(out: &mut String, captures: &[Box<[u8]>]) {
     if captures.is_empty() {
         return;
     }
-    out.push_str(" {");
+    out.push(' ');
+    push_captures_block(out, captures);
+}
+
+/// `{a|b}`, escaped as HAProxy's `%hr`/`%hs`.
+pub(crate) fn push_captures_block(out: &mut String, captures: &[Box<[u8]>]) {
+    out.push('{');
     for (i, c) in captures.iter().enumerate() {
         if i > 0 {
             out.push('|');
@@ -172,15 +181,21 @@ pub fn httplog(r: &HttpRecord, names: &Names) -> String {
     push_captures(&mut out, &r.request_captures);
     push_captures(&mut out, &r.response_captures);
     out.push_str(" \"");
-    match &r.request_line {
+    push_request_line(&mut out, r.request_line.as_deref());
+    out.push('"');
+    out
+}
+
+/// `%r`: the request line, escaped and cut as HAProxy does, `<BADREQ>` when
+/// there was none.
+pub(crate) fn push_request_line(out: &mut String, line: Option<&[u8]>) {
+    match line {
         Some(line) => {
             let line = &line[..line.len().min(MAX_LOGGED_REQUEST_LINE)];
-            push_escaped(&mut out, line, b"\"#");
+            push_escaped(out, line, b"\"#");
         }
         None => out.push_str("<BADREQ>"),
     }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
