@@ -57,6 +57,23 @@ pub enum Var {
 }
 
 impl Var {
+    /// Text values, the ones `%{+Q}` quotes; HAProxy writes numbers, dates and
+    /// termination states bare even with `+Q`.
+    fn is_text(self) -> bool {
+        matches!(
+            self,
+            Var::ClientIp
+                | Var::Frontend
+                | Var::Backend
+                | Var::Server
+                | Var::RequestLine
+                | Var::RequestCaptures
+                | Var::ResponseCaptures
+                | Var::RequestCookie
+                | Var::ResponseCookie
+        )
+    }
+
     fn from_name(name: &str) -> Option<Var> {
         Some(match name {
             "ci" => Var::ClientIp,
@@ -244,15 +261,16 @@ impl LogFormat {
                 }
                 Node::Var { var, quote } => {
                     let before = out.len();
-                    if *quote {
+                    let quote = *quote && var.is_text();
+                    if quote {
                         out.push('"');
                     }
-                    let wrote = render_var(&mut out, *var, r, names);
+                    let wrote = render_var(&mut out, *var, quote, r, names);
                     if !wrote {
                         out.truncate(before);
                         continue;
                     }
-                    if *quote {
+                    if quote {
                         out.push('"');
                     }
                     last_space = false;
@@ -273,7 +291,7 @@ fn date(out: &mut String, t: std::time::SystemTime) {
 }
 
 /// Writes one variable; false when it prints nothing at all.
-fn render_var(out: &mut String, var: Var, r: LogRecord, names: &Names) -> bool {
+fn render_var(out: &mut String, var: Var, quoted: bool, r: LogRecord, names: &Names) -> bool {
     let s = r.session();
     let http = match r {
         LogRecord::Http(h) => Some(h),
@@ -357,7 +375,12 @@ fn render_var(out: &mut String, var: Var, r: LogRecord, names: &Names) -> bool {
             }
             push_captures_block(out, caps);
         }
-        Var::RequestCookie | Var::ResponseCookie => out.push('-'),
+        // No cookie capture yet: `-`, or nothing between the quotes.
+        Var::RequestCookie | Var::ResponseCookie => {
+            if !quoted {
+                out.push('-');
+            }
+        }
     }
     true
 }
@@ -447,17 +470,41 @@ mod tests {
     #[test]
     fn custom_formats() {
         let r = http();
-        let f = LogFormat::parse("%ci  %{+Q}ST %hr %hs 100%% %U/%B %{+Q}b").unwrap();
+        let f = LogFormat::parse("%ci  %ST %hr %hs 100%% %U/%B %{+Q}b").unwrap();
         assert_eq!(
             f.render(LogRecord::Http(&r), &names()),
-            r#"127.0.0.1 "200" 100% 78/452 "be""#
+            r#"127.0.0.1 200 100% 78/452 "be""#
         );
         // Leading and trailing separators vanish as in HAProxy.
         let f = LogFormat::parse(" %ft %Tt ").unwrap();
         assert_eq!(f.render(LogRecord::Http(&r), &names()), "fe 12 ");
         let s = session();
-        let f = LogFormat::parse("%ST %TR %{+Q}r").unwrap();
-        assert_eq!(f.render(LogRecord::Tcp(&s), &names()), r#"0 -1 "<BADREQ>""#);
+        let f = LogFormat::parse("%ST %TR %{+Q}r \"%CC\"").unwrap();
+        assert_eq!(
+            f.render(LogRecord::Tcp(&s), &names()),
+            r#"0 -1 "<BADREQ>" "-""#
+        );
+    }
+
+    /// Captured from haproxy 2.6.12 with this `log-format` (leading blank and all).
+    #[test]
+    fn quoting_matches_haproxy() {
+        let f = LogFormat::parse(" %ci  %{+Q}ST %hr %hs 100%% %U/%B %{+Q}b %{+Q}ci %{+Q}cp %{+Q}Tt %{+Q}ft %{+Q}s %{+Q}tsc %{+Q}t %{+Q}CC %{+Q}ts %{+Q}r ").unwrap();
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_676_190_423);
+        let mut r = http();
+        r.session.client = "127.0.0.1:36796".parse().unwrap();
+        r.session.accept_time = t;
+        r.request_time = t;
+        (r.session.bytes_up, r.session.bytes_down, r.session.tt_ms) = (39, 76, 0);
+        r.request_line = Some(Box::from(&b"GET /x HTTP/1.1"[..]));
+        let names = Names {
+            frontends: vec!["lf".into()],
+            backends: vec![("echo".into(), vec!["e".into()])],
+        };
+        assert_eq!(
+            f.render(LogRecord::Http(&r), &names),
+            r#"127.0.0.1 200 100% 39/76 "echo" "127.0.0.1" 36796 0 "lf" "e" ---- 26/Nov/2026:06:56:30.423 "" -- "GET /x HTTP/1.1" "#
+        );
     }
 
     #[test]
