@@ -1,6 +1,7 @@
 //! HTTP/1.1, sans-io: bytes in, heads and body boundaries out, `now` passed in.
 //! A data shard (or a fuzzer) feeds what it read and acts on what comes back:
-//! `head` finds and parses a request or response head, `validate` decides what the
+//! `head` finds and parses a request or response head (into `model` types),
+//! `validate` decides what the
 //! head means for framing and keep-alive (and refuses smuggling attempts), `framing`
 //! follows the body to its end so pipelined bytes go to the next message, `rewrite`
 //! builds the head sent on, `errors` holds HAProxy's error responses, and `message`
@@ -24,6 +25,7 @@ pub mod errors;
 pub mod framing;
 pub mod head;
 pub mod message;
+pub mod model;
 pub mod rewrite;
 pub mod validate;
 
