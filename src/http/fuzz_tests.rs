@@ -281,13 +281,22 @@ fn mutate(mut bytes: Vec<u8>, muts: &[Mutation]) -> Vec<u8> {
     bytes
 }
 
+/// `RINGLB_FUZZ_SCALE=N` multiplies every case count (a longer run, e.g.
+/// `RINGLB_FUZZ_SCALE=100 cargo test --release --lib http::fuzz`) and
+/// `RINGLB_FUZZ_SEED=N` changes the seed; the defaults keep `cargo test` to a
+/// few seconds and repeatable.
 fn runner(cases: u32) -> TestRunner {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u32>().ok());
+    let scale = env("RINGLB_FUZZ_SCALE").unwrap_or(1).max(1);
     let config = Config {
-        cases,
+        cases: cases.saturating_mul(scale),
         failure_persistence: None,
         ..Config::default()
     };
-    let seed = [0x5e; 32];
+    let mut seed = [0x5e; 32];
+    if let Some(n) = env("RINGLB_FUZZ_SEED") {
+        seed[..4].copy_from_slice(&n.to_le_bytes());
+    }
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &seed))
 }
 
