@@ -33,9 +33,22 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
+        Limits::new(16384, 1024, 101)
+    }
+}
+
+impl Limits {
+    /// From HAProxy's `tune.bufsize`, `tune.maxrewrite` (capped at half the
+    /// buffer, as HAProxy does at startup) and `tune.http.maxhdr`.
+    pub fn new(bufsize: usize, maxrewrite: usize, maxhdr: usize) -> Limits {
+        let maxrewrite = if maxrewrite >= bufsize / 2 {
+            bufsize / 2
+        } else {
+            maxrewrite
+        };
         Limits {
-            max_head: 16384 - 1024,
-            max_headers: 101,
+            max_head: bufsize - maxrewrite,
+            max_headers: maxhdr,
         }
     }
 }
@@ -469,6 +482,19 @@ mod tests {
             p.parse_request(&[&more[..], b"\r\n"].concat(), Instant::now(), &mut h),
             Err(HeadError::TooManyHeaders)
         );
+    }
+
+    #[test]
+    fn limits_from_haproxy_tunables() {
+        assert_eq!(
+            Limits::default(),
+            Limits {
+                max_head: 15360,
+                max_headers: 101
+            }
+        );
+        assert_eq!(Limits::new(65536, 1024, 200).max_head, 64512);
+        assert_eq!(Limits::new(1024, 1024, 10).max_head, 512);
     }
 
     #[test]
