@@ -15,8 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ringlb::http::head::Limits;
-use ringlb::http::head::Method;
+use ringlb::http::head::{HeadParser, Method, Parsed, RequestHead};
 use ringlb::http::message::{Event, RequestReader, ResponseReader};
+use ringlb::http::rewrite::{write_request, ForwardFor, HttpMode, Network, RequestContext};
+use ringlb::http::validate::{check_request, list_words};
 use std::sync::{Arc, Mutex};
 use support::{free_port, wait_until};
 
@@ -283,6 +285,170 @@ fn response_verdicts_match_haproxy() {
             wrong.push(format!(
                 "{name}: haproxy {hap} (expected {hap_want}), ringlb {ours} (expected {ours_want})"
             ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// A server that records each request head it gets and answers `204`.
+fn start_recording_origin() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for conn in l.incoming() {
+            let Ok(mut s) = conn else { continue };
+            let log = log.clone();
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    match s.read(&mut chunk) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        log.lock().unwrap().push(buf[..end + 4].to_vec());
+                        buf.drain(..end + 4);
+                        let _ = s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+                    }
+                }
+            });
+        }
+    });
+    (port, seen)
+}
+
+/// What of a forwarded head both proxies must agree on: the request line, the
+/// end-to-end headers in order (names lower-cased: haproxy lower-cases them), and
+/// which of close / keep-alive / upgrade `Connection` says.
+fn end_to_end(raw: &[u8]) -> (String, Vec<(String, String)>, [bool; 3]) {
+    let mut h = RequestHead::default();
+    let parsed = HeadParser::new(Limits::default()).parse_request(raw, Instant::now(), &mut h);
+    assert!(matches!(parsed, Ok(Parsed::Complete(_))), "{parsed:?}");
+    let line = String::from_utf8_lossy(&h.request_line(raw)).into_owned();
+    let named: Vec<Vec<u8>> = h
+        .headers
+        .values(raw, "connection")
+        .flat_map(list_words)
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let hop = [
+        &b"connection"[..],
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"upgrade",
+        b"transfer-encoding",
+    ];
+    let headers = h
+        .headers
+        .list
+        .iter()
+        .map(|x| (x.name.get(raw).to_ascii_lowercase(), x.value.get(raw)))
+        .filter(|(n, _)| !hop.contains(&n.as_slice()) && !named.contains(n))
+        .map(|(n, v)| {
+            (
+                String::from_utf8_lossy(&n).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
+        .collect();
+    let has = |t: &[u8]| named.iter().any(|w| w == t);
+    (
+        line,
+        headers,
+        [has(b"close"), has(b"keep-alive"), has(b"upgrade")],
+    )
+}
+
+#[test]
+fn forwarded_requests_match_haproxy() {
+    let (origin, seen) = start_recording_origin();
+    let dir = tempfile::tempdir().unwrap();
+    let (ka, sc, hc) = (free_port(), free_port(), free_port());
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
+         frontend ka\n  bind 127.0.0.1:{ka}\n  option forwardfor\n  default_backend be\n\
+         frontend sc\n  bind 127.0.0.1:{sc}\n  option http-server-close\n  option forwardfor header X-Real-IP\n  default_backend be\n\
+         frontend hc\n  bind 127.0.0.1:{hc}\n  option httpclose\n  option forwardfor except 127.0.0.0/8\n  default_backend be\n\
+         backend be\n  server s 127.0.0.1:{origin}\n"
+    );
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy (Debian package haproxy) must be installed");
+    let _h = Haproxy {
+        child,
+        port: ka,
+        _dir: dir,
+    };
+    assert!(wait_until(Duration::from_secs(10), || [ka, sc, hc]
+        .iter()
+        .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())));
+
+    let real_ip = ForwardFor {
+        header: "X-Real-IP".into(),
+        ..ForwardFor::default()
+    };
+    let except = ForwardFor {
+        except: Some(Network {
+            addr: "127.0.0.0".parse().unwrap(),
+            prefix: 8,
+        }),
+        ..ForwardFor::default()
+    };
+    let default_ff = ForwardFor::default();
+    let fronts = [
+        (ka, HttpMode::KeepAlive, &default_ff),
+        (sc, HttpMode::ServerClose, &real_ip),
+        (hc, HttpMode::Close, &except),
+    ];
+    let requests: [&[u8]; 5] = [
+        b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Foo\r\nX-Foo: 1\r\nKeep-Alive: 300\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\nX-Forwarded-For: 1.2.3.4\r\nUser-Agent: t\r\n\r\n",
+        b"GET /b HTTP/1.0\r\nHost: x\r\n\r\n",
+        b"GET /c HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+        b"POST /d HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    ];
+    let mut wrong = Vec::new();
+    for (port, mode, ff) in fronts {
+        for raw in requests {
+            seen.lock().unwrap().clear();
+            let status = haproxy_status(port, raw);
+            let theirs = seen.lock().unwrap().first().cloned().unwrap_or_default();
+            if theirs.is_empty() {
+                wrong.push(format!(
+                    "{port}: haproxy answered {status}, forwarded nothing"
+                ));
+                continue;
+            }
+            let mut h = RequestHead::default();
+            HeadParser::new(Limits::default())
+                .parse_request(raw, Instant::now(), &mut h)
+                .unwrap();
+            let info = check_request(&h, raw).unwrap();
+            let ctx = RequestContext {
+                mode,
+                forward_for: Some(ff),
+                client: "127.0.0.1".parse().unwrap(),
+            };
+            let mut ours = Vec::new();
+            write_request(&h, &info, raw, &ctx, &mut ours);
+            let (a, b) = (end_to_end(&theirs), end_to_end(&ours));
+            if a != b {
+                wrong.push(format!(
+                    "{mode:?} {:?}\n  haproxy {a:?}\n  ringlb  {b:?}",
+                    String::from_utf8_lossy(&raw[..raw.len().min(20)])
+                ));
+            }
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
