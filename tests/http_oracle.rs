@@ -2,8 +2,11 @@
 //! http, in front of a small server on loopback) and to ringlb's sans-io request
 //! reader, and the status each answers must agree — 400, 413, 422, 501, or the
 //! server's 200 when the request is accepted. Likewise for raw server responses:
-//! passed on, or 502. The few places where ringlb is
-//! deliberately stricter are listed with both answers.
+//! passed on, or 502. The few places where ringlb is deliberately stricter are
+//! listed with both answers. The heads ringlb forwards (request to the server,
+//! response to the client) carry the same end-to-end headers and the same
+//! `Connection` verdict as haproxy's, for each of `option http-keep-alive`,
+//! `http-server-close` and `httpclose`.
 //!
 //! Needs `haproxy` (Debian package, installed by `.ci/run`).
 
@@ -14,12 +17,14 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ringlb::http::head::Limits;
-use ringlb::http::head::{HeadParser, Method, Parsed, RequestHead};
-use ringlb::http::message::{Event, RequestReader, ResponseReader};
-use ringlb::http::rewrite::{write_request, ForwardFor, HttpMode, Network, RequestContext};
-use ringlb::http::validate::{check_request, list_words};
 use std::sync::{Arc, Mutex};
+
+use ringlb::http::head::{HeadParser, Headers, Limits, Method, Parsed, RequestHead, ResponseHead};
+use ringlb::http::message::{Event, RequestReader, ResponseReader};
+use ringlb::http::rewrite::{
+    client_keep_alive, write_request, write_response, ForwardFor, HttpMode, Network, RequestContext,
+};
+use ringlb::http::validate::{check_request, check_response, list_words};
 use support::{free_port, wait_until};
 
 /// A server that answers every request head with `200` and closes.
@@ -329,8 +334,14 @@ fn end_to_end(raw: &[u8]) -> (String, Vec<(String, String)>, [bool; 3]) {
     let parsed = HeadParser::new(Limits::default()).parse_request(raw, Instant::now(), &mut h);
     assert!(matches!(parsed, Ok(Parsed::Complete(_))), "{parsed:?}");
     let line = String::from_utf8_lossy(&h.request_line(raw)).into_owned();
+    let (headers, connection) = end_to_end_headers(&h.headers, raw);
+    (line, headers, connection)
+}
+
+type HeaderList = Vec<(String, String)>;
+
+fn end_to_end_headers(h: &Headers, raw: &[u8]) -> (HeaderList, [bool; 3]) {
     let named: Vec<Vec<u8>> = h
-        .headers
         .values(raw, "connection")
         .flat_map(list_words)
         .map(|w| w.to_ascii_lowercase())
@@ -344,21 +355,24 @@ fn end_to_end(raw: &[u8]) -> (String, Vec<(String, String)>, [bool; 3]) {
         b"transfer-encoding",
     ];
     let headers = h
-        .headers
         .list
         .iter()
-        .map(|x| (x.name.get(raw).to_ascii_lowercase(), x.value.get(raw)))
+        .map(|x| {
+            (
+                x.name.get(raw).to_ascii_lowercase(),
+                x.value.get(raw).to_vec(),
+            )
+        })
         .filter(|(n, _)| !hop.contains(&n.as_slice()) && !named.contains(n))
         .map(|(n, v)| {
             (
                 String::from_utf8_lossy(&n).into_owned(),
-                String::from_utf8_lossy(v).into_owned(),
+                String::from_utf8_lossy(&v).into_owned(),
             )
         })
         .collect();
     let has = |t: &[u8]| named.iter().any(|w| w == t);
     (
-        line,
         headers,
         [has(b"close"), has(b"keep-alive"), has(b"upgrade")],
     )
@@ -448,6 +462,113 @@ fn forwarded_requests_match_haproxy() {
                     "{mode:?} {:?}\n  haproxy {a:?}\n  ringlb  {b:?}",
                     String::from_utf8_lossy(&raw[..raw.len().min(20)])
                 ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The response head haproxy sends back for `raw`.
+fn haproxy_response_head(port: u16, raw: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    let _ = s.write_all(raw);
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+        }
+    }
+    out
+}
+
+fn response_end_to_end(raw: &[u8]) -> (u16, HeaderList, [bool; 3]) {
+    let mut h = ResponseHead::default();
+    let parsed = HeadParser::new(Limits::default()).parse_response(raw, Instant::now(), &mut h);
+    assert!(matches!(parsed, Ok(Parsed::Complete(_))), "{parsed:?}");
+    let (headers, connection) = end_to_end_headers(&h.headers, raw);
+    (h.status, headers, connection)
+}
+
+#[test]
+fn forwarded_responses_match_haproxy() {
+    let reply = Arc::new(Mutex::new(Vec::new()));
+    let origin = start_origin_with(reply.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let (ka, sc, hc) = (free_port(), free_port(), free_port());
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
+         frontend ka\n  bind 127.0.0.1:{ka}\n  default_backend be\n\
+         frontend sc\n  bind 127.0.0.1:{sc}\n  option http-server-close\n  default_backend be\n\
+         frontend hc\n  bind 127.0.0.1:{hc}\n  option httpclose\n  default_backend be\n\
+         backend be\n  server s 127.0.0.1:{origin}\n"
+    );
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy (Debian package haproxy) must be installed");
+    let _h = Haproxy {
+        child,
+        port: ka,
+        _dir: dir,
+    };
+    assert!(wait_until(Duration::from_secs(10), || [ka, sc, hc]
+        .iter()
+        .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())));
+
+    let fronts = [
+        (ka, HttpMode::KeepAlive),
+        (sc, HttpMode::ServerClose),
+        (hc, HttpMode::Close),
+    ];
+    let requests: [&[u8]; 3] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ];
+    let responses: [&[u8]; 3] = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok",
+    ];
+    let mut wrong = Vec::new();
+    for (port, mode) in fronts {
+        for req in requests {
+            for resp in responses {
+                *reply.lock().unwrap() = resp.to_vec();
+                let theirs = haproxy_response_head(port, req);
+                if theirs.is_empty() {
+                    wrong.push(format!("{mode:?}: no response"));
+                    continue;
+                }
+                let mut rh = RequestHead::default();
+                HeadParser::new(Limits::default())
+                    .parse_request(req, Instant::now(), &mut rh)
+                    .unwrap();
+                let rinfo = check_request(&rh, req).unwrap();
+                let mut h = ResponseHead::default();
+                HeadParser::new(Limits::default())
+                    .parse_response(resp, Instant::now(), &mut h)
+                    .unwrap();
+                let info = check_response(&h, resp, Method::Get).unwrap();
+                let keep = client_keep_alive(mode, &rinfo, &info);
+                let mut ours = Vec::new();
+                write_response(&h, &info, resp, rh.version, keep, &mut ours);
+                let (a, b) = (response_end_to_end(&theirs), response_end_to_end(&ours));
+                if a != b {
+                    wrong.push(format!(
+                        "{mode:?} {:?} -> {:?}\n  haproxy {a:?}\n  ringlb  {b:?}",
+                        String::from_utf8_lossy(&req[..16]),
+                        String::from_utf8_lossy(&resp[..20])
+                    ));
+                }
             }
         }
     }

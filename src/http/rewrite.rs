@@ -11,10 +11,11 @@
 //! tokens from `Connection`, forwarding `Keep-Alive`, `TE`, `Proxy-Connection`,
 //! `Upgrade` and the headers `Connection` names. We keep the sender's case and
 //! drop the hop-by-hop headers, as RFC 9110 §7.6.1 requires of a proxy. Like
-//! HAProxy, the `Connection` header we add is `close` when a side must close and
-//! `keep-alive` only for an HTTP/1.0 peer that stays open, and the
+//! HAProxy (`h1_update_req_conn_value`, `h1_update_res_conn_value`), the
+//! `Connection` header we add is `close` only on an HTTP/1.1 message that must
+//! close and `keep-alive` only where HTTP/1.0 would otherwise mean close, and the
 //! `X-Forwarded-For` line is a new line after the others, even when the client
-//! sent one.
+//! sent one. `tests/http_oracle.rs` compares both heads with haproxy's.
 
 use std::net::IpAddr;
 
@@ -259,12 +260,16 @@ pub fn write_response(
         b"Connection: upgrade\r\n"
     } else if tunnel || info.interim {
         b""
-    } else if !client_keep_alive {
-        b"Connection: close\r\n"
-    } else if request_version == Version::Http10 {
-        b"Connection: keep-alive\r\n"
     } else {
-        b""
+        // HAProxy's `h1_update_res_conn_value`: say `close` only where the
+        // response's version would otherwise mean persistence, `keep-alive` where
+        // either side speaks HTTP/1.0.
+        match (client_keep_alive, head.version, request_version) {
+            (false, Version::Http11, _) => b"Connection: close\r\n",
+            (false, Version::Http10, _) => b"",
+            (true, Version::Http11, Version::Http11) => b"",
+            (true, _, _) => b"Connection: keep-alive\r\n",
+        }
     };
     out.extend_from_slice(connection);
     out.extend_from_slice(b"\r\n");
