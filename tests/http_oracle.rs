@@ -425,7 +425,9 @@ fn forwarded_requests_match_haproxy() {
         (sc, HttpMode::ServerClose, &real_ip),
         (hc, HttpMode::Close, &except),
     ];
-    let requests: [&[u8]; 5] = [
+    let requests: [&[u8]; 7] = [
+        b"GET /e HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /f HTTP/1.0\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: 9.9.9.9\r\n\r\n",
         b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, X-Foo\r\nX-Foo: 1\r\nKeep-Alive: 300\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\nX-Forwarded-For: 1.2.3.4\r\nUser-Agent: t\r\n\r\n",
         b"GET /b HTTP/1.0\r\nHost: x\r\n\r\n",
         b"GET /c HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n",
