@@ -6,7 +6,9 @@
 //! listed with both answers. The heads ringlb forwards (request to the server,
 //! response to the client) carry the same end-to-end headers and the same
 //! `Connection` verdict as haproxy's, for each of `option http-keep-alive`,
-//! `http-server-close` and `httpclose`.
+//! `http-server-close` and `httpclose`. Chunked request bodies (sizes,
+//! extensions, bare LF, trailers, malformed framing) are judged alike with
+//! `option http-buffer-request`.
 //!
 //! Needs `haproxy` (Debian package, installed by `.ci/run`).
 
@@ -572,6 +574,89 @@ fn forwarded_responses_match_haproxy() {
                     ));
                 }
             }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The status ringlb answers once it has read the whole request (head and body),
+/// as HAProxy does with `option http-buffer-request`.
+fn ringlb_status_after_body(raw: &[u8]) -> u16 {
+    let mut r = RequestReader::new(Limits::default());
+    let mut at = 0;
+    loop {
+        match r.next(&raw[at..], Instant::now()) {
+            Ok(Event::Head { len }) | Ok(Event::Data { len }) | Ok(Event::Framing { len }) => {
+                at += len
+            }
+            Ok(Event::End { .. }) => return 200,
+            Ok(Event::NeedMore) => return 0,
+            Err(e) => return e.request_status(),
+        }
+    }
+}
+
+#[test]
+fn chunked_bodies_match_haproxy() {
+    let origin = start_origin();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n  timeout http-request 1s\n\
+         frontend fe\n  bind 127.0.0.1:{port}\n  option http-buffer-request\n  default_backend be\n\
+         backend be\n  server s 127.0.0.1:{origin}\n"
+    );
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let child = Command::new("haproxy")
+        .arg("-f")
+        .arg(&path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haproxy (Debian package haproxy) must be installed");
+    let _h = Haproxy {
+        child,
+        port,
+        _dir: dir,
+    };
+    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
+        ("127.0.0.1", port)
+    )
+    .is_ok()));
+    let bodies: [(&str, &[u8], u16); 14] = [
+        ("plain", b"5\r\nhello\r\n0\r\n\r\n", 200),
+        ("extension", b"5;a=b\r\nhello\r\n0\r\n\r\n", 200),
+        (
+            "blank before extension",
+            b"5 ;a=b\r\nhello\r\n0\r\n\r\n",
+            200,
+        ),
+        ("upper-case hex", b"A\r\n0123456789\r\n0\r\n\r\n", 200),
+        ("bare LF", b"5\nhello\n0\n\n", 200),
+        ("trailers", b"5\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n", 200),
+        ("leading zeros", b"0005\r\nhello\r\n000\r\n\r\n", 200),
+        ("leading space", b" 5\r\nhello\r\n0\r\n\r\n", 400),
+        ("0x prefix", b"0x5\r\nhello\r\n0\r\n\r\n", 400),
+        ("data too long", b"5\r\nhelloX\r\n0\r\n\r\n", 400),
+        ("no size", b"\r\nhello\r\n0\r\n\r\n", 400),
+        ("overflow", b"FFFFFFFFFFFFFFFFF\r\nhello\r\n0\r\n\r\n", 400),
+        ("negative", b"-5\r\nhello\r\n0\r\n\r\n", 400),
+        ("bad trailer", b"5\r\nhello\r\n0\r\nno colon\r\n\r\n", 400),
+    ];
+    let mut wrong = Vec::new();
+    for (name, body, want) in bodies {
+        let raw = [
+            &b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"[..],
+            body,
+        ]
+        .concat();
+        let hap = haproxy_status(port, &raw);
+        let ours = ringlb_status_after_body(&raw);
+        if hap != want || ours != want {
+            wrong.push(format!(
+                "{name}: haproxy {hap}, ringlb {ours}, expected {want}"
+            ));
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
