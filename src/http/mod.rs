@@ -28,6 +28,7 @@ pub mod head;
 pub mod message;
 pub mod model;
 pub mod rewrite;
+pub mod timing;
 pub mod validate;
 
 #[cfg(test)]
