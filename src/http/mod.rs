@@ -4,8 +4,10 @@
 //! `validate` decides what the head means for framing and keep-alive (and
 //! refuses smuggling attempts), `framing` follows the body to its end so
 //! pipelined bytes go to the next message, `rewrite` builds the head sent on,
-//! `errors` holds HAProxy's error responses, and `message` ties head, checks and
-//! body into one event stream per direction for the shard.
+//! `errors` holds HAProxy's error responses (and `errorfile` replacements), and
+//! `message` ties head, checks and body into one event stream per direction for
+//! the shard. `capture` and `timing` give the log line its captured headers and
+//! timers.
 //! Nothing here opens a socket, blocks, or reads the clock.
 //!
 //! HAProxy 2.6 is the contract; `tests/http_oracle.rs` sends the same bytes to a

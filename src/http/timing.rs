@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn phases_that_never_ended_log_minus_one() {
         let t0 = Instant::now();
-        // haproxy's `sH` line above: "0/0/0/-1/1002".
+        // As haproxy 2.6 logged a server timeout (`sH`): "0/0/0/-1/1002".
         let mut t = Timeline::new(t0);
         t.head_received = Some(t0);
         t.dequeued = Some(t0);
