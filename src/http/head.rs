@@ -196,10 +196,57 @@ impl HeadParser {
         now: Instant,
         out: &mut RequestHead,
     ) -> Result<Parsed, HeadError> {
+        // A head usually arrives whole: one httparse pass then. Anything else
+        // (incomplete, or an error httparse may see before the end) takes the
+        // path below, which decides only once the head is complete, so a verdict
+        // never depends on how reads split the bytes.
+        if self.started.is_none() {
+            let window = &buf[..buf.len().min(self.limits.max_head)];
+            if let Ok(Some(n)) = self.request_head(window, out) {
+                self.reset();
+                return Ok(Parsed::Complete(n));
+            }
+        }
         let Some(end) = self.find_end(buf, now)? else {
             return Ok(Parsed::Partial);
         };
-        let head = &buf[..end];
+        match self.request_head(&buf[..end], out)? {
+            Some(n) => {
+                self.reset();
+                Ok(Parsed::Complete(n))
+            }
+            None => Err(HeadError::Syntax(SyntaxError::Line)),
+        }
+    }
+
+    /// Parses a response head at the start of `buf` into `out`.
+    pub fn parse_response(
+        &mut self,
+        buf: &[u8],
+        now: Instant,
+        out: &mut ResponseHead,
+    ) -> Result<Parsed, HeadError> {
+        if self.started.is_none() {
+            let window = &buf[..buf.len().min(self.limits.max_head)];
+            if let Ok(Some(n)) = self.response_head(window, out) {
+                self.reset();
+                return Ok(Parsed::Complete(n));
+            }
+        }
+        let Some(end) = self.find_end(buf, now)? else {
+            return Ok(Parsed::Partial);
+        };
+        match self.response_head(&buf[..end], out)? {
+            Some(n) => {
+                self.reset();
+                Ok(Parsed::Complete(n))
+            }
+            None => Err(HeadError::Syntax(SyntaxError::Line)),
+        }
+    }
+
+    /// One httparse pass over `head`: the head's length once complete.
+    fn request_head(&self, head: &[u8], out: &mut RequestHead) -> Result<Option<usize>, HeadError> {
         let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
         let mut heap;
         let lines = self.limits.max_headers.saturating_sub(1);
@@ -212,11 +259,9 @@ impl HeadParser {
         let mut req = httparse::Request::new(slots);
         let n = match req.parse(head)? {
             httparse::Status::Complete(n) => n,
-            httparse::Status::Partial => return Err(HeadError::Syntax(SyntaxError::Line)),
+            httparse::Status::Partial => return Ok(None),
         };
         let method = req.method.unwrap_or_default().as_bytes();
-        out.method = Method::from_bytes(method);
-        out.method_span = Span::of(head, method);
         let target = req.path.unwrap_or_default().as_bytes();
         if target
             .iter()
@@ -224,25 +269,21 @@ impl HeadParser {
         {
             return Err(HeadError::Syntax(SyntaxError::Target));
         }
-        out.target = Span::of(head, target);
         out.version = version(req.version)?;
+        out.method = Method::from_bytes(method);
+        out.method_span = Span::of(head, method);
+        out.target = Span::of(head, target);
         fill(&mut out.headers, head, req.headers);
         out.len = n;
-        self.reset();
-        Ok(Parsed::Complete(n))
+        Ok(Some(n))
     }
 
-    /// Parses a response head at the start of `buf` into `out`.
-    pub fn parse_response(
-        &mut self,
-        buf: &[u8],
-        now: Instant,
+    /// One httparse pass over `head`: the head's length once complete.
+    fn response_head(
+        &self,
+        head: &[u8],
         out: &mut ResponseHead,
-    ) -> Result<Parsed, HeadError> {
-        let Some(end) = self.find_end(buf, now)? else {
-            return Ok(Parsed::Partial);
-        };
-        let head = &buf[..end];
+    ) -> Result<Option<usize>, HeadError> {
         let mut stack = [httparse::EMPTY_HEADER; STACK_HEADERS];
         let mut heap;
         let lines = self.limits.max_headers.saturating_sub(1);
@@ -255,22 +296,21 @@ impl HeadParser {
         let mut res = httparse::Response::new(slots);
         let n = match res.parse(head)? {
             httparse::Status::Complete(n) => n,
-            httparse::Status::Partial => return Err(HeadError::Syntax(SyntaxError::Line)),
+            httparse::Status::Partial => return Ok(None),
         };
         let status = res.code.unwrap_or_default();
         if !(100..=999).contains(&status) {
             return Err(HeadError::Syntax(SyntaxError::Status));
         }
+        out.version = version(res.version)?;
         out.status = status;
         out.reason = match res.reason {
             Some(r) if !r.is_empty() => Span::of(head, r.as_bytes()),
             _ => Span::default(),
         };
-        out.version = version(res.version)?;
         fill(&mut out.headers, head, res.headers);
         out.len = n;
-        self.reset();
-        Ok(Parsed::Complete(n))
+        Ok(Some(n))
     }
 }
 
