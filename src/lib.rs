@@ -14,6 +14,7 @@ pub mod balance;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod http;
 pub mod kernel;
 pub mod l4;
 pub mod log;

@@ -5,6 +5,7 @@
 //! drops once it catches up.
 
 mod format;
+mod logformat;
 mod record;
 mod sink;
 
@@ -15,8 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-pub use format::{civil, syslog_time, tcplog, Names};
-pub use record::{SessionRecord, Termination};
+pub use format::{civil, httplog, syslog_time, tcplog, Names};
+pub use logformat::{LogFormat, LogFormatError, LogRecord, Var, HTTPLOG_FORMAT, TCPLOG_FORMAT};
+pub use record::{HttpRecord, SessionRecord, Termination};
 
 use crate::config::model::{Config, LogTarget};
 use sink::Target;

@@ -67,3 +67,47 @@ pub struct SessionRecord {
     pub srv_queue: u32,
     pub backend_queue: u32,
 }
+
+/// The termination states an HTTP session adds (HAProxy's letters).
+impl Termination {
+    /// The proxy refused the request (bad request, deny): `PR`.
+    pub const PROXY_REQUEST: Termination = Termination(*b"PR");
+    /// The proxy refused the server's response (malformed): `PH`.
+    pub const PROXY_HEADERS: Termination = Termination(*b"PH");
+    /// `timeout http-request` before a complete request head: `cR`.
+    pub const CLIENT_REQUEST_TIMEOUT: Termination = Termination(*b"cR");
+    /// The client closed before sending a complete request head: `CR`.
+    pub const CLIENT_REQUEST_ABORT: Termination = Termination(*b"CR");
+    /// `timeout server` before the response head: `sH`.
+    pub const SERVER_HEADERS_TIMEOUT: Termination = Termination(*b"sH");
+    /// The server closed or reset before a complete response head: `SH`.
+    pub const SERVER_HEADERS_ABORT: Termination = Termination(*b"SH");
+}
+
+/// One finished HTTP request, for HAProxy's `option httplog` line: the session's
+/// fields plus the request's own timers, status, captures and request line.
+#[derive(Debug, Clone)]
+pub struct HttpRecord {
+    /// Client, names, `Tw`, `Tc`, bytes to the client (`%B`), termination state,
+    /// connection counts and queues. `tt_ms` is not part of the line.
+    pub session: SessionRecord,
+    /// When the request began (`%tr`): the accept date for a connection's first
+    /// request, the end of the idle time for the next ones.
+    pub request_time: SystemTime,
+    /// `%TR`: time to receive the whole request head, ms (-1 = never complete).
+    pub tr_request_ms: i64,
+    /// `%Tr`: time from sending the request to the response head, ms (-1 = no
+    /// response).
+    pub tr_response_ms: i64,
+    /// `%Ta`: active time, from the request's start to the end of the response.
+    pub ta_ms: i64,
+    /// `%ST`: the status sent to the client (0 when none was).
+    pub status: u16,
+    /// `%r`: "METHOD URI VERSION" as received (None: `<BADREQ>`).
+    pub request_line: Option<Box<[u8]>>,
+    /// `capture request header`: one slot per declared capture, empty when the
+    /// header was absent; no slots, no `{}` block.
+    pub request_captures: Vec<Box<[u8]>>,
+    /// `capture response header`, likewise.
+    pub response_captures: Vec<Box<[u8]>>,
+}
