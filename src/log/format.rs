@@ -160,7 +160,7 @@ pub fn httplog(r: &HttpRecord, names: &Names) -> String {
     let mut out = String::with_capacity(200);
     let _ = write!(
         out,
-        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{sec:02}.{ms:03}] {fe} {be}/{srv} {}/{}/{}/{}/{} {} {} - - {}-- {}/{}/{}/{}/{} {}/{}",
+        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{sec:02}.{ms:03}] {fe} {be}/{srv} {}/{}/{}/{}/{} {} {} - - {}-- {}/{}/{}/{}/{}{} {}/{}",
         s.client.port(),
         MONTHS[(mo - 1) as usize],
         r.tr_request_ms,
@@ -175,6 +175,7 @@ pub fn httplog(r: &HttpRecord, names: &Names) -> String {
         s.feconn,
         s.beconn,
         s.srv_conn,
+        if s.redispatched { "+" } else { "" },
         s.retries,
         s.srv_queue,
         s.backend_queue,
@@ -285,6 +286,7 @@ mod tests {
                 bytes_down: 452,
                 termination: Termination::NORMAL,
                 retries: 0,
+                redispatched: false,
                 actconn: 1,
                 feconn: 1,
                 beconn: 0,

@@ -355,7 +355,9 @@ fn render_var(out: &mut String, var: Var, quoted: bool, r: LogRecord, names: &Na
             let _ = write!(out, "{}", s.srv_conn);
         }
         Var::Retries => {
-            let _ = write!(out, "{}", s.retries);
+            // HAProxy's %rc: "+" when a retry went to another server.
+            let plus = if s.redispatched { "+" } else { "" };
+            let _ = write!(out, "{plus}{}", s.retries);
         }
         Var::SrvQueue => {
             let _ = write!(out, "{}", s.srv_queue);
@@ -413,6 +415,7 @@ mod tests {
             bytes_down: 452,
             termination: Termination::NORMAL,
             retries: 0,
+            redispatched: false,
             actconn: 1,
             feconn: 1,
             beconn: 0,
