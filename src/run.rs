@@ -18,6 +18,8 @@ pub struct RunOptions {
     pub daemon: bool,
     pub pidfile: Option<PathBuf>,
     pub shards: Option<usize>,
+    /// Signals to send once ready (HAProxy's `-sf`: SIGUSR1, `-st`: SIGTERM).
+    pub signal_on_ready: Vec<(u32, i32)>,
 }
 
 #[derive(Debug)]
@@ -133,9 +135,15 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
         "ringlb ready: {n} shards, {nlisteners} listeners, pid {}",
         std::process::id()
     );
+    for (pid, sig) in &opts.signal_on_ready {
+        if let Err(e) = signals::send(*pid, *sig) {
+            eprintln!("ringlb: cannot signal old process {pid}: {e}");
+        }
+    }
     loop {
         match signals::wait(Duration::from_millis(500)) {
-            Ok(Some(libc::SIGTERM)) | Ok(Some(libc::SIGINT)) => break,
+            // SIGUSR1 is HAProxy's soft stop (what `-sf` sends): the same drain.
+            Ok(Some(libc::SIGTERM | libc::SIGINT | libc::SIGUSR1)) => break,
             Ok(Some(sig)) => {
                 eprintln!("ringlb: signal {sig} ignored (reload is not implemented yet)");
             }

@@ -1,5 +1,5 @@
 //! Process signals: `SIGPIPE` ignored process-wide (a peer that vanished is an
-//! error value, never a death), and SIGTERM/SIGINT/SIGUSR2/SIGHUP blocked in every
+//! error value, never a death), and SIGTERM/SIGINT/SIGUSR1/SIGUSR2/SIGHUP blocked in every
 //! thread so that only the main thread receives them, synchronously, with
 //! `sigtimedwait`.
 
@@ -9,7 +9,13 @@ use std::time::Duration;
 use super::cvt;
 
 /// Signals the main thread waits for.
-const HANDLED: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGUSR2, libc::SIGHUP];
+const HANDLED: [i32; 5] = [
+    libc::SIGTERM,
+    libc::SIGINT,
+    libc::SIGUSR1,
+    libc::SIGUSR2,
+    libc::SIGHUP,
+];
 
 fn handled_set() -> libc::sigset_t {
     // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it fully.
