@@ -101,6 +101,11 @@ pub fn haproxy_to_toml(
         emit_comments_before(&mut out, end);
         if !table.is_empty() {
             let s = toml::to_string(&table).map_err(|e| ser_err(e.to_string()))?;
+            // A `[global]` holding only sub-tables would be written as just
+            // `[global.tune]`, which the spanned schema cannot read: name it.
+            if !s.starts_with('[') || s.starts_with("[global.") {
+                out.push_str("[global]\n");
+            }
             out.push_str(&s);
         }
         out.push('\n');

@@ -61,11 +61,16 @@ impl Ringlb {
     }
 
     pub fn start_file(dir: tempfile::TempDir, config: PathBuf, args: &[&str]) -> Ringlb {
+        let mut argv: Vec<String> = vec!["run".into(), "-f".into(), config.display().to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        Self::start_argv(dir, config, &argv)
+    }
+
+    /// Runs `ringlb ARGV…` exactly as given (HAProxy-style command lines), waiting
+    /// for the `ringlb ready` line; `config` is only remembered.
+    pub fn start_argv(dir: tempfile::TempDir, config: PathBuf, argv: &[String]) -> Ringlb {
         let mut child = Command::new(ringlb_bin())
-            .arg("run")
-            .arg("-f")
-            .arg(&config)
-            .args(args)
+            .args(argv)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -104,6 +109,11 @@ impl Ringlb {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
+    }
+
+    /// The exit status if the process has ended (without waiting).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Everything ringlb printed so far (stderr and stdout lines).

@@ -203,10 +203,12 @@ pub(super) fn keyword(
                 "clitimeout" => t.client = d,
                 _ => t.server = d,
             }
-            notice(format!(
-                "{legacy} is deprecated; read as timeout {}",
-                &legacy[..3]
-            ));
+            let new = match legacy {
+                "contimeout" => "connect",
+                "clitimeout" => "client",
+                _ => "server",
+            };
+            notice(format!("{legacy} is deprecated; read as timeout {new}"));
             "timeout"
         }
         "retries" => {
