@@ -162,7 +162,7 @@ pub fn parse_haproxy(
 }
 
 /// Joins files into one text (each ending in a newline) and where each starts.
-fn concat(sources: &[(PathBuf, String)]) -> (String, Vec<(usize, PathBuf)>) {
+pub(crate) fn concat(sources: &[(PathBuf, String)]) -> (String, Vec<(usize, PathBuf)>) {
     let mut text = String::new();
     let mut parts = Vec::new();
     for (p, t) in sources {
