@@ -161,8 +161,12 @@ pub fn main(args: &[String]) -> ExitCode {
     };
     let foreground = a.foreground;
     let maxconn = a.maxconn;
+    let quiet = a.quiet;
     crate::run_with(&a.files, &load_opts, opts, a.quiet, move |cfg| {
-        if foreground {
+        if foreground && cfg.global.daemon {
+            if !quiet {
+                eprintln!("ringlb: notice: -db given: the `daemon` keyword is ignored, staying in the foreground");
+            }
             cfg.global.daemon = false;
         }
         if let Some(n) = maxconn {

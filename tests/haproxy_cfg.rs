@@ -326,6 +326,12 @@ fn sf_starts_the_new_process_then_the_old_one_finishes() {
         .map(|s| s.to_string())
         .collect();
     let mut old = Ringlb::start_argv(dir, cfg.clone(), &argv);
+    assert!(
+        old.output()
+            .contains("-db given: the `daemon` keyword is ignored"),
+        "{}",
+        old.output()
+    );
     // A session open on the old process survives its soft stop.
     let mut held = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let dir2 = tempfile::tempdir().unwrap();
