@@ -229,7 +229,10 @@ impl State<'_> {
             .map(|w| w.text.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        let msg = format!("unsupported keyword \"{what}\" in section \"{section}\"");
+        let mut msg = format!("unsupported keyword \"{what}\" in section \"{section}\"");
+        if let Some(s) = suggest(&kw[0].text) {
+            msg.push_str(&format!(" (did you mean \"{s}\"?)"));
+        }
         if self.opts.lenient {
             self.notices.push((
                 kw[0].span.start,
@@ -355,13 +358,19 @@ impl State<'_> {
             _ => {}
         }
         match cur {
-            Cur::None => Err(perr(
-                &kw.span,
-                format!(
-                    "unknown keyword \"{}\" out of any section (expected global, defaults, frontend, backend or listen)",
-                    kw.text
-                ),
-            )),
+            Cur::None => {
+                let hint = suggest(&kw.text)
+                    .map(|s| format!("; did you mean \"{s}\"?"))
+                    .unwrap_or_default();
+                Err(perr(
+                    &kw.span,
+                    format!(
+                        "unknown keyword \"{}\" out of any section (expected global, defaults, frontend, backend or listen){hint}",
+                        kw.text
+                    ),
+                ))
+            }
+
             Cur::Skip => Ok(()),
             Cur::Global => {
                 let mut g = self.global.take().expect("set by the header");
@@ -375,7 +384,10 @@ impl State<'_> {
                         if proxy::is_proxy_keyword(&kw.text) {
                             return Err(perr(
                                 &kw.span,
-                                format!("keyword \"{}\" is not allowed in section \"global\"", kw.text),
+                                format!(
+                                    "keyword \"{}\" is not allowed in section \"global\"",
+                                    kw.text
+                                ),
                             ));
                         }
                         self.unsupported(&words[..1], "global")
@@ -397,7 +409,10 @@ impl State<'_> {
                 let section = format!(
                     "{} {}",
                     kind.word(),
-                    raw.name.as_ref().map(|n| n.get_ref().as_str()).unwrap_or("")
+                    raw.name
+                        .as_ref()
+                        .map(|n| n.get_ref().as_str())
+                        .unwrap_or("")
                 );
                 self.proxies[i].raw = raw;
                 self.after_keyword(r, words, kind, &section)
@@ -496,6 +511,69 @@ impl State<'_> {
             sections: self.sections,
         })
     }
+}
+
+/// Words a misspelt keyword is compared against for "did you mean".
+const KNOWN: &[&str] = &[
+    "global",
+    "defaults",
+    "frontend",
+    "backend",
+    "listen",
+    "mode",
+    "bind",
+    "maxconn",
+    "acl",
+    "use_backend",
+    "default_backend",
+    "balance",
+    "hash-type",
+    "server",
+    "default-server",
+    "timeout",
+    "retries",
+    "option",
+    "http-check",
+    "tcp-check",
+    "cookie",
+    "http-request",
+    "http-response",
+    "stats",
+    "disabled",
+    "enabled",
+    "log",
+    "daemon",
+    "nbthread",
+    "pidfile",
+    "user",
+    "group",
+    "hard-stop-after",
+];
+
+/// The known keyword closest to `word` (at most 2 edits away, not equal).
+fn suggest(word: &str) -> Option<&'static str> {
+    fn dist(a: &str, b: &str) -> usize {
+        let b: Vec<char> = b.chars().collect();
+        let mut prev: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut cur = vec![i + 1];
+            for (j, cb) in b.iter().enumerate() {
+                let sub = prev[j] + usize::from(ca != *cb);
+                cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            }
+            prev = cur;
+        }
+        prev[b.len()]
+    }
+    if word.chars().count() > 40 {
+        return None;
+    }
+    KNOWN
+        .iter()
+        .map(|k| (dist(word, k), *k))
+        .filter(|(d, _)| *d > 0 && *d <= 2)
+        .min()
+        .map(|(_, k)| k)
 }
 
 /// `option tcp-check` without any `tcp-check` rule is a plain connect check, as in

@@ -286,6 +286,7 @@ fn bad_input_names_line_and_column() {
     // Unknown section keyword outside any section.
     let e = err("# c\nbakend be\n");
     assert!(e.contains("unknown keyword \"bakend\""), "{e}");
+    assert!(e.contains("did you mean \"backend\""), "{e}");
     assert_eq!(pos(&e), (2, 1));
     // Keyword in the wrong section.
     let e = err(&with_fe("    server x 127.0.0.1:1\n"));
@@ -324,6 +325,9 @@ fn bad_input_names_line_and_column() {
         "{e}"
     );
     assert_eq!(pos(&e), (2, 5));
+    assert!(!e.contains("did you mean"), "{e}");
+    let e = err("backend be\n    severs a 127.0.0.1:1\n");
+    assert!(e.contains("(did you mean \"server\"?)"), "{e}");
     let e = err("backend be\n    server a 127.0.0.1:1 agent-check\n");
     assert!(e.contains("unsupported option \"agent-check\""), "{e}");
     assert_eq!(pos(&e), (2, 26));
