@@ -163,7 +163,11 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     }
     logger.shutdown();
     if let Some(p) = &pidfile {
-        let _ = std::fs::remove_file(p);
+        // A successor started with `-sf` may have written its pid there already.
+        let ours = std::process::id().to_string();
+        if std::fs::read_to_string(p).is_ok_and(|s| s.trim() == ours) {
+            let _ = std::fs::remove_file(p);
+        }
     }
     Ok(())
 }

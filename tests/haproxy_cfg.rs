@@ -232,13 +232,17 @@ fn http_server(name: &'static str) -> SocketAddr {
     addr
 }
 
-fn get(port: u16) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+fn try_get(port: u16) -> std::io::Result<String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n")?;
     let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out.rsplit("\r\n\r\n").next().unwrap_or("").to_string()
+    s.read_to_string(&mut out)?;
+    Ok(out.rsplit("\r\n\r\n").next().unwrap_or("").to_string())
+}
+
+fn get(port: u16) -> String {
+    try_get(port).unwrap()
 }
 
 /// The tutorial's L4 file with its listen port, server addresses and pidfile
@@ -363,4 +367,185 @@ fn sf_starts_the_new_process_then_the_old_one_finishes() {
         "{}",
         new.output()
     );
+}
+
+/// Whether `pid` is a live (not zombie) process.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => !s
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .starts_with('Z'),
+        Err(_) => false,
+    }
+}
+
+fn read_pid(p: &Path) -> Option<u32> {
+    std::fs::read_to_string(p).ok()?.trim().parse().ok()
+}
+
+/// The tutorial's init script, verbatim apart from its paths, with `DAEMON`
+/// pointing at ringlb: start (daemon from `global`), restart (`-p PIDFILE -sf
+/// OLD`), stop (`kill PID`).
+#[test]
+fn the_tutorial_init_script_starts_restarts_and_stops_ringlb() {
+    let (a, b) = (http_server("srv1"), http_server("srv2"));
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let pidfile = dir.path().join("haproxy.pid");
+    let cfg = write_file(
+        dir.path(),
+        "haproxy.cfg",
+        &tutorial_l4(port, a, b, &pidfile),
+    );
+    let script = format!(
+        r#"#! /bin/sh
+set -e
+
+PATH=/sbin:/bin:/usr/sbin:/usr/bin
+DAEMON={daemon}
+CONFIG={config}
+PIDFILE={pidfile}
+DESC="HAProxy daemon"
+PROGNAME=haproxy
+SCRIPTNAME=/etc/init.d/$PROGNAME
+
+# Gracefully exit if the package has been removed.
+test -x $DAEMON || exit 0
+
+start()
+{{
+       echo -e "Starting $DESC: $PROGNAME\n"
+       $DAEMON -f $CONFIG
+       echo "."
+}}
+
+stop()
+{{
+       echo -e "Stopping $DESC: $PROGNAME\n"
+       haproxy_pid="$(cat $PIDFILE)"
+       kill $haproxy_pid
+       echo "."
+}}
+
+restart()
+{{
+       echo -e "Restarting $DESC: $PROGNAME\n"
+       $DAEMON -f $CONFIG -p $PIDFILE -sf $(cat $PIDFILE)
+       echo "."
+}}
+
+case "$1" in
+ start)
+       start
+       ;;
+ stop)
+       stop
+       ;;
+ restart)
+       restart
+       ;;
+ *)
+       echo "Usage: $SCRIPTNAME {{start|stop|restart}}" >&2
+       exit 1
+       ;;
+esac
+
+exit 0
+"#,
+        daemon = ringlb_bin().display(),
+        config = cfg.display(),
+        pidfile = pidfile.display(),
+    );
+    let sh = write_file(dir.path(), "haproxy.init", &script);
+    let service = |cmd: &str| {
+        let out = std::process::Command::new("/bin/sh")
+            .arg(&sh)
+            .arg(cmd)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "init script {cmd}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let serves = || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && matches!(get(port).as_str(), "srv1" | "srv2")
+    };
+    // start: daemonizes; ready once the pidfile is written.
+    service("start");
+    assert!(wait_until(Duration::from_secs(10), || read_pid(&pidfile).is_some()));
+    let first = read_pid(&pidfile).unwrap();
+    assert!(alive(first));
+    assert!(serves());
+    // restart under a request loop: a new daemon takes over, the old one drains
+    // and exits.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let looper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match try_get(port) {
+                    Ok(b) if b == "srv1" || b == "srv2" => ok += 1,
+                    Ok(b) => failed.push(format!("unexpected body {b:?}")),
+                    Err(e) => failed.push(format!("{:?}", e.kind())),
+                }
+            }
+            (ok, failed)
+        })
+    };
+    service("restart");
+    assert!(wait_until(Duration::from_secs(10), || read_pid(&pidfile)
+        .is_some_and(|p| p != first)));
+    let second = read_pid(&pidfile).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || !alive(first)),
+        "old {first} still alive"
+    );
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = looper.join().unwrap();
+    eprintln!(
+        "requests during restart: {ok} ok, {} failed: {failed:?}",
+        failed.len()
+    );
+    // Until listening sockets are handed over (operations issue), a connection
+    // still in the old process's accept queue when it closes its listener is
+    // reset, unless the kernel migrates it to the new listener
+    // (net.ipv4.tcp_migrate_req = 1, Linux >= 5.14).
+    let migrate = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
+        .is_ok_and(|v| v.trim() == "1");
+    if migrate {
+        assert!(
+            failed.is_empty(),
+            "requests lost during restart: {failed:?}"
+        );
+    } else {
+        assert!(
+            failed.iter().all(|f| f == "ConnectionReset") && failed.len() <= 4,
+            "{failed:?}"
+        );
+        if !failed.is_empty() {
+            eprintln!(
+                "KNOWN LIMITATION: {} request(s) reset during restart; \
+                 net.ipv4.tcp_migrate_req=1 or fd handover avoids it",
+                failed.len()
+            );
+        }
+    }
+    assert!(ok > 0);
+    assert!(alive(second));
+    assert!(serves());
+    // stop: SIGTERM; the process exits and nothing listens any more.
+    service("stop");
+    assert!(
+        wait_until(Duration::from_secs(10), || !alive(second)),
+        "{second} still alive"
+    );
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
 }
