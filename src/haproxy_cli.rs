@@ -15,7 +15,9 @@ pub fn wants_haproxy_cli(args: &[String]) -> bool {
     match args.first().map(String::as_str) {
         None => false,
         Some("run" | "check" | "import" | "demo" | "help" | "--help" | "-h" | "--version") => false,
-        Some(_) => true,
+        Some(_) => !args
+            .iter()
+            .any(|a| matches!(a.as_str(), "--help" | "-h" | "--version")),
     }
 }
 

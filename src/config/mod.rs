@@ -111,10 +111,21 @@ pub fn load_with(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Config
     let haproxy = match opts.format {
         Format::Haproxy => true,
         Format::Toml => false,
-        Format::Auto => {
-            paths.len() > 1 || first.is_dir() || first.extension().is_some_and(|x| x == "cfg")
-        }
+        Format::Auto => paths
+            .iter()
+            .any(|p| p.is_dir() || p.extension().is_some_and(|x| x == "cfg")),
     };
+    if !haproxy && paths.len() > 1 {
+        return Err(ConfigError {
+            file: paths[1].clone(),
+            line: 0,
+            col: 0,
+            kind: ConfigErrorKind::Syntax(
+                "several configuration files are read only as haproxy.cfg (*.cfg, or --format haproxy)"
+                    .into(),
+            ),
+        });
+    }
     if !haproxy {
         let text = read_capped(&first)?;
         return parse_str(&text, &first).map(|config| Loaded {

@@ -1,8 +1,9 @@
 //! `bind ADDR[,ADDR...] [options]`, `server NAME ADDR [options]` and
 //! `default-server [options]` mapped onto [`RawBind`] and [`RawServer`]. Options
-//! ringlb has are mapped; options that change nothing here are accepted with a
-//! notice-free skip only when HAProxy itself documents them as hints (`id`,
-//! `init-addr`); anything else is refused at its word.
+//! ringlb has are mapped; placement hints that change nothing here (`bind ...
+//! transparent`, `name`, `interface`; `server ... id`, `init-addr`) are accepted;
+//! any other option is refused at its own word (under `--lenient`: skipped, the
+//! line kept).
 
 use super::global::int;
 use super::lexer::Word;
