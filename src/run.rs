@@ -107,11 +107,13 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
             maxconn: config.global.maxconn,
         });
     }
+    signals::setup().map_err(|e| RunError::Io("cannot set up signals", e))?;
+    let listeners = shard::bind_all(&config, n).map_err(RunError::Start)?;
+    // After binding (sockets survive the fork) so a taken port reaches the
+    // terminal and the exit code; before any thread or ring exists.
     if opts.daemon || config.global.daemon {
         process::daemonize().map_err(|e| RunError::Io("cannot daemonize", e))?;
     }
-    signals::setup().map_err(|e| RunError::Io("cannot set up signals", e))?;
-    let listeners = shard::bind_all(&config, n).map_err(RunError::Start)?;
     let nlisteners: usize = listeners.iter().map(|l| l.len()).sum();
     let logger = Logger::start(&config).map_err(|e| RunError::Io("cannot open log target", e))?;
     let shards =

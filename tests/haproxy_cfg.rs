@@ -369,6 +369,19 @@ fn sf_starts_the_new_process_then_the_old_one_finishes() {
     );
 }
 
+/// Daemons a failed test leaves behind are killed.
+struct Reap(Vec<u32>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for &pid in &self.0 {
+            if alive(pid) {
+                let _ = ringlb::sys::signals::send(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
 /// Whether `pid` is a live (not zombie) process.
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -477,10 +490,26 @@ exit 0
         TcpStream::connect(("127.0.0.1", port)).is_ok()
             && matches!(get(port).as_str(), "srv1" | "srv2")
     };
+    // A daemon that cannot bind says so on the terminal and exits 2 (it binds
+    // before going to the background).
+    {
+        let taken = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let out = std::process::Command::new("/bin/sh")
+            .arg(&sh)
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("ringlb:"), "{err}");
+        assert!(read_pid(&pidfile).is_none());
+        drop(taken);
+    }
     // start: daemonizes; ready once the pidfile is written.
     service("start");
     assert!(wait_until(Duration::from_secs(10), || read_pid(&pidfile).is_some()));
     let first = read_pid(&pidfile).unwrap();
+    let mut reap = Reap(vec![first]);
     assert!(alive(first));
     assert!(serves());
     // restart under a request loop: a new daemon takes over, the old one drains
@@ -504,6 +533,7 @@ exit 0
     assert!(wait_until(Duration::from_secs(10), || read_pid(&pidfile)
         .is_some_and(|p| p != first)));
     let second = read_pid(&pidfile).unwrap();
+    reap.0.push(second);
     assert!(
         wait_until(Duration::from_secs(10), || !alive(first)),
         "old {first} still alive"
@@ -547,5 +577,21 @@ exit 0
         wait_until(Duration::from_secs(10), || !alive(second)),
         "{second} still alive"
     );
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+    // The kernel releases the listeners with the process's io_uring, a moment
+    // after the process itself.
+    assert!(
+        wait_until(Duration::from_secs(5), || TcpStream::connect((
+            "127.0.0.1",
+            port
+        ))
+        .is_err()),
+        "{}",
+        String::from_utf8_lossy(
+            &std::process::Command::new("ss")
+                .args(["-ltnp"])
+                .output()
+                .unwrap()
+                .stdout
+        )
+    );
 }
