@@ -126,11 +126,21 @@ fn import_round_trips_into_an_identical_config() {
     // Comments survive, Chinese included, own-line and after a value.
     let p = root().join("config/haproxy/tutorial-l7.cfg");
     let (_, toml, _) = ringlb_cmd(&["import", p.to_str().unwrap()]);
-    assert!(toml.contains("# 定义后端server[ms1.srv1]"), "{toml}");
-    assert!(
-        toml.contains("# 使用RR负载均衡算法    (on `balance roundrobin`)"),
-        "{toml}"
-    );
+    for want in [
+        // Own-line comments, at their place (also inside the servers array).
+        "\n# 定义后端server[ms1.srv1]",
+        "\n  # 同上，inter 2000ms rise 2 fall 3是默认值，可以省略\n  { address = \"127.0.0.2:8080\"",
+        // Comments after a value, after the key it set.
+        "\nbalance = \"roundrobin\"  # 使用RR负载均衡算法\n",
+        "\nacl.url_ms2 = \"path_beg -i /ms2/\"  # 同上，url_ms2\n",
+        "\n  { backend = \"ms1\", if = \"url_ms1\" },  # 当[url_ms1]为true时，定向到后端服务群ms1中\n",
+        "\nstats.realm = \"HAProxy Stats\"  # 监控页面的认证提示\n",
+        "\n[[backend]]  # 定义后端服务群ms1\n",
+        // Comments of a folded defaults section.
+        "# 使用keepAlive连接    (on `option http-keep-alive`)",
+    ] {
+        assert!(toml.contains(want), "missing {want:?} in:\n{toml}");
+    }
     // An invalid file writes nothing and exits 1.
     let bad = root().join("tests/haproxy_cfg/bad-quote.cfg");
     let out = dir.path().join("bad.toml");

@@ -100,6 +100,24 @@ pub(super) fn log_target(words: &[Word]) -> Result<RawLogTarget, KwErr> {
     })
 }
 
+/// The `[global]` TOML key a global keyword sets, if any.
+pub(super) fn key_of(kw: &str) -> Option<&'static str> {
+    Some(match kw {
+        "maxconn" => "maxconn",
+        "nbthread" => "shards",
+        "pidfile" => "pidfile",
+        "daemon" => "daemon",
+        "user" | "uid" => "user",
+        "group" | "gid" => "group",
+        "log" => "log",
+        "hard-stop-after" => "hard-stop-after",
+        "stats" => "admin-socket",
+        "nosplice" => "tune",
+        k if k.starts_with("tune.") => "tune",
+        _ => return None,
+    })
+}
+
 pub(super) fn keyword(g: &mut RawGlobal, words: &[Word], notices: &mut Vec<(usize, String)>) -> K {
     let kw = &words[0];
     let mut notice = |m: String| notices.push((kw.span.start, format!("notice: {m}")));

@@ -77,6 +77,10 @@ pub struct Parsed {
     pub comments: Vec<Comment>,
     /// Each section's header offset and kind word, in file order (for import).
     pub sections: Vec<(usize, String, usize)>,
+    /// For each directive that set a TOML key: its line's first byte, the
+    /// top-level key of its section's table and, for `acl` and `timeout`, the
+    /// sub-key (for import).
+    pub keys: Vec<(usize, &'static str, Option<String>)>,
 }
 
 struct Defaults {
@@ -129,6 +133,8 @@ pub fn parse(text: &str, file_starts: &[usize], opts: &Options) -> P<Parsed> {
         notices: Vec::new(),
         comments: Vec::new(),
         sections: Vec::new(),
+        keys: Vec::new(),
+        line_start: 0,
         current_defaults: None,
     };
     let mut bounds: Vec<usize> = file_starts.to_vec();
@@ -147,6 +153,9 @@ struct State<'a> {
     notices: Vec<(usize, String)>,
     comments: Vec<Comment>,
     sections: Vec<(usize, String, usize)>,
+    keys: Vec<(usize, &'static str, Option<String>)>,
+    /// First byte of the line being handled.
+    line_start: usize,
     current_defaults: Option<usize>,
 }
 
@@ -218,6 +227,7 @@ impl State<'_> {
                     continue;
                 }
             }
+            self.line_start = start;
             self.directive(&line.words, &mut cur)?;
         }
         conds.finish().map_err(|(at, m)| perr(&(at..at + 1), m))
@@ -377,7 +387,16 @@ impl State<'_> {
                 let r = global::keyword(&mut g.0, words, &mut self.notices);
                 self.global = Some(g);
                 match r {
-                    Ok(()) => Ok(()),
+                    Ok(()) => {
+                        if let Some(k) = global::key_of(&kw.text) {
+                            let sub = match kw.text.as_str() {
+                                "nosplice" => Some("splice".to_string()),
+                                t => t.strip_prefix("tune.").map(str::to_string),
+                            };
+                            self.keys.push((self.line_start, k, sub));
+                        }
+                        Ok(())
+                    }
                     Err(KwErr::Bad(e)) => Err(e),
                     Err(KwErr::UnsupportedOpt(w)) => Err(perr(&w.span, "unsupported option")),
                     Err(KwErr::Unsupported) => {
@@ -437,7 +456,17 @@ impl State<'_> {
                     kind.word()
                 ),
             )),
-            Ok(_) => Ok(()),
+            Ok(Some(key)) => {
+                let sub = match (key, kw.text.as_str()) {
+                    ("acl", _) | ("timeout", "timeout") | ("stats", _) => {
+                        words.get(1).map(|w| w.text.clone())
+                    }
+                    _ => None,
+                };
+                self.keys.push((self.line_start, key, sub));
+                Ok(())
+            }
+            Ok(None) => Ok(()),
             Err(KwErr::Bad(e)) => Err(e),
             Err(KwErr::UnsupportedOpt(w)) => {
                 let msg = format!(
@@ -509,6 +538,7 @@ impl State<'_> {
             notices: self.notices,
             comments: self.comments,
             sections: self.sections,
+            keys: self.keys,
         })
     }
 }
