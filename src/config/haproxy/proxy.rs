@@ -486,6 +486,12 @@ fn http_check(
     notice: &mut dyn FnMut(String),
 ) -> Result<(), KwErr> {
     let sub = arg(words, 1)?;
+    if !matches!(
+        sub.text.as_str(),
+        "expect" | "send" | "disable-on-404" | "send-state" | "connect"
+    ) {
+        return Err(KwErr::Unsupported);
+    }
     let c = p.check.get_or_insert_with(RawCheck::default);
     match sub.text.as_str() {
         "expect" => {
@@ -621,6 +627,21 @@ fn tcp_check(
 
 fn stats(p: &mut RawProxy, words: &[Word], notice: &mut dyn FnMut(String)) -> Result<(), KwErr> {
     let sub = arg(words, 1)?;
+    if !matches!(
+        sub.text.as_str(),
+        "enable"
+            | "uri"
+            | "realm"
+            | "auth"
+            | "refresh"
+            | "admin"
+            | "hide-version"
+            | "show-legends"
+            | "show-node"
+            | "show-desc"
+    ) {
+        return Err(KwErr::Unsupported);
+    }
     let s = p.stats.get_or_insert_with(RawStats::default);
     match sub.text.as_str() {
         "enable" => {}

@@ -340,10 +340,10 @@ fn bad_input_names_line_and_column() {
 
 #[test]
 fn lenient_turns_unsupported_keywords_into_warnings() {
-    let text = "backend be\n    stick-table type ip size 1m\n    server a 127.0.0.1:1 agent-check\nresolvers dns\n    nameserver x 1.1.1.1:53\n";
+    let text = "backend be\n    stick-table type ip size 1m\n    stats bogus\n    http-check bogus\n    server a 127.0.0.1:1 agent-check\nresolvers dns\n    nameserver x 1.1.1.1:53\n";
     let l = parse_haproxy(&[(PathBuf::from("t.cfg"), text.into())], true, &env).unwrap();
     assert_eq!(l.config.backends[0].servers.len(), 1);
-    assert_eq!(l.notices.len(), 3, "{:?}", l.notices);
+    assert_eq!(l.notices.len(), 5, "{:?}", l.notices);
     assert!(l.notices[0].starts_with("t.cfg:2:5: warning: unsupported keyword"));
 }
 
