@@ -448,14 +448,17 @@ impl State<'_> {
     ) -> P<()> {
         let kw = &words[0];
         match r {
-            Ok(Some(key)) if kind.forbidden().contains(&key) => Err(perr(
-                &kw.span,
-                format!(
-                    "keyword \"{}\" is not allowed in a {} section (\"{section}\")",
-                    kw.text,
-                    kind.word()
-                ),
-            )),
+            Ok(Some(key)) if kind.forbidden().contains(&key) => {
+                let n = keyword_words(words);
+                Err(perr(
+                    &cover(&words[..n]),
+                    format!(
+                        "keyword \"{}\" is not allowed in a {} section (\"{section}\")",
+                        join(&words[..n]),
+                        kind.word()
+                    ),
+                ))
+            }
             Ok(Some(key)) => {
                 let sub = match (key, kw.text.as_str()) {
                     ("acl", _) | ("timeout", "timeout") | ("stats", _) => {
@@ -482,18 +485,7 @@ impl State<'_> {
                 }
             }
             Err(KwErr::Unsupported) => {
-                let two = words.len() > 1
-                    && matches!(
-                        kw.text.as_str(),
-                        "option" | "no" | "timeout" | "stats" | "http-check" | "tcp-check"
-                    );
-                let n = if kw.text == "no" && words.len() > 2 {
-                    3
-                } else if two {
-                    2
-                } else {
-                    1
-                };
+                let n = keyword_words(words);
                 if n == 1 && GLOBAL_ONLY.contains(&kw.text.as_str()) {
                     return Err(perr(
                         &kw.span,
@@ -541,6 +533,23 @@ impl State<'_> {
             keys: self.keys,
         })
     }
+}
+
+/// How many words name a directive (`option httpchk`, `no option X`, `timeout
+/// connect`, ...), for messages.
+fn keyword_words(words: &[Word]) -> usize {
+    let two = matches!(
+        words[0].text.as_str(),
+        "option" | "no" | "timeout" | "stats" | "http-check" | "tcp-check"
+    );
+    let n = if words[0].text == "no" {
+        3
+    } else if two {
+        2
+    } else {
+        1
+    };
+    n.min(words.len())
 }
 
 /// Words a misspelt keyword is compared against for "did you mean".

@@ -295,6 +295,12 @@ fn bad_input_names_line_and_column() {
         "{e}"
     );
     assert_eq!(pos(&e), (4, 5));
+    let e = err(&with_fe("    option httpchk GET /\n"));
+    assert!(
+        e.contains("keyword \"option httpchk\" is not allowed in a frontend section"),
+        "{e}"
+    );
+    assert_eq!(pos(&e), (4, 5));
     let e = err("global\n    maxconn 10\n    balance roundrobin\n");
     assert!(e.contains("not allowed in section \"global\""), "{e}");
     assert_eq!(pos(&e), (3, 5));
