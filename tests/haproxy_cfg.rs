@@ -279,15 +279,16 @@ fn tutorial_l4_runs_with_haproxy_flags_and_alternates() {
         "tutorial-l4.cfg",
         &tutorial_l4(port, a, b, &pid),
     );
-    // HAProxy accepts the same file (user `ha` does not exist here; HAProxy
-    // resolves it at parse time, so the copy it checks runs as root).
-    match Path::new("/usr/sbin/haproxy").exists() {
+    // HAProxy accepts the same file and, run with it, answers the same way
+    // (user `ha` does not exist here and HAProxy resolves it at parse time, so
+    // its copy runs as root; it listens on its own port).
+    let haproxy_seen = match Path::new("/usr/sbin/haproxy").exists() {
         true => {
+            let hport = free_port();
             let hcfg = write_file(
                 dir.path(),
                 "haproxy.cfg",
-                &std::fs::read_to_string(&cfg)
-                    .unwrap()
+                &tutorial_l4(hport, a, b, &dir.path().join("haproxy.pid"))
                     .replace("user ha\n", "user root\n"),
             );
             let out = std::process::Command::new("/usr/sbin/haproxy")
@@ -299,14 +300,35 @@ fn tutorial_l4_runs_with_haproxy_flags_and_alternates() {
                 "haproxy -c refused it: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
+            let mut h = std::process::Command::new("/usr/sbin/haproxy")
+                .args(["-db", "-q", "-f", hcfg.to_str().unwrap()])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let up = wait_until(Duration::from_secs(10), || {
+                TcpStream::connect(("127.0.0.1", hport)).is_ok()
+            });
+            let seen: Vec<String> = if up {
+                (0..10).map(|_| get(hport)).collect()
+            } else {
+                Vec::new()
+            };
+            let _ = h.kill();
+            let _ = h.wait();
+            assert!(up, "haproxy did not listen on {hport}");
+            Some(seen)
         }
         false if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("haproxy is not installed (/usr/sbin/haproxy) and CI=true")
         }
-        false => eprintln!(
-            "SKIPPED: haproxy not installed; not comparing `haproxy -c` on the tutorial config"
-        ),
-    }
+        false => {
+            eprintln!(
+                "SKIPPED: haproxy not installed; not comparing HAProxy on the tutorial config"
+            );
+            None
+        }
+    };
     // One shard: round-robin state is per shard.
     let argv: Vec<String> = ["-f", cfg.to_str().unwrap(), "-db", "-q", "--shards", "1"]
         .iter()
@@ -325,6 +347,16 @@ fn tutorial_l4_runs_with_haproxy_flags_and_alternates() {
         assert_ne!(pair[0], pair[1], "not round-robin: {got:?}\n{}", r.output());
     }
     assert!(got.iter().all(|g| g == "srv1" || g == "srv2"), "{got:?}");
+    // What HAProxy's clients saw: the same alternation (maybe starting with
+    // the other server).
+    if let Some(seen) = haproxy_seen {
+        let flip = |v: &str| if v == "srv1" { "srv2" } else { "srv1" }.to_string();
+        let got_flipped: Vec<String> = got.iter().map(|g| flip(g)).collect();
+        assert!(
+            seen == got || seen == got_flipped,
+            "HAProxy: {seen:?}\nringlb: {got:?}"
+        );
+    }
 }
 
 #[test]
