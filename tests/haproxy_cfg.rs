@@ -306,9 +306,9 @@ fn tutorial_l4_runs_with_haproxy_flags_and_alternates() {
                 .stderr(std::process::Stdio::null())
                 .spawn()
                 .unwrap();
-            let up = wait_until(Duration::from_secs(10), || {
-                TcpStream::connect(("127.0.0.1", hport)).is_ok()
-            });
+            // A probe that is a whole request: a bare connect would be
+            // forwarded too and take a turn of the round-robin.
+            let up = wait_until(Duration::from_secs(10), || try_get(hport).is_ok());
             let seen: Vec<String> = if up {
                 (0..10).map(|_| get(hport)).collect()
             } else {
