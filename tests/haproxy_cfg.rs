@@ -540,9 +540,12 @@ exit 0
             String::from_utf8_lossy(&out.stderr)
         );
     };
+    // Serving within a moment (a listener of a process that just exited is
+    // released by the kernel with its ring, shortly after).
     let serves = || {
-        TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && matches!(get(port).as_str(), "srv1" | "srv2")
+        wait_until(Duration::from_secs(5), || {
+            matches!(try_get(port).as_deref(), Ok("srv1" | "srv2"))
+        })
     };
     // A daemon that cannot bind says so on the terminal and exits 2 (it binds
     // before going to the background).
