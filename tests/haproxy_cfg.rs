@@ -202,6 +202,18 @@ fn haproxy_command_line_odds_and_ends() {
         err.contains("stick-table.cfg:14:5: warning: unsupported keyword"),
         "{err}"
     );
+    // Debian's default haproxy.cfg loads under --lenient (its errorfile lines
+    // warned about).
+    let deb = root().join("tests/haproxy_cfg/debian-default.cfg");
+    let (code, out, err) = ringlb_cmd(&["-c", "--lenient", "-f", deb.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid"));
+    assert_eq!(
+        err.matches("warning: unsupported keyword \"errorfile\"")
+            .count(),
+        7,
+        "{err}"
+    );
     // Files over 16 MiB are refused.
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.cfg");
