@@ -47,7 +47,7 @@ pub fn haproxy_to_toml(
     let _ = writeln!(
         w.out,
         "# Imported from {} by `ringlb import`.",
-        names.join(", ")
+        clean(&names.join(", "))
     );
     let _ = writeln!(
         w.out,
@@ -132,6 +132,20 @@ fn key(k: &str) -> String {
     }
 }
 
+/// Comment text TOML can carry: control characters (a TOML comment may hold
+/// none but tab) are written escaped, `\r` style.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 fn inline(v: &toml::Value) -> String {
     v.to_string()
 }
@@ -144,10 +158,15 @@ impl Writer<'_> {
         let c = &self.comments[i];
         match &c.after {
             None => {
-                let _ = writeln!(self.out, "{indent}# {}", c.text);
+                let _ = writeln!(self.out, "{indent}# {}", clean(&c.text));
             }
             Some(d) => {
-                let _ = writeln!(self.out, "{indent}# {}    (on `{d}`)", c.text);
+                let _ = writeln!(
+                    self.out,
+                    "{indent}# {}    (on `{}`)",
+                    clean(&c.text),
+                    clean(d)
+                );
             }
         }
     }
@@ -173,7 +192,7 @@ impl Writer<'_> {
         self.out.push_str(&text);
         if let Some(i) = line.and_then(|l| self.trailing(l)) {
             if self.consumed.insert(i) {
-                let _ = write!(self.out, "  # {}", self.comments[i].text);
+                let _ = write!(self.out, "  # {}", clean(&self.comments[i].text));
             }
         }
         self.out.push('\n');
@@ -239,6 +258,10 @@ impl Writer<'_> {
             };
             if let (true, Some(sub), toml::Value::Table(tt)) = (by_sub.contains(k), sub, v) {
                 if done.insert(k) {
+                    if tt.is_empty() {
+                        // `stats enable`: the table exists, with nothing in it.
+                        self.with_trailing(format!("{} = {{}}", key(k)), Some(line));
+                    }
                     // Sub-keys no directive of this section set (inherited).
                     let own: HashSet<&str> = keys
                         .iter()

@@ -174,6 +174,12 @@ fn tokenize(text: &str) -> Result<Vec<String>, String> {
                 {
                     i += 1;
                 }
+                if i == start {
+                    // A lone `&` or `|`: a token of its own, refused by the parser.
+                    out.push(text[i..i + 1].to_string());
+                    i += 1;
+                    continue;
+                }
                 if b.get(i) == Some(&b'(') {
                     let close = text[i..]
                         .find(')')
@@ -309,5 +315,8 @@ mod tests {
         assert!(e("bogus(1)").is_err());
         assert!(e("").is_err());
         assert!(e("1 &&").is_err());
+        // A lone operator character is refused, not looped on.
+        assert!(e("define&(X)").is_err());
+        assert!(e("1 | 0").is_err());
     }
 }

@@ -480,8 +480,25 @@ fn fuzz_mutated_configs_never_panic_and_errors_name_a_line() {
         (seed % n.max(1) as u64) as usize
     };
     let start = std::time::Instant::now();
+    // A hang fails the run (with the case number) instead of stalling it.
+    let current = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (finished, watchdog) = std::sync::mpsc::channel::<()>();
+    {
+        let current = current.clone();
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                watchdog.recv_timeout(std::time::Duration::from_secs(60))
+            {
+                eprintln!(
+                    "fuzz: case {} did not finish within 60 s (hang)",
+                    current.load(std::sync::atomic::Ordering::SeqCst)
+                );
+                std::process::abort();
+            }
+        });
+    }
     let (mut accepted, mut refused) = (0, 0);
-    for case in 0..20000 {
+    for case in 0..8000 {
         let mut text: Vec<char> = corpus[rnd(corpus.len())].chars().collect();
         for _ in 0..1 + rnd(4) {
             let at = rnd(text.len() + 1);
@@ -510,6 +527,7 @@ fn fuzz_mutated_configs_never_panic_and_errors_name_a_line() {
             }
         }
         let text: String = text.into_iter().collect();
+        current.store(case, std::sync::atomic::Ordering::SeqCst);
         let src = [(PathBuf::from("f.cfg"), text.clone())];
         let lines = text.lines().count().max(1) + 1;
         // The parser alone, always.
@@ -525,7 +543,16 @@ fn fuzz_mutated_configs_never_panic_and_errors_name_a_line() {
         let resolvable = matches!(&parsed, Ok(p) if addresses_are_literal(&p.raw));
         if parsed.is_err() || resolvable {
             match parse_haproxy(&src, false, &env) {
-                Ok(_) => accepted += 1,
+                Ok(l) => {
+                    accepted += 1;
+                    // Whatever loads also imports to TOML that loads the same.
+                    let (toml, _) = crate::config::import::haproxy_to_toml(&src, false, &env)
+                        .unwrap_or_else(|e| panic!("case {case}: import failed: {e}\n{text}"));
+                    let mut back = crate::config::parse_str(&toml, std::path::Path::new("f.cfg"))
+                        .unwrap_or_else(|e| panic!("case {case}: {e}\n{text}\n---\n{toml}"));
+                    back.source = l.config.source.clone();
+                    assert_eq!(back, l.config, "case {case}:\n{text}\n---\n{toml}");
+                }
                 Err(e) => {
                     refused += 1;
                     assert!(
@@ -536,6 +563,7 @@ fn fuzz_mutated_configs_never_panic_and_errors_name_a_line() {
             }
         }
     }
+    let _ = finished.send(());
     assert!(
         accepted > 100 && refused > 100,
         "{accepted} accepted, {refused} refused"
