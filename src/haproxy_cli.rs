@@ -2,8 +2,9 @@
 //! (check), `-D` / `-db` (background / foreground), `-p PIDFILE`, `-q`, `-V`,
 //! `-v` / `-vv`, `-N MAXCONN`, `-L NAME`, `-sf PID...` / `-st PID...` (start, then
 //! ask the old processes to finish: SIGUSR1, or to stop: SIGTERM), and `-W` /
-//! `-Ws` refused until master-worker exists. ringlb's own `--shards N`,
-//! `--lenient` and `--format F` are accepted here too.
+//! `-Ws` (and `-x`, `-S`) refused until master-worker exists; `-- FILE...` as in
+//! HAProxy. ringlb's own `--shards N`, `--lenient` and `--format F` are accepted
+//! here too.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -108,6 +109,18 @@ pub fn parse(args: &[String]) -> Result<HaArgs, String> {
                 };
                 i += 1;
             }
+            // HAProxy: everything after `--` is a configuration file.
+            "--" => {
+                a.files.extend(args[i + 1..].iter().map(PathBuf::from));
+                break;
+            }
+            "-x" => {
+                return Err(
+                    "-x: fetching listeners from an old process is not implemented yet (-sf binds alongside it with SO_REUSEPORT)"
+                        .into(),
+                )
+            }
+            "-S" => return Err("-S: the master CLI is not implemented yet (no master-worker)".into()),
             other => return Err(format!("unknown option \"{other}\" (see ringlb --help)")),
         }
         i += 1;
@@ -205,5 +218,10 @@ mod tests {
         assert!(p("-f").is_err());
         assert!(p("-x").is_err());
         assert_eq!(p("-vv").unwrap().version, 2);
+        let a = p("-f a.cfg -c -- b.cfg c.cfg").unwrap();
+        assert_eq!(a.files.len(), 3);
+        assert!(p("-f a.cfg -x /run/haproxy.sock")
+            .unwrap_err()
+            .contains("not implemented yet"));
     }
 }
