@@ -187,10 +187,10 @@ fn import(files: &[PathBuf], out: Option<PathBuf>, lenient: bool) -> ExitCode {
     };
     let mut sources = Vec::new();
     for f in &files {
-        match std::fs::read_to_string(f) {
+        match ringlb::config::read_haproxy_file(f) {
             Ok(t) => sources.push((f.clone(), t)),
             Err(e) => {
-                eprintln!("{}: cannot read: {e}", f.display());
+                eprintln!("{e}");
                 return ExitCode::from(1);
             }
         }

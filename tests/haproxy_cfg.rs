@@ -214,6 +214,36 @@ fn haproxy_command_line_odds_and_ends() {
         7,
         "{err}"
     );
+    // Comments in another encoding (GBK here, as Chinese users may have) are
+    // accepted; such bytes in a value are refused at their word.
+    let dir = tempfile::tempdir().unwrap();
+    let gbk_comment: &[u8] = b"\xc8\xab\xbe\xd6"; // "全局" in GBK
+    let mut text = b"global # ".to_vec();
+    text.extend_from_slice(gbk_comment);
+    text.extend_from_slice(
+        b"\n    maxconn 100\nlisten app\n    bind 127.0.0.1:7997\n    server a 127.0.0.1:7996\n",
+    );
+    let gbk = dir.path().join("gbk.cfg");
+    std::fs::write(&gbk, &text).unwrap();
+    let (code, _, err) = ringlb_cmd(&["-c", "-f", gbk.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let (code, toml, err) = ringlb_cmd(&["import", gbk.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    // Kept as far as it decodes (U+FFFD for the rest).
+    assert!(
+        toml.contains("[global]  # ") && toml.contains('\u{FFFD}'),
+        "{toml}"
+    );
+    let mut bad = b"global\n    pidfile /tmp/".to_vec();
+    bad.extend_from_slice(gbk_comment);
+    bad.push(b'\n');
+    std::fs::write(&gbk, &bad).unwrap();
+    let (code, _, err) = ringlb_cmd(&["-c", "-f", gbk.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("gbk.cfg:2:13: bytes that are not UTF-8 in a value"),
+        "{err}"
+    );
     // Files over 16 MiB are refused.
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.cfg");

@@ -53,8 +53,29 @@ fn io_error(path: &Path, e: std::io::Error) -> ConfigError {
     }
 }
 
-/// Reads one file, refusing anything over [`MAX_FILE_SIZE`].
+/// Reads one file, refusing anything over [`MAX_FILE_SIZE`] or not UTF-8.
 fn read_capped(path: &Path) -> Result<String, ConfigError> {
+    let buf = read_bytes_capped(path)?;
+    String::from_utf8(buf).map_err(|e| {
+        io_error(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
+        )
+    })
+}
+
+/// Reads an haproxy.cfg: like HAProxy, bytes that are not UTF-8 (a comment
+/// written in GBK or Latin-1) are accepted; they become U+FFFD, which the
+/// parser refuses anywhere but in a comment.
+pub fn read_haproxy_file(path: &Path) -> Result<String, ConfigError> {
+    let buf = read_bytes_capped(path)?;
+    Ok(match String::from_utf8(buf) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
+}
+
+fn read_bytes_capped(path: &Path) -> Result<Vec<u8>, ConfigError> {
     use std::io::Read;
     let f = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
     let mut buf = Vec::new();
@@ -72,12 +93,7 @@ fn read_capped(path: &Path) -> Result<String, ConfigError> {
             )),
         });
     }
-    String::from_utf8(buf).map_err(|e| {
-        io_error(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-        )
-    })
+    Ok(buf)
 }
 
 /// Expands `-f` arguments as HAProxy does: a directory stands for its `*.cfg`
@@ -142,7 +158,7 @@ pub fn load_with(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, Config
     }
     let mut sources = Vec::new();
     for f in &files {
-        sources.push((f.clone(), read_capped(f)?));
+        sources.push((f.clone(), read_haproxy_file(f)?));
     }
     parse_haproxy(&sources, opts.lenient, &|k| std::env::var(k).ok())
 }

@@ -255,6 +255,12 @@ impl State<'_> {
     }
 
     fn directive(&mut self, words: &[Word], cur: &mut Cur) -> P<()> {
+        if let Some(w) = words.iter().find(|w| w.text.contains('\u{FFFD}')) {
+            return Err(perr(
+                &w.span,
+                "bytes that are not UTF-8 in a value (only comments may use another encoding; convert the file with iconv)",
+            ));
+        }
         let kw = &words[0];
         let header = cover(words);
         let name_of = |words: &[Word]| -> P<(Option<Word>, Option<String>)> {
