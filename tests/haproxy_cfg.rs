@@ -694,3 +694,15 @@ exit 0
         )
     );
 }
+
+/// One model: the shipped haproxy.cfg example and its TOML twin resolve to the
+/// same `Config`.
+#[test]
+fn the_redis_example_is_the_same_config_in_both_formats() {
+    let a = ringlb::config::load(&root().join("config/haproxy/redis.cfg"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut b =
+        ringlb::config::load(&root().join("config/redis.toml")).unwrap_or_else(|e| panic!("{e}"));
+    b.source = a.source.clone();
+    assert_eq!(a, b);
+}
