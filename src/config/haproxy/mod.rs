@@ -422,7 +422,7 @@ impl State<'_> {
             Cur::Defaults(i) => {
                 let i = *i;
                 let mut raw = std::mem::take(&mut self.defaults[i].raw);
-                let r = proxy::keyword(&mut raw, Kind::Defaults, words, &mut self.notices);
+                let r = proxy::keyword(&mut raw, words, &mut self.notices);
                 self.defaults[i].raw = raw;
                 self.after_keyword(r, words, Kind::Defaults, "defaults")
             }
@@ -430,7 +430,7 @@ impl State<'_> {
                 let i = *i;
                 let kind = self.proxies[i].kind;
                 let mut raw = std::mem::take(&mut self.proxies[i].raw);
-                let r = proxy::keyword(&mut raw, kind, words, &mut self.notices);
+                let r = proxy::keyword(&mut raw, words, &mut self.notices);
                 let section = format!(
                     "{} {}",
                     kind.word(),

@@ -9,7 +9,6 @@
 use super::global::{int, log_target};
 use super::lexer::Word;
 use super::{cover, join, perr, server, sp, KwErr};
-use crate::config::resolve::Kind;
 use crate::config::schema::*;
 use toml::Spanned;
 
@@ -59,12 +58,7 @@ pub(super) fn is_proxy_keyword(k: &str) -> bool {
     )
 }
 
-pub(super) fn keyword(
-    p: &mut RawProxy,
-    _kind: Kind,
-    words: &[Word],
-    notices: &mut Vec<(usize, String)>,
-) -> K {
+pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize, String)>) -> K {
     let kw = &words[0];
     let at = kw.span.start;
     let mut notice = |m: String| notices.push((at, format!("notice: {m}")));
