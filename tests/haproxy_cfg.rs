@@ -136,8 +136,9 @@ fn import_round_trips_into_an_identical_config() {
         "\n  { backend = \"ms1\", if = \"url_ms1\" },  # 当[url_ms1]为true时，定向到后端服务群ms1中\n",
         "\nstats.realm = \"HAProxy Stats\"  # 监控页面的认证提示\n",
         "\n[[backend]]  # 定义后端服务群ms1\n",
-        // Comments of a folded defaults section.
-        "# 使用keepAlive连接    (on `option http-keep-alive`)",
+        // The one defaults section stays [defaults], its comments in it.
+        "\n[defaults]\nmode = \"http\"\n",
+        "\nhttp-keep-alive = true  # 使用keepAlive连接\n",
     ] {
         assert!(toml.contains(want), "missing {want:?} in:\n{toml}");
     }

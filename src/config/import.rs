@@ -6,8 +6,11 @@
 //! after a directive is written after the key that directive set (servers,
 //! `use_backend` rules and log targets become multi-line arrays, one element per
 //! line, so each keeps its own comment). Tables are written as dotted keys
-//! (`timeout.connect = "5s"`) for the same reason. `defaults` sections are folded
-//! into each proxy, as the parser does; their comments are kept where they were.
+//! (`timeout.connect = "5s"`) for the same reason. A single `defaults` section
+//! that every proxy uses is written as `[defaults]` (after checking that this
+//! resolves to the same `Config`); otherwise (named or several `defaults`)
+//! they are folded into each proxy, as the parser does, their comments kept
+//! where they were.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
@@ -38,6 +41,15 @@ pub fn haproxy_to_toml(
         col: 0,
         kind: ConfigErrorKind::Syntax(format!("cannot write TOML: {e}")),
     };
+    // One `defaults` section used by every proxy stays a `[defaults]` table, if
+    // (checked here) that resolves to exactly the same Config; else folded.
+    let unfolded = parsed.unfolded.as_ref().filter(|u| {
+        super::resolve::resolve((*u).clone(), &loc, &source).is_ok_and(|mut c| {
+            c.source = loaded.config.source.clone();
+            c == loaded.config
+        })
+    });
+    let raw = unfolded.unwrap_or(&parsed.raw);
     let names: Vec<String> = parts.iter().map(|p| p.1.display().to_string()).collect();
     let mut w = Writer {
         out: String::new(),
@@ -49,10 +61,13 @@ pub fn haproxy_to_toml(
         "# Imported from {} by `ringlb import`.",
         clean(&names.join(", "))
     );
-    let _ = writeln!(
-        w.out,
-        "# `defaults` sections are folded into each frontend/backend/listen below.\n"
-    );
+    if unfolded.is_none() && secs_have_defaults(&parsed.sections) {
+        let _ = writeln!(
+            w.out,
+            "# `defaults` sections are folded into each frontend/backend/listen below."
+        );
+    }
+    w.out.push('\n');
     let secs = &parsed.sections;
     let mut counters = [0usize; 3];
     let mut global_done = false;
@@ -72,11 +87,18 @@ pub fn haproxy_to_toml(
                     None => None,
                 }
             }
+            "defaults" => match raw.defaults.as_ref() {
+                Some(d) => Some((
+                    "[defaults]",
+                    toml::Value::try_from(d.get_ref()).map_err(|e| ser_err(e.to_string()))?,
+                )),
+                None => None,
+            },
             "frontend" | "backend" | "listen" => {
                 let (i, list, header) = match kind.as_str() {
-                    "frontend" => (0, &parsed.raw.frontend, "[[frontend]]"),
-                    "backend" => (1, &parsed.raw.backend, "[[backend]]"),
-                    _ => (2, &parsed.raw.listen, "[[listen]]"),
+                    "frontend" => (0, &raw.frontend, "[[frontend]]"),
+                    "backend" => (1, &raw.backend, "[[backend]]"),
+                    _ => (2, &raw.listen, "[[listen]]"),
                 };
                 let p = &list[counters[i]];
                 counters[i] += 1;
@@ -111,6 +133,10 @@ pub fn haproxy_to_toml(
     }
     w.loose_comments(first, usize::MAX);
     Ok((w.out, loaded.notices))
+}
+
+fn secs_have_defaults(secs: &[(usize, String, usize)]) -> bool {
+    secs.iter().any(|s| s.1 == "defaults")
 }
 
 struct Writer<'a> {

@@ -77,6 +77,11 @@ pub struct Parsed {
     pub comments: Vec<Comment>,
     /// Each section's header offset and kind word, in file order (for import).
     pub sections: Vec<(usize, String, usize)>,
+    /// When the file has exactly one `defaults` section and every proxy uses
+    /// it: the same configuration with that section kept as `[defaults]` and
+    /// the proxies holding only their own keys (for import, which checks that
+    /// it resolves to the same `Config` before using it).
+    pub unfolded: Option<RawConfig>,
     /// For each directive that set a TOML key: its line's first byte, the
     /// top-level key of its section's table and, for `acl` and `timeout`, the
     /// sub-key (for import).
@@ -86,6 +91,7 @@ pub struct Parsed {
 struct Defaults {
     name: Option<String>,
     raw: RawProxy,
+    header: Range<usize>,
 }
 
 struct Proxy {
@@ -312,6 +318,7 @@ impl State<'_> {
                 self.defaults.push(Defaults {
                     name: name.map(|n| n.text),
                     raw,
+                    header: header.clone(),
                 });
                 let i = self.defaults.len() - 1;
                 self.current_defaults = Some(i);
@@ -519,7 +526,49 @@ impl State<'_> {
             global: self.global.map(|(g, at)| Spanned::new(at, g)),
             ..RawConfig::default()
         };
+        let single = self.defaults.len() == 1 && self.proxies.iter().all(|p| p.defaults == Some(0));
+        let mut unfolded = single.then(|| RawConfig {
+            global: raw.global.clone(),
+            defaults: Some(Spanned::new(
+                self.defaults[0].header.clone(),
+                self.defaults[0].raw.clone(),
+            )),
+            ..RawConfig::default()
+        });
         for mut p in self.proxies {
+            if let Some(u) = &mut unfolded {
+                let mut own = p.raw.clone();
+                // What finish_checks does to the folded proxy, done to its own
+                // keys: a tcp-check that ends up without any rule connects.
+                let d = &self.defaults[0].raw;
+                if !p.kind.forbidden().contains(&"check") {
+                    let ty = |c: &Option<RawCheck>| c.as_ref().and_then(|c| c.type_.clone());
+                    let steps = |c: &Option<RawCheck>| c.as_ref().and_then(|c| c.steps.clone());
+                    let tcp = ty(&own.check)
+                        .or_else(|| ty(&d.check))
+                        .is_some_and(|t| t.get_ref() == "tcp-check");
+                    if tcp && steps(&own.check).is_none() && steps(&d.check).is_none() {
+                        let at = ty(&own.check)
+                            .or_else(|| ty(&d.check))
+                            .map(|t| t.span())
+                            .unwrap_or(0..0);
+                        own.check.get_or_insert_with(RawCheck::default).steps =
+                            Some(vec![Spanned::new(
+                                at,
+                                RawCheckStep {
+                                    connect: Some(true),
+                                    ..RawCheckStep::default()
+                                },
+                            )]);
+                    }
+                }
+                let s = Spanned::new(p.header.clone(), own);
+                match p.kind {
+                    Kind::Frontend => u.frontend.push(s),
+                    Kind::Backend => u.backend.push(s),
+                    _ => u.listen.push(s),
+                }
+            }
             if let Some(d) = p.defaults {
                 inherit(&self.defaults[d].raw, &mut p.raw, p.kind);
             }
@@ -536,6 +585,7 @@ impl State<'_> {
             notices: self.notices,
             comments: self.comments,
             sections: self.sections,
+            unfolded,
             keys: self.keys,
         })
     }
