@@ -1,19 +1,27 @@
 //! The `ringlb` command line: parse arguments, call into the library, map
 //! outcomes to exit codes (0 ok, 1 configuration error, 2 startup failure).
+//! Subcommands (`run`, `check`, `import`, `demo`) go through clap; the bare form
+//! `ringlb -f FILE ...` also takes HAProxy's own options (`-c`, `-db`, `-sf PID...`,
+//! `-vv`...) so init scripts written for HAProxy work unchanged (see `haproxy_cli`).
+
+mod haproxy_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use ringlb::config::{Format, LoadOptions};
 
 #[derive(Parser)]
 #[command(
     name = "ringlb",
     version,
-    about = "Load balancer and reverse proxy on per-core io_uring shards"
+    about = "Load balancer and reverse proxy on per-core io_uring shards",
+    after_help = "HAProxy's command line is accepted too: ringlb -f FILE|DIR [-f ...] [-c] [-D|-db] \
+                  [-p PIDFILE] [-q] [-V] [-N MAXCONN] [-L NAME] [-sf|-st PID...] [-v|-vv] [--lenient]"
 )]
 struct Cli {
-    /// Configuration file (TOML); same as `ringlb run -f FILE`.
+    /// Configuration file (TOML or haproxy.cfg); same as `ringlb run -f FILE`.
     #[arg(short = 'f', value_name = "FILE")]
     file: Option<PathBuf>,
     #[command(flatten)]
@@ -33,21 +41,54 @@ struct RunArgs {
     /// Number of data shards (default: global.shards, else one per CPU).
     #[arg(long)]
     shards: Option<usize>,
+    /// haproxy.cfg: warn about and ignore unsupported keywords instead of refusing.
+    #[arg(long)]
+    lenient: bool,
+    /// Configuration format (default: haproxy for `.cfg` files, else TOML).
+    #[arg(long, value_parser = ["toml", "haproxy"])]
+    format: Option<String>,
+}
+
+impl RunArgs {
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            format: match self.format.as_deref() {
+                Some("toml") => Format::Toml,
+                Some("haproxy") => Format::Haproxy,
+                _ => Format::Auto,
+            },
+            lenient: self.lenient,
+        }
+    }
 }
 
 #[derive(Subcommand)]
 enum Cmd {
     /// Run the proxy.
     Run {
-        #[arg(short = 'f', value_name = "FILE")]
-        file: PathBuf,
+        #[arg(short = 'f', value_name = "FILE", required = true)]
+        file: Vec<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
     },
     /// Validate a configuration: exit 0 and "configuration is valid", or exit 1.
     Check {
-        #[arg(short = 'f', value_name = "FILE")]
-        file: PathBuf,
+        #[arg(short = 'f', value_name = "FILE", required = true)]
+        file: Vec<PathBuf>,
+        #[arg(long)]
+        lenient: bool,
+        #[arg(long, value_parser = ["toml", "haproxy"])]
+        format: Option<String>,
+    },
+    /// Translate an haproxy.cfg (files or directories, in order) to ringlb TOML.
+    Import {
+        #[arg(required = true, value_name = "FILE.cfg")]
+        files: Vec<PathBuf>,
+        /// Write here instead of standard output.
+        #[arg(short = 'o', value_name = "OUT.toml")]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        lenient: bool,
     },
     /// Start demo backends and a proxy in front of them; print the URL.
     Demo {
@@ -58,10 +99,30 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if haproxy_cli::wants_haproxy_cli(&args[1..]) {
+        return haproxy_cli::main(&args[1..]);
+    }
     let cli = Cli::parse();
     match cli.cmd {
-        Some(Cmd::Check { file }) => check(&file),
+        Some(Cmd::Check {
+            file,
+            lenient,
+            format,
+        }) => {
+            let run = RunArgs {
+                lenient,
+                format,
+                ..RunArgs::default()
+            };
+            check(&file, &run.load_options(), "configuration is valid", false)
+        }
         Some(Cmd::Run { file, run }) => run_file(&file, run),
+        Some(Cmd::Import {
+            files,
+            out,
+            lenient,
+        }) => import(&files, out, lenient),
         Some(Cmd::Demo { port }) => match ringlb::demo::demo(port) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -70,7 +131,7 @@ fn main() -> ExitCode {
             }
         },
         None => match cli.file {
-            Some(file) => run_file(&file, cli.run),
+            Some(file) => run_file(&[file], cli.run),
             None => {
                 eprintln!("ringlb: no configuration given; try `ringlb -f ringlb.toml`, `ringlb demo` or `ringlb --help`");
                 ExitCode::from(1)
@@ -79,19 +140,79 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(file: &std::path::Path) -> ExitCode {
-    match ringlb::config::load(file) {
-        Ok(cfg) => {
-            for w in ringlb::config::warnings(&cfg) {
-                println!("{w}");
+pub(crate) fn load(
+    files: &[PathBuf],
+    opts: &LoadOptions,
+    quiet: bool,
+) -> Option<ringlb::config::model::Config> {
+    match ringlb::config::load_with(files, opts) {
+        Ok(l) => {
+            if !quiet {
+                for n in &l.notices {
+                    eprintln!("{n}");
+                }
             }
-            for w in ringlb::kernel::startup_warnings(&cfg) {
-                println!("{w}");
+            Some(l.config)
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            None
+        }
+    }
+}
+
+pub(crate) fn check(files: &[PathBuf], opts: &LoadOptions, verdict: &str, quiet: bool) -> ExitCode {
+    let Some(cfg) = load(files, opts, quiet) else {
+        return ExitCode::from(1);
+    };
+    if !quiet {
+        for w in ringlb::config::warnings(&cfg) {
+            println!("{w}");
+        }
+        for w in ringlb::kernel::startup_warnings(&cfg) {
+            println!("{w}");
+        }
+        for u in ringlb::run::unsupported(&cfg) {
+            println!("warning: {u}");
+        }
+    }
+    println!("{verdict}");
+    ExitCode::SUCCESS
+}
+
+fn import(files: &[PathBuf], out: Option<PathBuf>, lenient: bool) -> ExitCode {
+    let files = match ringlb::config::expand_paths(files) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut sources = Vec::new();
+    for f in &files {
+        match ringlb::config::read_haproxy_file(f) {
+            Ok(t) => sources.push((f.clone(), t)),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(1);
             }
-            for u in ringlb::run::unsupported(&cfg) {
-                println!("warning: {u}");
+        }
+    }
+    let env = |k: &str| std::env::var(k).ok();
+    match ringlb::config::import::haproxy_to_toml(&sources, lenient, &env) {
+        Ok((toml, notices)) => {
+            for n in notices {
+                eprintln!("{n}");
             }
-            println!("configuration is valid");
+            match out {
+                Some(p) => {
+                    if let Err(e) = std::fs::write(&p, toml) {
+                        eprintln!("{}: cannot write: {e}", p.display());
+                        return ExitCode::from(1);
+                    }
+                }
+                None => print!("{toml}"),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -101,32 +222,48 @@ fn check(file: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run_file(file: &std::path::Path, args: RunArgs) -> ExitCode {
-    let cfg = match ringlb::config::load(file) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(1);
-        }
+fn run_file(files: &[PathBuf], args: RunArgs) -> ExitCode {
+    let opts = ringlb::run::RunOptions {
+        daemon: args.daemon,
+        pidfile: args.pidfile.clone(),
+        shards: args.shards,
+        ..Default::default()
     };
-    for w in ringlb::config::warnings(&cfg) {
-        eprintln!("{w}");
-    }
-    for w in ringlb::kernel::startup_warnings(&cfg) {
-        eprintln!("{w}");
+    run_with(files, &args.load_options(), opts, false, |_| {})
+}
+
+/// Loads, refuses what `run` cannot do yet, runs. `adjust` edits the loaded
+/// config (HAProxy's `-db`, `-N`).
+pub(crate) fn run_with(
+    files: &[PathBuf],
+    load_opts: &LoadOptions,
+    opts: ringlb::run::RunOptions,
+    quiet: bool,
+    adjust: impl FnOnce(&mut ringlb::config::model::Config),
+) -> ExitCode {
+    let Some(mut cfg) = load(files, load_opts, quiet) else {
+        return ExitCode::from(1);
+    };
+    adjust(&mut cfg);
+    if !quiet {
+        for w in ringlb::config::warnings(&cfg) {
+            eprintln!("{w}");
+        }
+        for w in ringlb::kernel::startup_warnings(&cfg) {
+            eprintln!("{w}");
+        }
     }
     let unsupported = ringlb::run::unsupported(&cfg);
     if !unsupported.is_empty() {
+        let name = files
+            .first()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
         for u in unsupported {
-            eprintln!("{}: {u}", file.display());
+            eprintln!("{name}: {u}");
         }
         return ExitCode::from(1);
     }
-    let opts = ringlb::run::RunOptions {
-        daemon: args.daemon,
-        pidfile: args.pidfile,
-        shards: args.shards,
-    };
     match ringlb::run::run(cfg, opts) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -18,6 +18,8 @@ pub struct RunOptions {
     pub daemon: bool,
     pub pidfile: Option<PathBuf>,
     pub shards: Option<usize>,
+    /// Signals to send once ready (HAProxy's `-sf`: SIGUSR1, `-st`: SIGTERM).
+    pub signal_on_ready: Vec<(u32, i32)>,
 }
 
 #[derive(Debug)]
@@ -115,11 +117,13 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
             maxconn: config.global.maxconn,
         });
     }
+    signals::setup().map_err(|e| RunError::Io("cannot set up signals", e))?;
+    let listeners = shard::bind_all(&config, n).map_err(RunError::Start)?;
+    // After binding (sockets survive the fork) so a taken port reaches the
+    // terminal and the exit code; before any thread or ring exists.
     if opts.daemon || config.global.daemon {
         process::daemonize().map_err(|e| RunError::Io("cannot daemonize", e))?;
     }
-    signals::setup().map_err(|e| RunError::Io("cannot set up signals", e))?;
-    let listeners = shard::bind_all(&config, n).map_err(RunError::Start)?;
     let nlisteners: usize = listeners.iter().map(|l| l.len()).sum();
     let logger = Logger::start(&config).map_err(|e| RunError::Io("cannot open log target", e))?;
     let shards =
@@ -143,10 +147,16 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
         "ringlb ready: {n} shards, {nlisteners} listeners, pid {}",
         std::process::id()
     );
+    for (pid, sig) in &opts.signal_on_ready {
+        if let Err(e) = signals::send(*pid, *sig) {
+            eprintln!("ringlb: cannot signal old process {pid}: {e}");
+        }
+    }
     // A dying shard raises its own signal, so the wait needs no timeout.
     let died = loop {
         match signals::wait(Duration::from_secs(3600)) {
-            Ok(Some(libc::SIGTERM)) | Ok(Some(libc::SIGINT)) => break false,
+            // SIGUSR1 is HAProxy's soft stop (what `-sf` sends): the same drain.
+            Ok(Some(libc::SIGTERM | libc::SIGINT | libc::SIGUSR1)) => break false,
             Ok(Some(sig)) if sig == signals::shard_exit_signal() => {
                 if !shards.failed().is_empty() {
                     break true;
@@ -169,9 +179,7 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
         shards.kill();
         shards.join(Some(Instant::now()));
         logger.shutdown();
-        if let Some(p) = &pidfile {
-            let _ = std::fs::remove_file(p);
-        }
+        remove_own_pidfile(pidfile.as_deref());
         return Err(RunError::ShardDied(failed));
     }
     // `hard-stop-after` beyond what an Instant can hold means never.
@@ -184,8 +192,17 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
         logger.event(level::NOTICE, format!("Proxy {} stopped.", fe.name));
     }
     logger.shutdown();
-    if let Some(p) = &pidfile {
-        let _ = std::fs::remove_file(p);
-    }
+    remove_own_pidfile(pidfile.as_deref());
     Ok(())
+}
+
+/// Removes the pidfile if it still names this process: a successor started
+/// with `-sf` may have written its own pid there already.
+fn remove_own_pidfile(pidfile: Option<&std::path::Path>) {
+    if let Some(p) = pidfile {
+        let ours = std::process::id().to_string();
+        if std::fs::read_to_string(p).is_ok_and(|s| s.trim() == ours) {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }

@@ -40,7 +40,7 @@ fn socket_fds(pid: u32) -> usize {
 fn wait_exit(lb: &mut Ringlb, within: Duration) -> Option<std::process::ExitStatus> {
     let end = Instant::now() + within;
     loop {
-        if let Some(st) = lb.try_wait() {
+        if let Some(st) = lb.exited() {
             return Some(st);
         }
         if Instant::now() >= end {

@@ -55,20 +55,52 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Maps byte offsets of the source text to 1-based line and column.
+/// Maps byte offsets of the source text to 1-based line and column. The text
+/// may be several files concatenated (haproxy.cfg `-f a -f b`): `parts` holds
+/// where each begins, and positions are counted within the file they fall in.
 pub struct Locator<'a> {
     pub file: &'a Path,
     text: &'a str,
+    parts: Vec<(usize, &'a Path)>,
 }
 
 impl<'a> Locator<'a> {
     pub fn new(file: &'a Path, text: &'a str) -> Locator<'a> {
-        Locator { file, text }
+        Locator {
+            file,
+            text,
+            parts: vec![(0, file)],
+        }
+    }
+
+    /// Several files concatenated in `text`, each starting at its offset.
+    pub fn multi(parts: &'a [(usize, std::path::PathBuf)], text: &'a str) -> Locator<'a> {
+        Locator {
+            file: parts
+                .first()
+                .map(|p| p.1.as_path())
+                .unwrap_or(Path::new("")),
+            text,
+            parts: parts.iter().map(|(o, p)| (*o, p.as_path())).collect(),
+        }
+    }
+
+    /// The file an offset falls in and that file's first byte.
+    pub fn file_at(&self, offset: usize) -> (&'a Path, usize) {
+        let i = self.parts.partition_point(|p| p.0 <= offset).max(1) - 1;
+        self.parts
+            .get(i)
+            .map(|p| (p.1, p.0))
+            .unwrap_or((self.file, 0))
     }
 
     pub fn position(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.text.len());
-        let before = &self.text[..offset];
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let (_, start) = self.file_at(offset);
+        let before = &self.text[start.min(offset)..offset];
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
         let col = before[line_start..].chars().count() + 1;
@@ -83,7 +115,7 @@ impl<'a> Locator<'a> {
     ) -> ConfigError {
         let (line, col) = self.position(span.start);
         ConfigError {
-            file: self.file.to_path_buf(),
+            file: self.file_at(span.start).0.to_path_buf(),
             line,
             col,
             kind: ConfigErrorKind::Invalid {

@@ -19,7 +19,7 @@ use super::values;
 pub(super) type R<T> = Result<T, ConfigError>;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Kind {
+pub(in crate::config) enum Kind {
     Defaults,
     Frontend,
     Backend,
@@ -27,7 +27,7 @@ pub(super) enum Kind {
 }
 
 impl Kind {
-    pub(super) fn word(self) -> &'static str {
+    pub(in crate::config) fn word(self) -> &'static str {
         match self {
             Kind::Defaults => "defaults",
             Kind::Frontend => "frontend",
@@ -37,7 +37,7 @@ impl Kind {
     }
 
     /// Keys a section of this kind may not carry.
-    fn forbidden(self) -> &'static [&'static str] {
+    pub(in crate::config) fn forbidden(self) -> &'static [&'static str] {
         match self {
             Kind::Defaults => &[
                 "name",

@@ -5,10 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Serialize, Default, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawConfig {
     #[serde(default)]
@@ -23,7 +23,7 @@ pub struct RawConfig {
     pub listen: Vec<Spanned<RawProxy>>,
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Serialize, Default, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawGlobal {
     pub maxconn: Option<Spanned<i64>>,
@@ -38,14 +38,14 @@ pub struct RawGlobal {
     pub tune: Option<RawTune>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(untagged)]
 pub enum RawShards {
     Count(i64),
     Word(String),
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize, Serialize, Default, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawTune {
     pub pipesize: Option<Spanned<i64>>,
@@ -54,7 +54,7 @@ pub struct RawTune {
     pub splice: Option<bool>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawLogTarget {
     pub target: String,
@@ -64,7 +64,7 @@ pub struct RawLogTarget {
 }
 
 /// `log = "global"` or a list of targets.
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(untagged)]
 pub enum RawProxyLog {
     Word(String),
@@ -72,14 +72,14 @@ pub enum RawProxyLog {
 }
 
 /// A duration: a string with a unit, or an integer in milliseconds.
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(untagged)]
 pub enum RawDuration {
     Millis(i64),
     Text(String),
 }
 
-#[derive(Debug, Deserialize, Default, Clone)]
+#[derive(Debug, Deserialize, Serialize, Default, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawTimeouts {
     pub connect: Option<Spanned<RawDuration>>,
@@ -94,14 +94,14 @@ pub struct RawTimeouts {
     pub http_keep_alive: Option<Spanned<RawDuration>>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(untagged)]
 pub enum RawBind {
     Address(String),
     Table(RawBindTable),
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawBindTable {
     pub address: String,
@@ -110,7 +110,7 @@ pub struct RawBindTable {
     pub backlog: Option<i64>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawUseBackend {
     pub backend: Spanned<String>,
@@ -119,7 +119,7 @@ pub struct RawUseBackend {
     pub unless: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawCookie {
     pub name: String,
@@ -128,7 +128,7 @@ pub struct RawCookie {
     pub nocache: Option<bool>,
 }
 
-#[derive(Debug, Deserialize, Clone, Default)]
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawCheck {
     #[serde(rename = "type")]
@@ -142,7 +142,7 @@ pub struct RawCheck {
     pub steps: Option<Vec<Spanned<RawCheckStep>>>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawCheckStep {
     pub connect: Option<bool>,
@@ -151,7 +151,7 @@ pub struct RawCheckStep {
     pub expect: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Clone)]
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawStats {
     pub uri: Option<String>,
@@ -162,7 +162,7 @@ pub struct RawStats {
 }
 
 /// A server line, or `default-server` (where `name` and `address` are absent).
-#[derive(Debug, Deserialize, Clone, Default)]
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawServer {
     pub name: Option<Spanned<String>>,
@@ -188,7 +188,7 @@ pub struct RawServer {
 
 /// Any proxy section (`defaults`, `frontend`, `backend`, `listen`); which keys a
 /// kind may use is checked in `resolve`, so the schema is written once.
-#[derive(Debug, Deserialize, Clone, Default)]
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawProxy {
     pub name: Option<Spanned<String>>,

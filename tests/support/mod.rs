@@ -62,7 +62,9 @@ impl Ringlb {
     }
 
     pub fn start_file(dir: tempfile::TempDir, config: PathBuf, args: &[&str]) -> Ringlb {
-        Self::start_file_env(dir, config, args, &[])
+        let mut argv: Vec<String> = vec!["run".into(), "-f".into(), config.display().to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        Self::start_argv(dir, config, &argv)
     }
 
     /// As [`Ringlb::start`], with extra environment variables.
@@ -70,20 +72,25 @@ impl Ringlb {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("ringlb.toml");
         std::fs::write(&config, toml).unwrap();
-        Self::start_file_env(dir, config, args, env)
+        let mut argv: Vec<String> = vec!["run".into(), "-f".into(), config.display().to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        Self::start_argv_env(dir, config, &argv, env)
     }
 
-    pub fn start_file_env(
+    /// Runs `ringlb ARGV…` exactly as given (HAProxy-style command lines), waiting
+    /// for the `ringlb ready` line; `config` is only remembered.
+    pub fn start_argv(dir: tempfile::TempDir, config: PathBuf, argv: &[String]) -> Ringlb {
+        Self::start_argv_env(dir, config, argv, &[])
+    }
+
+    pub fn start_argv_env(
         dir: tempfile::TempDir,
         config: PathBuf,
-        args: &[&str],
+        argv: &[String],
         env: &[(&str, &str)],
     ) -> Ringlb {
         let mut child = Command::new(ringlb_bin())
-            .arg("run")
-            .arg("-f")
-            .arg(&config)
-            .args(args)
+            .args(argv)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -132,11 +139,10 @@ impl Ringlb {
         }
     }
 
-    /// The exit status, if the process has exited (it is then reaped).
-    pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        let st = self.child.as_mut()?.try_wait().ok()??;
-        self.child = None;
-        Some(st)
+    /// The exit status if the process has ended (without waiting; asked again,
+    /// the same status).
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.as_mut()?.try_wait().ok().flatten()
     }
 
     /// Everything ringlb printed so far (stderr and stdout lines).
