@@ -82,6 +82,9 @@ fn main() -> ExitCode {
 fn check(file: &std::path::Path) -> ExitCode {
     match ringlb::config::load(file) {
         Ok(cfg) => {
+            for w in ringlb::config::warnings(&cfg) {
+                println!("{w}");
+            }
             for w in ringlb::kernel::startup_warnings(&cfg) {
                 println!("{w}");
             }
@@ -106,6 +109,9 @@ fn run_file(file: &std::path::Path, args: RunArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for w in ringlb::config::warnings(&cfg) {
+        eprintln!("{w}");
+    }
     for w in ringlb::kernel::startup_warnings(&cfg) {
         eprintln!("{w}");
     }

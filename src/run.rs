@@ -30,6 +30,9 @@ pub enum RunError {
     },
     Start(StartError),
     Io(&'static str, std::io::Error),
+    /// A data shard died; the process stopped rather than run with a hole in
+    /// its `SO_REUSEPORT` groups.
+    ShardDied(Vec<(usize, String)>),
 }
 
 impl fmt::Display for RunError {
@@ -46,6 +49,13 @@ impl fmt::Display for RunError {
             ),
             RunError::Start(e) => write!(f, "{e}"),
             RunError::Io(what, e) => write!(f, "{what}: {e}"),
+            RunError::ShardDied(list) => {
+                let parts: Vec<String> = list
+                    .iter()
+                    .map(|(id, why)| format!("shard {id} died: {why}"))
+                    .collect();
+                write!(f, "{}; stopping", parts.join("; "))
+            }
         }
     }
 }
@@ -133,22 +143,42 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
         "ringlb ready: {n} shards, {nlisteners} listeners, pid {}",
         std::process::id()
     );
-    loop {
-        match signals::wait(Duration::from_millis(500)) {
-            Ok(Some(libc::SIGTERM)) | Ok(Some(libc::SIGINT)) => break,
+    // A dying shard raises its own signal, so the wait needs no timeout.
+    let died = loop {
+        match signals::wait(Duration::from_secs(3600)) {
+            Ok(Some(libc::SIGTERM)) | Ok(Some(libc::SIGINT)) => break false,
+            Ok(Some(sig)) if sig == signals::shard_exit_signal() => {
+                if !shards.failed().is_empty() {
+                    break true;
+                }
+            }
             Ok(Some(sig)) => {
                 eprintln!("ringlb: signal {sig} ignored (reload is not implemented yet)");
             }
             Ok(None) => {}
             Err(e) => return Err(RunError::Io("sigtimedwait", e)),
         }
-        if shards.all_finished() {
-            break;
-        }
-    }
+    };
     control.stop();
     shards.stop();
-    let hard_stop = config.global.hard_stop_after.map(|d| Instant::now() + d);
+    if died {
+        let failed = shards.failed();
+        for (id, why) in &failed {
+            logger.event(level::ALERT, format!("Shard {id} died: {why}. Stopping."));
+        }
+        shards.kill();
+        shards.join(Some(Instant::now()));
+        logger.shutdown();
+        if let Some(p) = &pidfile {
+            let _ = std::fs::remove_file(p);
+        }
+        return Err(RunError::ShardDied(failed));
+    }
+    // `hard-stop-after` beyond what an Instant can hold means never.
+    let hard_stop = config
+        .global
+        .hard_stop_after
+        .and_then(|d| Instant::now().checked_add(d));
     shards.join(hard_stop);
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
         logger.event(level::NOTICE, format!("Proxy {} stopped.", fe.name));

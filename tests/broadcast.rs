@@ -6,10 +6,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ringlb::control::event::{ServerEvent, ServerState};
 use ringlb::log::Logger;
-use ringlb::shard::shared::ShardMsg;
 use ringlb::shard::{self, Shards};
+use ringlb::state::ShardMsg;
+use ringlb::state::{ServerEvent, ServerState};
 
 #[test]
 fn every_shard_applies_a_transition_within_10_ms() {

@@ -71,6 +71,7 @@ fn lines(n: usize) -> (String, [usize; 4]) {
                 bytes_down: if status == 400 { 0 } else { 200 + x % 5000 },
                 termination: term,
                 retries: 0,
+                redispatched: false,
                 actconn: 3,
                 feconn: 3,
                 beconn: 2,

@@ -118,22 +118,32 @@ fn leastconn_prefers_the_idle_server() {
         .map(|n| TestServer::start(n, Behaviour::Hello))
         .collect();
     let port = free_port();
-    let _lb = Ringlb::start(
-        &config(port, "leastconn", &[(&s[0], ""), (&s[1], "")]),
-        &["--shards", "2"],
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("s.log");
+    // The session's log line is written after its server slot is released:
+    // that line, not the server's own count, says ringlb sees the server idle.
+    let cfg = format!(
+        "[global]\nlog = [{{ target = \"{}\" }}]\n{}",
+        log.display(),
+        config(port, "leastconn", &[(&s[0], ""), (&s[1], "")]).replace(
+            "[defaults]\n",
+            "[defaults]\nlog = \"global\"\nlog-format = \"tcplog\"\n"
+        )
     );
-    let active = |i: usize| {
-        s[i].counters
-            .active
-            .load(std::sync::atomic::Ordering::SeqCst)
-    };
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let (c1, n1) = hello(port);
     let (_c2, n2) = hello(port);
     assert_ne!(n1, n2, "second session must go to the idle server");
-    // Free the first server; the next two sessions must both pick the idle one
-    // in turn: first n1's server (0 vs 1), then either (1 vs 1).
+    // Free the first server; the next session must pick it (0 vs 1).
     drop(c1);
-    assert!(wait_until(Duration::from_secs(5), || active(0) + active(1) == 1));
+    let sessions_logged = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(" fe b/"))
+            .count()
+    };
+    assert!(wait_until(Duration::from_secs(5), || sessions_logged() == 1));
     let (_c3, n3) = hello(port);
     assert_eq!(n3, n1, "idle server must be preferred");
 }

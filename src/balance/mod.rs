@@ -58,14 +58,16 @@ impl Balancer {
     }
 
     /// Chooses among `cands` (usable servers in index order). `key` is the hashed
-    /// input for hash-based algorithms (the client address for `source`).
-    pub fn pick(&mut self, cands: &[Candidate], client: IpAddr) -> Pick {
+    /// input for hash-based algorithms (the client address for `source`; a URI,
+    /// URL parameter or header value at L7); the others ignore it. A hash-based
+    /// backend given [`HashKey::None`] (no such parameter or header) falls back
+    /// to round robin, as HAProxy does.
+    pub fn pick(&mut self, cands: &[Candidate], key: HashKey<'_>) -> Pick {
         if cands.is_empty() {
             return Pick::NoServer;
         }
-        match self.algo {
-            Balance::Source | Balance::Uri | Balance::UrlParam | Balance::Hdr => {
-                let h = hash_ip(client);
+        match (self.algo, key.hash()) {
+            (Balance::Source | Balance::Uri | Balance::UrlParam | Balance::Hdr, Some(h)) => {
                 let c = self.hashed(cands, h);
                 if c.full {
                     Pick::QueueFor(c.index)
@@ -107,8 +109,9 @@ impl Balancer {
                 }
                 last
             }
+            // A hash-based backend without a key: round robin.
             Balance::Source | Balance::Uri | Balance::UrlParam | Balance::Hdr => {
-                open().next().expect("one is open").index
+                self.smooth_rr(open())
             }
         }
     }
@@ -201,6 +204,38 @@ fn mix64(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
+/// What a hash-based algorithm hashes: the client address at L4 (and for
+/// `source`), a URI, URL parameter or header value at L7. Borrowed, so choosing
+/// a server allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashKey<'a> {
+    /// Nothing to hash (no address known, parameter or header absent).
+    None,
+    Addr(IpAddr),
+    Bytes(&'a [u8]),
+}
+
+impl HashKey<'_> {
+    /// The same value on every shard and every run for the same key.
+    pub fn hash(&self) -> Option<u64> {
+        match self {
+            HashKey::None => None,
+            HashKey::Addr(ip) => Some(hash_ip(*ip)),
+            HashKey::Bytes(b) => Some(hash_bytes(b)),
+        }
+    }
+}
+
+/// FNV-1a over the bytes, then mixed: stable, cheap, no allocation.
+pub fn hash_bytes(b: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &x in b {
+        h ^= x as u64;
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    mix64(h)
+}
+
 /// Hash of a client address; the same on every shard and every run.
 pub fn hash_ip(ip: IpAddr) -> u64 {
     let v = match ip {
@@ -230,8 +265,12 @@ mod tests {
             .collect()
     }
 
-    fn ip(n: u32) -> IpAddr {
+    fn addr(n: u32) -> IpAddr {
         IpAddr::V4(std::net::Ipv4Addr::from(0x7f00_0000 + n))
+    }
+
+    fn ip(n: u32) -> HashKey<'static> {
+        HashKey::Addr(addr(n))
     }
 
     #[test]
@@ -297,7 +336,7 @@ mod tests {
         let without_2: Vec<Candidate> = all.iter().copied().filter(|c| c.index != 2).collect();
         let b = Balancer::new(Balance::Source, HashType::Consistent, 4, 1);
         for n in 0..500 {
-            let h = hash_ip(ip(n));
+            let h = hash_ip(addr(n));
             let before = b.hashed(&all, h).index;
             let after = b.hashed(&without_2, h).index;
             if before != 2 {
@@ -327,5 +366,39 @@ mod tests {
         }
         assert!((800..1200).contains(&counts[0]), "{counts:?}");
         assert_eq!(b.pick(&[], ip(1)), Pick::NoServer);
+    }
+
+    #[test]
+    fn byte_keys_hash_stably_and_spread() {
+        let c = cands(&[1, 1, 1]);
+        let mut a = Balancer::new(Balance::Uri, HashType::MapBased, 3, 1);
+        let mut b = Balancer::new(Balance::Uri, HashType::MapBased, 3, 99);
+        let mut seen = [0; 3];
+        for n in 0..300 {
+            let uri = format!("/item/{n}");
+            let key = HashKey::Bytes(uri.as_bytes());
+            let pa = a.pick(&c, key);
+            assert_eq!(pa, b.pick(&c, key), "same URI, same server on every shard");
+            let Pick::Server(i) = pa else { panic!() };
+            seen[i] += 1;
+        }
+        assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
+        assert_ne!(hash_bytes(b"/a"), hash_bytes(b"/b"));
+    }
+
+    #[test]
+    fn a_hash_backend_without_a_key_falls_back_to_round_robin() {
+        let mut b = Balancer::new(Balance::UrlParam, HashType::MapBased, 2, 1);
+        let c = cands(&[1, 1]);
+        let picks: Vec<Pick> = (0..4).map(|_| b.pick(&c, HashKey::None)).collect();
+        assert_eq!(
+            picks,
+            [
+                Pick::Server(0),
+                Pick::Server(1),
+                Pick::Server(0),
+                Pick::Server(1)
+            ]
+        );
     }
 }

@@ -41,7 +41,7 @@ impl Resolver<'_> {
                             .unwrap_or((text, ""));
                         match word {
                             "status" => HttpExpect::Status(arg.parse().ok().filter(|c| (100..=599).contains(c)).ok_or_else(|| self.err(span(e), ctx, format!("check expect: invalid status \"{arg}\"")))?),
-                            "rstatus" if !arg.is_empty() => HttpExpect::RStatus(arg.into()),
+                            "rstatus" if !arg.is_empty() => HttpExpect::RStatus(Pattern::new(arg).map_err(|m| self.err(span(e), ctx, format!("check expect: {m}")))?),
                             "string" if !arg.is_empty() => HttpExpect::String(arg.into()),
                             _ => return Err(self.err(span(e), ctx, format!("check expect: expected \"status N\", \"rstatus REGEX\" or \"string TEXT\", got \"{text}\""))),
                         }
@@ -114,7 +114,9 @@ impl Resolver<'_> {
             .unwrap_or((text, ""));
         match word {
             "string" if !arg.is_empty() => Ok(TcpCheckStep::ExpectString(arg.into())),
-            "rstring" if !arg.is_empty() => Ok(TcpCheckStep::ExpectRString(arg.into())),
+            "rstring" if !arg.is_empty() => Pattern::new(arg)
+                .map(TcpCheckStep::ExpectRString)
+                .map_err(|m| e(format!("expect: {m}"))),
             "binary" => values::hex(arg).map(TcpCheckStep::ExpectBinary).map_err(e),
             _ => Err(e(format!("expect: expected \"string TEXT\", \"rstring REGEX\" or \"binary HEX\", got \"{text}\""))),
         }

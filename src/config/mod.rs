@@ -4,6 +4,7 @@
 
 mod backend;
 mod error;
+mod lint;
 pub mod model;
 mod resolve;
 mod schema;
@@ -12,6 +13,7 @@ mod values;
 use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrorKind};
+pub use lint::warnings;
 
 use error::Locator;
 

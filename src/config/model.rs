@@ -312,7 +312,7 @@ pub enum HttpExpect {
     Status2xx3xx,
     Status(u16),
     /// Regex over the status code text.
-    RStatus(String),
+    RStatus(Pattern),
     /// Substring of the body.
     String(String),
 }
@@ -325,6 +325,38 @@ pub enum TcpCheckStep {
     /// Hex already decoded.
     SendBinary(Vec<u8>),
     ExpectString(String),
-    ExpectRString(String),
+    ExpectRString(Pattern),
     ExpectBinary(Vec<u8>),
 }
+
+/// A regular expression compiled once, when the configuration is loaded (a bad
+/// one is a config error with its position), and kept with its source text for
+/// messages and comparison.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    pub source: String,
+    pub regex: regex::bytes::Regex,
+}
+
+impl Pattern {
+    pub fn new(source: &str) -> Result<Pattern, String> {
+        regex::bytes::Regex::new(source)
+            .map(|regex| Pattern {
+                source: source.to_string(),
+                regex,
+            })
+            .map_err(|e| format!("invalid regex \"{}\": {e}", super::values::excerpt(source)))
+    }
+
+    pub fn is_match(&self, hay: &[u8]) -> bool {
+        self.regex.is_match(hay)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Pattern) -> bool {
+        self.source == other.source
+    }
+}
+
+impl Eq for Pattern {}

@@ -173,8 +173,12 @@ impl Resolver<'_> {
                     b: &Option<Spanned<RawDuration>>,
                     key: &str|
          -> R<Option<Duration>> {
+            // HAProxy: a timeout of 0 is no timeout at all (and warns about it,
+            // see `lint`), not a timeout that expires at once.
             match a.as_ref().or(b.as_ref()) {
-                Some(v) => self.dur(v, ctx, &format!("timeout {key}")).map(Some),
+                Some(v) => self
+                    .dur(v, ctx, &format!("timeout {key}"))
+                    .map(|d| (!d.is_zero()).then_some(d)),
                 None => Ok(None),
             }
         };

@@ -8,36 +8,72 @@ use std::time::Duration;
 
 use super::schema::RawDuration;
 
-/// `"250ms"`, `"5s"`, `"2m"`, `"1h"`, `"1d"`, `"100us"`, or an integer in ms.
+/// The longest duration HAProxy's timers take: 2^31-1 ms (~24.8 days). Longer
+/// values are refused at load, as HAProxy does, so no deadline computed from a
+/// configured duration can overflow at run time.
+pub const MAX_DURATION_MS: u64 = i32::MAX as u64;
+
+/// `"250ms"`, `"5s"`, `"2m"`, `"1h"`, `"1d"`, `"100us"`, or an integer in ms; at
+/// most [`MAX_DURATION_MS`].
 pub fn duration(v: &RawDuration) -> Result<Duration, String> {
-    match v {
-        RawDuration::Millis(ms) if *ms >= 0 => Ok(Duration::from_millis(*ms as u64)),
-        RawDuration::Millis(ms) => Err(format!("invalid duration {ms}: must not be negative")),
+    let overflow = |what: &str| {
+        format!("timer overflow in {what} (maximum value is {MAX_DURATION_MS} ms or ~24.8 days)")
+    };
+    let d = match v {
+        RawDuration::Millis(ms) if *ms >= 0 => Duration::from_millis(*ms as u64),
+        RawDuration::Millis(ms) => {
+            return Err(format!("invalid duration {ms}: must not be negative"))
+        }
         RawDuration::Text(s) => {
             let t = s.trim();
             let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
             let (num, unit) = t.split_at(split);
-            let n: u64 = num.parse().map_err(|_| {
-                format!(
-                    "invalid duration \"{s}\": expected a number with a unit (us, ms, s, m, h, d)"
-                )
-            })?;
-            let d = match unit {
-                "" | "ms" => Duration::from_millis(n),
-                "us" => Duration::from_micros(n),
-                "s" => Duration::from_secs(n),
-                "m" => Duration::from_secs(n * 60),
-                "h" => Duration::from_secs(n * 3600),
-                "d" => Duration::from_secs(n * 86400),
+            let shown = excerpt(s);
+            if num.is_empty() {
+                return Err(format!(
+                    "invalid duration \"{shown}\": expected a number with a unit (us, ms, s, m, h, d)"
+                ));
+            }
+            let n: u64 = num.parse().map_err(|_| overflow(&format!("\"{shown}\"")))?;
+            let micros_per_unit: u64 = match unit {
+                "" | "ms" => 1_000,
+                "us" => 1,
+                "s" => 1_000_000,
+                "m" => 60_000_000,
+                "h" => 3_600_000_000,
+                "d" => 86_400_000_000,
                 _ => {
                     return Err(format!(
-                        "invalid duration \"{s}\": unknown unit \"{unit}\" (us, ms, s, m, h, d)"
+                        "invalid duration \"{shown}\": unknown unit \"{}\" (us, ms, s, m, h, d)",
+                        excerpt(unit)
                     ))
                 }
             };
-            Ok(d)
+            let micros = n
+                .checked_mul(micros_per_unit)
+                .ok_or_else(|| overflow(&format!("\"{shown}\"")))?;
+            Duration::from_micros(micros)
         }
+    };
+    if d.as_millis() > MAX_DURATION_MS as u128 {
+        let what = match v {
+            RawDuration::Millis(ms) => ms.to_string(),
+            RawDuration::Text(s) => format!("\"{}\"", excerpt(s)),
+        };
+        return Err(overflow(&what));
     }
+    Ok(d)
+}
+
+/// At most 40 characters of a user's value, for messages: a 1 MB bad value must
+/// not come back whole in an error.
+pub fn excerpt(s: &str) -> String {
+    const MAX: usize = 40;
+    if s.chars().count() <= MAX {
+        return s.to_string();
+    }
+    let head: String = s.chars().take(MAX).collect();
+    format!("{head}... ({} bytes)", s.len())
 }
 
 /// `"HOST:PORT"`, `"*:PORT"`, `"[::1]:PORT"`, `"localhost:PORT"`; port 1-65535.
@@ -149,6 +185,35 @@ pub fn hex(s: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_are_bounded_like_haproxys_timers() {
+        let t = |s: &str| duration(&RawDuration::Text(s.into()));
+        assert_eq!(
+            t("2147483647").unwrap(),
+            Duration::from_millis(2_147_483_647)
+        );
+        assert_eq!(t("24d").unwrap(), Duration::from_secs(24 * 86400));
+        for bad in [
+            "2147483648",
+            "25d",
+            "307445734561825861m",
+            "4611686018427387904m",
+            "99999999999999999999999s",
+        ] {
+            let e = t(bad).unwrap_err();
+            assert!(e.contains("timer overflow"), "{bad}: {e}");
+        }
+        let e = duration(&RawDuration::Millis(i64::MAX)).unwrap_err();
+        assert!(e.contains("timer overflow"), "{e}");
+        let long = format!("5{}", "x".repeat(1_000_000));
+        let e = t(&long).unwrap_err();
+        assert!(
+            e.len() < 200,
+            "a huge value is not echoed whole: {} bytes",
+            e.len()
+        );
+    }
 
     #[test]
     fn durations_take_units_or_milliseconds() {

@@ -51,6 +51,12 @@ impl Health {
     /// Records one check result; returns the transition it caused, if any.
     pub fn on_result(&mut self, r: CheckResult) -> Option<Transition> {
         let ok = r.status.is_ok();
+        // A socket error is this process failing to check (out of fds or
+        // memory): recorded, but it says nothing about the server.
+        if r.status == super::check::CheckStatus::SockErr {
+            self.last = Some(r);
+            return None;
+        }
         self.last = Some(r);
         match (self.up, ok) {
             (true, true) | (false, false) => {
@@ -137,6 +143,27 @@ mod tests {
             s.next_delay(),
             Duration::from_secs(5),
             "downinter while down"
+        );
+    }
+
+    #[test]
+    fn a_local_socket_error_never_marks_the_server_down() {
+        let mut s = h();
+        let sockerr = CheckResult {
+            status: CheckStatus::SockErr,
+            ..r(false)
+        };
+        s.on_result(r(false));
+        for _ in 0..10 {
+            assert_eq!(s.on_result(sockerr.clone()), None);
+        }
+        assert!(s.up);
+        assert_eq!(s.last.as_ref().unwrap().status, CheckStatus::SockErr);
+        s.on_result(r(false));
+        assert_eq!(
+            s.on_result(r(false)),
+            Some(Transition::WentDown),
+            "real failures still count, around the socket errors"
         );
     }
 

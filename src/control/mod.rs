@@ -5,7 +5,6 @@
 //! changes server state; it never touches a data shard's memory.
 
 pub mod check;
-pub mod event;
 pub mod health;
 
 use std::rc::Rc;
@@ -16,9 +15,8 @@ use std::time::Duration;
 
 use crate::config::model::Config;
 use crate::log::{level, Logger};
-use crate::shard::shared::{ShardMsg, Shared};
+use crate::state::{ServerEvent, ServerState, ShardMsg, Shared};
 use check::CheckResult;
-use event::{ServerEvent, ServerState};
 use health::{Health, Transition};
 
 /// Last check of every server, by backend then server (`None`: not checked yet,

@@ -7,4 +7,4 @@ mod pools;
 mod pump;
 
 pub use pools::{BufferPool, PipePool};
-pub use pump::{KillSwitch, Pools, Pump, PumpEnd, PumpLimits, PumpResult};
+pub use pump::{KillSwitch, Pools, Pump, PumpEnd, PumpLimits, PumpResult, Transport};

@@ -87,7 +87,7 @@ pub fn tcplog(r: &SessionRecord, names: &Names) -> String {
     };
     let _ = write!(
         out,
-        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02}.{ms:03}] {fe} {be}/{srv} {}/{}/{} {} {} {}/{}/{}/{}/{} {}/{}",
+        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{s:02}.{ms:03}] {fe} {be}/{srv} {}/{}/{} {} {} {}/{}/{}/{}/{}{} {}/{}",
         r.client.port(),
         MONTHS[(mo - 1) as usize],
         r.tw_ms,
@@ -99,6 +99,7 @@ pub fn tcplog(r: &SessionRecord, names: &Names) -> String {
         r.feconn,
         r.beconn,
         r.srv_conn,
+        if r.redispatched { "+" } else { "" },
         r.retries,
         r.srv_queue,
         r.backend_queue,
@@ -159,7 +160,7 @@ pub fn httplog(r: &HttpRecord, names: &Names) -> String {
     let mut out = String::with_capacity(200);
     let _ = write!(
         out,
-        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{sec:02}.{ms:03}] {fe} {be}/{srv} {}/{}/{}/{}/{} {} {} - - {}-- {}/{}/{}/{}/{} {}/{}",
+        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{sec:02}.{ms:03}] {fe} {be}/{srv} {}/{}/{}/{}/{} {} {} - - {}-- {}/{}/{}/{}/{}{} {}/{}",
         s.client.port(),
         MONTHS[(mo - 1) as usize],
         r.tr_request_ms,
@@ -174,6 +175,7 @@ pub fn httplog(r: &HttpRecord, names: &Names) -> String {
         s.feconn,
         s.beconn,
         s.srv_conn,
+        if s.redispatched { "+" } else { "" },
         s.retries,
         s.srv_queue,
         s.backend_queue,
@@ -237,6 +239,7 @@ mod tests {
             bytes_down: 4096,
             termination: Termination::NORMAL,
             retries: 0,
+            redispatched: false,
             actconn: 3,
             feconn: 2,
             beconn: 1,
@@ -255,6 +258,16 @@ mod tests {
             ..r
         };
         assert!(tcplog(&r, &names).contains(" default_servers/<NOSRV> 0/-1/1503 4096 SC "));
+        let r = SessionRecord {
+            retries: 1,
+            redispatched: true,
+            ..r
+        };
+        assert!(
+            tcplog(&r, &names).ends_with(" 3/2/1/1/+1 0/0"),
+            "{}",
+            tcplog(&r, &names)
+        );
     }
 
     fn http_record(ms: u64, line: Option<&[u8]>) -> HttpRecord {
@@ -273,6 +286,7 @@ mod tests {
                 bytes_down: 452,
                 termination: Termination::NORMAL,
                 retries: 0,
+                redispatched: false,
                 actconn: 1,
                 feconn: 1,
                 beconn: 0,

@@ -355,7 +355,8 @@ fn render_var(out: &mut String, var: Var, quoted: bool, r: LogRecord, names: &Na
             let _ = write!(out, "{}", s.srv_conn);
         }
         Var::Retries => {
-            let _ = write!(out, "{}", s.retries);
+            let plus = if s.redispatched { "+" } else { "" };
+            let _ = write!(out, "{plus}{}", s.retries);
         }
         Var::SrvQueue => {
             let _ = write!(out, "{}", s.srv_queue);
@@ -413,6 +414,7 @@ mod tests {
             bytes_down: 452,
             termination: Termination::NORMAL,
             retries: 0,
+            redispatched: false,
             actconn: 1,
             feconn: 1,
             beconn: 0,
@@ -460,10 +462,24 @@ mod tests {
         assert!(httplog(&r, &names()).ends_with(r#" 0/0 {ex#7Cam#7Bple#7D|} {1} "<BADREQ>""#));
 
         let tcplog_fmt = LogFormat::parse(TCPLOG_FORMAT).unwrap();
-        let s = session();
+        let mut s = session();
         assert_eq!(
             tcplog_fmt.render(LogRecord::Tcp(&s), &names()),
             tcplog(&s, &names())
+        );
+        // A redispatched retry prints `+` before the count, in every format.
+        (s.retries, s.redispatched) = (1, true);
+        assert!(tcplog(&s, &names()).contains(" 1/1/0/0/+1 "));
+        assert_eq!(
+            tcplog_fmt.render(LogRecord::Tcp(&s), &names()),
+            tcplog(&s, &names())
+        );
+        let mut r = http();
+        r.session = s;
+        assert!(httplog(&r, &names()).contains(" 1/1/0/0/+1 "));
+        assert_eq!(
+            httplog_fmt.render(LogRecord::Http(&r), &names()),
+            httplog(&r, &names())
         );
     }
 

@@ -319,6 +319,7 @@ mod tests {
             bytes_down: 0,
             termination: Termination::NORMAL,
             retries: 0,
+            redispatched: false,
             actconn: 0,
             feconn: 0,
             beconn: 0,

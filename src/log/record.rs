@@ -24,6 +24,14 @@ impl Termination {
     pub const SERVER_ABORT: Termination = Termination(*b"SD");
     pub const SERVER_DOWN_KILL: Termination = Termination(*b"DD");
     pub const HARD_STOP_KILL: Termination = Termination(*b"KD");
+    /// Killed by `hard-stop-after` while waiting in the queue / connecting.
+    pub const HARD_STOP_QUEUED: Termination = Termination(*b"KQ");
+    pub const HARD_STOP_CONNECTING: Termination = Termination(*b"KC");
+    /// The proxy ran out of a local resource (fds, memory, source ports) while
+    /// connecting: HAProxy's `R` (resource) in the connect phase.
+    pub const LOCAL_RESOURCE: Termination = Termination(*b"RC");
+    /// A local failure (not the client's doing) while forwarding data.
+    pub const LOCAL_DATA: Termination = Termination(*b"RD");
 
     pub fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).unwrap_or("??")
@@ -50,6 +58,8 @@ pub struct SessionRecord {
     pub bytes_down: u64,
     pub termination: Termination,
     pub retries: u32,
+    /// A retry went to another server: HAProxy prints `+` before the retries.
+    pub redispatched: bool,
     pub actconn: u32,
     pub feconn: u32,
     pub beconn: u32,

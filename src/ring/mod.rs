@@ -18,8 +18,11 @@ mod ops;
 mod reactor;
 mod timer;
 
+#[cfg(test)]
+mod tests;
+
 pub use executor::{block_on, spawn, yield_now};
-pub use ops::{accept_multi, poll_once, AcceptMulti, PollMulti, PollOnce};
+pub use ops::{accept_multi, poll_once, recv_owned, AcceptMulti, PollMulti, PollOnce, RecvOwned};
 pub use reactor::{RingConfig, RingError};
 pub use timer::{now_coarse, sleep_until, with_deadline, Sleep};
 

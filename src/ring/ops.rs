@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 
 use io_uring::{opcode, types};
 
-use super::reactor;
+use super::reactor::{self, OpKey};
 
 fn result_to_io(res: i32) -> io::Result<u32> {
     if res < 0 {
@@ -20,19 +20,14 @@ fn result_to_io(res: i32) -> io::Result<u32> {
     }
 }
 
-/// An owned slot key; orphans the slot on drop unless already released.
-struct SlotKey(Option<usize>);
+/// An owned op key; orphans the op on drop unless already released (later,
+/// at the next reap, if the reactor is busy right now).
+struct SlotKey(Option<OpKey>);
 
 impl Drop for SlotKey {
     fn drop(&mut self) {
         if let Some(k) = self.0.take() {
-            let _ = reactor::REACTOR.try_with(|r| {
-                if let Ok(mut r) = r.try_borrow_mut() {
-                    if let Some(r) = r.as_mut() {
-                        r.orphan(k);
-                    }
-                }
-            });
+            reactor::orphan_later_if_busy(k);
         }
     }
 }
@@ -61,7 +56,8 @@ impl Future for PollOnce {
             None => {
                 let entry = opcode::PollAdd::new(types::Fd(this.fd), this.mask).build();
                 let k = reactor::with(|r| {
-                    let k = r.submit(entry);
+                    // SAFETY: a poll entry references no memory.
+                    let k = unsafe { r.submit(entry) };
                     r.slot(k).waker = Some(cx.waker().clone());
                     k
                 });
@@ -104,11 +100,12 @@ impl PollMulti {
         }
     }
 
-    fn arm(&mut self) -> usize {
+    fn arm(&mut self) -> OpKey {
         let entry = opcode::PollAdd::new(types::Fd(self.fd), self.mask)
             .multi(true)
             .build();
-        let k = reactor::with(|r| r.submit(entry));
+        // SAFETY: a poll entry references no memory.
+        let k = reactor::with(|r| unsafe { r.submit(entry) });
         self.key.0 = Some(k);
         k
     }
@@ -181,12 +178,13 @@ pub struct AcceptMulti {
 }
 
 impl AcceptMulti {
-    fn arm(&mut self) -> usize {
+    fn arm(&mut self) -> OpKey {
         let entry = opcode::AcceptMulti::new(types::Fd(self.fd))
             .flags(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
             .build();
         let k = reactor::with(|r| {
-            let k = r.submit(entry);
+            // SAFETY: an accept without an address buffer references no memory.
+            let k = unsafe { r.submit(entry) };
             r.slot(k).yields_fds = true;
             k
         });
@@ -258,5 +256,65 @@ impl AcceptMulti {
         if let Some(k) = self.key.0 {
             reactor::with(|r| r.cancel(k));
         }
+    }
+}
+
+/// One `recv` into a buffer the op owns (`IORING_OP_RECV`): the buffer moves into
+/// the reactor slot when submitted and comes back with the result, so dropping
+/// the future early can never leave the kernel writing into freed memory.
+pub fn recv_owned(fd: RawFd, buf: Vec<u8>) -> RecvOwned {
+    RecvOwned {
+        fd,
+        buf: Some(buf),
+        key: SlotKey(None),
+    }
+}
+
+pub struct RecvOwned {
+    fd: RawFd,
+    buf: Option<Vec<u8>>,
+    key: SlotKey,
+}
+
+impl Future for RecvOwned {
+    /// The bytes received (`Ok(0)` at EOF) and the buffer back.
+    type Output = (io::Result<usize>, Vec<u8>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let k = match this.key.0 {
+            Some(k) => k,
+            None => {
+                let buf = this.buf.take().expect("polled after completion");
+                let fd = this.fd;
+                let k = reactor::with(|r| {
+                    let k = r.submit_owning(Box::new(buf), |b| {
+                        opcode::Recv::new(types::Fd(fd), b.as_mut_ptr(), b.len() as u32).build()
+                    });
+                    r.slot(k).waker = Some(cx.waker().clone());
+                    k
+                });
+                this.key.0 = Some(k);
+                return Poll::Pending;
+            }
+        };
+        reactor::with(|r| {
+            let res = r.slot(k).results.pop_front();
+            match res {
+                Some((res, _)) => {
+                    let buf = r
+                        .owned_mut::<Vec<u8>>(k)
+                        .map(std::mem::take)
+                        .unwrap_or_default();
+                    r.release(k);
+                    this.key.0 = None;
+                    Poll::Ready((result_to_io(res).map(|n| n as usize), buf))
+                }
+                None => {
+                    r.slot(k).waker = Some(cx.waker().clone());
+                    Poll::Pending
+                }
+            }
+        })
     }
 }

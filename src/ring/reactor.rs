@@ -1,6 +1,18 @@
 //! The reactor: one io_uring ring per shard and the slab of operation slots keyed
 //! by `user_data`. A slot owns whatever the kernel may touch until the final CQE
 //! arrives; only then is it freed, even if the future that wanted it is gone.
+//!
+//! Safety by construction:
+//! - `user_data` carries the slot index and the slot's generation, bumped on every
+//!   reuse, so a completion can never be delivered to a later occupant of its slot.
+//! - [`Reactor::submit`] is `unsafe`: its caller promises the entry references no
+//!   memory. An entry that does (a buffer, an address) goes through
+//!   [`Reactor::submit_owning`], which moves that memory into the slot, where it
+//!   stays until the final completion — whoever drops the op's future meanwhile.
+//! - An op future dropped while the reactor is borrowed queues its orphaning,
+//!   done at the next reap: nothing leaks silently.
+//! - A submission queue that cannot be flushed for long is an error (a panic that
+//!   stops the shard and, through it, the process), not an endless loop.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -17,6 +29,32 @@ const ENTER_GETEVENTS: u32 = 1;
 
 /// `user_data` of `AsyncCancel` requests, whose completions nobody awaits.
 const CANCEL_UD: u64 = u64::MAX;
+
+/// Consecutive failed flushes of a full submission queue after which the ring
+/// is declared broken.
+const MAX_FLUSH_FAILURES: u32 = 10_000;
+
+/// The `user_data` of an operation: slot index (low 32 bits) and the slot's
+/// generation (high 32 bits). Never equal to [`CANCEL_UD`] (generations wrap
+/// before reaching `u32::MAX`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OpKey {
+    pub(crate) index: u32,
+    pub(crate) gen: u32,
+}
+
+impl OpKey {
+    pub(crate) fn user_data(self) -> u64 {
+        (self.gen as u64) << 32 | self.index as u64
+    }
+
+    pub(crate) fn from_user_data(ud: u64) -> OpKey {
+        OpKey {
+            index: ud as u32,
+            gen: (ud >> 32) as u32,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct RingConfig {
@@ -56,6 +94,10 @@ impl std::error::Error for RingError {}
 #[derive(Default)]
 pub(crate) struct Slot {
     in_use: bool,
+    /// Bumped on every allocation; part of the op's `user_data`.
+    gen: u32,
+    /// Memory the kernel may read or write for this op, kept until its final CQE.
+    owned: Option<Box<dyn std::any::Any>>,
     pub(crate) results: VecDeque<(i32, u32)>,
     pub(crate) finished: bool,
     orphan: bool,
@@ -72,6 +114,30 @@ pub(crate) struct Reactor {
 
 thread_local! {
     pub(crate) static REACTOR: RefCell<Option<Reactor>> = const { RefCell::new(None) };
+    /// Ops whose futures were dropped while the reactor was borrowed; orphaned
+    /// at the next reap.
+    static PENDING_ORPHANS: RefCell<Vec<OpKey>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Orphans `key`'s op now, or at the next reap when the reactor is busy (an op
+/// future dropped from inside a reactor call).
+pub(crate) fn orphan_later_if_busy(key: OpKey) {
+    let done = REACTOR
+        .try_with(|r| match r.try_borrow_mut() {
+            Ok(mut r) => match r.as_mut() {
+                Some(r) => {
+                    r.orphan(key);
+                    true
+                }
+                // The runtime is gone: its ring, and the ops with it, too.
+                None => true,
+            },
+            Err(_) => false,
+        })
+        .unwrap_or(true);
+    if !done {
+        let _ = PENDING_ORPHANS.try_with(|p| p.borrow_mut().push(key));
+    }
 }
 
 /// Runs `f` on this thread's reactor. Panics if called outside `block_on`, which
@@ -104,91 +170,151 @@ impl Reactor {
         })
     }
 
-    fn alloc(&mut self) -> usize {
-        let key = match self.free.pop() {
+    fn alloc(&mut self) -> OpKey {
+        let index = match self.free.pop() {
             Some(k) => k,
             None => {
                 self.slots.push(Slot::default());
                 self.slots.len() - 1
             }
         };
-        let s = &mut self.slots[key];
+        let s = &mut self.slots[index];
         s.in_use = true;
+        // Wraps before u32::MAX so no user_data ever equals CANCEL_UD.
+        s.gen = if s.gen >= u32::MAX - 1 { 0 } else { s.gen + 1 };
         s.finished = false;
         s.orphan = false;
         s.yields_fds = false;
+        s.owned = None;
         s.results.clear();
         s.waker = None;
-        key
+        OpKey {
+            index: index as u32,
+            gen: s.gen,
+        }
     }
 
-    pub(crate) fn slot(&mut self, key: usize) -> &mut Slot {
-        &mut self.slots[key]
+    /// The slot of a live op. Panics on a stale key, which would be a bug in
+    /// this module (an op future never outlives its slot).
+    pub(crate) fn slot(&mut self, key: OpKey) -> &mut Slot {
+        let s = &mut self.slots[key.index as usize];
+        assert!(s.in_use && s.gen == key.gen, "stale op key {key:?}");
+        s
     }
 
-    pub(crate) fn release(&mut self, key: usize) {
-        let s = &mut self.slots[key];
+    pub(crate) fn release(&mut self, key: OpKey) {
+        let s = &mut self.slots[key.index as usize];
+        if !s.in_use || s.gen != key.gen {
+            return;
+        }
         s.in_use = false;
         s.waker = None;
-        self.free.push(key);
+        s.owned = None;
+        self.free.push(key.index as usize);
     }
 
-    /// Queues `entry` with a fresh slot; returns the slot key.
+    /// Queues `entry` with a fresh slot; returns its key.
     ///
-    /// The entries we build reference no user memory (poll, accept without
-    /// address, cancel), so nothing needs to be kept alive beyond the fd, which
-    /// the owner keeps open until the slot is finished or orphaned-and-cancelled.
-    pub(crate) fn submit(&mut self, entry: squeue::Entry) -> usize {
+    /// # Safety
+    /// `entry` must reference no memory (poll, accept without an address,
+    /// cancel): nothing but its fd, which the op's owner keeps open until the op
+    /// is finished or orphaned. An entry with buffers must use
+    /// [`Reactor::submit_owning`].
+    pub(crate) unsafe fn submit(&mut self, entry: squeue::Entry) -> OpKey {
         let key = self.alloc();
-        self.push(entry.user_data(key as u64));
+        self.push(entry.user_data(key.user_data()));
         key
+    }
+
+    /// Queues the entry `build` makes from `owned` — memory it points into (a
+    /// buffer, an address) — and keeps `owned` in the op's slot until the final
+    /// completion, so the kernel never touches freed memory, whenever the op's
+    /// future is dropped. `build` receives the boxed memory at its final address.
+    pub(crate) fn submit_owning<T: 'static>(
+        &mut self,
+        owned: Box<T>,
+        build: impl FnOnce(&mut T) -> squeue::Entry,
+    ) -> OpKey {
+        let key = self.alloc();
+        let mut owned = owned;
+        let entry = build(&mut owned);
+        // The box's heap allocation does not move when the box itself does.
+        self.slots[key.index as usize].owned = Some(owned);
+        self.push(entry.user_data(key.user_data()));
+        key
+    }
+
+    /// Slots held by ops not yet finished (or finished and not yet released).
+    #[cfg(test)]
+    pub(crate) fn ops_in_flight(&self) -> usize {
+        self.slots.iter().filter(|s| s.in_use).count()
+    }
+
+    /// The memory an owning op holds, once its results are in.
+    pub(crate) fn owned_mut<T: 'static>(&mut self, key: OpKey) -> Option<&mut T> {
+        self.slot(key).owned.as_mut()?.downcast_mut::<T>()
     }
 
     fn push(&mut self, entry: squeue::Entry) {
+        let mut failures = 0u32;
         loop {
-            // SAFETY: our entries reference no user buffers (see `submit`), so the
-            // kernel cannot touch freed memory whatever happens to the caller.
+            // SAFETY: every entry comes from `submit` (no memory, by its
+            // contract) or `submit_owning` (memory held by the slot until the
+            // final completion), so the kernel cannot touch freed memory.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
                 return;
             }
-            // Queue full: hand what we have to the kernel and retry.
-            if let Err(e) = self.ring.submit() {
-                if e.raw_os_error() != Some(libc::EBUSY) {
-                    // Nothing sensible to do but retry after reaping.
+            // Queue full: hand what we have to the kernel, reap, retry.
+            match self.ring.submit() {
+                Ok(_) => failures = 0,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+                Err(e) => {
+                    failures += 1;
+                    assert!(
+                        failures < MAX_FLUSH_FAILURES,
+                        "io_uring submission keeps failing: {e}"
+                    );
                 }
-                self.reap();
             }
+            self.reap();
         }
     }
 
     /// Called when the future owning `key` is dropped.
-    pub(crate) fn orphan(&mut self, key: usize) {
-        let s = &mut self.slots[key];
+    pub(crate) fn orphan(&mut self, key: OpKey) {
+        let Some(s) = self.slots.get_mut(key.index as usize) else {
+            return;
+        };
+        if !s.in_use || s.gen != key.gen {
+            return;
+        }
+        // Results nobody will take: accepted fds among them are closed (those
+        // clients see a close), whether or not the op has finished.
+        let yields_fds = s.yields_fds;
+        for (res, _) in s.results.drain(..) {
+            if yields_fds {
+                close_fd(res);
+            }
+        }
         if s.finished {
             self.release(key);
         } else {
             s.orphan = true;
             s.waker = None;
-            let yields_fds = s.yields_fds;
-            for (res, _) in s.results.drain(..) {
-                if yields_fds {
-                    close_fd(res);
-                }
-            }
             self.push(
-                opcode::AsyncCancel::new(key as u64)
+                opcode::AsyncCancel::new(key.user_data())
                     .build()
                     .user_data(CANCEL_UD),
             );
         }
     }
 
-    /// Asks the kernel to cancel the operation in slot `key`; its owner keeps
-    /// consuming results until the final completion.
-    pub(crate) fn cancel(&mut self, key: usize) {
-        if !self.slots[key].finished {
+    /// Asks the kernel to cancel the operation `key`; its owner keeps consuming
+    /// results until the final completion.
+    pub(crate) fn cancel(&mut self, key: OpKey) {
+        if !self.slot(key).finished {
             self.push(
-                opcode::AsyncCancel::new(key as u64)
+                opcode::AsyncCancel::new(key.user_data())
                     .build()
                     .user_data(CANCEL_UD),
             );
@@ -224,6 +350,12 @@ impl Reactor {
 
     /// Moves every available completion into its slot and wakes its owner.
     pub(crate) fn reap(&mut self) {
+        let pending = PENDING_ORPHANS
+            .try_with(|p| std::mem::take(&mut *p.borrow_mut()))
+            .unwrap_or_default();
+        for key in pending {
+            self.orphan(key);
+        }
         let slots = &mut self.slots;
         let free = &mut self.free;
         for cqe in self.ring.completion() {
@@ -231,11 +363,14 @@ impl Reactor {
             if ud == CANCEL_UD {
                 continue;
             }
-            let key = ud as usize;
-            let Some(s) = slots.get_mut(key) else {
+            let key = OpKey::from_user_data(ud);
+            let Some(s) = slots.get_mut(key.index as usize) else {
                 continue;
             };
-            if !s.in_use {
+            // A completion for an earlier occupant of the slot cannot happen
+            // (slots are freed only by their final completion), but if it did it
+            // must not reach the new op.
+            if !s.in_use || s.gen != key.gen {
                 continue;
             }
             let more = cqueue::more(cqe.flags());
@@ -250,7 +385,8 @@ impl Reactor {
                 }
                 if s.finished {
                     s.in_use = false;
-                    free.push(key);
+                    s.owned = None;
+                    free.push(key.index as usize);
                 }
                 continue;
             }

@@ -11,13 +11,25 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use super::ctx::{Permit, ShardCtx};
+use std::sync::atomic::Ordering;
+
+use super::connect::is_local_exhaustion;
+use super::ctx::ShardCtx;
+use super::limits::Permit;
 use super::session;
+use crate::log::level;
 use crate::ring;
 use crate::sys::socket::Socket;
 
 pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
     let fd = listener.as_raw_fd();
+    // Fault injection for the test suite (debug builds only): this shard panics
+    // on its first connection, as a shard would on a bug.
+    let inject_panic = cfg!(debug_assertions)
+        && std::env::var("RINGLB_TEST_PANIC_SHARD")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            == Some(ctx.id);
     let stop_slot = {
         let mut w = ctx.accept_wakers.borrow_mut();
         w.push(None);
@@ -48,6 +60,9 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
                 stop_or(&ctx, stop_slot, acc.next()).await
             };
             match next {
+                Some(Some(Ok(_))) if inject_panic => {
+                    panic!("injected fault (RINGLB_TEST_PANIC_SHARD={})", ctx.id)
+                }
                 Some(Some(Ok(conn))) => match ctx.try_permit(frontend) {
                     Some(p) if held.is_empty() => spawn_session(&ctx, frontend, conn, p),
                     other => {
@@ -57,10 +72,23 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
                     }
                 },
                 Some(Some(Err(e))) => {
-                    // Out of fds or memory: back off briefly rather than spin.
+                    ctx.shared.frontends[frontend]
+                        .accept_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    // Out of fds or memory: say so (rate-limited) and back off
+                    // briefly rather than spin; accepting resumes by itself.
                     // ECONNABORTED and the like are the client's business.
-                    let scarce = [libc::EMFILE, libc::ENFILE, libc::ENOBUFS, libc::ENOMEM];
-                    if e.raw_os_error().is_some_and(|c| scarce.contains(&c)) {
+                    if is_local_exhaustion(&e) {
+                        if ctx.shared.local_exhaustion() {
+                            ctx.logger.event(
+                                level::ALERT,
+                                format!(
+                                    "Proxy {} cannot accept a connection: {e} (the process \
+                                     reached its fd or memory limit; check 'ulimit -n' and maxconn).",
+                                    ctx.config.frontends[frontend].name
+                                ),
+                            );
+                        }
                         ring::sleep_until(Instant::now() + Duration::from_millis(100)).await;
                     }
                 }

@@ -1,33 +1,45 @@
 //! Data shards: one OS thread per CPU, pinned, each running its own io_uring ring,
 //! its own `SO_REUSEPORT` listener for every bind, and every session the kernel
 //! hands those listeners. A shard shares nothing on the hot path; limits are exact
-//! through padded atomics in [`shared::Shared`], and state changes arrive through
-//! the shard's inbox (a channel plus an eventfd its ring polls).
+//! through padded atomics in [`crate::state::Shared`], and state changes arrive
+//! through the shard's inbox (a channel plus an eventfd its ring polls).
+//!
+//! A shard that dies (a panic, a failed `io_uring_enter`) is reported at once to
+//! the main thread, which stops the process with a non-zero exit: a dead shard
+//! would otherwise leave a listener in the `SO_REUSEPORT` group that nobody
+//! accepts on.
 //!
 //! Listeners are bound by the caller's thread before any shard starts, so a port in
 //! use is a startup error (exit 2) that changes nothing.
 
 mod accept;
+pub mod connect;
 pub mod ctx;
+pub mod dispatch;
+pub mod limits;
+pub mod live;
+mod servers;
 pub mod session;
-pub mod shared;
+mod stop;
+mod tcp;
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
 use self::ctx::ShardCtx;
-use self::shared::{ShardMsg, Shared};
 use crate::config::model::Config;
 use crate::log::Logger;
 use crate::ring::{self, events, PollMulti, RingConfig, RingError};
+use crate::state::{ShardMsg, Shared};
+use crate::sys::signals;
 use crate::sys::socket::Socket;
 
 #[derive(Debug)]
@@ -101,6 +113,43 @@ pub fn shard_count(config: &Config, override_n: Option<usize>) -> usize {
 pub struct Shards {
     pub shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// Shards that ended while the process was not stopping: (shard, why).
+    pub failures: Arc<Mutex<Vec<(usize, String)>>>,
+}
+
+/// Reports a shard thread's end to the main thread, however it ends (returned
+/// or unwinding from a panic): an end that was not asked for is a failure.
+struct ExitReport {
+    id: usize,
+    shared: Arc<Shared>,
+    failures: Arc<Mutex<Vec<(usize, String)>>>,
+    why: Option<String>,
+}
+
+impl Drop for ExitReport {
+    fn drop(&mut self) {
+        let stopping = self
+            .shared
+            .stopping
+            .load(std::sync::atomic::Ordering::SeqCst);
+        let why = match self.why.take() {
+            Some(w) => w,
+            None if std::thread::panicking() => "panicked".to_string(),
+            None if !stopping => "exited unexpectedly".to_string(),
+            None => return,
+        };
+        if let Ok(mut f) = self.failures.lock() {
+            f.push((self.id, why));
+        }
+        let _ = signals::notify_shard_exit();
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".to_string())
 }
 
 impl Shards {
@@ -115,24 +164,39 @@ impl Shards {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), RingError>>(n);
         let mut threads = Vec::new();
+        let failures = Arc::new(Mutex::new(Vec::new()));
         for (i, (ls, rx)) in listeners.into_iter().zip(rxs).enumerate() {
             let shared = shared.clone();
             let core = (!cores.is_empty()).then(|| cores[i % cores.len()]);
             let ready = ready_tx.clone();
             let logger = logger.clone();
+            let failures = failures.clone();
             let t = std::thread::Builder::new()
                 .name(format!("ringlb-shard-{i}"))
                 .spawn(move || {
+                    let mut report = ExitReport {
+                        id: i,
+                        shared: shared.clone(),
+                        failures,
+                        why: None,
+                    };
                     if let Some(c) = core {
                         core_affinity::set_for_current(c);
                     }
                     let ready2 = ready.clone();
-                    let r = ring::block_on(RingConfig::default(), async move {
-                        let _ = ready2.send(Ok(()));
-                        shard_main(i, shared, ls, rx, logger).await
-                    });
-                    if let Err(e) = r {
-                        let _ = ready.send(Err(e));
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        ring::block_on(RingConfig::default(), async move {
+                            let _ = ready2.send(Ok(()));
+                            shard_main(i, shared, ls, rx, logger).await
+                        })
+                    }));
+                    match r {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            report.why = Some(e.to_string());
+                            let _ = ready.send(Err(e));
+                        }
+                        Err(p) => report.why = Some(panic_message(&*p)),
                     }
                 })
                 .map_err(StartError::Thread)?;
@@ -145,7 +209,11 @@ impl Shards {
                 Err(_) => return Err(StartError::Thread(io::Error::other("shard thread died"))),
             }
         }
-        Ok(Shards { shared, threads })
+        Ok(Shards {
+            shared,
+            threads,
+            failures,
+        })
     }
 
     /// Stops accepting everywhere; sessions drain.
@@ -158,7 +226,12 @@ impl Shards {
         }
     }
 
-    /// Closes every session now.
+    /// Shards that died, with why; empty while all is well.
+    pub fn failed(&self) -> Vec<(usize, String)> {
+        self.failures.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
+    /// Closes every session now, whatever its state.
     pub fn kill(&self) {
         for inbox in &self.shared.inboxes {
             inbox.send(ShardMsg::Kill);
@@ -169,17 +242,19 @@ impl Shards {
         self.threads.iter().all(|t| t.is_finished())
     }
 
-    /// Waits for every shard, killing sessions at `hard_stop` if they still run.
+    /// Waits for every shard, killing sessions at `hard_stop` if they still run,
+    /// or at once on a second SIGTERM/SIGINT (the operator insists).
     pub fn join(self, hard_stop: Option<Instant>) {
         let mut killed = false;
         while !self.all_finished() {
-            if let Some(h) = hard_stop {
-                if !killed && Instant::now() >= h {
-                    self.kill();
-                    killed = true;
-                }
+            let insist = matches!(
+                signals::wait(Duration::from_millis(10)),
+                Ok(Some(libc::SIGTERM | libc::SIGINT))
+            );
+            if !killed && (insist || hard_stop.is_some_and(|h| Instant::now() >= h)) {
+                self.kill();
+                killed = true;
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
         for t in self.threads {
             let _ = t.join();
@@ -224,10 +299,7 @@ async fn inbox_loop(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {
                 ShardMsg::LimitFreed => ctx.wake_limit_waiters(),
                 ShardMsg::SlotFreed { backend } => ctx.serve_queue(backend),
                 ShardMsg::Stop => ctx.begin_stop(),
-                ShardMsg::Kill => {
-                    ctx.begin_stop();
-                    ctx.kill_sessions(|_, _| true);
-                }
+                ShardMsg::Kill => ctx.hard_stop(),
             }
         }
     }

@@ -1,81 +1,18 @@
-//! One TCP session from accept to log line: choose a server (or queue for one),
-//! connect with retries and redispatch, pump bytes, then count and log. The
-//! `await` points are the session's states; the close/count/log path is written
-//! once, at the end of `run`.
+//! Where every session starts: the one place that dispatches on the frontend's
+//! mode (TCP today; HTTP and TLS wrap in here next), registers the session so it
+//! can be killed in any state, and writes its log line once it has ended.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
-use super::ctx::{Dispatch, Permit, ServerSlot, ShardCtx};
-use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits};
+use super::ctx::ShardCtx;
+use super::limits::Permit;
+use super::tcp;
+use crate::config::model::Mode;
+use crate::l4::KillSwitch;
 use crate::log::{SessionRecord, Termination};
-use crate::ring::{self, events};
 use crate::sys::socket::Socket;
-
-enum ConnectError {
-    Refused,
-    Timeout,
-}
-
-async fn connect(addr: SocketAddr, timeout: Option<Duration>) -> Result<Socket, ConnectError> {
-    let (sock, in_progress) = Socket::connect(&addr).map_err(|_| ConnectError::Refused)?;
-    if !in_progress {
-        return Ok(sock);
-    }
-    let deadline = timeout.map(|t| Instant::now() + t);
-    match ring::with_deadline(deadline, ring::poll_once(sock.as_raw_fd(), events::OUT)).await {
-        None => Err(ConnectError::Timeout),
-        Some(Err(_)) => Err(ConnectError::Refused),
-        // A failed connect always reports POLLERR (and POLLHUP once reset), so
-        // a plain POLLOUT is a connection: no `SO_ERROR` read on the fast path.
-        Some(Ok(ev)) if ev & (events::ERR | events::HUP) == 0 => Ok(sock),
-        Some(Ok(_)) => Err(ConnectError::Refused),
-    }
-}
-
-/// Gets a server slot, waiting in the backend queue if every server is full.
-async fn obtain(
-    ctx: &Rc<ShardCtx>,
-    backend: usize,
-    client: IpAddr,
-    exclude: Option<usize>,
-) -> Result<ServerSlot, Termination> {
-    match ctx.dispatch(backend, client, exclude) {
-        Dispatch::Slot(s) => Ok(s),
-        Dispatch::NoServer => Err(Termination::NO_SERVER),
-        Dispatch::QueueFull => Err(Termination::QUEUE_FULL),
-        Dispatch::Queued(ticket) => {
-            let t = ctx.config.backends[backend].timeouts;
-            // HAProxy: without `timeout queue`, `timeout connect` bounds the wait.
-            let limit = t.queue.or(t.connect);
-            let deadline = limit.map(|l| Instant::now() + l);
-            let wait = std::future::poll_fn(|cx| match ticket.granted.get() {
-                Some(s) => std::task::Poll::Ready(s),
-                None => {
-                    *ticket.waker.borrow_mut() = Some(cx.waker().clone());
-                    std::task::Poll::Pending
-                }
-            });
-            match ring::with_deadline(deadline, wait).await {
-                Some(server) => Ok(ctx.slot_from_ticket(backend, server)),
-                None => {
-                    ctx.cancel_ticket(backend, &ticket);
-                    if let Some(server) = ticket.granted.get() {
-                        // Granted in the same instant the timer fired: take it.
-                        return Ok(ctx.slot_from_ticket(backend, server));
-                    }
-                    ctx.shared.backends[backend]
-                        .queue_timeouts
-                        .fetch_add(1, Ordering::Relaxed);
-                    Err(Termination::QUEUE_TIMEOUT)
-                }
-            }
-        }
-    }
-}
 
 pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Permit) {
     let accept_time = SystemTime::now();
@@ -106,6 +43,7 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
         bytes_down: 0,
         termination: Termination::NORMAL,
         retries: 0,
+        redispatched: false,
         actconn: ctx.shared.actconn.get(),
         feconn: ctx.shared.frontends[frontend].active.get(),
         beconn: 0,
@@ -113,11 +51,14 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
         srv_queue: 0,
         backend_queue: 0,
     };
-    if let Some(backend) = fe.default_backend {
-        report.termination = serve(&ctx, frontend, backend, &client, &mut report, t0).await;
-    } else {
-        report.termination = Termination::NO_SERVER;
-    }
+    let kill = Rc::new(KillSwitch::default());
+    let live = ctx.live.register(fe.default_backend, kill.clone());
+    report.termination = match fe.mode {
+        Mode::Tcp => tcp::serve(&ctx, frontend, &client, &mut report, t0, &live, &kill).await,
+        // Refused at startup (`run::unsupported`) until the HTTP mode lands.
+        Mode::Http => Termination::NO_SERVER,
+    };
+    drop(live);
     report.tt_ms = t0.elapsed().as_millis() as i64;
     drop(client);
     // Like HAProxy, the connection counts are those at log time.
@@ -125,107 +66,4 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     report.feconn = ctx.shared.frontends[frontend].active.get();
     drop(permit);
     ctx.logger.session(report);
-}
-
-/// Connects and pumps; returns how the session ended.
-async fn serve(
-    ctx: &Rc<ShardCtx>,
-    frontend: usize,
-    backend: usize,
-    client: &Socket,
-    report: &mut SessionRecord,
-    t0: Instant,
-) -> Termination {
-    let be = &ctx.config.backends[backend];
-    let ip = report.client.ip();
-    ctx.shared.backends[backend]
-        .total
-        .fetch_add(1, Ordering::Relaxed);
-    report.backend_queue = ctx.shared.backends[backend]
-        .queued
-        .0
-        .load(Ordering::Relaxed);
-    let mut slot = match obtain(ctx, backend, ip, None).await {
-        Ok(s) => s,
-        Err(t) => return t,
-    };
-    report.tw_ms = t0.elapsed().as_millis() as i64;
-    let mut retries_left = be.retries;
-    let server_sock = loop {
-        let srv = &be.servers[slot.server];
-        report.server = Some(slot.server);
-        let t_connect = Instant::now();
-        match connect(srv.addr, be.timeouts.connect).await {
-            Ok(sock) => {
-                report.tc_ms = t_connect.elapsed().as_millis() as i64;
-                break sock;
-            }
-            Err(e) => {
-                let counters = &ctx.shared.backends[backend].servers[slot.server];
-                counters.connect_errors.fetch_add(1, Ordering::Relaxed);
-                if retries_left == 0 {
-                    return match e {
-                        ConnectError::Refused => Termination::CONNECT_REFUSED,
-                        ConnectError::Timeout => Termination::CONNECT_TIMEOUT,
-                    };
-                }
-                retries_left -= 1;
-                report.retries += 1;
-                counters.retries.fetch_add(1, Ordering::Relaxed);
-                if retries_left == 0 && be.redispatch {
-                    // HAProxy's default `option redispatch`: the last retry goes
-                    // to another server.
-                    counters.redispatches.fetch_add(1, Ordering::Relaxed);
-                    let from = slot.server;
-                    drop(slot);
-                    slot = match obtain(ctx, backend, ip, Some(from)).await {
-                        Ok(s) => s,
-                        Err(t) => return t,
-                    };
-                } else if matches!(e, ConnectError::Refused) {
-                    // HAProxy's turn-around timer before retrying the same server.
-                    let pause = be
-                        .timeouts
-                        .connect
-                        .unwrap_or(Duration::from_secs(1))
-                        .min(Duration::from_secs(1));
-                    ring::sleep_until(Instant::now() + pause).await;
-                }
-            }
-        }
-    };
-    let server = slot.server;
-    let fe = &ctx.config.frontends[frontend];
-    let limits = PumpLimits {
-        client: fe.timeouts.client,
-        server: be.timeouts.server,
-        client_fin: fe.timeouts.client_fin,
-        server_fin: be.timeouts.server_fin,
-        tunnel: be.timeouts.tunnel.or(fe.timeouts.tunnel),
-        splice: ctx.config.global.tune.splice,
-    };
-    let kill = Rc::new(KillSwitch::default());
-    let live = ctx.register_live(backend, server, kill.clone());
-    let res = Pump::run(client, &server_sock, &ctx.pools, limits, kill).await;
-    ctx.unregister_live(live);
-    report.bytes_up = res.up;
-    report.bytes_down = res.down;
-    drop(server_sock);
-    drop(slot);
-    report.beconn = ctx.shared.backends[backend].active.get();
-    report.srv_conn = ctx.shared.backends[backend].servers[server].active.get();
-    match res.end {
-        PumpEnd::Closed => Termination::NORMAL,
-        PumpEnd::ClientTimeout => Termination::CLIENT_TIMEOUT,
-        PumpEnd::ServerTimeout => Termination::SERVER_TIMEOUT,
-        PumpEnd::ClientAborted => Termination::CLIENT_ABORT,
-        PumpEnd::ServerAborted => Termination::SERVER_ABORT,
-        PumpEnd::Killed => {
-            if ctx.stopping.get() {
-                Termination::HARD_STOP_KILL
-            } else {
-                Termination::SERVER_DOWN_KILL
-            }
-        }
-    }
 }

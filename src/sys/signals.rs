@@ -1,26 +1,42 @@
 //! Process signals: `SIGPIPE` ignored process-wide (a peer that vanished is an
-//! error value, never a death), and SIGTERM/SIGINT/SIGUSR2/SIGHUP blocked in every
-//! thread so that only the main thread receives them, synchronously, with
-//! `sigtimedwait`.
+//! error value, never a death), and SIGTERM/SIGINT/SIGUSR1/SIGUSR2/SIGHUP plus
+//! ringlb's own shard-exit signal blocked in every thread so that only the main
+//! thread receives them, synchronously, with `sigtimedwait`.
 
 use std::io;
 use std::time::Duration;
 
 use super::cvt;
 
-/// Signals the main thread waits for.
-const HANDLED: [i32; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGUSR2, libc::SIGHUP];
+/// The signal a dying data shard raises so the main thread notices at once: the
+/// first real-time signal after the libc-reserved ones, never sent by anyone else.
+pub fn shard_exit_signal() -> i32 {
+    libc::SIGRTMIN() + 1
+}
 
 fn handled_set() -> libc::sigset_t {
+    let handled = [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGHUP,
+        shard_exit_signal(),
+    ];
     // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it fully.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in HANDLED {
+        for s in handled {
             libc::sigaddset(&mut set, s);
         }
         set
     }
+}
+
+/// Tells the main thread that a shard ended (it waits for this signal).
+pub fn notify_shard_exit() -> io::Result<()> {
+    send(std::process::id(), shard_exit_signal())
 }
 
 /// Ignores SIGPIPE and blocks the handled signals in the calling thread; threads

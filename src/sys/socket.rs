@@ -151,6 +151,24 @@ impl Socket {
         Ok(())
     }
 
+    /// The pending socket error (`SO_ERROR`), cleared by reading it. Read only on
+    /// failure paths (a connect whose poll reported POLLERR), to name the errno.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        let mut val: i32 = 0;
+        let mut len = mem::size_of::<i32>() as libc::socklen_t;
+        // SAFETY: val/len are live and sized for SO_ERROR's int result.
+        cvt(unsafe {
+            libc::getsockopt(
+                self.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut val as *mut i32).cast(),
+                &mut len,
+            )
+        })?;
+        Ok((val != 0).then(|| io::Error::from_raw_os_error(val)))
+    }
+
     /// Non-blocking receive; `Ok(0)` is EOF.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: writes at most buf.len() bytes into the live slice.

@@ -62,11 +62,29 @@ impl Ringlb {
     }
 
     pub fn start_file(dir: tempfile::TempDir, config: PathBuf, args: &[&str]) -> Ringlb {
+        Self::start_file_env(dir, config, args, &[])
+    }
+
+    /// As [`Ringlb::start`], with extra environment variables.
+    pub fn start_env(toml: &str, args: &[&str], env: &[(&str, &str)]) -> Ringlb {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("ringlb.toml");
+        std::fs::write(&config, toml).unwrap();
+        Self::start_file_env(dir, config, args, env)
+    }
+
+    pub fn start_file_env(
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Ringlb {
         let mut child = Command::new(ringlb_bin())
             .arg("run")
             .arg("-f")
             .arg(&config)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -105,6 +123,20 @@ impl Ringlb {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends `sig` to the process (it keeps running until it decides to exit).
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = self.child.as_ref() {
+            ringlb::sys::signals::send(c.id(), sig).unwrap();
+        }
+    }
+
+    /// The exit status, if the process has exited (it is then reaped).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        let st = self.child.as_mut()?.try_wait().ok()??;
+        self.child = None;
+        Some(st)
     }
 
     /// Everything ringlb printed so far (stderr and stdout lines).

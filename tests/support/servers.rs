@@ -336,3 +336,64 @@ impl Drop for MariaDb {
         }
     }
 }
+
+/// The installed HAProxy (Debian's `haproxy`), run in the foreground (`-db`) with
+/// a config the test writes, as the oracle for behaviour ringlb must match. Its
+/// stdout/stderr (where `log stdout` lines go) are collected.
+pub struct Haproxy {
+    child: Child,
+    out: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Haproxy {
+    /// Starts `haproxy -db -f CFG` and waits (bounded) until `port` accepts.
+    pub fn start(cfg: &str, port: u16) -> Haproxy {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, cfg).unwrap();
+        let mut child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("haproxy (Debian package haproxy) must be installed");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        for pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                    out.lock().unwrap().push(line);
+                }
+            });
+        }
+        let h = Haproxy {
+            child,
+            out,
+            _dir: dir,
+        };
+        assert!(
+            listening(port, Duration::from_secs(10)),
+            "haproxy did not listen; output:\n{}",
+            h.output().join("\n")
+        );
+        h
+    }
+
+    pub fn output(&self) -> Vec<String> {
+        self.out.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -129,6 +129,11 @@ async fn run(spec: &CheckSpec, addr: SocketAddr, deadline: Instant) -> Verdict {
         Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
             return Verdict::new(CheckStatus::L4Tout, None, "connect timeout")
         }
+        // Out of fds or memory here, not a server fault: a socket error, which
+        // the health state machine does not count against the server.
+        Err(e) if is_local_failure(&e) => {
+            return Verdict::new(CheckStatus::SockErr, None, connect_error(&e))
+        }
         Err(e) => return Verdict::new(CheckStatus::L4Con, None, connect_error(&e)),
     };
     let talk = async {
@@ -163,6 +168,24 @@ async fn within<T>(
         Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timeout"))
     })
     .await
+}
+
+/// The check could not even try: this process is out of fds, memory or ports.
+fn is_local_failure(e: &std::io::Error) -> bool {
+    let local = [
+        libc::EMFILE,
+        libc::ENFILE,
+        libc::ENOBUFS,
+        libc::ENOMEM,
+        libc::EADDRNOTAVAIL,
+    ];
+    // glommio may wrap the OS error; its text still names the errno.
+    e.raw_os_error().is_some_and(|c| local.contains(&c))
+        || local.iter().any(|&c| {
+            let name = std::io::Error::from_raw_os_error(c).to_string();
+            let name = name.split(" (os error").next().unwrap_or(&name).to_string();
+            e.to_string().contains(&name)
+        })
 }
 
 /// The OS error of a failed connect, e.g. "Connection refused".

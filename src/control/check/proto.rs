@@ -126,22 +126,14 @@ pub(super) async fn tcp_check(s: &mut TcpStream, steps: &[TcpCheckStep]) -> Verd
                 expect(s, &mut seen, |b| contains(b, text.as_bytes())).await
             }
             TcpCheckStep::ExpectBinary(bytes) => expect(s, &mut seen, |b| contains(b, bytes)).await,
-            TcpCheckStep::ExpectRString(re) => match regex::bytes::Regex::new(re) {
-                Ok(rx) => expect(s, &mut seen, |b| rx.is_match(b)).await,
-                Err(e) => {
-                    return Verdict::new(
-                        CheckStatus::L7Rsp,
-                        None,
-                        format!("bad regex at step {n}: {e}"),
-                    )
-                }
-            },
+            TcpCheckStep::ExpectRString(re) => expect(s, &mut seen, |b| re.is_match(b)).await,
         };
         match r {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 let what = match step {
-                    TcpCheckStep::ExpectString(t) | TcpCheckStep::ExpectRString(t) => t.clone(),
+                    TcpCheckStep::ExpectString(t) => t.clone(),
+                    TcpCheckStep::ExpectRString(p) => p.source.clone(),
                     _ => "binary content".into(),
                 };
                 return Verdict::new(

@@ -1,5 +1,5 @@
 //! Server state events: what the control shard broadcasts to every data shard,
-//! which applies them, in order, to its replica (`shard::ctx::ShardCtx::apply`).
+//! which applies them, in order, to its replica (`state::replica::HealthReplica::apply`).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerState {

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::event::ServerEvent;
 use crate::config::model::Config;
-use crate::control::event::ServerEvent;
 use crate::sys::eventfd::EventFd;
 
 /// An atomic counter alone on its cache line, so shards bumping different
@@ -77,6 +77,9 @@ pub struct BackendShared {
     /// Sessions waiting in any shard's queue for this backend.
     pub queued: Padded<AtomicU32>,
     pub queue_timeouts: AtomicU64,
+    /// Connects that failed for lack of a local resource (fds, memory, ports):
+    /// the proxy's fault, never counted on a server.
+    pub local_errors: AtomicU64,
     pub queue_full: AtomicU64,
     pub no_server: AtomicU64,
     pub total: AtomicU64,
@@ -86,6 +89,8 @@ pub struct BackendShared {
 pub struct FrontendShared {
     pub active: Gauge,
     pub total: AtomicU64,
+    /// accept(2) failures (out of fds or memory, aborted connections).
+    pub accept_errors: AtomicU64,
 }
 
 /// What one shard may be told by the others and by the control shard.
@@ -128,7 +133,15 @@ pub struct Shared {
     /// Bit per shard: that shard has an accept loop waiting for a free slot.
     pub limit_waiters: Padded<AtomicU64>,
     pub stopping: AtomicBool,
+    /// Times any shard ran out of fds, memory or ports (accept or connect).
+    pub local_exhaustion: AtomicU64,
+    /// When the last alert about it was logged (seconds since the epoch), so
+    /// an exhausted process logs once per interval, not once per connection.
+    last_exhaustion_alert: AtomicU64,
 }
+
+/// At most one alert about resource exhaustion per this many seconds.
+const EXHAUSTION_ALERT_EVERY_S: u64 = 10;
 
 impl Shared {
     pub fn new(
@@ -168,6 +181,8 @@ impl Shared {
                 inboxes,
                 limit_waiters: Padded(AtomicU64::new(0)),
                 stopping: AtomicBool::new(false),
+                local_exhaustion: AtomicU64::new(0),
+                last_exhaustion_alert: AtomicU64::new(0),
             }),
             rxs,
         ))
@@ -184,6 +199,22 @@ impl Shared {
                 inbox.send(ShardMsg::LimitFreed);
             }
         }
+    }
+
+    /// Counts one local resource failure; `true` when the caller should log an
+    /// alert about it now (rate-limited across shards).
+    pub fn local_exhaustion(&self) -> bool {
+        self.local_exhaustion.fetch_add(1, Ordering::Relaxed);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let last = self.last_exhaustion_alert.load(Ordering::Relaxed);
+        now >= last + EXHAUSTION_ALERT_EVERY_S
+            && self
+                .last_exhaustion_alert
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     pub fn broadcast_except(&self, me: usize, msg: ShardMsg) {
@@ -222,5 +253,18 @@ mod tests {
         }
         assert!(peak.load(Ordering::Relaxed) <= 5);
         assert_eq!(g.get(), 0);
+    }
+
+    #[test]
+    fn exhaustion_alerts_are_rate_limited_but_every_failure_counts() {
+        let cfg = crate::config::parse_str("", std::path::Path::new("t.toml")).unwrap();
+        let (shared, _rx) = Shared::new(Arc::new(cfg), 1).unwrap();
+        assert!(shared.local_exhaustion(), "the first failure alerts");
+        assert!(
+            !shared.local_exhaustion(),
+            "the next ones within the interval do not"
+        );
+        assert!(!shared.local_exhaustion());
+        assert_eq!(shared.local_exhaustion.load(Ordering::Relaxed), 3);
     }
 }

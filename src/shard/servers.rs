@@ -1,0 +1,45 @@
+//! Applying a server state event (from a health check or an operator) on one
+//! shard: update the health replica, move sessions queued for a server that went
+//! away, close its sessions with `on-marked-down shutdown-sessions`, and give
+//! freed capacity to the queue.
+
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+
+use super::ctx::ShardCtx;
+use crate::config::model::OnMarkedDown;
+use crate::state::{ServerEvent, ServerReplica, ServerState};
+
+impl ShardCtx {
+    pub fn replica(&self, backend: usize, server: usize) -> ServerReplica {
+        self.replica.borrow().get(backend, server)
+    }
+
+    /// Applies a state change from the control shard.
+    pub fn apply(self: &Rc<Self>, ev: &ServerEvent) {
+        let applied = self.replica.borrow_mut().apply(ev);
+        if applied.is_none() {
+            return;
+        }
+        match ev.state {
+            ServerState::Down | ServerState::Maint => {
+                // Sessions queued for this server specifically go to any server.
+                for t in self.queues.borrow()[ev.backend].iter() {
+                    if t.for_server.get() == Some(ev.server) {
+                        t.for_server.set(None);
+                    }
+                }
+                if self.config.backends[ev.backend].on_marked_down == OnMarkedDown::ShutdownSessions
+                {
+                    self.live
+                        .kill(|b, s| b == ev.backend && s == Some(ev.server));
+                }
+            }
+            ServerState::Up | ServerState::Drain => {}
+        }
+        self.serve_queue(ev.backend);
+        self.shared.events_applied[self.id]
+            .0
+            .fetch_add(1, Ordering::Release);
+    }
+}

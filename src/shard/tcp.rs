@@ -1,0 +1,83 @@
+//! A TCP-mode session: pick the backend, connect to a server (queue, retries,
+//! redispatch: `connect::connect_server`), then forward both ways with the L4
+//! pump until the session ends; say how it ended in HAProxy's terms.
+
+use std::rc::Rc;
+use std::time::Instant;
+
+use super::connect::{connect_server, ConnectInfo};
+use super::ctx::ShardCtx;
+use super::live::LiveKey;
+use crate::balance::HashKey;
+use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits};
+use crate::log::{SessionRecord, Termination};
+use crate::sys::socket::Socket;
+
+/// Serves one TCP session; returns how it ended.
+pub async fn serve(
+    ctx: &Rc<ShardCtx>,
+    frontend: usize,
+    client: &Socket,
+    report: &mut SessionRecord,
+    t0: Instant,
+    live: &LiveKey<'_>,
+    kill: &Rc<KillSwitch>,
+) -> Termination {
+    let fe = &ctx.config.frontends[frontend];
+    let Some(backend) = fe.default_backend else {
+        return Termination::NO_SERVER;
+    };
+    let be = &ctx.config.backends[backend];
+    let key = if be.balance.hashes_client() {
+        HashKey::Addr(report.client.ip())
+    } else {
+        HashKey::None
+    };
+    let mut info = ConnectInfo::new();
+    let connected = kill
+        .guard(connect_server(ctx, backend, key, t0, &mut info))
+        .await;
+    report.server = info.server;
+    report.retries = info.retries;
+    report.redispatched = info.redispatched;
+    report.tw_ms = info.tw_ms;
+    report.tc_ms = info.tc_ms;
+    report.backend_queue = info.backend_queue;
+    let (slot, server_sock) = match connected {
+        Some(Ok(c)) => c,
+        Some(Err(t)) => return t,
+        // Killed (hard stop) while queued or connecting.
+        None if info.tw_ms < 0 => return Termination::HARD_STOP_QUEUED,
+        None => return Termination::HARD_STOP_CONNECTING,
+    };
+    let server = slot.server;
+    live.set_server(Some(server));
+    let limits = PumpLimits {
+        client: fe.timeouts.client,
+        server: be.timeouts.server,
+        client_fin: fe.timeouts.client_fin,
+        server_fin: be.timeouts.server_fin,
+        tunnel: be.timeouts.tunnel.or(fe.timeouts.tunnel),
+        splice: ctx.config.global.tune.splice,
+    };
+    let res = Pump::run(client, &server_sock, &ctx.pools, limits, kill.clone()).await;
+    report.bytes_up = res.up;
+    report.bytes_down = res.down;
+    drop(server_sock);
+    drop(slot);
+    report.beconn = ctx.shared.backends[backend].active.get();
+    report.srv_conn = ctx.shared.backends[backend].servers[server].active.get();
+    match res.end {
+        PumpEnd::Closed => Termination::NORMAL,
+        PumpEnd::ClientTimeout => Termination::CLIENT_TIMEOUT,
+        PumpEnd::ServerTimeout => Termination::SERVER_TIMEOUT,
+        PumpEnd::ClientAborted => Termination::CLIENT_ABORT,
+        PumpEnd::ServerAborted => Termination::SERVER_ABORT,
+        PumpEnd::Local => {
+            ctx.shared.local_exhaustion();
+            Termination::LOCAL_DATA
+        }
+        PumpEnd::Killed if ctx.killed.get() => Termination::HARD_STOP_KILL,
+        PumpEnd::Killed => Termination::SERVER_DOWN_KILL,
+    }
+}

@@ -1,0 +1,14 @@
+//! What the control shard and the data shards share, and nothing else: server
+//! state events, the per-shard health replica they are applied to, the exact
+//! limits and counters (cache-line-padded atomics), and each shard's inbox.
+//!
+//! `shard` and `control` both depend on this module and never on each other.
+//! Nothing here does I/O beyond writing an inbox's eventfd.
+
+pub mod event;
+pub mod replica;
+pub mod shared;
+
+pub use event::{ServerEvent, ServerState};
+pub use replica::{HealthReplica, ServerReplica};
+pub use shared::{Gauge, Inbox, Padded, ShardMsg, Shared};
