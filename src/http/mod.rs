@@ -7,7 +7,7 @@
 //! `errors` holds HAProxy's error responses (and `errorfile` replacements), and
 //! `message` ties head, checks and body into one event stream per direction for
 //! the shard. `capture` and `timing` give the log line its captured headers and
-//! timers.
+//! timers; `hashkey` takes what `balance uri|url_param|hdr` hashes.
 //! Nothing here opens a socket, blocks, or reads the clock.
 //!
 //! HAProxy 2.6 is the contract; `tests/http_oracle.rs` sends the same bytes to a
@@ -26,6 +26,7 @@
 pub mod capture;
 pub mod errors;
 pub mod framing;
+pub mod hashkey;
 pub mod head;
 pub mod message;
 pub mod model;

@@ -463,10 +463,24 @@ mod tests {
         assert!(httplog(&r, &names()).ends_with(r#" 0/0 {ex#7Cam#7Bple#7D|} {1} "<BADREQ>""#));
 
         let tcplog_fmt = LogFormat::parse(TCPLOG_FORMAT).unwrap();
-        let s = session();
+        let mut s = session();
         assert_eq!(
             tcplog_fmt.render(LogRecord::Tcp(&s), &names()),
             tcplog(&s, &names())
+        );
+        // A redispatched retry prints `+` before the count, in every format.
+        (s.retries, s.redispatched) = (1, true);
+        assert!(tcplog(&s, &names()).contains(" 1/1/0/0/+1 "));
+        assert_eq!(
+            tcplog_fmt.render(LogRecord::Tcp(&s), &names()),
+            tcplog(&s, &names())
+        );
+        let mut r = http();
+        r.session = s;
+        assert!(httplog(&r, &names()).contains(" 1/1/0/0/+1 "));
+        assert_eq!(
+            httplog_fmt.render(LogRecord::Http(&r), &names()),
+            httplog(&r, &names())
         );
     }
 
