@@ -46,6 +46,35 @@ pub struct PumpLimits {
     pub splice: bool,
 }
 
+impl PumpLimits {
+    /// When the client and server sides time out, given when each last moved a
+    /// byte (read from or written to it). Half-closed sessions use the `-fin`
+    /// timeouts; in a tunnel only inactivity in both directions counts, and it
+    /// is reported as the client's.
+    pub fn deadlines(
+        &self,
+        half_closed: bool,
+        client_last: Instant,
+        server_last: Instant,
+    ) -> (Option<Instant>, Option<Instant>) {
+        if let Some(t) = self.tunnel {
+            return (client_last.max(server_last).checked_add(t), None);
+        }
+        let (c, s) = if half_closed {
+            (
+                self.client_fin.or(self.client),
+                self.server_fin.or(self.server),
+            )
+        } else {
+            (self.client, self.server)
+        };
+        (
+            c.and_then(|l| client_last.checked_add(l)),
+            s.and_then(|l| server_last.checked_add(l)),
+        )
+    }
+}
+
 /// One side of a forwarded session: a plain socket today, a TLS session later.
 /// Every operation is non-blocking; readiness comes from polling [`fd`].
 ///
@@ -145,6 +174,11 @@ impl KillSwitch {
 
     pub fn is_killed(&self) -> bool {
         self.killed.get()
+    }
+
+    /// The task to wake when the switch is thrown.
+    pub fn set_waker(&self, w: Waker) {
+        self.waker.set(Some(w));
     }
 
     /// Runs `fut` until it completes (`Some`) or the switch is thrown (`None`,
@@ -554,31 +588,7 @@ impl Pump {
                     continue;
                 }
                 // Nothing to do: arm the inactivity timer and sleep.
-                let half_closed = up.done || down.done;
-                let client_limit = if limits.tunnel.is_some() {
-                    limits.tunnel
-                } else if half_closed {
-                    limits.client_fin.or(limits.client)
-                } else {
-                    limits.client
-                };
-                let server_limit = if limits.tunnel.is_some() {
-                    limits.tunnel
-                } else if half_closed {
-                    limits.server_fin.or(limits.server)
-                } else {
-                    limits.server
-                };
-                // In a tunnel, only inactivity in both directions counts.
-                let (cd, sd) = if limits.tunnel.is_some() {
-                    let last = c.last_active.max(s.last_active);
-                    (client_limit.map(|l| last + l), None)
-                } else {
-                    (
-                        client_limit.map(|l| c.last_active + l),
-                        server_limit.map(|l| s.last_active + l),
-                    )
-                };
+                let (cd, sd) = limits.deadlines(up.done || down.done, c.last_active, s.last_active);
                 if let Some(d) = cd {
                     if now >= d {
                         return Poll::Ready(PumpEnd::ClientTimeout);
