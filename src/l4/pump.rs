@@ -176,8 +176,12 @@ impl KillSwitch {
         self.killed.get()
     }
 
-    /// The task to wake when the switch is thrown.
-    pub fn set_waker(&self, w: Waker) {
+    /// The task to wake when the switch is thrown (cloned only if it changed).
+    pub fn set_waker(&self, cx: &Context<'_>) {
+        let w = match self.waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
         self.waker.set(Some(w));
     }
 
@@ -193,7 +197,7 @@ impl KillSwitch {
             if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(v));
             }
-            self.waker.set(Some(cx.waker().clone()));
+            self.set_waker(cx);
             Poll::Pending
         })
         .await
@@ -532,7 +536,7 @@ impl Pump {
         limits: PumpLimits,
         kill: Rc<KillSwitch>,
     ) -> PumpResult {
-        let now = Instant::now();
+        let now = ring::now_coarse();
         let mut c = Side::new(client, now, true);
         let mut s = Side::new(server, now, false);
         let mut up = Flow::new();
@@ -553,7 +557,7 @@ impl Pump {
                     Ok(p) => progress |= p,
                     Err(()) => return Poll::Ready(PumpEnd::ServerAborted),
                 }
-                let now = Instant::now();
+                let now = ring::now_coarse();
                 let a = up.step(&mut c, &mut s, pools, now, limits.splice);
                 let b = down.step(&mut s, &mut c, pools, now, limits.splice);
                 // Who failed: the client side (its read up, or its write down)
@@ -610,7 +614,7 @@ impl Pump {
                         continue;
                     }
                 }
-                kill.waker.set(Some(cx.waker().clone()));
+                kill.set_waker(cx);
                 return Poll::Pending;
             }
         })

@@ -233,7 +233,7 @@ impl RingPump {
         limits: PumpLimits,
         kill: Rc<KillSwitch>,
     ) -> RingResult {
-        let now = Instant::now();
+        let now = ring::now_coarse();
         let buf_size = ring::buffer_size();
         let mut up = Dir::new(client, server, now);
         let mut down = Dir::new(server, client, now);
@@ -244,7 +244,7 @@ impl RingPump {
             if kill.is_killed() {
                 return Poll::Ready(RingOutcome::Ended(PumpEnd::Killed));
             }
-            let now = Instant::now();
+            let now = ring::now_coarse();
             let mut want = Want::Nothing;
             let a = up.step(cx, now, buf_size, handing_over, &mut want);
             let b = down.step(cx, now, buf_size, handing_over, &mut want);
@@ -301,7 +301,7 @@ impl RingPump {
                     continue;
                 }
             }
-            kill.set_waker(cx.waker().clone());
+            kill.set_waker(cx);
             return Poll::Pending;
         })
         .await;

@@ -59,7 +59,7 @@ impl Future for PollOnce {
                 let k = reactor::with(|r| {
                     // SAFETY: a poll entry references no memory.
                     let k = unsafe { r.submit(entry) };
-                    r.slot(k).waker = Some(cx.waker().clone());
+                    reactor::set_waker(&mut r.slot(k).waker, cx);
                     k
                 });
                 this.key.0 = Some(k);
@@ -74,7 +74,7 @@ impl Future for PollOnce {
                         Poll::Ready(result_to_io(res))
                     }
                     None => {
-                        s.waker = Some(cx.waker().clone());
+                        reactor::set_waker(&mut s.waker, cx);
                         Poll::Pending
                     }
                 }
@@ -130,7 +130,7 @@ impl PollMulti {
             }
             let ended = s.finished;
             if !ended && ev == 0 && err.is_none() {
-                s.waker = Some(cx.waker().clone());
+                reactor::set_waker(&mut s.waker, cx);
             }
             if ended {
                 r.release(k);
@@ -151,7 +151,7 @@ impl PollMulti {
         if ended {
             // Re-arm and register interest on the new slot.
             let k = self.arm();
-            reactor::with(|r| r.slot(k).waker = Some(cx.waker().clone()));
+            reactor::with(|r| reactor::set_waker(&mut r.slot(k).waker, cx));
         }
         Poll::Pending
     }
@@ -211,7 +211,7 @@ impl AcceptMulti {
                 r.release(k);
                 return None;
             }
-            s.waker = Some(cx.waker().clone());
+            reactor::set_waker(&mut s.waker, cx);
             Some(i32::MIN)
         });
         match r {
@@ -292,7 +292,7 @@ impl Future for RecvOwned {
                     let k = r.submit_owning(Box::new(buf), |b| {
                         opcode::Recv::new(types::Fd(fd), b.as_mut_ptr(), b.len() as u32).build()
                     });
-                    r.slot(k).waker = Some(cx.waker().clone());
+                    reactor::set_waker(&mut r.slot(k).waker, cx);
                     k
                 });
                 this.key.0 = Some(k);
@@ -312,7 +312,7 @@ impl Future for RecvOwned {
                     Poll::Ready((result_to_io(res).map(|n| n as usize), buf))
                 }
                 None => {
-                    r.slot(k).waker = Some(cx.waker().clone());
+                    reactor::set_waker(&mut r.slot(k).waker, cx);
                     Poll::Pending
                 }
             }
@@ -411,7 +411,7 @@ impl RecvMulti {
                     r.release(k);
                     return Some(None);
                 }
-                s.waker = Some(cx.waker().clone());
+                reactor::set_waker(&mut s.waker, cx);
                 None
             });
             match next {
@@ -520,7 +520,7 @@ impl Future for SendChunk {
                             .flags(libc::MSG_NOSIGNAL)
                             .build()
                     });
-                    r.slot(k).waker = Some(cx.waker().clone());
+                    reactor::set_waker(&mut r.slot(k).waker, cx);
                     k
                 });
                 this.key.0 = Some(k);
@@ -540,7 +540,7 @@ impl Future for SendChunk {
                     Poll::Ready((result_to_io(res).map(|n| n as usize), chunk, this.offset))
                 }
                 None => {
-                    r.slot(k).waker = Some(cx.waker().clone());
+                    reactor::set_waker(&mut r.slot(k).waker, cx);
                     Poll::Pending
                 }
             }

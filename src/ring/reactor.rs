@@ -435,11 +435,21 @@ impl Reactor {
             }
             s.results.push_back((cqe.result(), cqe.flags()));
             // Waking only touches the run queue, never the reactor, so it is
-            // safe while the reactor is borrowed.
-            if let Some(w) = s.waker.take() {
-                w.wake();
+            // safe while the reactor is borrowed. The waker stays registered:
+            // the same task polls this op again and need not clone it anew.
+            if let Some(w) = s.waker.as_ref() {
+                w.wake_by_ref();
             }
         }
+    }
+}
+
+/// Registers the polling task's waker in an op's slot, cloning it only when a
+/// different task polls (a session's task polls its ops many times).
+pub(crate) fn set_waker(slot: &mut Option<Waker>, cx: &std::task::Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
     }
 }
 
