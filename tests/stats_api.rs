@@ -65,7 +65,6 @@ fn runtime_api_and_csv_as_haproxy() {
         r#"
 [global]
 admin-socket = "{}"
-log = [{{ target = "stderr" }}]
 [defaults]
 timeout = {{ connect = "2s", client = "10s", server = "10s" }}
 [[listen]]
