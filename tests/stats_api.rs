@@ -173,3 +173,84 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
     assert_eq!(two, "0 (initial 1)\n\n1 (initial 1)\n\n");
     assert!(socat(&sock, "show info").starts_with("Name: ringlb\n"));
 }
+
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "--max-time", "5"])
+        .args(args)
+        .output()
+        .expect("curl must be installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn the_tutorials_stats_page_with_auth_refresh_and_csv() {
+    let a = TestServer::start("a", Behaviour::Hello);
+    let (port, sport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    // The tutorial's `listen stats` (bind *:1080, stats uri /stats, refresh 30s,
+    // realm, auth admin:admin), on loopback and an ephemeral port.
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "10s", server = "10s" }}
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+servers = [{{ name = "a", address = "{}" }}, {{ name = "gone", address = "127.0.0.1:1", check = true, inter = "100ms", fall = 1 }}]
+[[listen]]
+name = "stats"
+bind = ["127.0.0.1:{sport}"]
+mode = "http"
+stats = {{ uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["admin:admin"] }}
+"#,
+        sock.display(),
+        a.addr
+    );
+    let _lb = Ringlb::start(&cfg, &[]);
+    who(port);
+    let url = format!("http://127.0.0.1:{sport}/stats");
+    let (head, _) = curl(&[&url]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(
+        head.contains("WWW-Authenticate: Basic realm=\"HAProxy Stats\""),
+        "{head}"
+    );
+    let (head, _) = curl(&["-u", "admin:wrong", &url]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    // The checked dead server goes DOWN; the page shows it so.
+    assert!(wait_until(Duration::from_secs(5), || {
+        column(&socat(&sock, "show stat"), "app", "gone", "status") == "DOWN"
+    }));
+    let (head, body) = curl(&["-u", "admin:admin", &url]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("<meta http-equiv=\"refresh\" content=\"30\">"));
+    assert!(body.contains("<table class=\"tbl\" id=\"px-app\">"));
+    assert!(
+        body.contains("<tr class=\"active_up\" data-sv=\"a\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<tr class=\"active_down\" data-sv=\"gone\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("L4CON in "),
+        "check status on the row: {body}"
+    );
+    let (_, csv) = curl(&["-u", "admin:admin", &format!("{url};csv;norefresh")]);
+    assert_eq!(
+        csv.lines().next(),
+        socat(&sock, "show stat").lines().next(),
+        "the page's CSV is the socket's"
+    );
+    assert_eq!(column(&csv, "app", "a", "stot"), "1");
+    // Another URI on the stats listener: HAProxy's 503.
+    let (head, _) = curl(&[&format!("http://127.0.0.1:{sport}/other")]);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+}

@@ -163,7 +163,7 @@ pub struct Frontend {
     pub httpclose: bool,
     pub http_request: Vec<String>,
     pub http_response: Vec<String>,
-    /// The statistics page (served by L7 code in a later issue).
+    /// The statistics page, served by the control shard on this frontend's binds.
     pub stats: Option<StatsSpec>,
 }
 
@@ -175,6 +175,8 @@ pub struct StatsSpec {
     /// `user:password` pairs.
     pub auth: Vec<String>,
     pub admin: Option<String>,
+    /// `stats hide-version`: the page does not show ringlb's version.
+    pub hide_version: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -383,6 +383,7 @@ impl Resolver<'_> {
                     realm: st.realm.clone(),
                     auth: st.auth.clone().unwrap_or_default(),
                     admin: st.admin.clone(),
+                    hide_version: st.hide_version.unwrap_or(false),
                 }),
             },
         })

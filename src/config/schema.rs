@@ -161,6 +161,7 @@ pub struct RawStats {
     pub realm: Option<String>,
     pub auth: Option<Vec<String>>,
     pub admin: Option<String>,
+    pub hide_version: Option<bool>,
 }
 
 /// A server line, or `default-server` (where `name` and `address` are absent).

@@ -9,6 +9,7 @@ pub mod check;
 pub mod health;
 pub mod stats;
 pub mod status;
+mod web;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -124,13 +125,14 @@ async fn run(
     bound: std::sync::mpsc::SyncSender<std::io::Result<()>>,
 ) {
     let table: Table = Rc::new(std::cell::RefCell::new(StatusTable::new(&config)));
-    let listener = match config
+    let bound_all = config
         .global
         .admin_socket
         .as_deref()
         .map(api::bind)
         .transpose()
-    {
+        .and_then(|api| Ok((api, web::bind(&config)?)));
+    let (listener, pages) = match bound_all {
         Ok(l) => {
             let _ = bound.send(Ok(()));
             l
@@ -140,6 +142,15 @@ async fn run(
             return;
         }
     };
+    for (frontend, l) in pages {
+        let w = web::Web {
+            config: config.clone(),
+            shared: shared.clone(),
+            table: table.clone(),
+            frontend,
+        };
+        glommio::spawn_local(async move { w.serve(l).await }).detach();
+    }
     if let Some(l) = listener {
         let ctx = api::Api {
             config: config.clone(),

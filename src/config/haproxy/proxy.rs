@@ -659,7 +659,8 @@ fn stats(p: &mut RawProxy, words: &[Word], notice: &mut dyn FnMut(String)) -> Re
             };
             s.admin = Some(c);
         }
-        "hide-version" | "show-legends" | "show-node" | "show-desc" => {
+        "hide-version" => s.hide_version = Some(true),
+        "show-legends" | "show-node" | "show-desc" => {
             notice(format!("stats {} is not implemented; ignored", sub.text))
         }
         _ => return Err(KwErr::Unsupported),

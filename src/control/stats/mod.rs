@@ -5,8 +5,10 @@
 //! Columns ringlb has no value for stay empty, as HAProxy leaves them.
 
 mod csv;
+mod page;
 
 pub use csv::{csv, HEADER};
+pub use page::html;
 
 use std::time::Instant;
 
@@ -21,7 +23,7 @@ pub struct Row {
 }
 
 impl Row {
-    fn set(&mut self, field: &'static str, v: impl ToString) {
+    pub fn set(&mut self, field: &'static str, v: impl ToString) {
         self.values.push((field, v.to_string()));
     }
 
