@@ -175,7 +175,7 @@ fn authorized(spec: &StatsSpec, header: Option<&[u8]>) -> bool {
     let Some(cred) = base64_decode(b64).and_then(|b| String::from_utf8(b).ok()) else {
         return false;
     };
-    spec.auth.iter().any(|a| *a == cred)
+    spec.auth.contains(&cred)
 }
 
 fn base64_decode(s: &str) -> Option<Vec<u8>> {
