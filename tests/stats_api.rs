@@ -90,8 +90,17 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
         ),
         hport,
     );
-    let theirs = socat(&hsock, "show stat");
-    let ours = socat(&sock, "show stat");
+    // Both sockets answer once their process is ready (bounded wait).
+    let mut theirs = String::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        theirs = socat(&hsock, "show stat");
+        !theirs.is_empty()
+    }));
+    let mut ours = String::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        ours = socat(&sock, "show stat");
+        !ours.is_empty()
+    }));
     assert_eq!(
         ours.lines().next().unwrap(),
         theirs.lines().next().unwrap(),
@@ -250,6 +259,37 @@ stats = {{ uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["ad
         "the page's CSV is the socket's"
     );
     assert_eq!(column(&csv, "app", "a", "stot"), "1");
+    // Prometheus, with HAProxy's exporter names, valid for promtool.
+    let (head, metrics) = curl(&[&format!("http://127.0.0.1:{sport}/metrics")]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        metrics.contains("haproxy_server_status{proxy=\"app\",server=\"gone\",state=\"DOWN\"} 1\n")
+    );
+    assert!(metrics.contains("haproxy_server_sessions_total{proxy=\"app\",server=\"a\"} 1\n"));
+    assert!(metrics.contains("haproxy_frontend_current_sessions{proxy=\"app\"}"));
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed");
+    {
+        use std::io::Write;
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+    }
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Another URI on the stats listener: HAProxy's 503.
     let (head, _) = curl(&[&format!("http://127.0.0.1:{sport}/other")]);
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");

@@ -3,7 +3,8 @@
 //! `stats uri`, HAProxy 2.6's CSV at `<uri>;csv` (and `;csv;norefresh`), Basic
 //! authentication with `stats auth` (401 with `WWW-Authenticate: Basic
 //! realm="…"` otherwise), `stats refresh`, `stats hide-version`. Any other URI
-//! gets HAProxy's 503, as a stats-only `listen` does. One request per
+//! gets HAProxy's 503, as a stats-only `listen` does, except `/metrics`: the
+//! Prometheus exporter (HAProxy's `use-service prometheus-exporter`). One request per
 //! connection (`Connection: close`).
 
 use std::rc::Rc;
@@ -88,6 +89,36 @@ impl Web {
                 .to_vec();
         };
         let target = req.path.unwrap_or("/");
+        if target == "/metrics" && spec.uri != "/metrics" {
+            // HAProxy: `http-request use-service prometheus-exporter if { path /metrics }`.
+            let table = self.table.borrow();
+            let rows = stats::rows(&self.config, &self.shared, &table);
+            let extra = [
+                (
+                    "ringlb_shards",
+                    "gauge",
+                    "Data shards running (one io_uring ring each).",
+                    self.shared.inboxes.len() as f64,
+                ),
+                (
+                    "ringlb_local_exhaustion_total",
+                    "counter",
+                    "Times a shard ran out of fds, memory or source ports (accept or connect).",
+                    self.shared
+                        .local_exhaustion
+                        .load(std::sync::atomic::Ordering::Relaxed) as f64,
+                ),
+            ];
+            let body = stats::metrics(&rows, &extra);
+            let mut out = format!(
+                "HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n\
+                 Content-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            out.extend_from_slice(body.as_bytes());
+            return out;
+        }
         let Some(opts) = target.strip_prefix(spec.uri.as_str()) else {
             return crate::http::errors::error_response(503)
                 .unwrap_or(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n")

@@ -6,9 +6,11 @@
 
 mod csv;
 mod page;
+mod prom;
 
 pub use csv::{csv, HEADER};
 pub use page::html;
+pub use prom::metrics;
 
 use std::time::Instant;
 
