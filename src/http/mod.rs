@@ -23,6 +23,7 @@
 //! - A head may be `tune.bufsize - tune.maxrewrite` (15360) bytes; haproxy's own
 //!   bound is about 90 bytes lower, spent on its HTX block overhead.
 
+pub mod acl;
 pub mod capture;
 pub mod errors;
 pub mod framing;
