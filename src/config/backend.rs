@@ -261,6 +261,21 @@ impl Resolver<'_> {
                     mode,
                     indirect: c.indirect.unwrap_or(false),
                     nocache: c.nocache.unwrap_or(false),
+                    postonly: c.postonly.unwrap_or(false),
+                    preserve: c.preserve.unwrap_or(false),
+                    httponly: c.httponly.unwrap_or(false),
+                    secure: c.secure.unwrap_or(false),
+                    domain: c.domain.clone(),
+                    maxidle: c
+                        .maxidle
+                        .as_ref()
+                        .map(|d| self.dur(d, &ctx, "cookie maxidle"))
+                        .transpose()?,
+                    maxlife: c
+                        .maxlife
+                        .as_ref()
+                        .map(|d| self.dur(d, &ctx, "cookie maxlife"))
+                        .transpose()?,
                 })
             }
         };

@@ -243,6 +243,13 @@ pub struct CookieSpec {
     pub mode: String,
     pub indirect: bool,
     pub nocache: bool,
+    pub postonly: bool,
+    pub preserve: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    pub domain: Option<String>,
+    pub maxidle: Option<Duration>,
+    pub maxlife: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -126,6 +126,13 @@ pub struct RawCookie {
     pub mode: Option<Spanned<String>>,
     pub indirect: Option<bool>,
     pub nocache: Option<bool>,
+    pub postonly: Option<bool>,
+    pub preserve: Option<bool>,
+    pub httponly: Option<bool>,
+    pub secure: Option<bool>,
+    pub domain: Option<String>,
+    pub maxidle: Option<Spanned<RawDuration>>,
+    pub maxlife: Option<Spanned<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone, Default)]

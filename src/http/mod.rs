@@ -32,6 +32,7 @@ pub mod head;
 pub mod message;
 pub mod model;
 pub mod rewrite;
+pub mod rules;
 pub mod timing;
 pub mod validate;
 

@@ -238,11 +238,29 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
                     "insert" | "rewrite" | "prefix" => c.mode = Some(sp(w, w.text.clone())),
                     "indirect" => c.indirect = Some(true),
                     "nocache" => c.nocache = Some(true),
-                    "postonly" | "preserve" | "httponly" | "secure" | "dynamic" => notice(format!(
+                    "postonly" => c.postonly = Some(true),
+                    "preserve" => c.preserve = Some(true),
+                    "httponly" => c.httponly = Some(true),
+                    "secure" => c.secure = Some(true),
+                    "domain" => {
+                        c.domain = Some(arg(words, i + 1)?.text.clone());
+                        i += 1;
+                    }
+                    "maxidle" | "maxlife" => {
+                        let v = arg(words, i + 1)?;
+                        let d = Some(sp(v, RawDuration::Text(v.text.clone())));
+                        if w.text == "maxidle" {
+                            c.maxidle = d;
+                        } else {
+                            c.maxlife = d;
+                        }
+                        i += 1;
+                    }
+                    "dynamic" => notice(format!(
                         "cookie option \"{}\" is not implemented; ignored",
                         w.text
                     )),
-                    "domain" | "maxidle" | "maxlife" | "attr" => {
+                    "attr" => {
                         notice(format!(
                             "cookie option \"{}\" is not implemented; ignored",
                             w.text

@@ -78,7 +78,7 @@ pub fn tokenize(s: &str) -> Result<Vec<Tok>, Error> {
                             }
                             Some((_, '"')) => break,
                             Some((_, '\\')) => match it.next() {
-                                Some((_, e)) => text.push(e),
+                                Some((_, e)) => unescape(e, &mut text),
                                 None => {
                                     return Err(Error {
                                         at: j,
@@ -108,7 +108,7 @@ pub fn tokenize(s: &str) -> Result<Vec<Tok>, Error> {
                 '\\' => match it.next() {
                     Some((_, e)) => {
                         quoted = true;
-                        text.push(e)
+                        unescape(e, &mut text)
                     }
                     None => text.push('\\'),
                 },
@@ -122,6 +122,22 @@ pub fn tokenize(s: &str) -> Result<Vec<Tok>, Error> {
         });
     }
     Ok(out)
+}
+
+/// The character after a backslash, as haproxy.cfg reads it: blanks, `#`,
+/// quotes, `$` and `\\` stand for themselves, `\\r \\n \\t` for control
+/// characters; anything else keeps its backslash (`\\1` in a replacement).
+fn unescape(e: char, text: &mut String) {
+    match e {
+        ' ' | '\t' | '#' | '"' | '\'' | '\\' | '$' => text.push(e),
+        'r' => text.push('\r'),
+        'n' => text.push('\n'),
+        't' => text.push('\t'),
+        e => {
+            text.push('\\');
+            text.push(e);
+        }
+    }
 }
 
 /// What compiling needs from the configuration: backend names (`nbsrv`,
@@ -548,6 +564,17 @@ impl AclSet {
                 at: t.at + n as usize,
                 msg: format!("ACL \"{name}\" is not defined"),
             })?;
+            if !env.response
+                && self.acls[acl]
+                    .lines
+                    .iter()
+                    .any(|l| l.expr.fetch.response_only())
+            {
+                return Err(Error {
+                    at: t.at + n as usize,
+                    msg: format!("ACL \"{name}\" reads the response, which is not available here"),
+                });
+            }
             terms
                 .last_mut()
                 .expect("never empty")

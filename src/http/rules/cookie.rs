@@ -1,0 +1,258 @@
+//! Cookie persistence (`cookie NAME insert|rewrite|prefix [indirect] [nocache]
+//! [postonly] [preserve] [httponly] [secure] [domain D] [maxidle T]
+//! [maxlife T]`) as pure functions over [`Message`], following HAProxy 2.6's
+//! `http_manage_client_side_cookies` / `http_manage_server_side_cookies`:
+//!
+//! - request: the first cookie `NAME` whose value (before `~` in prefix mode,
+//!   before `|` when dates are used) is a server's `cookie` value picks that
+//!   server if it is usable (or `option persist` is set); a server that is
+//!   down makes the request load-balanced ([`Stick::Down`]). In insert mode
+//!   with `indirect` the cookie is removed before the request goes on; in
+//!   prefix mode the `SRV~` prefix is removed.
+//! - response: the server's own `Set-Cookie: NAME=...` is left alone with
+//!   `preserve`, removed in insert mode (or with `indirect` on a direct hit),
+//!   given the server's value in rewrite mode, prefixed with `SRV~` in prefix
+//!   mode. Insert mode adds `Set-Cookie: NAME=VALUE; path=/[; domain=D]
+//!   [; HttpOnly][; Secure]` unless the request already stuck to that server
+//!   (or `postonly` and not a POST, or `preserve` and the server set it), and
+//!   `nocache` adds `Cache-control: private` whenever a cookie is set.
+//!
+//! `maxidle`/`maxlife` are accepted; the cookie dates they add are not
+//! emitted or checked (the value before `|` is used).
+
+use crate::config::model::CookieSpec;
+use crate::http::acl::msg::trim;
+use crate::http::acl::Message;
+
+/// One server of the backend as the cookie logic sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerView<'a> {
+    /// The server's `cookie` value, if it has one.
+    pub cookie: Option<&'a str>,
+    /// UP (or DRAIN), as opposed to DOWN or MAINT.
+    pub usable: bool,
+}
+
+/// What the request's cookie says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stick {
+    /// No persistence cookie: load-balance.
+    None,
+    /// Go to this server (HAProxy's direct access, `SF_DIRECT`).
+    Server(usize),
+    /// The cookie names this server, which is not usable: load-balance (the
+    /// log's `--` `D` cookie flag).
+    Down(usize),
+    /// The cookie names no server: load-balance (`I` cookie flag).
+    Invalid,
+}
+
+fn is_prefix(spec: &CookieSpec) -> bool {
+    spec.mode == "prefix"
+}
+
+/// Reads the persistence cookie from `req` and edits it for the server
+/// (indirect insert: removed; prefix: `SRV~` stripped).
+pub fn on_request(
+    spec: &CookieSpec,
+    req: &mut Message,
+    servers: &[ServerView],
+    persist: bool,
+) -> Stick {
+    let mut stick = Stick::None;
+    let name = spec.name.as_bytes();
+    let strip_whole = spec.mode == "insert" && spec.indirect;
+    let mut edits: Vec<(usize, Vec<u8>)> = Vec::new();
+    for i in 0..req.header_count() {
+        let Some((n, v)) = req.line(i) else { continue };
+        if !n.eq_ignore_ascii_case(b"cookie") {
+            continue;
+        }
+        let mut rebuilt = Vec::new();
+        let mut changed = false;
+        for c in v.split(|&b| b == b';') {
+            let c = trim(c);
+            if c.is_empty() {
+                continue;
+            }
+            let value = match c.strip_prefix(name).map(trim) {
+                Some(rest) if rest.first() == Some(&b'=') => Some(trim(&rest[1..])),
+                _ => None,
+            };
+            let mut keep: &[u8] = c;
+            let mut owned = Vec::new();
+            if let Some(value) = value {
+                let id_end = if is_prefix(spec) {
+                    value.iter().position(|&b| b == b'~')
+                } else {
+                    value.iter().position(|&b| b == b'|')
+                };
+                let id = &value[..id_end.unwrap_or(value.len())];
+                if stick == Stick::None || stick == Stick::Invalid {
+                    stick = match servers
+                        .iter()
+                        .position(|s| s.cookie.is_some_and(|k| k.as_bytes() == id))
+                    {
+                        Some(s) if servers[s].usable || persist => Stick::Server(s),
+                        Some(s) => Stick::Down(s),
+                        None => Stick::Invalid,
+                    };
+                }
+                if is_prefix(spec) {
+                    if let Some(d) = id_end {
+                        owned.extend_from_slice(name);
+                        owned.push(b'=');
+                        owned.extend_from_slice(&value[d + 1..]);
+                        keep = &[];
+                        changed = true;
+                    }
+                } else if strip_whole {
+                    changed = true;
+                    continue;
+                }
+            }
+            if !rebuilt.is_empty() {
+                rebuilt.extend_from_slice(b"; ");
+            }
+            if owned.is_empty() {
+                rebuilt.extend_from_slice(keep);
+            } else {
+                rebuilt.extend_from_slice(&owned);
+            }
+        }
+        if changed {
+            edits.push((i, rebuilt));
+        }
+    }
+    // Apply from the end so indexes stay valid; an emptied line goes away.
+    let mut emptied = false;
+    for (i, v) in edits.iter().rev() {
+        if v.is_empty() {
+            req.set_line_value(*i, b"");
+            emptied = true;
+        } else {
+            req.set_line_value(*i, v);
+        }
+    }
+    if emptied {
+        remove_empty_cookie_lines(req);
+    }
+    stick
+}
+
+fn remove_empty_cookie_lines(req: &mut Message) {
+    // Rebuild the Cookie lines without the empty ones.
+    let lines: Vec<Vec<u8>> = req
+        .lines(b"cookie")
+        .filter(|v| !v.is_empty())
+        .map(|v| v.to_vec())
+        .collect();
+    req.del_header(b"cookie");
+    for l in lines {
+        req.add_header(b"Cookie", &l);
+    }
+}
+
+/// Edits the server's response for persistence. `server` is the server that
+/// answered (its `cookie` value, if any), `stick` what [`on_request`]
+/// returned, `index` the answering server's index, `post` whether the request
+/// was a POST.
+pub fn on_response(
+    spec: &CookieSpec,
+    res: &mut Message,
+    server: Option<(usize, Option<&str>)>,
+    stick: Stick,
+    post: bool,
+) {
+    let name = spec.name.as_bytes();
+    let direct = matches!((stick, server), (Stick::Server(s), Some((i, _))) if s == i);
+    let mut found = false;
+    let mut replaced = false;
+    let mut delete = Vec::new();
+    for i in 0..res.header_count() {
+        let Some((n, v)) = res.line(i) else { continue };
+        if !n.eq_ignore_ascii_case(b"set-cookie") {
+            continue;
+        }
+        let first = v.split(|&b| b == b';').next().unwrap_or_default();
+        let Some(rest) = trim(first).strip_prefix(name).map(trim) else {
+            continue;
+        };
+        if rest.first() != Some(&b'=') {
+            continue;
+        }
+        found = true;
+        let srv_cookie = server.and_then(|s| s.1);
+        if spec.preserve {
+        } else if (server.is_some() && spec.mode == "insert") || (direct && spec.indirect) {
+            delete.push(i);
+        } else if let Some(k) = srv_cookie {
+            let attrs = &v[first.len()..];
+            let val = trim(&rest[1..]);
+            let mut nv = Vec::new();
+            nv.extend_from_slice(name);
+            nv.push(b'=');
+            nv.extend_from_slice(k.as_bytes());
+            if is_prefix(spec) {
+                nv.push(b'~');
+                nv.extend_from_slice(val);
+            }
+            if spec.mode == "rewrite" || is_prefix(spec) {
+                nv.extend_from_slice(attrs);
+                res.set_line_value(i, &nv);
+                replaced = true;
+            }
+        }
+    }
+    if !delete.is_empty() {
+        let keep: Vec<(Vec<u8>, Vec<u8>)> = (0..res.header_count())
+            .filter(|i| !delete.contains(i))
+            .filter_map(|i| res.line(i).map(|(n, v)| (n.to_vec(), v.to_vec())))
+            .collect();
+        // Rebuild the header list in order without the deleted lines.
+        let names: Vec<Vec<u8>> = keep.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+        for n in names.iter().chain(std::iter::once(&b"set-cookie".to_vec())) {
+            res.del_header(n);
+        }
+        for (n, v) in &keep {
+            res.add_header(n, v);
+        }
+    }
+    let mut set = replaced;
+    if let Some((_, cookie)) = server {
+        let insert = spec.mode == "insert"
+            && !(found && spec.preserve)
+            && !direct
+            && (!spec.postonly || post);
+        if insert {
+            let mut v = Vec::new();
+            match cookie {
+                None => {
+                    v.extend_from_slice(name);
+                    v.extend_from_slice(b"=; Expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/");
+                }
+                Some(k) => {
+                    v.extend_from_slice(name);
+                    v.push(b'=');
+                    v.extend_from_slice(k.as_bytes());
+                    v.extend_from_slice(b"; path=/");
+                }
+            }
+            if let Some(d) = &spec.domain {
+                v.extend_from_slice(b"; domain=");
+                v.extend_from_slice(d.as_bytes());
+            }
+            if spec.httponly {
+                v.extend_from_slice(b"; HttpOnly");
+            }
+            if spec.secure {
+                v.extend_from_slice(b"; Secure");
+            }
+            res.add_header(b"Set-Cookie", &v);
+            set = true;
+        }
+    }
+    if set && spec.nocache {
+        res.add_header(b"Cache-control", b"private");
+    }
+}
