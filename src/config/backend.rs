@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::model::*;
-use super::resolve::{span, Kind, Resolver, R};
+use super::resolve::{span, strings, Kind, Resolver, R};
 use super::schema::*;
 use super::values;
 
@@ -311,8 +311,9 @@ impl Resolver<'_> {
             on_marked_down,
             disabled: raw.disabled.unwrap_or(false),
             cookie,
-            http_request: raw.http_request.clone().unwrap_or_default(),
-            http_response: raw.http_response.clone().unwrap_or_default(),
+            http_request: strings(&raw.http_request),
+            http_response: strings(&raw.http_response),
+            rules: Rules::default(),
         })
     }
 }

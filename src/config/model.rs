@@ -157,6 +157,42 @@ pub struct Frontend {
     pub http_response: Vec<String>,
     /// The statistics page (served by L7 code in a later issue).
     pub stats: Option<StatsSpec>,
+    /// `acl`, `use-backend`, `http-request` and `http-response` compiled.
+    pub rules: Rules,
+}
+
+/// A section's ACLs, routing and rules compiled at load (see
+/// `http::rules::SectionRules`); empty for a section without any. Equality
+/// ignores it: it is derived from the strings the model already holds.
+#[derive(Clone, Default)]
+pub struct Rules(pub Option<std::sync::Arc<crate::http::rules::SectionRules>>);
+
+impl Rules {
+    pub fn get(&self) -> Option<&crate::http::rules::SectionRules> {
+        self.0.as_deref()
+    }
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("Rules(none)"),
+            Some(r) => write!(
+                f,
+                "Rules({} acls, {} routes, {} request, {} response)",
+                r.acls.len(),
+                r.use_backend.len(),
+                r.request.len(),
+                r.response.len()
+            ),
+        }
+    }
+}
+
+impl PartialEq for Rules {
+    fn eq(&self, _: &Rules) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -234,6 +270,9 @@ pub struct Backend {
     pub cookie: Option<CookieSpec>,
     pub http_request: Vec<String>,
     pub http_response: Vec<String>,
+    /// The backend's own `acl` and rules compiled (a `listen`'s are on its
+    /// frontend half).
+    pub rules: Rules,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -108,6 +108,11 @@ pub(super) struct Resolver<'a> {
     pub(super) global_maxconn: u32,
 }
 
+/// The texts of a list of spanned strings.
+pub(super) fn strings(v: &Option<Vec<Spanned<String>>>) -> Vec<String> {
+    v.iter().flatten().map(|s| s.get_ref().clone()).collect()
+}
+
 pub(super) fn span<T>(s: &Spanned<T>) -> Range<usize> {
     s.span()
 }
@@ -313,7 +318,7 @@ impl Resolver<'_> {
             };
             use_backend.push(UseBackend {
                 backend,
-                condition,
+                condition: condition.into_inner(),
                 negate,
             });
         }
@@ -360,7 +365,12 @@ impl Resolver<'_> {
             maxconn,
             default_backend,
             use_backend,
-            acl: raw.acl.clone().unwrap_or_default().into_iter().collect(),
+            acl: raw
+                .acl
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                .collect(),
             timeouts: self.timeouts(raw.timeout.as_ref(), &ctx)?,
             log,
             log_format,
@@ -369,8 +379,9 @@ impl Resolver<'_> {
             forwardfor: flag(raw.forwardfor, self.defaults.forwardfor),
             http_keep_alive: flag(raw.http_keep_alive, self.defaults.http_keep_alive),
             httpclose: flag(raw.httpclose, self.defaults.httpclose),
-            http_request: raw.http_request.clone().unwrap_or_default(),
-            http_response: raw.http_response.clone().unwrap_or_default(),
+            http_request: strings(&raw.http_request),
+            http_response: strings(&raw.http_response),
+            rules: Rules::default(),
             stats: match &raw.stats {
                 None => None,
                 Some(st) => Some(StatsSpec {
@@ -582,6 +593,7 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
             frontends.push(fe);
         }
     }
+    super::rules::compile(&raw, &mut frontends, &mut backends, loc)?;
     let gl = g.cloned_fields();
     Ok(Config {
         source: source.to_path_buf(),

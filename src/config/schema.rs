@@ -21,6 +21,9 @@ pub struct RawConfig {
     pub backend: Vec<Spanned<RawProxy>>,
     #[serde(default)]
     pub listen: Vec<Spanned<RawProxy>>,
+    /// `userlist NAME` sections: their lines (`user ...`, `group ...`).
+    #[serde(default)]
+    pub userlist: Option<BTreeMap<String, Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Default, Clone)]
@@ -115,8 +118,8 @@ pub struct RawBindTable {
 pub struct RawUseBackend {
     pub backend: Spanned<String>,
     #[serde(rename = "if")]
-    pub if_: Option<String>,
-    pub unless: Option<String>,
+    pub if_: Option<Spanned<String>>,
+    pub unless: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone, Default)]
@@ -202,11 +205,11 @@ pub struct RawProxy {
     pub bind: Option<Vec<Spanned<RawBind>>>,
     pub mode: Option<Spanned<String>>,
     pub maxconn: Option<Spanned<i64>>,
-    pub acl: Option<BTreeMap<String, String>>,
+    pub acl: Option<BTreeMap<String, Spanned<String>>>,
     pub use_backend: Option<Vec<RawUseBackend>>,
     pub default_backend: Option<Spanned<String>>,
-    pub http_request: Option<Vec<String>>,
-    pub http_response: Option<Vec<String>>,
+    pub http_request: Option<Vec<Spanned<String>>>,
+    pub http_response: Option<Vec<Spanned<String>>>,
     pub timeout: Option<RawTimeouts>,
     pub log: Option<Spanned<RawProxyLog>>,
     pub disabled: Option<bool>,

@@ -95,26 +95,31 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
             let acl = p.acl.get_or_insert_with(Default::default);
             if let Some(old) = acl.get_mut(&name.text) {
                 // HAProxy ORs repeated definitions; with the same fetch and flags
-                // that is one line listing every value.
+                // that is one line listing every value, otherwise one more
+                // definition line (an ACL string holds one per line).
                 let head = acl_head(&words[2..]);
-                let same = old.starts_with(&format!("{} ", join(&words[2..2 + head])));
-                if !same || words.len() == 2 + head {
-                    return Err(bad(
-                        name,
-                        format!("acl \"{}\" is defined again with another fetch or flags; ringlb needs one fetch per ACL name", name.text),
-                    ));
+                let old = old.get_mut();
+                let same = old.starts_with(&format!("{} ", join(&words[2..2 + head])))
+                    && !old.contains('\n');
+                if same && words.len() > 2 + head {
+                    old.push(' ');
+                    old.push_str(&join(&words[2 + head..]));
+                } else {
+                    old.push('\n');
+                    old.push_str(&text);
                 }
-                old.push(' ');
-                old.push_str(&join(&words[2 + head..]));
             } else {
-                acl.insert(name.text.clone(), text);
+                acl.insert(name.text.clone(), Spanned::new(cover(&words[2..]), text));
             }
             "acl"
         }
         "use_backend" => {
             let name = arg(words, 1)?;
             let (if_, unless) = match words.get(2).map(|w| w.text.as_str()) {
-                None => (Some("TRUE".to_string()), None),
+                None => (
+                    Some(Spanned::new(name.span.clone(), "TRUE".to_string())),
+                    None,
+                ),
                 Some("if") => (Some(cond(words, 3)?), None),
                 Some("unless") => (None, Some(cond(words, 3)?)),
                 Some(_) => {
@@ -292,7 +297,7 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
         }
         "http-request" | "http-response" => {
             arg(words, 1)?;
-            let rule = join(&words[1..]);
+            let rule = Spanned::new(cover(&words[1..]), join(&words[1..]));
             let list = if kw.text == "http-request" {
                 &mut p.http_request
             } else {
@@ -339,11 +344,11 @@ fn acl_head(words: &[Word]) -> usize {
 }
 
 /// The condition after `if`/`unless` at word `from`, re-joined.
-fn cond(words: &[Word], from: usize) -> Result<String, KwErr> {
+fn cond(words: &[Word], from: usize) -> Result<Spanned<String>, KwErr> {
     if words.len() <= from {
         return Err(bad(&words[from - 1], "a condition is required"));
     }
-    Ok(join(&words[from..]))
+    Ok(Spanned::new(cover(&words[from..]), join(&words[from..])))
 }
 
 fn option(p: &mut RawProxy, words: &[Word], on: bool, notice: &mut dyn FnMut(String)) -> K {
@@ -675,7 +680,7 @@ fn stats(p: &mut RawProxy, words: &[Word], notice: &mut dyn FnMut(String)) -> Re
                 Some("if") => cond(words, 3)?,
                 _ => return Err(bad(sub, "stats admin needs \"if COND\"")),
             };
-            s.admin = Some(c);
+            s.admin = Some(c.into_inner());
         }
         "hide-version" | "show-legends" | "show-node" | "show-desc" => {
             notice(format!("stats {} is not implemented; ignored", sub.text))

@@ -1,0 +1,334 @@
+//! Compiles every section's `acl`, `use-backend`, `http-request` and
+//! `http-response` strings (and the `userlist`s they use) with
+//! `http::acl`/`http::rules`, so a bad fetch, regex, undefined ACL or a rule
+//! in the wrong direction is refused at load with `FILE:LINE:COL` pointing
+//! into the string.
+
+use std::sync::Arc;
+
+use toml::Spanned;
+
+use super::error::Locator;
+use super::model::{Backend, Frontend, Rules};
+use super::resolve::R;
+use super::schema::{RawConfig, RawProxy};
+use crate::http::acl::{Env, Error, Userlist};
+use crate::http::rules::{compile_section, Item};
+
+fn err_at(loc: &Locator, s: &Spanned<String>, e: &Error, ctx: &str) -> super::ConfigError {
+    let at = loc.string_offset(s.span(), s.get_ref(), e.at);
+    loc.error(at..at, ctx, e.msg.clone())
+}
+
+struct Section<'a> {
+    acls: Vec<(&'a String, &'a Spanned<String>)>,
+    routes: Vec<&'a Spanned<String>>,
+    request: Vec<&'a Spanned<String>>,
+    response: Vec<&'a Spanned<String>>,
+}
+
+fn section(p: &RawProxy, with_routes: bool) -> Section<'_> {
+    Section {
+        acls: p.acl.iter().flatten().collect(),
+        routes: if with_routes {
+            p.use_backend
+                .iter()
+                .flatten()
+                .filter_map(|u| u.if_.as_ref().or(u.unless.as_ref()))
+                .collect()
+        } else {
+            Vec::new()
+        },
+        request: p.http_request.iter().flatten().collect(),
+        response: p.http_response.iter().flatten().collect(),
+    }
+}
+
+fn build(
+    loc: &Locator,
+    ctx: &str,
+    name: &str,
+    s: &Section,
+    routes: &[(usize, String, bool)],
+    default_backend: Option<usize>,
+    env: &mut Env,
+) -> R<Rules> {
+    if s.acls.is_empty() && routes.is_empty() && s.request.is_empty() && s.response.is_empty() {
+        return Ok(Rules::default());
+    }
+    let acls: Vec<(String, String)> = s
+        .acls
+        .iter()
+        .map(|(n, v)| ((*n).clone(), v.get_ref().clone()))
+        .collect();
+    let req: Vec<String> = s.request.iter().map(|v| v.get_ref().clone()).collect();
+    let res: Vec<String> = s.response.iter().map(|v| v.get_ref().clone()).collect();
+    let compiled = compile_section(name, &acls, routes, default_backend, &req, &res, env).map_err(
+        |(item, e)| {
+            let (what, s) = match item {
+                Item::Acl(i) => ("acl", s.acls[i].1),
+                Item::UseBackend(i) => ("use-backend", s.routes[i]),
+                Item::Request(i) => ("http-request", s.request[i]),
+                Item::Response(i) => ("http-response", s.response[i]),
+            };
+            let e = Error {
+                at: e.at,
+                msg: format!("{what}: {}", e.msg),
+            };
+            err_at(loc, s, &e, ctx)
+        },
+    )?;
+    Ok(Rules(Some(Arc::new(compiled))))
+}
+
+pub(super) fn compile(
+    raw: &RawConfig,
+    frontends: &mut [Frontend],
+    backends: &mut [Backend],
+    loc: &Locator,
+) -> R<()> {
+    let mut env = Env {
+        backends: backends.iter().map(|b| b.name.clone()).collect(),
+        ..Env::default()
+    };
+    for (name, lines) in raw.userlist.iter().flatten() {
+        let text: Vec<&str> = lines.iter().map(|l| l.get_ref().as_str()).collect();
+        let ul = Userlist::parse(name, &text)
+            .map_err(|(i, e)| err_at(loc, &lines[i], &e, &format!("userlist \"{name}\"")))?;
+        env.userlists.push(Arc::new(ul));
+    }
+    // Backends: [[backend]] then the backend half of [[listen]] (whose
+    // rules live on its frontend half).
+    for (i, p) in raw.backend.iter().enumerate() {
+        let b = &mut backends[i];
+        let ctx = format!("backend \"{}\"", b.name);
+        let s = section(p.get_ref(), false);
+        b.rules = build(loc, &ctx, &b.name, &s, &[], None, &mut env)?;
+    }
+    let raws = raw
+        .frontend
+        .iter()
+        .map(|p| (p, "frontend"))
+        .chain(raw.listen.iter().map(|p| (p, "listen")));
+    for (fe, (p, kind)) in frontends.iter_mut().zip(raws) {
+        let ctx = format!("{kind} \"{}\"", fe.name);
+        let s = section(p.get_ref(), true);
+        let routes: Vec<(usize, String, bool)> = fe
+            .use_backend
+            .iter()
+            .map(|u| (u.backend, u.condition.clone(), u.negate))
+            .collect();
+        fe.rules = build(
+            loc,
+            &ctx,
+            &fe.name,
+            &s,
+            &routes,
+            fe.default_backend,
+            &mut env,
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    use crate::http::acl::{Message, NoCounters};
+    use crate::http::rules::{Conn, Txn, Verdict};
+
+    fn toml(text: &str) -> Result<crate::config::model::Config, String> {
+        crate::config::parse_str(text, Path::new("t.toml")).map_err(|e| e.to_string())
+    }
+
+    fn cfg(text: &str) -> Result<crate::config::model::Config, String> {
+        crate::config::parse_haproxy(
+            &[(PathBuf::from("h.cfg"), text.to_string())],
+            false,
+            &|_| None,
+        )
+        .map(|l| l.config)
+        .map_err(|e| e.to_string())
+    }
+
+    fn toml_with(acl: &str, rule: &str) -> String {
+        format!(
+            r#"
+[[frontend]]
+name = "fe"
+mode = "http"
+bind = ["127.0.0.1:9000"]
+acl = {{ {acl} }}
+use-backend = [{{ backend = "api", if = "is_api" }}]
+default-backend = "web"
+http-request = [{rule}]
+
+[[backend]]
+name = "web"
+mode = "http"
+servers = [{{ name = "a", address = "127.0.0.1:8000" }}]
+
+[[backend]]
+name = "api"
+mode = "http"
+servers = [{{ name = "b", address = "127.0.0.1:8001" }}]
+"#
+        )
+    }
+
+    const CFG: &str = "frontend fe
+    mode http
+    bind 127.0.0.1:9000
+    acl is_api path_beg /api/
+    acl is_api hdr(host) -i api.example
+    use_backend api if is_api
+    default_backend web
+    http-request deny if { path_beg /admin } !{ src 10.0.0.0/8 }
+
+backend web
+    mode http
+    server a 127.0.0.1:8000
+
+backend api
+    mode http
+    server b 127.0.0.1:8001
+";
+
+    fn route(c: &crate::config::model::Config, raw: &str) -> Option<usize> {
+        let rules = c.frontends[0].rules.get().expect("compiled");
+        let mut txn = Txn::default();
+        txn.req = Message::parse_request(raw.as_bytes()).unwrap();
+        let conn = Conn {
+            client: "192.0.2.1:1000".parse().unwrap(),
+            local: "127.0.0.1:9000".parse().unwrap(),
+            ssl: false,
+            backend: None,
+            counters: &NoCounters,
+        };
+        let mut out = Vec::new();
+        if rules.apply_request(&mut txn, &conn, &mut out) != Verdict::Continue {
+            return None;
+        }
+        rules.route(&mut txn, &conn)
+    }
+
+    #[test]
+    fn toml_and_haproxy_cfg_compile_the_same_rules() {
+        let t = toml(&toml_with(
+            r#"is_api = "path_beg /api/\nhdr(host) -i api.example""#,
+            r#""deny if { path_beg /admin } !{ src 10.0.0.0/8 }""#,
+        ))
+        .unwrap();
+        let h = cfg(CFG).unwrap();
+        for c in [&t, &h] {
+            assert_eq!(route(c, "GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n"), Some(1));
+            assert_eq!(
+                route(c, "GET / HTTP/1.1\r\nHost: API.example\r\n\r\n"),
+                Some(1)
+            );
+            assert_eq!(route(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Some(0));
+            assert_eq!(route(c, "GET /admin HTTP/1.1\r\nHost: a\r\n\r\n"), None);
+            assert!(c.backends[0].rules.get().is_none());
+        }
+    }
+
+    #[test]
+    fn toml_errors_point_into_the_string() {
+        let e = toml(&toml_with(
+            r#"is_api = "path_beg -i /api/""#,
+            r#""deny if nope""#,
+        ))
+        .unwrap_err();
+        // Line 9: `http-request = ["deny if nope"]`, "nope" at column 25.
+        assert!(
+            e.starts_with(
+                "t.toml:9:26: frontend \"fe\": http-request: ACL \"nope\" is not defined"
+            ),
+            "{e}"
+        );
+        let e = toml(&toml_with(r#"is_api = "pathx /api/""#, "")).unwrap_err();
+        assert!(
+            e.starts_with("t.toml:6:19: frontend \"fe\": acl: unknown fetch method \"pathx\""),
+            "{e}"
+        );
+        let e = toml(&toml_with(r#"is_api = "path_reg ^(/api""#, "")).unwrap_err();
+        assert!(e.starts_with("t.toml:6:28: "), "{e}");
+        assert!(e.contains("invalid regex"), "{e}");
+        let e = toml(&toml_with(r#"is_api = "path /""#, r#""set-status 500""#)).unwrap_err();
+        assert!(e.contains("t.toml:9:18: frontend \"fe\": http-request: \"set-status\" is not a valid http-request action"), "{e}");
+        let e = toml(&toml_with(r#"x = "path /""#, "")).unwrap_err();
+        assert!(e.starts_with("t.toml:7:"), "{e}");
+        assert!(
+            e.contains("use-backend: ACL \"is_api\" is not defined"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn haproxy_cfg_errors_name_line_and_column() {
+        let e = cfg(&CFG.replace("path_beg /api/", "path_bag /api/")).unwrap_err();
+        assert!(
+            e.starts_with("h.cfg:4:16: frontend \"fe\": acl: unknown fetch method \"path_bag\""),
+            "{e}"
+        );
+        let e = cfg(&CFG.replace("use_backend api if is_api", "use_backend api if is_apx"))
+            .unwrap_err();
+        assert!(e.starts_with("h.cfg:6:24: "), "{e}");
+        assert!(e.contains("ACL \"is_apx\" is not defined"), "{e}");
+        let e = cfg(&CFG.replace("{ src 10.0.0.0/8 }", "{ path_reg ( }")).unwrap_err();
+        assert!(e.starts_with("h.cfg:8:58: "), "{e}");
+        assert!(e.contains("invalid regex"), "{e}");
+        let e = cfg(&CFG.replace(
+            "    http-request deny",
+            "    http-response set-path /x\n    http-request deny",
+        ))
+        .unwrap_err();
+        assert!(e.starts_with("h.cfg:8:19: "), "{e}");
+        assert!(e.contains("not a valid http-response action"), "{e}");
+        let e = cfg(&format!(
+            "{CFG}\nuserlist L\n    user bob password nothash\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.starts_with("h.cfg:19:23: userlist \"L\": password"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn userlist_in_toml_and_cfg() {
+        let t = toml(&format!(
+            "{}\n[userlist]\nL = [\"user bob insecure-password secret\"]\n",
+            toml_with(
+                r#"is_api = "path /""#,
+                r#""auth realm R unless { http_auth(L) }""#
+            )
+        ));
+        // `[userlist]` after the arrays of tables is a top-level table.
+        let t = t.unwrap();
+        assert!(t.frontends[0].rules.get().is_some());
+        let e = toml(&toml_with(
+            r#"is_api = "path /""#,
+            r#""auth unless { http_auth(M) }""#,
+        ))
+        .unwrap_err();
+        assert!(e.contains("userlist \"M\" does not exist"), "{e}");
+        let h = cfg(&format!(
+            "{}\nuserlist L\n    group admins\n    user bob insecure-password secret groups admins\n",
+            CFG.replace(
+                "http-request deny",
+                "http-request auth unless { http_auth_group(L) admins }\n    http-request deny"
+            )
+        ))
+        .unwrap();
+        assert_eq!(route(&h, "GET / HTTP/1.1\r\nHost: a\r\n\r\n"), None, "401");
+        assert_eq!(
+            route(
+                &h,
+                "GET / HTTP/1.1\r\nHost: a\r\nAuthorization: Basic Ym9iOnNlY3JldA==\r\n\r\n"
+            ),
+            Some(0)
+        );
+    }
+}
