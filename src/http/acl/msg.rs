@@ -18,6 +18,9 @@ pub struct R32 {
 pub struct Message {
     bytes: Vec<u8>,
     method: R32,
+    /// The method as received: HAProxy 2.6's `method` fetch keeps reading it
+    /// after `set-method`.
+    received_method: R32,
     target: R32,
     reason: R32,
     status: u16,
@@ -70,6 +73,7 @@ impl Message {
         self.clear();
         self.response = false;
         self.method = self.push(head.method_span.get(buf));
+        self.received_method = self.method;
         self.target = self.push(head.target.get(buf));
         self.version = Some(head.version);
         self.load_headers(&head.headers, buf);
@@ -120,6 +124,11 @@ impl Message {
 
     pub fn method(&self) -> &[u8] {
         self.get(self.method)
+    }
+
+    /// The method as received, before any `set-method`.
+    pub fn received_method(&self) -> &[u8] {
+        self.get(self.received_method)
     }
 
     pub fn target(&self) -> &[u8] {

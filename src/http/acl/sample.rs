@@ -199,7 +199,9 @@ impl Fetch {
             Fetch::Path => f(Sample::Str(req.path())),
             Fetch::Url => f(Sample::Str(req.target())),
             Fetch::Query => req.query().is_some_and(|q| f(Sample::Str(q))),
-            Fetch::Method => f(Sample::Str(req.method())),
+            // HAProxy 2.6 answers the received method even after
+            // `set-method` (checked against haproxy in tests/rules_oracle.rs).
+            Fetch::Method => f(Sample::Str(req.received_method())),
             Fetch::Base => {
                 // Host + path: built in a stack buffer.
                 let host = req.lines(b"host").next().unwrap_or_default();

@@ -57,6 +57,9 @@ pub enum Action {
     Redirect(Redirect),
     /// A complete response, built at load.
     Return(Box<[u8]>),
+    /// `return ... lf-string FMT`: the status line, the headers after
+    /// `content-length`, and the body rendered per request.
+    ReturnFmt(Box<[u8]>, Box<[u8]>, LogFmt),
     SetHeader(Box<[u8]>, LogFmt),
     AddHeader(Box<[u8]>, LogFmt),
     DelHeader(Box<[u8]>),
@@ -229,6 +232,7 @@ impl SectionRules {
                 | Action::SetUri(f)
                 | Action::SetMethod(f) => f.render(&ctx, &mut scratch, buf),
                 Action::Redirect(rd) => rd.target.render(&ctx, &mut scratch, buf),
+                Action::ReturnFmt(_, _, f) => f.render(&ctx, &mut scratch, buf),
                 Action::SetVar(_, e) | Action::Capture(e, _) => {
                     e.text(&ctx, &mut scratch, buf);
                 }
@@ -278,6 +282,18 @@ impl SectionRules {
                 Action::Auth(realm) => {
                     auth_page(realm.as_deref().unwrap_or(&self.name), out);
                     return Verdict::Respond { status: 401 };
+                }
+                Action::ReturnFmt(line, rest, _) => {
+                    use std::io::Write;
+                    out.clear();
+                    out.extend_from_slice(line);
+                    let _ = write!(out, "content-length: {}\r\n", buf.len());
+                    out.extend_from_slice(rest);
+                    out.extend_from_slice(b"\r\n");
+                    out.extend_from_slice(buf);
+                    return Verdict::Respond {
+                        status: status_of(line),
+                    };
                 }
                 Action::Return(resp) => {
                     out.clear();
@@ -413,33 +429,57 @@ pub fn reason_phrase(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         101 => "Switching Protocols",
+        102 => "Processing",
+        103 => "Early Hints",
         200 => "OK",
         201 => "Created",
         202 => "Accepted",
+        203 => "Non-Authoritative Information",
         204 => "No Content",
+        205 => "Reset Content",
         206 => "Partial Content",
+        207 => "Multi-Status",
+        300 => "Multiple Choices",
         301 => "Moved Permanently",
         302 => "Found",
         303 => "See Other",
         304 => "Not Modified",
+        305 => "Use Proxy",
         307 => "Temporary Redirect",
         308 => "Permanent Redirect",
         400 => "Bad Request",
         401 => "Unauthorized",
+        402 => "Payment Required",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        406 => "Not Acceptable",
         407 => "Proxy Authentication Required",
         408 => "Request Timeout",
+        409 => "Conflict",
         410 => "Gone",
+        411 => "Length Required",
+        412 => "Precondition Failed",
         413 => "Payload Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Requested range unsatisfiable",
+        417 => "Expectation failed",
+        418 => "I'm a teapot",
+        421 => "Misdirected Request",
+        422 => "Unprocessable Content",
         425 => "Too Early",
+        426 => "Upgrade Required",
+        428 => "Precondition Required",
         429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        451 => "Unavailable For Legal Reasons",
         500 => "Internal Server Error",
         501 => "Not Implemented",
         502 => "Bad Gateway",
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
         _ => "",
     }
 }
@@ -682,7 +722,7 @@ fn compile_action(toks: &[Tok], side: Side, env: &mut Env, end: usize) -> Result
             Action::Auth(realm)
         }
         "redirect" => Action::Redirect(redirect(toks, env, end)?),
-        "return" => Action::Return(return_response(toks, end)?),
+        "return" => return_response(toks, end, env)?,
         "set-header" | "add-header" => {
             let n = arg(1, name)?;
             let v = arg(2, name)?;
@@ -876,11 +916,12 @@ fn redirect(toks: &[Tok], env: &mut Env, end: usize) -> Result<Redirect, Error> 
     Ok(rd)
 }
 
-fn return_response(toks: &[Tok], end: usize) -> Result<Box<[u8]>, Error> {
+fn return_response(toks: &[Tok], end: usize, env: &mut Env) -> Result<Action, Error> {
     use std::io::Write;
     let mut status = 200;
     let mut ctype: Option<String> = None;
     let mut body: Vec<u8> = Vec::new();
+    let mut fmt: Option<LogFmt> = None;
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut i = 1;
     while i < toks.len() {
@@ -888,8 +929,11 @@ fn return_response(toks: &[Tok], end: usize) -> Result<Box<[u8]>, Error> {
         match t.text.as_str() {
             "status" => status = status_arg(word(toks, i + 1, end, "status")?, 200, 599)?,
             "content-type" => ctype = Some(word(toks, i + 1, end, "content-type")?.text.clone()),
-            "string" | "lf-string" => {
-                body = word(toks, i + 1, end, &t.text)?.text.clone().into_bytes()
+            "string" => body = word(toks, i + 1, end, &t.text)?.text.clone().into_bytes(),
+            "lf-string" => {
+                let w = word(toks, i + 1, end, &t.text)?;
+                body = w.text.clone().into_bytes();
+                fmt = Some(fmt_arg(w, env)?);
             }
             "file" | "lf-file" => {
                 let f = word(toks, i + 1, end, "file")?;
@@ -915,22 +959,25 @@ fn return_response(toks: &[Tok], end: usize) -> Result<Box<[u8]>, Error> {
                 .into(),
         });
     }
-    let mut out = Vec::new();
-    let _ = write!(
-        out,
-        "HTTP/1.1 {status} {}\r\ncontent-length: {}\r\n",
-        reason_phrase(status),
-        body.len()
-    );
-    if let Some(c) = ctype {
-        let _ = write!(out, "content-type: {c}\r\n");
-    }
+    // HAProxy writes the `hdr` lines first, names lower-cased, then
+    // content-length and content-type.
+    let mut line = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status)).into_bytes();
     for (n, v) in headers {
-        let _ = write!(out, "{n}: {v}\r\n");
+        let _ = write!(line, "{}: {v}\r\n", n.to_ascii_lowercase());
     }
+    let mut rest = Vec::new();
+    if let Some(c) = ctype {
+        let _ = write!(rest, "content-type: {c}\r\n");
+    }
+    if let Some(f) = fmt {
+        return Ok(Action::ReturnFmt(line.into(), rest.into(), f));
+    }
+    let mut out = line;
+    let _ = write!(out, "content-length: {}\r\n", body.len());
+    out.extend_from_slice(&rest);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(&body);
-    Ok(out.into())
+    Ok(Action::Return(out.into()))
 }
 
 /// Builds a section's rules from its definitions. Each error carries the

@@ -133,7 +133,7 @@ fn deny_tarpit_return() {
     assert_eq!(v, Verdict::Respond { status: 204 });
     assert_eq!(out, "HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n");
     let (_, out, _) = request(&s, &get("/m"));
-    assert_eq!(out, "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 11\r\ncontent-type: text/html; charset=utf-8\r\nX-A: 1\r\n\r\n<b>down</b>");
+    assert_eq!(out, "HTTP/1.1 503 Service Unavailable\r\nx-a: 1\r\ncontent-length: 11\r\ncontent-type: text/html; charset=utf-8\r\n\r\n<b>down</b>");
 }
 
 #[test]
