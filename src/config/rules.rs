@@ -332,3 +332,41 @@ backend api
         );
     }
 }
+
+#[cfg(test)]
+mod redirect_keyword {
+    use std::path::PathBuf;
+
+    #[test]
+    fn the_redirect_section_keyword_is_an_http_request_redirect() {
+        let text = "frontend fe
+    mode http
+    bind 127.0.0.1:9000
+    redirect scheme https code 301 if !{ ssl_fc }
+    default_backend web
+
+backend web
+    mode http
+    server a 127.0.0.1:8000
+";
+        let c =
+            crate::config::parse_haproxy(&[(PathBuf::from("h.cfg"), text.into())], false, &|_| {
+                None
+            })
+            .unwrap()
+            .config;
+        assert_eq!(
+            c.frontends[0].http_request,
+            ["redirect scheme https code 301 if !{ ssl_fc }"]
+        );
+        let e = crate::config::parse_haproxy(
+            &[(PathBuf::from("h.cfg"), text.replace("code 301", "code 399"))],
+            false,
+            &|_| None,
+        )
+        .err()
+        .expect("refused")
+        .to_string();
+        assert!(e.starts_with("h.cfg:4:32: "), "{e}");
+    }
+}

@@ -51,6 +51,7 @@ pub(super) fn is_proxy_keyword(k: &str) -> bool {
             | "tcp-check"
             | "cookie"
             | "http-request"
+            | "redirect"
             | "http-response"
             | "stats"
             | "disabled"
@@ -294,6 +295,14 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
                 }
             }
             "log"
+        }
+        "redirect" => {
+            // The section keyword is `http-request redirect` (HAProxy runs
+            // these after the http-request rules; here they keep file order).
+            arg(words, 1)?;
+            let rule = Spanned::new(cover(words), join(words));
+            p.http_request.get_or_insert_with(Vec::new).push(rule);
+            "http-request"
         }
         "http-request" | "http-response" => {
             arg(words, 1)?;

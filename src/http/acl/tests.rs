@@ -504,3 +504,33 @@ fn http_auth_fetches() {
         }
     }
 }
+
+#[test]
+fn every_match_method_by_flag() {
+    assert!(ev("hdr(host) -m str WWW.Example.com"));
+    assert!(ev("hdr(host) -m str -i www.example.com"));
+    assert!(ev("hdr(host) -m beg WWW"));
+    assert!(ev("hdr(host) -m end .com"));
+    assert!(ev("hdr(host) -m sub Exam"));
+    assert!(!ev("hdr(host) -m sub exam"));
+    assert!(ev("hdr(host) -m reg ^W+\\.Ex"));
+    assert!(ev("hdr(host) -m dom Example"));
+    assert!(ev("path -m dir api"));
+    assert!(ev("path -m len 10:20"));
+    assert!(ev("hdr(content-length) -m int 3"));
+    assert!(ev("hdr(content-length) -m int ge 3"));
+    assert!(ev("hdr(content-length) -m int le 3"));
+    assert!(!ev("hdr(content-length) -m int lt 3"));
+    assert!(ev("hdr(content-length) -m int gt 2"));
+    assert!(ev("hdr(content-length) -m int eq 3"));
+    assert!(ev("hdr(content-length) -m bool"));
+    assert!(ev("hdr(x-fwd) -m found"));
+    assert!(ev("src -m ip 10.0.0.0/8"));
+    assert!(eval_on(
+        b"GET / HTTP/1.1\r\nX-IP: 10.1.1.1\r\n\r\n",
+        "hdr(x-ip) -m ip 10.0.0.0/8"
+    ));
+    assert!(ev("src_port -m str 5555"), "an integer matched as text");
+    assert!(!ev("ssl_fc -m bool"));
+    assert!(ev("fe_conn -m bool"));
+}
