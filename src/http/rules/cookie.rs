@@ -15,7 +15,9 @@
 //!   mode. Insert mode adds `Set-Cookie: NAME=VALUE; path=/[; domain=D]
 //!   [; HttpOnly][; Secure]` unless the request already stuck to that server
 //!   (or `postonly` and not a POST, or `preserve` and the server set it), and
-//!   `nocache` adds `Cache-control: private` whenever a cookie is set.
+//!   `nocache` then adds `Cache-control: private` when the response could be
+//!   cached ([`cacheable`]: HAProxy 2.6's rules, checked against haproxy).
+
 //!
 //! `maxidle`/`maxlife` are accepted; the cookie dates they add are not
 //! emitted or checked (the value before `|` is used).
@@ -153,17 +155,63 @@ fn remove_empty_cookie_lines(req: &mut Message) {
     }
 }
 
+/// Whether a shared cache could store `res` for a request with `method`, as
+/// HAProxy 2.6 decides before `nocache` adds `Cache-control: private`: a GET
+/// or HEAD; a status RFC 7234 lets be cached; no `Pragma: no-cache`, no
+/// `Cache-Control: private|no-cache|no-store|max-age=0|s-maxage=0`; and
+/// freshness (`max-age`, `s-maxage`, `Expires`) or a validator (`ETag`,
+/// `Last-Modified`).
+pub fn cacheable(method: &[u8], res: &Message) -> bool {
+    if method != b"GET" && method != b"HEAD" {
+        return false;
+    }
+    if !matches!(
+        res.status(),
+        200 | 203 | 204 | 206 | 300 | 301 | 404 | 405 | 410 | 414 | 501
+    ) {
+        return false;
+    }
+    if res
+        .lines(b"pragma")
+        .next()
+        .is_some_and(|v| trim(v).eq_ignore_ascii_case(b"no-cache"))
+    {
+        return false;
+    }
+    let mut fresh = false;
+    for v in res.values(b"cache-control") {
+        let is = |w: &[u8]| v.eq_ignore_ascii_case(w);
+        if is(b"private")
+            || is(b"no-cache")
+            || is(b"no-store")
+            || is(b"max-age=0")
+            || is(b"s-maxage=0")
+        {
+            return false;
+        }
+        let lower = |p: &[u8]| v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p);
+        if lower(b"max-age") || lower(b"s-maxage") {
+            fresh = true;
+        }
+    }
+    fresh
+        || res.lines(b"expires").next().is_some()
+        || res.lines(b"etag").next().is_some()
+        || res.lines(b"last-modified").next().is_some()
+}
+
 /// Edits the server's response for persistence. `server` is the server that
-/// answered (its `cookie` value, if any), `stick` what [`on_request`]
-/// returned, `index` the answering server's index, `post` whether the request
-/// was a POST.
+/// answered (its index and `cookie` value, if any), `stick` what
+/// [`on_request`] returned, `method` the request's method.
 pub fn on_response(
     spec: &CookieSpec,
     res: &mut Message,
     server: Option<(usize, Option<&str>)>,
     stick: Stick,
-    post: bool,
+    method: &[u8],
 ) {
+    let post = method == b"POST";
+    let cache = spec.nocache && cacheable(method, res);
     let name = spec.name.as_bytes();
     let direct = matches!((stick, server), (Stick::Server(s), Some((i, _))) if s == i);
     let mut found = false;
@@ -218,7 +266,7 @@ pub fn on_response(
             res.add_header(n, v);
         }
     }
-    let mut set = replaced;
+    let _ = replaced;
     if let Some((_, cookie)) = server {
         let insert = spec.mode == "insert"
             && !(found && spec.preserve)
@@ -249,10 +297,9 @@ pub fn on_response(
                 v.extend_from_slice(b"; Secure");
             }
             res.add_header(b"Set-Cookie", &v);
-            set = true;
+            if cache {
+                res.add_header(b"Cache-control", b"private");
+            }
         }
-    }
-    if set && spec.nocache {
-        res.add_header(b"Cache-control", b"private");
     }
 }

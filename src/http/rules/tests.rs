@@ -397,11 +397,19 @@ fn cookie_insert_indirect_nocache() {
     // First visit: no cookie → load-balanced; the response gets one.
     let mut req = Message::parse_request(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     assert_eq!(on_request(&s, &mut req, &SERVERS, false), Stick::None);
-    let mut res = Message::parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
-    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, false);
+    let mut res =
+        Message::parse_response(b"HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\n\r\n").unwrap();
+    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, b"GET");
     assert_eq!(
         res_text(&res),
-        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nSet-Cookie: SRV=s1; path=/\r\nCache-control: private\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nCache-Control: max-age=60\r\nSet-Cookie: SRV=s1; path=/\r\nCache-control: private\r\n\r\n"
+    );
+    // A response no cache would keep gets no Cache-control.
+    let mut res = Message::parse_response(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, b"GET");
+    assert_eq!(
+        res_text(&res),
+        "HTTP/1.1 200 OK\r\nSet-Cookie: SRV=s1; path=/\r\n\r\n"
     );
     // Next visit: sticks; indirect strips the cookie towards the server and
     // no cookie is inserted again.
@@ -409,7 +417,13 @@ fn cookie_insert_indirect_nocache() {
     assert_eq!(on_request(&s, &mut req, &SERVERS, false), Stick::Server(0));
     assert_eq!(req.lines(b"cookie").collect::<Vec<_>>(), [b"a=1; b=2"]);
     let mut res = Message::parse_response(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
-    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::Server(0), false);
+    on_response(
+        &s,
+        &mut res,
+        Some((0, Some("s1"))),
+        Stick::Server(0),
+        b"GET",
+    );
     assert_eq!(res_text(&res), "HTTP/1.1 200 OK\r\n\r\n");
     // The only cookie: the whole line goes.
     let mut req = req_with("SRV=s1");
@@ -426,7 +440,7 @@ fn cookie_naming_a_down_server_is_load_balanced() {
     assert_eq!(req.lines(b"cookie").collect::<Vec<_>>(), [b"SRV=s2"]);
     // The live server answers and re-sets the cookie to itself.
     let mut res = Message::parse_response(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
-    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::Down(1), false);
+    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::Down(1), b"GET");
     assert_eq!(
         res_text(&res),
         "HTTP/1.1 200 OK\r\nSet-Cookie: SRV=s1; path=/\r\n\r\n"
@@ -449,14 +463,14 @@ fn cookie_preserve_postonly_attrs() {
     let mut res =
         Message::parse_response(b"HTTP/1.1 200 OK\r\nSet-Cookie: SRV=mine; path=/app\r\n\r\n")
             .unwrap();
-    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, false);
+    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, b"GET");
     assert_eq!(
         res_text(&res),
         "HTTP/1.1 200 OK\r\nSet-Cookie: SRV=mine; path=/app\r\n\r\n",
         "preserve: the server's cookie is kept and none inserted"
     );
     let mut res = Message::parse_response(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
-    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, false);
+    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, b"GET");
     assert_eq!(
         res_text(&res),
         "HTTP/1.1 200 OK\r\nSet-Cookie: SRV=s1; path=/; domain=.example.com; HttpOnly; Secure\r\n\r\n"
@@ -464,9 +478,9 @@ fn cookie_preserve_postonly_attrs() {
     let mut s = spec("insert");
     s.postonly = true;
     let mut res = Message::parse_response(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
-    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, false);
+    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, b"GET");
     assert_eq!(res_text(&res), "HTTP/1.1 200 OK\r\n\r\n", "postonly, GET");
-    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, true);
+    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, b"POST");
     assert!(res_text(&res).contains("Set-Cookie: SRV=s1; path=/"));
     // Insert mode (no preserve) drops the server's own cookie of that name.
     let s = spec("insert");
@@ -474,14 +488,14 @@ fn cookie_preserve_postonly_attrs() {
         b"HTTP/1.1 200 OK\r\nSet-Cookie: SRV=mine\r\nSet-Cookie: other=1\r\n\r\n",
     )
     .unwrap();
-    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, false);
+    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, b"GET");
     assert_eq!(
         res_text(&res),
         "HTTP/1.1 200 OK\r\nSet-Cookie: other=1\r\nSet-Cookie: SRV=s1; path=/\r\n\r\n"
     );
     // A server without a cookie value: the client's cookie is cleared.
     let mut res = Message::parse_response(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
-    on_response(&s, &mut res, Some((1, None)), Stick::None, false);
+    on_response(&s, &mut res, Some((1, None)), Stick::None, b"GET");
     assert!(
         res_text(&res).contains("Set-Cookie: SRV=; Expires=Thu, 01-Jan-1970 00:00:01 GMT; path=/")
     );
@@ -497,16 +511,16 @@ fn cookie_rewrite_and_prefix() {
     let mut res =
         Message::parse_response(b"HTTP/1.1 200 OK\r\nSet-Cookie: SRV=session42; path=/\r\n\r\n")
             .unwrap();
-    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, false);
+    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, b"GET");
     assert_eq!(
         res_text(&res),
-        "HTTP/1.1 200 OK\r\nSet-Cookie: SRV=s1; path=/\r\nCache-control: private\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nSet-Cookie: SRV=s1; path=/\r\n\r\n"
     );
     let s = spec("prefix");
     let mut res =
         Message::parse_response(b"HTTP/1.1 200 OK\r\nSet-Cookie: SRV=abc; HttpOnly\r\n\r\n")
             .unwrap();
-    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, false);
+    on_response(&s, &mut res, Some((0, Some("s1"))), Stick::None, b"GET");
     assert_eq!(
         res_text(&res),
         "HTTP/1.1 200 OK\r\nSet-Cookie: SRV=s1~abc; HttpOnly\r\n\r\n"
@@ -515,4 +529,39 @@ fn cookie_rewrite_and_prefix() {
     let mut req = req_with("x=1; SRV=s1~abc");
     assert_eq!(on_request(&s, &mut req, &SERVERS, false), Stick::Server(0));
     assert_eq!(req.lines(b"cookie").collect::<Vec<_>>(), [b"x=1; SRV=abc"]);
+}
+
+#[test]
+fn cacheability_as_haproxy_decides_it() {
+    use super::cookie::cacheable;
+    let r = |extra: &str| {
+        Message::parse_response(format!("HTTP/1.1 200 OK\r\n{extra}\r\n").as_bytes()).unwrap()
+    };
+    assert!(cacheable(b"GET", &r("Cache-Control: max-age=60\r\n")));
+    assert!(cacheable(b"HEAD", &r("Cache-Control: s-maxage=5\r\n")));
+    assert!(cacheable(
+        b"GET",
+        &r("Expires: Thu, 01 Dec 2030 16:00:00 GMT\r\n")
+    ));
+    assert!(cacheable(b"GET", &r("ETag: \"x\"\r\n")));
+    assert!(cacheable(
+        b"GET",
+        &r("Last-Modified: Thu, 01 Dec 2020 16:00:00 GMT\r\n")
+    ));
+    assert!(!cacheable(b"GET", &r("")));
+    assert!(!cacheable(b"GET", &r("Cache-Control: public\r\n")));
+    assert!(!cacheable(b"POST", &r("Cache-Control: max-age=60\r\n")));
+    assert!(!cacheable(b"PUT", &r("Cache-Control: max-age=60\r\n")));
+    assert!(!cacheable(
+        b"GET",
+        &r("Cache-Control: max-age=60, private\r\n")
+    ));
+    assert!(!cacheable(b"GET", &r("Pragma: no-cache\r\nExpires: x\r\n")));
+    let found = Message::parse_response(b"HTTP/1.1 302 Found\r\nCache-Control: max-age=60\r\n\r\n")
+        .unwrap();
+    assert!(!cacheable(b"GET", &found));
+    let gone =
+        Message::parse_response(b"HTTP/1.1 404 Not Found\r\nCache-Control: max-age=60\r\n\r\n")
+            .unwrap();
+    assert!(cacheable(b"GET", &gone));
 }
