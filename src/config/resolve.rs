@@ -287,11 +287,15 @@ impl Resolver<'_> {
         }
         let lookup = |n: &Spanned<String>, key: &str| -> R<usize> {
             backends.get(n.get_ref()).copied().ok_or_else(|| {
-                self.err(
-                    span(n),
-                    &ctx,
-                    format!("{key} \"{}\" does not exist", n.get_ref()),
-                )
+                let msg = if n.get_ref().contains("%[") {
+                    format!(
+                        "{key} \"{}\": a backend name computed per request (log-format) is not supported; name the backend and use a condition",
+                        n.get_ref()
+                    )
+                } else {
+                    format!("{key} \"{}\" does not exist", n.get_ref())
+                };
+                self.err(span(n), &ctx, msg)
             })
         };
         let default_backend = match raw

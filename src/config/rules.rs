@@ -370,3 +370,28 @@ backend web
         assert!(e.starts_with("h.cfg:4:32: "), "{e}");
     }
 }
+
+#[cfg(test)]
+mod dynamic_backend {
+    #[test]
+    fn a_computed_backend_name_is_refused_clearly() {
+        let text = r#"
+[[frontend]]
+name = "fe"
+mode = "http"
+bind = ["127.0.0.1:9000"]
+use-backend = [{ backend = "%[req.hdr(host),lower,map(/etc/hosts.map,web)]", if = "TRUE" }]
+default-backend = "web"
+
+[[backend]]
+name = "web"
+mode = "http"
+servers = [{ name = "a", address = "127.0.0.1:8000" }]
+"#;
+        let e = crate::config::parse_str(text, std::path::Path::new("t.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("t.toml:6:28: "), "{e}");
+        assert!(e.contains("computed per request"), "{e}");
+    }
+}
