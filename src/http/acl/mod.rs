@@ -151,9 +151,22 @@ pub struct Env {
     pub vars: Vec<String>,
     pub maps: HashMap<String, Arc<sample::MapTable>>,
     pub response: bool,
+    /// In `http-response` rules: request fetches are refused.
+    pub request_gone: bool,
 }
 
 impl Env {
+    /// Why `f` cannot be used where this compiles, if it cannot.
+    pub fn unavailable(&self, f: &sample::Fetch) -> Option<&'static str> {
+        if f.response_only() && !self.response {
+            Some("reads the response, which is not available here")
+        } else if f.request_only() && self.request_gone {
+            Some("reads the request headers, which are not available in http-response rules")
+        } else {
+            None
+        }
+    }
+
     pub fn backend(&self, name: &str) -> Option<usize> {
         self.backends.iter().position(|b| b == name)
     }
@@ -221,13 +234,10 @@ impl AclLine {
         })?;
         let (base, method) = acl_keyword(&first.text);
         let expr = sample::parse_expr(&base, first.at, env)?;
-        if expr.fetch.response_only() && !env.response {
+        if let Some(why) = env.unavailable(&expr.fetch) {
             return Err(Error {
                 at: first.at,
-                msg: format!(
-                    "fetch \"{}\" reads the response, which is not available here",
-                    first.text
-                ),
+                msg: format!("fetch \"{}\" {why}", first.text),
             });
         }
         let mut method = method.unwrap_or_else(|| {
@@ -564,15 +574,14 @@ impl AclSet {
                 at: t.at + n as usize,
                 msg: format!("ACL \"{name}\" is not defined"),
             })?;
-            if !env.response
-                && self.acls[acl]
-                    .lines
-                    .iter()
-                    .any(|l| l.expr.fetch.response_only())
+            if let Some(why) = self.acls[acl]
+                .lines
+                .iter()
+                .find_map(|l| env.unavailable(&l.expr.fetch))
             {
                 return Err(Error {
                     at: t.at + n as usize,
-                    msg: format!("ACL \"{name}\" reads the response, which is not available here"),
+                    msg: format!("ACL \"{name}\" {why}"),
                 });
             }
             terms

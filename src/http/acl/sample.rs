@@ -192,6 +192,27 @@ impl Fetch {
         )
     }
 
+    /// Whether it reads the request head (refused in `http-response` rules,
+    /// where HAProxy no longer has it).
+    pub fn request_only(&self) -> bool {
+        matches!(
+            self,
+            Fetch::Path
+                | Fetch::Url
+                | Fetch::Query
+                | Fetch::Method
+                | Fetch::Base
+                | Fetch::ReqVer
+                | Fetch::UrlParam(_)
+                | Fetch::Hdr { res: false, .. }
+                | Fetch::HdrCnt { res: false, .. }
+                | Fetch::Cook { res: false, .. }
+                | Fetch::CookCnt(_)
+                | Fetch::HttpAuth(_)
+                | Fetch::HttpAuthGroup(_)
+        )
+    }
+
     /// Calls `f` with each value until it returns true; whether one did.
     pub fn each(&self, ctx: &Ctx, f: &mut dyn FnMut(Sample) -> bool) -> bool {
         let req = ctx.req;

@@ -58,12 +58,10 @@ impl LogFmt {
                             *occ = -1;
                         }
                     }
-                    if expr.fetch.response_only() && !env.response {
+                    if let Some(why) = env.unavailable(&expr.fetch) {
                         return Err(Error {
                             at: at + i + 2,
-                            msg: format!(
-                                "fetch \"{inner}\" reads the response, which is not available here"
-                            ),
+                            msg: format!("fetch \"{inner}\" {why}"),
                         });
                     }
                     flush(&mut lit, &mut parts);

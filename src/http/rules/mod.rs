@@ -480,7 +480,12 @@ pub fn reason_phrase(status: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
-        _ => "",
+        100..=199 => "Informational",
+        200..=299 => "Success",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        500..=599 => "Server Error",
+        _ => "Other",
     }
 }
 
@@ -594,6 +599,7 @@ pub fn compile_rule(
     env: &mut Env,
 ) -> Result<Rule, Error> {
     env.response = side == Side::Response;
+    env.request_gone = side == Side::Response;
     let toks = tokenize(text)?;
     let cond_at = toks
         .iter()
@@ -642,6 +648,18 @@ fn regex_arg(t: &Tok) -> Result<regex::bytes::Regex, Error> {
 fn fmt_arg(t: &Tok, env: &mut Env) -> Result<LogFmt, Error> {
     // Offsets into an unquoted word map 1:1; a quoted word starts one later.
     LogFmt::parse(&t.text, t.at + t.quoted as usize, env)
+}
+
+/// A sample expression usable where this rule runs.
+fn checked_expr(t: &Tok, env: &mut Env) -> Result<Expr, Error> {
+    let e = parse_expr(&t.text, t.at, env)?;
+    match env.unavailable(&e.fetch) {
+        Some(why) => Err(Error {
+            at: t.at,
+            msg: format!("fetch \"{}\" {why}", t.text),
+        }),
+        None => Ok(e),
+    }
 }
 
 fn expect_end(toks: &[Tok], i: usize) -> Result<(), Error> {
@@ -801,7 +819,7 @@ fn compile_action(toks: &[Tok], side: Side, env: &mut Env, end: usize) -> Result
         }
         "capture" => {
             let e = arg(1, name)?;
-            let expr = parse_expr(&e.text, e.at, env)?;
+            let expr = checked_expr(e, env)?;
             let len = match toks.get(2).map(|t| t.text.as_str()) {
                 Some("len") => {
                     let l = arg(3, "len")?;
@@ -834,7 +852,7 @@ fn compile_action(toks: &[Tok], side: Side, env: &mut Env, end: usize) -> Result
                 Action::UnsetVar(id)
             } else {
                 let e = arg(1, n)?;
-                let expr = parse_expr(&e.text, e.at, env)?;
+                let expr = checked_expr(e, env)?;
                 expect_end(toks, 2)?;
                 Action::SetVar(id, expr)
             }
@@ -998,6 +1016,7 @@ pub fn compile_section(
     };
     for (i, (n, text)) in acls.iter().enumerate() {
         env.response = true;
+        env.request_gone = false;
         s.acls.define(n, text, env).map_err(|e| (Item::Acl(i), e))?;
     }
     env.response = false;

@@ -238,7 +238,7 @@ fn response_rules() {
             "del-header Server",
             "replace-value Cache-Control ^public$ private",
             "set-status 503 reason \"Try Later\" if err",
-            "add-header X-Path %[path]",
+            "add-header X-Code %[status]",
             "deny if { res.hdr(x-leak) -m found }",
         ],
     );
@@ -259,7 +259,7 @@ fn response_rules() {
     txn.res.rebuild_response(&mut o, &mut h);
     assert_eq!(
         String::from_utf8(o).unwrap(),
-        "HTTP/1.1 503 Try Later\r\nCache-Control: private, max-age=1\r\nX-Served-By: ringlb\r\nX-Path: /p\r\n\r\n"
+        "HTTP/1.1 503 Try Later\r\nCache-Control: private, max-age=1\r\nX-Served-By: ringlb\r\nX-Code: 503\r\n\r\n"
     );
     txn.res = Message::parse_response(b"HTTP/1.1 200 OK\r\nX-Leak: 1\r\n\r\n").unwrap();
     assert_eq!(
@@ -564,4 +564,29 @@ fn cacheability_as_haproxy_decides_it() {
         Message::parse_response(b"HTTP/1.1 404 Not Found\r\nCache-Control: max-age=60\r\n\r\n")
             .unwrap();
     assert!(cacheable(b"GET", &gone));
+}
+
+#[test]
+fn request_fetches_are_refused_in_response_rules() {
+    let compile = |acls: &[(&str, &str)], res: &[&str]| {
+        let acls: Vec<(String, String)> = acls
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let res: Vec<String> = res.iter().map(|s| s.to_string()).collect();
+        compile_section("fe", &acls, &[], None, &[], &res, &mut env())
+    };
+    let (item, e) = compile(&[], &["add-header X-Path %[path]"]).unwrap_err();
+    assert_eq!((item, e.at), (Item::Response(0), 20));
+    assert!(e.msg.contains("request headers"), "{e:?}");
+    let (_, e) = compile(&[("api", "path_beg /api")], &["del-header Server if api"]).unwrap_err();
+    assert_eq!(e.at, 21);
+    let (_, e) = compile(&[], &["set-var(txn.x) req.hdr(host)"]).unwrap_err();
+    assert_eq!(e.at, 15);
+    // Response fetches, addresses and variables are fine.
+    compile(
+        &[("err", "status ge 500")],
+        &["set-header X %[var(txn.p)]-%[src]-%[res.hdr(server)] if err"],
+    )
+    .unwrap();
 }
