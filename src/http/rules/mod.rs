@@ -8,6 +8,30 @@
 //! then the frontend's. A rule that answers (`deny`, `tarpit`, `auth`,
 //! `redirect`, `return`) writes the whole response into the caller's buffer
 //! and stops the evaluation; `allow` stops the section's remaining rules.
+//!
+//! What a shard does per request (`fe`/`be` are `config.frontends[i].rules.get()`
+//! and `config.backends[b].rules.get()`; `txn` is one [`Txn`] kept per client
+//! connection, `out` one reused `Vec<u8>`):
+//!
+//! ```text
+//! txn.req.load_request(&head, buf); txn.begin();
+//! conn = Conn { client, local, ssl, backend: None, counters: &shard_counters };
+//! fe.apply_request(&mut txn, &conn, &mut out)   -> Respond/Tarpit: send `out`, done
+//! b = fe.route(&mut txn, &conn)                 -> use_backend / default_backend
+//! conn.backend = Some(b);
+//! be.apply_request(&mut txn, &conn, &mut out)   -> Respond/Tarpit: send `out`, done
+//! cookie::on_request(spec, &mut txn.req, servers, persist) -> Stick (server or LB)
+//! if txn.req.edited() { txn.req.rebuild_request(&mut head_buf, &mut head) }
+//!   ... rewrite::write_request(head, info, head_buf, ..) to the server ...
+//! txn.res.load_response(&rhead, rbuf);
+//! be.apply_response(..); fe.apply_response(..)  -> Respond: send `out` instead
+//! cookie::on_response(spec, &mut txn.res, Some((srv, srv_cookie)), stick, method)
+//! if txn.res.edited() { txn.res.rebuild_response(&mut head_buf, &mut rhead) }
+//! ```
+//!
+//! Evaluating conditions and fetches allocates nothing; actions that change
+//! the message append to the `Message` buffer (capacity kept across
+//! requests). `replace-*`, `regsub` and `capture` allocate while they run.
 
 pub mod cookie;
 pub mod logfmt;
