@@ -590,3 +590,117 @@ fn request_fetches_are_refused_in_response_rules() {
     )
     .unwrap();
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words rules are made of, so random strings reach deep into the parser.
+    const WORDS: &[&str] = &[
+        "if",
+        "unless",
+        "{",
+        "}",
+        "!",
+        "||",
+        "or",
+        "path",
+        "path_beg",
+        "hdr(host)",
+        "req.hdr(x,-1)",
+        "-i",
+        "-m",
+        "reg",
+        "beg",
+        "int",
+        "found",
+        "-f",
+        "--",
+        "ge",
+        "lt",
+        "1",
+        "0:9",
+        "(",
+        ")",
+        "%[",
+        "]",
+        "%[path,lower,field(1,/)]",
+        "\"",
+        "'",
+        "\\",
+        "deny",
+        "deny_status",
+        "redirect",
+        "location",
+        "prefix",
+        "scheme",
+        "code",
+        "301",
+        "return",
+        "status",
+        "string",
+        "lf-string",
+        "content-type",
+        "set-header",
+        "X",
+        "%[src]",
+        "replace-header",
+        "^(.*)$",
+        "\\1",
+        "set-var(txn.a)",
+        "var(txn.a)",
+        "auth",
+        "realm",
+        "url_param(q),regsub(a,b,g)",
+        "map(/nonexistent)",
+        "src",
+        "10.0.0.0/8",
+        "status",
+        "res.hdr(x)",
+        "capture",
+        "len",
+        "set-status",
+        "reason",
+        "%ci",
+        "%%",
+        "METH_GET",
+        "nbsrv(app)",
+        "nbsrv(nope)",
+        "always_true",
+    ];
+
+    fn rule() -> impl Strategy<Value = String> {
+        prop_oneof![
+            proptest::collection::vec(proptest::sample::select(WORDS), 0..10)
+                .prop_map(|w| w.join(" ")),
+            "[ -~]{0,60}",
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+        #[test]
+        fn compiling_and_applying_any_rule_never_panics(a in rule(), r in rule(), side in any::<bool>()) {
+            let mut env = env();
+            let mut acls = crate::http::acl::AclSet::new();
+            let _ = acls.define("x", &a, &mut env);
+            let side = if side { Side::Request } else { Side::Response };
+            if let Ok(rule) = compile_rule(&r, side, &mut acls, &mut env) {
+                let s = SectionRules {
+                    name: "fe".into(),
+                    acls,
+                    request: if side == Side::Request { vec![rule.clone()] } else { vec![] },
+                    response: if side == Side::Response { vec![rule] } else { vec![] },
+                    ..SectionRules::default()
+                };
+                let mut txn = Txn::default();
+                txn.req = Message::parse_request(b"GET /a/b?q=1 HTTP/1.1\r\nHost: h\r\nX: a, b\r\n\r\n").unwrap();
+                txn.res = Message::parse_response(b"HTTP/1.1 200 OK\r\nX: 1\r\n\r\n").unwrap();
+                let mut out = Vec::new();
+                let _ = s.apply_request(&mut txn, &conn(), &mut out);
+                let _ = s.apply_response(&mut txn, &conn(), &mut out);
+                let _ = s.route(&mut txn, &conn());
+            }
+        }
+    }
+}
