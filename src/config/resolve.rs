@@ -44,6 +44,7 @@ impl Kind {
                 "bind",
                 "acl",
                 "use-backend",
+                "use-server",
                 "servers",
                 "http-request",
                 "http-response",
@@ -55,6 +56,7 @@ impl Kind {
                 "check",
                 "default-server",
                 "servers",
+                "use-server",
                 "retries",
                 "redispatch",
                 "on-marked-down",
@@ -84,6 +86,7 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     add(p.maxconn.is_some(), "maxconn");
     add(p.acl.is_some(), "acl");
     add(p.use_backend.is_some(), "use-backend");
+    add(p.use_server.is_some(), "use-server");
     add(p.default_backend.is_some(), "default-backend");
     add(p.http_request.is_some(), "http-request");
     add(p.http_response.is_some(), "http-response");

@@ -81,6 +81,58 @@ fn build(
     Ok(Rules(Some(Arc::new(compiled))))
 }
 
+fn use_server(loc: &Locator, ctx: &str, p: &RawProxy, b: &mut Backend, env: &mut Env) -> R<()> {
+    let Some(list) = p.use_server.as_ref().filter(|l| !l.is_empty()) else {
+        return Ok(());
+    };
+    let mut rules = Vec::new();
+    let mut conds = Vec::new();
+    for u in list {
+        let name = u.server.get_ref();
+        let idx = b
+            .servers
+            .iter()
+            .position(|s| s.name == *name)
+            .ok_or_else(|| {
+                loc.error(
+                    u.server.span(),
+                    ctx,
+                    format!("use-server: server \"{name}\" does not exist in this backend"),
+                )
+            })?;
+        let (c, negate) = match (&u.if_, &u.unless) {
+            (Some(c), None) => (c, false),
+            (None, Some(c)) => (c, true),
+            _ => {
+                return Err(loc.error(
+                    u.server.span(),
+                    ctx,
+                    "use-server needs exactly one of `if` or `unless`",
+                ))
+            }
+        };
+        rules.push((idx, c.get_ref().clone(), negate));
+        conds.push(c);
+    }
+    let mut compiled = b
+        .rules
+        .get()
+        .cloned()
+        .unwrap_or_else(|| crate::http::rules::SectionRules {
+            name: b.name.clone(),
+            ..Default::default()
+        });
+    compiled.add_use_server(&rules, env).map_err(|(i, e)| {
+        let e = Error {
+            at: e.at,
+            msg: format!("use-server: {}", e.msg),
+        };
+        err_at(loc, conds[i], &e, ctx)
+    })?;
+    b.rules = Rules(Some(Arc::new(compiled)));
+    Ok(())
+}
+
 pub(super) fn compile(
     raw: &RawConfig,
     frontends: &mut [Frontend],
@@ -104,6 +156,24 @@ pub(super) fn compile(
         let ctx = format!("backend \"{}\"", b.name);
         let s = section(p.get_ref(), false);
         b.rules = build(loc, &ctx, &b.name, &s, &[], None, &mut env)?;
+        use_server(loc, &ctx, p.get_ref(), b, &mut env)?;
+    }
+    // A listen's use-server rules go with its backend half.
+    for (i, p) in raw.listen.iter().enumerate() {
+        let b = &mut backends[raw.backend.len() + i];
+        let ctx = format!("listen \"{}\"", b.name);
+        if p.get_ref()
+            .use_server
+            .as_ref()
+            .is_some_and(|l| !l.is_empty())
+        {
+            // Its ACLs, compiled again for the backend half.
+            let mut s = section(p.get_ref(), false);
+            s.request.clear();
+            s.response.clear();
+            b.rules = build(loc, &ctx, &b.name, &s, &[], None, &mut env)?;
+        }
+        use_server(loc, &ctx, p.get_ref(), b, &mut env)?;
     }
     let raws = raw
         .frontend
@@ -393,5 +463,93 @@ servers = [{ name = "a", address = "127.0.0.1:8000" }]
             .to_string();
         assert!(e.starts_with("t.toml:6:28: "), "{e}");
         assert!(e.contains("computed per request"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod use_server_tests {
+    use std::path::PathBuf;
+
+    use crate::http::acl::{Message, NoCounters};
+    use crate::http::rules::{Conn, Txn};
+
+    fn pick(c: &crate::config::model::Config, b: usize, raw: &str) -> Option<usize> {
+        let rules = c.backends[b].rules.get()?;
+        let mut txn = Txn::default();
+        txn.req = Message::parse_request(raw.as_bytes()).unwrap();
+        let conn = Conn {
+            client: "192.0.2.1:1000".parse().unwrap(),
+            local: "127.0.0.1:9000".parse().unwrap(),
+            ssl: false,
+            backend: Some(b),
+            counters: &NoCounters,
+        };
+        rules.use_server(&mut txn, &conn)
+    }
+
+    #[test]
+    fn use_server_in_toml_and_haproxy_cfg() {
+        let cfg = "listen app
+    mode http
+    bind 127.0.0.1:9000
+    acl admin path_beg /admin
+    use-server s2 if admin
+    use-server s1 unless { hdr(x-any) -m found }
+    server s1 127.0.0.1:8001
+    server s2 127.0.0.1:8002
+";
+        let h =
+            crate::config::parse_haproxy(&[(PathBuf::from("h.cfg"), cfg.into())], false, &|_| None)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .config;
+        assert_eq!(pick(&h, 0, "GET /admin/x HTTP/1.1\r\n\r\n"), Some(1));
+        assert_eq!(pick(&h, 0, "GET / HTTP/1.1\r\n\r\n"), Some(0));
+        assert_eq!(pick(&h, 0, "GET / HTTP/1.1\r\nX-Any: 1\r\n\r\n"), None);
+        let e = crate::config::parse_haproxy(
+            &[(
+                PathBuf::from("h.cfg"),
+                cfg.replace("use-server s2", "use-server s9"),
+            )],
+            false,
+            &|_| None,
+        )
+        .err()
+        .expect("refused")
+        .to_string();
+        assert!(
+            e.starts_with("h.cfg:5:16: listen \"app\": use-server: server \"s9\" does not exist"),
+            "{e}"
+        );
+        let toml = r#"
+[[backend]]
+name = "be"
+mode = "http"
+acl = { admin = "path_beg /admin" }
+use-server = [{ server = "b", if = "admin" }]
+servers = [{ name = "a", address = "127.0.0.1:8000" }, { name = "b", address = "127.0.0.1:8001" }]
+"#;
+        let t = crate::config::parse_str(toml, std::path::Path::new("t.toml")).unwrap();
+        assert_eq!(pick(&t, 0, "GET /admin HTTP/1.1\r\n\r\n"), Some(1));
+        assert_eq!(pick(&t, 0, "GET / HTTP/1.1\r\n\r\n"), None);
+        let e = crate::config::parse_str(
+            &toml.replace("if = \"admin\"", "if = \"nope\""),
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("t.toml:6:37: backend \"be\": use-server: ACL \"nope\" is not defined"),
+            "{e}"
+        );
+        let e = crate::config::parse_str(
+            "[[frontend]]\nname = \"f\"\nbind = [\"127.0.0.1:1\"]\nuse-server = [{ server = \"a\", if = \"TRUE\" }]\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("`use-server` is not allowed in a frontend"),
+            "{e}"
+        );
     }
 }

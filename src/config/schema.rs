@@ -122,6 +122,16 @@ pub struct RawUseBackend {
     pub unless: Option<Spanned<String>>,
 }
 
+/// `use-server = [{ server = "NAME", if = "COND" }]` (a backend's).
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawUseServer {
+    pub server: Spanned<String>,
+    #[serde(rename = "if")]
+    pub if_: Option<Spanned<String>>,
+    pub unless: Option<Spanned<String>>,
+}
+
 #[derive(Debug, Deserialize, Serialize, Clone, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawCookie {
@@ -207,6 +217,7 @@ pub struct RawProxy {
     pub maxconn: Option<Spanned<i64>>,
     pub acl: Option<BTreeMap<String, Spanned<String>>>,
     pub use_backend: Option<Vec<RawUseBackend>>,
+    pub use_server: Option<Vec<RawUseServer>>,
     pub default_backend: Option<Spanned<String>>,
     pub http_request: Option<Vec<Spanned<String>>>,
     pub http_response: Option<Vec<Spanned<String>>>,

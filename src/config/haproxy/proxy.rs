@@ -38,6 +38,7 @@ pub(super) fn is_proxy_keyword(k: &str) -> bool {
             | "maxconn"
             | "acl"
             | "use_backend"
+            | "use-server"
             | "default_backend"
             | "balance"
             | "hash-type"
@@ -141,6 +142,27 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
                     unless,
                 });
             "use-backend"
+        }
+        "use-server" => {
+            let name = arg(words, 1)?;
+            let (if_, unless) = match words.get(2).map(|w| w.text.as_str()) {
+                Some("if") => (Some(cond(words, 3)?), None),
+                Some("unless") => (None, Some(cond(words, 3)?)),
+                _ => {
+                    return Err(bad(
+                        name,
+                        "use-server: expected \"if\" or \"unless\" and a condition",
+                    ))
+                }
+            };
+            p.use_server
+                .get_or_insert_with(Vec::new)
+                .push(RawUseServer {
+                    server: sp(name, name.text.clone()),
+                    if_,
+                    unless,
+                });
+            "use-server"
         }
         "default_backend" => {
             let w = arg(words, 1)?;

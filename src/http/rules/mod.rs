@@ -117,6 +117,8 @@ pub struct SectionRules {
     pub response: Vec<Rule>,
     pub use_backend: Vec<(usize, Cond)>,
     pub default_backend: Option<usize>,
+    /// `use-server` (a backend's): server index and condition.
+    pub use_server: Vec<(usize, Cond)>,
 }
 
 /// The connection facts rules read.
@@ -200,6 +202,41 @@ impl SectionRules {
             }
         }
         self.default_backend
+    }
+
+    /// `use-server`: the first server whose condition matches. HAProxy
+    /// ignores the rule when that server is down (unless `option persist`):
+    /// the caller checks the server's state.
+    pub fn use_server(&self, txn: &mut Txn, conn: &Conn) -> Option<usize> {
+        let ctx = Ctx {
+            req: &txn.req,
+            res: None,
+            client: conn.client,
+            local: conn.local,
+            ssl: conn.ssl,
+            backend: conn.backend,
+            counters: conn.counters,
+            vars: &txn.vars,
+        };
+        self.use_server
+            .iter()
+            .find(|(_, c)| c.eval(&self.acls, &ctx, &mut txn.scratch))
+            .map(|(s, _)| *s)
+    }
+
+    /// Compiles `use-server` conditions (server indexes already resolved).
+    pub fn add_use_server(
+        &mut self,
+        rules: &[(usize, String, bool)],
+        env: &mut Env,
+    ) -> Result<(), (usize, Error)> {
+        env.response = false;
+        env.request_gone = false;
+        for (i, (s, text, negate)) in rules.iter().enumerate() {
+            let c = self.acls.cond_str(text, *negate, env).map_err(|e| (i, e))?;
+            self.use_server.push((*s, c));
+        }
+        Ok(())
     }
 
     /// Applies the `http-request` rules to `txn.req`; a response to send is
