@@ -553,3 +553,89 @@ servers = [{ name = "a", address = "127.0.0.1:8000" }, { name = "b", address = "
         );
     }
 }
+
+#[cfg(test)]
+mod tutorial {
+    use std::path::Path;
+
+    use crate::http::acl::{Message, NoCounters};
+    use crate::http::rules::cookie::{on_request, on_response, ServerView, Stick};
+    use crate::http::rules::{Conn, Txn};
+
+    /// The tutorial's L7 front end, from its TOML and its haproxy.cfg: `/ms1/`
+    /// and `/ms2/` (any case) go to their backends, the rest to the default
+    /// one; each backend inserts its sticky cookie once and honours it.
+    #[test]
+    fn the_tutorial_l7_routes_and_sticks() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let toml = crate::config::load(&root.join("tutorial-l7.toml")).unwrap();
+        let cfg = crate::config::load(&root.join("haproxy/tutorial-l7.cfg")).unwrap();
+        for c in [&toml, &cfg] {
+            let fe = c
+                .frontends
+                .iter()
+                .find(|f| f.name == "http-in")
+                .expect("http-in");
+            let rules = fe.rules.get().expect("compiled");
+            let conn = Conn {
+                client: "192.0.2.7:5000".parse().unwrap(),
+                local: "192.0.2.1:80".parse().unwrap(),
+                ssl: false,
+                backend: None,
+                counters: &NoCounters,
+            };
+            let route = |path: &str| {
+                let mut txn = Txn::default();
+                txn.req = Message::parse_request(
+                    format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes(),
+                )
+                .unwrap();
+                let b = rules.route(&mut txn, &conn).expect("a backend");
+                c.backends[b].name.clone()
+            };
+            assert_eq!(route("/ms1/index.html"), "ms1");
+            assert_eq!(route("/MS2/a"), "ms2");
+            assert_eq!(route("/ms3/"), "default_servers");
+            assert_eq!(route("/"), "default_servers");
+            // ms1's cookie: inserted on the first response, then sticky and
+            // stripped towards the server (indirect).
+            let be = c.backends.iter().find(|b| b.name == "ms1").unwrap();
+            let spec = be.cookie.as_ref().unwrap();
+            let servers: Vec<ServerView> = be
+                .servers
+                .iter()
+                .map(|s| ServerView {
+                    cookie: s.cookie.as_deref(),
+                    usable: true,
+                })
+                .collect();
+            let mut res = Message::parse_response(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+            on_response(
+                spec,
+                &mut res,
+                Some((1, servers[1].cookie)),
+                Stick::None,
+                b"GET",
+            );
+            let set = res.lines(b"set-cookie").next().unwrap().to_vec();
+            assert_eq!(set, b"HA_STICKY_ms1=ms1.srv2; path=/");
+            let mut req = Message::parse_request(
+                b"GET /ms1/ HTTP/1.1\r\nCookie: HA_STICKY_ms1=ms1.srv2\r\n\r\n",
+            )
+            .unwrap();
+            assert_eq!(
+                on_request(spec, &mut req, &servers, false),
+                Stick::Server(1)
+            );
+            assert_eq!(req.lines(b"cookie").count(), 0);
+            // ms1.srv2 down: load-balanced instead.
+            let mut down = servers.clone();
+            down[1].usable = false;
+            let mut req = Message::parse_request(
+                b"GET /ms1/ HTTP/1.1\r\nCookie: HA_STICKY_ms1=ms1.srv2\r\n\r\n",
+            )
+            .unwrap();
+            assert_eq!(on_request(spec, &mut req, &down, false), Stick::Down(1));
+        }
+    }
+}
