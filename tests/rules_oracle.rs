@@ -60,9 +60,10 @@ frontend fe
     http-request replace-header User-Agent ^curl/(.*)$ agent-\1
     http-request set-var(txn.route) str(edited) if {{ path_beg /edit }}
     http-request set-path /v2%[path] if {{ path_beg /edit }}
+    http-request replace-value X-List ^b$ B-%[var(txn.route)] if {{ path_beg /v2/edit }}
     http-request set-query a=1&b=2 if {{ path_beg /v2/edit }}
     http-request set-method PUT if {{ hdr(x-put) -m found }}
-    http-request return status 203 content-type text/plain lf-string "%[method] %[url] %[req.hdr(x-client)] %[req.hdr(x-host)] [%[req.hdr(x-drop)]] %[req.hdr(user-agent)] %[var(txn.route)]" if {{ path_beg /v2/ }}
+    http-request return status 203 content-type text/plain lf-string "%[method] %[url] %[req.hdr(x-client)] %[req.hdr(x-host)] [%[req.hdr(x-drop)]] %[req.hdr(user-agent)] %[var(txn.route)] <%[req.fhdr(x-list)]>" if {{ path_beg /v2/ }}
     use_backend api if is_api
     use_backend static if is_static || METH_POST
     default_backend web
@@ -186,7 +187,7 @@ fn rule_responses_match_haproxy_byte_for_byte() {
         b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".to_vec(),
         req(
             "/edit/x?q=9",
-            "X-Drop: 1\r\nUser-Agent: curl/8.1\r\nX-Put: y\r\n",
+            "X-Drop: 1\r\nUser-Agent: curl/8.1\r\nX-Put: y\r\nX-List: a,b , b\r\n",
         ),
         req("/v2/plain", "User-Agent: other\r\n"),
     ];

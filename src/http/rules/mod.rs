@@ -294,6 +294,11 @@ impl SectionRules {
                 | Action::SetMethod(f) => f.render(&ctx, &mut scratch, buf),
                 Action::Redirect(rd) => rd.target.render(&ctx, &mut scratch, buf),
                 Action::ReturnFmt(_, _, f) => f.render(&ctx, &mut scratch, buf),
+                // The replacement is rendered once, before the regex runs;
+                // its `\N` back-references are expanded per match.
+                Action::ReplaceHeader(_, _, f)
+                | Action::ReplaceValue(_, _, f)
+                | Action::ReplacePath(_, f) => f.render(&ctx, &mut scratch, buf),
                 Action::SetVar(_, e) | Action::Capture(e, _) => {
                     e.text(&ctx, &mut scratch, buf);
                 }
@@ -304,18 +309,17 @@ impl SectionRules {
                     build_redirect(rd, &txn.req, buf, out);
                     Some(Verdict::Respond { status: rd.code })
                 }
-                Action::ReplaceHeader(name, re, f) | Action::ReplaceValue(name, re, f) => {
+                Action::ReplaceHeader(name, re, _) | Action::ReplaceValue(name, re, _) => {
                     let whole = matches!(r.action, Action::ReplaceHeader(..));
                     let m = match side {
                         Side::Request => &mut txn.req,
                         Side::Response => &mut txn.res,
                     };
-                    replace_header(m, name, re, f, whole, &ctx_parts(conn), &mut scratch, buf);
+                    replace_header(m, name, re, &template(buf), whole);
                     None
                 }
-                Action::ReplacePath(re, f) => {
-                    let path = txn.req.path().to_vec();
-                    if let Some(v) = substitute(re, &path, f, &txn.ctx(conn), &mut scratch) {
+                Action::ReplacePath(re, _) => {
+                    if let Some(v) = substitute(re, txn.req.path(), &template(buf)) {
                         txn.req.set_path(&v);
                     }
                     None
@@ -395,92 +399,55 @@ impl SectionRules {
     }
 }
 
-/// The connection facts `replace_header` needs again after the borrow of the
-/// message ends.
-struct Parts {
-    client: SocketAddr,
-    local: SocketAddr,
+/// A rendered replacement with HAProxy's `\N` back-references in the
+/// regex crate's `${N}` form.
+fn template(rendered: &[u8]) -> String {
+    crate::http::acl::sample::backrefs(&String::from_utf8_lossy(rendered))
 }
 
-fn ctx_parts(conn: &Conn) -> Parts {
-    Parts {
-        client: conn.client,
-        local: conn.local,
-    }
-}
-
-/// `repl` (a log-format string with `\N` back-references) for the first match
-/// of `re` in `input`; `None` when it does not match.
-fn substitute(
-    re: &regex::bytes::Regex,
-    input: &[u8],
-    repl: &LogFmt,
-    ctx: &Ctx,
-    scratch: &mut Scratch,
-) -> Option<Vec<u8>> {
+/// `tpl` expanded for the first match of `re` in `input`; `None` when it
+/// does not match (HAProxy replaces the whole value with the expansion).
+fn substitute(re: &regex::bytes::Regex, input: &[u8], tpl: &str) -> Option<Vec<u8>> {
     let caps = re.captures(input)?;
-    let mut tpl = Vec::new();
-    repl.render(ctx, scratch, &mut tpl);
-    let tpl = crate::http::acl::sample::backrefs(&String::from_utf8_lossy(&tpl));
     let mut out = Vec::new();
     caps.expand(tpl.as_bytes(), &mut out);
     Some(out)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn replace_header(
-    m: &mut Message,
-    name: &[u8],
-    re: &regex::bytes::Regex,
-    repl: &LogFmt,
-    whole: bool,
-    parts: &Parts,
-    scratch: &mut Scratch,
-    buf: &mut Vec<u8>,
-) {
+/// `replace-header` (`whole`: the full line value) and `replace-value` (each
+/// comma-separated value) on every line named `name`.
+fn replace_header(m: &mut Message, name: &[u8], re: &regex::bytes::Regex, tpl: &str, whole: bool) {
+    let mut value = Vec::new();
     for i in 0..m.header_count() {
         let Some((n, v)) = m.line(i) else { continue };
         if !n.eq_ignore_ascii_case(name) {
             continue;
         }
-        let v = v.to_vec();
-        // The replacement may read the message: render against a snapshot.
-        let snapshot = m.clone();
-        let vars = Vars::default();
-        let ctx = Ctx {
-            req: &snapshot,
-            res: None,
-            client: parts.client,
-            local: parts.local,
-            ssl: false,
-            backend: None,
-            counters: &crate::http::acl::NoCounters,
-            vars: &vars,
-        };
-        buf.clear();
+        value.clear();
         let mut changed = false;
         if whole {
-            if let Some(r) = substitute(re, &v, repl, &ctx, scratch) {
-                buf.extend_from_slice(&r);
+            if let Some(r) = substitute(re, v, tpl) {
+                value.extend_from_slice(&r);
                 changed = true;
             }
         } else {
-            for (k, item) in v.split(|&b| b == b',').enumerate() {
+            // As HAProxy: a replaced value loses the blanks around it, the
+            // others stay as they were.
+            for (k, seg) in v.split(|&b| b == b',').enumerate() {
                 if k > 0 {
-                    buf.extend_from_slice(b", ");
+                    value.push(b',');
                 }
-                let item = crate::http::acl::msg::trim(item);
-                match substitute(re, item, repl, &ctx, scratch) {
+                match substitute(re, crate::http::acl::msg::trim(seg), tpl) {
                     Some(r) => {
-                        buf.extend_from_slice(&r);
+                        value.extend_from_slice(&r);
                         changed = true;
                     }
-                    None => buf.extend_from_slice(item),
+                    None => value.extend_from_slice(seg),
                 }
             }
         }
         if changed {
-            m.set_line_value(i, buf);
+            m.set_line_value(i, &value);
         }
     }
 }

@@ -215,7 +215,7 @@ fn header_and_uri_edits() {
     assert!(txn.req.edited());
     assert_eq!(
         head_text(&txn.req),
-        "POST /new/x?a=1 HTTP/1.1\r\nHost: EX.com\r\nUser-Agent: curl-8.0\r\nX-List: a, B, c\r\nX-Post: y\r\nX-Client: 10.1.2.3:5555\r\nX-Host: ex.com\r\nX-Host: second\r\nX-Lit: a b\r\nX-Tier: gold\r\n\r\n"
+        "POST /new/x?a=1 HTTP/1.1\r\nHost: EX.com\r\nUser-Agent: curl-8.0\r\nX-List: a,B, c\r\nX-Post: y\r\nX-Client: 10.1.2.3:5555\r\nX-Host: ex.com\r\nX-Host: second\r\nX-Lit: a b\r\nX-Tier: gold\r\n\r\n"
     );
     assert_eq!(txn.captures, vec![b"EX.".to_vec()]);
     assert_eq!(txn.log_level, Some(3));
