@@ -219,3 +219,125 @@ fn cookie_persistence_matches_haproxy() {
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
 }
+
+/// `maxidle`/`maxlife`: the dates haproxy writes into the cookie are the ones
+/// ringlb writes (within the 4-second unit and the test's own delay), and a
+/// cookie haproxy issued sticks in ringlb and is refreshed the same way.
+#[test]
+fn cookie_dates_match_haproxy() {
+    use ringlb::http::rules::cookie::{b64tos30, on_request_at, on_response_at, Dates};
+    let port = free_port();
+    let (o, _seen) = origin(PLAIN);
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend f\n    bind 127.0.0.1:{port}\n    default_backend b\nbackend b\n    cookie SRV insert maxidle 30m maxlife 2h\n    server s1 127.0.0.1:{o} cookie s1\n"
+    );
+    let config =
+        ringlb::config::parse_haproxy(&[(PathBuf::from("d.cfg"), cfg.clone())], false, &|_| None)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .config;
+    let spec = config.backends[0].cookie.clone().unwrap();
+    let _h = Haproxy::start(&cfg, &[port]);
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let set_cookie = |head: &[u8]| -> String {
+        lines(head, &["set-cookie"])
+            .first()
+            .cloned()
+            .unwrap_or_default()
+            .trim_start_matches("set-cookie: ")
+            .to_string()
+    };
+    let decode = |v: &str| -> Vec<u64> {
+        let value = v.split(';').next().unwrap().trim_start_matches("SRV=");
+        value
+            .split('|')
+            .skip(1)
+            .map(|d| b64tos30(d.as_bytes()).unwrap() << 2)
+            .collect()
+    };
+    let servers = [ServerView {
+        cookie: Some("s1"),
+        usable: true,
+    }];
+    // First visit.
+    let theirs = set_cookie(&exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let t = now();
+    let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
+    on_response_at(
+        &spec,
+        &mut res,
+        Some((0, Some("s1"))),
+        Stick::None,
+        Dates::default(),
+        b"GET",
+        Some(t),
+    );
+    let ours = String::from_utf8(res.lines(b"set-cookie").next().unwrap().to_vec()).unwrap();
+    assert!(
+        theirs.starts_with("SRV=s1|") && theirs.ends_with("; path=/"),
+        "{theirs}"
+    );
+    let (a, b) = (decode(&theirs), decode(&ours));
+    assert_eq!(a.len(), 2, "{theirs}");
+    assert_eq!(b.len(), 2, "{ours}");
+    for (x, y) in a.iter().zip(&b) {
+        assert!(x.abs_diff(*y) <= 8, "{theirs} vs {ours}");
+    }
+    // haproxy's cookie back to both: it sticks and the first date is kept.
+    let value = theirs.split(';').next().unwrap().to_string();
+    let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: {value}\r\n\r\n");
+    let theirs2 = set_cookie(&exchange(port, raw.as_bytes()));
+    let mut req = Message::parse_request(raw.as_bytes()).unwrap();
+    let (stick, d) = on_request_at(&spec, &mut req, &servers, false, Some(now()));
+    assert_eq!(stick, Stick::Server(0));
+    let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
+    on_response_at(
+        &spec,
+        &mut res,
+        Some((0, Some("s1"))),
+        stick,
+        d,
+        b"GET",
+        Some(now()),
+    );
+    let ours2 = res
+        .lines(b"set-cookie")
+        .next()
+        .map(|v| String::from_utf8(v.to_vec()).unwrap())
+        .unwrap_or_default();
+    // Within the same 4-second unit neither refreshes (the last date is not
+    // in the past yet); later both do, keeping the first date.
+    if theirs2.is_empty() || ours2.is_empty() {
+        let t = now();
+        let still_fresh = a[0] >= t.saturating_sub(4);
+        assert!(still_fresh, "one side refreshed: {theirs2:?} vs {ours2:?}");
+    } else {
+        let (a, b) = (decode(&theirs2), decode(&ours2));
+        assert_eq!(a[1], b[1], "first date kept: {theirs2} vs {ours2}");
+        assert!(a[0].abs_diff(b[0]) <= 8, "{theirs2} vs {ours2}");
+    }
+    // Five seconds on, the last date is in the past: both refresh.
+    std::thread::sleep(std::time::Duration::from_secs(5));
+    let theirs3 = set_cookie(&exchange(port, raw.as_bytes()));
+    let mut req = Message::parse_request(raw.as_bytes()).unwrap();
+    let (stick, d) = on_request_at(&spec, &mut req, &servers, false, Some(now()));
+    let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
+    on_response_at(
+        &spec,
+        &mut res,
+        Some((0, Some("s1"))),
+        stick,
+        d,
+        b"GET",
+        Some(now()),
+    );
+    let ours3 = String::from_utf8(res.lines(b"set-cookie").next().unwrap().to_vec()).unwrap();
+    let (x, y) = (decode(&theirs3), decode(&ours3));
+    assert_eq!(x[1], a[1], "haproxy kept the first date: {theirs3}");
+    assert_eq!(x[1], y[1], "first date kept: {theirs3} vs {ours3}");
+    assert!(x[0].abs_diff(y[0]) <= 8, "{theirs3} vs {ours3}");
+}

@@ -19,8 +19,10 @@
 //!   cached ([`cacheable`]: HAProxy 2.6's rules, checked against haproxy).
 
 //!
-//! `maxidle`/`maxlife` are accepted; the cookie dates they add are not
-//! emitted or checked (the value before `|` is used).
+//! With `maxidle`/`maxlife` the inserted value carries HAProxy's dates
+//! (`SRV|LAST[|FIRST]`, 4-second units in 5 base64 characters); a cookie
+//! idle or alive too long no longer sticks ([`Stick::Expired`]). The `_at`
+//! functions take the current UNIX time for that; the others ignore dates.
 
 use crate::config::model::CookieSpec;
 use crate::http::acl::msg::trim;
@@ -47,6 +49,48 @@ pub enum Stick {
     Down(usize),
     /// The cookie names no server: load-balance (`I` cookie flag).
     Invalid,
+    /// The cookie's dates say it was idle longer than `maxidle` or is older
+    /// than `maxlife`: load-balance (`E`/`O` cookie flags).
+    Expired,
+}
+
+/// The dates a persistence cookie carried (UNIX seconds, 0 = none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Dates {
+    pub first: u64,
+    pub last: u64,
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// HAProxy's `s30tob64`: a 30-bit value as 5 base64 characters.
+pub fn s30tob64(v: u64, out: &mut Vec<u8>) {
+    for i in (0..5).rev() {
+        out.push(B64[((v >> (6 * i)) & 63) as usize]);
+    }
+}
+
+/// HAProxy's `b64tos30`.
+pub fn b64tos30(s: &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    for &c in s.get(..5)? {
+        let d = B64.iter().position(|&b| b == c)? as u64;
+        v = (v << 6) | d;
+    }
+    Some(v)
+}
+
+/// The dates after the server id (`|LAST[|FIRST]`) of a cookie value.
+fn dates(after_id: &[u8]) -> Dates {
+    let mut d = Dates::default();
+    let mut parts = after_id.split(|&b| b == b'|');
+    if let Some(v) = parts.next().and_then(b64tos30).filter(|&v| v > 0) {
+        d.last = v << 2;
+    }
+    if let Some(v) = parts.next().and_then(b64tos30).filter(|&v| v > 0) {
+        d.first = v << 2;
+    }
+    d
 }
 
 fn is_prefix(spec: &CookieSpec) -> bool {
@@ -61,7 +105,21 @@ pub fn on_request(
     servers: &[ServerView],
     persist: bool,
 ) -> Stick {
+    on_request_at(spec, req, servers, persist, None).0
+}
+
+/// [`on_request`] with the current UNIX time `now`: the cookie's dates are
+/// read and checked against `maxidle`/`maxlife` (HAProxy also refuses dates
+/// more than a day in the future).
+pub fn on_request_at(
+    spec: &CookieSpec,
+    req: &mut Message,
+    servers: &[ServerView],
+    persist: bool,
+    now: Option<u64>,
+) -> (Stick, Dates) {
     let mut stick = Stick::None;
+    let mut found_dates = Dates::default();
     let name = spec.name.as_bytes();
     let strip_whole = spec.mode == "insert" && spec.indirect;
     let mut edits: Vec<(usize, Vec<u8>)> = Vec::new();
@@ -90,14 +148,31 @@ pub fn on_request(
                     value.iter().position(|&b| b == b'|')
                 };
                 let id = &value[..id_end.unwrap_or(value.len())];
-                if stick == Stick::None || stick == Stick::Invalid {
-                    stick = match servers
-                        .iter()
-                        .position(|s| s.cookie.is_some_and(|k| k.as_bytes() == id))
-                    {
-                        Some(s) if servers[s].usable || persist => Stick::Server(s),
-                        Some(s) => Stick::Down(s),
-                        None => Stick::Invalid,
+                if matches!(stick, Stick::None | Stick::Invalid | Stick::Expired) {
+                    let d = match (is_prefix(spec), id_end, now) {
+                        (false, Some(e), Some(_)) => dates(&value[e + 1..]),
+                        _ => Dates::default(),
+                    };
+                    let now = now.unwrap_or(0) as i64;
+                    let too_old = |date: u64, max: Option<std::time::Duration>| {
+                        date != 0
+                            && max.is_some_and(|m| {
+                                now - date as i64 > m.as_secs() as i64 || date as i64 - now > 86400
+                            })
+                    };
+                    stick = if too_old(d.first, spec.maxlife) || too_old(d.last, spec.maxidle) {
+                        found_dates = Dates::default();
+                        Stick::Expired
+                    } else {
+                        found_dates = d;
+                        match servers
+                            .iter()
+                            .position(|s| s.cookie.is_some_and(|k| k.as_bytes() == id))
+                        {
+                            Some(s) if servers[s].usable || persist => Stick::Server(s),
+                            Some(s) => Stick::Down(s),
+                            None => Stick::Invalid,
+                        }
                     };
                 }
                 if is_prefix(spec) {
@@ -139,7 +214,7 @@ pub fn on_request(
     if emptied {
         remove_empty_cookie_lines(req);
     }
-    stick
+    (stick, found_dates)
 }
 
 fn remove_empty_cookie_lines(req: &mut Message) {
@@ -210,6 +285,21 @@ pub fn on_response(
     stick: Stick,
     method: &[u8],
 ) {
+    on_response_at(spec, res, server, stick, Dates::default(), method, None)
+}
+
+/// [`on_response`] with the request cookie's dates and the current UNIX time:
+/// with `maxidle`/`maxlife` the inserted cookie carries dates and is
+/// refreshed as HAProxy refreshes it.
+pub fn on_response_at(
+    spec: &CookieSpec,
+    res: &mut Message,
+    server: Option<(usize, Option<&str>)>,
+    stick: Stick,
+    dates: Dates,
+    method: &[u8],
+    now: Option<u64>,
+) {
     let post = method == b"POST";
     let cache = spec.nocache && cacheable(method, res);
     let name = spec.name.as_bytes();
@@ -268,9 +358,18 @@ pub fn on_response(
     }
     let _ = replaced;
     if let Some((_, cookie)) = server {
+        let refresh = match now {
+            None => false,
+            Some(now) => {
+                ((spec.maxidle.is_some() || dates.last != 0)
+                    && (dates.last == 0 || dates.last < now))
+                    || (spec.maxlife.is_some() && dates.first == 0)
+                    || (spec.maxlife.is_none() && dates.first != 0)
+            }
+        };
         let insert = spec.mode == "insert"
             && !(found && spec.preserve)
-            && !direct
+            && (!direct || refresh)
             && (!spec.postonly || post);
         if insert {
             let mut v = Vec::new();
@@ -283,6 +382,21 @@ pub fn on_response(
                     v.extend_from_slice(name);
                     v.push(b'=');
                     v.extend_from_slice(k.as_bytes());
+                    if let (Some(now), true) =
+                        (now, spec.maxidle.is_some() || spec.maxlife.is_some())
+                    {
+                        v.push(b'|');
+                        s30tob64((now + 3) >> 2, &mut v);
+                        if spec.maxlife.is_some() {
+                            v.push(b'|');
+                            let first = if dates.first != 0 {
+                                dates.first >> 2
+                            } else {
+                                (now + 3) >> 2
+                            };
+                            s30tob64(first, &mut v);
+                        }
+                    }
                     v.extend_from_slice(b"; path=/");
                 }
             }

@@ -704,3 +704,86 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn cookie_dates_with_maxidle_and_maxlife() {
+    use super::cookie::{b64tos30, on_request_at, on_response_at, s30tob64, Dates};
+    use std::time::Duration;
+    let mut b = Vec::new();
+    s30tob64(123_456_789, &mut b);
+    assert_eq!(b.len(), 5);
+    assert_eq!(b64tos30(&b), Some(123_456_789));
+    assert_eq!(b64tos30(b"AB"), None);
+    let mut s = spec("insert");
+    s.maxidle = Some(Duration::from_secs(60));
+    s.maxlife = Some(Duration::from_secs(3600));
+    let now = 1_700_000_000u64;
+    let enc = |t: u64| {
+        let mut v = Vec::new();
+        s30tob64(t >> 2, &mut v);
+        String::from_utf8(v).unwrap()
+    };
+    // First response: SRV=s1|LAST|FIRST.
+    let mut res = Message::parse_response(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+    on_response_at(
+        &s,
+        &mut res,
+        Some((0, Some("s1"))),
+        Stick::None,
+        Dates::default(),
+        b"GET",
+        Some(now),
+    );
+    let want = format!("SRV=s1|{}|{}; path=/", enc(now + 3), enc(now + 3));
+    assert_eq!(res.lines(b"set-cookie").next().unwrap(), want.as_bytes());
+    // Back 30 s later: sticks, and the cookie is refreshed (last date moves,
+    // first date stays).
+    let first = now;
+    let cookie = |last: u64, first: u64| {
+        Message::parse_request(
+            format!(
+                "GET / HTTP/1.1\r\nCookie: SRV=s1|{}|{}\r\n\r\n",
+                enc(last),
+                enc(first)
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    };
+    let later = now + 30;
+    let mut req = cookie(now, first);
+    let (stick, d) = on_request_at(&s, &mut req, &SERVERS, false, Some(later));
+    assert_eq!(stick, Stick::Server(0));
+    assert_eq!(d.last, now & !3);
+    let mut res = Message::parse_response(b"HTTP/1.1 200 OK\r\n\r\n").unwrap();
+    on_response_at(
+        &s,
+        &mut res,
+        Some((0, Some("s1"))),
+        stick,
+        d,
+        b"GET",
+        Some(later),
+    );
+    let want = format!("SRV=s1|{}|{}; path=/", enc(later + 3), enc(first));
+    assert_eq!(res.lines(b"set-cookie").next().unwrap(), want.as_bytes());
+    // Idle too long, too old, or dated more than a day ahead: no longer sticks.
+    let mut req = cookie(now, first);
+    assert_eq!(
+        on_request_at(&s, &mut req, &SERVERS, false, Some(now + 120)).0,
+        Stick::Expired
+    );
+    let mut req = cookie(now + 7000, first);
+    assert_eq!(
+        on_request_at(&s, &mut req, &SERVERS, false, Some(now + 7000)).0,
+        Stick::Expired
+    );
+    let mut req = cookie(now + 90_000, first);
+    assert_eq!(
+        on_request_at(&s, &mut req, &SERVERS, false, Some(now)).0,
+        Stick::Expired
+    );
+    // Without a clock, dates are ignored and the id still sticks.
+    let mut req = cookie(now, first);
+    assert_eq!(on_request(&s, &mut req, &SERVERS, false), Stick::Server(0));
+}
