@@ -787,3 +787,25 @@ fn cookie_dates_with_maxidle_and_maxlife() {
     let mut req = cookie(now, first);
     assert_eq!(on_request(&s, &mut req, &SERVERS, false), Stick::Server(0));
 }
+
+#[test]
+fn compiled_rules_are_shared_across_shards() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<SectionRules>();
+    send_sync::<crate::config::model::Config>();
+    // A TCP frontend routes with an empty request: address fetches work,
+    // HTTP fetches find nothing.
+    let acls = vec![("lan".to_string(), "src 10.0.0.0/8".to_string())];
+    let ub = vec![
+        (1, "lan".to_string(), false),
+        (2, "{ hdr(x) -m found }".to_string(), false),
+    ];
+    let s = compile_section("fe", &acls, &ub, Some(0), &[], &[], &mut env()).unwrap();
+    let mut txn = Txn::default();
+    assert_eq!(s.route(&mut txn, &conn()), Some(1));
+    let other = Conn {
+        client: "192.0.2.1:1".parse().unwrap(),
+        ..conn()
+    };
+    assert_eq!(s.route(&mut txn, &other), Some(0));
+}
