@@ -48,6 +48,8 @@ frontend fe
     http-request redirect scheme https code 308 if {{ path_beg /d/ }}
     http-request redirect scheme https drop-query code 303 if {{ path_beg /e/ }}
     http-request redirect location https://x.example%[path]?h=%[req.hdr(host),lower] if {{ path_beg /f/ }}
+    http-request redirect location /seen code 302 set-cookie SEEN=1 if {{ path /sc }}
+    http-request redirect prefix /x code 301 clear-cookie SEEN if {{ path /cc }}
     http-request deny deny_status 429 if {{ path /q }}
     http-request deny if {{ path_beg /admin }} !{{ src 10.0.0.0/8 }}
     http-request deny deny_status 404 if {{ url_param(id) -m int gt 100 }}
@@ -169,6 +171,8 @@ fn rule_responses_match_haproxy_byte_for_byte() {
         req("/d/z?x=1", ""),
         req("/e/z?x=1", ""),
         req("/f/Q", "Host: WWW.Example\r\n"),
+        req("/sc", ""),
+        req("/cc?z", ""),
         req("/q", ""),
         req("/admin/x", ""),
         req("/x?id=7", ""),

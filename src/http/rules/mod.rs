@@ -70,6 +70,8 @@ pub struct Redirect {
     pub code: u16,
     pub drop_query: bool,
     pub append_slash: bool,
+    /// `set-cookie NAME[=VALUE]` / `clear-cookie NAME`: the Set-Cookie value.
+    pub cookie: Option<Box<[u8]>>,
 }
 
 #[derive(Debug, Clone)]
@@ -623,6 +625,11 @@ fn build_redirect(rd: &Redirect, req: &Message, target: &[u8], out: &mut Vec<u8>
     if matches!(rd.code, 302 | 303 | 307) {
         out.extend_from_slice(b"cache-control: no-cache\r\n");
     }
+    if let Some(c) = &rd.cookie {
+        out.extend_from_slice(b"set-cookie: ");
+        out.extend_from_slice(c);
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(b"\r\n");
 }
 
@@ -931,6 +938,7 @@ fn redirect(toks: &[Tok], env: &mut Env, end: usize) -> Result<Redirect, Error> 
         code: 302,
         drop_query: false,
         append_slash: false,
+        cookie: None,
     };
     let mut i = 3;
     while i < toks.len() {
@@ -962,6 +970,19 @@ fn redirect(toks: &[Tok], env: &mut Env, end: usize) -> Result<Redirect, Error> 
             "append-slash" => {
                 rd.append_slash = true;
                 i += 1;
+            }
+            "set-cookie" | "clear-cookie" => {
+                let c = word(toks, i + 1, end, &toks[i].text)?;
+                rd.cookie = Some(
+                    if toks[i].text == "set-cookie" {
+                        format!("{}; path=/;", c.text)
+                    } else {
+                        format!("{}; path=/; Max-Age=0;", c.text)
+                    }
+                    .into_bytes()
+                    .into(),
+                );
+                i += 2;
             }
             _ => expect_end(toks, i)?,
         }
