@@ -223,6 +223,27 @@ pub struct AclLine {
 impl AclLine {
     pub fn matches(&self, ctx: &Ctx, scratch: &mut Scratch) -> bool {
         let (p, fold) = (&self.patterns, self.fold);
+        if matches!(self.expr.fetch, sample::Fetch::Method) && self.expr.convs.is_empty() {
+            // HAProxy matches a known method by its identity: `-i` does not
+            // make `get` match GET (checked against haproxy); other methods
+            // compare as text.
+            return self.expr.each(ctx, scratch, &mut |s| {
+                let known = matches!(
+                    s,
+                    Sample::Str(
+                        b"GET"
+                            | b"HEAD"
+                            | b"POST"
+                            | b"PUT"
+                            | b"DELETE"
+                            | b"OPTIONS"
+                            | b"TRACE"
+                            | b"CONNECT"
+                    )
+                );
+                p.matches(s, fold && !known)
+            });
+        }
         self.expr.each(ctx, scratch, &mut |s| p.matches(s, fold))
     }
 

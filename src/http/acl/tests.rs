@@ -110,7 +110,9 @@ fn url_query_param_method() {
     assert!(ev("url_param(id) -m int ge 8"));
     assert!(ev("method GET"));
     assert!(!ev("method get"));
-    assert!(ev("method -i get"));
+    assert!(!ev("method -i get"), "known methods match by identity");
+    assert!(eval_on(b"PURGE / HTTP/1.1\r\n\r\n", "method -i purge"));
+    assert!(!eval_on(b"PURGE / HTTP/1.1\r\n\r\n", "method purge"));
     assert!(eval_on(
         b"GET http://h.example/a/b?q=1 HTTP/1.1\r\nHost: h.example\r\n\r\n",
         "path /a/b"
