@@ -91,6 +91,33 @@ const ACLS: &[&str] = &[
     "req.hdr(host),lower www.example.com",
     "path,field(2,/) api",
     "path,word(2,/) v1",
+    "hdr_dom(host) -i com",
+    "hdr(host) -i www.example.com:8080",
+    "hdr_cnt(host) 1",
+    "url_param(id) -m len 0",
+    "url_param(id) -m int gt 8",
+    "query -m len 0",
+    "req.cook(SRV) -m found",
+    "req.cook(x) 2",
+    "req.cook(lang) fr",
+    "req.cook_cnt(lang) 1",
+    "base www.example.com/api/v1/Items.json",
+    "base -m beg www.Example.com/api",
+    "req.ver 1.1",
+    "dst 127.0.0.1",
+    "hdr_val(content-length) 1:5",
+    "hdr_val(content-length) 0:",
+    "hdr(x-e) -m found",
+    "hdr(x-e) -m len 0",
+    "hdr_beg(cookie) SRV",
+    "url *",
+    "path *",
+    "path_beg /api/v2",
+    "url_beg http://",
+    "hdr(x-list) -m str -i A",
+    "path_reg ^/(api|static)/",
+    "path_end -i .json .JSON .css",
+    "hdr_sub(host) -i ExAmPlE",
 ];
 
 const REQUESTS: &[&str] = &[
@@ -99,6 +126,8 @@ const REQUESTS: &[&str] = &[
     "GET http://www.example.com/api/v2/x HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
     "GET /? HTTP/1.1\r\nHost: other\r\nX-List: a\r\n\r\n",
     "PURGE /cache/x HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
+    "GET /a?id=&x HTTP/1.1\r\nHost: www.example.com:8080\r\nX-E:\r\nCookie: SRV=s1, x=2\r\nCookie: lang = fr\r\n\r\n",
+    "OPTIONS * HTTP/1.1\r\nHost: www.example.com\r\n\r\n",
 ];
 
 fn config(port: u16) -> String {

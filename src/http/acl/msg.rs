@@ -377,8 +377,12 @@ pub fn trim(v: &[u8]) -> &[u8] {
 /// The path and query of a target: itself in origin form, what follows the
 /// authority of an absolute URI (empty if nothing does).
 pub fn path_and_query(target: &[u8]) -> &[u8] {
-    if target.first() == Some(&b'/') || target == b"*" {
+    if target.first() == Some(&b'/') {
         return target;
+    }
+    if target == b"*" {
+        // HAProxy: `*` has no path.
+        return b"";
     }
     match target.windows(3).position(|w| w == b"://") {
         Some(sep) => {

@@ -238,13 +238,16 @@ fn has_sub(hay: &[u8], needle: &[u8], fold: bool) -> bool {
 }
 
 /// HAProxy's `match_word`: `pattern` (without its own leading and trailing
-/// delimiters) found in `hay` bounded by `delim` or the ends.
-fn match_word(hay: &[u8], pattern: &[u8], delim: u8, fold: bool) -> bool {
+/// delimiters) found in `hay` bounded by one of `delims` or the ends. `dir`
+/// uses `/?`, `dom` uses `/?.:` (so `hdr_dom(host)` sees `com` in
+/// `example.com:8080`).
+fn match_word(hay: &[u8], pattern: &[u8], delims: &[u8], fold: bool) -> bool {
+    let is_delim = |b: &u8| delims.contains(b);
     let mut p = pattern;
-    while p.first() == Some(&delim) {
+    while p.first().is_some_and(is_delim) {
         p = &p[1..];
     }
-    while p.last() == Some(&delim) {
+    while p.last().is_some_and(is_delim) {
         p = &p[..p.len() - 1];
     }
     if p.is_empty() {
@@ -261,8 +264,8 @@ fn match_word(hay: &[u8], pattern: &[u8], delim: u8, fold: bool) -> bool {
             w == p
         };
         if eq
-            && (i == 0 || hay[i - 1] == delim)
-            && (i + p.len() == hay.len() || hay[i + p.len()] == delim)
+            && (i == 0 || is_delim(&hay[i - 1]))
+            && (i + p.len() == hay.len() || is_delim(&hay[i + p.len()]))
         {
             return true;
         }
@@ -366,8 +369,8 @@ impl Patterns {
             Patterns::End(t) => t.prefix_of(fold_rev(s, fold)),
             Patterns::Sub(v) => v.iter().any(|p| has_sub(s, p, fold)),
             Patterns::Reg(v) => v.iter().any(|r| r.is_match(s)),
-            Patterns::Dir(v) => v.iter().any(|p| match_word(s, p, b'/', fold)),
-            Patterns::Dom(v) => v.iter().any(|p| match_word(s, p, b'.', fold)),
+            Patterns::Dir(v) => v.iter().any(|p| match_word(s, p, b"/?", fold)),
+            Patterns::Dom(v) => v.iter().any(|p| match_word(s, p, b"/?.:", fold)),
             Patterns::Len(v) => v.iter().any(|r| r.contains(s.len() as i64)),
             _ => false,
         }
@@ -476,12 +479,19 @@ mod tests {
 
     #[test]
     fn words() {
-        assert!(match_word(b"/a/img/b.png", b"img", b'/', false));
-        assert!(match_word(b"/a/img/b.png", b"/img/", b'/', false));
-        assert!(!match_word(b"/a/images/b", b"img", b'/', false));
-        assert!(match_word(b"www.example.com", b"example", b'.', false));
-        assert!(match_word(b"www.EXAMPLE.com", b"example.com", b'.', true));
-        assert!(!match_word(b"www.example.com", b"exam", b'.', false));
+        assert!(match_word(b"/a/img/b.png", b"img", b"/?", false));
+        assert!(match_word(b"/a/img/b.png", b"/img/", b"/?", false));
+        assert!(!match_word(b"/a/images/b", b"img", b"/?", false));
+        assert!(match_word(b"/a/img?x", b"img", b"/?", false));
+        assert!(match_word(b"www.example.com", b"example", b"/?.:", false));
+        assert!(match_word(
+            b"www.EXAMPLE.com",
+            b"example.com",
+            b"/?.:",
+            true
+        ));
+        assert!(match_word(b"www.example.com:8080", b"com", b"/?.:", false));
+        assert!(!match_word(b"www.example.com", b"exam", b"/?.:", false));
     }
 
     #[test]

@@ -217,7 +217,8 @@ impl Fetch {
     pub fn each(&self, ctx: &Ctx, f: &mut dyn FnMut(Sample) -> bool) -> bool {
         let req = ctx.req;
         match self {
-            Fetch::Path => f(Sample::Str(req.path())),
+            // No path at all (`*`, `http://host`): no sample, as HAProxy.
+            Fetch::Path => !req.path_query().is_empty() && f(Sample::Str(req.path())),
             Fetch::Url => f(Sample::Str(req.target())),
             Fetch::Query => req.query().is_some_and(|q| f(Sample::Str(q))),
             // HAProxy 2.6 answers the received method even after

@@ -605,6 +605,12 @@ fn build_redirect(rd: &Redirect, req: &Message, target: &[u8], out: &mut Vec<u8>
     } else {
         req.path_query()
     };
+    // HAProxy: a target without a path (`*`, `http://host`) redirects to `/`.
+    let path: &[u8] = if req.path_query().is_empty() {
+        b"/"
+    } else {
+        path
+    };
     match rd.kind {
         RedirectKind::Location => out.extend_from_slice(target),
         RedirectKind::Prefix | RedirectKind::Scheme => {
