@@ -526,9 +526,16 @@ fn class_reason(status: u16) -> &'static str {
     }
 }
 
+/// The statuses HAProxy 2.6 has a built-in page for (`deny_status` must be
+/// one of them).
+pub const HAS_PAGE: [u16; 19] = [
+    200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429, 500, 501, 502, 503, 504,
+];
+
 /// HAProxy's built-in error page bodies, by status (others use 500's).
 fn error_body(status: u16) -> (u16, &'static str, &'static str) {
     let (s, title, text) = match status {
+        200 => (200, "200 OK", "Service ready."),
         400 => (400, "400 Bad request", "Your browser sent an invalid request."),
         401 => (401, "401 Unauthorized", "You need a valid user and password to access this content."),
         403 => (403, "403 Forbidden", "Request forbidden by administrative rules."),
@@ -538,9 +545,19 @@ fn error_body(status: u16) -> (u16, &'static str, &'static str) {
         408 => (408, "408 Request Time-out", "Your browser didn't send a complete request in time."),
         410 => (410, "410 Gone", "The resource is no longer available and will not be available again."),
         413 => (413, "413 Payload Too Large", "The request entity exceeds the maximum allowed."),
+        421 => (
+            421,
+            "421 Misdirected Request",
+            "Request sent to a non-authoritative server.",
+        ),
+        422 => (
+            422,
+            "422 Unprocessable Content",
+            "The server cannot process the contained instructions.",
+        ),
         425 => (425, "425 Too Early", "Your browser sent early data."),
         429 => (429, "429 Too Many Requests", "You have sent too many requests in a given amount of time."),
-        501 => (501, "501 Not Implemented", "The server does not support the functionality required to fulfill the request."),
+        501 => (501, "501 Not Implemented", ".The server does not support the functionality required to fulfill the request."),
         502 => (502, "502 Bad Gateway", "The server returned an invalid or incomplete response."),
         503 => (503, "503 Service Unavailable", "No server is available to handle this request."),
         504 => (504, "504 Gateway Time-out", "The server didn't respond in time."),
@@ -559,17 +576,17 @@ fn page(status: u16, realm: Option<&str>, out: &mut Vec<u8>) {
     let (s, title, text) = error_body(status);
     let body = format!("<html><body><h1>{title}</h1>\n{text}\n</body></html>\n");
     out.clear();
-    let reason = match s {
-        400 => "Bad request",
-        408 => "Request Time-out",
-        504 => "Gateway Time-out",
-        _ => reason_phrase(s),
-    };
+    // The status line's reason is the page's title, as in HAProxy's pages
+    // (`407 Unauthorized`, `408 Request Time-out`); 400 and 408 close.
+    let reason = &title[4..];
     let _ = write!(
         out,
         "HTTP/1.1 {s} {reason}\r\ncontent-length: {}\r\ncache-control: no-cache\r\ncontent-type: text/html\r\n",
         body.len()
     );
+    if matches!(s, 400 | 408) {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
     if let Some(realm) = realm {
         let _ = write!(out, "www-authenticate: Basic realm=\"{realm}\"\r\n");
     }
@@ -766,7 +783,17 @@ fn compile_action(toks: &[Tok], side: Side, env: &mut Env, end: usize) -> Result
             while i < toks.len() {
                 match toks[i].text.as_str() {
                     "deny_status" => {
-                        status = status_arg(arg(i + 1, "deny_status")?, 200, 599)?;
+                        let t = arg(i + 1, "deny_status")?;
+                        status = status_arg(t, 200, 599)?;
+                        if !HAS_PAGE.contains(&status) {
+                            return Err(Error {
+                                at: t.at,
+                                msg: format!(
+                                    "status code '{status}' has no error page (one of {})",
+                                    HAS_PAGE.map(|s| s.to_string()).join(", ")
+                                ),
+                            });
+                        }
                         i += 2;
                     }
                     _ => expect_end(toks, i)?,

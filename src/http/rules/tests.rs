@@ -809,3 +809,11 @@ fn compiled_rules_are_shared_across_shards() {
     };
     assert_eq!(s.route(&mut txn, &other), Some(0));
 }
+
+#[test]
+fn deny_status_needs_a_page() {
+    let req: Vec<String> = vec!["deny deny_status 418".into()];
+    let (_, e) = compile_section("fe", &[], &[], None, &req, &[], &mut env()).unwrap_err();
+    assert_eq!(e.at, 17);
+    assert!(e.msg.contains("no error page"), "{e:?}");
+}
