@@ -50,3 +50,32 @@ fn check_accepts_rules_and_refuses_bad_ones_at_their_column() {
         assert!(err.starts_with(want), "{to}: want {want:?}\n got {err}");
     }
 }
+
+/// HAProxy agrees: it refuses the rule configs ringlb refuses and accepts the
+/// ones ringlb accepts.
+#[test]
+fn haproxy_refuses_and_accepts_the_same_rule_configs() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/haproxy_cfg");
+    for (name, ok) in [
+        ("bad-acl-fetch.cfg", false),
+        ("bad-acl-regex.cfg", false),
+        ("bad-undefined-acl.cfg", false),
+        ("bad-rule-direction.cfg", false),
+        ("acl-redefined.cfg", true),
+        ("userlist.cfg", true),
+    ] {
+        let p = dir.join(name);
+        let out = std::process::Command::new("haproxy")
+            .args(["-c", "-f", p.to_str().unwrap()])
+            .output()
+            .expect("haproxy (Debian package haproxy) must be installed");
+        assert_eq!(
+            out.status.success(),
+            ok,
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let (code, _, err) = ringlb_cmd(&["-c", "-f", p.to_str().unwrap()]);
+        assert_eq!(code == 0, ok, "{name}: {err}");
+    }
+}
