@@ -120,6 +120,9 @@ pub struct Timeouts {
     pub check: Option<Duration>,
     pub http_request: Option<Duration>,
     pub http_keep_alive: Option<Duration>,
+    /// How long `http-request tarpit` holds a request (HAProxy: `timeout
+    /// connect` when unset).
+    pub tarpit: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

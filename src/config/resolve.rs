@@ -201,6 +201,10 @@ impl Resolver<'_> {
             check: pick(&o.check, &d.check, "check")?,
             http_request: pick(&o.http_request, &d.http_request, "http-request")?,
             http_keep_alive: pick(&o.http_keep_alive, &d.http_keep_alive, "http-keep-alive")?,
+            tarpit: match pick(&o.tarpit, &d.tarpit, "tarpit")? {
+                Some(t) => Some(t),
+                None => pick(&o.connect, &d.connect, "connect")?,
+            },
         })
     }
 

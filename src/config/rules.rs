@@ -639,3 +639,33 @@ mod tutorial {
         }
     }
 }
+
+#[cfg(test)]
+mod tarpit_timeout {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    #[test]
+    fn timeout_tarpit_defaults_to_timeout_connect() {
+        let cfg = "defaults
+    mode http
+    timeout connect 3s
+frontend a
+    bind 127.0.0.1:9000
+    timeout tarpit 7s
+    http-request tarpit if { path /x }
+    default_backend b
+frontend c
+    bind 127.0.0.1:9001
+    default_backend b
+backend b
+    server s 127.0.0.1:1
+";
+        let c =
+            crate::config::parse_haproxy(&[(PathBuf::from("t.cfg"), cfg.into())], false, &|_| None)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .config;
+        assert_eq!(c.frontends[0].timeouts.tarpit, Some(Duration::from_secs(7)));
+        assert_eq!(c.frontends[1].timeouts.tarpit, Some(Duration::from_secs(3)));
+    }
+}

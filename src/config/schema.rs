@@ -95,6 +95,7 @@ pub struct RawTimeouts {
     pub check: Option<Spanned<RawDuration>>,
     pub http_request: Option<Spanned<RawDuration>>,
     pub http_keep_alive: Option<Spanned<RawDuration>>,
+    pub tarpit: Option<Spanned<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]

@@ -748,7 +748,8 @@ fn inherit(def: &RawProxy, own: &mut RawProxy, kind: Kind) {
             queue,
             check,
             http_request,
-            http_keep_alive
+            http_keep_alive,
+            tarpit
         );
     }
     if allowed("check") {

@@ -212,6 +212,7 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
                 "check" => t.check = d,
                 "http-request" => t.http_request = d,
                 "http-keep-alive" => t.http_keep_alive = d,
+                "tarpit" => t.tarpit = d,
                 _ => return Err(KwErr::Unsupported),
             }
             "timeout"
