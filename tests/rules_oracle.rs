@@ -259,6 +259,9 @@ frontend fe
     http-request deny deny_status 502 if {{ path /deny/502 }}
     http-request deny deny_status 503 if {{ path /deny/503 }}
     http-request deny deny_status 504 if {{ path /deny/504 }}
+    timeout tarpit 200ms
+    http-request tarpit deny_status 403 if {{ path /tarpit }}
+    http-request tarpit if {{ path /tarpit500 }}
     http-request auth realm "My Realm" if {{ path /realm }}
     http-request return status 200 content-type text/plain file {page} if {{ path /file }}
     http-request redirect scheme https if {{ path /nohost }}
@@ -287,6 +290,8 @@ backend be
     let cases: Vec<Vec<u8>> = vec![
         b"GET /deny/200 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         b"GET /realm HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /tarpit HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /tarpit500 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         b"GET /nohost?a=1 HTTP/1.0\r\n\r\n".to_vec(),
         b"GET /q?id=42&z HTTP/1.1\r\nHost: WWW.Example.com\r\nX-N: 1, 2\r\nX-N: 3\r\nX-Drop: yes\r\nCookie: SRV=s1; a=b\r\n\r\n".to_vec(),
@@ -315,7 +320,10 @@ backend be
         };
         let mut out = Vec::new();
         let v = fe.apply_request(&mut txn, &conn, &mut out);
-        assert!(matches!(v, Verdict::Respond { .. }), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Respond { .. } | Verdict::Tarpit { .. }),
+            "{v:?}"
+        );
         // HTTP/1.0 answers differ in connection handling, the shard's part.
         let http10 = raw.windows(8).any(|w| w == b"HTTP/1.0");
         let norm = |b: &[u8]| {
