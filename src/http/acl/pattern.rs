@@ -59,6 +59,68 @@ impl IntRange {
     }
 }
 
+/// Address blocks grouped by prefix length, each group a hash set of masked
+/// addresses: a lookup costs one hash probe per distinct prefix length, so a
+/// `-f` file of thousands of networks stays fast.
+#[derive(Debug, Clone, Default)]
+pub struct IpSet {
+    v4: Vec<(u8, HashSet<u32>)>,
+    v6: Vec<(u8, HashSet<u128>)>,
+}
+
+fn mask4(a: u32, p: u8) -> u32 {
+    a & u32::MAX.checked_shl(32 - u32::from(p.min(32))).unwrap_or(0)
+}
+
+fn mask6(a: u128, p: u8) -> u128 {
+    a & u128::MAX
+        .checked_shl(128 - u32::from(p.min(128)))
+        .unwrap_or(0)
+}
+
+impl IpSet {
+    pub fn insert(&mut self, n: Network) {
+        match n.addr {
+            IpAddr::V4(a) => {
+                let m = mask4(u32::from(a), n.prefix);
+                match self.v4.iter_mut().find(|g| g.0 == n.prefix) {
+                    Some(g) => {
+                        g.1.insert(m);
+                    }
+                    None => self.v4.push((n.prefix, HashSet::from([m]))),
+                }
+            }
+            IpAddr::V6(a) => {
+                let m = mask6(u128::from(a), n.prefix);
+                match self.v6.iter_mut().find(|g| g.0 == n.prefix) {
+                    Some(g) => {
+                        g.1.insert(m);
+                    }
+                    None => self.v6.push((n.prefix, HashSet::from([m]))),
+                }
+            }
+        }
+    }
+
+    /// Whether `ip` (an IPv4-mapped IPv6 address counts as IPv4) is in a block.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match ip {
+            IpAddr::V4(a) => {
+                let a = u32::from(a);
+                self.v4.iter().any(|(p, set)| set.contains(&mask4(a, *p)))
+            }
+            IpAddr::V6(a) => {
+                let a = u128::from(a);
+                self.v6.iter().any(|(p, set)| set.contains(&mask6(a, *p)))
+            }
+        }
+    }
+}
+
 /// A byte trie; `fold` lower-cases the walked bytes.
 #[derive(Debug, Clone, Default)]
 pub struct Trie {
@@ -180,7 +242,7 @@ pub enum Patterns {
     Dom(Vec<Box<[u8]>>),
     Len(Vec<IntRange>),
     Int(Vec<IntRange>),
-    Ip(Vec<Network>),
+    Ip(IpSet),
 }
 
 /// A sample as fetched.
@@ -298,7 +360,7 @@ impl Patterns {
             Method::Dom => Patterns::Dom(Vec::new()),
             Method::Len => Patterns::Len(Vec::new()),
             Method::Int => Patterns::Int(Vec::new()),
-            Method::Ip => Patterns::Ip(Vec::new()),
+            Method::Ip => Patterns::Ip(IpSet::default()),
         }
     }
 
@@ -326,7 +388,7 @@ impl Patterns {
                 v.push(re);
             }
             Patterns::Len(v) | Patterns::Int(v) => v.push(int_range(p, op)?),
-            Patterns::Ip(v) => v.push(network(p)?),
+            Patterns::Ip(v) => v.insert(network(p)?),
         }
         Ok(())
     }
@@ -346,11 +408,11 @@ impl Patterns {
             },
             (Patterns::Int(v), s) => s.as_int().is_some_and(|i| v.iter().any(|r| r.contains(i))),
             (Patterns::Len(v), Sample::Str(s)) => v.iter().any(|r| r.contains(s.len() as i64)),
-            (Patterns::Ip(v), Sample::Ip(ip)) => v.iter().any(|n| n.contains(ip)),
+            (Patterns::Ip(v), Sample::Ip(ip)) => v.contains(ip),
             (Patterns::Ip(v), Sample::Str(s)) => std::str::from_utf8(s)
                 .ok()
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
-                .is_some_and(|ip| v.iter().any(|n| n.contains(ip))),
+                .is_some_and(|ip| v.contains(ip)),
             (_, Sample::Str(s)) => self.matches_str(s, fold),
             (_, Sample::Int(i)) => {
                 // An integer matched as a string: its decimal text.
@@ -507,5 +569,36 @@ mod tests {
         assert!(network("::1").unwrap().contains("::1".parse().unwrap()));
         let mut buf = [0; 24];
         assert_eq!(int_text(-120, &mut buf), b"-120");
+    }
+}
+
+#[cfg(test)]
+mod ipset_tests {
+    use super::*;
+
+    #[test]
+    fn ten_thousand_networks() {
+        let mut set = IpSet::default();
+        for i in 0..10_000u32 {
+            let a = std::net::Ipv4Addr::from(0x0a00_0000 | (i << 8));
+            set.insert(Network {
+                addr: IpAddr::V4(a),
+                prefix: 24,
+            });
+        }
+        set.insert(network("2001:db8::/32").unwrap());
+        set.insert(network("192.168.1.7").unwrap());
+        assert!(set.contains("10.0.39.15".parse().unwrap()));
+        assert!(!set.contains("10.200.0.1".parse().unwrap()));
+        assert!(set.contains("192.168.1.7".parse().unwrap()));
+        assert!(set.contains("::ffff:192.168.1.7".parse().unwrap()));
+        assert!(!set.contains("192.168.1.8".parse().unwrap()));
+        assert!(set.contains("2001:db8:1::1".parse().unwrap()));
+        assert!(!set.contains("2001:db9::1".parse().unwrap()));
+        let start = std::time::Instant::now();
+        for i in 0..100_000u32 {
+            set.contains(IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 | i)));
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(2));
     }
 }
