@@ -20,7 +20,25 @@ fn err_at(loc: &Locator, s: &Spanned<String>, e: &Error, ctx: &str) -> super::Co
     loc.error(at..at, ctx, e.msg.clone())
 }
 
+/// Where byte `at` of an ACL's text is in the source: through the spans of
+/// its words when haproxy.cfg recorded them (an ACL defined over several
+/// lines), else as for any string.
+fn acl_offset(loc: &Locator, p: &RawProxy, name: &str, s: &Spanned<String>, at: usize) -> usize {
+    if let Some(spans) = p.acl_words.get(name) {
+        let toks = crate::http::acl::tokenize(s.get_ref()).unwrap_or_default();
+        if toks.len() == spans.len() {
+            if let Some(i) = toks.iter().rposition(|t| t.at <= at) {
+                let w = &spans[i];
+                let inner = (at - toks[i].at + toks[i].quoted as usize).min(w.len());
+                return w.start + inner;
+            }
+        }
+    }
+    loc.string_offset(s.span(), s.get_ref(), at)
+}
+
 struct Section<'a> {
+    raw: &'a RawProxy,
     acls: Vec<(&'a String, &'a Spanned<String>)>,
     routes: Vec<&'a Spanned<String>>,
     request: Vec<&'a Spanned<String>>,
@@ -29,6 +47,7 @@ struct Section<'a> {
 
 fn section(p: &RawProxy, with_routes: bool) -> Section<'_> {
     Section {
+        raw: p,
         acls: p.acl.iter().flatten().collect(),
         routes: if with_routes {
             p.use_backend
@@ -65,17 +84,18 @@ fn build(
     let res: Vec<String> = s.response.iter().map(|v| v.get_ref().clone()).collect();
     let compiled = compile_section(name, &acls, routes, default_backend, &req, &res, env).map_err(
         |(item, e)| {
-            let (what, s) = match item {
+            let (what, sp) = match item {
                 Item::Acl(i) => ("acl", s.acls[i].1),
                 Item::UseBackend(i) => ("use-backend", s.routes[i]),
                 Item::Request(i) => ("http-request", s.request[i]),
                 Item::Response(i) => ("http-response", s.response[i]),
             };
-            let e = Error {
-                at: e.at,
-                msg: format!("{what}: {}", e.msg),
-            };
-            err_at(loc, s, &e, ctx)
+            let msg = format!("{what}: {}", e.msg);
+            if let Item::Acl(i) = item {
+                let at = acl_offset(loc, s.raw, s.acls[i].0, sp, e.at);
+                return loc.error(at..at, ctx, msg);
+            }
+            err_at(loc, sp, &Error { at: e.at, msg }, ctx)
         },
     )?;
     Ok(Rules(Some(Arc::new(compiled))))
@@ -667,5 +687,50 @@ backend b
                 .config;
         assert_eq!(c.frontends[0].timeouts.tarpit, Some(Duration::from_secs(7)));
         assert_eq!(c.frontends[1].timeouts.tarpit, Some(Duration::from_secs(3)));
+    }
+}
+
+#[cfg(test)]
+mod multi_line_acl {
+    use std::path::PathBuf;
+
+    fn err(cfg: &str) -> String {
+        crate::config::parse_haproxy(&[(PathBuf::from("m.cfg"), cfg.into())], false, &|_| None)
+            .err()
+            .expect("refused")
+            .to_string()
+    }
+
+    #[test]
+    fn an_error_in_a_later_acl_line_points_at_that_line() {
+        let base = "frontend fe
+    mode http
+    bind 127.0.0.1:9000
+    acl static path_end .jpg
+    use_backend b if static
+    acl static path_end .png
+    acl static path_reg ^/img/
+    default_backend b
+backend b
+    mode http
+    server s 127.0.0.1:1
+";
+        // Same fetch: values appended to the first line.
+        let e = err(&base.replace(
+            "    default_backend b\n",
+            "    acl lan src 10.0.0.0/8\n    acl lan src 10.0.0.300\n    default_backend b\n",
+        ));
+        assert!(e.starts_with("m.cfg:9:17: "), "{e}");
+        // Another fetch: its own definition line.
+        let e = err(&base.replace("^/img/", "^/(img/"));
+        assert!(e.starts_with("m.cfg:7:25: "), "{e}");
+        assert!(e.contains("invalid regex"), "{e}");
+        let e = err(&base.replace("path_reg ^/img/", "path_rex ^/img/"));
+        assert!(e.starts_with("m.cfg:7:16: "), "{e}");
+        let e = err(&base.replace(
+            "acl static path_end .png",
+            "acl static path_end .png\n    acl static src 10.0.0.300",
+        ));
+        assert!(e.starts_with("m.cfg:7:20: "), "{e}");
     }
 }

@@ -242,4 +242,9 @@ pub struct RawProxy {
     pub redispatch: Option<bool>,
     pub on_marked_down: Option<Spanned<String>>,
     pub stats: Option<RawStats>,
+    /// haproxy.cfg only: the source span of each word of each ACL's text (in
+    /// token order, across every line that defined it), so an error in a
+    /// later `acl` line points at that line.
+    #[serde(skip)]
+    pub acl_words: BTreeMap<String, Vec<std::ops::Range<usize>>>,
 }

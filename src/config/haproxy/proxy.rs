@@ -103,15 +103,22 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
                 let old = old.get_mut();
                 let same = old.starts_with(&format!("{} ", join(&words[2..2 + head])))
                     && !old.contains('\n');
+                let spans = p.acl_words.entry(name.text.clone()).or_default();
                 if same && words.len() > 2 + head {
                     old.push(' ');
                     old.push_str(&join(&words[2 + head..]));
+                    spans.extend(words[2 + head..].iter().map(|w| w.span.clone()));
                 } else {
                     old.push('\n');
                     old.push_str(&text);
+                    spans.extend(words[2..].iter().map(|w| w.span.clone()));
                 }
             } else {
                 acl.insert(name.text.clone(), Spanned::new(cover(&words[2..]), text));
+                p.acl_words.insert(
+                    name.text.clone(),
+                    words[2..].iter().map(|w| w.span.clone()).collect(),
+                );
             }
             "acl"
         }
