@@ -70,6 +70,8 @@ const ACLS: &[&str] = &[
     "src 127.0.0.1",
     "dst_port gt 1024",
     "ssl_fc",
+    "ssl_fc 0",
+    "ssl_fc 1",
     "always_true",
     "always_false",
     "HTTP_1.1",

@@ -312,6 +312,11 @@ impl AclLine {
             }
             i += 1;
         }
+        if method == Method::Bool && i < toks.len() {
+            // HAProxy accepts `ssl_fc 1` and ignores the patterns: a boolean
+            // matches when true (checked against haproxy).
+            i = toks.len();
+        }
         let mut patterns = Patterns::empty(method);
         let int_like = matches!(method, Method::Int | Method::Len);
         let mut op: Option<&str> = None;

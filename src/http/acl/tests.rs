@@ -191,6 +191,9 @@ fn addresses_ports_counters() {
     assert!(ev("dst 192.168.0.1"));
     assert!(ev("dst_port 80"));
     assert!(!ev("ssl_fc"));
+    assert!(!ev("ssl_fc 0"), "patterns of a boolean are ignored");
+    assert!(!ev("ssl_fc 1"));
+    assert!(ev("always_true 0"));
     assert!(ev("nbsrv(app) 2"));
     assert!(ev("nbsrv(static) lt 1"));
     assert!(ev("nbsrv ge 2"), "current backend");
