@@ -29,6 +29,15 @@ pub trait Counters {
     fn fe_conn(&self) -> u32 {
         0
     }
+    /// The shard's clock, UNIX seconds (`date`); the rules never read the
+    /// clock themselves.
+    fn unix_time(&self) -> u64 {
+        0
+    }
+    /// A random number (`rand`), from the shard's generator.
+    fn random(&self) -> u64 {
+        0
+    }
 }
 
 /// Counters for tests and tools: everything zero.
@@ -138,6 +147,12 @@ pub enum Fetch {
     Var(usize),
     Str(Box<[u8]>),
     Int(i64),
+    /// `date([OFFSET])`.
+    Date(i64),
+    /// `rand([RANGE])`: 0..RANGE (0: the whole 32-bit range).
+    Rand(u64),
+    /// `be_name`: the chosen backend's name, from the load-time list.
+    BeName(Arc<[Box<str>]>),
 }
 
 #[derive(Debug, Clone)]
@@ -174,6 +189,8 @@ impl Fetch {
             | Fetch::BeConn(_)
             | Fetch::FeConn
             | Fetch::Status
+            | Fetch::Date(_)
+            | Fetch::Rand(_)
             | Fetch::Int(_) => Method::Int,
             Fetch::SslFc | Fetch::Const(_) | Fetch::HttpAuth(_) => Method::Bool,
             _ => Method::Str,
@@ -264,7 +281,15 @@ impl Fetch {
                 let Some(m) = side(ctx, *res) else {
                     return false;
                 };
-                f(Sample::Int(m.values(name).count() as i64))
+                // Without a name: every header line's values.
+                let n = if name.is_empty() {
+                    m.headers()
+                        .map(|(_, v)| v.split(|&b| b == b',').count())
+                        .sum::<usize>()
+                } else {
+                    m.values(name).count()
+                };
+                f(Sample::Int(n as i64))
             }
             Fetch::Cook { res, name } => {
                 let Some(m) = side(ctx, *res) else {
@@ -332,6 +357,16 @@ impl Fetch {
             Fetch::Var(id) => ctx.vars.get(*id).is_some_and(|v| f(Sample::Str(v))),
             Fetch::Str(s) => f(Sample::Str(s)),
             Fetch::Int(i) => f(Sample::Int(*i)),
+            Fetch::Date(off) => f(Sample::Int(ctx.counters.unix_time() as i64 + off)),
+            Fetch::Rand(range) => {
+                let r = ctx.counters.random() & 0xffff_ffff;
+                let v = if *range == 0 { r } else { (r * range) >> 32 };
+                f(Sample::Int(v as i64))
+            }
+            Fetch::BeName(names) => match ctx.backend.and_then(|b| names.get(b)) {
+                Some(n) => f(Sample::Str(n.as_bytes())),
+                None => false,
+            },
         }
     }
 }
@@ -637,7 +672,10 @@ pub fn parse_fetch(
         },
         "hdr_cnt" | "req.hdr_cnt" | "shdr_cnt" | "res.hdr_cnt" => Fetch::HdrCnt {
             res: name.starts_with('s') || name.starts_with("res."),
-            name: lower(need(args, name, at)?),
+            name: args
+                .first()
+                .map(|a| a.1.to_ascii_lowercase().into_bytes().into())
+                .unwrap_or_default(),
         },
         "cook" | "req.cook" | "scook" | "res.cook" => Fetch::Cook {
             res: name.starts_with('s') || name.starts_with("res."),
@@ -675,6 +713,9 @@ pub fn parse_fetch(
             let v = need(args, name, at)?;
             Fetch::Var(env.var(v, args[0].0)?)
         }
+        "date" => Fetch::Date(arg_int(args, 0, name)?.unwrap_or(0)),
+        "rand" => Fetch::Rand(arg_int(args, 0, name)?.unwrap_or(0).max(0) as u64),
+        "be_name" => Fetch::BeName(env.backends.iter().map(|b| b.as_str().into()).collect()),
         "str" => Fetch::Str(
             args.first()
                 .map(|a| a.1.as_bytes().into())

@@ -539,3 +539,40 @@ fn every_match_method_by_flag() {
     assert!(!ev("ssl_fc -m bool"));
     assert!(ev("fe_conn -m bool"));
 }
+
+#[test]
+fn date_rand_be_name_and_all_header_count() {
+    struct Clock;
+    impl Counters for Clock {
+        fn unix_time(&self) -> u64 {
+            1_700_000_000
+        }
+        fn random(&self) -> u64 {
+            0x8000_0000
+        }
+    }
+    let mut e = env();
+    let mut set = AclSet::new();
+    set.define("d", "date gt 1600000000", &mut e).unwrap();
+    set.define("d2", "date(-100) 1699999900", &mut e).unwrap();
+    set.define("r", "rand(10) 5", &mut e).unwrap();
+    set.define("be", "be_name static", &mut e).unwrap();
+    set.define("all", "hdr_cnt 8", &mut e).unwrap();
+    let req = Message::parse_request(REQ).unwrap();
+    let vars = Vars::default();
+    let ctx = Ctx {
+        req: &req,
+        res: None,
+        client: "10.1.2.3:5555".parse().unwrap(),
+        local: "192.168.0.1:80".parse().unwrap(),
+        ssl: false,
+        backend: Some(1),
+        counters: &Clock,
+        vars: &vars,
+    };
+    let mut s = Scratch::default();
+    for n in ["d", "d2", "r", "be", "all"] {
+        let c = set.cond_str(n, false, &mut e).unwrap();
+        assert!(c.eval(&set, &ctx, &mut s), "{n}");
+    }
+}
