@@ -265,6 +265,9 @@ frontend fe
     http-request auth realm "My Realm" if {{ path /realm }}
     http-request return status 200 content-type text/plain file {page} if {{ path /file }}
     http-request redirect scheme https if {{ path /nohost }}
+    http-request redirect code 301 drop-query location /moved if {{ path /order }}
+    http-request set-path /conv2 if {{ path /conv }}
+    http-request return status 200 content-type text/plain lf-string "dec=%[query,url_dec] form=%[query,url_dec(1)] bytes=%[path,bytes(1,3)] tail=%[path,bytes(2)] mask=%[src,ipmask(24)] date=%[int(1700000000),http_date] d2=%[int(0),http_date(86400)] cap=%[capture.req.uri] url=%[url] cm=%[capture.req.method]" if {{ path /conv2 }}
     http-request set-var(txn.host) req.hdr(host),lower
     http-request set-header X-Map %[req.hdr(host),lower,map({map},unknown)]
     http-request add-header X-Pct 100%%
@@ -290,6 +293,8 @@ backend be
     let cases: Vec<Vec<u8>> = vec![
         b"GET /deny/200 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         b"GET /realm HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /order?q HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+        b"GET /conv?a=%41%2Bb+c&z=%7e HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         b"GET /tarpit HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         b"GET /tarpit500 HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
         b"GET /file HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),

@@ -21,6 +21,8 @@ pub struct Message {
     /// The method as received: HAProxy 2.6's `method` fetch keeps reading it
     /// after `set-method`.
     received_method: R32,
+    /// The target as received (`capture.req.uri`).
+    received_target: R32,
     target: R32,
     reason: R32,
     status: u16,
@@ -75,6 +77,7 @@ impl Message {
         self.method = self.push(head.method_span.get(buf));
         self.received_method = self.method;
         self.target = self.push(head.target.get(buf));
+        self.received_target = self.target;
         self.version = Some(head.version);
         self.load_headers(&head.headers, buf);
     }
@@ -124,6 +127,11 @@ impl Message {
 
     pub fn method(&self) -> &[u8] {
         self.get(self.method)
+    }
+
+    /// The target as received, before any rewrite.
+    pub fn received_target(&self) -> &[u8] {
+        self.get(self.received_target)
     }
 
     /// The method as received, before any `set-method`.

@@ -111,6 +111,8 @@ pub struct Scratch {
 pub enum Fetch {
     Path,
     Url,
+    /// `capture.req.uri`: the target as received.
+    ReceivedUrl,
     Query,
     Method,
     Base,
@@ -167,6 +169,14 @@ pub enum Conv {
     Regsub(regex::bytes::Regex, Box<[u8]>, bool),
     Map(Arc<MapTable>, Option<Box<[u8]>>),
     Length,
+    /// `url_dec([in_form])`.
+    UrlDec(bool),
+    /// `bytes(OFFSET[,LENGTH])`.
+    Bytes(usize, Option<usize>),
+    /// `ipmask(MASK4[,MASK6])`, prefix lengths.
+    IpMask(u8, u8),
+    /// `http_date([OFFSET])`.
+    HttpDate(i64),
 }
 
 /// A fetch and its converters.
@@ -216,6 +226,7 @@ impl Fetch {
             self,
             Fetch::Path
                 | Fetch::Url
+                | Fetch::ReceivedUrl
                 | Fetch::Query
                 | Fetch::Method
                 | Fetch::Base
@@ -237,6 +248,7 @@ impl Fetch {
             // No path at all (`*`, `http://host`): no sample, as HAProxy.
             Fetch::Path => !req.path_query().is_empty() && f(Sample::Str(req.path())),
             Fetch::Url => f(Sample::Str(req.target())),
+            Fetch::ReceivedUrl => f(Sample::Str(req.received_target())),
             Fetch::Query => req.query().is_some_and(|q| f(Sample::Str(q))),
             // HAProxy 2.6 answers the received method even after
             // `set-method` (checked against haproxy in tests/rules_oracle.rs).
@@ -501,6 +513,58 @@ impl Conv {
                 Some(v) => out.extend_from_slice(v),
                 None => return false,
             },
+            Conv::UrlDec(form) => {
+                let mut i = 0;
+                while i < input.len() {
+                    match input[i] {
+                        b'%' => {
+                            let hex = |c: u8| (c as char).to_digit(16);
+                            match (
+                                input.get(i + 1).and_then(|&c| hex(c)),
+                                input.get(i + 2).and_then(|&c| hex(c)),
+                            ) {
+                                (Some(a), Some(b)) => out.push((a * 16 + b) as u8),
+                                _ => return false,
+                            }
+                            i += 3;
+                            continue;
+                        }
+                        b'+' if *form => out.push(b' '),
+                        c => out.push(c),
+                    }
+                    i += 1;
+                }
+            }
+            Conv::Bytes(off, len) => {
+                let start = (*off).min(input.len());
+                let end = len.map_or(input.len(), |l| (start + l).min(input.len()));
+                out.extend_from_slice(&input[start..end]);
+            }
+            Conv::IpMask(m4, m6) => {
+                let Some(ip) = std::str::from_utf8(input)
+                    .ok()
+                    .and_then(|s| s.parse::<IpAddr>().ok())
+                else {
+                    return false;
+                };
+                let masked: IpAddr = match ip {
+                    IpAddr::V4(a) => {
+                        let m = u32::MAX.checked_shl(32 - u32::from(*m4)).unwrap_or(0);
+                        IpAddr::V4((u32::from(a) & m).into())
+                    }
+                    IpAddr::V6(a) => {
+                        let m = u128::MAX.checked_shl(128 - u32::from(*m6)).unwrap_or(0);
+                        IpAddr::V6((u128::from(a) & m).into())
+                    }
+                };
+                let _ = write!(out, "{masked}");
+            }
+            Conv::HttpDate(off) => {
+                let Some(t) = super::pattern::parse_int_prefix(input) else {
+                    return false;
+                };
+                http_date(t + off, out);
+            }
         }
         true
     }
@@ -540,6 +604,35 @@ impl Expr {
             true
         })
     }
+}
+
+/// `Tue, 14 Nov 2023 22:13:20 GMT` for UNIX time `t` (RFC 9110 IMF-fixdate).
+fn http_date(t: i64, out: &mut Vec<u8>) {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = t.div_euclid(86400);
+    let rem = t.rem_euclid(86400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let _ = write!(
+        out,
+        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    );
 }
 
 /// Splits `s` at top-level commas (outside parentheses), keeping offsets.
@@ -659,6 +752,9 @@ pub fn parse_fetch(
     Ok(match name {
         "path" => Fetch::Path,
         "url" => Fetch::Url,
+        "capture.req.uri" => Fetch::ReceivedUrl,
+        "capture.req.method" => Fetch::Method,
+        "capture.req.ver" => Fetch::ReqVer,
         "query" => Fetch::Query,
         "method" => Fetch::Method,
         "base" => Fetch::Base,
@@ -753,6 +849,30 @@ fn parse_conv(s: &str, at: usize, env: &mut Env) -> Result<Conv, Error> {
         "base64" => Conv::Base64,
         "hex" => Conv::Hex,
         "length" => Conv::Length,
+        "url_dec" => Conv::UrlDec(arg_int(&args, 0, "url_dec")?.unwrap_or(0) != 0),
+        "bytes" => {
+            let off = arg_int(&args, 0, "bytes")?.ok_or(Error {
+                at,
+                msg: "bytes needs an offset".into(),
+            })?;
+            let len = arg_int(&args, 1, "bytes")?;
+            Conv::Bytes(off.max(0) as usize, len.map(|l| l.max(0) as usize))
+        }
+        "ipmask" => {
+            let m4 = arg_int(&args, 0, "ipmask")?.ok_or(Error {
+                at,
+                msg: "ipmask needs a mask".into(),
+            })?;
+            let m6 = arg_int(&args, 1, "ipmask")?.unwrap_or(128);
+            if !(0..=32).contains(&m4) || !(0..=128).contains(&m6) {
+                return Err(Error {
+                    at,
+                    msg: "ipmask: prefix lengths are 0-32 and 0-128".into(),
+                });
+            }
+            Conv::IpMask(m4 as u8, m6 as u8)
+        }
+        "http_date" => Conv::HttpDate(arg_int(&args, 0, "http_date")?.unwrap_or(0)),
         "field" => Conv::Field(idx("field")?, delims(1)),
         "word" => Conv::Word(idx("word")?, delims(1)),
         "regsub" => {

@@ -948,34 +948,35 @@ fn compile_action(toks: &[Tok], side: Side, env: &mut Env, end: usize) -> Result
 }
 
 fn redirect(toks: &[Tok], env: &mut Env, end: usize) -> Result<Redirect, Error> {
-    let k = word(toks, 1, end, "redirect")?;
-    let kind = match k.text.as_str() {
-        "location" => RedirectKind::Location,
-        "prefix" => RedirectKind::Prefix,
-        "scheme" => RedirectKind::Scheme,
-        _ => {
-            return Err(Error {
-                at: k.at,
-                msg: format!(
-                    "redirect: expected location, prefix or scheme, got \"{}\"",
-                    k.text
-                ),
-            })
-        }
-    };
-    let t = word(toks, 2, end, "redirect")?;
+    // Options come in any order (`redirect code 301 location /x`).
+    let mut target: Option<(RedirectKind, &Tok)> = None;
     let mut rd = Redirect {
-        kind,
-        target: fmt_arg(t, env)?,
-        slash_prefix: kind == RedirectKind::Prefix && t.text == "/",
+        kind: RedirectKind::Location,
+        target: LogFmt::default(),
+        slash_prefix: false,
         code: 302,
         drop_query: false,
         append_slash: false,
         cookie: None,
     };
-    let mut i = 3;
+    let mut i = 1;
     while i < toks.len() {
         match toks[i].text.as_str() {
+            k @ ("location" | "prefix" | "scheme") => {
+                let kind = match k {
+                    "location" => RedirectKind::Location,
+                    "prefix" => RedirectKind::Prefix,
+                    _ => RedirectKind::Scheme,
+                };
+                if target.is_some() {
+                    return Err(Error {
+                        at: toks[i].at,
+                        msg: "redirect: only one of location, prefix or scheme".into(),
+                    });
+                }
+                target = Some((kind, word(toks, i + 1, end, k)?));
+                i += 2;
+            }
             "code" => {
                 let c = word(toks, i + 1, end, "code")?;
                 rd.code = match c.text.as_str() {
@@ -1020,6 +1021,15 @@ fn redirect(toks: &[Tok], env: &mut Env, end: usize) -> Result<Redirect, Error> 
             _ => expect_end(toks, i)?,
         }
     }
+    let Some((kind, t)) = target else {
+        return Err(Error {
+            at: toks.first().map_or(0, |t| t.at),
+            msg: "redirect needs location, prefix or scheme".into(),
+        });
+    };
+    rd.kind = kind;
+    rd.target = fmt_arg(t, env)?;
+    rd.slash_prefix = kind == RedirectKind::Prefix && t.text == "/";
     Ok(rd)
 }
 
