@@ -38,6 +38,14 @@ pub trait Counters {
     fn random(&self) -> u64 {
         0
     }
+    /// The server the request went to, once known (`srv_name`).
+    fn server_name(&self) -> Option<&str> {
+        None
+    }
+    /// The frontend's name (`fe_name`).
+    fn frontend_name(&self) -> Option<&str> {
+        None
+    }
 }
 
 /// Counters for tests and tools: everything zero.
@@ -155,6 +163,8 @@ pub enum Fetch {
     Rand(u64),
     /// `be_name`: the chosen backend's name, from the load-time list.
     BeName(Arc<[Box<str>]>),
+    SrvName,
+    FeName,
 }
 
 #[derive(Debug, Clone)]
@@ -375,6 +385,14 @@ impl Fetch {
                 let v = if *range == 0 { r } else { (r * range) >> 32 };
                 f(Sample::Int(v as i64))
             }
+            Fetch::SrvName => ctx
+                .counters
+                .server_name()
+                .is_some_and(|n| f(Sample::Str(n.as_bytes()))),
+            Fetch::FeName => ctx
+                .counters
+                .frontend_name()
+                .is_some_and(|n| f(Sample::Str(n.as_bytes()))),
             Fetch::BeName(names) => match ctx.backend.and_then(|b| names.get(b)) {
                 Some(n) => f(Sample::Str(n.as_bytes())),
                 None => false,
@@ -811,6 +829,8 @@ pub fn parse_fetch(
         }
         "date" => Fetch::Date(arg_int(args, 0, name)?.unwrap_or(0)),
         "rand" => Fetch::Rand(arg_int(args, 0, name)?.unwrap_or(0).max(0) as u64),
+        "srv_name" => Fetch::SrvName,
+        "fe_name" => Fetch::FeName,
         "be_name" => Fetch::BeName(env.backends.iter().map(|b| b.as_str().into()).collect()),
         "str" => Fetch::Str(
             args.first()
