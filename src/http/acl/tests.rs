@@ -550,6 +550,12 @@ fn date_rand_be_name_and_all_header_count() {
         fn random(&self) -> u64 {
             0x8000_0000
         }
+        fn server_name(&self) -> Option<&str> {
+            Some("s1")
+        }
+        fn frontend_name(&self) -> Option<&str> {
+            Some("www")
+        }
     }
     let mut e = env();
     let mut set = AclSet::new();
@@ -558,6 +564,8 @@ fn date_rand_be_name_and_all_header_count() {
     set.define("r", "rand(10) 5", &mut e).unwrap();
     set.define("be", "be_name static", &mut e).unwrap();
     set.define("all", "hdr_cnt 8", &mut e).unwrap();
+    set.define("srv", "srv_name s1", &mut e).unwrap();
+    set.define("fe", "fe_name www", &mut e).unwrap();
     let req = Message::parse_request(REQ).unwrap();
     let vars = Vars::default();
     let ctx = Ctx {
@@ -571,7 +579,7 @@ fn date_rand_be_name_and_all_header_count() {
         vars: &vars,
     };
     let mut s = Scratch::default();
-    for n in ["d", "d2", "r", "be", "all"] {
+    for n in ["d", "d2", "r", "be", "all", "srv", "fe"] {
         let c = set.cond_str(n, false, &mut e).unwrap();
         assert!(c.eval(&set, &ctx, &mut s), "{n}");
     }
