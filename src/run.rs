@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub shards: Option<usize>,
     /// Signals to send once ready (HAProxy's `-sf`: SIGUSR1, `-st`: SIGTERM).
     pub signal_on_ready: Vec<(u32, i32)>,
+    /// `-q`: no alerts or warnings on stderr.
+    pub quiet: bool,
 }
 
 #[derive(Debug)]
@@ -125,7 +127,9 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
         process::daemonize().map_err(|e| RunError::Io("cannot daemonize", e))?;
     }
     let nlisteners: usize = listeners.iter().map(|l| l.len()).sum();
-    let logger = Logger::start(&config).map_err(|e| RunError::Io("cannot open log target", e))?;
+    let foreground = !(opts.daemon || config.global.daemon);
+    let logger = Logger::start(&config, foreground && !opts.quiet)
+        .map_err(|e| RunError::Io("cannot open log target", e))?;
     let shards =
         Shards::start(config.clone(), listeners, logger.clone()).map_err(RunError::Start)?;
     let control = crate::control::spawn(config.clone(), shards.shared.clone(), logger.clone())

@@ -13,6 +13,7 @@
 //! use is a startup error (exit 2) that changes nothing.
 
 mod accept;
+mod account;
 pub mod connect;
 pub mod ctx;
 pub mod dispatch;
