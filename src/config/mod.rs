@@ -10,6 +10,7 @@ pub mod import;
 mod lint;
 pub mod model;
 mod resolve;
+mod rules;
 mod schema;
 mod values;
 

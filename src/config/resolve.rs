@@ -44,6 +44,7 @@ impl Kind {
                 "bind",
                 "acl",
                 "use-backend",
+                "use-server",
                 "servers",
                 "http-request",
                 "http-response",
@@ -55,6 +56,7 @@ impl Kind {
                 "check",
                 "default-server",
                 "servers",
+                "use-server",
                 "retries",
                 "redispatch",
                 "on-marked-down",
@@ -84,6 +86,7 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     add(p.maxconn.is_some(), "maxconn");
     add(p.acl.is_some(), "acl");
     add(p.use_backend.is_some(), "use-backend");
+    add(p.use_server.is_some(), "use-server");
     add(p.default_backend.is_some(), "default-backend");
     add(p.http_request.is_some(), "http-request");
     add(p.http_response.is_some(), "http-response");
@@ -106,6 +109,11 @@ pub(super) struct Resolver<'a> {
     pub(super) defaults: RawProxy,
     pub(super) global_log: Vec<LogTarget>,
     pub(super) global_maxconn: u32,
+}
+
+/// The texts of a list of spanned strings.
+pub(super) fn strings(v: &Option<Vec<Spanned<String>>>) -> Vec<String> {
+    v.iter().flatten().map(|s| s.get_ref().clone()).collect()
 }
 
 pub(super) fn span<T>(s: &Spanned<T>) -> Range<usize> {
@@ -193,6 +201,10 @@ impl Resolver<'_> {
             check: pick(&o.check, &d.check, "check")?,
             http_request: pick(&o.http_request, &d.http_request, "http-request")?,
             http_keep_alive: pick(&o.http_keep_alive, &d.http_keep_alive, "http-keep-alive")?,
+            tarpit: match pick(&o.tarpit, &d.tarpit, "tarpit")? {
+                Some(t) => Some(t),
+                None => pick(&o.connect, &d.connect, "connect")?,
+            },
         })
     }
 
@@ -282,11 +294,15 @@ impl Resolver<'_> {
         }
         let lookup = |n: &Spanned<String>, key: &str| -> R<usize> {
             backends.get(n.get_ref()).copied().ok_or_else(|| {
-                self.err(
-                    span(n),
-                    &ctx,
-                    format!("{key} \"{}\" does not exist", n.get_ref()),
-                )
+                let msg = if n.get_ref().contains("%[") {
+                    format!(
+                        "{key} \"{}\": a backend name computed per request (log-format) is not supported; name the backend and use a condition",
+                        n.get_ref()
+                    )
+                } else {
+                    format!("{key} \"{}\" does not exist", n.get_ref())
+                };
+                self.err(span(n), &ctx, msg)
             })
         };
         let default_backend = match raw
@@ -313,7 +329,7 @@ impl Resolver<'_> {
             };
             use_backend.push(UseBackend {
                 backend,
-                condition,
+                condition: condition.into_inner(),
                 negate,
             });
         }
@@ -360,7 +376,12 @@ impl Resolver<'_> {
             maxconn,
             default_backend,
             use_backend,
-            acl: raw.acl.clone().unwrap_or_default().into_iter().collect(),
+            acl: raw
+                .acl
+                .iter()
+                .flatten()
+                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+                .collect(),
             timeouts: self.timeouts(raw.timeout.as_ref(), &ctx)?,
             log,
             log_format,
@@ -369,8 +390,9 @@ impl Resolver<'_> {
             forwardfor: flag(raw.forwardfor, self.defaults.forwardfor),
             http_keep_alive: flag(raw.http_keep_alive, self.defaults.http_keep_alive),
             httpclose: flag(raw.httpclose, self.defaults.httpclose),
-            http_request: raw.http_request.clone().unwrap_or_default(),
-            http_response: raw.http_response.clone().unwrap_or_default(),
+            http_request: strings(&raw.http_request),
+            http_response: strings(&raw.http_response),
+            rules: Rules::default(),
             stats: match &raw.stats {
                 None => None,
                 Some(st) => Some(StatsSpec {
@@ -597,6 +619,7 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
             frontends.push(fe);
         }
     }
+    super::rules::compile(&raw, &mut frontends, &mut backends, loc)?;
     let gl = g.cloned_fields();
     Ok(Config {
         source: source.to_path_buf(),
