@@ -267,6 +267,16 @@ stats = {{ uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["ad
     );
     assert!(metrics.contains("haproxy_server_sessions_total{proxy=\"app\",server=\"a\"} 1\n"));
     assert!(metrics.contains("haproxy_frontend_current_sessions{proxy=\"app\"}"));
+    // ringlb's own latency percentiles, merged across shards on read.
+    assert!(
+        metrics.contains(
+            "ringlb_server_total_time_seconds{proxy=\"app\",server=\"a\",quantile=\"0.99\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ringlb_server_total_time_seconds_count{proxy=\"app\",server=\"a\"} 1\n")
+    );
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())

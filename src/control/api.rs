@@ -121,7 +121,7 @@ impl Api {
             ["help", ..] => HELP.to_string(),
             ["show", "stat", ..] => {
                 let t = self.table.borrow();
-                stats::csv(&stats::rows(&self.config, &self.shared, &t)) + "\n"
+                stats::csv(&stats::rows(&self.config, &self.shared, &t, None)) + "\n"
             }
             ["show", "info", ..] => self.info(),
             ["show", "backend"] => {
