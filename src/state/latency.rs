@@ -34,7 +34,7 @@ impl Phases {
     /// Percentile `q` (0–100) of a phase, ms; `None` when nothing was recorded.
     pub fn percentile(&self, phase: usize, q: f64) -> Option<u64> {
         let h = &self.0[phase];
-        (h.len() > 0).then(|| h.value_at_quantile(q / 100.0))
+        (!h.is_empty()).then(|| h.value_at_quantile(q / 100.0))
     }
 
     pub fn count(&self, phase: usize) -> u64 {
