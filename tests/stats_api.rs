@@ -131,6 +131,11 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
     assert_eq!(column(&csv, "app", "a", "status"), "no check");
     assert_eq!(column(&csv, "app", "BACKEND", "algo"), "roundrobin");
     assert_eq!(column(&csv, "app", "FRONTEND", "status"), "OPEN");
+    // HAProxy's session-rate counters (sessions in a second; its maximum).
+    let max: u64 = column(&csv, "app", "FRONTEND", "rate_max").parse().unwrap();
+    assert!((1..=n).contains(&max), "rate_max {max}");
+    let srv_max: u64 = column(&csv, "app", "a", "rate_max").parse().unwrap();
+    assert!(srv_max >= 1 && srv_max <= max, "{srv_max} vs {max}");
 
     // MAINT through the socket: no new session reaches a, from either shard.
     assert_eq!(socat(&sock, "set server app/a state maint"), "\n");

@@ -186,6 +186,9 @@ pub fn rows(
             r.set("sid", si + 1);
             r.set("lbtot", ld(&ss.total.0));
             r.set("type", 2);
+            let (rate, rate_max) = rates(shared.counters.iter().map(|c| &c.servers[bi][si]));
+            r.set("rate", rate);
+            r.set("rate_max", rate_max);
             r.set("cli_abrt", t.cli_aborts);
             r.set("srv_abrt", t.srv_aborts);
             r.set(
@@ -284,6 +287,9 @@ pub fn rows(
         r.set("sid", 0);
         r.set("lbtot", bs.total.load(std::sync::atomic::Ordering::Relaxed));
         r.set("type", 1);
+        let (rate, rate_max) = rates(shared.counters.iter().map(|c| &c.backends[bi]));
+        r.set("rate", rate);
+        r.set("rate_max", rate_max);
         r.set("cli_abrt", t.cli_aborts);
         r.set("srv_abrt", t.srv_aborts);
         r.set(
@@ -332,6 +338,11 @@ pub fn rows(
         r.set("iid", fi + 1);
         r.set("sid", 0);
         r.set("type", 0);
+        let (rate, rate_max) = rates(shared.counters.iter().map(|c| &c.frontends[fi]));
+        r.set("rate", rate);
+        r.set("rate_max", rate_max);
+        r.set("conn_rate", rate);
+        r.set("conn_rate_max", rate_max);
         if f.mode == Mode::Http {
             r.set("req_tot", t.requests);
         }
@@ -353,6 +364,20 @@ pub fn rows(
         backend_rows(&mut out, bi, config.frontends.len() + bi + 1);
     }
     out
+}
+
+/// (current rate, max rate) of a counter summed over the shards.
+fn rates<'a>(blocks: impl Iterator<Item = &'a crate::state::Counters>) -> (u64, u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (sec, frac) = (now.as_secs(), now.subsec_millis() as f64 / 1000.0);
+    blocks.fold((0, 0), |(r, m), c| {
+        (
+            r + c.rate(sec, frac),
+            m + c.rate_max.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    })
 }
 
 /// Seconds since the Unix epoch.
