@@ -186,6 +186,33 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
     let two = socat(&sock, "get weight app/a; get weight app/b");
     assert_eq!(two, "0 (initial 1)\n\n1 (initial 1)\n\n");
     assert!(socat(&sock, "show info").starts_with("Name: ringlb\n"));
+    // `show stat json` parses, in HAProxy's shape (same keys as haproxy's own).
+    let shape = |doc: &str| {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import json,sys; d=json.load(sys.stdin); o=d[0][0]; \
+                 print(sorted(o), sorted(o['tags']), sorted(o['value']), sorted({f['objType'] for r in d for f in r}))",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(doc.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "not JSON: {doc}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ours_json = shape(&socat(&sock, "show stat json"));
+    let theirs_json = shape(&socat(&hsock, "show stat json"));
+    assert_eq!(ours_json, theirs_json);
+    assert!(
+        ours_json.contains("'Backend', 'Frontend', 'Server'"),
+        "{ours_json}"
+    );
 }
 
 fn curl(args: &[&str]) -> (String, String) {

@@ -119,9 +119,14 @@ impl Api {
     pub fn run(&self, w: &[&str]) -> String {
         match w {
             ["help", ..] => HELP.to_string(),
-            ["show", "stat", ..] => {
+            ["show", "stat", rest @ ..] => {
                 let t = self.table.borrow();
-                stats::csv(&stats::rows(&self.config, &self.shared, &t, None)) + "\n"
+                let rows = stats::rows(&self.config, &self.shared, &t, None);
+                if rest.contains(&"json") {
+                    stats::json(&rows)
+                } else {
+                    stats::csv(&rows) + "\n"
+                }
             }
             ["show", "info", ..] => self.info(),
             ["show", "backend"] => {

@@ -174,6 +174,8 @@ impl Web {
         let rows = stats::rows(&self.config, &self.shared, &table, Some(latency));
         let (ctype, body) = if flags.contains(&"csv") {
             ("text/plain", stats::csv(&rows))
+        } else if flags.contains(&"json") {
+            ("application/json", stats::json(&rows))
         } else {
             let refresh = if flags.contains(&"norefresh") {
                 0

@@ -5,10 +5,12 @@
 //! Columns ringlb has no value for stay empty, as HAProxy leaves them.
 
 mod csv;
+mod json;
 mod page;
 mod prom;
 
 pub use csv::{csv, HEADER};
+pub use json::json;
 pub use page::html;
 pub use prom::metrics;
 
