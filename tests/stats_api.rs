@@ -336,3 +336,114 @@ stats = {{ uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["ad
     let (head, _) = curl(&[&format!("http://127.0.0.1:{sport}/other")]);
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
 }
+
+/// Headless Chromium renders the page of a running ringlb with an UP, a DOWN,
+/// a MAINT and a backup server: the DOM has one row per server with HAProxy's
+/// state classes, and the screenshot is kept as a test artifact
+/// (`target/test-artifacts/stats-page.png`).
+#[test]
+fn chromium_shows_the_stats_page_with_rows_coloured_by_state() {
+    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium is missing and CI=true"
+        );
+        eprintln!("SKIPPED: chromium is not installed (Debian package chromium)");
+        return;
+    };
+    let up = TestServer::start("up", Behaviour::Hello);
+    let (port, sport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "10s", server = "10s" }}
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+servers = [
+  {{ name = "up", address = "{a}" }},
+  {{ name = "down", address = "127.0.0.1:1", check = true, inter = "100ms", fall = 1 }},
+  {{ name = "maint", address = "{a}" }},
+  {{ name = "spare", address = "{a}", backup = true }},
+]
+[[listen]]
+name = "stats"
+bind = ["127.0.0.1:{sport}"]
+stats = {{ uri = "/stats", refresh = "30s" }}
+"#,
+        sock.display(),
+        a = up.addr
+    );
+    let _lb = Ringlb::start(&cfg, &[]);
+    assert_eq!(socat(&sock, "set server app/maint state maint"), "\n");
+    assert!(wait_until(Duration::from_secs(5), || {
+        column(&socat(&sock, "show stat"), "app", "down", "status") == "DOWN"
+    }));
+    for _ in 0..3 {
+        who(port);
+    }
+    let url = format!("http://127.0.0.1:{sport}/stats");
+    let profile = dir.path().join("chromium");
+    let base = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    let dom = Command::new(chromium)
+        .args(base)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", &url])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for (sv, class) in [
+        ("up", "active_up"),
+        ("down", "active_down"),
+        ("maint", "maintain"),
+        ("spare", "backup_up"),
+        ("BACKEND", "backend"),
+        ("FRONTEND", "frontend"),
+    ] {
+        assert!(
+            dom.contains(&format!("<tr class=\"{class}\" data-sv=\"{sv}\">")),
+            "row {sv} as {class} in the rendered DOM:\n{dom}"
+        );
+    }
+    assert!(dom.contains("L4CON in "), "check detail shown");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let png = artifacts.join("stats-page.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = Command::new(chromium)
+        .args(base)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args([
+            "--window-size=1500,700",
+            &format!("--screenshot={}", png.display()),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let bytes = std::fs::read(&png).expect("the screenshot was written");
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+        "a real PNG"
+    );
+}

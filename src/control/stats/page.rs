@@ -33,8 +33,8 @@ const CSS: &str = "body{font-family:arial,helvetica,sans-serif;font-size:12px;ba
 table.tbl{border-collapse:collapse;border:1px solid grey;margin-bottom:12px}\
 table.tbl td,table.tbl th{border:1px solid #999;padding:1px 4px;text-align:right}\
 table.tbl th{background:#20a0ff;color:#fff}\
-th.pxname{background:#b00040;color:#ffff40;text-align:left}\
-tr.titre th{background:#20d0ff;color:#000}\
+table.tbl th.pxname{background:#b00040;color:#ffff40;text-align:left}\
+table.tbl tr.titre th{background:#20d0ff;color:#000;text-align:center}\
 tr.frontend td{background:#e8e8d0}tr.backend td{background:#e8e8d0;font-weight:bold}\
 tr.active_up td{background:#c0ffc0}tr.active_down td{background:#ff9090}\
 tr.active_goingup td{background:#ffd020}tr.active_goingdown td{background:#ffffa0}\
@@ -84,7 +84,7 @@ pub fn html(rows: &[Row], pid: u32, uptime_s: u64, refresh: u64, hide_version: b
             }
             current = px;
             out.push_str(&format!(
-                "<table class=\"tbl\" id=\"px-{0}\"><tr><th class=\"pxname\" colspan=38>{0}</th></tr>{GROUPS}",
+                "<table class=\"tbl\" id=\"px-{0}\"><tr><th class=\"pxname\" colspan=39>{0}</th></tr>{GROUPS}",
                 esc(px)
             ));
         }
