@@ -186,6 +186,25 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
     let two = socat(&sock, "get weight app/a; get weight app/b");
     assert_eq!(two, "0 (initial 1)\n\n1 (initial 1)\n\n");
     assert!(socat(&sock, "show info").starts_with("Name: ringlb\n"));
+    // `shutdown sessions server`: a session held on b is closed.
+    let mut held = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert_eq!(read_line(&mut held), "b");
+    assert_eq!(socat(&sock, "shutdown sessions server app/b"), "\n");
+    held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(std::io::Read::read(&mut held, &mut byte), Ok(0)),
+        "the session on b was shut down"
+    );
+    // `clear counters` zeroes the maxima, `clear counters all` the totals.
+    socat(&sock, "clear counters");
+    let csv = socat(&sock, "show stat");
+    assert_eq!(column(&csv, "app", "a", "smax"), "0");
+    assert_ne!(column(&csv, "app", "a", "stot"), "0");
+    socat(&sock, "clear counters all");
+    let csv = socat(&sock, "show stat");
+    assert_eq!(column(&csv, "app", "a", "stot"), "0");
+    assert_eq!(column(&csv, "app", "BACKEND", "bout"), "0");
     // `show stat json` parses, in HAProxy's shape (same keys as haproxy's own).
     let shape = |doc: &str| {
         let out = Command::new("python3")

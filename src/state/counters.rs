@@ -81,6 +81,34 @@ impl Counters {
         r.round() as u64
     }
 
+    /// `clear counters all`: every total back to zero (a reader's store may
+    /// race with a shard's increment; HAProxy's clear is no more exact).
+    pub fn clear_all(&self) {
+        for a in [
+            &self.sessions,
+            &self.requests,
+            &self.bytes_in,
+            &self.bytes_out,
+            &self.denied_req,
+            &self.denied_resp,
+            &self.req_errors,
+            &self.resp_errors,
+            &self.cli_aborts,
+            &self.srv_aborts,
+            &self.last_session,
+            &self.rate_max,
+            &self.queue_ms,
+            &self.connect_ms,
+            &self.response_ms,
+            &self.total_ms,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+        for h in &self.hrsp {
+            h.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Counts an HTTP status in its class.
     pub fn status(&self, code: u16) {
         let class = match code {

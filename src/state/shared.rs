@@ -114,6 +114,8 @@ pub enum ShardMsg {
     /// Add this shard's latency histograms to `Shared::latency` (a stats
     /// reader wants fresh figures).
     PublishLatency,
+    /// Close every session on this server now (`shutdown sessions server`).
+    KillServerSessions { backend: usize, server: usize },
 }
 
 pub struct Inbox {
