@@ -186,6 +186,24 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
     let two = socat(&sock, "get weight app/a; get weight app/b");
     assert_eq!(two, "0 (initial 1)\n\n1 (initial 1)\n\n");
     assert!(socat(&sock, "show info").starts_with("Name: ringlb\n"));
+    // Per-shard activity: both shards ran, small messages went over the ring
+    // copy path, and no io-wq worker thread exists.
+    let act = socat(&sock, "show activity");
+    let line = |name: &str| -> Vec<u64> {
+        let l = act
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {act}"));
+        l.split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.parse().unwrap())
+            .collect()
+    };
+    let loops = line("loops");
+    assert_eq!(loops.len(), 3, "total and two shards: {act}");
+    assert!(loops[1] > 0 && loops[2] > 0, "{act}");
+    assert!(line("ring_copy_bytes")[0] > 0, "{act}");
+    assert_eq!(line("iou_wrk_threads"), [0], "{act}");
     // `shutdown sessions server`: a session held on b is closed.
     let mut held = TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert_eq!(read_line(&mut held), "b");
@@ -318,6 +336,8 @@ stats = {{ uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["ad
     );
     assert!(metrics.contains("haproxy_server_sessions_total{proxy=\"app\",server=\"a\"} 1\n"));
     assert!(metrics.contains("haproxy_frontend_current_sessions{proxy=\"app\"}"));
+    assert!(metrics.contains("ringlb_io_wq_threads 0\n"), "{metrics}");
+    assert!(metrics.contains("ringlb_shard_ring_submissions_total{shard=\"0\"}"));
     // ringlb's own latency percentiles, merged across shards on read.
     assert!(
         metrics.contains(

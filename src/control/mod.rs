@@ -9,7 +9,7 @@ pub mod check;
 pub mod health;
 pub mod stats;
 pub mod status;
-mod web;
+pub(crate) mod web;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -67,6 +67,7 @@ pub async fn serve(
     if ctx.ring_copy.get() {
         let r = RingPump::run(client, &server_sock, limits, kill.clone()).await;
         (up, down) = (r.up, r.down);
+        ctx.ring_bytes.set(ctx.ring_bytes.get() + up + down);
         if let RingOutcome::Ended(end) = r.outcome {
             ring_end = Some(end);
         }
@@ -77,6 +78,7 @@ pub async fn serve(
             let res = Pump::run(client, &server_sock, &ctx.pools, limits, kill.clone()).await;
             up += res.up;
             down += res.down;
+            ctx.poll_bytes.set(ctx.poll_bytes.get() + res.up + res.down);
             res.end
         }
     };
