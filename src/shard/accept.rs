@@ -23,6 +23,13 @@ use crate::sys::socket::Socket;
 
 pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
     let fd = listener.as_raw_fd();
+    // `bind … accept-proxy`: every connection starts with a PROXY header.
+    let accept_proxy = listener.local_addr().is_ok_and(|a| {
+        ctx.config.frontends[frontend]
+            .binds
+            .iter()
+            .any(|b| b.accept_proxy && b.addr == a)
+    });
     // Fault injection for the test suite (debug builds only): this shard panics
     // on its first connection, as a shard would on a bug.
     let inject_panic = cfg!(debug_assertions)
@@ -43,7 +50,7 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
             let Some(permit) = ctx.permit(frontend).await else {
                 break 'outer;
             };
-            spawn_session(&ctx, frontend, conn, permit);
+            spawn_session(&ctx, frontend, conn, permit, accept_proxy);
         }
         if !ctx.room(frontend).await {
             break;
@@ -64,7 +71,9 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
                     panic!("injected fault (RINGLB_TEST_PANIC_SHARD={})", ctx.id)
                 }
                 Some(Some(Ok(conn))) => match ctx.try_permit(frontend) {
-                    Some(p) if held.is_empty() => spawn_session(&ctx, frontend, conn, p),
+                    Some(p) if held.is_empty() => {
+                        spawn_session(&ctx, frontend, conn, p, accept_proxy)
+                    }
                     other => {
                         drop(other);
                         held.push_back(conn);
@@ -121,12 +130,18 @@ async fn stop_or<F: std::future::Future>(ctx: &ShardCtx, slot: usize, fut: F) ->
     .await
 }
 
-fn spawn_session(ctx: &Rc<ShardCtx>, frontend: usize, conn: OwnedFd, permit: Permit) {
+fn spawn_session(
+    ctx: &Rc<ShardCtx>,
+    frontend: usize,
+    conn: OwnedFd,
+    permit: Permit,
+    accept_proxy: bool,
+) {
     let client = Socket::from(conn);
     let ctx = ctx.clone();
     ctx.session_started();
     ring::spawn(async move {
-        session::run(ctx.clone(), frontend, client, permit).await;
+        session::run(ctx.clone(), frontend, client, permit, accept_proxy).await;
         ctx.session_ended();
     });
 }

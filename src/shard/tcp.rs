@@ -9,9 +9,40 @@ use super::connect::{connect_server, ConnectInfo};
 use super::ctx::ShardCtx;
 use super::live::LiveKey;
 use crate::balance::HashKey;
+use crate::config::model::ProxyProtocol;
+use crate::l4::proxy;
 use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits, RingOutcome, RingPump};
 use crate::log::{SessionRecord, Termination};
+use crate::ring::{self, events};
 use crate::sys::socket::Socket;
+
+/// Writes all of `bytes` to a fresh connection (a PROXY header: it fits the
+/// socket buffer, so this almost never waits), bounded by `timeout`.
+async fn send_all(
+    sock: &Socket,
+    mut bytes: &[u8],
+    timeout: Option<std::time::Duration>,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    while !bytes.is_empty() {
+        match sock.send(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                match ring::with_deadline(deadline, ring::poll_once(sock.as_raw_fd(), events::OUT))
+                    .await
+                {
+                    None => return Err(std::io::ErrorKind::TimedOut.into()),
+                    Some(r) => {
+                        r?;
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
 
 /// Serves one TCP session; returns how it ended.
 pub async fn serve(
@@ -52,6 +83,22 @@ pub async fn serve(
     };
     let server = slot.server;
     live.set_server(Some(server));
+    // `send-proxy` / `send-proxy-v2`: the client's addresses go first.
+    if let Some(v) = be.servers[server].send_proxy {
+        let dst = client.local_addr().unwrap_or(report.client);
+        let hdr = match v {
+            ProxyProtocol::V1 => proxy::v1(report.client, dst),
+            ProxyProtocol::V2 => proxy::v2(report.client, dst),
+        };
+        if let Err(e) = send_all(&server_sock, &hdr, be.timeouts.server).await {
+            report.server = Some(server);
+            return if crate::shard::connect::is_local_exhaustion(&e) {
+                Termination::LOCAL_RESOURCE
+            } else {
+                Termination::SERVER_ABORT
+            };
+        }
+    }
     let limits = PumpLimits {
         client: fe.timeouts.client,
         server: be.timeouts.server,
