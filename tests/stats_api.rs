@@ -486,3 +486,51 @@ stats = {{ uri = "/stats", refresh = "30s" }}
         "a real PNG"
     );
 }
+
+/// `slowstart`: a server back from DOWN takes its weight in steps, not at once
+/// (HAProxy's warm-up), as `show stat` shows while it ramps.
+#[test]
+fn slowstart_ramps_the_weight_of_a_server_back_from_down() {
+    let port = free_port();
+    let dead = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "1s", client = "10s", server = "10s" }}
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+servers = [{{ name = "w", address = "127.0.0.1:{dead}", weight = 100, check = true, inter = "50ms", rise = 1, fall = 1, slowstart = "2s" }}]
+"#,
+        sock.display()
+    );
+    let _lb = Ringlb::start(&cfg, &[]);
+    let csv = || socat(&sock, "show stat");
+    assert!(wait_until(Duration::from_secs(5), || column(
+        &csv(),
+        "app",
+        "w",
+        "status"
+    ) == "DOWN"));
+    // The server comes back: its weight ramps from a few % to 100.
+    let _back = std::net::TcpListener::bind(("127.0.0.1", dead)).unwrap();
+    let mut seen = Vec::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        let c = csv();
+        if column(&c, "app", "w", "status") != "UP" {
+            return false;
+        }
+        let w: u32 = column(&c, "app", "w", "weight").parse().unwrap();
+        if seen.last() != Some(&w) {
+            seen.push(w);
+        }
+        w == 100
+    }));
+    assert!(seen.len() >= 3, "weights seen while ramping: {seen:?}");
+    assert!(seen[0] < 50, "starts low: {seen:?}");
+    assert!(seen.windows(2).all(|p| p[0] < p[1]), "only grows: {seen:?}");
+}

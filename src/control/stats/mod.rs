@@ -169,7 +169,7 @@ pub fn rows(
             wretr += ld(&ss.retries);
             wredis += ld(&ss.redispatches);
             r.set("status", st.status_text());
-            r.set("weight", st.weight);
+            r.set("weight", st.effective_weight());
             r.set("act", u8::from(!s.backup));
             r.set("bck", u8::from(s.backup));
             if st.checked {
@@ -249,7 +249,7 @@ pub fn rows(
                     bck += 1;
                 } else {
                     act += 1;
-                    weight += st.weight;
+                    weight += st.effective_weight();
                 }
             }
             out.push(r);
