@@ -90,12 +90,6 @@ pub fn fds_needed(config: &Config, shards: usize) -> u64 {
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
-        if fe.mode == crate::config::model::Mode::Http {
-            out.push(format!(
-                "frontend \"{}\": mode http (L7) is not implemented yet; use mode tcp",
-                fe.name
-            ));
-        }
         if fe.default_backend.is_none() && !fe.use_backend.is_empty() {
             out.push(format!("frontend \"{}\": use-backend rules need L7/ACL support, not implemented yet; set default-backend", fe.name));
         }

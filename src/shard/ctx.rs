@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::dispatch::Ticket;
+use super::idle::IdlePool;
 use super::live::LiveSessions;
 use crate::balance::{Balancer, Candidate};
 use crate::config::model::Config;
@@ -36,6 +37,8 @@ pub struct ShardCtx {
     pub(super) queues: RefCell<Vec<VecDeque<Rc<Ticket>>>>,
     pub(super) limit_waiters: RefCell<Vec<Waker>>,
     pub live: LiveSessions,
+    /// Idle HTTP server connections, per backend and server.
+    pub idle: IdlePool,
     /// Sessions started on this shard and not yet finished.
     pub sessions: Cell<usize>,
     pub stopping: Cell<bool>,
@@ -63,6 +66,7 @@ impl ShardCtx {
             .map(|b| Balancer::new(b.balance, b.hash_type, b.servers.len(), 0x5eed + id as u64))
             .collect();
         let queues = config.backends.iter().map(|_| VecDeque::new()).collect();
+        let idle = IdlePool::new(config.backends.iter().map(|b| b.servers.len()));
         ShardCtx {
             id,
             pools: Pools {
@@ -79,6 +83,7 @@ impl ShardCtx {
             queues: RefCell::new(queues),
             limit_waiters: RefCell::new(Vec::new()),
             live: LiveSessions::default(),
+            idle,
             sessions: Cell::new(0),
             stopping: Cell::new(false),
             killed: Cell::new(false),

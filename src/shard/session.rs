@@ -1,5 +1,5 @@
 //! Where every session starts: the one place that dispatches on the frontend's
-//! mode (TCP today; HTTP and TLS wrap in here next), registers the session so it
+//! mode (TCP or HTTP; TLS wraps in here next), registers the session so it
 //! can be killed in any state, and writes its log line once it has ended.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 use super::ctx::ShardCtx;
+use super::http;
 use super::limits::Permit;
 use super::tcp;
 use crate::config::model::Mode;
@@ -53,11 +54,18 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     };
     let kill = Rc::new(KillSwitch::default());
     let live = ctx.live.register(fe.default_backend, kill.clone());
-    report.termination = match fe.mode {
-        Mode::Tcp => tcp::serve(&ctx, frontend, &client, &mut report, t0, &live, &kill).await,
-        // Refused at startup (`run::unsupported`) until the HTTP mode lands.
-        Mode::Http => Termination::NO_SERVER,
-    };
+    if fe.mode == Mode::Http {
+        // One log line per request, written by the HTTP session itself.
+        kill.guard(http::serve(
+            &ctx, frontend, &client, &report, t0, &live, &kill,
+        ))
+        .await;
+        drop(live);
+        drop(client);
+        drop(permit);
+        return;
+    }
+    report.termination = tcp::serve(&ctx, frontend, &client, &mut report, t0, &live, &kill).await;
     drop(live);
     report.tt_ms = t0.elapsed().as_millis() as i64;
     drop(client);

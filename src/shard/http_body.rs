@@ -1,0 +1,312 @@
+//! The body phases of one HTTP exchange: the request body up to the server,
+//! the interim `100 Continue` before it, the response body down to the client,
+//! and the tunnel after `101 Switching Protocols`. Bytes the framing decoder
+//! has seen go by copy, in one send per read; a run of raw payload longer than
+//! `SPLICE_MIN` (what is left of a `Content-Length` body, of one chunk, or of a
+//! close-delimited response) moves socket to socket through a pipe.
+
+use std::time::{Duration, Instant};
+
+use super::super::http_io::{fill, send_all, splice_exact, Read, Sent, Spliced};
+use super::{deadline, Conn, SPLICE_MIN};
+use crate::config::model::Backend;
+use crate::http::head::Version;
+use crate::http::message::{Event, RequestReader, ResponseReader};
+use crate::http::rewrite::write_response;
+use crate::l4::{Pump, PumpEnd, PumpLimits};
+use crate::log::{SessionRecord, Termination};
+use crate::sys::socket::Socket;
+
+const CLIENT_DATA_TIMEOUT: Termination = Termination(*b"cD");
+
+/// Which reader a body loop follows.
+enum Dir<'r> {
+    Up(&'r mut RequestReader),
+    Down(&'r mut ResponseReader),
+}
+
+impl Dir<'_> {
+    fn next(&mut self, input: &[u8]) -> Result<Event, ()> {
+        let now = Instant::now();
+        match self {
+            Dir::Up(r) => r.next(input, now).map_err(drop),
+            Dir::Down(r) => r.next(input, now).map_err(drop),
+        }
+    }
+    fn data_ahead(&mut self) -> u64 {
+        match self {
+            Dir::Up(r) => r.body().data_ahead(),
+            Dir::Down(r) => r.body().data_ahead(),
+        }
+    }
+    fn skip(&mut self, n: u64) {
+        match self {
+            Dir::Up(r) => r.body().skip(n),
+            Dir::Down(r) => r.body().skip(n),
+        }
+    }
+    fn on_eof(&mut self) -> bool {
+        match self {
+            Dir::Up(r) => r.on_eof(0).is_ok(),
+            Dir::Down(r) => r.on_eof(0).is_ok(),
+        }
+    }
+}
+
+impl Conn<'_> {
+    /// Forwards the request body to the server, up to its end.
+    pub(super) async fn forward_body_up(
+        &mut self,
+        reader: &mut RequestReader,
+        server: &Socket,
+        client_t: Option<Duration>,
+        server_t: Option<Duration>,
+        rec: &mut SessionRecord,
+    ) -> Result<(), Termination> {
+        let r = self
+            .forward_body(
+                Dir::Up(reader),
+                server,
+                client_t,
+                server_t,
+                &mut rec.bytes_up,
+            )
+            .await;
+        r.map_err(|e| match e {
+            BodyEnd::Framing => Termination::PROXY_REQUEST,
+            BodyEnd::SrcAbort => Termination::CLIENT_ABORT,
+            BodyEnd::SrcTimeout => CLIENT_DATA_TIMEOUT,
+            BodyEnd::DstAbort => Termination::SERVER_ABORT,
+            BodyEnd::DstTimeout => Termination::SERVER_TIMEOUT,
+        })
+    }
+
+    /// Forwards the response body to the client, up to its end (for a
+    /// close-delimited body, the server's close).
+    pub(super) async fn forward_body_down(
+        &mut self,
+        resp: &mut ResponseReader,
+        server: &Socket,
+        client_t: Option<Duration>,
+        server_t: Option<Duration>,
+        rec: &mut SessionRecord,
+    ) -> Result<(), Termination> {
+        let r = self
+            .forward_body(
+                Dir::Down(resp),
+                server,
+                server_t,
+                client_t,
+                &mut rec.bytes_down,
+            )
+            .await;
+        r.map_err(|e| match e {
+            BodyEnd::Framing => Termination::SERVER_ABORT,
+            BodyEnd::SrcAbort => Termination::SERVER_ABORT,
+            BodyEnd::SrcTimeout => Termination::SERVER_TIMEOUT,
+            BodyEnd::DstAbort => Termination::CLIENT_ABORT,
+            BodyEnd::DstTimeout => CLIENT_DATA_TIMEOUT,
+        })
+    }
+
+    /// One body loop; `server` is the source going down, the destination up.
+    async fn forward_body(
+        &mut self,
+        mut dir: Dir<'_>,
+        server: &Socket,
+        src_t: Option<Duration>,
+        dst_t: Option<Duration>,
+        counted: &mut u64,
+    ) -> Result<(), BodyEnd> {
+        let up = matches!(dir, Dir::Up(_));
+        let (src, dst) = if up {
+            (self.client, server)
+        } else {
+            (server, self.client)
+        };
+        let splice = self.ctx.config.global.tune.splice;
+        loop {
+            let inbuf = if up { &mut self.cin } else { &mut self.sin };
+            let ahead = dir.data_ahead();
+            if splice && inbuf.is_empty() && ahead >= SPLICE_MIN {
+                let mut moved = 0;
+                let r = splice_exact(
+                    src,
+                    dst,
+                    ahead,
+                    &self.ctx.pools,
+                    || deadline(src_t),
+                    || deadline(dst_t),
+                    &mut moved,
+                )
+                .await;
+                *counted += moved;
+                if ahead != u64::MAX {
+                    dir.skip(moved);
+                }
+                match r {
+                    Spliced::Done => continue,
+                    Spliced::NoPipe => {}
+                    Spliced::SrcEof if dir.on_eof() => return Ok(()),
+                    Spliced::SrcEof | Spliced::SrcFailed => return Err(BodyEnd::SrcAbort),
+                    Spliced::SrcTimeout => return Err(BodyEnd::SrcTimeout),
+                    Spliced::DstTimeout => return Err(BodyEnd::DstTimeout),
+                    Spliced::DstFailed => return Err(BodyEnd::DstAbort),
+                }
+            }
+            // Everything the decoder can classify now goes in one send.
+            let mut n = 0;
+            let mut ended = false;
+            loop {
+                match dir.next(&inbuf.data()[n..]) {
+                    Ok(Event::Data { len }) | Ok(Event::Framing { len }) => n += len,
+                    Ok(Event::End { len }) => {
+                        n += len;
+                        ended = true;
+                        break;
+                    }
+                    Ok(Event::NeedMore) => break,
+                    // A head where a body was expected cannot happen.
+                    Ok(Event::Head { .. }) | Err(()) => return Err(BodyEnd::Framing),
+                }
+            }
+            if n > 0 {
+                match send_all(dst, &inbuf.data()[..n], deadline(dst_t)).await {
+                    Sent::Done => {}
+                    Sent::Timeout => return Err(BodyEnd::DstTimeout),
+                    Sent::Failed => return Err(BodyEnd::DstAbort),
+                }
+                inbuf.consume(n);
+                *counted += n as u64;
+            }
+            if ended {
+                return Ok(());
+            }
+            match fill(src, inbuf, deadline(src_t)).await {
+                Read::Data => {}
+                Read::Eof if dir.on_eof() => return Ok(()),
+                Read::Eof | Read::Failed => return Err(BodyEnd::SrcAbort),
+                Read::Timeout => return Err(BodyEnd::SrcTimeout),
+                Read::Full => return Err(BodyEnd::Framing),
+            }
+        }
+    }
+
+    /// After a request with `Expect: 100-continue`: waits for the server's
+    /// first head. `Ok(None)`: an interim response, forwarded; send the body.
+    /// `Ok(Some(len))`: the final response head (`len` bytes at the start of
+    /// the server buffer, already parsed); the body is never sent.
+    pub(super) async fn read_interim(
+        &mut self,
+        resp: &mut ResponseReader,
+        server: &Socket,
+        server_t: Option<Duration>,
+        version: Version,
+    ) -> Result<Option<usize>, (u16, Termination)> {
+        loop {
+            match resp.next(self.sin.data(), Instant::now()) {
+                Ok(Event::Head { len }) => {
+                    let info = *resp.info().expect("info after head");
+                    if !info.interim {
+                        return Ok(Some(len));
+                    }
+                    write_response(
+                        resp.head(),
+                        &info,
+                        self.sin.data(),
+                        version,
+                        true,
+                        &mut self.out,
+                    );
+                    self.sin.consume(len);
+                    let _ = resp.next(self.sin.data(), Instant::now());
+                    let d = deadline(self.ctx.config.frontends[self.frontend].timeouts.client);
+                    return match send_all(self.client, &self.out, d).await {
+                        Sent::Done => Ok(None),
+                        Sent::Timeout => Err((0, CLIENT_DATA_TIMEOUT)),
+                        Sent::Failed => Err((0, Termination::CLIENT_ABORT)),
+                    };
+                }
+                Ok(Event::NeedMore) => {}
+                Ok(_) | Err(_) => return Err((502, Termination::PROXY_HEADERS)),
+            }
+            match fill(server, &mut self.sin, deadline(server_t)).await {
+                Read::Data => {}
+                Read::Timeout => return Err((504, Termination::SERVER_HEADERS_TIMEOUT)),
+                _ => return Err((502, Termination::SERVER_HEADERS_ABORT)),
+            }
+        }
+    }
+
+    /// After `101 Switching Protocols`: what each side already sent goes
+    /// across, then both directions are pumped as in TCP mode.
+    pub(super) async fn tunnel(
+        &mut self,
+        server: &Socket,
+        be: &Backend,
+        rec: &mut SessionRecord,
+    ) -> Termination {
+        let fe = &self.ctx.config.frontends[self.frontend];
+        if !self.cin.is_empty() {
+            if !matches!(
+                send_all(server, self.cin.data(), deadline(be.timeouts.server)).await,
+                Sent::Done
+            ) {
+                return Termination::SERVER_ABORT;
+            }
+            rec.bytes_up += self.cin.data().len() as u64;
+            self.cin.clear();
+        }
+        if !self.sin.is_empty() {
+            if !matches!(
+                send_all(self.client, self.sin.data(), deadline(fe.timeouts.client)).await,
+                Sent::Done
+            ) {
+                return Termination::CLIENT_ABORT;
+            }
+            rec.bytes_down += self.sin.data().len() as u64;
+            self.sin.clear();
+        }
+        let limits = PumpLimits {
+            client: fe.timeouts.client,
+            server: be.timeouts.server,
+            client_fin: fe.timeouts.client_fin,
+            server_fin: be.timeouts.server_fin,
+            tunnel: be.timeouts.tunnel.or(fe.timeouts.tunnel),
+            splice: self.ctx.config.global.tune.splice,
+        };
+        let res = Pump::run(
+            self.client,
+            server,
+            &self.ctx.pools,
+            limits,
+            self.kill.clone(),
+        )
+        .await;
+        rec.bytes_up += res.up;
+        rec.bytes_down += res.down;
+        match res.end {
+            PumpEnd::Closed => Termination::NORMAL,
+            PumpEnd::ClientTimeout => Termination::CLIENT_TIMEOUT,
+            PumpEnd::ServerTimeout => Termination::SERVER_TIMEOUT,
+            PumpEnd::ClientAborted => Termination::CLIENT_ABORT,
+            PumpEnd::ServerAborted => Termination::SERVER_ABORT,
+            PumpEnd::Local => {
+                self.ctx.shared.local_exhaustion();
+                Termination::LOCAL_DATA
+            }
+            PumpEnd::Killed if self.ctx.killed.get() => Termination::HARD_STOP_KILL,
+            PumpEnd::Killed => Termination::SERVER_DOWN_KILL,
+        }
+    }
+}
+
+/// Why a body loop stopped early.
+enum BodyEnd {
+    /// The body's framing was broken.
+    Framing,
+    SrcAbort,
+    SrcTimeout,
+    DstAbort,
+    DstTimeout,
+}
