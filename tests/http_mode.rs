@@ -1,0 +1,542 @@
+//! `mode http` end to end: real nginx and counting HTTP servers behind a real
+//! ringlb, driven by `curl` and raw sockets; each request's httplog line read
+//! back from the log file (and by `halog`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::http::{KeepAliveOrigin, OriginFault};
+use support::servers::Nginx;
+use support::{free_port, pattern, wait_until, Ringlb};
+
+/// Is `tool` installed? Missing: skipped loudly, or a failure under CI=true.
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is not installed and CI=true"
+        );
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    found
+}
+
+/// A ringlb in `mode http` (one shard, so round robin and pools are one
+/// shard's) in front of `servers`, logging httplog lines to a file.
+struct Lb {
+    port: u16,
+    log: PathBuf,
+    _lb: Ringlb,
+    _dir: tempfile::TempDir,
+}
+
+fn start(servers: &[u16], extra_defaults: &str, extra_backend: &str) -> Lb {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("http.log");
+    let port = free_port();
+    let list: Vec<String> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{{ name = \"s{}\", address = \"127.0.0.1:{p}\" }}", i + 1))
+        .collect();
+    let toml = format!(
+        r#"[global]
+
+[defaults]
+mode = "http"
+log-format = "httplog"
+retries = 0
+timeout = {{ connect = "1s", client = "5s", server = "3s", http-request = "1s" }}
+{extra_defaults}
+
+[[frontend]]
+name = "web"
+bind = ["127.0.0.1:{port}"]
+default-backend = "app"
+log = [{{ target = "{}" }}]
+
+[[backend]]
+name = "app"
+{extra_backend}
+servers = [{}]
+"#,
+        log.display(),
+        list.join(", ")
+    );
+    let lb = Ringlb::start(&toml, &["--shards", "1"]);
+    Lb {
+        port,
+        log,
+        _lb: lb,
+        _dir: dir,
+    }
+}
+
+impl Lb {
+    /// The first `n` log lines (waits, bounded, for the writer thread).
+    fn lines(&self, n: usize) -> Vec<String> {
+        let read = || {
+            std::fs::read_to_string(&self.log)
+                .unwrap_or_default()
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        wait_until(Duration::from_secs(5), || read().len() >= n);
+        read()
+    }
+
+    fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// One response read off `s`: status, head text, body (by its framing).
+fn read_response(s: &mut TcpStream, head_request: bool) -> (u16, String, Vec<u8>) {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match s.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => return (0, String::from_utf8_lossy(&buf).into(), Vec::new()),
+        }
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let status: u16 = head[9..12].parse().unwrap();
+    let lower = head.to_ascii_lowercase();
+    let mut body = Vec::new();
+    if head_request || status == 204 || status == 304 || status < 200 {
+        return (status, head, body);
+    }
+    if let Some(l) = lower
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+    {
+        body.resize(l.trim().parse().unwrap(), 0);
+        s.read_exact(&mut body).unwrap();
+    } else if lower.contains("transfer-encoding: chunked") {
+        loop {
+            let mut line = Vec::new();
+            while !line.ends_with(b"\r\n") {
+                s.read_exact(&mut byte).unwrap();
+                line.push(byte[0]);
+            }
+            let n = usize::from_str_radix(std::str::from_utf8(&line).unwrap().trim(), 16).unwrap();
+            let mut chunk = vec![0; n + 2];
+            s.read_exact(&mut chunk).unwrap();
+            if n == 0 {
+                break;
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        s.read_to_end(&mut body).unwrap();
+    }
+    (status, head, body)
+}
+
+fn curl(args: &[&str]) -> (String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("curl");
+    (String::from_utf8_lossy(&out.stderr).into(), out.stdout)
+}
+
+#[test]
+fn curl_reuses_one_client_connection_and_each_request_is_logged() {
+    if !have("nginx") || !have("curl") {
+        return;
+    }
+    let nginx = Nginx::start(&[("a.txt", "alpha\n"), ("b.txt", "beta\n")]);
+    let lb = start(&[nginx.port], "", "");
+    let (err, out) = curl(&["-v", &lb.url("/a.txt"), &lb.url("/b.txt")]);
+    assert_eq!(out, b"alpha\nbeta\n");
+    assert!(err.contains("Re-using existing connection"), "{err}");
+    let lines = lb.lines(2);
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].contains(" web app/s1 ") && lines[0].contains(" 200 "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].ends_with("\"GET /a.txt HTTP/1.1\""),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].ends_with("\"GET /b.txt HTTP/1.1\""),
+        "{}",
+        lines[1]
+    );
+    // The same client port: one connection.
+    let port = |l: &str| l.split_whitespace().nth(5).unwrap().to_string();
+    assert_eq!(port(&lines[0]), port(&lines[1]));
+}
+
+#[test]
+fn each_request_on_one_connection_is_balanced_round_robin() {
+    let a = KeepAliveOrigin::start("A", OriginFault::None);
+    let b = KeepAliveOrigin::start("B", OriginFault::None);
+    let lb = start(&[a.port, b.port], "", "balance = \"roundrobin\"");
+    let mut s = lb.connect();
+    let mut seen = String::new();
+    for _ in 0..6 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (status, _, body) = read_response(&mut s, false);
+        assert_eq!(status, 200);
+        seen.push_str(std::str::from_utf8(&body).unwrap());
+    }
+    assert!(seen == "ABABAB" || seen == "BABABA", "{seen}");
+    assert_eq!(a.requests(), 3);
+    assert_eq!(b.requests(), 3);
+}
+
+#[test]
+fn bodies_of_64_mib_cross_byte_exact_both_ways() {
+    if !have("curl") || !have("nginx") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(7, 64 << 20);
+    let file = dir.path().join("big.bin");
+    std::fs::write(&file, &data).unwrap();
+    let origin = KeepAliveOrigin::start("E", OriginFault::None);
+    let lb = start(&[origin.port], "", "");
+    let upload = format!("@{}", file.display());
+    // Content-Length up, Content-Length down.
+    let (err, out) = curl(&["--data-binary", &upload, &lb.url("/echo")]);
+    assert!(out == data, "length body: {} bytes back; {err}", out.len());
+    // Chunked up, chunked down.
+    let (err, out) = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &upload,
+        &lb.url("/chunked"),
+    ]);
+    assert!(out == data, "chunked body: {} bytes back; {err}", out.len());
+    // A static file from nginx.
+    let nginx = Nginx::start(&[("big.bin", "")]);
+    std::fs::write(nginx.root.join("big.bin"), &data).unwrap();
+    let lb2 = start(&[nginx.port], "", "");
+    let (err, out) = curl(&[&lb2.url("/big.bin")]);
+    assert!(out == data, "nginx file: {} bytes; {err}", out.len());
+    let lines = lb2.lines(1);
+    let bytes: usize = lines[0]
+        .split_whitespace()
+        .nth(11)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        lines[0].contains(" 200 ") && bytes > data.len(),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let origin = KeepAliveOrigin::start("P", OriginFault::None);
+    let lb = start(&[origin.port], "", "");
+    let mut s = lb.connect();
+    s.write_all(
+        b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /2 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
+          GET /204 HTTP/1.1\r\nHost: x\r\n\r\n\
+          HEAD /4 HTTP/1.1\r\nHost: x\r\n\r\n\
+          POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    )
+    .unwrap();
+    let (st, _, body) = read_response(&mut s, false);
+    assert_eq!((st, body.as_slice()), (200, &b"P"[..]));
+    let (st, _, body) = read_response(&mut s, false);
+    assert_eq!((st, body.as_slice()), (200, &b"hello"[..]));
+    let (st, head, body) = read_response(&mut s, false);
+    assert_eq!(st, 204, "{head}");
+    assert!(body.is_empty());
+    let (st, head, _) = read_response(&mut s, true);
+    assert_eq!(st, 200);
+    assert!(head.contains("Content-Length: 1"), "{head}");
+    let (st, _, body) = read_response(&mut s, false);
+    assert_eq!((st, body.as_slice()), (200, &b"abcde"[..]));
+    assert_eq!(lb.lines(5).len(), 5);
+}
+
+#[test]
+fn head_and_304_from_nginx_have_no_body() {
+    if !have("nginx") {
+        return;
+    }
+    let nginx = Nginx::start(&[("x.html", "0123456789")]);
+    let lb = start(&[nginx.port], "", "");
+    let mut s = lb.connect();
+    s.write_all(b"HEAD /x.html HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (st, head, _) = read_response(&mut s, true);
+    assert_eq!(st, 200);
+    let etag = head
+        .lines()
+        .find_map(|l| l.strip_prefix("ETag: "))
+        .expect("etag")
+        .to_string();
+    s.write_all(
+        format!("GET /x.html HTTP/1.1\r\nHost: x\r\nIf-None-Match: {etag}\r\n\r\n").as_bytes(),
+    )
+    .unwrap();
+    let (st, _, _) = read_response(&mut s, false);
+    assert_eq!(st, 304);
+    // Still in step: the next response is the file.
+    s.write_all(b"GET /x.html HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (st, _, body) = read_response(&mut s, false);
+    assert_eq!((st, body.as_slice()), (200, &b"0123456789"[..]));
+}
+
+#[test]
+fn expect_100_continue_is_relayed_before_the_body() {
+    let origin = KeepAliveOrigin::start("C", OriginFault::None);
+    let lb = start(&[origin.port], "", "");
+    let mut s = lb.connect();
+    s.write_all(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+    )
+    .unwrap();
+    // Nothing of the body is sent until the interim response arrives.
+    let (st, _, _) = read_response(&mut s, false);
+    assert_eq!(st, 100);
+    s.write_all(b"data").unwrap();
+    let (st, _, body) = read_response(&mut s, false);
+    assert_eq!((st, body.as_slice()), (200, &b"data"[..]));
+}
+
+#[test]
+fn server_closing_mid_response_truncates_and_logs_sd() {
+    let origin = KeepAliveOrigin::start("M", OriginFault::CloseMidResponse);
+    let lb = start(&[origin.port], "", "");
+    let mut s = lb.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    assert!(got.len() < 100_000, "the client sees the truncation");
+    let lines = lb.lines(1);
+    assert!(
+        lines[0].contains(" 200 ") && lines[0].contains(" SD-- "),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn server_closing_before_the_response_gives_502_sh() {
+    let origin = KeepAliveOrigin::start("X", OriginFault::CloseBeforeResponse);
+    let lb = start(&[origin.port], "", "");
+    let mut s = lb.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert_eq!(got, ringlb::http::errors::error_response(502).unwrap());
+    let lines = lb.lines(1);
+    assert!(
+        lines[0].contains(" 502 ") && lines[0].contains(" SH-- "),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn no_server_answers_haproxys_503() {
+    let closed = free_port();
+    let lb = start(&[closed], "", "");
+    let mut s = lb.connect();
+    s.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert_eq!(got, ringlb::http::errors::error_response(503).unwrap());
+    let lines = lb.lines(1);
+    assert!(
+        lines[0].contains(" 503 ") && lines[0].contains(" SC-- "),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn slowloris_is_cut_at_timeout_http_request_with_408() {
+    let origin = KeepAliveOrigin::start("S", OriginFault::None);
+    let lb = start(&[origin.port], "", "");
+    let mut s = lb.connect();
+    let t0 = Instant::now();
+    s.write_all(b"GET / HTTP/1.1\r\n").unwrap();
+    // Trickle a header byte at a time; the proxy answers while we write.
+    let mut got = Vec::new();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    for _ in 0..100 {
+        let _ = s.write_all(b"X");
+        let mut b = [0u8; 512];
+        match s.read(&mut b) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&b[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+    }
+    assert!(
+        got.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    let waited = t0.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert_eq!(origin.requests(), 0);
+    let lines = lb.lines(1);
+    assert!(
+        lines[0].contains(" 408 ") && lines[0].contains(" cR-- "),
+        "{}",
+        lines[0]
+    );
+}
+
+#[test]
+fn oversized_header_block_is_refused_while_another_client_flows() {
+    let origin = KeepAliveOrigin::start("O", OriginFault::None);
+    let lb = start(&[origin.port], "", "");
+    let mut good = lb.connect();
+    good.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut good, false).0, 200);
+    let mut bad = lb.connect();
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let _ = bad.write_all(big.as_bytes());
+    let (st, _, _) = read_response(&mut bad, false);
+    assert_eq!(st, 400);
+    good.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut good, false).0, 200);
+    assert_eq!(origin.requests(), 2);
+}
+
+#[test]
+fn upgrade_turns_into_an_echo_tunnel() {
+    let origin = KeepAliveOrigin::start("W", OriginFault::None);
+    let lb = start(&[origin.port], "", "");
+    let mut s = lb.connect();
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .unwrap();
+    let (st, head, _) = read_response(&mut s, false);
+    assert_eq!(st, 101, "{head}");
+    for msg in [&b"ping"[..], b"\x81\x05hello", b"GET / HTTP/1.1\r\n\r\n"] {
+        s.write_all(msg).unwrap();
+        let mut back = vec![0; msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg);
+    }
+    drop(s);
+    let lines = lb.lines(1);
+    assert!(lines[0].contains(" 101 "), "{}", lines[0]);
+}
+
+#[test]
+fn idle_server_connections_are_reused_across_clients() {
+    let origin = KeepAliveOrigin::start("R", OriginFault::None);
+    let lb = start(&[origin.port], "", "");
+    let mut total = 0;
+    for _ in 0..4 {
+        let mut s = lb.connect();
+        for _ in 0..3 {
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            assert_eq!(read_response(&mut s, false).0, 200);
+            total += 1;
+        }
+    }
+    assert_eq!(origin.requests(), total);
+    // http-reuse safe: each client's first request opens a connection; the
+    // rest ride idle ones, whoever parked them.
+    assert!(
+        origin.accepted() <= 4,
+        "{} connections for {total} requests",
+        origin.accepted()
+    );
+}
+
+#[test]
+fn a_pooled_connection_the_server_closed_is_not_seen_by_the_client() {
+    let origin = KeepAliveOrigin::start("Z", OriginFault::CloseAfterResponse);
+    let lb = start(&[origin.port], "", "");
+    let mut s = lb.connect();
+    for _ in 0..5 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (st, _, body) = read_response(&mut s, false);
+        assert_eq!((st, body.as_slice()), (200, &b"Z"[..]));
+    }
+    assert_eq!(origin.requests(), 5);
+    assert_eq!(origin.accepted(), 5);
+}
+
+#[test]
+fn halog_reads_the_log_without_errors() {
+    if !have("halog") {
+        return;
+    }
+    let origin = KeepAliveOrigin::start("H", OriginFault::None);
+    let lb = start(&[origin.port], "", "");
+    let mut s = lb.connect();
+    for i in 0..50 {
+        s.write_all(format!("GET /item?id={i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        assert_eq!(read_response(&mut s, false).0, 200);
+    }
+    s.write_all(b"GET /204 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert_eq!(read_response(&mut s, false).0, 204);
+    let lines = lb.lines(51);
+    assert_eq!(lines.len(), 51);
+    let out = Command::new("sh")
+        .args(["-c", &format!("halog -st < {}", lb.log.display())])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("0 parsing errors") || !stderr.contains("parsing error"),
+        "{stderr}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["200", "50"]),
+        "{stdout}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["204", "1"]),
+        "{stdout}"
+    );
+}
