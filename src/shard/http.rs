@@ -167,6 +167,9 @@ impl Conn<'_> {
         let ctx = self.ctx;
         let fe = &ctx.config.frontends[self.frontend];
         let t = &fe.timeouts;
+        // Until routed, a request has no backend (`web/<NOSRV>` in its line) and
+        // an error answered before its head counts no bytes, as in HAProxy.
+        rec.backend = None;
         // Waiting for the first byte: the first request from the accept
         // (`timeout http-request`), the next ones `timeout http-keep-alive`.
         let idle_limit = if first {
@@ -181,7 +184,7 @@ impl Conn<'_> {
                 Read::Timeout if first => {
                     let tl = Timeline::new(idle_from);
                     self.answer_error(408).await.ok();
-                    rec.bytes_down = self.out.len() as u64;
+                    rec.bytes_down = 0;
                     self.log(
                         rec,
                         request_time,
@@ -218,7 +221,7 @@ impl Conn<'_> {
                         Ok(_) => 400,
                     };
                     self.answer_error(status).await.ok();
-                    rec.bytes_down = self.out.len() as u64;
+                    rec.bytes_down = 0;
                     rec.bytes_up = self.cin.data().len() as u64;
                     self.log(
                         rec,
@@ -235,7 +238,7 @@ impl Conn<'_> {
                 Read::Data => {}
                 Read::Timeout => {
                     self.answer_error(408).await.ok();
-                    rec.bytes_down = self.out.len() as u64;
+                    rec.bytes_down = 0;
                     rec.bytes_up = self.cin.data().len() as u64;
                     self.log(
                         rec,
@@ -251,7 +254,7 @@ impl Conn<'_> {
                 // so this is only reached with a tiny `tune.bufsize`.
                 Read::Full => {
                     self.answer_error(400).await.ok();
-                    rec.bytes_down = self.out.len() as u64;
+                    rec.bytes_down = 0;
                     self.log(
                         rec,
                         request_time,
