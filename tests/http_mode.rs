@@ -40,14 +40,23 @@ struct Lb {
 }
 
 fn start(servers: &[u16], extra_defaults: &str, extra_backend: &str) -> Lb {
-    let dir = tempfile::tempdir().unwrap();
-    let log = dir.path().join("http.log");
-    let port = free_port();
     let list: Vec<String> = servers
         .iter()
         .enumerate()
         .map(|(i, p)| format!("{{ name = \"s{}\", address = \"127.0.0.1:{p}\" }}", i + 1))
         .collect();
+    start_list(&list.join(", "), extra_defaults, extra_backend)
+}
+
+/// One server given as its TOML table.
+fn start_with_server(server: &str) -> Lb {
+    start_list(server, "", "")
+}
+
+fn start_list(list: &str, extra_defaults: &str, extra_backend: &str) -> Lb {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("http.log");
+    let port = free_port();
     let toml = format!(
         r#"[global]
 
@@ -70,7 +79,7 @@ name = "app"
 servers = [{}]
 "#,
         log.display(),
-        list.join(", ")
+        list
     );
     let lb = Ringlb::start(&toml, &["--shards", "1"]);
     Lb {
@@ -631,4 +640,89 @@ fn httplog_lines_match_haproxys_field_by_field() {
         want[1] = want[1].replace("app2/", "app/");
         assert_eq!(stable_fields(o), want, "\nhaproxy: {t}\nringlb:  {o}");
     }
+}
+
+#[test]
+fn expect_100_continue_to_a_server_that_never_sends_100() {
+    // The server reads the whole request before answering, as an HTTP/1.0
+    // server would; the client stops waiting for `100` and sends its body.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut got = Vec::new();
+        let mut b = [0u8; 1024];
+        while !(got.ends_with(b"\r\n\r\ndata")) {
+            match s.read(&mut b) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&b[..n]),
+            }
+        }
+        let _ = s.write_all(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok");
+    });
+    let lb = start(&[port], "", "");
+    let mut s = lb.connect();
+    s.write_all(
+        b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n",
+    )
+    .unwrap();
+    // Like curl: wait a little for `100 Continue`, then send anyway.
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut b = [0u8; 64];
+    assert!(
+        s.read(&mut b).is_err(),
+        "no interim response from this server"
+    );
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"data").unwrap();
+    let (st, _, body) = read_response(&mut s, false);
+    assert_eq!((st, body.as_slice()), (201, &b"ok"[..]));
+}
+
+#[test]
+fn server_maxconn_counts_requests_in_flight_not_connections() {
+    // maxconn 1: two clients holding keep-alive connections still both get
+    // answers, because the slot is held only while a request is in flight.
+    let origin = KeepAliveOrigin::start("M", OriginFault::None);
+    let dir_lb = start_with_server(&format!(
+        "{{ name = \"s1\", address = \"127.0.0.1:{}\", maxconn = 1 }}",
+        origin.port
+    ));
+    let mut a = dir_lb.connect();
+    let mut b = dir_lb.connect();
+    for _ in 0..3 {
+        for s in [&mut a, &mut b] {
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let (st, _, body) = read_response(s, false);
+            assert_eq!((st, body.as_slice()), (200, &b"M"[..]));
+        }
+    }
+    let lines = dir_lb.lines(6);
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains(" 200 ") && l.contains(" ---- ")),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn httpclose_closes_both_sides_after_each_response() {
+    let origin = KeepAliveOrigin::start("C", OriginFault::None);
+    let lb = start(&[origin.port], "httpclose = true", "");
+    for _ in 0..3 {
+        let mut s = lb.connect();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (st, head, body) = read_response(&mut s, false);
+        assert_eq!((st, body.as_slice()), (200, &b"C"[..]));
+        assert!(head.contains("Connection: close"), "{head}");
+        let mut rest = Vec::new();
+        assert_eq!(
+            s.read_to_end(&mut rest).unwrap(),
+            0,
+            "closed after the response"
+        );
+    }
+    assert_eq!(origin.accepted(), 3, "no server connection reused");
 }

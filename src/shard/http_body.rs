@@ -7,7 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::super::http_io::{fill, send_all, splice_exact, Read, Sent, Spliced};
+use super::super::http_io::{
+    fill, readable_either, send_all, splice_exact, First, Read, Sent, Spliced,
+};
 use super::{deadline, Conn, SPLICE_MIN};
 use crate::config::model::Backend;
 use crate::http::head::Version;
@@ -229,6 +231,20 @@ impl Conn<'_> {
                 }
                 Ok(Event::NeedMore) => {}
                 Ok(_) | Err(_) => return Err((502, Termination::PROXY_HEADERS)),
+            }
+            // A client that stops waiting (curl gives up after a second) and
+            // sends its body, to a server that waits for it without answering
+            // `100` first, must not deadlock: the body goes on as it comes.
+            if self.sin.is_empty() && !self.cin.is_empty() {
+                // Body bytes came with the head: the client is not waiting.
+                return Ok(None);
+            }
+            if self.sin.is_empty() {
+                match readable_either(server, self.client, deadline(server_t)).await {
+                    First::A => {}
+                    First::B => return Ok(None),
+                    First::Timeout => return Err((504, Termination::SERVER_HEADERS_TIMEOUT)),
+                }
             }
             match fill(server, &mut self.sin, deadline(server_t)).await {
                 Read::Data => {}

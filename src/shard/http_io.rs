@@ -5,6 +5,7 @@
 //! the way the L4 pump does. Never blocks the shard; every wait has a deadline
 //! (or none, where HAProxy's timeout is unset).
 
+use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Instant;
@@ -210,4 +211,31 @@ pub async fn splice_exact(
         pools.pipes.discard(pipe);
     }
     end
+}
+
+/// Which of two sockets became readable first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum First {
+    A,
+    B,
+    Timeout,
+}
+
+/// Waits until `a` or `b` is readable (or closed), until `deadline`.
+pub async fn readable_either(a: &Socket, b: &Socket, deadline: Option<Instant>) -> First {
+    let mask = events::IN | events::RDHUP;
+    let mut pa = std::pin::pin!(ring::poll_once(a.as_raw_fd(), mask));
+    let mut pb = std::pin::pin!(ring::poll_once(b.as_raw_fd(), mask));
+    let race = std::future::poll_fn(|cx| {
+        if pa.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(First::A);
+        }
+        if pb.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(First::B);
+        }
+        std::task::Poll::Pending
+    });
+    ring::with_deadline(deadline, race)
+        .await
+        .unwrap_or(First::Timeout)
 }
