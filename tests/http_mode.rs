@@ -45,20 +45,21 @@ fn start(servers: &[u16], extra_defaults: &str, extra_backend: &str) -> Lb {
         .enumerate()
         .map(|(i, p)| format!("{{ name = \"s{}\", address = \"127.0.0.1:{p}\" }}", i + 1))
         .collect();
-    start_list(&list.join(", "), extra_defaults, extra_backend)
+    start_list(&list.join(", "), "", extra_defaults, extra_backend)
 }
 
 /// One server given as its TOML table.
 fn start_with_server(server: &str) -> Lb {
-    start_list(server, "", "")
+    start_list(server, "", "", "")
 }
 
-fn start_list(list: &str, extra_defaults: &str, extra_backend: &str) -> Lb {
+fn start_list(list: &str, extra_global: &str, extra_defaults: &str, extra_backend: &str) -> Lb {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("http.log");
     let port = free_port();
     let toml = format!(
         r#"[global]
+{extra_global}
 
 [defaults]
 mode = "http"
@@ -725,4 +726,32 @@ fn httpclose_closes_both_sides_after_each_response() {
         );
     }
     assert_eq!(origin.accepted(), 3, "no server connection reused");
+}
+
+#[test]
+fn bodies_cross_byte_exact_on_the_copy_path_too() {
+    if !have("curl") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(11, 8 << 20);
+    let file = dir.path().join("body.bin");
+    std::fs::write(&file, &data).unwrap();
+    let origin = KeepAliveOrigin::start("E", OriginFault::None);
+    let server = format!(
+        "{{ name = \"s1\", address = \"127.0.0.1:{}\" }}",
+        origin.port
+    );
+    let lb = start_list(&server, "tune = { splice = false }", "", "");
+    let upload = format!("@{}", file.display());
+    let (err, out) = curl(&["--data-binary", &upload, &lb.url("/echo")]);
+    assert!(out == data, "length body: {} bytes back; {err}", out.len());
+    let (err, out) = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &upload,
+        &lb.url("/chunked"),
+    ]);
+    assert!(out == data, "chunked body: {} bytes back; {err}", out.len());
 }

@@ -184,6 +184,9 @@ impl Conn<'_> {
             if ended {
                 return Ok(());
             }
+            if splice && inbuf.is_empty() && dir.data_ahead() >= SPLICE_MIN {
+                continue;
+            }
             match fill(src, inbuf, deadline(src_t)).await {
                 Read::Data => {}
                 Read::Eof if dir.on_eof() => return Ok(()),
