@@ -755,3 +755,26 @@ fn bodies_cross_byte_exact_on_the_copy_path_too() {
     ]);
     assert!(out == data, "chunked body: {} bytes back; {err}", out.len());
 }
+
+#[test]
+fn http_reuse_never_and_always() {
+    // Four clients one after the other, three requests each.
+    let run = |reuse: &str| {
+        let origin = KeepAliveOrigin::start("R", OriginFault::None);
+        let lb = start(&[origin.port], "", &format!("http-reuse = \"{reuse}\""));
+        for _ in 0..4 {
+            let mut s = lb.connect();
+            for _ in 0..3 {
+                s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+                assert_eq!(read_response(&mut s, false).0, 200);
+            }
+        }
+        assert_eq!(origin.requests(), 12);
+        origin.accepted()
+    };
+    // always: the first request of each client takes the idle connection too.
+    assert_eq!(run("always"), 1);
+    // never: each client keeps its own server connection for its requests.
+    assert_eq!(run("never"), 4);
+    assert_eq!(run("safe"), 4);
+}

@@ -217,5 +217,6 @@ pub struct RawProxy {
     pub retries: Option<Spanned<i64>>,
     pub redispatch: Option<bool>,
     pub on_marked_down: Option<Spanned<String>>,
+    pub http_reuse: Option<Spanned<String>>,
     pub stats: Option<RawStats>,
 }

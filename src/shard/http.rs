@@ -19,9 +19,10 @@ use std::time::{Duration, Instant, SystemTime};
 use super::connect::{connect_slot, ConnectInfo};
 use super::ctx::ShardCtx;
 use super::http_io::{fill, send_all, Inbuf, Read, Sent};
+use super::idle::still_open;
 use super::live::LiveKey;
 use crate::balance::HashKey;
-use crate::config::model::{Backend, Balance};
+use crate::config::model::{Backend, Balance, HttpReuse};
 use crate::http::errors::error_response;
 use crate::http::hashkey::{hdr_key, uri_key, url_param, UriOptions};
 use crate::http::head::{Limits, RequestHead};
@@ -98,6 +99,8 @@ struct Conn<'a> {
     forward_for: Option<ForwardFor>,
     live: &'a LiveKey<'a>,
     kill: &'a Rc<KillSwitch>,
+    /// `http-reuse never`: this client's server connection (backend, server).
+    private: Option<(usize, usize, Socket)>,
 }
 
 fn deadline(t: Option<Duration>) -> Option<Instant> {
@@ -133,6 +136,7 @@ pub async fn serve(
         forward_for: fe.forwardfor.then(ForwardFor::default),
         live,
         kill,
+        private: None,
     };
     let mut reader = RequestReader::new(conn.limits);
     let mut first = true;
@@ -329,12 +333,19 @@ impl Conn<'_> {
         };
         tl.dequeued = Some(Instant::now());
         cinfo.tw_ms = 0;
-        // `http-reuse safe`: a connection's first request gets its own server
-        // connection; later ones may take any idle one.
-        let pooled = if first || self.mode != HttpMode::KeepAlive {
-            None
-        } else {
-            ctx.idle.take(backend, slot.server)
+        // `http-reuse`: `safe` gives a connection's first request a server
+        // connection of its own and lets later ones take any idle one;
+        // `never` reuses only this client's own previous connection.
+        let pooled = match (be.http_reuse, first) {
+            _ if self.mode != HttpMode::KeepAlive => None,
+            (HttpReuse::Never, _) => match self.private.take() {
+                Some((b, s, sock)) if b == backend && s == slot.server && still_open(&sock) => {
+                    Some(sock)
+                }
+                _ => None,
+            },
+            (HttpReuse::Safe, true) => None,
+            _ => ctx.idle.take(backend, slot.server),
         };
         let no_body = info.body == BodyKind::None || info.body == BodyKind::Length(0);
         let retryable = method.is_idempotent() && no_body;
@@ -588,7 +599,11 @@ impl Conn<'_> {
         drop(slot);
         self.live.set_server(None);
         if clean && server_keep && rinfo.body != BodyKind::UntilClose {
-            ctx.idle.put(backend, server_id, server);
+            if be.http_reuse == HttpReuse::Never {
+                self.private = Some((backend, server_id, server));
+            } else {
+                ctx.idle.put(backend, server_id, server);
+            }
         } else {
             drop(server);
         }

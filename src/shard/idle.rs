@@ -86,7 +86,7 @@ impl IdlePool {
 
 /// An idle connection is usable only if reading it would block: EOF, an error
 /// or unsolicited bytes all mean the server is done with it.
-fn still_open(sock: &Socket) -> bool {
+pub fn still_open(sock: &Socket) -> bool {
     let mut probe = [0u8; 1];
     matches!(sock.recv(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
 }

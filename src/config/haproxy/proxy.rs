@@ -205,6 +205,11 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
             notice(format!("{legacy} is deprecated; read as timeout {new}"));
             "timeout"
         }
+        "http-reuse" => {
+            let w = arg(words, 1)?;
+            p.http_reuse = Some(sp(w, w.text.clone()));
+            "http-reuse"
+        }
         "retries" => {
             let w = arg(words, 1)?;
             p.retries = Some(sp(w, int(w)?));
