@@ -57,6 +57,11 @@ fn start_list(list: &str, extra_global: &str, extra_defaults: &str, extra_backen
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("http.log");
     let port = free_port();
+    let timeouts = if extra_defaults.contains("timeout") {
+        ""
+    } else {
+        r#"timeout = { connect = "1s", client = "5s", server = "3s", http-request = "1s" }"#
+    };
     let toml = format!(
         r#"[global]
 {extra_global}
@@ -65,7 +70,7 @@ fn start_list(list: &str, extra_global: &str, extra_defaults: &str, extra_backen
 mode = "http"
 log-format = "httplog"
 retries = 0
-timeout = {{ connect = "1s", client = "5s", server = "3s", http-request = "1s" }}
+{timeouts}
 {extra_defaults}
 
 [[frontend]]
@@ -777,4 +782,28 @@ fn http_reuse_never_and_always() {
     // never: each client keeps its own server connection for its requests.
     assert_eq!(run("never"), 4);
     assert_eq!(run("safe"), 4);
+}
+
+#[test]
+fn a_soft_stop_closes_idle_keep_alive_connections_at_once() {
+    let origin = KeepAliveOrigin::start("K", OriginFault::None);
+    let mut lb = start(
+        &[origin.port],
+        "timeout = { connect = \"1s\", client = \"60s\", server = \"60s\", http-keep-alive = \"60s\" }",
+        "",
+    );
+    let mut s = lb.connect();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, false).0, 200);
+    let t0 = Instant::now();
+    // Without closing idle connections the drain would last the 60 s
+    // keep-alive timeout.
+    let st = lb
+        ._lb
+        .stop(Duration::from_secs(20))
+        .expect("ringlb stopped");
+    assert!(st.success());
+    let mut rest = Vec::new();
+    assert_eq!(s.read_to_end(&mut rest).unwrap_or(0), 0);
+    assert!(t0.elapsed() < Duration::from_secs(20));
 }

@@ -182,8 +182,14 @@ impl Conn<'_> {
             t.http_keep_alive.or(t.http_request).or(t.client)
         };
         if self.cin.is_empty() {
+            if ctx.stopping.get() {
+                return false;
+            }
             let idle_deadline = idle_limit.and_then(|d| idle_from.checked_add(d));
-            match fill(self.client, &mut self.cin, idle_deadline).await {
+            self.live.set_idle(!first);
+            let read = fill(self.client, &mut self.cin, idle_deadline).await;
+            self.live.set_idle(false);
+            match read {
                 Read::Data => {}
                 Read::Timeout if first => {
                     let tl = Timeline::new(idle_from);
@@ -433,13 +439,19 @@ impl Conn<'_> {
                 .forward_body_up(reader, &server, client_t, server_t, rec)
                 .await
             {
-                drop(slot);
-                if term == Termination::PROXY_REQUEST {
-                    return self.fail(rec, request_time, &tl, line, 400, term).await;
+                if term == Termination::SERVER_ABORT {
+                    // The server stopped reading (a 413, say): its answer may
+                    // already be on the way, and goes to the client if it is.
+                    abandoned_body = true;
+                } else {
+                    drop(slot);
+                    if term == Termination::PROXY_REQUEST {
+                        return self.fail(rec, request_time, &tl, line, 400, term).await;
+                    }
+                    self.live.set_server(None);
+                    self.log(rec, request_time, &tl, Some(line), 0, term);
+                    return false;
                 }
-                self.live.set_server(None);
-                self.log(rec, request_time, &tl, Some(line), 0, term);
-                return false;
             }
         }
 
@@ -544,7 +556,8 @@ impl Conn<'_> {
         let _ = reused;
         let (rinfo, rlen) = rinfo;
         let status = resp.head().status;
-        let keep = client_keep_alive(self.mode, &info, &rinfo) && !abandoned_body;
+        let keep =
+            client_keep_alive(self.mode, &info, &rinfo) && !abandoned_body && !ctx.stopping.get();
         let server_keep = server_keep_alive(self.mode, &rinfo);
         write_response(
             resp.head(),
