@@ -807,3 +807,41 @@ fn a_soft_stop_closes_idle_keep_alive_connections_at_once() {
     assert_eq!(s.read_to_end(&mut rest).unwrap_or(0), 0);
     assert!(t0.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn forwardfor_appends_the_client_address_and_hop_by_hop_headers_stay_behind() {
+    let (port, seen) = support::http::start_recording_origin();
+    let lb = start(&[port], "forwardfor = true", "");
+    let mut s = lb.connect();
+    s.write_all(
+        b"GET /f HTTP/1.1\r\nHost: x\r\nKeep-Alive: 300\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_response(&mut s, false).0, 204);
+    let head = String::from_utf8(seen.lock().unwrap()[0].clone()).unwrap();
+    assert_eq!(
+        head,
+        "GET /f HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-For: 127.0.0.1\r\n\r\n"
+    );
+}
+
+#[test]
+fn balance_uri_sends_one_uri_to_one_server_from_every_connection() {
+    let a = KeepAliveOrigin::start("A", OriginFault::None);
+    let b = KeepAliveOrigin::start("B", OriginFault::None);
+    let lb = start(&[a.port, b.port], "", "balance = \"uri\"");
+    let mut by_uri = std::collections::HashMap::new();
+    for round in 0..3 {
+        let mut s = lb.connect();
+        for i in 0..8 {
+            s.write_all(format!("GET /item/{i}?r={round} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+                .unwrap();
+            let (st, _, body) = read_response(&mut s, false);
+            assert_eq!(st, 200);
+            let prev = by_uri.insert(i, body.clone());
+            assert!(prev.is_none() || prev == Some(body), "/item/{i} moved");
+        }
+    }
+    let servers: std::collections::HashSet<_> = by_uri.values().collect();
+    assert_eq!(servers.len(), 2, "eight paths hash to both servers");
+}
