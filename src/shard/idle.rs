@@ -14,6 +14,10 @@ use std::io;
 
 use crate::sys::socket::Socket;
 
+/// How often a shard drops the idle connections servers have closed
+/// (HAProxy's `pool-purge-delay` default).
+pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Idle connections kept per server on one shard (HAProxy's `pool-max-conn`
 /// is unlimited by default; a bound keeps a burst from pinning fds forever).
 pub const MAX_IDLE_PER_SERVER: usize = 64;
@@ -59,6 +63,18 @@ impl IdlePool {
             list.remove(0);
         }
         list.push(sock);
+    }
+
+    /// Drops every idle connection the server has closed (or written to);
+    /// returns how many went.
+    pub fn purge(&self) -> usize {
+        let mut dropped = 0;
+        for list in self.conns.borrow_mut().iter_mut().flatten() {
+            let before = list.len();
+            list.retain(still_open);
+            dropped += before - list.len();
+        }
+        dropped
     }
 
     /// Idle connections held for this server.
@@ -119,6 +135,8 @@ mod tests {
         peer_b.write_all(b"HTTP/1.1 408 x\r\n\r\n").unwrap();
         // On loopback the FIN and the bytes are queued on the receiving socket
         // before write/close return (the softirq runs as the sender's bh ends).
+        assert_eq!(pool.purge(), 2, "a closed, b spoke unasked");
+        assert_eq!(pool.len(0, 0), 1);
         assert!(pool.take(0, 0).is_some(), "c is still open");
         assert_eq!(pool.len(0, 0), 0);
         assert!(pool.take(0, 0).is_none());
