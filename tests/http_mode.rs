@@ -845,3 +845,24 @@ fn balance_uri_sends_one_uri_to_one_server_from_every_connection() {
     let servers: std::collections::HashSet<_> = by_uri.values().collect();
     assert_eq!(servers.len(), 2, "eight paths hash to both servers");
 }
+
+#[test]
+fn a_request_that_meets_a_dead_reused_connection_is_retried_if_idempotent() {
+    let origin = KeepAliveOrigin::start("D", OriginFault::DropSecondRequest);
+    let lb = start(&[origin.port], "", "http-reuse = \"always\"");
+    // Each GET after the first lands on the parked connection, which the
+    // server drops at that very request: retried on a new one, unseen.
+    for i in 0..3 {
+        let mut s = lb.connect();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (st, _, body) = read_response(&mut s, false);
+        assert_eq!((st, body.as_slice()), (200, &b"D"[..]), "request {i}");
+    }
+    assert_eq!(origin.requests(), 3);
+    assert_eq!(origin.accepted(), 3);
+    // A POST is not replayed: the client gets the 502.
+    let mut s = lb.connect();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi")
+        .unwrap();
+    assert_eq!(read_response(&mut s, false).0, 502);
+}

@@ -160,6 +160,9 @@ pub enum OriginFault {
     CloseMidResponse,
     /// Reads the request and closes without a byte.
     CloseBeforeResponse,
+    /// Answers a connection's first request; at the second, closes without
+    /// a byte (a keep-alive timeout racing with the request).
+    DropSecondRequest,
 }
 
 /// An HTTP/1.1 server that counts: keep-alive, bodies by `Content-Length` or
@@ -216,6 +219,7 @@ fn serve_origin(
     use std::io::BufRead;
     let mut w = s.try_clone()?;
     let mut r = std::io::BufReader::with_capacity(1 << 16, s);
+    let mut nth = 0;
     loop {
         let mut head = Vec::new();
         loop {
@@ -228,6 +232,10 @@ fn serve_origin(
             if end {
                 break;
             }
+        }
+        nth += 1;
+        if fault == OriginFault::DropSecondRequest && nth == 2 {
+            return Ok(());
         }
         requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
