@@ -17,7 +17,7 @@ pub mod connect;
 pub mod ctx;
 pub mod dispatch;
 mod http;
-mod http_io;
+
 pub mod idle;
 pub mod limits;
 pub mod live;

@@ -7,9 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::super::http_io::{
-    fill, readable_either, send_all, splice_exact, First, Read, Sent, Spliced,
-};
+use super::io::{fill, readable_either, send_all, splice_exact, First, Read, Sent, Spliced};
 use super::{deadline, Conn, SPLICE_MIN};
 use crate::config::model::Backend;
 use crate::http::head::Version;

@@ -3,29 +3,27 @@
 //! balanced on its own, sent on a server connection taken from the shard's idle
 //! pool or made with `connect::connect_slot`, its response forwarded back, one
 //! `httplog` line per request. The sans-io core in `crate::http` decides what
-//! the bytes mean; this module only moves them (`http_io`) and says how each
-//! request ended, in HAProxy's termination codes.
+//! the bytes mean; this module only moves them and says how each request
+//! ended, in HAProxy's termination codes. Its parts: `route` (which backend,
+//! what to hash), `io` (reads, sends and splices with deadlines on the ring),
+//! `body` (request and response bodies, `100 Continue`, the tunnel after
+//! `101`), `reply` (error pages and the log line).
 //!
 //! Timeouts as HAProxy 2.6: `timeout http-request` for a head (from its first
 //! byte; the first request also from the accept), `timeout http-keep-alive`
 //! between requests (else `http-request`), `timeout client`/`server` while
 //! bodies move, `timeout tunnel` after `101 Switching Protocols`.
 
-use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::connect::{connect_slot, ConnectInfo};
 use super::ctx::ShardCtx;
-use super::http_io::{fill, send_all, Inbuf, Read, Sent};
 use super::idle::still_open;
 use super::live::LiveKey;
-use crate::balance::HashKey;
-use crate::config::model::{Backend, Balance, HttpReuse};
-use crate::http::errors::error_response;
-use crate::http::hashkey::{hdr_key, uri_key, url_param, UriOptions};
-use crate::http::head::{Limits, RequestHead};
+use crate::config::model::HttpReuse;
+use crate::http::head::Limits;
 use crate::http::message::{Event, RequestReader, ResponseReader};
 use crate::http::rewrite::{
     client_keep_alive, server_keep_alive, write_request, write_response, ForwardFor, HttpMode,
@@ -34,57 +32,16 @@ use crate::http::rewrite::{
 use crate::http::timing::Timeline;
 use crate::http::validate::BodyKind;
 use crate::l4::KillSwitch;
-use crate::log::{HttpRecord, SessionRecord, Termination};
+use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
+use io::{fill, send_all, Inbuf, Read, Sent};
+use route::{hash_key, route};
 
 /// `tune.maxrewrite` and `tune.http.maxhdr`, HAProxy's defaults.
 const MAXREWRITE: usize = 1024;
 const MAXHDR: usize = 101;
 /// Body runs at least this long are spliced rather than copied.
 const SPLICE_MIN: u64 = 64 * 1024;
-
-/// Which backend serves this request: the hook `use_backend` rules plug into.
-/// Today every request goes to the frontend's default backend.
-pub fn route(ctx: &ShardCtx, frontend: usize, _head: &RequestHead, _buf: &[u8]) -> Option<usize> {
-    ctx.config.frontends[frontend].default_backend
-}
-
-/// What `balance` hashes for a request, kept past the request head's buffer
-/// (a retry or redispatch hashes it again).
-enum OwnedKey {
-    None,
-    Addr(IpAddr),
-    Bytes(Vec<u8>),
-}
-
-impl OwnedKey {
-    fn key(&self) -> HashKey<'_> {
-        match self {
-            OwnedKey::None => HashKey::None,
-            OwnedKey::Addr(ip) => HashKey::Addr(*ip),
-            OwnedKey::Bytes(b) => HashKey::Bytes(b),
-        }
-    }
-}
-
-/// What `balance` hashes for this request.
-fn hash_key(be: &Backend, head: &RequestHead, buf: &[u8], client: IpAddr) -> OwnedKey {
-    let target = head.target.get(buf);
-    let key = match be.balance {
-        Balance::Source => return OwnedKey::Addr(client),
-        Balance::Uri => Some(uri_key(target, &UriOptions::default())),
-        Balance::UrlParam => be
-            .balance_arg
-            .as_deref()
-            .and_then(|n| url_param(target, n.as_bytes())),
-        Balance::Hdr => be
-            .balance_arg
-            .as_deref()
-            .and_then(|n| hdr_key(&head.headers, buf, n, false)),
-        _ => None,
-    };
-    key.map_or(OwnedKey::None, |k| OwnedKey::Bytes(k.to_vec()))
-}
 
 /// What the session carries from one request to the next.
 struct Conn<'a> {
@@ -93,7 +50,10 @@ struct Conn<'a> {
     client: &'a Socket,
     cin: Inbuf,
     sin: Inbuf,
+    /// The response head (or error page) going to the client.
     out: Vec<u8>,
+    /// The request head going to the server (kept for a retry).
+    head_out: Vec<u8>,
     limits: Limits,
     mode: HttpMode,
     forward_for: Option<ForwardFor>,
@@ -127,6 +87,7 @@ pub async fn serve(
         cin: Inbuf::new(ctx.pools.buffers.take()),
         sin: Inbuf::new(ctx.pools.buffers.take()),
         out: Vec::with_capacity(1024),
+        head_out: Vec::with_capacity(1024),
         limits: Limits::new(bufsize, MAXREWRITE, MAXHDR),
         mode: if fe.httpclose {
             HttpMode::Close
@@ -159,21 +120,19 @@ pub async fn serve(
 }
 
 impl Conn<'_> {
-    /// Reads, forwards and logs one request; false when the connection ends.
-    async fn request(
+    /// Waits for a request and reads its head (bounded by `timeout
+    /// http-keep-alive` and `http-request`): its length, its timeline and its
+    /// `%tr`; `None` when the connection ends instead (logged if it had begun).
+    async fn read_head(
         &mut self,
         reader: &mut RequestReader,
         rec: &mut SessionRecord,
         first: bool,
         idle_from: Instant,
         mut request_time: SystemTime,
-    ) -> bool {
+    ) -> Option<(usize, Timeline, SystemTime)> {
         let ctx = self.ctx;
-        let fe = &ctx.config.frontends[self.frontend];
-        let t = &fe.timeouts;
-        // Until routed, a request has no backend (`web/<NOSRV>` in its line) and
-        // an error answered before its head counts no bytes, as in HAProxy.
-        rec.backend = None;
+        let t = &ctx.config.frontends[self.frontend].timeouts;
         // Waiting for the first byte: the first request from the accept
         // (`timeout http-request`), the next ones `timeout http-keep-alive`.
         let idle_limit = if first {
@@ -183,7 +142,7 @@ impl Conn<'_> {
         };
         if self.cin.is_empty() {
             if ctx.stopping.get() {
-                return false;
+                return None;
             }
             let idle_deadline = idle_limit.and_then(|d| idle_from.checked_add(d));
             self.live.set_idle(!first);
@@ -193,20 +152,11 @@ impl Conn<'_> {
                 Read::Data => {}
                 Read::Timeout if first => {
                     let tl = Timeline::new(idle_from);
-                    self.answer_error(408).await.ok();
-                    rec.bytes_down = 0;
-                    self.log(
-                        rec,
-                        request_time,
-                        &tl,
-                        None,
-                        408,
-                        Termination::CLIENT_REQUEST_TIMEOUT,
-                    );
-                    return false;
+                    let term = Termination::CLIENT_REQUEST_TIMEOUT;
+                    return self.refuse(rec, request_time, &tl, 408, term, true).await;
                 }
                 // Idle keep-alive connections close silently, as HAProxy's.
-                _ => return false,
+                _ => return None,
             }
             if !first {
                 request_time = SystemTime::now();
@@ -218,78 +168,52 @@ impl Conn<'_> {
             .http_request
             .or(t.client)
             .and_then(|d| start.checked_add(d));
-        // The head.
-        let head_len = loop {
-            match reader.next(self.cin.data(), Instant::now()) {
-                Ok(Event::Head { len }) => break len,
-                Ok(Event::NeedMore) => {}
-                // Body events only come after a head: a bug, answered as a
-                // bad request rather than a panic.
-                other => {
-                    let status = match other {
-                        Err(e) => e.request_status(),
-                        Ok(_) => 400,
-                    };
-                    self.answer_error(status).await.ok();
-                    rec.bytes_down = 0;
-                    rec.bytes_up = self.cin.data().len() as u64;
-                    self.log(
-                        rec,
-                        request_time,
-                        &tl,
-                        None,
-                        status,
-                        Termination::PROXY_REQUEST,
-                    );
-                    return false;
+        loop {
+            let (status, term, answer) = match reader.next(self.cin.data(), Instant::now()) {
+                Ok(Event::Head { len }) => {
+                    tl.head_received = Some(Instant::now());
+                    return Some((len, tl, request_time));
                 }
-            }
-            match fill(self.client, &mut self.cin, head_deadline).await {
-                Read::Data => {}
-                Read::Timeout => {
-                    self.answer_error(408).await.ok();
-                    rec.bytes_down = 0;
-                    rec.bytes_up = self.cin.data().len() as u64;
-                    self.log(
-                        rec,
-                        request_time,
-                        &tl,
-                        None,
-                        408,
-                        Termination::CLIENT_REQUEST_TIMEOUT,
-                    );
-                    return false;
+                Ok(Event::NeedMore) => {
+                    match fill(self.client, &mut self.cin, head_deadline).await {
+                        Read::Data => continue,
+                        Read::Timeout => (408, Termination::CLIENT_REQUEST_TIMEOUT, true),
+                        // A head longer than the buffer: the parser's limit is
+                        // below it, so only a tiny `tune.bufsize` gets here.
+                        Read::Full => (400, Termination::PROXY_REQUEST, true),
+                        Read::Eof | Read::Failed => (400, Termination::CLIENT_REQUEST_ABORT, false),
+                    }
                 }
-                // A head longer than the buffer: the parser's limit is below it,
-                // so this is only reached with a tiny `tune.bufsize`.
-                Read::Full => {
-                    self.answer_error(400).await.ok();
-                    rec.bytes_down = 0;
-                    self.log(
-                        rec,
-                        request_time,
-                        &tl,
-                        None,
-                        400,
-                        Termination::PROXY_REQUEST,
-                    );
-                    return false;
-                }
-                Read::Eof | Read::Failed => {
-                    rec.bytes_up = self.cin.data().len() as u64;
-                    self.log(
-                        rec,
-                        request_time,
-                        &tl,
-                        None,
-                        400,
-                        Termination::CLIENT_REQUEST_ABORT,
-                    );
-                    return false;
-                }
-            }
+                Err(e) => (e.request_status(), Termination::PROXY_REQUEST, true),
+                // Body events only come after a head: a bug, answered as a bad
+                // request rather than a panic.
+                Ok(_) => (400, Termination::PROXY_REQUEST, true),
+            };
+            return self
+                .refuse(rec, request_time, &tl, status, term, answer)
+                .await;
+        }
+    }
+
+    /// Reads, forwards and logs one request; false when the connection ends.
+    async fn request(
+        &mut self,
+        reader: &mut RequestReader,
+        rec: &mut SessionRecord,
+        first: bool,
+        idle_from: Instant,
+        request_time: SystemTime,
+    ) -> bool {
+        let ctx = self.ctx;
+        let t = &ctx.config.frontends[self.frontend].timeouts;
+        // Until routed, a request has no backend (`web/<NOSRV>` in its line).
+        rec.backend = None;
+        let Some((head_len, mut tl, request_time)) = self
+            .read_head(reader, rec, first, idle_from, request_time)
+            .await
+        else {
+            return false;
         };
-        tl.head_received = Some(Instant::now());
         let buf = self.cin.data();
         let head = reader.head();
         let Some(&info) = reader.info() else {
@@ -320,8 +244,7 @@ impl Conn<'_> {
             forward_for: self.forward_for.as_ref(),
             client: rec.client.ip(),
         };
-        let mut req_head = Vec::with_capacity(head_len + 64);
-        write_request(head, &info, buf, &rctx, &mut req_head);
+        write_request(head, &info, buf, &rctx, &mut self.head_out);
         let owned_key = hash_key(be, head, buf, rec.client.ip());
         let key = owned_key.key();
 
@@ -382,7 +305,7 @@ impl Conn<'_> {
         let mut resp = ResponseReader::new(self.limits);
         resp.expect(method);
         self.sin.clear();
-        let mut sent = send_all(&server, &req_head, deadline(server_t)).await;
+        let mut sent = send_all(&server, &self.head_out, deadline(server_t)).await;
         if !matches!(sent, Sent::Done) && reused && retryable {
             // The idle connection died under us: once more on a fresh one.
             drop(server);
@@ -392,7 +315,7 @@ impl Conn<'_> {
                     server = sock;
                     reused = false;
                     self.fill_connect(rec, &cinfo);
-                    sent = send_all(&server, &req_head, deadline(server_t)).await;
+                    sent = send_all(&server, &self.head_out, deadline(server_t)).await;
                 }
                 Err(term) => {
                     self.fill_connect(rec, &cinfo);
@@ -528,7 +451,7 @@ impl Conn<'_> {
                                 reused = false;
                                 self.fill_connect(rec, &cinfo);
                                 if let Sent::Done =
-                                    send_all(&server, &req_head, deadline(server_t)).await
+                                    send_all(&server, &self.head_out, deadline(server_t)).await
                                 {
                                     continue;
                                 }
@@ -623,91 +546,9 @@ impl Conn<'_> {
         self.log(rec, request_time, &tl, Some(line), status, term);
         keep && term == Termination::NORMAL
     }
-
-    fn fill_connect(&self, rec: &mut SessionRecord, info: &ConnectInfo) {
-        rec.server = info.server;
-        rec.retries = info.retries;
-        rec.redispatched = info.redispatched;
-    }
-
-    /// Sends HAProxy's error page for `status` (the connection closes after).
-    async fn answer_error(&mut self, status: u16) -> Result<(), ()> {
-        self.out.clear();
-        if let Some(page) = error_response(status) {
-            self.out.extend_from_slice(page);
-        }
-        let d = deadline(self.ctx.config.frontends[self.frontend].timeouts.client);
-        match send_all(self.client, &self.out, d).await {
-            Sent::Done => Ok(()),
-            _ => Err(()),
-        }
-    }
-
-    async fn fail_503(
-        &mut self,
-        rec: &mut SessionRecord,
-        request_time: SystemTime,
-        tl: &Timeline,
-        line: Box<[u8]>,
-        term: Termination,
-    ) -> bool {
-        self.fail(rec, request_time, tl, line, 503, term).await
-    }
-
-    /// Answers `status` with HAProxy's page, logs, and ends the connection.
-    async fn fail(
-        &mut self,
-        rec: &mut SessionRecord,
-        request_time: SystemTime,
-        tl: &Timeline,
-        line: Box<[u8]>,
-        status: u16,
-        term: Termination,
-    ) -> bool {
-        self.live.set_server(None);
-        if self.answer_error(status).await.is_ok() {
-            rec.bytes_down += self.out.len() as u64;
-        }
-        self.log(rec, request_time, tl, Some(line), status, term);
-        false
-    }
-
-    fn log(
-        &self,
-        rec: &mut SessionRecord,
-        request_time: SystemTime,
-        tl: &Timeline,
-        line: Option<Box<[u8]>>,
-        status: u16,
-        term: Termination,
-    ) {
-        let ctx = self.ctx;
-        let times = tl.log_times(Instant::now());
-        rec.termination = term;
-        rec.tw_ms = times.tw;
-        rec.tc_ms = times.tc;
-        rec.tt_ms = times.ta;
-        rec.actconn = ctx.shared.actconn.get();
-        rec.feconn = ctx.shared.frontends[self.frontend].active.get();
-        if let Some(b) = rec.backend {
-            rec.beconn = ctx.shared.backends[b].active.get();
-            if let Some(s) = rec.server {
-                rec.srv_conn = ctx.shared.backends[b].servers[s].active.get();
-            }
-        }
-        ctx.logger.http(HttpRecord {
-            session: rec.clone(),
-            request_time,
-            tr_request_ms: times.tr_request,
-            tr_response_ms: times.tr_response,
-            ta_ms: times.ta,
-            status,
-            request_line: line,
-            request_captures: Vec::new(),
-            response_captures: Vec::new(),
-        });
-    }
 }
 
-#[path = "http_body.rs"]
 mod body;
+mod io;
+mod reply;
+mod route;
