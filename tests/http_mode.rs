@@ -866,3 +866,10 @@ fn a_request_that_meets_a_dead_reused_connection_is_retried_if_idempotent() {
         .unwrap();
     assert_eq!(read_response(&mut s, false).0, 502);
 }
+
+#[test]
+fn the_http_quickstart_config_is_valid() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config/quickstart-http.toml");
+    let (code, out, err) = support::ringlb_cmd(&["check", "-f", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+}
