@@ -873,3 +873,23 @@ fn the_http_quickstart_config_is_valid() {
     let (code, out, err) = support::ringlb_cmd(&["check", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn http_server_close_keeps_the_client_and_closes_the_server_side() {
+    let origin = KeepAliveOrigin::start("S", OriginFault::None);
+    let lb = start(&[origin.port], "http-server-close = true", "");
+    let mut s = lb.connect();
+    for _ in 0..3 {
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (st, head, body) = read_response(&mut s, false);
+        assert_eq!((st, body.as_slice()), (200, &b"S"[..]));
+        assert!(!head.contains("Connection: close"), "{head}");
+    }
+    assert_eq!(origin.accepted(), 3, "a server connection per request");
+    let lines = lb.lines(3);
+    let port = |l: &str| l.split_whitespace().nth(5).unwrap().to_string();
+    assert!(
+        lines.iter().all(|l| port(l) == port(&lines[0])),
+        "{lines:?}"
+    );
+}

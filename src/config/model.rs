@@ -153,6 +153,9 @@ pub struct Frontend {
     pub forwardfor: bool,
     pub http_keep_alive: bool,
     pub httpclose: bool,
+    /// `option http-server-close`: the client side stays persistent, the
+    /// server connection closes after each response (`httpclose` wins).
+    pub http_server_close: bool,
     pub http_request: Vec<String>,
     pub http_response: Vec<String>,
     /// The statistics page (served by L7 code in a later issue).

@@ -371,6 +371,7 @@ impl Resolver<'_> {
             forwardfor: flag(raw.forwardfor, self.defaults.forwardfor),
             http_keep_alive: flag(raw.http_keep_alive, self.defaults.http_keep_alive),
             httpclose: flag(raw.httpclose, self.defaults.httpclose),
+            http_server_close: flag(raw.http_server_close, self.defaults.http_server_close),
             http_request: raw.http_request.clone().unwrap_or_default(),
             http_response: raw.http_response.clone().unwrap_or_default(),
             stats: match &raw.stats {

@@ -206,6 +206,7 @@ pub struct RawProxy {
     pub forwardfor: Option<bool>,
     pub http_keep_alive: Option<bool>,
     pub httpclose: Option<bool>,
+    pub http_server_close: Option<bool>,
     pub log_format: Option<Spanned<String>>,
     pub dontlognull: Option<bool>,
     pub balance: Option<Spanned<String>>,

@@ -385,9 +385,9 @@ fn option(p: &mut RawProxy, words: &[Word], on: bool, notice: &mut dyn FnMut(Str
             "httpclose"
         }
         "http-server-close" => {
-            notice("option http-server-close: ringlb keeps server connections per its pool; treated as http-keep-alive".into());
-            p.http_keep_alive = flag;
-            "http-keep-alive"
+            no_args("http-server-close")?;
+            p.http_server_close = flag;
+            "http-server-close"
         }
         "httpchk" if on => {
             let c = check(p, name, "http");

@@ -91,6 +91,8 @@ pub async fn serve(
         limits: Limits::new(bufsize, MAXREWRITE, MAXHDR),
         mode: if fe.httpclose {
             HttpMode::Close
+        } else if fe.http_server_close {
+            HttpMode::ServerClose
         } else {
             HttpMode::KeepAlive
         },
