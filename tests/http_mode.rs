@@ -893,3 +893,36 @@ fn http_server_close_keeps_the_client_and_closes_the_server_side() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn a_server_that_never_answers_gives_504_sh_at_timeout_server() {
+    // Accepts, reads, never answers.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming().take(4) {
+            held.push(c);
+        }
+    });
+    let lb = start(
+        &[port],
+        "timeout = { connect = \"1s\", client = \"5s\", server = \"500ms\" }",
+        "",
+    );
+    let mut s = lb.connect();
+    s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let _ = s.read_to_end(&mut got);
+    assert_eq!(got, ringlb::http::errors::error_response(504).unwrap());
+    let lines = lb.lines(1);
+    let f = stable_fields(&lines[0]);
+    assert_eq!(f[2], "t/t/t/-1/t", "{}", lines[0]);
+    assert_eq!(
+        (f[3].as_str(), f[6].as_str()),
+        ("504", "sH--"),
+        "{}",
+        lines[0]
+    );
+}
