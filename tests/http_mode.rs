@@ -926,3 +926,56 @@ fn a_server_that_never_answers_gives_504_sh_at_timeout_server() {
         lines[0]
     );
 }
+
+#[test]
+fn garbage_and_aborts_leave_the_proxy_serving_with_no_slot_held() {
+    let origin = KeepAliveOrigin::start("G", OriginFault::None);
+    // maxconn 1: a slot leaked by any failure below would make the last
+    // requests queue and time out (503 sQ).
+    let lb = start_with_server(&format!(
+        "{{ name = \"s1\", address = \"127.0.0.1:{}\", maxconn = 1 }}",
+        origin.port
+    ));
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let valid: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n0123456789",
+        b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+    ];
+    for i in 0..200 {
+        let mut s = lb.connect();
+        let base = valid[i % valid.len()];
+        let mut msg = base.to_vec();
+        match rnd() % 4 {
+            // Cut anywhere, then close.
+            0 => msg.truncate((rnd() as usize) % msg.len()),
+            // A byte flipped anywhere.
+            1 => {
+                let at = (rnd() as usize) % msg.len();
+                msg[at] = rnd() as u8;
+            }
+            // Random bytes.
+            2 => msg = (0..(rnd() % 200)).map(|_| rnd() as u8).collect(),
+            // Whole, twice (pipelined), then an abort mid-response.
+            _ => msg.extend_from_slice(base),
+        }
+        let _ = s.write_all(&msg);
+        if i % 10 == 0 {
+            let mut b = [0u8; 64];
+            let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+            let _ = s.read(&mut b);
+        }
+    }
+    for _ in 0..3 {
+        let mut s = lb.connect();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let (st, _, body) = read_response(&mut s, false);
+        assert_eq!((st, body.as_slice()), (200, &b"G"[..]));
+    }
+}
