@@ -70,6 +70,7 @@ impl Conn<'_> {
                 client_t,
                 server_t,
                 &mut rec.bytes_up,
+                false,
             )
             .await;
         r.map_err(|e| match e {
@@ -98,6 +99,7 @@ impl Conn<'_> {
                 server_t,
                 client_t,
                 &mut rec.bytes_down,
+                true,
             )
             .await;
         r.map_err(|e| match e {
@@ -110,6 +112,8 @@ impl Conn<'_> {
     }
 
     /// One body loop; `server` is the source going down, the destination up.
+    /// With `head_pending`, the response head in `self.out` goes out with the
+    /// first body bytes, in one send (a small response costs one syscall).
     async fn forward_body(
         &mut self,
         mut dir: Dir<'_>,
@@ -117,6 +121,7 @@ impl Conn<'_> {
         src_t: Option<Duration>,
         dst_t: Option<Duration>,
         counted: &mut u64,
+        mut head_pending: bool,
     ) -> Result<(), BodyEnd> {
         let up = matches!(dir, Dir::Up(_));
         let (src, dst) = if up {
@@ -128,7 +133,7 @@ impl Conn<'_> {
         loop {
             let inbuf = if up { &mut self.cin } else { &mut self.sin };
             let ahead = dir.data_ahead();
-            if splice && inbuf.is_empty() && ahead >= SPLICE_MIN {
+            if splice && !head_pending && inbuf.is_empty() && ahead >= SPLICE_MIN {
                 let mut moved = 0;
                 let r = splice_exact(
                     src,
@@ -170,14 +175,22 @@ impl Conn<'_> {
                     Ok(Event::Head { .. }) | Err(()) => return Err(BodyEnd::Framing),
                 }
             }
-            if n > 0 {
-                match send_all(dst, &inbuf.data()[..n], deadline(dst_t)).await {
+            if head_pending || n > 0 {
+                let bytes = if head_pending {
+                    self.out.extend_from_slice(&inbuf.data()[..n]);
+                    &self.out[..]
+                } else {
+                    &inbuf.data()[..n]
+                };
+                let len = bytes.len() as u64;
+                match send_all(dst, bytes, deadline(dst_t)).await {
                     Sent::Done => {}
                     Sent::Timeout => return Err(BodyEnd::DstTimeout),
                     Sent::Failed => return Err(BodyEnd::DstAbort),
                 }
+                head_pending = false;
                 inbuf.consume(n);
-                *counted += n as u64;
+                *counted += len;
             }
             if ended {
                 return Ok(());

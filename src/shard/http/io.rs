@@ -110,6 +110,19 @@ pub async fn fill(sock: &Socket, ib: &mut Inbuf, deadline: Option<Instant>) -> R
     }
 }
 
+/// As [`fill`], when the bytes cannot be there yet (a response just asked
+/// for, the next request of an idle client): waits for readiness first
+/// rather than spend a `recv` on `EAGAIN`.
+pub async fn fill_ready(sock: &Socket, ib: &mut Inbuf, deadline: Option<Instant>) -> Read {
+    let ready = ring::poll_once(sock.as_raw_fd(), events::IN | events::RDHUP);
+    match ring::with_deadline(deadline, ready).await {
+        None => return Read::Timeout,
+        Some(Err(_)) => return Read::Failed,
+        Some(Ok(_)) => {}
+    }
+    fill(sock, ib, deadline).await
+}
+
 /// Sends all of `data`, waiting for room until `deadline`.
 pub async fn send_all(sock: &Socket, mut data: &[u8], deadline: Option<Instant>) -> Sent {
     while !data.is_empty() {

@@ -34,7 +34,7 @@ use crate::http::validate::BodyKind;
 use crate::l4::KillSwitch;
 use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
-use io::{fill, send_all, Inbuf, Read, Sent};
+use io::{fill, fill_ready, send_all, Inbuf, Read, Sent};
 use route::{hash_key, route};
 
 /// `tune.maxrewrite` and `tune.http.maxhdr`, HAProxy's defaults.
@@ -148,7 +148,7 @@ impl Conn<'_> {
             }
             let idle_deadline = idle_limit.and_then(|d| idle_from.checked_add(d));
             self.live.set_idle(!first);
-            let read = fill(self.client, &mut self.cin, idle_deadline).await;
+            let read = fill_ready(self.client, &mut self.cin, idle_deadline).await;
             self.live.set_idle(false);
             match read {
                 Read::Data => {}
@@ -426,7 +426,12 @@ impl Conn<'_> {
                         .await;
                 }
             }
-            match fill(&server, &mut self.sin, deadline(server_t)).await {
+            let read = if self.sin.is_empty() {
+                fill_ready(&server, &mut self.sin, deadline(server_t)).await
+            } else {
+                fill(&server, &mut self.sin, deadline(server_t)).await
+            };
+            match read {
                 Read::Data => {}
                 Read::Timeout => {
                     drop(slot);
@@ -493,41 +498,22 @@ impl Conn<'_> {
             &mut self.out,
         );
         self.sin.consume(rlen);
-        match send_all(self.client, &self.out, deadline(client_t)).await {
-            Sent::Done => rec.bytes_down += self.out.len() as u64,
-            Sent::Timeout => {
-                drop(slot);
-                self.log(
-                    rec,
-                    request_time,
-                    &tl,
-                    Some(line),
-                    status,
-                    Termination(*b"cD"),
-                );
-                return false;
-            }
-            Sent::Failed => {
-                drop(slot);
-                self.log(
-                    rec,
-                    request_time,
-                    &tl,
-                    Some(line),
-                    status,
-                    Termination::CLIENT_ABORT,
-                );
-                return false;
-            }
-        }
         if rinfo.body == BodyKind::Tunnel {
-            reader.into_tunnel();
-            let term = self.tunnel(&server, be, rec).await;
+            let term = match send_all(self.client, &self.out, deadline(client_t)).await {
+                Sent::Done => {
+                    rec.bytes_down += self.out.len() as u64;
+                    reader.into_tunnel();
+                    self.tunnel(&server, be, rec).await
+                }
+                Sent::Timeout => Termination(*b"cD"),
+                Sent::Failed => Termination::CLIENT_ABORT,
+            };
             drop(server);
             drop(slot);
             self.log(rec, request_time, &tl, Some(line), status, term);
             return false;
         }
+        // The head goes out with the first bytes of the body.
         let ended = self
             .forward_body_down(&mut resp, &server, client_t, server_t, rec)
             .await;
