@@ -160,16 +160,18 @@ impl Conn<'_> {
                 // Idle keep-alive connections close silently, as HAProxy's.
                 _ => return None,
             }
-            if !first {
-                request_time = SystemTime::now();
-            }
+            // HAProxy's `%tr`: the accept date plus the idle time, i.e. the
+            // first byte of the request.
+            request_time = SystemTime::now();
         }
-        let start = if first { idle_from } else { Instant::now() };
+        // `%TR` and `%Ta` run from the request's first byte; the first
+        // request's `timeout http-request` from the accept.
+        let start = Instant::now();
         let mut tl = Timeline::new(start);
         let head_deadline = t
             .http_request
             .or(t.client)
-            .and_then(|d| start.checked_add(d));
+            .and_then(|d| if first { idle_from } else { start }.checked_add(d));
         loop {
             let (status, term, answer) = match reader.next(self.cin.data(), Instant::now()) {
                 Ok(Event::Head { len }) => {
