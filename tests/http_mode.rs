@@ -979,3 +979,36 @@ fn garbage_and_aborts_leave_the_proxy_serving_with_no_slot_held() {
         assert_eq!((st, body.as_slice()), (200, &b"G"[..]));
     }
 }
+
+#[test]
+fn request_timers_start_at_the_first_byte_not_the_accept() {
+    let origin = KeepAliveOrigin::start("T", OriginFault::None);
+    let lb = start(
+        &[origin.port],
+        "timeout = { connect = \"1s\", client = \"5s\", server = \"3s\", http-request = \"2s\" }",
+        "",
+    );
+    let mut s = lb.connect();
+    // Idle for 400 ms (HAProxy's Ti), then a head that takes 200 ms (TR).
+    std::thread::sleep(Duration::from_millis(400));
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    s.write_all(b"\r\n").unwrap();
+    assert_eq!(read_response(&mut s, false).0, 200);
+    let line = &lb.lines(1)[0];
+    let timers: Vec<i64> = line
+        .split_whitespace()
+        .nth(9)
+        .unwrap()
+        .split('/')
+        .map(|t| t.parse().unwrap())
+        .collect();
+    assert!(
+        (200..390).contains(&timers[0]),
+        "TR counts the head only: {line}"
+    );
+    assert!(
+        (200..390).contains(&timers[4]),
+        "Ta starts with the request: {line}"
+    );
+}
