@@ -7,20 +7,20 @@
 
 use std::time::{Duration, Instant};
 
-use super::io::{fill, readable_either, send_all, splice_exact, First, Read, Sent, Spliced};
+use super::io::{fill, readable_either, send_all, splice_exact, First, Inbuf, Read, Sent, Spliced};
 use super::{deadline, Conn, SPLICE_MIN};
 use crate::config::model::Backend;
 use crate::http::head::Version;
 use crate::http::message::{Event, RequestReader, ResponseReader};
 use crate::http::rewrite::write_response;
-use crate::l4::{Pump, PumpEnd, PumpLimits};
+use crate::l4::{Pools, Pump, PumpEnd, PumpLimits};
 use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
 
 const CLIENT_DATA_TIMEOUT: Termination = Termination(*b"cD");
 
 /// Which reader a body loop follows.
-enum Dir<'r> {
+pub(super) enum Dir<'r> {
     Up(&'r mut RequestReader),
     Down(&'r mut ResponseReader),
 }
@@ -111,101 +111,39 @@ impl Conn<'_> {
         })
     }
 
-    /// One body loop; `server` is the source going down, the destination up.
-    /// With `head_pending`, the response head in `self.out` goes out with the
-    /// first body bytes, in one send (a small response costs one syscall).
+    /// One body loop over this connection's buffers; `server` is the source
+    /// going down, the destination up.
     async fn forward_body(
         &mut self,
-        mut dir: Dir<'_>,
+        dir: Dir<'_>,
         server: &Socket,
         src_t: Option<Duration>,
         dst_t: Option<Duration>,
         counted: &mut u64,
-        mut head_pending: bool,
+        head_pending: bool,
     ) -> Result<(), BodyEnd> {
         let up = matches!(dir, Dir::Up(_));
-        let (src, dst) = if up {
-            (self.client, server)
+        let (src, dst, inbuf) = if up {
+            (self.client, server, &mut self.cin)
         } else {
-            (server, self.client)
+            (server, self.client, &mut self.sin)
         };
-        let splice = self.ctx.config.global.tune.splice;
-        loop {
-            let inbuf = if up { &mut self.cin } else { &mut self.sin };
-            let ahead = dir.data_ahead();
-            if splice && !head_pending && inbuf.is_empty() && ahead >= SPLICE_MIN {
-                let mut moved = 0;
-                let r = splice_exact(
-                    src,
-                    dst,
-                    ahead,
-                    &self.ctx.pools,
-                    || deadline(src_t),
-                    || deadline(dst_t),
-                    &mut moved,
-                )
-                .await;
-                *counted += moved;
-                if ahead != u64::MAX {
-                    dir.skip(moved);
-                }
-                match r {
-                    Spliced::Done => continue,
-                    Spliced::NoPipe => {}
-                    Spliced::SrcEof if dir.on_eof() => return Ok(()),
-                    Spliced::SrcEof | Spliced::SrcFailed => return Err(BodyEnd::SrcAbort),
-                    Spliced::SrcTimeout => return Err(BodyEnd::SrcTimeout),
-                    Spliced::DstTimeout => return Err(BodyEnd::DstTimeout),
-                    Spliced::DstFailed => return Err(BodyEnd::DstAbort),
-                }
-            }
-            // Everything the decoder can classify now goes in one send.
-            let mut n = 0;
-            let mut ended = false;
-            loop {
-                match dir.next(&inbuf.data()[n..]) {
-                    Ok(Event::Data { len }) | Ok(Event::Framing { len }) => n += len,
-                    Ok(Event::End { len }) => {
-                        n += len;
-                        ended = true;
-                        break;
-                    }
-                    Ok(Event::NeedMore) => break,
-                    // A head where a body was expected cannot happen.
-                    Ok(Event::Head { .. }) | Err(()) => return Err(BodyEnd::Framing),
-                }
-            }
-            if head_pending || n > 0 {
-                let bytes = if head_pending {
-                    self.out.extend_from_slice(&inbuf.data()[..n]);
-                    &self.out[..]
-                } else {
-                    &inbuf.data()[..n]
-                };
-                let len = bytes.len() as u64;
-                match send_all(dst, bytes, deadline(dst_t)).await {
-                    Sent::Done => {}
-                    Sent::Timeout => return Err(BodyEnd::DstTimeout),
-                    Sent::Failed => return Err(BodyEnd::DstAbort),
-                }
-                head_pending = false;
-                inbuf.consume(n);
-                *counted += len;
-            }
-            if ended {
-                return Ok(());
-            }
-            if splice && inbuf.is_empty() && dir.data_ahead() >= SPLICE_MIN {
-                continue;
-            }
-            match fill(src, inbuf, deadline(src_t)).await {
-                Read::Data => {}
-                Read::Eof if dir.on_eof() => return Ok(()),
-                Read::Eof | Read::Failed => return Err(BodyEnd::SrcAbort),
-                Read::Timeout => return Err(BodyEnd::SrcTimeout),
-                Read::Full => return Err(BodyEnd::Framing),
-            }
-        }
+        let io = BodyIo {
+            pools: &self.ctx.pools,
+            splice: self.ctx.config.global.tune.splice,
+        };
+        pump_body(
+            dir,
+            inbuf,
+            &mut self.out,
+            src,
+            dst,
+            (src_t, dst_t),
+            counted,
+            head_pending,
+            io,
+        )
+        .await
     }
 
     /// After a request with `Expect: 100-continue`: waits for the server's
@@ -332,11 +270,113 @@ impl Conn<'_> {
 }
 
 /// Why a body loop stopped early.
-enum BodyEnd {
+pub(super) enum BodyEnd {
     /// The body's framing was broken.
     Framing,
     SrcAbort,
     SrcTimeout,
     DstAbort,
     DstTimeout,
+}
+
+/// What a body loop borrows from the shard.
+#[derive(Clone, Copy)]
+pub(super) struct BodyIo<'a> {
+    pub pools: &'a Pools,
+    pub splice: bool,
+}
+
+/// Moves one message body from `src` to `dst` until its end, `inbuf` holding
+/// what was read and not yet forwarded. With `head_pending`, the head in
+/// `out` goes out with the first body bytes, in one send (a small response
+/// costs one syscall). `timeouts` are (source, destination) inactivity limits.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn pump_body(
+    mut dir: Dir<'_>,
+    inbuf: &mut Inbuf,
+    out: &mut Vec<u8>,
+    src: &Socket,
+    dst: &Socket,
+    timeouts: (Option<Duration>, Option<Duration>),
+    counted: &mut u64,
+    mut head_pending: bool,
+    io: BodyIo<'_>,
+) -> Result<(), BodyEnd> {
+    let (src_t, dst_t) = timeouts;
+    let splice = io.splice;
+    loop {
+        let ahead = dir.data_ahead();
+        if splice && !head_pending && inbuf.is_empty() && ahead >= SPLICE_MIN {
+            let mut moved = 0;
+            let r = splice_exact(
+                src,
+                dst,
+                ahead,
+                io.pools,
+                || deadline(src_t),
+                || deadline(dst_t),
+                &mut moved,
+            )
+            .await;
+            *counted += moved;
+            if ahead != u64::MAX {
+                dir.skip(moved);
+            }
+            match r {
+                Spliced::Done => continue,
+                Spliced::NoPipe => {}
+                Spliced::SrcEof if dir.on_eof() => return Ok(()),
+                Spliced::SrcEof | Spliced::SrcFailed => return Err(BodyEnd::SrcAbort),
+                Spliced::SrcTimeout => return Err(BodyEnd::SrcTimeout),
+                Spliced::DstTimeout => return Err(BodyEnd::DstTimeout),
+                Spliced::DstFailed => return Err(BodyEnd::DstAbort),
+            }
+        }
+        // Everything the decoder can classify now goes in one send.
+        let mut n = 0;
+        let mut ended = false;
+        loop {
+            match dir.next(&inbuf.data()[n..]) {
+                Ok(Event::Data { len }) | Ok(Event::Framing { len }) => n += len,
+                Ok(Event::End { len }) => {
+                    n += len;
+                    ended = true;
+                    break;
+                }
+                Ok(Event::NeedMore) => break,
+                // A head where a body was expected cannot happen.
+                Ok(Event::Head { .. }) | Err(()) => return Err(BodyEnd::Framing),
+            }
+        }
+        if head_pending || n > 0 {
+            let bytes = if head_pending {
+                out.extend_from_slice(&inbuf.data()[..n]);
+                &out[..]
+            } else {
+                &inbuf.data()[..n]
+            };
+            let len = bytes.len() as u64;
+            match send_all(dst, bytes, deadline(dst_t)).await {
+                Sent::Done => {}
+                Sent::Timeout => return Err(BodyEnd::DstTimeout),
+                Sent::Failed => return Err(BodyEnd::DstAbort),
+            }
+            head_pending = false;
+            inbuf.consume(n);
+            *counted += len;
+        }
+        if ended {
+            return Ok(());
+        }
+        if splice && inbuf.is_empty() && dir.data_ahead() >= SPLICE_MIN {
+            continue;
+        }
+        match fill(src, inbuf, deadline(src_t)).await {
+            Read::Data => {}
+            Read::Eof if dir.on_eof() => return Ok(()),
+            Read::Eof | Read::Failed => return Err(BodyEnd::SrcAbort),
+            Read::Timeout => return Err(BodyEnd::SrcTimeout),
+            Read::Full => return Err(BodyEnd::Framing),
+        }
+    }
 }
