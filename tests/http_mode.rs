@@ -1012,3 +1012,59 @@ fn request_timers_start_at_the_first_byte_not_the_accept() {
         "Ta starts with the request: {line}"
     );
 }
+
+#[test]
+fn a_server_streaming_its_answer_while_reading_the_body_is_not_deadlocked() {
+    if !have("curl") {
+        return;
+    }
+    // Echoes each piece of the request body as it arrives (a chunked
+    // response written before the body has ended), as a streaming service
+    // does: with the body sent before the response is read, both sides would
+    // block once the socket buffers are full.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (s, _) = l.accept().unwrap();
+        let mut w = s.try_clone().unwrap();
+        let mut r = std::io::BufReader::new(s);
+        let mut len = 0usize;
+        loop {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut r, &mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+        }
+        w.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap();
+        let mut buf = vec![0u8; 65536];
+        while len > 0 {
+            let n = r.read(&mut buf[..len.min(65536)]).unwrap();
+            assert!(n > 0);
+            w.write_all(format!("{n:x}\r\n").as_bytes()).unwrap();
+            w.write_all(&buf[..n]).unwrap();
+            w.write_all(b"\r\n").unwrap();
+            len -= n;
+        }
+        w.write_all(b"0\r\n\r\n").unwrap();
+    });
+    let lb = start(&[port], "", "");
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(5, 32 << 20);
+    let file = dir.path().join("stream.bin");
+    std::fs::write(&file, &data).unwrap();
+    let (err, out) = curl(&[
+        "-H",
+        "Expect:",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &lb.url("/stream"),
+    ]);
+    assert!(out == data, "{} bytes back; {err}", out.len());
+    let line = &lb.lines(1)[0];
+    assert!(line.contains(" 200 ") && line.contains(" ---- "), "{line}");
+}

@@ -14,6 +14,7 @@
 //! between requests (else `http-request`), `timeout client`/`server` while
 //! bodies move, `timeout tunnel` after `101 Switching Protocols`.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,6 +35,7 @@ use crate::http::validate::BodyKind;
 use crate::l4::KillSwitch;
 use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
+use duplex::Duplex;
 use io::{fill, fill_ready, send_all, Inbuf, Read, Sent};
 use route::{hash_key, route};
 
@@ -360,7 +362,55 @@ impl Conn<'_> {
                 }
             }
         }
-        // Also for a request without a body: its reader moves on to `End`.
+        if !no_body && !abandoned_body {
+            // Body up and response down at once.
+            let response_head = Cell::new(None);
+            let end = self
+                .duplex(
+                    reader,
+                    &mut resp,
+                    &server,
+                    &info,
+                    version,
+                    (client_t, server_t),
+                    rec,
+                    &response_head,
+                )
+                .await;
+            tl.response_head = response_head.get();
+            let server_id = slot.server;
+            drop(slot);
+            self.live.set_server(None);
+            return match end {
+                Duplex::Done {
+                    rinfo,
+                    status,
+                    keep_alive,
+                    server_stopped_reading,
+                } => {
+                    let reusable = self.sin.is_empty()
+                        && !server_stopped_reading
+                        && server_keep_alive(self.mode, &rinfo)
+                        && !matches!(rinfo.body, BodyKind::UntilClose | BodyKind::Tunnel);
+                    if reusable {
+                        self.park(backend, server_id, server);
+                    }
+                    let term = Termination::NORMAL;
+                    self.log(rec, request_time, &tl, Some(line), status, term);
+                    keep_alive && !server_stopped_reading && rinfo.body != BodyKind::Tunnel
+                }
+                Duplex::BeforeHead {
+                    status,
+                    term,
+                    answer: true,
+                } => self.fail(rec, request_time, &tl, line, status, term).await,
+                Duplex::BeforeHead { status, term, .. } | Duplex::AfterHead { status, term } => {
+                    self.log(rec, request_time, &tl, Some(line), status, term);
+                    false
+                }
+            };
+        }
+        // A request without a body: its reader moves on to `End`.
         if !abandoned_body {
             if let Err(term) = self
                 .forward_body_up(reader, &server, client_t, server_t, rec)
@@ -525,20 +575,25 @@ impl Conn<'_> {
         drop(slot);
         self.live.set_server(None);
         if clean && server_keep && rinfo.body != BodyKind::UntilClose {
-            if be.http_reuse == HttpReuse::Never {
-                self.private = Some((backend, server_id, server));
-            } else {
-                ctx.idle.put(backend, server_id, server);
-            }
-        } else {
-            drop(server);
+            self.park(backend, server_id, server);
         }
         self.log(rec, request_time, &tl, Some(line), status, term);
         keep && term == Termination::NORMAL
     }
+
+    /// Keeps a server connection whose exchange ended cleanly for the next
+    /// request: this client's own (`http-reuse never`) or the shard's pool.
+    fn park(&mut self, backend: usize, server: usize, sock: Socket) {
+        if self.ctx.config.backends[backend].http_reuse == HttpReuse::Never {
+            self.private = Some((backend, server, sock));
+        } else {
+            self.ctx.idle.put(backend, server, sock);
+        }
+    }
 }
 
 mod body;
+mod duplex;
 mod io;
 mod reply;
 mod route;
