@@ -1068,3 +1068,44 @@ fn a_server_streaming_its_answer_while_reading_the_body_is_not_deadlocked() {
     let line = &lb.lines(1)[0];
     assert!(line.contains(" 200 ") && line.contains(" ---- "), "{line}");
 }
+
+#[test]
+fn a_request_killed_by_hard_stop_after_is_logged_kh() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in l.incoming().take(2) {
+            held.push(c);
+        }
+    });
+    let server = format!("{{ name = \"s1\", address = \"127.0.0.1:{port}\" }}");
+    let mut lb = start_list(
+        &server,
+        "hard-stop-after = \"300ms\"",
+        "timeout = { connect = \"1s\", client = \"30s\", server = \"30s\" }",
+        "",
+    );
+    let mut s = lb.connect();
+    s.write_all(b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // The request is with the server once the proxy has connected.
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string("/proc/net/tcp")
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(&format!(":{port:04X} ")) && l.contains(" 01 "))
+            .count()
+            >= 2
+    }));
+    assert!(lb
+        ._lb
+        .stop(Duration::from_secs(10))
+        .expect("stopped")
+        .success());
+    let line = &lb.lines(1)[0];
+    assert!(
+        line.contains(" KH-- ") && line.ends_with("\"GET /stuck HTTP/1.1\""),
+        "{line}"
+    );
+}

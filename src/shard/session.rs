@@ -56,10 +56,9 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     let live = ctx.live.register(fe.default_backend, kill.clone());
     if fe.mode == Mode::Http {
         // One log line per request, written by the HTTP session itself.
-        kill.guard(http::serve(
-            &ctx, frontend, &client, &report, t0, &live, &kill,
-        ))
-        .await;
+        // The kill switch is watched request by request inside, so a killed
+        // request still gets its log line.
+        http::serve(&ctx, frontend, &client, &report, t0, &live, &kill).await;
         drop(live);
         drop(client);
         drop(permit);

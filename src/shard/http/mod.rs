@@ -63,6 +63,9 @@ struct Conn<'a> {
     kill: &'a Rc<KillSwitch>,
     /// `http-reuse never`: this client's server connection (backend, server).
     private: Option<(usize, usize, Socket)>,
+    /// The request being served: its line and when it began (`%tr`, and the
+    /// instant for `%Ta`), for the log line of a request killed midway.
+    in_flight: Option<(Box<[u8]>, SystemTime, Instant)>,
 }
 
 fn deadline(t: Option<Duration>) -> Option<Instant> {
@@ -102,6 +105,7 @@ pub async fn serve(
         live,
         kill,
         private: None,
+        in_flight: None,
     };
     let mut reader = RequestReader::new(conn.limits);
     let mut first = true;
@@ -109,9 +113,15 @@ pub async fn serve(
     let mut idle_from = t0;
     loop {
         let mut record = base.clone();
-        let more = conn
-            .request(&mut reader, &mut record, first, idle_from, request_time)
-            .await;
+        conn.in_flight = None;
+        let request = conn.request(&mut reader, &mut record, first, idle_from, request_time);
+        let more = match kill.guard(request).await {
+            Some(more) => more,
+            None => {
+                conn.log_killed(&mut record);
+                false
+            }
+        };
         first = false;
         idle_from = Instant::now();
         request_time = SystemTime::now();
@@ -226,6 +236,7 @@ impl Conn<'_> {
             return false;
         };
         let line = head.request_line(buf);
+        self.in_flight = Some((line.clone(), request_time, tl.request_start));
         let method = head.method;
         let version = head.version;
         let Some(backend) = route(ctx, self.frontend, head, buf) else {

@@ -33,6 +33,26 @@ impl Conn<'_> {
         None
     }
 
+    /// The line of a request ended by its kill switch (`hard-stop-after`: `K`,
+    /// its server marked down with `shutdown-sessions`: `D`), in the phase it
+    /// was in; nothing for a connection killed between requests.
+    pub(super) fn log_killed(&mut self, rec: &mut SessionRecord) {
+        let Some((line, request_time, start)) = self.in_flight.take() else {
+            return;
+        };
+        let who = if self.ctx.killed.get() { b'K' } else { b'D' };
+        let phase = if rec.bytes_down == 0 { b'H' } else { b'D' };
+        let tl = Timeline::new(start);
+        self.log(
+            rec,
+            request_time,
+            &tl,
+            Some(line),
+            0,
+            Termination([who, phase]),
+        );
+    }
+
     pub(super) fn fill_connect(&self, rec: &mut SessionRecord, info: &ConnectInfo) {
         rec.server = info.server;
         rec.retries = info.retries;
