@@ -24,6 +24,15 @@
 # DIR and prints where each proxy's CPU went: kernel or user space, and the share
 # of samples under each system call (nested, so the rows overlap).
 #
+# Cost per request (small-message workloads: redis-*, bench-rr): every measured
+# run counts the proxy's system calls (`perf stat -e raw_syscalls:sys_enter -p`,
+# when perf works here) and its user and system CPU time separately
+# (/proc/PID/stat). The report splits CPU per request into what the proxy
+# controls — user-space time plus the entry/exit cost of the system calls it
+# makes (syscalls × the cost of a null syscall, `perf bench syscall basic`,
+# measured at the start) — and the rest, the kernel's TCP/loopback work that any
+# proxy pays for the same bytes.
+#
 # --cpu-cap PCT gives each proxy the same CPU budget, PCT % of one CPU per
 # shard/thread (a cgroup CPU-bandwidth limit, 10 ms period; needs root). On a
 # machine whose load generators saturate before the proxy does (2 cores: one for
@@ -155,10 +164,20 @@ if [ -n "$cap" ]; then
 fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+user_ticks() { awk '{print $14}' "/proc/$1/stat"; }
+# Syscall counting needs perf and its raw_syscalls tracepoint.
+count_syscalls=0
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -o /dev/null -- true 2>/dev/null; then
+    count_syscalls=1
+    # Cost of a null syscall's entry and exit here, µs.
+    null_syscall_us=$(perf bench syscall basic 2>/dev/null | awk '/usecs\/op/ {print $1}')
+fi
+null_syscall_us=${null_syscall_us:-}
+small_message() { case "$1" in redis-*|bench-rr) return 0 ;; *) return 1 ;; esac; }
 results="$work/results.tsv"
 : > "$results"
-# record WORKLOAD PROXY VALUE [BYTES CPU_S] [P99_MS]
-record() { printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" "${5:-}" "${6:-}" >> "$results"; }
+# record WORKLOAD PROXY VALUE [BYTES CPU_S] [P99_MS] [SYSCALLS USER_S]
+record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" "${5:-}" "${6:-}" "${7:-}" "${8:-}" >> "$results"; }
 
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
 load() { taskset -c "$load_cpus" "$@"; }
@@ -216,10 +235,20 @@ for w in $workloads; do
     for r in $(seq 1 "$rounds"); do
         for side in ringlb haproxy; do
             if [ "$side" = ringlb ]; then [ "$ringlb_ok" -eq 1 ] || continue; pid=$rl_pid; p=$rp; else pid=$hp_pid; p=$hp; fi
-            c0=$(cpu_ticks "$pid")
+            c0=$(cpu_ticks "$pid"); u0=$(user_ticks "$pid")
+            sc_pid=""
+            if [ "$count_syscalls" -eq 1 ] && small_message "$w"; then
+                perf stat -e raw_syscalls:sys_enter -x, -p "$pid" -o "$work/syscalls.txt" >/dev/null 2>&1 & sc_pid=$!
+            fi
             read -r v b p99 <<<"$(measure "$w" "$p")"
-            c1=$(cpu_ticks "$pid")
-            record "$w" "$side" "$v" "$b" "$(python3 -c "print(($c1-$c0)/$(getconf CLK_TCK))")" "$p99"
+            c1=$(cpu_ticks "$pid"); u1=$(user_ticks "$pid")
+            sc=""
+            if [ -n "$sc_pid" ]; then
+                kill -INT "$sc_pid" 2>/dev/null || true; wait "$sc_pid" 2>/dev/null || true
+                sc=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$work/syscalls.txt")
+            fi
+            hz=$(getconf CLK_TCK)
+            record "$w" "$side" "$v" "$b" "$(python3 -c "print(($c1-$c0)/$hz)")" "$p99" "$sc" "$(python3 -c "print(($u1-$u0)/$hz)")"
         done
         [ -t 2 ] && printf '\r%s round %s/%s' "$w" "$r" "$rounds" >&2
     done
@@ -236,11 +265,12 @@ if want idle; then
 fi
 elapsed=$(( $(date +%s) - start ))
 
-python3 - "$results" "$rounds" "$elapsed" "$threads" "$secs" "$cap" "$check" "$perfdir" <<'PY' | tee "${out:-/dev/null}"
+python3 - "$results" "$rounds" "$elapsed" "$threads" "$secs" "$cap" "$check" "$perfdir" "$null_syscall_us" <<'PY' | tee "${out:-/dev/null}"
 import sys, statistics as st
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 rounds, elapsed, threads, secs, cap, check = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7] == "1"
 perfdir = sys.argv[8]
+null_us = float(sys.argv[9]) if sys.argv[9] else None
 units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s"}
 def vals(w, side, col=2):
     return [float(r[col]) for r in rows if r[0] == w and r[1] == side and r[col] not in ("", "-")]
@@ -288,6 +318,35 @@ if cpu:
         unit = "CPU s per GB" if w in streams else "CPU µs per request"
         a, b = per("ringlb"), per("haproxy")
         print(f"| {w} | {unit} | {a:.3f} | {b:.3f} | {a/b:.2f} |" if a and b else f"| {w} | {unit} | – | – | – |")
+split = [w for w in seen if any(r[0] == w and len(r) > 7 and r[6] not in ("", "-") for r in rows)]
+if split and null_us:
+    print(f"\nCost per request, all rounds summed (syscalls: perf's raw_syscalls:sys_enter; CPU: /proc/PID/stat).")
+    print(f"Proxy-controlled = user-space time + syscalls × {null_us:.3f} µs (a null syscall's entry and exit here,")
+    print("`perf bench syscall basic`); the rest of the system time is the kernel's TCP and loopback work and the")
+    print("event interface's own kernel work, which this split leaves on the kernel's side.\n")
+    print("| workload | proxy | syscalls/req | user µs/req | system µs/req | proxy-controlled µs/req |")
+    print("|---|---|---|---|---|---|")
+    ratios = {}
+    for w in split:
+        got = {}
+        for side in ("ringlb", "haproxy"):
+            rs = [r for r in rows if r[0] == w and r[1] == side and len(r) > 7 and r[6] not in ("", "-") and r[3] not in ("", "-")]
+            n = sum(float(r[3]) for r in rs)
+            if not n:
+                continue
+            sc = sum(float(r[6]) for r in rs) / n
+            user = sum(float(r[7]) for r in rs) / n * 1e6
+            cpu = sum(float(r[4]) for r in rs) / n * 1e6
+            ctrl = user + sc * null_us
+            got[side] = (sc, ctrl)
+            print(f"| {w} | {side} | {sc:.3f} | {user:.3f} | {cpu - user:.3f} | {ctrl:.3f} |")
+        if len(got) == 2 and got["haproxy"][0] and got["haproxy"][1]:
+            ratios[w] = (got["ringlb"][0] / got["haproxy"][0], got["ringlb"][1] / got["haproxy"][1])
+    if ratios:
+        print("\n| workload | syscalls/req ringlb/HAProxy | proxy-controlled CPU/req ringlb/HAProxy |")
+        print("|---|---|---|")
+        for w, (a, b) in ratios.items():
+            print(f"| {w} | {a:.2f} | {b:.2f} |")
 if perfdir:
     import os, subprocess
     entries = [("TCP send (with loopback delivery)", "__x64_sys_sendto"), ("TCP receive", "__x64_sys_recvfrom"),

@@ -86,6 +86,56 @@ fn check_refuses_each_bad_config_with_line_and_message() {
 }
 
 #[test]
+fn check_refuses_overflowing_durations_invalid_utf8_and_huge_values_briefly() {
+    let good = cfg(9000, "127.0.0.1:8000", "");
+    for (text, want) in [
+        (
+            good.replace("connect = \"1s\"", "connect = \"307445734561825861m\""),
+            ":6:23: backend \"be\": timeout connect: timer overflow in \"307445734561825861m\" \
+             (maximum value is 2147483647 ms or ~24.8 days)",
+        ),
+        (
+            cfg(9000, "127.0.0.1:8000", "hard-stop-after = \"25d\""),
+            "timer overflow in \"25d\"",
+        ),
+    ] {
+        let (code, _, err) = check(&text);
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains(want), "expected `{want}` in `{err}`");
+    }
+    // A 1 MB bad value is quoted in a few dozen bytes, not echoed whole.
+    let huge = good.replace("\"1s\"", &format!("\"1{}\"", "x".repeat(1 << 20)));
+    let (code, _, err) = check(&huge);
+    assert_eq!(code, 1);
+    assert!(err.len() < 400, "{} bytes of error", err.len());
+    // Invalid UTF-8 names its line and column.
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("c.toml");
+    let mut bytes = good.into_bytes();
+    let at = bytes.iter().position(|&b| b == b'[').unwrap() + 1;
+    bytes.insert(at, 0xff);
+    std::fs::write(&p, &bytes).unwrap();
+    let (code, _, err) = ringlb_cmd(&["check", "-f", p.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("c.toml:1:2: invalid UTF-8 (byte 0xff)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_warns_about_missing_timeouts_like_haproxy() {
+    let text = cfg(9000, "127.0.0.1:8000", "").replace("client = \"30s\", ", "");
+    let (code, out, _) = check(&text);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("warning: missing timeouts for frontend 'fe'."),
+        "{out}"
+    );
+    assert!(!out.contains("for backend 'be'"), "{out}");
+}
+
+#[test]
 fn check_warns_when_the_backlog_exceeds_somaxconn() {
     let somaxconn: u64 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
         .unwrap()

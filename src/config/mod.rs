@@ -59,10 +59,20 @@ fn io_error(path: &Path, e: std::io::Error) -> ConfigError {
 fn read_capped(path: &Path) -> Result<String, ConfigError> {
     let buf = read_bytes_capped(path)?;
     String::from_utf8(buf).map_err(|e| {
-        io_error(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()),
-        )
+        // Point at the first bad byte: the text before it is valid UTF-8.
+        let at = e.utf8_error().valid_up_to();
+        let before = String::from_utf8_lossy(&e.as_bytes()[..at]);
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ConfigError {
+            file: path.to_path_buf(),
+            line,
+            col,
+            kind: ConfigErrorKind::Syntax(format!(
+                "invalid UTF-8 (byte 0x{:02x}); a TOML configuration must be UTF-8",
+                e.as_bytes()[at]
+            )),
+        }
     })
 }
 

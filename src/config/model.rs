@@ -52,6 +52,12 @@ pub struct Tune {
     pub bufsize: usize,
     /// `false` forces the copy path everywhere.
     pub splice: bool,
+    /// Small messages move on io_uring proper: multishot recv into a per-shard
+    /// provided-buffer ring, sends as SQEs (`false`: the poll + recv/send path).
+    pub ring_copy: bool,
+    /// Buffers (of `bufsize` bytes) in each shard's provided-buffer ring; a
+    /// power of two. A session holds one only while bytes are in flight.
+    pub ring_buffers: u16,
 }
 
 impl Default for Tune {
@@ -61,6 +67,8 @@ impl Default for Tune {
             maxpipes: 0,
             bufsize: 16384,
             splice: true,
+            ring_copy: true,
+            ring_buffers: 512,
         }
     }
 }

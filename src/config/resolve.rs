@@ -489,6 +489,20 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
         if let Some(s) = t.splice {
             tune.splice = s;
         }
+        if let Some(s) = t.ring_copy {
+            tune.ring_copy = s;
+        }
+        if let Some(v) = &t.ring_buffers {
+            let n = int(v, "tune ring-buffers", 16, 32768)?;
+            if !n.is_power_of_two() {
+                return Err(loc.error(
+                    span(v),
+                    "global",
+                    format!("tune ring-buffers {n} must be a power of two"),
+                ));
+            }
+            tune.ring_buffers = n as u16;
+        }
     }
     let global_log = match g.and_then(|g| g.log.as_ref()) {
         None => Vec::new(),

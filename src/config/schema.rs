@@ -52,6 +52,8 @@ pub struct RawTune {
     pub maxpipes: Option<Spanned<i64>>,
     pub bufsize: Option<Spanned<i64>>,
     pub splice: Option<bool>,
+    pub ring_copy: Option<bool>,
+    pub ring_buffers: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]

@@ -5,6 +5,8 @@
 
 mod pools;
 mod pump;
+mod ringpump;
 
 pub use pools::{BufferPool, PipePool};
 pub use pump::{KillSwitch, Pools, Pump, PumpEnd, PumpLimits, PumpResult, Transport};
+pub use ringpump::{RingOutcome, RingPump, RingResult, MAX_QUEUED};

@@ -46,6 +46,35 @@ pub struct PumpLimits {
     pub splice: bool,
 }
 
+impl PumpLimits {
+    /// When the client and server sides time out, given when each last moved a
+    /// byte (read from or written to it). Half-closed sessions use the `-fin`
+    /// timeouts; in a tunnel only inactivity in both directions counts, and it
+    /// is reported as the client's.
+    pub fn deadlines(
+        &self,
+        half_closed: bool,
+        client_last: Instant,
+        server_last: Instant,
+    ) -> (Option<Instant>, Option<Instant>) {
+        if let Some(t) = self.tunnel {
+            return (client_last.max(server_last).checked_add(t), None);
+        }
+        let (c, s) = if half_closed {
+            (
+                self.client_fin.or(self.client),
+                self.server_fin.or(self.server),
+            )
+        } else {
+            (self.client, self.server)
+        };
+        (
+            c.and_then(|l| client_last.checked_add(l)),
+            s.and_then(|l| server_last.checked_add(l)),
+        )
+    }
+}
+
 /// One side of a forwarded session: a plain socket today, a TLS session later.
 /// Every operation is non-blocking; readiness comes from polling [`fd`].
 ///
@@ -147,6 +176,15 @@ impl KillSwitch {
         self.killed.get()
     }
 
+    /// The task to wake when the switch is thrown (cloned only if it changed).
+    pub fn set_waker(&self, cx: &Context<'_>) {
+        let w = match self.waker.take() {
+            Some(w) if w.will_wake(cx.waker()) => w,
+            _ => cx.waker().clone(),
+        };
+        self.waker.set(Some(w));
+    }
+
     /// Runs `fut` until it completes (`Some`) or the switch is thrown (`None`,
     /// and `fut` is dropped, which releases whatever it held: a queue ticket, a
     /// connecting socket).
@@ -159,7 +197,7 @@ impl KillSwitch {
             if let Poll::Ready(v) = fut.as_mut().poll(cx) {
                 return Poll::Ready(Some(v));
             }
-            self.waker.set(Some(cx.waker().clone()));
+            self.set_waker(cx);
             Poll::Pending
         })
         .await
@@ -498,7 +536,7 @@ impl Pump {
         limits: PumpLimits,
         kill: Rc<KillSwitch>,
     ) -> PumpResult {
-        let now = Instant::now();
+        let now = ring::now_coarse();
         let mut c = Side::new(client, now, true);
         let mut s = Side::new(server, now, false);
         let mut up = Flow::new();
@@ -519,7 +557,7 @@ impl Pump {
                     Ok(p) => progress |= p,
                     Err(()) => return Poll::Ready(PumpEnd::ServerAborted),
                 }
-                let now = Instant::now();
+                let now = ring::now_coarse();
                 let a = up.step(&mut c, &mut s, pools, now, limits.splice);
                 let b = down.step(&mut s, &mut c, pools, now, limits.splice);
                 // Who failed: the client side (its read up, or its write down)
@@ -554,31 +592,7 @@ impl Pump {
                     continue;
                 }
                 // Nothing to do: arm the inactivity timer and sleep.
-                let half_closed = up.done || down.done;
-                let client_limit = if limits.tunnel.is_some() {
-                    limits.tunnel
-                } else if half_closed {
-                    limits.client_fin.or(limits.client)
-                } else {
-                    limits.client
-                };
-                let server_limit = if limits.tunnel.is_some() {
-                    limits.tunnel
-                } else if half_closed {
-                    limits.server_fin.or(limits.server)
-                } else {
-                    limits.server
-                };
-                // In a tunnel, only inactivity in both directions counts.
-                let (cd, sd) = if limits.tunnel.is_some() {
-                    let last = c.last_active.max(s.last_active);
-                    (client_limit.map(|l| last + l), None)
-                } else {
-                    (
-                        client_limit.map(|l| c.last_active + l),
-                        server_limit.map(|l| s.last_active + l),
-                    )
-                };
+                let (cd, sd) = limits.deadlines(up.done || down.done, c.last_active, s.last_active);
                 if let Some(d) = cd {
                     if now >= d {
                         return Poll::Ready(PumpEnd::ClientTimeout);
@@ -600,7 +614,7 @@ impl Pump {
                         continue;
                     }
                 }
-                kill.waker.set(Some(cx.waker().clone()));
+                kill.set_waker(cx);
                 return Poll::Pending;
             }
         })

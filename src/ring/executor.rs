@@ -152,6 +152,9 @@ pub fn block_on<T: 'static>(
     // Drop remaining tasks (and so their in-flight ops) while the reactor lives.
     let tasks = TASKS.with(|t| std::mem::take(&mut *t.borrow_mut()));
     drop(tasks);
+    // Let the kernel finish (or cancel) what the dropped tasks left in flight
+    // before the memory those ops point into goes away with the reactor.
+    reactor::with(|r| r.drain(std::time::Duration::from_secs(1)));
     RUN_QUEUE.with(|q| q.borrow_mut().clear());
     timer::reset();
     REACTOR.with(|r| *r.borrow_mut() = None);

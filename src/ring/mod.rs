@@ -13,6 +13,7 @@
 //! Never call into the runtime from another thread: cross-thread wake-ups go
 //! through an eventfd the shard polls.
 
+mod bufring;
 mod executor;
 mod ops;
 mod reactor;
@@ -21,8 +22,13 @@ mod timer;
 #[cfg(test)]
 mod tests;
 
+pub use bufring::Chunk;
 pub use executor::{block_on, spawn, yield_now};
-pub use ops::{accept_multi, poll_once, recv_owned, AcceptMulti, PollMulti, PollOnce, RecvOwned};
+pub use ops::{
+    accept_multi, buffer_size, poll_once, recv_multi, recv_owned, send_chunk, setup_buffers,
+    wait_for_buffers, with_chunk, AcceptMulti, PollMulti, PollOnce, Received, RecvMulti, RecvOwned,
+    SendChunk,
+};
 pub use reactor::{RingConfig, RingError};
 pub use timer::{now_coarse, sleep_until, with_deadline, Sleep};
 

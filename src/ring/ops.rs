@@ -10,6 +10,7 @@ use std::task::{Context, Poll};
 
 use io_uring::{opcode, types};
 
+use super::bufring::Chunk;
 use super::reactor::{self, OpKey};
 
 fn result_to_io(res: i32) -> io::Result<u32> {
@@ -58,7 +59,7 @@ impl Future for PollOnce {
                 let k = reactor::with(|r| {
                     // SAFETY: a poll entry references no memory.
                     let k = unsafe { r.submit(entry) };
-                    r.slot(k).waker = Some(cx.waker().clone());
+                    reactor::set_waker(&mut r.slot(k).waker, cx);
                     k
                 });
                 this.key.0 = Some(k);
@@ -73,7 +74,7 @@ impl Future for PollOnce {
                         Poll::Ready(result_to_io(res))
                     }
                     None => {
-                        s.waker = Some(cx.waker().clone());
+                        reactor::set_waker(&mut s.waker, cx);
                         Poll::Pending
                     }
                 }
@@ -129,7 +130,7 @@ impl PollMulti {
             }
             let ended = s.finished;
             if !ended && ev == 0 && err.is_none() {
-                s.waker = Some(cx.waker().clone());
+                reactor::set_waker(&mut s.waker, cx);
             }
             if ended {
                 r.release(k);
@@ -150,7 +151,7 @@ impl PollMulti {
         if ended {
             // Re-arm and register interest on the new slot.
             let k = self.arm();
-            reactor::with(|r| r.slot(k).waker = Some(cx.waker().clone()));
+            reactor::with(|r| reactor::set_waker(&mut r.slot(k).waker, cx));
         }
         Poll::Pending
     }
@@ -210,7 +211,7 @@ impl AcceptMulti {
                 r.release(k);
                 return None;
             }
-            s.waker = Some(cx.waker().clone());
+            reactor::set_waker(&mut s.waker, cx);
             Some(i32::MIN)
         });
         match r {
@@ -291,7 +292,7 @@ impl Future for RecvOwned {
                     let k = r.submit_owning(Box::new(buf), |b| {
                         opcode::Recv::new(types::Fd(fd), b.as_mut_ptr(), b.len() as u32).build()
                     });
-                    r.slot(k).waker = Some(cx.waker().clone());
+                    reactor::set_waker(&mut r.slot(k).waker, cx);
                     k
                 });
                 this.key.0 = Some(k);
@@ -311,7 +312,235 @@ impl Future for RecvOwned {
                     Poll::Ready((result_to_io(res).map(|n| n as usize), buf))
                 }
                 None => {
-                    r.slot(k).waker = Some(cx.waker().clone());
+                    reactor::set_waker(&mut r.slot(k).waker, cx);
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+/// What a multishot recv produced.
+#[derive(Debug)]
+pub enum Received {
+    /// Bytes in a provided buffer, now owned by the caller.
+    Data(Chunk),
+    /// The peer sent FIN; the op has ended.
+    Eof,
+}
+
+/// Sets up this shard's provided-buffer ring: `count` buffers (a power of two)
+/// of `size` bytes. Without it, [`recv_multi`] cannot be used.
+pub fn setup_buffers(count: u16, size: usize) -> io::Result<()> {
+    reactor::with(|r| r.setup_bufring(count, size))
+}
+
+/// Size of one provided buffer (0 without a buffer ring).
+pub fn buffer_size() -> usize {
+    reactor::with(|r| r.bufring.as_ref().map_or(0, |b| b.buf_size()))
+}
+
+/// Runs `f` on the bytes of a received chunk.
+pub fn with_chunk<R>(c: &Chunk, f: impl FnOnce(&[u8]) -> R) -> R {
+    reactor::with(|r| f(r.bufring.as_ref().map_or(&[][..], |b| b.data(c))))
+}
+
+/// Wakes the task once buffers are given back to the ring (after a recv ended
+/// with `ENOBUFS`).
+pub fn wait_for_buffers(cx: &mut Context<'_>) {
+    reactor::with(|r| {
+        if let Some(b) = r.bufring.as_mut() {
+            b.wait_for_buffers(cx.waker().clone());
+        }
+    })
+}
+
+/// A multishot `recv` into the shard's provided buffers (`IORING_OP_RECV` with
+/// `IORING_RECV_MULTISHOT`, kernel 6.0+): armed once, it completes every time
+/// the socket has bytes, each time in a buffer the kernel picks, with no
+/// syscall of its own. An idle socket holds no buffer.
+pub fn recv_multi(fd: RawFd) -> RecvMulti {
+    RecvMulti {
+        fd,
+        key: SlotKey(None),
+        cancelled: false,
+        done: false,
+    }
+}
+
+pub struct RecvMulti {
+    fd: RawFd,
+    key: SlotKey,
+    cancelled: bool,
+    /// EOF or an error ended it for good.
+    done: bool,
+}
+
+impl RecvMulti {
+    fn arm(&mut self) -> OpKey {
+        let entry = opcode::RecvMulti::new(types::Fd(self.fd), reactor::BUF_GROUP).build();
+        // SAFETY: the entry names a buffer group, not memory of ours; the
+        // buffers belong to the reactor's ring, which outlives every op.
+        let k = reactor::with(|r| unsafe { r.submit(entry) });
+        self.key.0 = Some(k);
+        k
+    }
+
+    /// The next chunk, EOF or error; `None` once cancelled (or done) and drained.
+    /// `Err(ENOBUFS)`: the ring ran dry and the op ended; call
+    /// [`wait_for_buffers`], then poll again to re-arm.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Received>>> {
+        loop {
+            let k = match self.key.0 {
+                Some(k) => k,
+                None if self.cancelled || self.done => return Poll::Ready(None),
+                None => self.arm(),
+            };
+            let next = reactor::with(|r| {
+                let s = r.slot(k);
+                if let Some((res, flags)) = s.results.pop_front() {
+                    // The op's last completion: free its slot now, so a caller
+                    // that stops polling after EOF leaves nothing behind.
+                    let last = s.finished && s.results.is_empty();
+                    if last {
+                        r.release(k);
+                    }
+                    return Some(Some((res, flags, last)));
+                }
+                if s.finished {
+                    r.release(k);
+                    return Some(None);
+                }
+                reactor::set_waker(&mut s.waker, cx);
+                None
+            });
+            match next {
+                None => return Poll::Pending,
+                // Ended: by our cancel, or by the kernel (re-armed on the loop).
+                Some(None) => self.key.0 = None,
+                Some(Some((res, flags, last))) => {
+                    if last {
+                        self.key.0 = None;
+                    }
+                    let chunk = io_uring::cqueue::buffer_select(flags).map(|bid| Chunk {
+                        bid,
+                        len: res.max(0) as usize,
+                    });
+                    if res > 0 {
+                        if let Some(c) = chunk {
+                            return Poll::Ready(Some(Ok(Received::Data(c))));
+                        }
+                        continue;
+                    }
+                    drop(chunk);
+                    if res == 0 {
+                        self.done = true;
+                        return Poll::Ready(Some(Ok(Received::Eof)));
+                    }
+                    if -res == libc::ECANCELED {
+                        self.cancelled = true;
+                        continue;
+                    }
+                    if -res != libc::ENOBUFS {
+                        self.done = true;
+                    }
+                    return Poll::Ready(Some(Err(io::Error::from_raw_os_error(-res))));
+                }
+            }
+        }
+    }
+
+    /// Asks the kernel to stop; keep polling until `None` to take the chunks
+    /// received before the cancel took effect (they hold the stream's bytes).
+    pub fn cancel(&mut self) {
+        if self.cancelled {
+            return;
+        }
+        self.cancelled = true;
+        if let Some(k) = self.key.0 {
+            reactor::with(|r| r.cancel(k));
+        }
+    }
+
+    /// Armed, or will arm on the next poll (neither cancelled nor done).
+    pub fn is_live(&self) -> bool {
+        !self.cancelled && !self.done
+    }
+
+    /// Cancelled or done, and its last completion taken: no byte can still
+    /// arrive through it.
+    pub fn is_finished(&self) -> bool {
+        self.key.0.is_none() && (self.cancelled || self.done)
+    }
+}
+
+/// Sends bytes `[offset..]` of a received chunk (`IORING_OP_SEND`). The chunk
+/// rides in the op's slot until the final completion, so its buffer cannot go
+/// back to the kernel while being read; it is handed back with the result.
+pub fn send_chunk(fd: RawFd, chunk: Chunk, offset: usize) -> SendChunk {
+    SendChunk {
+        fd,
+        chunk: Some(chunk),
+        offset,
+        key: SlotKey(None),
+    }
+}
+
+pub struct SendChunk {
+    fd: RawFd,
+    chunk: Option<Chunk>,
+    offset: usize,
+    key: SlotKey,
+}
+
+impl Future for SendChunk {
+    /// Bytes sent from the offset asked (maybe fewer than the rest), the chunk
+    /// back, and that offset.
+    type Output = (io::Result<usize>, Chunk, usize);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let k = match this.key.0 {
+            Some(k) => k,
+            None => {
+                let chunk = this.chunk.take().expect("polled after completion");
+                let (fd, offset) = (this.fd, this.offset);
+                let k = reactor::with(|r| {
+                    let base = r
+                        .bufring
+                        .as_ref()
+                        .expect("send_chunk needs the buffer ring")
+                        .buf_ptr(chunk.bid);
+                    let len = chunk.len.saturating_sub(offset) as u32;
+                    let k = r.submit_owning(Box::new(Some(chunk)), |_| {
+                        // SAFETY of the pointer: inside buffer `bid` of the
+                        // ring's boxed slice, which outlives the op; the chunk
+                        // (kept in the slot) keeps the buffer from being reused.
+                        opcode::Send::new(types::Fd(fd), base.wrapping_add(offset), len)
+                            .flags(libc::MSG_NOSIGNAL)
+                            .build()
+                    });
+                    reactor::set_waker(&mut r.slot(k).waker, cx);
+                    k
+                });
+                this.key.0 = Some(k);
+                return Poll::Pending;
+            }
+        };
+        reactor::with(|r| {
+            let res = r.slot(k).results.pop_front();
+            match res {
+                Some((res, _)) => {
+                    let chunk = r
+                        .owned_mut::<Option<Chunk>>(k)
+                        .and_then(Option::take)
+                        .expect("the chunk rides in the slot");
+                    r.release(k);
+                    this.key.0 = None;
+                    Poll::Ready((result_to_io(res).map(|n| n as usize), chunk, this.offset))
+                }
+                None => {
+                    reactor::set_waker(&mut r.slot(k).waker, cx);
                     Poll::Pending
                 }
             }

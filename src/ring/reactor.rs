@@ -23,6 +23,8 @@ use std::time::Duration;
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
+use super::bufring::{BufRing, Chunk};
+
 /// `IORING_ENTER_GETEVENTS` (not re-exported by the io-uring crate): run deferred
 /// completion work even when not waiting.
 const ENTER_GETEVENTS: u32 = 1;
@@ -110,7 +112,12 @@ pub(crate) struct Reactor {
     ring: IoUring,
     slots: Vec<Slot>,
     free: Vec<usize>,
+    /// The shard's provided-buffer ring, once set up (`setup_bufring`).
+    pub(crate) bufring: Option<BufRing>,
 }
+
+/// The buffer group id of the shard's provided-buffer ring.
+pub(crate) const BUF_GROUP: u16 = 1;
 
 thread_local! {
     pub(crate) static REACTOR: RefCell<Option<Reactor>> = const { RefCell::new(None) };
@@ -167,7 +174,38 @@ impl Reactor {
             ring,
             slots: Vec::new(),
             free: Vec::new(),
+            bufring: None,
         })
+    }
+
+    /// Registers a provided-buffer ring of `count` buffers of `size` bytes.
+    pub(crate) fn setup_bufring(&mut self, count: u16, size: usize) -> io::Result<()> {
+        if self.bufring.is_none() {
+            self.bufring = Some(BufRing::new(&self.ring, count, size, BUF_GROUP)?);
+        }
+        Ok(())
+    }
+
+    /// Before the ring goes away: waits (at most `within`) for every op still
+    /// in flight to finish, so no kernel write can land in memory we free. If
+    /// some never finish, their memory and the buffer ring are leaked instead.
+    pub(crate) fn drain(&mut self, within: Duration) {
+        let end = std::time::Instant::now() + within;
+        while self.ops_in_flight() > 0 && std::time::Instant::now() < end {
+            let _ = self.submit_and_wait(Some(Duration::from_millis(10)));
+            self.reap();
+        }
+        let stuck = self.ops_in_flight() > 0;
+        if stuck {
+            for s in self.slots.iter_mut().filter(|s| s.in_use) {
+                if let Some(m) = s.owned.take() {
+                    std::mem::forget(m);
+                }
+            }
+        }
+        if let Some(b) = self.bufring.take() {
+            b.release(&self.ring, stuck);
+        }
     }
 
     fn alloc(&mut self) -> OpKey {
@@ -245,7 +283,6 @@ impl Reactor {
     }
 
     /// Slots held by ops not yet finished (or finished and not yet released).
-    #[cfg(test)]
     pub(crate) fn ops_in_flight(&self) -> usize {
         self.slots.iter().filter(|s| s.in_use).count()
     }
@@ -289,12 +326,14 @@ impl Reactor {
             return;
         }
         // Results nobody will take: accepted fds among them are closed (those
-        // clients see a close), whether or not the op has finished.
+        // clients see a close), provided buffers given back, whether or not the
+        // op has finished.
         let yields_fds = s.yields_fds;
-        for (res, _) in s.results.drain(..) {
+        for (res, flags) in s.results.drain(..) {
             if yields_fds {
                 close_fd(res);
             }
+            give_back(flags);
         }
         if s.finished {
             self.release(key);
@@ -356,6 +395,9 @@ impl Reactor {
         for key in pending {
             self.orphan(key);
         }
+        if let Some(b) = self.bufring.as_mut() {
+            b.reclaim();
+        }
         let slots = &mut self.slots;
         let free = &mut self.free;
         for cqe in self.ring.completion() {
@@ -383,6 +425,7 @@ impl Reactor {
                 if s.yields_fds {
                     close_fd(cqe.result());
                 }
+                give_back(cqe.flags());
                 if s.finished {
                     s.in_use = false;
                     s.owned = None;
@@ -392,11 +435,28 @@ impl Reactor {
             }
             s.results.push_back((cqe.result(), cqe.flags()));
             // Waking only touches the run queue, never the reactor, so it is
-            // safe while the reactor is borrowed.
-            if let Some(w) = s.waker.take() {
-                w.wake();
+            // safe while the reactor is borrowed. The waker stays registered:
+            // the same task polls this op again and need not clone it anew.
+            if let Some(w) = s.waker.as_ref() {
+                w.wake_by_ref();
             }
         }
+    }
+}
+
+/// Registers the polling task's waker in an op's slot, cloning it only when a
+/// different task polls (a session's task polls its ops many times).
+pub(crate) fn set_waker(slot: &mut Option<Waker>, cx: &std::task::Context<'_>) {
+    match slot {
+        Some(w) if w.will_wake(cx.waker()) => {}
+        _ => *slot = Some(cx.waker().clone()),
+    }
+}
+
+/// A completion that carried a provided buffer nobody will read: back to the ring.
+fn give_back(flags: u32) {
+    if let Some(bid) = cqueue::buffer_select(flags) {
+        drop(Chunk { bid, len: 0 });
     }
 }
 

@@ -177,7 +177,9 @@ fn with<R>(f: impl FnOnce(&mut Wheel) -> R) -> R {
 /// Wakes every timer whose deadline has passed.
 pub(crate) fn fire_expired() {
     let mut wake = Vec::new();
-    with(|w| w.fire(Instant::now(), &mut wake));
+    let now = Instant::now();
+    NOW.with(|n| n.set(Some(now)));
+    with(|w| w.fire(now, &mut wake));
     for w in wake {
         w.wake();
     }
@@ -189,12 +191,20 @@ pub(crate) fn next_wait() -> Option<Duration> {
 }
 
 pub(crate) fn reset() {
+    NOW.with(|n| n.set(None));
     WHEEL.with(|w| *w.borrow_mut() = None);
 }
 
-/// The current time; cheap enough to call per event (vDSO).
+thread_local! {
+    /// The time the executor read at the start of this round of tasks.
+    static NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The time at the start of the executor's current round (read once per round,
+/// when timers are fired): what sessions stamp activity and compare deadlines
+/// with, without a clock read per event. At most one round behind the clock.
 pub fn now_coarse() -> Instant {
-    Instant::now()
+    NOW.with(|n| n.get()).unwrap_or_else(Instant::now)
 }
 
 /// A timer that completes at `deadline`. Its deadline can be moved with
@@ -232,7 +242,7 @@ impl Future for Sleep {
     type Output = ();
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if Instant::now() >= self.deadline {
+        if now_coarse() >= self.deadline {
             if let Some(k) = self.key.take() {
                 with(|w| w.remove(k));
             }

@@ -44,6 +44,9 @@ pub struct ShardCtx {
     pub stopping: Cell<bool>,
     /// Set when `hard-stop-after` fires: every session, in whatever state, ends.
     pub killed: Cell<bool>,
+    /// The shard's provided-buffer ring is up: TCP sessions start on the ring
+    /// copy path (`l4::RingPump`).
+    pub ring_copy: Cell<bool>,
     /// Woken when `stopping` is set or the last session ends.
     pub stop_waker: RefCell<Option<Waker>>,
     /// One slot per accept loop, so a loop's waker is replaced, never piled up.
@@ -87,6 +90,7 @@ impl ShardCtx {
             sessions: Cell::new(0),
             stopping: Cell::new(false),
             killed: Cell::new(false),
+            ring_copy: Cell::new(false),
             stop_waker: RefCell::new(None),
             accept_wakers: RefCell::new(Vec::new()),
         }

@@ -273,6 +273,19 @@ async fn shard_main(
     logger: Logger,
 ) {
     let ctx = Rc::new(ShardCtx::new(id, shared, logger));
+    let tune = &ctx.config.global.tune;
+    if tune.ring_copy {
+        match ring::setup_buffers(tune.ring_buffers, tune.bufsize) {
+            Ok(()) => ctx.ring_copy.set(true),
+            // An older kernel (no provided-buffer rings or multishot recv):
+            // the poll + recv/send path serves instead.
+            Err(e) if id == 0 => ctx.logger.event(
+                crate::log::level::NOTICE,
+                format!("ring copy path unavailable ({e}); using poll + recv/send"),
+            ),
+            Err(_) => {}
+        }
+    }
     for (fe, sock) in listeners {
         ring::spawn(accept::accept_loop(ctx.clone(), fe, sock));
     }

@@ -9,7 +9,7 @@ use super::connect::{connect_server, ConnectInfo};
 use super::ctx::ShardCtx;
 use super::live::LiveKey;
 use crate::balance::HashKey;
-use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits};
+use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits, RingOutcome, RingPump};
 use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
 
@@ -60,14 +60,33 @@ pub async fn serve(
         tunnel: be.timeouts.tunnel.or(fe.timeouts.tunnel),
         splice: ctx.config.global.tune.splice,
     };
-    let res = Pump::run(client, &server_sock, &ctx.pools, limits, kill.clone()).await;
-    report.bytes_up = res.up;
-    report.bytes_down = res.down;
+    // Small messages on the ring; bulk (or a dry buffer ring) moves on to the
+    // poll + splice pump, with every byte received so far already sent.
+    let (mut up, mut down) = (0, 0);
+    let mut ring_end = None;
+    if ctx.ring_copy.get() {
+        let r = RingPump::run(client, &server_sock, limits, kill.clone()).await;
+        (up, down) = (r.up, r.down);
+        if let RingOutcome::Ended(end) = r.outcome {
+            ring_end = Some(end);
+        }
+    }
+    let end = match ring_end {
+        Some(end) => end,
+        None => {
+            let res = Pump::run(client, &server_sock, &ctx.pools, limits, kill.clone()).await;
+            up += res.up;
+            down += res.down;
+            res.end
+        }
+    };
+    report.bytes_up = up;
+    report.bytes_down = down;
     drop(server_sock);
     drop(slot);
     report.beconn = ctx.shared.backends[backend].active.get();
     report.srv_conn = ctx.shared.backends[backend].servers[server].active.get();
-    match res.end {
+    match end {
         PumpEnd::Closed => Termination::NORMAL,
         PumpEnd::ClientTimeout => Termination::CLIENT_TIMEOUT,
         PumpEnd::ServerTimeout => Termination::SERVER_TIMEOUT,
