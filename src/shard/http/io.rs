@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::l4::Pools;
 use crate::ring::{self, events};
@@ -143,6 +143,37 @@ pub async fn send_all(sock: &Socket, mut data: &[u8], deadline: Option<Instant>)
         }
     }
     Sent::Done
+}
+
+/// Ends a connection whose request may not have been read to its end (an
+/// error answered early): FIN first, then whatever the client still sends is
+/// read and dropped, for at most `limit` and 1 MiB, so that the close is not a
+/// reset that could destroy the answer on its way (HAProxy and nginx linger
+/// the same way).
+pub async fn linger_close(sock: &Socket, limit: Duration) {
+    if sock.shutdown_write().is_err() {
+        return;
+    }
+    let end = Instant::now() + limit;
+    let mut scratch = [0u8; 4096];
+    let mut budget: usize = 1 << 20;
+    while budget > 0 {
+        match sock.recv(&mut scratch) {
+            Ok(0) => return,
+            Ok(n) => {
+                budget = budget.saturating_sub(n);
+                continue;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return,
+        }
+        let ready = ring::poll_once(sock.as_raw_fd(), events::IN | events::RDHUP);
+        match ring::with_deadline(Some(end), ready).await {
+            Some(Ok(_)) => {}
+            None | Some(Err(_)) => return,
+        }
+    }
 }
 
 /// Which side a spliced run stopped on.

@@ -36,12 +36,14 @@ use crate::l4::KillSwitch;
 use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
 use duplex::Duplex;
-use io::{fill, fill_ready, send_all, Inbuf, Read, Sent};
+use io::{fill, fill_ready, linger_close, send_all, Inbuf, Read, Sent};
 use route::{hash_key, route};
 
 /// `tune.maxrewrite` and `tune.http.maxhdr`, HAProxy's defaults.
 const MAXREWRITE: usize = 1024;
 const MAXHDR: usize = 101;
+/// How long a connection answered with an error may take to close.
+const LINGER: Duration = Duration::from_secs(1);
 /// Body runs at least this long are spliced rather than copied.
 const SPLICE_MIN: u64 = 64 * 1024;
 
@@ -66,6 +68,8 @@ struct Conn<'a> {
     /// The request being served: its line and when it began (`%tr`, and the
     /// instant for `%Ta`), for the log line of a request killed midway.
     in_flight: Option<(Box<[u8]>, SystemTime, Instant)>,
+    /// An error was answered: close without a reset (`io::linger_close`).
+    linger: bool,
 }
 
 fn deadline(t: Option<Duration>) -> Option<Instant> {
@@ -106,6 +110,7 @@ pub async fn serve(
         kill,
         private: None,
         in_flight: None,
+        linger: false,
     };
     let mut reader = RequestReader::new(conn.limits);
     let mut first = true;
@@ -128,6 +133,9 @@ pub async fn serve(
         if !more || kill.is_killed() {
             break;
         }
+    }
+    if conn.linger && !kill.is_killed() {
+        kill.guard(linger_close(client, LINGER)).await;
     }
     ctx.pools.buffers.put(conn.cin.into_vec());
     ctx.pools.buffers.put(conn.sin.into_vec());

@@ -67,7 +67,10 @@ impl Conn<'_> {
         }
         let d = deadline(self.ctx.config.frontends[self.frontend].timeouts.client);
         match send_all(self.client, &self.out, d).await {
-            Sent::Done => Ok(()),
+            Sent::Done => {
+                self.linger = true;
+                Ok(())
+            }
             _ => Err(()),
         }
     }
