@@ -1115,3 +1115,26 @@ fn a_request_killed_by_hard_stop_after_is_logged_kh() {
         "{line}"
     );
 }
+
+#[test]
+fn forwardfor_has_the_client_address_even_without_a_log() {
+    let (origin, seen) = support::http::start_recording_origin();
+    let port = free_port();
+    let _lb = Ringlb::start(
+        &format!(
+            "[defaults]\nmode = \"http\"\nforwardfor = true\ntimeout = {{ connect = \"1s\", client = \"5s\", server = \"3s\" }}\n\
+             [[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\"]\ndefault-backend = \"app\"\n\
+             [[backend]]\nname = \"app\"\nservers = [{{ name = \"s1\", address = \"127.0.0.1:{origin}\" }}]\n"
+        ),
+        &["--shards", "1"],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, false).0, 204);
+    let head = String::from_utf8(seen.lock().unwrap()[0].clone()).unwrap();
+    assert!(
+        head.contains("\r\nX-Forwarded-For: 127.0.0.1\r\n"),
+        "{head}"
+    );
+}

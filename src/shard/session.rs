@@ -19,10 +19,11 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     let accept_time = SystemTime::now();
     let t0 = Instant::now();
     let fe = &ctx.config.frontends[frontend];
-    // The client's address costs a syscall; only its log line and `balance
-    // source` read it. (TCP_NODELAY comes from the listener.)
+    // The client's address costs a syscall; only its log line, `balance
+    // source` and `X-Forwarded-For` read it. (TCP_NODELAY comes from the listener.)
     let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let wants_addr = ctx.logger.logs_frontend(frontend)
+        || (fe.mode == Mode::Http && fe.forwardfor)
         || fe
             .default_backend
             .is_some_and(|b| ctx.config.backends[b].balance.hashes_client());
