@@ -1138,3 +1138,38 @@ fn forwardfor_has_the_client_address_even_without_a_log() {
         "{head}"
     );
 }
+
+#[test]
+fn balance_url_param_and_hdr_hash_what_the_request_carries() {
+    let a = KeepAliveOrigin::start("A", OriginFault::None);
+    let b = KeepAliveOrigin::start("B", OriginFault::None);
+    for (balance, request) in [
+        (
+            "url_param(user)",
+            "GET /p?x=1&user={} HTTP/1.1\r\nHost: x\r\n\r\n",
+        ),
+        (
+            "hdr(X-User)",
+            "GET /p HTTP/1.1\r\nHost: x\r\nX-User: {}\r\n\r\n",
+        ),
+    ] {
+        let lb = start(&[a.port, b.port], "", &format!("balance = \"{balance}\""));
+        let mut by_user = std::collections::HashMap::new();
+        for round in 0..3 {
+            let mut s = lb.connect();
+            for user in 0..8 {
+                s.write_all(request.replace("{}", &format!("u{user}")).as_bytes())
+                    .unwrap();
+                let (st, _, body) = read_response(&mut s, false);
+                assert_eq!(st, 200);
+                let prev = by_user.insert(user, body.clone());
+                assert!(
+                    prev.is_none() || prev == Some(body),
+                    "{balance}: u{user} moved in round {round}"
+                );
+            }
+        }
+        let servers: std::collections::HashSet<_> = by_user.values().collect();
+        assert_eq!(servers.len(), 2, "{balance}: eight users on both servers");
+    }
+}
