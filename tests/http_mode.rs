@@ -130,7 +130,12 @@ fn read_response(s: &mut TcpStream, head_request: bool) -> (u16, String, Vec<u8>
     while !buf.ends_with(b"\r\n\r\n") {
         match s.read(&mut byte) {
             Ok(1) => buf.push(byte[0]),
-            _ => return (0, String::from_utf8_lossy(&buf).into(), Vec::new()),
+            // A signal for the test process (a child exiting) is no answer.
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            other => {
+                let why = format!("{other:?} after {:?}", String::from_utf8_lossy(&buf));
+                return (0, why, Vec::new());
+            }
         }
     }
     let head = String::from_utf8_lossy(&buf).to_string();
@@ -418,7 +423,11 @@ fn slowloris_is_cut_at_timeout_http_request_with_408() {
         match s.read(&mut b) {
             Ok(0) => break,
             Ok(n) => got.extend_from_slice(&b[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) => {}
             Err(_) => break,
         }
     }
@@ -516,10 +525,15 @@ fn a_pooled_connection_the_server_closed_is_not_seen_by_the_client() {
     let origin = KeepAliveOrigin::start("Z", OriginFault::CloseAfterResponse);
     let lb = start(&[origin.port], "", "");
     let mut s = lb.connect();
-    for _ in 0..5 {
+    for i in 0..5 {
         s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let (st, _, body) = read_response(&mut s, false);
-        assert_eq!((st, body.as_slice()), (200, &b"Z"[..]));
+        let (st, head, body) = read_response(&mut s, false);
+        assert_eq!(
+            (st, body.as_slice()),
+            (200, &b"Z"[..]),
+            "request {i}: {head}; log: {:?}",
+            lb.lines(i + 1)
+        );
     }
     assert_eq!(origin.requests(), 5);
     assert_eq!(origin.accepted(), 5);
@@ -587,7 +601,9 @@ fn stable_fields(line: &str) -> Vec<String> {
         f[5].into(),
         f[6].into(),
         f[7].into(),
-        f[8].into(),
+        // actconn/feconn count whatever else the machine runs at that moment
+        // (haproxy's own readiness probe among them): not compared.
+        f[8].split('/').skip(2).collect::<Vec<_>>().join("/"),
         f[9].into(),
         f[10].into(),
     ]
@@ -674,6 +690,7 @@ fn expect_100_continue_to_a_server_that_never_sends_100() {
         let mut b = [0u8; 1024];
         while !(got.ends_with(b"\r\n\r\ndata")) {
             match s.read(&mut b) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Ok(0) | Err(_) => return,
                 Ok(n) => got.extend_from_slice(&b[..n]),
             }
@@ -1058,7 +1075,10 @@ fn a_server_streaming_its_answer_while_reading_the_body_is_not_deadlocked() {
             .unwrap();
         let mut buf = vec![0u8; 65536];
         while len > 0 {
-            let n = r.read(&mut buf[..len.min(65536)]).unwrap();
+            let n = match r.read(&mut buf[..len.min(65536)]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => other.unwrap(),
+            };
             assert!(n > 0);
             w.write_all(format!("{n:x}\r\n").as_bytes()).unwrap();
             w.write_all(&buf[..n]).unwrap();

@@ -250,7 +250,10 @@ fn serve_origin(
             w.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")?;
             let mut buf = [0u8; 4096];
             loop {
-                let n = r.read(&mut buf)?;
+                let n = match r.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => other?,
+                };
                 if n == 0 {
                     return Ok(());
                 }
