@@ -173,6 +173,7 @@ pub fn main(args: &[String]) -> ExitCode {
         pidfile: a.pidfile.clone(),
         shards: a.shards,
         signal_on_ready,
+        quiet: a.quiet,
     };
     let foreground = a.foreground;
     let maxconn = a.maxconn;

@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub shards: Option<usize>,
     /// Signals to send once ready (HAProxy's `-sf`: SIGUSR1, `-st`: SIGTERM).
     pub signal_on_ready: Vec<(u32, i32)>,
+    /// `-q`: no alerts or warnings on stderr.
+    pub quiet: bool,
 }
 
 #[derive(Debug)]
@@ -89,13 +91,43 @@ pub fn fds_needed(config: &Config, shards: usize) -> u64 {
 /// rather than forwarding traffic in a way the user did not ask for.
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
+    // `mode http` on the data shards (`shard::http`) routes every request to
+    // the default backend and applies no rule yet: a config with rules it
+    // would ignore is refused. Stats frontends are served by the control shard.
+    let rules = |r: &crate::config::model::Rules| {
+        r.get().map_or((false, false, false), |r| {
+            (
+                !r.use_backend.is_empty(),
+                !r.request.is_empty() || !r.response.is_empty(),
+                !r.use_server.is_empty(),
+            )
+        })
+    };
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
-        // `shard::http::route` sends every request to the default backend until
-        // ACLs are evaluated; running rules it would ignore is refused.
-        if !fe.use_backend.is_empty() {
+        let (routes, edits, _) = rules(&fe.rules);
+        if routes || !fe.use_backend.is_empty() {
             out.push(format!(
-                "frontend \"{}\": use-backend rules need ACL support, not implemented yet",
+                "frontend \"{}\": use-backend rules are not evaluated by mode http yet",
                 fe.name
+            ));
+        }
+        if edits && fe.stats.is_none() {
+            out.push(format!(
+                "frontend \"{}\": http-request/http-response rules are not applied by mode http yet",
+                fe.name
+            ));
+        }
+    }
+    for be in config
+        .backends
+        .iter()
+        .filter(|b| !b.disabled && b.mode == crate::config::model::Mode::Http)
+    {
+        let (_, edits, servers) = rules(&be.rules);
+        if edits || servers || be.cookie.is_some() {
+            out.push(format!(
+                "backend \"{}\": http-request/http-response rules, use-server and cookie persistence are not applied by mode http yet",
+                be.name
             ));
         }
     }
@@ -124,7 +156,9 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
         process::daemonize().map_err(|e| RunError::Io("cannot daemonize", e))?;
     }
     let nlisteners: usize = listeners.iter().map(|l| l.len()).sum();
-    let logger = Logger::start(&config).map_err(|e| RunError::Io("cannot open log target", e))?;
+    let foreground = !(opts.daemon || config.global.daemon);
+    let logger = Logger::start(&config, foreground && !opts.quiet)
+        .map_err(|e| RunError::Io("cannot open log target", e))?;
     let shards =
         Shards::start(config.clone(), listeners, logger.clone()).map_err(RunError::Start)?;
     let control = crate::control::spawn(config.clone(), shards.shared.clone(), logger.clone())

@@ -274,7 +274,7 @@ fn use_backend_rules_are_refused_by_run_until_acls_exist() {
     let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("use-backend rules need ACL support, not implemented yet"),
+        err.contains("use-backend rules are not evaluated by mode http yet"),
         "{err}"
     );
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::model::*;
-use super::resolve::{span, Kind, Resolver, R};
+use super::resolve::{span, strings, Kind, Resolver, R};
 use super::schema::*;
 use super::values;
 
@@ -280,6 +280,21 @@ impl Resolver<'_> {
                     mode,
                     indirect: c.indirect.unwrap_or(false),
                     nocache: c.nocache.unwrap_or(false),
+                    postonly: c.postonly.unwrap_or(false),
+                    preserve: c.preserve.unwrap_or(false),
+                    httponly: c.httponly.unwrap_or(false),
+                    secure: c.secure.unwrap_or(false),
+                    domain: c.domain.clone(),
+                    maxidle: c
+                        .maxidle
+                        .as_ref()
+                        .map(|d| self.dur(d, &ctx, "cookie maxidle"))
+                        .transpose()?,
+                    maxlife: c
+                        .maxlife
+                        .as_ref()
+                        .map(|d| self.dur(d, &ctx, "cookie maxlife"))
+                        .transpose()?,
                 })
             }
         };
@@ -316,8 +331,9 @@ impl Resolver<'_> {
             http_reuse,
             disabled: raw.disabled.unwrap_or(false),
             cookie,
-            http_request: raw.http_request.clone().unwrap_or_default(),
-            http_response: raw.http_response.clone().unwrap_or_default(),
+            http_request: strings(&raw.http_request),
+            http_response: strings(&raw.http_response),
+            rules: Rules::default(),
         })
     }
 }

@@ -125,6 +125,41 @@ impl<'a> Locator<'a> {
         }
     }
 
+    /// The source offset of byte `at` of `value`, a string read from `span`:
+    /// inside a TOML string literal (after its opening quotes), or, for
+    /// haproxy.cfg words re-joined into `value`, in the matching word.
+    pub fn string_offset(&self, span: Range<usize>, value: &str, at: usize) -> usize {
+        let raw = self.text.get(span.clone()).unwrap_or("");
+        if raw == value {
+            return span.start + at.min(raw.len());
+        }
+        let tokens = |s: &str| crate::http::acl::tokenize(s).unwrap_or_default();
+        let (a, b) = (tokens(raw), tokens(value));
+        if a.len() == 1 && (raw.starts_with('"') || raw.starts_with('\'')) {
+            let q = if raw.starts_with("\"\"\"") || raw.starts_with("'''") {
+                3
+            } else {
+                1
+            };
+            let mut start = span.start + q;
+            if q == 3 {
+                let rest = &self.text[start..];
+                start += if rest.starts_with("\r\n") {
+                    2
+                } else {
+                    rest.starts_with('\n') as usize
+                };
+            }
+            return (start + at).min(span.end.saturating_sub(q).max(start));
+        }
+        if a.len() == b.len() {
+            if let Some(i) = b.iter().rposition(|t| t.at <= at) {
+                return span.start + a[i].at + (at - b[i].at).min(a[i].text.len());
+            }
+        }
+        span.start
+    }
+
     pub fn syntax(&self, e: &toml::de::Error) -> ConfigError {
         let (line, col) = e.span().map(|s| self.position(s.start)).unwrap_or((1, 1));
         ConfigError {

@@ -132,6 +132,20 @@ pub fn haproxy_to_toml(
         w.out.push('\n');
     }
     w.loose_comments(first, usize::MAX);
+    if let Some(lists) = &parsed.raw.userlist {
+        w.out.push_str("\n[userlist]\n");
+        for (name, lines) in lists {
+            let _ = writeln!(w.out, "{} = [", key(name));
+            for l in lines {
+                let _ = writeln!(
+                    w.out,
+                    "  {},",
+                    inline(&toml::Value::String(l.get_ref().clone()))
+                );
+            }
+            w.out.push_str("]\n");
+        }
+    }
     Ok((w.out, loaded.notices))
 }
 

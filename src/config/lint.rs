@@ -35,6 +35,42 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
             ));
         }
     }
+    // HAProxy: "'http-request' rules ignored for proxy 'x' as they require
+    // HTTP mode" (likewise http-response).
+    let tcp = super::model::Mode::Tcp;
+    for (kind, name, mode, req, res) in cfg
+        .frontends
+        .iter()
+        .map(|f| {
+            (
+                "proxy",
+                &f.name,
+                f.mode,
+                f.http_request.len(),
+                f.http_response.len(),
+            )
+        })
+        .chain(cfg.backends.iter().map(|b| {
+            (
+                "proxy",
+                &b.name,
+                b.mode,
+                b.http_request.len(),
+                b.http_response.len(),
+            )
+        }))
+    {
+        for (n, what) in [(req, "http-request"), (res, "http-response")] {
+            if mode == tcp && n > 0 {
+                out.push(format!(
+                    "warning: '{what}' rules ignored for {kind} '{name}' as they require HTTP mode."
+                ));
+            }
+        }
+    }
+    // A listen appears as a frontend and a backend: say it once.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|w| seen.insert(w.clone()));
     out
 }
 
@@ -82,5 +118,24 @@ servers = [{ name = "s", address = "127.0.0.1:2" }]
 "#,
         );
         assert!(warnings(&cfg).is_empty(), "{:?}", warnings(&cfg));
+    }
+
+    #[test]
+    fn http_rules_in_tcp_mode_are_ignored_with_a_warning() {
+        let cfg = load(
+            r#"
+[defaults]
+timeout = { connect = "5s", client = "10s", server = "10s" }
+[[listen]]
+name = "l"
+bind = ["127.0.0.1:1"]
+http-request = ["deny if { src 10.0.0.0/8 }"]
+servers = [{ name = "s", address = "127.0.0.1:2" }]
+"#,
+        );
+        assert_eq!(
+            warnings(&cfg),
+            ["warning: 'http-request' rules ignored for proxy 'l' as they require HTTP mode."]
+        );
     }
 }

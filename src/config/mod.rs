@@ -5,11 +5,14 @@
 
 mod backend;
 mod error;
+mod frontend;
+mod global;
 pub mod haproxy;
 pub mod import;
 mod lint;
 pub mod model;
 mod resolve;
+mod rules;
 mod schema;
 mod values;
 

@@ -128,6 +128,9 @@ pub struct Timeouts {
     pub check: Option<Duration>,
     pub http_request: Option<Duration>,
     pub http_keep_alive: Option<Duration>,
+    /// How long `http-request tarpit` holds a request (HAProxy: `timeout
+    /// connect` when unset).
+    pub tarpit: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -166,8 +169,44 @@ pub struct Frontend {
     pub http_server_close: bool,
     pub http_request: Vec<String>,
     pub http_response: Vec<String>,
-    /// The statistics page (served by L7 code in a later issue).
+    /// The statistics page, served by the control shard on this frontend's binds.
     pub stats: Option<StatsSpec>,
+    /// `acl`, `use-backend`, `http-request` and `http-response` compiled.
+    pub rules: Rules,
+}
+
+/// A section's ACLs, routing and rules compiled at load (see
+/// `http::rules::SectionRules`); empty for a section without any. Equality
+/// ignores it: it is derived from the strings the model already holds.
+#[derive(Clone, Default)]
+pub struct Rules(pub Option<std::sync::Arc<crate::http::rules::SectionRules>>);
+
+impl Rules {
+    pub fn get(&self) -> Option<&crate::http::rules::SectionRules> {
+        self.0.as_deref()
+    }
+}
+
+impl std::fmt::Debug for Rules {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            None => f.write_str("Rules(none)"),
+            Some(r) => write!(
+                f,
+                "Rules({} acls, {} routes, {} request, {} response)",
+                r.acls.len(),
+                r.use_backend.len(),
+                r.request.len(),
+                r.response.len()
+            ),
+        }
+    }
+}
+
+impl PartialEq for Rules {
+    fn eq(&self, _: &Rules) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -178,6 +217,8 @@ pub struct StatsSpec {
     /// `user:password` pairs.
     pub auth: Vec<String>,
     pub admin: Option<String>,
+    /// `stats hide-version`: the page does not show ringlb's version.
+    pub hide_version: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +303,9 @@ pub struct Backend {
     pub cookie: Option<CookieSpec>,
     pub http_request: Vec<String>,
     pub http_response: Vec<String>,
+    /// The backend's own `acl` and rules compiled (a `listen`'s are on its
+    /// frontend half).
+    pub rules: Rules,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -271,6 +315,13 @@ pub struct CookieSpec {
     pub mode: String,
     pub indirect: bool,
     pub nocache: bool,
+    pub postonly: bool,
+    pub preserve: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    pub domain: Option<String>,
+    pub maxidle: Option<Duration>,
+    pub maxlife: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

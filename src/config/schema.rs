@@ -21,6 +21,9 @@ pub struct RawConfig {
     pub backend: Vec<Spanned<RawProxy>>,
     #[serde(default)]
     pub listen: Vec<Spanned<RawProxy>>,
+    /// `userlist NAME` sections: their lines (`user ...`, `group ...`).
+    #[serde(default)]
+    pub userlist: Option<BTreeMap<String, Vec<Spanned<String>>>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Default, Clone)]
@@ -94,6 +97,7 @@ pub struct RawTimeouts {
     pub check: Option<Spanned<RawDuration>>,
     pub http_request: Option<Spanned<RawDuration>>,
     pub http_keep_alive: Option<Spanned<RawDuration>>,
+    pub tarpit: Option<Spanned<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]
@@ -117,8 +121,18 @@ pub struct RawBindTable {
 pub struct RawUseBackend {
     pub backend: Spanned<String>,
     #[serde(rename = "if")]
-    pub if_: Option<String>,
-    pub unless: Option<String>,
+    pub if_: Option<Spanned<String>>,
+    pub unless: Option<Spanned<String>>,
+}
+
+/// `use-server = [{ server = "NAME", if = "COND" }]` (a backend's).
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawUseServer {
+    pub server: Spanned<String>,
+    #[serde(rename = "if")]
+    pub if_: Option<Spanned<String>>,
+    pub unless: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone, Default)]
@@ -128,6 +142,13 @@ pub struct RawCookie {
     pub mode: Option<Spanned<String>>,
     pub indirect: Option<bool>,
     pub nocache: Option<bool>,
+    pub postonly: Option<bool>,
+    pub preserve: Option<bool>,
+    pub httponly: Option<bool>,
+    pub secure: Option<bool>,
+    pub domain: Option<String>,
+    pub maxidle: Option<Spanned<RawDuration>>,
+    pub maxlife: Option<Spanned<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone, Default)]
@@ -161,6 +182,7 @@ pub struct RawStats {
     pub realm: Option<String>,
     pub auth: Option<Vec<String>>,
     pub admin: Option<String>,
+    pub hide_version: Option<bool>,
 }
 
 /// A server line, or `default-server` (where `name` and `address` are absent).
@@ -197,11 +219,12 @@ pub struct RawProxy {
     pub bind: Option<Vec<Spanned<RawBind>>>,
     pub mode: Option<Spanned<String>>,
     pub maxconn: Option<Spanned<i64>>,
-    pub acl: Option<BTreeMap<String, String>>,
+    pub acl: Option<BTreeMap<String, Spanned<String>>>,
     pub use_backend: Option<Vec<RawUseBackend>>,
+    pub use_server: Option<Vec<RawUseServer>>,
     pub default_backend: Option<Spanned<String>>,
-    pub http_request: Option<Vec<String>>,
-    pub http_response: Option<Vec<String>>,
+    pub http_request: Option<Vec<Spanned<String>>>,
+    pub http_response: Option<Vec<Spanned<String>>>,
     pub timeout: Option<RawTimeouts>,
     pub log: Option<Spanned<RawProxyLog>>,
     pub disabled: Option<bool>,
@@ -222,4 +245,9 @@ pub struct RawProxy {
     pub on_marked_down: Option<Spanned<String>>,
     pub http_reuse: Option<Spanned<String>>,
     pub stats: Option<RawStats>,
+    /// haproxy.cfg only: the source span of each word of each ACL's text (in
+    /// token order, across every line that defined it), so an error in a
+    /// later `acl` line points at that line.
+    #[serde(skip)]
+    pub acl_words: BTreeMap<String, Vec<std::ops::Range<usize>>>,
 }

@@ -4,8 +4,12 @@
 //! event to every data shard (channel + eventfd wake). It is the only place that
 //! changes server state; it never touches a data shard's memory.
 
+mod api;
 pub mod check;
 pub mod health;
+pub mod stats;
+pub mod status;
+mod web;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,14 +19,14 @@ use std::time::Duration;
 
 use crate::config::model::Config;
 use crate::log::{level, Logger};
-use crate::state::{ServerEvent, ServerState, ShardMsg, Shared};
+use crate::state::Shared;
 use check::CheckResult;
 use health::{Health, Transition};
+use status::StatusTable;
 
-/// Last check of every server, by backend then server (`None`: not checked yet,
-/// or not checked at all). Read by the stats page; written only by the control
-/// shard, off the data path.
-pub type LastChecks = Arc<Mutex<Vec<Vec<Option<CheckResult>>>>>;
+/// Every server's status, shared by the control shard's tasks (checks, the
+/// runtime API, the stats page); the control shard is single-threaded.
+pub type Table = Rc<std::cell::RefCell<StatusTable>>;
 
 /// Tells the control shard to stop. The waker makes it notice at once, from any
 /// thread (glommio queues a foreign wake to the executor), instead of polling a
@@ -64,7 +68,6 @@ impl StopSignal {
 pub struct ControlHandle {
     stop: Arc<StopSignal>,
     thread: Option<glommio::ExecutorJoinHandle<()>>,
-    pub last_checks: LastChecks,
 }
 
 impl ControlHandle {
@@ -84,14 +87,10 @@ pub fn spawn(
     logger: Logger,
 ) -> std::io::Result<ControlHandle> {
     let stop = Arc::new(StopSignal::default());
-    let last_checks: LastChecks = Arc::new(Mutex::new(
-        config
-            .backends
-            .iter()
-            .map(|b| vec![None; b.servers.len()])
-            .collect(),
-    ));
-    let (stop2, last2) = (stop.clone(), last_checks.clone());
+    let stop2 = stop.clone();
+    // The runtime API socket is bound by the control shard before `spawn`
+    // returns, so a bad path is a startup error reported here.
+    let (bound_tx, bound_rx) = std::sync::mpsc::sync_channel::<std::io::Result<()>>(1);
     // Checks move a few bytes each: glommio's default 10 MiB of registered I/O
     // memory would only count against RLIMIT_MEMLOCK (a non-root ringlb may have
     // little), so take its minimum and a small ring.
@@ -100,34 +99,67 @@ pub fn spawn(
         .io_memory(64 << 10)
         .ring_depth(256);
     let thread = builder
-        .spawn(move || async move { run(config, shared, logger, stop2, last2).await })
+        .spawn(move || async move { run(config, shared, logger, stop2, bound_tx).await })
         .map_err(|e| {
             std::io::Error::other(format!("cannot start the control shard (glommio): {e}"))
         })?;
-    Ok(ControlHandle {
+    let handle = ControlHandle {
         stop,
         thread: Some(thread),
-        last_checks,
-    })
+    };
+    match bound_rx.recv() {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(e)) => {
+            handle.stop();
+            Err(e)
+        }
+        Err(_) => Err(std::io::Error::other("the control shard ended at startup")),
+    }
 }
-
-/// Up/down view of every checked server, to count what is left in a backend.
-type States = Rc<std::cell::RefCell<Vec<Vec<bool>>>>;
 
 async fn run(
     config: Arc<Config>,
     shared: Arc<Shared>,
     logger: Logger,
     stop: Arc<StopSignal>,
-    last: LastChecks,
+    bound: std::sync::mpsc::SyncSender<std::io::Result<()>>,
 ) {
-    let states: States = Rc::new(std::cell::RefCell::new(
-        config
-            .backends
-            .iter()
-            .map(|b| b.servers.iter().map(|s| !s.disabled).collect())
-            .collect(),
-    ));
+    let table: Table = Rc::new(std::cell::RefCell::new(StatusTable::new(&config)));
+    let bound_all = config
+        .global
+        .admin_socket
+        .as_deref()
+        .map(api::bind)
+        .transpose()
+        .and_then(|api| Ok((api, web::bind(&config)?)));
+    let (listener, pages) = match bound_all {
+        Ok(l) => {
+            let _ = bound.send(Ok(()));
+            l
+        }
+        Err(e) => {
+            let _ = bound.send(Err(e));
+            return;
+        }
+    };
+    for (frontend, l) in pages {
+        let w = web::Web {
+            config: config.clone(),
+            shared: shared.clone(),
+            table: table.clone(),
+            frontend,
+        };
+        glommio::spawn_local(async move { w.serve(l).await }).detach();
+    }
+    if let Some(l) = listener {
+        let ctx = api::Api {
+            config: config.clone(),
+            shared: shared.clone(),
+            logger: logger.clone(),
+            table: table.clone(),
+        };
+        glommio::spawn_local(async move { ctx.serve(l).await }).detach();
+    }
     let mut seed = 0x9e37_79b9_7f4a_7c15u64 ^ std::process::id() as u64;
     for (bi, b) in config.backends.iter().enumerate() {
         for (si, s) in b.servers.iter().enumerate() {
@@ -144,8 +176,7 @@ async fn run(
                 shared: shared.clone(),
                 logger: logger.clone(),
                 stop: stop.clone(),
-                last: last.clone(),
-                states: states.clone(),
+                table: table.clone(),
                 backend: bi,
                 server: si,
             };
@@ -161,8 +192,7 @@ struct ServerCheck {
     shared: Arc<Shared>,
     logger: Logger,
     stop: Arc<StopSignal>,
-    last: LastChecks,
-    states: States,
+    table: Table,
     backend: usize,
     server: usize,
 }
@@ -180,9 +210,20 @@ impl ServerCheck {
         let timeout = b.timeouts.check.unwrap_or(s.inter);
         glommio::timer::sleep(first_delay).await;
         while !self.stop.is_stopped() {
+            let enabled = self.table.borrow().servers[self.backend][self.server].checks_enabled;
+            if !enabled {
+                // `disable health`: no checks until `enable health`.
+                glommio::timer::sleep(s.inter).await;
+                continue;
+            }
             let r = check::probe(&b.check, addr, timeout).await;
-            if let Ok(mut l) = self.last.lock() {
-                l[self.backend][self.server] = Some(r.clone());
+            {
+                let mut t = self.table.borrow_mut();
+                let st = &mut t.servers[self.backend][self.server];
+                if !r.status.is_ok() && r.status != check::CheckStatus::SockErr {
+                    st.check_failures += 1;
+                }
+                st.last_check = Some(r.clone());
             }
             if let Some(t) = health.on_result(r.clone()) {
                 self.transition(t, &r);
@@ -194,21 +235,10 @@ impl ServerCheck {
     fn transition(&self, t: Transition, r: &CheckResult) {
         let b = &self.config.backends[self.backend];
         let up = t == Transition::WentUp;
-        self.states.borrow_mut()[self.backend][self.server] = up;
-        let states = self.states.borrow();
-        let (active, backup) =
-            b.servers
-                .iter()
-                .zip(&states[self.backend])
-                .fold((0, 0), |(a, k), (s, &u)| {
-                    if !u {
-                        (a, k)
-                    } else if s.backup {
-                        (a, k + 1)
-                    } else {
-                        (a + 1, k)
-                    }
-                });
+        let mut table = self.table.borrow_mut();
+        table.set(&self.shared, self.backend, self.server, |st| st.up = up);
+        let (active, backup) = table.usable_counts(&self.config, self.backend);
+        drop(table);
         let mut line = format!(
             "Server {}/{} is {}, reason: {}",
             b.name,
@@ -232,19 +262,6 @@ impl ServerCheck {
         if !up && active + backup == 0 {
             self.logger
                 .event(0, format!("backend {} has no server available!", b.name));
-        }
-        let ev = ServerEvent {
-            backend: self.backend,
-            server: self.server,
-            state: if up {
-                ServerState::Up
-            } else {
-                ServerState::Down
-            },
-            weight: None,
-        };
-        for inbox in &self.shared.inboxes {
-            inbox.send(ShardMsg::Server(ev.clone()));
         }
     }
 }

@@ -23,6 +23,7 @@
 //! - A head may be `tune.bufsize - tune.maxrewrite` (15360) bytes; haproxy's own
 //!   bound is about 90 bytes lower, spent on its HTX block overhead.
 
+pub mod acl;
 pub mod capture;
 pub mod errors;
 pub mod framing;
@@ -31,6 +32,7 @@ pub mod head;
 pub mod message;
 pub mod model;
 pub mod rewrite;
+pub mod rules;
 pub mod timing;
 pub mod validate;
 

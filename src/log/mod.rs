@@ -32,6 +32,20 @@ pub mod level {
     pub const INFO: u8 = 6;
 }
 
+/// HAProxy's foreground form of an alert or warning on stderr:
+/// `[WARNING]  (PID) : text`. Server state changes count as warnings (HAProxy
+/// prints them so); other notices and info lines stay off the terminal.
+fn stderr_line(lvl: u8, text: &str) -> Option<String> {
+    let label = match lvl {
+        0..=2 => "[ALERT]",
+        3 => "[ALERT]",
+        4 => "[WARNING]",
+        5 if text.starts_with("Server ") => "[WARNING]",
+        _ => return None,
+    };
+    Some(format!("{label:<10} ({}) : {text}", std::process::id()))
+}
+
 /// Lines the queue holds before new ones are dropped.
 const QUEUE: usize = 8192;
 
@@ -59,8 +73,10 @@ pub struct Logger {
 }
 
 impl Logger {
-    /// Opens every target and starts the writer thread.
-    pub fn start(config: &Config) -> std::io::Result<Logger> {
+    /// Opens every target and starts the writer thread. `stderr_alerts`: with
+    /// no global log target, print alerts and warnings (server state changes,
+    /// startup warnings) on stderr as HAProxy does in the foreground.
+    pub fn start(config: &Config, stderr_alerts: bool) -> std::io::Result<Logger> {
         let open = |list: &[LogTarget]| {
             list.iter()
                 .map(Target::open)
@@ -112,6 +128,7 @@ impl Logger {
             tag: format!("ringlb[{}]", std::process::id()),
             inner: Arc::downgrade(&inner),
             reported_drops: 0,
+            stderr_alerts: stderr_alerts && config.global.log.is_empty(),
         };
         let handle = std::thread::Builder::new()
             .name("ringlb-log".into())
@@ -250,6 +267,7 @@ struct Writer {
     tag: String,
     inner: std::sync::Weak<Inner>,
     reported_drops: u64,
+    stderr_alerts: bool,
 }
 
 impl Writer {
@@ -292,6 +310,11 @@ impl Writer {
             Msg::Event(lvl, text) => {
                 let now = syslog_time(SystemTime::now());
                 write_all(&mut self.global, lvl, &now, &self.host, &self.tag, &text);
+                if self.stderr_alerts {
+                    if let Some(line) = stderr_line(lvl, &text) {
+                        eprintln!("{line}");
+                    }
+                }
             }
             Msg::Flush(done) => {
                 self.report_drops();

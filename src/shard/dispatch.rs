@@ -61,6 +61,13 @@ pub enum Dispatch {
     QueueFull,
 }
 
+/// Raises a high-water mark (read-mostly: no write unless it grows).
+pub(crate) fn note_max(max: &std::sync::atomic::AtomicU32, v: u32) {
+    if v > max.load(Ordering::Relaxed) {
+        max.fetch_max(v, Ordering::Relaxed);
+    }
+}
+
 /// A queued ticket owned by a waiting session. Dropped early (timeout, hard
 /// stop), it leaves the queue, or gives back the slot granted meanwhile.
 struct QueuedTicket<'a> {
@@ -136,6 +143,8 @@ impl ShardCtx {
         s.max_active.fetch_max(s.active.get(), Ordering::Relaxed);
         s.total.0.fetch_add(1, Ordering::Relaxed);
         self.shared.backends[backend].active.try_acquire(0);
+        let b = &self.shared.backends[backend];
+        note_max(&b.max_active, b.active.get());
         Some(ServerSlot {
             ctx: self.clone(),
             backend,
@@ -252,7 +261,8 @@ impl ShardCtx {
         }
         let t = Rc::new(Ticket::default());
         t.for_server.set(for_server);
-        queued.fetch_add(1, Ordering::SeqCst);
+        let q = queued.fetch_add(1, Ordering::SeqCst) + 1;
+        note_max(&self.shared.backends[backend].max_queued, q);
         self.queues.borrow_mut()[backend].push_back(t.clone());
         // A slot freed between our failed attempt and the enqueue above saw no
         // waiter; try once more now that we are visible.

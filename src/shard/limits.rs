@@ -32,9 +32,9 @@ impl ShardCtx {
             self.shared.actconn.release();
             return None;
         }
-        self.shared.frontends[frontend]
-            .total
-            .fetch_add(1, Ordering::Relaxed);
+        let fe = &self.shared.frontends[frontend];
+        fe.total.fetch_add(1, Ordering::Relaxed);
+        super::dispatch::note_max(&fe.max_active, fe.active.get());
         Some(Permit {
             ctx: self.clone(),
             frontend,

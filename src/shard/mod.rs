@@ -13,6 +13,7 @@
 //! use is a startup error (exit 2) that changes nothing.
 
 mod accept;
+mod account;
 pub mod connect;
 pub mod ctx;
 pub mod dispatch;
@@ -82,7 +83,8 @@ pub type ShardListeners = Vec<(usize, Socket)>;
 pub fn bind_all(config: &Config, shards: usize) -> Result<Vec<ShardListeners>, StartError> {
     let mut out: Vec<ShardListeners> = (0..shards).map(|_| Vec::new()).collect();
     for (fi, fe) in config.frontends.iter().enumerate() {
-        if fe.disabled {
+        // Stats frontends are served by the control shard.
+        if fe.disabled || fe.stats.is_some() {
             continue;
         }
         for bind in &fe.binds {

@@ -73,5 +73,6 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     report.actconn = ctx.shared.actconn.get();
     report.feconn = ctx.shared.frontends[frontend].active.get();
     drop(permit);
+    ctx.account(&report, None);
     ctx.logger.session(report);
 }

@@ -5,10 +5,12 @@
 //! `shard` and `control` both depend on this module and never on each other.
 //! Nothing here does I/O beyond writing an inbox's eventfd.
 
+pub mod counters;
 pub mod event;
 pub mod replica;
 pub mod shared;
 
+pub use counters::{Counters, ShardCounters, Totals};
 pub use event::{ServerEvent, ServerState};
 pub use replica::{HealthReplica, ServerReplica};
 pub use shared::{Gauge, Inbox, Padded, ShardMsg, Shared};

@@ -74,6 +74,9 @@ pub struct ServerShared {
 pub struct BackendShared {
     pub servers: Vec<ServerShared>,
     pub active: Gauge,
+    /// Highest `active` / `queued` ever seen (HAProxy's smax / qmax).
+    pub max_active: AtomicU32,
+    pub max_queued: AtomicU32,
     /// Sessions waiting in any shard's queue for this backend.
     pub queued: Padded<AtomicU32>,
     pub queue_timeouts: AtomicU64,
@@ -88,6 +91,8 @@ pub struct BackendShared {
 #[derive(Default, Debug)]
 pub struct FrontendShared {
     pub active: Gauge,
+    /// Highest `active` ever seen.
+    pub max_active: AtomicU32,
     pub total: AtomicU64,
     /// accept(2) failures (out of fds or memory, aborted connections).
     pub accept_errors: AtomicU64,
@@ -133,6 +138,8 @@ pub struct Shared {
     /// Bit per shard: that shard has an accept loop waiting for a free slot.
     pub limit_waiters: Padded<AtomicU64>,
     pub stopping: AtomicBool,
+    /// Traffic totals, one block set per shard (summed when read).
+    pub counters: Vec<super::counters::ShardCounters>,
     /// Times any shard ran out of fds, memory or ports (accept or connect).
     pub local_exhaustion: AtomicU64,
     /// When the last alert about it was logged (seconds since the epoch), so
@@ -171,6 +178,9 @@ impl Shared {
             .iter()
             .map(|_| FrontendShared::default())
             .collect();
+        let counters = (0..shards)
+            .map(|_| super::counters::ShardCounters::new(&config))
+            .collect();
         Ok((
             Arc::new(Shared {
                 config,
@@ -181,6 +191,7 @@ impl Shared {
                 inboxes,
                 limit_waiters: Padded(AtomicU64::new(0)),
                 stopping: AtomicBool::new(false),
+                counters,
                 local_exhaustion: AtomicU64::new(0),
                 last_exhaustion_alert: AtomicU64::new(0),
             }),

@@ -108,6 +108,8 @@ enum Cur {
     Proxy(usize),
     /// An unsupported section skipped under `--lenient`.
     Skip,
+    /// A `userlist` section.
+    Userlist(String),
 }
 
 /// Keywords that only `global` takes, to name the right section in errors.
@@ -142,6 +144,7 @@ pub fn parse(text: &str, file_starts: &[usize], opts: &Options) -> P<Parsed> {
         keys: Vec::new(),
         line_start: 0,
         current_defaults: None,
+        userlists: Default::default(),
     };
     let mut bounds: Vec<usize> = file_starts.to_vec();
     bounds.push(text.len());
@@ -163,6 +166,7 @@ struct State<'a> {
     /// First byte of the line being handled.
     line_start: usize,
     current_defaults: Option<usize>,
+    userlists: std::collections::BTreeMap<String, Vec<Spanned<String>>>,
 }
 
 pub(crate) fn sp<T>(w: &Word, v: T) -> Spanned<T> {
@@ -361,8 +365,22 @@ impl State<'_> {
                 *cur = Cur::Proxy(self.proxies.len() - 1);
                 return Ok(());
             }
-            "userlist" | "resolvers" | "peers" | "mailers" | "cache" | "program"
-            | "http-errors" | "ring" | "fcgi-app" | "crt-store" | "traces" => {
+            "userlist" => {
+                let name = words
+                    .get(1)
+                    .ok_or_else(|| perr(&kw.span, "userlist needs a name"))?;
+                if self.userlists.contains_key(&name.text) {
+                    return Err(perr(
+                        &name.span,
+                        format!("duplicate userlist \"{}\"", name.text),
+                    ));
+                }
+                self.userlists.insert(name.text.clone(), Vec::new());
+                *cur = Cur::Userlist(name.text.clone());
+                return Ok(());
+            }
+            "resolvers" | "peers" | "mailers" | "cache" | "program" | "http-errors" | "ring"
+            | "fcgi-app" | "crt-store" | "traces" => {
                 self.sections.push((kw.span.start, kw.text.clone(), 0));
                 let msg = format!(
                     "unsupported section \"{}\": ringlb does not implement it",
@@ -395,6 +413,12 @@ impl State<'_> {
             }
 
             Cur::Skip => Ok(()),
+            Cur::Userlist(name) => {
+                if let Some(l) = self.userlists.get_mut(name) {
+                    l.push(Spanned::new(cover(words), join(words)));
+                }
+                Ok(())
+            }
             Cur::Global => {
                 let mut g = self.global.take().expect("set by the header");
                 let r = global::keyword(&mut g.0, words, &mut self.notices);
@@ -522,13 +546,16 @@ impl State<'_> {
     }
 
     fn finish(self) -> P<Parsed> {
+        let userlist = (!self.userlists.is_empty()).then_some(self.userlists);
         let mut raw = RawConfig {
             global: self.global.map(|(g, at)| Spanned::new(at, g)),
+            userlist: userlist.clone(),
             ..RawConfig::default()
         };
         let single = self.defaults.len() == 1 && self.proxies.iter().all(|p| p.defaults == Some(0));
         let mut unfolded = single.then(|| RawConfig {
             global: raw.global.clone(),
+            userlist,
             defaults: Some(Spanned::new(
                 self.defaults[0].header.clone(),
                 self.defaults[0].raw.clone(),
@@ -721,7 +748,8 @@ fn inherit(def: &RawProxy, own: &mut RawProxy, kind: Kind) {
             queue,
             check,
             http_request,
-            http_keep_alive
+            http_keep_alive,
+            tarpit
         );
     }
     if allowed("check") {

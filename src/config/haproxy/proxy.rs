@@ -38,6 +38,7 @@ pub(super) fn is_proxy_keyword(k: &str) -> bool {
             | "maxconn"
             | "acl"
             | "use_backend"
+            | "use-server"
             | "default_backend"
             | "balance"
             | "hash-type"
@@ -51,6 +52,7 @@ pub(super) fn is_proxy_keyword(k: &str) -> bool {
             | "tcp-check"
             | "cookie"
             | "http-request"
+            | "redirect"
             | "http-response"
             | "stats"
             | "disabled"
@@ -95,26 +97,38 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
             let acl = p.acl.get_or_insert_with(Default::default);
             if let Some(old) = acl.get_mut(&name.text) {
                 // HAProxy ORs repeated definitions; with the same fetch and flags
-                // that is one line listing every value.
+                // that is one line listing every value, otherwise one more
+                // definition line (an ACL string holds one per line).
                 let head = acl_head(&words[2..]);
-                let same = old.starts_with(&format!("{} ", join(&words[2..2 + head])));
-                if !same || words.len() == 2 + head {
-                    return Err(bad(
-                        name,
-                        format!("acl \"{}\" is defined again with another fetch or flags; ringlb needs one fetch per ACL name", name.text),
-                    ));
+                let old = old.get_mut();
+                let same = old.starts_with(&format!("{} ", join(&words[2..2 + head])))
+                    && !old.contains('\n');
+                let spans = p.acl_words.entry(name.text.clone()).or_default();
+                if same && words.len() > 2 + head {
+                    old.push(' ');
+                    old.push_str(&join(&words[2 + head..]));
+                    spans.extend(words[2 + head..].iter().map(|w| w.span.clone()));
+                } else {
+                    old.push('\n');
+                    old.push_str(&text);
+                    spans.extend(words[2..].iter().map(|w| w.span.clone()));
                 }
-                old.push(' ');
-                old.push_str(&join(&words[2 + head..]));
             } else {
-                acl.insert(name.text.clone(), text);
+                acl.insert(name.text.clone(), Spanned::new(cover(&words[2..]), text));
+                p.acl_words.insert(
+                    name.text.clone(),
+                    words[2..].iter().map(|w| w.span.clone()).collect(),
+                );
             }
             "acl"
         }
         "use_backend" => {
             let name = arg(words, 1)?;
             let (if_, unless) = match words.get(2).map(|w| w.text.as_str()) {
-                None => (Some("TRUE".to_string()), None),
+                None => (
+                    Some(Spanned::new(name.span.clone(), "TRUE".to_string())),
+                    None,
+                ),
                 Some("if") => (Some(cond(words, 3)?), None),
                 Some("unless") => (None, Some(cond(words, 3)?)),
                 Some(_) => {
@@ -135,6 +149,27 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
                     unless,
                 });
             "use-backend"
+        }
+        "use-server" => {
+            let name = arg(words, 1)?;
+            let (if_, unless) = match words.get(2).map(|w| w.text.as_str()) {
+                Some("if") => (Some(cond(words, 3)?), None),
+                Some("unless") => (None, Some(cond(words, 3)?)),
+                _ => {
+                    return Err(bad(
+                        name,
+                        "use-server: expected \"if\" or \"unless\" and a condition",
+                    ))
+                }
+            };
+            p.use_server
+                .get_or_insert_with(Vec::new)
+                .push(RawUseServer {
+                    server: sp(name, name.text.clone()),
+                    if_,
+                    unless,
+                });
+            "use-server"
         }
         "default_backend" => {
             let w = arg(words, 1)?;
@@ -184,6 +219,7 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
                 "check" => t.check = d,
                 "http-request" => t.http_request = d,
                 "http-keep-alive" => t.http_keep_alive = d,
+                "tarpit" => t.tarpit = d,
                 _ => return Err(KwErr::Unsupported),
             }
             "timeout"
@@ -243,11 +279,29 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
                     "insert" | "rewrite" | "prefix" => c.mode = Some(sp(w, w.text.clone())),
                     "indirect" => c.indirect = Some(true),
                     "nocache" => c.nocache = Some(true),
-                    "postonly" | "preserve" | "httponly" | "secure" | "dynamic" => notice(format!(
+                    "postonly" => c.postonly = Some(true),
+                    "preserve" => c.preserve = Some(true),
+                    "httponly" => c.httponly = Some(true),
+                    "secure" => c.secure = Some(true),
+                    "domain" => {
+                        c.domain = Some(arg(words, i + 1)?.text.clone());
+                        i += 1;
+                    }
+                    "maxidle" | "maxlife" => {
+                        let v = arg(words, i + 1)?;
+                        let d = Some(sp(v, RawDuration::Text(v.text.clone())));
+                        if w.text == "maxidle" {
+                            c.maxidle = d;
+                        } else {
+                            c.maxlife = d;
+                        }
+                        i += 1;
+                    }
+                    "dynamic" => notice(format!(
                         "cookie option \"{}\" is not implemented; ignored",
                         w.text
                     )),
-                    "domain" | "maxidle" | "maxlife" | "attr" => {
+                    "attr" => {
                         notice(format!(
                             "cookie option \"{}\" is not implemented; ignored",
                             w.text
@@ -277,9 +331,17 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
             }
             "log"
         }
+        "redirect" => {
+            // The section keyword is `http-request redirect` (HAProxy runs
+            // these after the http-request rules; here they keep file order).
+            arg(words, 1)?;
+            let rule = Spanned::new(cover(words), join(words));
+            p.http_request.get_or_insert_with(Vec::new).push(rule);
+            "http-request"
+        }
         "http-request" | "http-response" => {
             arg(words, 1)?;
-            let rule = join(&words[1..]);
+            let rule = Spanned::new(cover(&words[1..]), join(&words[1..]));
             let list = if kw.text == "http-request" {
                 &mut p.http_request
             } else {
@@ -326,11 +388,11 @@ fn acl_head(words: &[Word]) -> usize {
 }
 
 /// The condition after `if`/`unless` at word `from`, re-joined.
-fn cond(words: &[Word], from: usize) -> Result<String, KwErr> {
+fn cond(words: &[Word], from: usize) -> Result<Spanned<String>, KwErr> {
     if words.len() <= from {
         return Err(bad(&words[from - 1], "a condition is required"));
     }
-    Ok(join(&words[from..]))
+    Ok(Spanned::new(cover(&words[from..]), join(&words[from..])))
 }
 
 fn option(p: &mut RawProxy, words: &[Word], on: bool, notice: &mut dyn FnMut(String)) -> K {
@@ -662,9 +724,10 @@ fn stats(p: &mut RawProxy, words: &[Word], notice: &mut dyn FnMut(String)) -> Re
                 Some("if") => cond(words, 3)?,
                 _ => return Err(bad(sub, "stats admin needs \"if COND\"")),
             };
-            s.admin = Some(c);
+            s.admin = Some(c.into_inner());
         }
-        "hide-version" | "show-legends" | "show-node" | "show-desc" => {
+        "hide-version" => s.hide_version = Some(true),
+        "show-legends" | "show-node" | "show-desc" => {
             notice(format!("stats {} is not implemented; ignored", sub.text))
         }
         _ => return Err(KwErr::Unsupported),

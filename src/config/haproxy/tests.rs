@@ -337,8 +337,13 @@ fn bad_input_names_line_and_column() {
     let e = err("backend be\n    server a 127.0.0.1:1 agent-check\n");
     assert!(e.contains("unsupported option \"agent-check\""), "{e}");
     assert_eq!(pos(&e), (2, 26));
+    let e = err("resolvers dns\n    nameserver a 127.0.0.1:53\n");
+    assert!(e.contains("unsupported section \"resolvers\""), "{e}");
+    // A userlist is read; a password that is not a crypt(3) SHA hash is refused
+    // where it stands.
     let e = err("userlist admins\n    user a password x\n");
-    assert!(e.contains("unsupported section \"userlist\""), "{e}");
+    assert!(e.contains("only crypt(3) SHA-512"), "{e}");
+    assert_eq!(pos(&e), (2, 21));
     // Chinese text before the error counts as characters in the column.
     let e = err("backend 服务\n    server 甲 127.0.0.1:0\n");
     assert_eq!(pos(&e), (2, 14));

@@ -1,0 +1,347 @@
+//! The runtime API on `stats socket PATH` (TOML `global.admin-socket`), served by
+//! the control shard in HAProxy's command syntax and output formats, so `socat`
+//! scripts written for HAProxy work: `help`, `show info`, `show stat`,
+//! `show servers state [BACKEND]`, `show backend`, `set server B/S state
+//! ready|drain|maint`, `set server B/S weight N[%]`, `set weight`, `get weight`,
+//! `disable|enable server`, `disable|enable health`; several commands per line
+//! separated by `;`, and `prompt` mode. State and weight changes go through the
+//! control shard's server table, which broadcasts them to every data shard; a bad
+//! command or argument answers as HAProxy does and changes nothing.
+
+use std::path::Path;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{UnixListener, UnixStream};
+
+use super::stats;
+use super::status::Admin;
+use super::Table;
+use crate::config::model::Config;
+use crate::log::{level, Logger};
+use crate::state::{ServerState, Shared};
+
+/// Binds the socket (a stale file from an earlier run is replaced), mode 600.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    if path.exists() {
+        let _ = std::fs::remove_file(path);
+    }
+    let l = UnixListener::bind(path).map_err(|e| {
+        std::io::Error::other(format!("cannot bind stats socket {}: {e}", path.display()))
+    })?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    Ok(l)
+}
+
+pub struct Api {
+    pub config: Arc<Config>,
+    pub shared: Arc<Shared>,
+    pub logger: Logger,
+    pub table: Table,
+}
+
+const HELP: &str = "The following commands are valid at this level:
+  disable health <bk>/<srv>               : disable health checks
+  disable server (DEPRECATED)             : disable a server for maintenance (use 'set server' instead)
+  enable health <bk>/<srv>                : enable health checks
+  enable server  (DEPRECATED)             : enable a disabled server (use 'set server' instead)
+  get weight <bk>/<srv>                   : report a server's current weight
+  help [<command>]                        : list matching or all commands
+  prompt                                  : toggle interactive mode with prompt
+  quit                                    : disconnect
+  set server <bk>/<srv> [opts]            : change a server's state, weight
+  set weight <bk>/<srv>  (DEPRECATED)     : change a server's weight (use 'set server' instead)
+  show backend                            : list backends in the current running config
+  show info                               : report information about the running process [json|typed]
+  show servers state [<backend>]          : dump volatile server information (all or for a single backend)
+  show stat [desc|json|no-maint|typed|up]*: report counters for each proxy and server
+";
+
+impl Api {
+    pub async fn serve(self, listener: UnixListener) {
+        let me = Rc::new(self);
+        loop {
+            let Ok(conn) = listener.accept().await else {
+                continue;
+            };
+            let me = me.clone();
+            glommio::spawn_local(async move { me.session(conn).await }).detach();
+        }
+    }
+
+    async fn session(&self, mut conn: UnixStream) {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut prompt = false;
+        loop {
+            // Commands end at a newline (or at EOF for the last one).
+            let line = loop {
+                if let Some(i) = buf.iter().position(|&b| b == b'\n') {
+                    let l: Vec<u8> = buf.drain(..=i).collect();
+                    break Some(l);
+                }
+                match conn.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break (!buf.is_empty()).then(|| std::mem::take(&mut buf)),
+                    Ok(n) => {
+                        buf.extend_from_slice(&chunk[..n]);
+                        if buf.len() > 64 << 10 {
+                            return;
+                        }
+                    }
+                }
+            };
+            let Some(line) = line else { return };
+            let text = String::from_utf8_lossy(&line);
+            let mut out = String::new();
+            let mut quit = false;
+            for cmd in text.trim().split(';') {
+                let words: Vec<&str> = cmd.split_whitespace().collect();
+                match words.as_slice() {
+                    [] => {}
+                    ["prompt"] => prompt = !prompt,
+                    ["quit"] => quit = true,
+                    w => out.push_str(&self.run(w)),
+                }
+            }
+            if prompt {
+                out.push_str("\n> ");
+            }
+            if conn.write_all(out.as_bytes()).await.is_err() || quit || !prompt {
+                let _ = conn.flush().await;
+                return;
+            }
+        }
+    }
+
+    /// Runs one command; returns HAProxy's answer.
+    pub fn run(&self, w: &[&str]) -> String {
+        match w {
+            ["help", ..] => HELP.to_string(),
+            ["show", "stat", ..] => {
+                let t = self.table.borrow();
+                stats::csv(&stats::rows(&self.config, &self.shared, &t)) + "\n"
+            }
+            ["show", "info", ..] => self.info(),
+            ["show", "backend"] => {
+                let mut s = "# name\n".to_string();
+                for b in &self.config.backends {
+                    s += &format!("{}\n", b.name);
+                }
+                s + "\n"
+            }
+            ["show", "servers", "state", rest @ ..] => self.servers_state(rest.first().copied()),
+            ["set", "server", target, "state", st] => self.admin(
+                target,
+                match *st {
+                    "ready" => Some(Admin::Ready),
+                    "drain" => Some(Admin::Drain),
+                    "maint" => Some(Admin::Maint),
+                    _ => None,
+                },
+            ),
+            ["set", "server", _, "state", ..] => {
+                "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n".into()
+            }
+            ["set", "server", target, "weight", v] | ["set", "weight", target, v] => {
+                self.weight(target, v)
+            }
+            ["get", "weight", target] => match self.find(target) {
+                Err(e) => e,
+                Ok((b, s)) => {
+                    let cur = self.table.borrow().servers[b][s].weight;
+                    let init = self.config.backends[b].servers[s].weight;
+                    format!("{cur} (initial {init})\n\n")
+                }
+            },
+            ["disable", "server", target] => self.admin(target, Some(Admin::Maint)),
+            ["enable", "server", target] => self.admin(target, Some(Admin::Ready)),
+            ["disable", "health", target] | ["enable", "health", target] => {
+                match self.find(target) {
+                    Err(e) => e,
+                    Ok((b, s)) => {
+                        let on = w[0] == "enable";
+                        self.table.borrow_mut().set(&self.shared, b, s, |st| {
+                            st.checks_enabled = on && st.checked;
+                            if !on {
+                                // HAProxy: health checks off means UP assumed.
+                                st.up = true;
+                            }
+                        });
+                        "\n".into()
+                    }
+                }
+            }
+            _ => format!(
+                "Unknown command, but maybe one of the following ones is a better match:\n{}\n",
+                HELP.lines().skip(1).take(3).collect::<Vec<_>>().join("\n")
+            ),
+        }
+    }
+
+    /// `BACKEND/SERVER` → indexes, or HAProxy's error text.
+    fn find(&self, target: &str) -> Result<(usize, usize), String> {
+        let Some((bn, sn)) = target.split_once('/') else {
+            return Err("Require 'backend/server'.\n\n".into());
+        };
+        let Some(b) = self.config.backends.iter().position(|b| b.name == bn) else {
+            return Err("No such backend.\n\n".into());
+        };
+        let Some(s) = self.config.backends[b]
+            .servers
+            .iter()
+            .position(|s| s.name == sn)
+        else {
+            return Err("No such server.\n\n".into());
+        };
+        Ok((b, s))
+    }
+
+    fn admin(&self, target: &str, to: Option<Admin>) -> String {
+        let Some(to) = to else {
+            return "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n".into();
+        };
+        let (b, s) = match self.find(target) {
+            Ok(x) => x,
+            Err(e) => return e,
+        };
+        let mut table = self.table.borrow_mut();
+        let from = table.servers[b][s].admin;
+        let Some((before, after)) = table.set(&self.shared, b, s, |st| st.admin = to) else {
+            return "\n".into();
+        };
+        let (act, bck) = table.usable_counts(&self.config, b);
+        drop(table);
+        let name = format!(
+            "{}/{}",
+            self.config.backends[b].name, self.config.backends[b].servers[s].name
+        );
+        let line = match (from, to) {
+            (_, Admin::Maint) if from != Admin::Maint => Some(format!(
+                "Server {name} is going DOWN for maintenance. {act} active and {bck} backup servers left. \
+                 {} sessions active, 0 requeued, 0 remaining in queue.",
+                self.shared.backends[b].servers[s].active.get()
+            )),
+            (Admin::Maint, Admin::Ready) => Some(format!(
+                "Server {name} is {} (leaving forced maintenance).",
+                if after == ServerState::Down { "DOWN" } else { "UP/READY" }
+            )),
+            (Admin::Maint, Admin::Drain) => Some(format!(
+                "Server {name} is UP/DRAIN (leaving forced maintenance)."
+            )),
+            (Admin::Ready, Admin::Drain) => Some(format!("Server {name} remains in forced drain mode.")),
+            (Admin::Drain, Admin::Ready) => Some(format!("Server {name} is UP (leaving forced drain).")),
+            _ => None,
+        };
+        if let Some(l) = line {
+            self.logger.event(level::WARNING, l);
+        }
+        let _ = before;
+        "\n".into()
+    }
+
+    fn weight(&self, target: &str, v: &str) -> String {
+        let (b, s) = match self.find(target) {
+            Ok(x) => x,
+            Err(e) => return e,
+        };
+        let init = self.config.backends[b].servers[s].weight;
+        let w = match v.strip_suffix('%') {
+            Some(p) => p
+                .parse::<u64>()
+                .ok()
+                .map(|p| (init as u64 * p / 100) as i64),
+            None => v.parse::<i64>().ok(),
+        };
+        let Some(w) = w.filter(|w| (0..=256).contains(w)) else {
+            return "Absolute weight can only be between 0 and 256 inclusive.\n\n".into();
+        };
+        self.table
+            .borrow_mut()
+            .set(&self.shared, b, s, |st| st.weight = w as u32);
+        "\n".into()
+    }
+
+    fn servers_state(&self, only: Option<&str>) -> String {
+        if let Some(n) = only {
+            if !self.config.backends.iter().any(|b| b.name == n) {
+                return format!("Can't find backend '{n}'.\n\n");
+            }
+        }
+        let t = self.table.borrow();
+        let now = std::time::Instant::now();
+        let mut out = String::from(
+            "1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight \
+             srv_iweight srv_time_since_last_change srv_check_status srv_check_result \
+             srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id \
+             srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr \
+             srv_agent_addr srv_agent_port\n",
+        );
+        for (bi, b) in self.config.backends.iter().enumerate() {
+            if only.is_some_and(|n| n != b.name) {
+                continue;
+            }
+            for (si, s) in b.servers.iter().enumerate() {
+                let st = &t.servers[bi][si];
+                // HAProxy's SRV_ST_* (0 stopped, 2 running) and SRV_ADMF_* bits.
+                let op = if st.up { 2 } else { 0 };
+                let admin = match st.admin {
+                    Admin::Ready => 0,
+                    Admin::Maint => 1,
+                    Admin::Drain => 8,
+                };
+                out += &format!(
+                    "{} {} {} {} {} {op} {admin} {} {} {} {} {} {} {} 0 0 0 - {} - {} {} - - 0\n",
+                    bi + 1,
+                    b.name,
+                    si + 1,
+                    s.name,
+                    s.addr.ip(),
+                    st.weight,
+                    s.weight,
+                    now.duration_since(st.last_change).as_secs(),
+                    if st.checked { 6 } else { 1 },
+                    if st.up { 3 } else { 1 },
+                    if st.up { s.rise + s.fall - 1 } else { 0 },
+                    if st.checks_enabled { 6 } else { 0 },
+                    s.addr.port(),
+                    u8::from(s.ssl),
+                    s.check_port.map_or(0, |p| p),
+                );
+            }
+        }
+        out + "\n"
+    }
+
+    fn info(&self) -> String {
+        let t = self.table.borrow();
+        let up = t.started.elapsed().as_secs();
+        let cum: u64 = self
+            .shared
+            .frontends
+            .iter()
+            .map(|f| f.total.load(std::sync::atomic::Ordering::Relaxed))
+            .sum();
+        format!(
+            "Name: ringlb\nVersion: {}\nNbthread: {}\nNbproc: 1\nProcess_num: 1\nPid: {}\n\
+             Uptime: {}d {}h{:02}m{:02}s\nUptime_sec: {up}\nMaxconn: {}\nHard_maxconn: {}\n\
+             CurrConns: {}\nCumConns: {cum}\nStopping: {}\n\n",
+            env!("CARGO_PKG_VERSION"),
+            self.shared.inboxes.len(),
+            std::process::id(),
+            up / 86400,
+            (up / 3600) % 24,
+            (up / 60) % 60,
+            up % 60,
+            self.config.global.maxconn,
+            self.config.global.maxconn,
+            self.shared.actconn.get(),
+            u8::from(
+                self.shared
+                    .stopping
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            ),
+        )
+    }
+}

@@ -1,0 +1,303 @@
+//! Statistics as HAProxy 2.6 shows them: one row per frontend, server and
+//! backend, with HAProxy's column names and order (the CSV of `show stat` and
+//! the stats page's `;csv`), built on the control shard from the shards'
+//! summed counters, the exact gauges and the control shard's server table.
+//! Columns ringlb has no value for stay empty, as HAProxy leaves them.
+
+mod csv;
+mod page;
+mod prom;
+
+pub use csv::{csv, HEADER};
+pub use page::html;
+pub use prom::metrics;
+
+use std::time::Instant;
+
+use super::status::StatusTable;
+use crate::config::model::{Balance, Config, Mode};
+use crate::state::{Shared, Totals};
+
+/// One row: values by HAProxy field name (absent = empty).
+#[derive(Debug, Default, Clone)]
+pub struct Row {
+    pub values: Vec<(&'static str, String)>,
+}
+
+impl Row {
+    pub fn set(&mut self, field: &'static str, v: impl ToString) {
+        self.values.push((field, v.to_string()));
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.values
+            .iter()
+            .find(|(f, _)| *f == field)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn mode(m: Mode) -> &'static str {
+    match m {
+        Mode::Tcp => "tcp",
+        Mode::Http => "http",
+    }
+}
+
+fn algo(b: Balance) -> &'static str {
+    match b {
+        Balance::RoundRobin => "roundrobin",
+        Balance::StaticRr => "static-rr",
+        Balance::LeastConn => "leastconn",
+        Balance::First => "first",
+        Balance::Source => "source",
+        Balance::Random => "random",
+        Balance::Uri => "uri",
+        Balance::UrlParam => "url_param",
+        Balance::Hdr => "hdr",
+    }
+}
+
+fn traffic(r: &mut Row, t: &Totals, http: bool) {
+    r.set("bin", t.bytes_in);
+    r.set("bout", t.bytes_out);
+    if http {
+        for (i, f) in [
+            "hrsp_1xx",
+            "hrsp_2xx",
+            "hrsp_3xx",
+            "hrsp_4xx",
+            "hrsp_5xx",
+            "hrsp_other",
+        ]
+        .iter()
+        .enumerate()
+        {
+            r.set(f, t.hrsp[i]);
+        }
+    }
+}
+
+/// Every row, in HAProxy's order: each frontend (with its own backend half
+/// right after it for a `listen`), then the remaining backends with their
+/// servers before the BACKEND row.
+pub fn rows(config: &Config, shared: &Shared, table: &StatusTable) -> Vec<Row> {
+    let now = Instant::now();
+    let sum = |f: &dyn Fn(&crate::state::ShardCounters) -> &crate::state::Counters| {
+        Totals::sum(shared.counters.iter().map(f))
+    };
+    let mut out = Vec::new();
+    let mut done = vec![false; config.backends.len()];
+    let backend_rows = |out: &mut Vec<Row>, bi: usize, iid: usize| {
+        let b = &config.backends[bi];
+        let bs = &shared.backends[bi];
+        let http = b.mode == Mode::Http;
+        let (mut act, mut bck, mut weight) = (0u32, 0u32, 0u32);
+        let (mut econ, mut wretr, mut wredis) = (0u64, 0u64, 0u64);
+        for (si, s) in b.servers.iter().enumerate() {
+            let ss = &bs.servers[si];
+            let st = &table.servers[bi][si];
+            let t = sum(&|c| &c.servers[bi][si]);
+            let ld =
+                |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+            let mut r = Row::default();
+            r.set("pxname", &b.name);
+            r.set("svname", &s.name);
+            r.set("qcur", 0);
+            r.set("qmax", 0);
+            r.set("scur", ss.active.get());
+            r.set(
+                "smax",
+                ss.max_active.load(std::sync::atomic::Ordering::Relaxed),
+            );
+            if s.maxconn > 0 {
+                r.set("slim", s.maxconn);
+            }
+            r.set("stot", ld(&ss.total.0));
+            traffic(&mut r, &t, http);
+            r.set("dresp", t.denied_resp);
+            r.set("econ", ld(&ss.connect_errors));
+            r.set("eresp", t.resp_errors);
+            r.set("wretr", ld(&ss.retries));
+            r.set("wredis", ld(&ss.redispatches));
+            econ += ld(&ss.connect_errors);
+            wretr += ld(&ss.retries);
+            wredis += ld(&ss.redispatches);
+            r.set("status", st.status_text());
+            r.set("weight", st.weight);
+            r.set("act", u8::from(!s.backup));
+            r.set("bck", u8::from(s.backup));
+            if st.checked {
+                r.set("chkfail", st.check_failures);
+                r.set("chkdown", st.check_downs);
+            }
+            r.set("lastchg", now.duration_since(st.last_change).as_secs());
+            if st.checked {
+                r.set("downtime", st.downtime(now));
+            }
+            if s.maxqueue > 0 {
+                r.set("qlimit", s.maxqueue);
+            }
+            r.set("pid", 1);
+            r.set("iid", iid);
+            r.set("sid", si + 1);
+            r.set("lbtot", ld(&ss.total.0));
+            r.set("type", 2);
+            r.set("cli_abrt", t.cli_aborts);
+            r.set("srv_abrt", t.srv_aborts);
+            r.set(
+                "lastsess",
+                if t.last_session == 0 {
+                    -1
+                } else {
+                    (crate::control::stats::unix_now() - t.last_session as i64).max(0)
+                },
+            );
+            if let Some(c) = st.last_check.as_ref().filter(|_| st.checked) {
+                r.set("check_status", c.status.name());
+                if let Some(code) = c.code {
+                    r.set("check_code", code);
+                }
+                r.set("check_duration", c.duration.as_millis());
+                r.set("last_chk", &c.info);
+                r.set("check_desc", c.status.reason());
+            }
+            if st.checked {
+                r.set("check_rise", s.rise);
+                r.set("check_fall", s.fall);
+            }
+            r.set("addr", s.addr);
+            if let Some(c) = &s.cookie {
+                r.set("cookie", c);
+            }
+            r.set("mode", mode(b.mode));
+            let sessions = t.sessions.max(1);
+            r.set("ctime", t.connect_ms / sessions);
+            r.set("ttime", t.total_ms / sessions);
+            r.set("uweight", st.weight);
+            if matches!(
+                st.effective(),
+                crate::state::ServerState::Up | crate::state::ServerState::Drain
+            ) {
+                if s.backup {
+                    bck += 1;
+                } else {
+                    act += 1;
+                    weight += st.weight;
+                }
+            }
+            out.push(r);
+        }
+        let t = sum(&|c| &c.backends[bi]);
+        let mut r = Row::default();
+        r.set("pxname", &b.name);
+        r.set("svname", "BACKEND");
+        r.set(
+            "qcur",
+            bs.queued.0.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        r.set(
+            "qmax",
+            bs.max_queued.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        r.set("scur", bs.active.get());
+        r.set(
+            "smax",
+            bs.max_active.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        r.set("stot", bs.total.load(std::sync::atomic::Ordering::Relaxed));
+        traffic(&mut r, &t, http);
+        r.set("dreq", t.denied_req);
+        r.set("dresp", t.denied_resp);
+        r.set("econ", econ);
+        r.set("eresp", t.resp_errors);
+        r.set("wretr", wretr);
+        r.set("wredis", wredis);
+        r.set("status", if act + bck > 0 { "UP" } else { "DOWN" });
+        r.set("weight", weight);
+        r.set("act", act);
+        r.set("bck", bck);
+        r.set("lastchg", now.duration_since(table.started).as_secs());
+        r.set("pid", 1);
+        r.set("iid", iid);
+        r.set("sid", 0);
+        r.set("lbtot", bs.total.load(std::sync::atomic::Ordering::Relaxed));
+        r.set("type", 1);
+        r.set("cli_abrt", t.cli_aborts);
+        r.set("srv_abrt", t.srv_aborts);
+        r.set(
+            "lastsess",
+            if t.last_session == 0 {
+                -1
+            } else {
+                (unix_now() - t.last_session as i64).max(0)
+            },
+        );
+        let sessions = t.sessions.max(1);
+        r.set("qtime", t.queue_ms / sessions);
+        r.set("ctime", t.connect_ms / sessions);
+        r.set("ttime", t.total_ms / sessions);
+        r.set("mode", mode(b.mode));
+        r.set("algo", algo(b.balance));
+        r.set("uweight", weight);
+        out.push(r);
+    };
+    for (fi, f) in config.frontends.iter().enumerate() {
+        let fs = &shared.frontends[fi];
+        let t = sum(&|c| &c.frontends[fi]);
+        let mut r = Row::default();
+        r.set("pxname", &f.name);
+        r.set("svname", "FRONTEND");
+        r.set("scur", fs.active.get());
+        r.set(
+            "smax",
+            fs.max_active.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        r.set(
+            "slim",
+            if f.maxconn > 0 {
+                f.maxconn
+            } else {
+                config.global.maxconn
+            },
+        );
+        r.set("stot", fs.total.load(std::sync::atomic::Ordering::Relaxed));
+        traffic(&mut r, &t, f.mode == Mode::Http);
+        r.set("dreq", t.denied_req);
+        r.set("dresp", t.denied_resp);
+        r.set("ereq", t.req_errors);
+        r.set("status", if f.disabled { "STOP" } else { "OPEN" });
+        r.set("pid", 1);
+        r.set("iid", fi + 1);
+        r.set("sid", 0);
+        r.set("type", 0);
+        if f.mode == Mode::Http {
+            r.set("req_tot", t.requests);
+        }
+        r.set("mode", mode(f.mode));
+        r.set(
+            "conn_tot",
+            fs.total.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        out.push(r);
+        // A `listen` section's backend half comes right after its frontend.
+        if let Some(bi) = config.backends.iter().position(|b| b.name == f.name) {
+            if !done[bi] {
+                done[bi] = true;
+                backend_rows(&mut out, bi, fi + 1);
+            }
+        }
+    }
+    for (bi, _) in done.iter().enumerate().filter(|(_, d)| !**d) {
+        backend_rows(&mut out, bi, config.frontends.len() + bi + 1);
+    }
+    out
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

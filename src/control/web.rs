@@ -1,0 +1,267 @@
+//! The stats page, served by the control shard (no data-shard cost) on the binds
+//! of every frontend or listen section with `stats`: the HTML page at
+//! `stats uri`, HAProxy 2.6's CSV at `<uri>;csv` (and `;csv;norefresh`), Basic
+//! authentication with `stats auth` (401 with `WWW-Authenticate: Basic
+//! realm="…"` otherwise), `stats refresh`, `stats hide-version`. Any other URI
+//! gets HAProxy's 503, as a stats-only `listen` does, except `/metrics`: the
+//! Prometheus exporter (HAProxy's `use-service prometheus-exporter`). One request per
+//! connection (`Connection: close`).
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+
+use super::stats;
+use super::Table;
+use crate::config::model::{Config, StatsSpec};
+use crate::state::Shared;
+
+/// Binds every bind of every stats frontend (inside the control executor).
+pub fn bind(config: &Config) -> std::io::Result<Vec<(usize, TcpListener)>> {
+    let mut out = Vec::new();
+    for (fi, fe) in config.frontends.iter().enumerate() {
+        if fe.disabled || fe.stats.is_none() {
+            continue;
+        }
+        for b in &fe.binds {
+            let l = TcpListener::bind(b.addr).map_err(|e| {
+                std::io::Error::other(format!(
+                    "frontend \"{}\": cannot bind {} for the stats page: {e}",
+                    fe.name, b.addr
+                ))
+            })?;
+            out.push((fi, l));
+        }
+    }
+    Ok(out)
+}
+
+pub struct Web {
+    pub config: Arc<Config>,
+    pub shared: Arc<Shared>,
+    pub table: Table,
+    pub frontend: usize,
+}
+
+impl Web {
+    pub async fn serve(self, l: TcpListener) {
+        let me = Rc::new(self);
+        loop {
+            let Ok(conn) = l.accept().await else { continue };
+            let me = me.clone();
+            glommio::spawn_local(async move { me.conn(conn).await }).detach();
+        }
+    }
+
+    async fn conn(&self, mut c: TcpStream) {
+        let fe = &self.config.frontends[self.frontend];
+        let limit = fe
+            .timeouts
+            .http_request
+            .or(fe.timeouts.client)
+            .unwrap_or(Duration::from_secs(10));
+        let head = futures_lite::future::or(read_head(&mut c), async {
+            glommio::timer::sleep(limit).await;
+            None
+        })
+        .await;
+        let Some(head) = head else { return };
+        let resp = self.respond(&head);
+        let _ = c.write_all(&resp).await;
+        let _ = c.flush().await;
+        let _ = c.shutdown(std::net::Shutdown::Write).await;
+    }
+
+    /// The whole response to one request head.
+    pub fn respond(&self, head: &[u8]) -> Vec<u8> {
+        let spec = self.config.frontends[self.frontend]
+            .stats
+            .as_ref()
+            .expect("served only for stats frontends");
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        let Ok(httparse::Status::Complete(_)) = req.parse(head) else {
+            return crate::http::errors::error_response(400)
+                .unwrap_or(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                .to_vec();
+        };
+        let target = req.path.unwrap_or("/");
+        if target == "/metrics" && spec.uri != "/metrics" {
+            // HAProxy: `http-request use-service prometheus-exporter if { path /metrics }`.
+            let table = self.table.borrow();
+            let rows = stats::rows(&self.config, &self.shared, &table);
+            let extra = [
+                (
+                    "ringlb_shards",
+                    "gauge",
+                    "Data shards running (one io_uring ring each).",
+                    self.shared.inboxes.len() as f64,
+                ),
+                (
+                    "ringlb_local_exhaustion_total",
+                    "counter",
+                    "Times a shard ran out of fds, memory or source ports (accept or connect).",
+                    self.shared
+                        .local_exhaustion
+                        .load(std::sync::atomic::Ordering::Relaxed) as f64,
+                ),
+            ];
+            let body = stats::metrics(&rows, &extra);
+            let mut out = format!(
+                "HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n\
+                 Content-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            out.extend_from_slice(body.as_bytes());
+            return out;
+        }
+        let Some(opts) = target.strip_prefix(spec.uri.as_str()) else {
+            return crate::http::errors::error_response(503)
+                .unwrap_or(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n")
+                .to_vec();
+        };
+        let auth = req
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+            .map(|h| h.value);
+        if !authorized(spec, auth) {
+            let realm = spec.realm.as_deref().unwrap_or("HAProxy Statistics");
+            let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
+            return format!(
+                "HTTP/1.1 401 Unauthorized\r\nContent-length: {}\r\nCache-Control: no-cache\r\n\
+                 Connection: close\r\nContent-Type: text/html\r\nWWW-Authenticate: Basic realm=\"{realm}\"\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes();
+        }
+        let flags: Vec<&str> = opts.split(';').filter(|s| !s.is_empty()).collect();
+        let table = self.table.borrow();
+        let rows = stats::rows(&self.config, &self.shared, &table);
+        let (ctype, body) = if flags.contains(&"csv") {
+            ("text/plain", stats::csv(&rows))
+        } else {
+            let refresh = if flags.contains(&"norefresh") {
+                0
+            } else {
+                spec.refresh.map_or(0, |d| d.as_secs())
+            };
+            (
+                "text/html",
+                stats::html(
+                    &rows,
+                    std::process::id(),
+                    table.started.elapsed().as_secs(),
+                    refresh,
+                    spec.hide_version,
+                ),
+            )
+        };
+        let mut out = format!(
+            "HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n\
+             Content-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        if req.method != Some("HEAD") {
+            out.extend_from_slice(body.as_bytes());
+        }
+        out
+    }
+}
+
+/// Reads a request head (up to 16 KiB); `None` on EOF or overflow.
+async fn read_head(c: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    loop {
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            return Some(buf);
+        }
+        if buf.len() > 16 << 10 {
+            return None;
+        }
+        match c.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// `stats auth` (any of several `user:password`), Basic scheme; none = open.
+fn authorized(spec: &StatsSpec, header: Option<&[u8]>) -> bool {
+    if spec.auth.is_empty() {
+        return true;
+    }
+    let Some(v) = header.and_then(|h| std::str::from_utf8(h).ok()) else {
+        return false;
+    };
+    let Some(b64) = v.trim().strip_prefix("Basic ").map(str::trim) else {
+        return false;
+    };
+    let Some(cred) = base64_decode(b64).and_then(|b| String::from_utf8(b).ok()) else {
+        return false;
+    };
+    spec.auth.contains(&cred)
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let s = s.trim_end_matches('=').as_bytes();
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    for chunk in s.chunks(4) {
+        let mut acc = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            acc |= val(c)? << (18 - 6 * i);
+        }
+        let n = match chunk.len() {
+            4 => 3,
+            3 => 2,
+            2 => 1,
+            _ => return None,
+        };
+        out.extend_from_slice(&acc.to_be_bytes()[1..1 + n]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_decode_and_match_any_listed_pair() {
+        assert_eq!(base64_decode("YWRtaW46YWRtaW4=").unwrap(), b"admin:admin");
+        assert_eq!(base64_decode("YQ==").unwrap(), b"a");
+        assert!(base64_decode("!!").is_none());
+        let spec = StatsSpec {
+            uri: "/stats".into(),
+            refresh: None,
+            realm: None,
+            auth: vec!["admin:admin".into(), "ops:s3cret".into()],
+            admin: None,
+            hide_version: false,
+        };
+        assert!(authorized(&spec, Some(b"Basic YWRtaW46YWRtaW4=")));
+        assert!(authorized(&spec, Some(b"Basic b3BzOnMzY3JldA==")));
+        assert!(
+            !authorized(&spec, Some(b"Basic YWRtaW46d3Jvbmc=")),
+            "admin:wrong"
+        );
+        assert!(!authorized(&spec, None));
+        assert!(!authorized(&spec, Some(b"Bearer x")));
+    }
+}

@@ -1,0 +1,65 @@
+//! Adding a finished session (or HTTP request) to this shard's counters: the
+//! frontend's, the backend's and the server's blocks in `Shared::counters`,
+//! written by this shard only. Called once per log record, after the record is
+//! final.
+
+use std::sync::atomic::Ordering;
+
+use super::ctx::ShardCtx;
+use crate::log::SessionRecord;
+use crate::state::Counters;
+
+impl ShardCtx {
+    /// Counts `r`: a TCP session, or an HTTP request with its `status`.
+    pub fn account(&self, r: &SessionRecord, status: Option<u16>) {
+        let c = &self.shared.counters[self.id];
+        let now = r
+            .accept_time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let t = r.termination.0;
+        let add = |k: &Counters| {
+            if status.is_some() {
+                k.add(&k.requests, 1);
+            }
+            k.add(&k.bytes_in, r.bytes_up);
+            k.add(&k.bytes_out, r.bytes_down);
+            if let Some(code) = status {
+                k.status(code);
+            }
+            // HAProxy's cli_abrt / srv_abrt: data transfers aborted by a side.
+            match (t[0], t[1]) {
+                (b'C', b'D') => k.add(&k.cli_aborts, 1),
+                (b'S', b'D' | b'H') => k.add(&k.srv_aborts, 1),
+                _ => {}
+            }
+        };
+        let fe = &c.frontends[r.frontend];
+        add(fe);
+        fe.add(&fe.sessions, 1);
+        let Some(b) = r.backend else { return };
+        let be = &c.backends[b];
+        add(be);
+        be.add(&be.sessions, 1);
+        be.last_session.store(now, Ordering::Relaxed);
+        if r.tw_ms >= 0 {
+            be.add(&be.queue_ms, r.tw_ms as u64);
+        }
+        if r.tc_ms >= 0 {
+            be.add(&be.connect_ms, r.tc_ms as u64);
+        }
+        be.add(&be.total_ms, r.tt_ms.max(0) as u64);
+        let Some(s) = r.server else { return };
+        let Some(srv) = c.servers.get(b).and_then(|v| v.get(s)) else {
+            return;
+        };
+        add(srv);
+        srv.add(&srv.sessions, 1);
+        srv.last_session.store(now, Ordering::Relaxed);
+        if r.tc_ms >= 0 {
+            srv.add(&srv.connect_ms, r.tc_ms as u64);
+        }
+        srv.add(&srv.total_ms, r.tt_ms.max(0) as u64);
+    }
+}

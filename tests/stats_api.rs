@@ -1,0 +1,296 @@
+//! The runtime API and the stats CSV through the real binary, with `socat` as the
+//! client HAProxy users script with: the CSV header is HAProxy 2.6's own (taken
+//! from the installed haproxy in the same test), counters add up to what the
+//! servers saw, and `set server … state|weight` changes what every shard does.
+
+mod support;
+
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::servers::Haproxy;
+use support::*;
+
+fn socat(sock: &Path, cmd: &str) -> String {
+    let out = Command::new("socat")
+        .arg("-")
+        .arg(format!("UNIX-CONNECT:{}", sock.display()))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{cmd}\n").as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("socat (Debian package socat) must be installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Which server answered: the test servers say their name on connect.
+fn who(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    read_line(&mut c)
+}
+
+fn column(csv: &str, px: &str, sv: &str, field: &str) -> String {
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let i = header.iter().position(|h| *h == field).unwrap();
+    lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|c| c.len() > 1 && c[0] == px && c[1] == sv)
+        .map(|c| c[i].to_string())
+        .unwrap_or_else(|| panic!("no row {px}/{sv} in\n{csv}"))
+}
+
+#[test]
+fn runtime_api_and_csv_as_haproxy() {
+    let a = TestServer::start("a", Behaviour::Hello);
+    let b = TestServer::start("b", Behaviour::Hello);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "10s", server = "10s" }}
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+balance = "roundrobin"
+servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
+"#,
+        sock.display(),
+        a.addr,
+        b.addr
+    );
+    let lb = Ringlb::start(&cfg, &["--shards", "2"]);
+
+    // The CSV header is HAProxy 2.6's, column for column.
+    let hport = free_port();
+    let hsock = dir.path().join("haproxy.sock");
+    let _h = Haproxy::start(
+        &format!(
+            "global\n  stats socket {} mode 600 level admin\ndefaults\n  mode tcp\n  timeout connect 1s\n  \
+             timeout client 1s\n  timeout server 1s\nlisten app\n  bind 127.0.0.1:{hport}\n  server a 127.0.0.1:1\n",
+            hsock.display(),
+        ),
+        hport,
+    );
+    // Both sockets answer once their process is ready (bounded wait).
+    let mut theirs = String::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        theirs = socat(&hsock, "show stat");
+        !theirs.is_empty()
+    }));
+    let mut ours = String::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        ours = socat(&sock, "show stat");
+        !ours.is_empty()
+    }));
+    assert_eq!(
+        ours.lines().next().unwrap(),
+        theirs.lines().next().unwrap(),
+        "CSV header differs from HAProxy 2.6's"
+    );
+    let width = ours.lines().next().unwrap().split(',').count();
+    for l in ours.lines().skip(1).filter(|l| !l.is_empty()) {
+        assert_eq!(l.split(',').count(), width, "row width: {l}");
+    }
+    let accepted_before = a.accepted() + b.accepted();
+
+    // Counters add up to what the servers saw.
+    let n = 10;
+    for _ in 0..n {
+        who(port);
+    }
+    let stot = |csv: &str, s: &str| column(csv, "app", s, "stot").parse::<u64>().unwrap();
+    assert!(wait_until(Duration::from_secs(5), || {
+        let csv = socat(&sock, "show stat");
+        stot(&csv, "a") + stot(&csv, "b") == n
+            && column(&csv, "app", "BACKEND", "stot") == n.to_string()
+    }));
+    let csv = socat(&sock, "show stat");
+    assert_eq!(
+        stot(&csv, "a") + stot(&csv, "b"),
+        a.accepted() + b.accepted() - accepted_before
+    );
+    assert_eq!(column(&csv, "app", "a", "status"), "no check");
+    assert_eq!(column(&csv, "app", "BACKEND", "algo"), "roundrobin");
+    assert_eq!(column(&csv, "app", "FRONTEND", "status"), "OPEN");
+
+    // MAINT through the socket: no new session reaches a, from either shard.
+    assert_eq!(socat(&sock, "set server app/a state maint"), "\n");
+    let a0 = a.accepted();
+    for _ in 0..20 {
+        assert_eq!(who(port), "b");
+    }
+    assert_eq!(a.accepted(), a0);
+    assert_eq!(
+        column(&socat(&sock, "show stat"), "app", "a", "status"),
+        "MAINT"
+    );
+    assert!(socat(&sock, "show servers state app").contains("\n1 app 1 a 127.0.0.1 2 1 1 1 "));
+    assert!(wait_until(Duration::from_secs(5), || lb.output().contains(
+        "Server app/a is going DOWN for maintenance. 1 active and 0 backup servers left."
+    )));
+
+    // Back to READY: a takes sessions again; then weight 0: b takes them all.
+    socat(&sock, "set server app/a state ready");
+    let names: Vec<String> = (0..10).map(|_| who(port)).collect();
+    assert!(names.iter().any(|n| n == "a"), "{names:?}");
+    assert_eq!(socat(&sock, "set server app/a weight 0"), "\n");
+    assert_eq!(socat(&sock, "get weight app/a"), "0 (initial 1)\n\n");
+    for _ in 0..10 {
+        assert_eq!(who(port), "b");
+    }
+
+    // Bad input answers as HAProxy and changes nothing.
+    assert_eq!(
+        socat(&sock, "set server app/zz state maint"),
+        "No such server.\n\n"
+    );
+    assert_eq!(
+        socat(&sock, "set server nope/a state maint"),
+        "No such backend.\n\n"
+    );
+    assert_eq!(
+        socat(&sock, "set server app/b state bogus"),
+        "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n"
+    );
+    assert_eq!(
+        socat(&sock, "set weight app/b 300"),
+        "Absolute weight can only be between 0 and 256 inclusive.\n\n"
+    );
+    assert!(socat(&sock, "frobnicate").starts_with("Unknown command"));
+    assert_eq!(who(port), "b", "b still serves");
+    // Several commands on one line.
+    let two = socat(&sock, "get weight app/a; get weight app/b");
+    assert_eq!(two, "0 (initial 1)\n\n1 (initial 1)\n\n");
+    assert!(socat(&sock, "show info").starts_with("Name: ringlb\n"));
+}
+
+fn curl(args: &[&str]) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-D", "-", "--max-time", "5"])
+        .args(args)
+        .output()
+        .expect("curl must be installed");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    (head.to_string(), body.to_string())
+}
+
+#[test]
+fn the_tutorials_stats_page_with_auth_refresh_and_csv() {
+    let a = TestServer::start("a", Behaviour::Hello);
+    let (port, sport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    // The tutorial's `listen stats` (bind *:1080, stats uri /stats, refresh 30s,
+    // realm, auth admin:admin), on loopback and an ephemeral port.
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "10s", server = "10s" }}
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+servers = [{{ name = "a", address = "{}" }}, {{ name = "gone", address = "127.0.0.1:1", check = true, inter = "100ms", fall = 1 }}]
+[[listen]]
+name = "stats"
+bind = ["127.0.0.1:{sport}"]
+mode = "http"
+stats = {{ uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["admin:admin"] }}
+"#,
+        sock.display(),
+        a.addr
+    );
+    let _lb = Ringlb::start(&cfg, &[]);
+    who(port);
+    let url = format!("http://127.0.0.1:{sport}/stats");
+    let (head, _) = curl(&[&url]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert!(
+        head.contains("WWW-Authenticate: Basic realm=\"HAProxy Stats\""),
+        "{head}"
+    );
+    let (head, _) = curl(&["-u", "admin:wrong", &url]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    // The checked dead server goes DOWN; the page shows it so.
+    assert!(wait_until(Duration::from_secs(5), || {
+        column(&socat(&sock, "show stat"), "app", "gone", "status") == "DOWN"
+    }));
+    let (head, body) = curl(&["-u", "admin:admin", &url]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(body.contains("<meta http-equiv=\"refresh\" content=\"30\">"));
+    assert!(body.contains("<table class=\"tbl\" id=\"px-app\">"));
+    assert!(
+        body.contains("<tr class=\"active_up\" data-sv=\"a\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<tr class=\"active_down\" data-sv=\"gone\">"),
+        "{body}"
+    );
+    assert!(
+        body.contains("L4CON in "),
+        "check status on the row: {body}"
+    );
+    let (_, csv) = curl(&["-u", "admin:admin", &format!("{url};csv;norefresh")]);
+    assert_eq!(
+        csv.lines().next(),
+        socat(&sock, "show stat").lines().next(),
+        "the page's CSV is the socket's"
+    );
+    assert_eq!(column(&csv, "app", "a", "stot"), "1");
+    // Prometheus, with HAProxy's exporter names, valid for promtool.
+    let (head, metrics) = curl(&[&format!("http://127.0.0.1:{sport}/metrics")]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        metrics.contains("haproxy_server_status{proxy=\"app\",server=\"gone\",state=\"DOWN\"} 1\n")
+    );
+    assert!(metrics.contains("haproxy_server_sessions_total{proxy=\"app\",server=\"a\"} 1\n"));
+    assert!(metrics.contains("haproxy_frontend_current_sessions{proxy=\"app\"}"));
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian package prometheus) must be installed");
+    {
+        use std::io::Write;
+        promtool
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(metrics.as_bytes())
+            .unwrap();
+    }
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another URI on the stats listener: HAProxy's 503.
+    let (head, _) = curl(&[&format!("http://127.0.0.1:{sport}/other")]);
+    assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+}
