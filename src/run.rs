@@ -91,9 +91,10 @@ pub fn fds_needed(config: &Config, shards: usize) -> u64 {
 /// rather than forwarding traffic in a way the user did not ask for.
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    // `mode http` on the data shards (`shard::http`) routes every request to
-    // the default backend and applies no rule yet: a config with rules it
-    // would ignore is refused. Stats frontends are served by the control shard.
+    // `mode http` on the data shards (`shard::http`) evaluates `use_backend`
+    // rules but applies no other rule yet, and TCP mode routes to the default
+    // backend: a config with rules they would ignore is refused. Stats
+    // frontends are served by the control shard.
     let rules = |r: &crate::config::model::Rules| {
         r.get().map_or((false, false, false), |r| {
             (
@@ -105,9 +106,10 @@ pub fn unsupported(config: &Config) -> Vec<String> {
     };
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
         let (routes, edits, _) = rules(&fe.rules);
-        if routes || !fe.use_backend.is_empty() {
+        let tcp = fe.mode == crate::config::model::Mode::Tcp;
+        if tcp && (routes || !fe.use_backend.is_empty()) {
             out.push(format!(
-                "frontend \"{}\": use-backend rules are not evaluated by mode http yet",
+                "frontend \"{}\": use-backend rules are not evaluated in mode tcp",
                 fe.name
             ));
         }
@@ -124,9 +126,15 @@ pub fn unsupported(config: &Config) -> Vec<String> {
         .filter(|b| !b.disabled && b.mode == crate::config::model::Mode::Http)
     {
         let (_, edits, servers) = rules(&be.rules);
-        if edits || servers || be.cookie.is_some() {
+        if edits || servers {
             out.push(format!(
-                "backend \"{}\": http-request/http-response rules, use-server and cookie persistence are not applied by mode http yet",
+                "backend \"{}\": http-request/http-response rules and use-server are not applied by mode http yet",
+                be.name
+            ));
+        }
+        if be.cookie.is_some() {
+            out.push(format!(
+                "backend \"{}\": cookie persistence is not applied by mode http yet",
                 be.name
             ));
         }

@@ -1202,3 +1202,53 @@ fn balance_url_param_and_hdr_hash_what_the_request_carries() {
         assert_eq!(servers.len(), 2, "{balance}: eight users on both servers");
     }
 }
+
+#[test]
+fn use_backend_rules_route_each_request_of_one_connection() {
+    let api = KeepAliveOrigin::start("API", OriginFault::None);
+    let web = KeepAliveOrigin::start("WEB", OriginFault::None);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("http.log");
+    let _lb = Ringlb::start(
+        &format!(
+            "[defaults]\nmode = \"http\"\nlog-format = \"httplog\"\ntimeout = {{ connect = \"1s\", client = \"10s\", server = \"5s\" }}\n\
+             [[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\"]\nlog = [{{ target = \"{}\" }}]\n\
+             acl = {{ is_api = \"path_beg -i /api/\", down = \"nbsrv(api) lt 1\" }}\n\
+             use-backend = [{{ backend = \"api\", if = \"is_api !down\" }}]\ndefault-backend = \"site\"\n\
+             [[backend]]\nname = \"api\"\nservers = [{{ name = \"a1\", address = \"127.0.0.1:{}\" }}]\n\
+             [[backend]]\nname = \"site\"\nservers = [{{ name = \"w1\", address = \"127.0.0.1:{}\" }}]\n",
+            log.display(),
+            api.port,
+            web.port
+        ),
+        &["--shards", "1"],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for (path, want) in [
+        ("/api/users", "API"),
+        ("/index.html", "WEB"),
+        ("/API/x", "API"),
+        ("/apix", "WEB"),
+    ] {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        let (st, _, body) = read_response(&mut s, false);
+        assert_eq!((st, body.as_slice()), (200, want.as_bytes()), "{path}");
+    }
+    assert!(wait_until(
+        Duration::from_secs(5),
+        || std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .count()
+            >= 4
+    ));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let names: Vec<&str> = text
+        .lines()
+        .map(|l| l.split_whitespace().nth(8).unwrap())
+        .collect();
+    assert_eq!(names, ["api/a1", "site/w1", "api/a1", "site/w1"]);
+}

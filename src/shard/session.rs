@@ -23,7 +23,8 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     // source` and `X-Forwarded-For` read it. (TCP_NODELAY comes from the listener.)
     let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let wants_addr = ctx.logger.logs_frontend(frontend)
-        || (fe.mode == Mode::Http && fe.forwardfor)
+        || (fe.mode == Mode::Http
+            && (fe.forwardfor || fe.rules.get().is_some_and(|r| !r.use_backend.is_empty())))
         || fe
             .default_backend
             .is_some_and(|b| ctx.config.backends[b].balance.hashes_client());

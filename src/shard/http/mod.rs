@@ -15,6 +15,7 @@
 //! bodies move, `timeout tunnel` after `101 Switching Protocols`.
 
 use std::cell::Cell;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime};
@@ -30,6 +31,7 @@ use crate::http::rewrite::{
     client_keep_alive, server_keep_alive, write_request, write_response, ForwardFor, HttpMode,
     RequestContext,
 };
+use crate::http::rules::Txn;
 use crate::http::timing::Timeline;
 use crate::http::validate::BodyKind;
 use crate::l4::KillSwitch;
@@ -70,6 +72,10 @@ struct Conn<'a> {
     in_flight: Option<(Box<[u8]>, SystemTime, Instant)>,
     /// An error was answered: close without a reset (`io::linger_close`).
     linger: bool,
+    /// What `use_backend` rules read and edit, kept across requests.
+    txn: Txn,
+    /// The address the client connected to (`dst`), read when rules route.
+    local: SocketAddr,
 }
 
 fn deadline(t: Option<Duration>) -> Option<Instant> {
@@ -111,6 +117,12 @@ pub async fn serve(
         private: None,
         in_flight: None,
         linger: false,
+        txn: Txn::default(),
+        local: if fe.rules.get().is_some_and(|r| !r.use_backend.is_empty()) {
+            client.local_addr().unwrap_or(base.client)
+        } else {
+            base.client
+        },
     };
     let mut reader = RequestReader::new(conn.limits);
     let mut first = true;
@@ -247,7 +259,8 @@ impl Conn<'_> {
         self.in_flight = Some((line.clone(), request_time, tl.request_start));
         let method = head.method;
         let version = head.version;
-        let Some(backend) = route(ctx, self.frontend, head, buf) else {
+        let addrs = (rec.client, self.local);
+        let Some(backend) = route(ctx, self.frontend, &mut self.txn, head, buf, addrs) else {
             rec.backend = None;
             self.cin.consume(head_len);
             self.answer_error(503).await.ok();
