@@ -22,7 +22,7 @@ use crate::balance::{Balancer, Candidate};
 use crate::config::model::Config;
 use crate::l4::{BufferPool, PipePool, Pools};
 use crate::log::Logger;
-use crate::state::{HealthReplica, Shared};
+use crate::state::{HealthReplica, LatencyBook, Shared};
 
 pub struct ShardCtx {
     pub id: usize,
@@ -39,6 +39,8 @@ pub struct ShardCtx {
     pub live: LiveSessions,
     /// Idle HTTP server connections, per backend and server.
     pub idle: IdlePool,
+    /// This shard's latency histograms, published on a stats reader's request.
+    pub latency: RefCell<LatencyBook>,
     /// Sessions started on this shard and not yet finished.
     pub sessions: Cell<usize>,
     pub stopping: Cell<bool>,
@@ -70,6 +72,7 @@ impl ShardCtx {
             .collect();
         let queues = config.backends.iter().map(|_| VecDeque::new()).collect();
         let idle = IdlePool::new(config.backends.iter().map(|b| b.servers.len()));
+        let latency = LatencyBook::new(&config);
         ShardCtx {
             id,
             pools: Pools {
@@ -87,6 +90,7 @@ impl ShardCtx {
             limit_waiters: RefCell::new(Vec::new()),
             live: LiveSessions::default(),
             idle,
+            latency: RefCell::new(latency),
             sessions: Cell::new(0),
             stopping: Cell::new(false),
             killed: Cell::new(false),

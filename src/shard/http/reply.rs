@@ -127,6 +127,8 @@ impl Conn<'_> {
                 rec.srv_conn = ctx.shared.backends[b].servers[s].active.get();
             }
         }
+        // The stats page's counters and latency histograms, once per request.
+        ctx.account_with_response(rec, Some(status), times.tr_response);
         ctx.logger.http(HttpRecord {
             session: rec.clone(),
             request_time,
