@@ -1252,3 +1252,58 @@ fn use_backend_rules_route_each_request_of_one_connection() {
         .collect();
     assert_eq!(names, ["api/a1", "site/w1", "api/a1", "site/w1"]);
 }
+
+#[test]
+fn http_requests_are_counted_in_show_stat() {
+    let origin = KeepAliveOrigin::start("C", OriginFault::None);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let _lb = Ringlb::start(
+        &format!(
+            "[global]\nadmin-socket = \"{}\"\n[defaults]\nmode = \"http\"\ntimeout = {{ connect = \"1s\", client = \"10s\", server = \"5s\" }}\n\
+             [[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\"]\ndefault-backend = \"app\"\n\
+             [[backend]]\nname = \"app\"\nservers = [{{ name = \"s1\", address = \"127.0.0.1:{}\" }}]\n",
+            sock.display(),
+            origin.port
+        ),
+        &["--shards", "1"],
+    );
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for path in ["/a", "/b", "/204"] {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+            .unwrap();
+        read_response(&mut s, false);
+    }
+    let show_stat = || {
+        let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        c.write_all(b"show stat\n").unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        out
+    };
+    let field = |csv: &str, px: &str, sv: &str, name: &str| -> String {
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap()
+            .trim_start_matches("# ")
+            .split(',')
+            .collect();
+        let i = header.iter().position(|h| *h == name).unwrap();
+        lines
+            .map(|l| l.split(',').collect::<Vec<_>>())
+            .find(|c| c.len() > i && c[0] == px && c[1] == sv)
+            .map(|c| c[i].to_string())
+            .unwrap_or_default()
+    };
+    // Counters are published by the shard; wait (bounded) for them.
+    let ok = wait_until(Duration::from_secs(5), || {
+        field(&show_stat(), "app", "BACKEND", "hrsp_2xx") == "3"
+    });
+    let csv = show_stat();
+    assert!(ok, "{csv}");
+    assert_eq!(field(&csv, "web", "FRONTEND", "hrsp_2xx"), "3", "{csv}");
+    assert_eq!(field(&csv, "app", "s1", "hrsp_2xx"), "3", "{csv}");
+}
