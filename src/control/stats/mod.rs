@@ -279,7 +279,9 @@ pub fn rows(
         r.set("eresp", t.resp_errors);
         r.set("wretr", wretr);
         r.set("wredis", wredis);
-        r.set("status", if act + bck > 0 { "UP" } else { "DOWN" });
+        // HAProxy: UP with usable weight, or with no server at all.
+        let up = weight > 0 || bck > 0 || b.servers.is_empty();
+        r.set("status", if up { "UP" } else { "DOWN" });
         r.set("weight", weight);
         r.set("act", act);
         r.set("bck", bck);
