@@ -658,14 +658,23 @@ fn httplog_lines_match_haproxys_field_by_field() {
     let a = run(hport2, b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
     let b = run(lb_down.port, b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(a.get(..12), b.get(..12));
-    // haproxy's own readiness probe (a connection closed at once) logs `CR`.
+    // haproxy's own readiness probe (a connection closed at once, no byte) is
+    // logged `CR`, or `PR` with `<BADREQ>`, depending on when its close is
+    // seen: it is not one of the test's exchanges.
     let lines = || -> Vec<String> {
         h.output()
             .into_iter()
-            .filter(|l| l.contains(" [") && !l.contains(" CR-- "))
+            .filter(|l| l.contains(" ["))
+            // The probe closed before the first exchange started: its line,
+            // whatever it says, comes before the first request's.
+            .skip_while(|l| !l.contains("GET /index.html"))
             .collect()
     };
-    assert!(wait_until(Duration::from_secs(5), || lines().len() >= 4));
+    assert!(
+        wait_until(Duration::from_secs(5), || lines().len() >= 4),
+        "{:#?}",
+        h.output()
+    );
     let theirs = lines();
     let mut ours = lb.lines(3);
     ours.extend(lb_down.lines(1));
