@@ -92,6 +92,12 @@ pub fn fds_needed(config: &Config, shards: usize) -> u64 {
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
+        if fe.stats.is_some() && fe.binds.iter().any(|b| b.tls.is_some()) {
+            out.push(format!(
+                "frontend \"{}\": ssl on a stats frontend is not supported yet",
+                fe.name
+            ));
+        }
         if fe.mode == crate::config::model::Mode::Http && fe.stats.is_none() {
             out.push(format!(
                 "frontend \"{}\": mode http (L7) is not implemented yet; use mode tcp",

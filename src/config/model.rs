@@ -140,6 +140,8 @@ pub struct Bind {
     /// the kernel at somaxconn.
     pub backlog: u32,
     pub accept_proxy: bool,
+    /// `ssl crt ...`: TLS termination, certificates loaded.
+    pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -94,6 +94,20 @@ pub trait Transport {
     fn shutdown_write(&self) -> io::Result<()>;
     /// Makes the close that follows send RST (abort propagation).
     fn set_reset_on_close(&self) -> io::Result<()>;
+    /// The transport holds output of its own not yet on the socket (TLS records,
+    /// a close_notify, a FIN queued behind them): the pump calls [`flush`] until
+    /// this is false, waiting for POLLOUT in between, before it sends more or
+    /// considers the direction finished.
+    ///
+    /// [`flush`]: Transport::flush
+    fn has_pending_output(&self) -> bool {
+        false
+    }
+    /// Writes what the transport holds; `WouldBlock` (or pending output left)
+    /// means wait for POLLOUT.
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Transport for Socket {
@@ -362,6 +376,25 @@ impl Flow {
         let splice_ok = splice_ok && src.sock.can_splice() && dst.sock.can_splice();
         let mut moved = 0usize;
         loop {
+            // 0. The destination's own pending output (TLS records) goes first,
+            // and a direction is not done until it is out.
+            if dst.sock.has_pending_output() {
+                if dst.blocked {
+                    return Step::Blocked;
+                }
+                match dst.sock.flush() {
+                    Ok(()) if !dst.sock.has_pending_output() => dst.last_active = now,
+                    Ok(()) => {
+                        dst.blocked = true;
+                        return Step::Blocked;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        dst.blocked = true;
+                        return Step::Blocked;
+                    }
+                    Err(e) => return Step::DstFailed(e),
+                }
+            }
             if self.done {
                 return Step::Done;
             }
@@ -426,7 +459,8 @@ impl Flow {
             if self.eof {
                 let _ = dst.sock.shutdown_write();
                 self.done = true;
-                return Step::Done;
+                // Through step 0: a transport may still hold what it queued.
+                continue;
             }
             if moved >= BUDGET {
                 return Step::Yield;

@@ -21,7 +21,7 @@ use crate::log::level;
 use crate::ring;
 use crate::sys::socket::Socket;
 
-pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
+pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, listener: Socket) {
     let fd = listener.as_raw_fd();
     // Fault injection for the test suite (debug builds only): this shard panics
     // on its first connection, as a shard would on a bug.
@@ -43,7 +43,7 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
             let Some(permit) = ctx.permit(frontend).await else {
                 break 'outer;
             };
-            spawn_session(&ctx, frontend, conn, permit);
+            spawn_session(&ctx, frontend, bind, conn, permit);
         }
         if !ctx.room(frontend).await {
             break;
@@ -64,7 +64,7 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
                     panic!("injected fault (RINGLB_TEST_PANIC_SHARD={})", ctx.id)
                 }
                 Some(Some(Ok(conn))) => match ctx.try_permit(frontend) {
-                    Some(p) if held.is_empty() => spawn_session(&ctx, frontend, conn, p),
+                    Some(p) if held.is_empty() => spawn_session(&ctx, frontend, bind, conn, p),
                     other => {
                         drop(other);
                         held.push_back(conn);
@@ -121,12 +121,12 @@ async fn stop_or<F: std::future::Future>(ctx: &ShardCtx, slot: usize, fut: F) ->
     .await
 }
 
-fn spawn_session(ctx: &Rc<ShardCtx>, frontend: usize, conn: OwnedFd, permit: Permit) {
+fn spawn_session(ctx: &Rc<ShardCtx>, frontend: usize, bind: usize, conn: OwnedFd, permit: Permit) {
     let client = Socket::from(conn);
     let ctx = ctx.clone();
     ctx.session_started();
     ring::spawn(async move {
-        session::run(ctx.clone(), frontend, client, permit).await;
+        session::run(ctx.clone(), frontend, bind, client, permit).await;
         ctx.session_ended();
     });
 }

@@ -14,7 +14,13 @@ use crate::l4::KillSwitch;
 use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
 
-pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Permit) {
+/// The client as the mode's session sees it.
+enum Client {
+    Plain(Socket),
+    Tls(Box<crate::tls::TlsTransport>),
+}
+
+pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, client: Socket, permit: Permit) {
     let accept_time = SystemTime::now();
     let t0 = Instant::now();
     let fe = &ctx.config.frontends[frontend];
@@ -53,10 +59,33 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     };
     let kill = Rc::new(KillSwitch::default());
     let live = ctx.live.register(fe.default_backend, kill.clone());
-    report.termination = match fe.mode {
-        Mode::Tcp => tcp::serve(&ctx, frontend, &client, &mut report, t0, &live, &kill).await,
+    // TLS wraps the client socket in a transport once the handshake is done;
+    // the mode's session then runs over that transport.
+    let client = match fe.binds.get(bind).and_then(|b| b.tls.as_ref()) {
+        None => Client::Plain(client),
+        Some(tls) => {
+            let deadline = fe.timeouts.client.and_then(|t| t0.checked_add(t));
+            let hs = kill.guard(crate::tls::handshake(tls.server.clone(), client, deadline));
+            match hs.await {
+                Some(Ok(t)) => Client::Tls(Box::new(t)),
+                Some(Err((sock, e))) => {
+                    handshake_failed(&ctx, frontend, bind, &sock, &e);
+                    return;
+                }
+                // Killed (hard stop) mid-handshake: the socket went with it.
+                None => return,
+            }
+        }
+    };
+    report.termination = match (fe.mode, &client) {
+        (Mode::Tcp, Client::Plain(c)) => {
+            tcp::serve(&ctx, frontend, c, Some(c), &mut report, t0, &live, &kill).await
+        }
+        (Mode::Tcp, Client::Tls(t)) => {
+            tcp::serve(&ctx, frontend, &**t, None, &mut report, t0, &live, &kill).await
+        }
         // Refused at startup (`run::unsupported`) until the HTTP mode lands.
-        Mode::Http => Termination::NO_SERVER,
+        (Mode::Http, _) => Termination::NO_SERVER,
     };
     drop(live);
     report.tt_ms = t0.elapsed().as_millis() as i64;
@@ -67,4 +96,28 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, client: Socket, permit: Per
     drop(permit);
     ctx.account(&report, None);
     ctx.logger.session(report);
+}
+
+/// A client that never completed its TLS handshake (garbage instead of a
+/// ClientHello, no common version or suite, a stall past `timeout client`):
+/// counted as a frontend request error and logged as HAProxy does ("SSL
+/// handshake failure"), with no session line.
+fn handshake_failed(
+    ctx: &ShardCtx,
+    frontend: usize,
+    bind: usize,
+    sock: &Socket,
+    e: &crate::tls::HandshakeError,
+) {
+    let fe = &ctx.shared.counters[ctx.id].frontends[frontend];
+    fe.add(&fe.req_errors, 1);
+    let name = &ctx.config.frontends[frontend].name;
+    let addr = &ctx.config.frontends[frontend].binds[bind].addr;
+    let peer = sock
+        .peer_addr()
+        .map_or_else(|_| "-".to_string(), |a| a.to_string());
+    ctx.logger.event(
+        crate::log::level::NOTICE,
+        format!("{peer} [{name}/{addr}]: {e}"),
+    );
 }

@@ -9,15 +9,19 @@ use super::connect::{connect_server, ConnectInfo};
 use super::ctx::ShardCtx;
 use super::live::LiveKey;
 use crate::balance::HashKey;
-use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits, RingOutcome, RingPump};
+use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits, RingOutcome, RingPump, Transport};
 use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
 
-/// Serves one TCP session; returns how it ended.
-pub async fn serve(
+/// Serves one TCP session; returns how it ended. `plain` is the client's
+/// socket when the client transport is that socket (no TLS): only then may
+/// the session start on the ring copy path.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve<C: Transport>(
     ctx: &Rc<ShardCtx>,
     frontend: usize,
-    client: &Socket,
+    client: &C,
+    plain: Option<&Socket>,
     report: &mut SessionRecord,
     t0: Instant,
     live: &LiveKey<'_>,
@@ -64,8 +68,8 @@ pub async fn serve(
     // poll + splice pump, with every byte received so far already sent.
     let (mut up, mut down) = (0, 0);
     let mut ring_end = None;
-    if ctx.ring_copy.get() {
-        let r = RingPump::run(client, &server_sock, limits, kill.clone()).await;
+    if let Some(plain) = plain.filter(|_| ctx.ring_copy.get()) {
+        let r = RingPump::run(plain, &server_sock, limits, kill.clone()).await;
         (up, down) = (r.up, r.down);
         if let RingOutcome::Ended(end) = r.outcome {
             ring_end = Some(end);

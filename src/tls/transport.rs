@@ -1,0 +1,248 @@
+//! [`TlsTransport`]: a server-side TLS session over a non-blocking client
+//! socket, as an [`l4::Transport`] for the pump. Records are read and written
+//! with plain `recv`/`send` on the socket; readiness comes from the ring (the
+//! pump's polls, and [`handshake`]'s), so a TLS session never blocks a shard.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rustls::{ServerConfig, ServerConnection};
+
+use crate::l4::Transport;
+use crate::ring::{self, events};
+use crate::sys::socket::Socket;
+
+/// `io::Read`/`io::Write` over a borrowed socket, for rustls' `read_tls`/`write_tls`.
+struct Io<'a>(&'a Socket);
+
+impl Read for Io<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.recv(buf)
+    }
+}
+
+impl Write for Io<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.send(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a handshake failed.
+#[derive(Debug)]
+pub enum HandshakeError {
+    /// `timeout client` expired first.
+    Timeout,
+    /// The client closed or reset before finishing.
+    Closed,
+    /// Not TLS, or TLS we refuse (no common version or suite, bad record).
+    Protocol(rustls::Error),
+    Io(io::Error),
+}
+
+impl std::fmt::Display for HandshakeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HandshakeError::Timeout => write!(f, "timeout during SSL handshake"),
+            HandshakeError::Closed => write!(f, "connection closed during SSL handshake"),
+            HandshakeError::Protocol(e) => write!(f, "SSL handshake failure: {e}"),
+            HandshakeError::Io(e) => write!(f, "SSL handshake failure: {e}"),
+        }
+    }
+}
+
+pub struct TlsTransport {
+    sock: Socket,
+    conn: RefCell<ServerConnection>,
+    /// The socket returned EOF: no more records will come.
+    eof: Cell<bool>,
+    /// `shutdown(SHUT_WR)` waits for the queued records (close_notify) to go out.
+    shut_pending: Cell<bool>,
+}
+
+impl TlsTransport {
+    pub fn socket(&self) -> &Socket {
+        &self.sock
+    }
+
+    /// The SNI the client sent, if any.
+    pub fn sni(&self) -> Option<String> {
+        self.conn.borrow().server_name().map(String::from)
+    }
+
+    /// Writes queued records until done or the socket is full.
+    fn write_out(&self) -> io::Result<()> {
+        let mut conn = self.conn.borrow_mut();
+        while conn.wants_write() {
+            conn.write_tls(&mut Io(&self.sock))?;
+        }
+        drop(conn);
+        if self.shut_pending.get() {
+            self.shut_pending.set(false);
+            self.sock.shutdown_write()?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the server side of a handshake on `sock` until it completes, fails or
+/// `deadline` passes; the session's first application bytes may already be
+/// buffered in the returned transport.
+pub async fn handshake(
+    config: Arc<ServerConfig>,
+    sock: Socket,
+    deadline: Option<Instant>,
+) -> Result<TlsTransport, (Socket, HandshakeError)> {
+    let conn = match ServerConnection::new(config) {
+        Ok(c) => c,
+        Err(e) => return Err((sock, HandshakeError::Protocol(e))),
+    };
+    let t = TlsTransport {
+        sock,
+        conn: RefCell::new(conn),
+        eof: Cell::new(false),
+        shut_pending: Cell::new(false),
+    };
+    match ring::with_deadline(deadline, drive(&t)).await {
+        Some(Ok(())) => Ok(t),
+        Some(Err(e)) => Err((t.sock, e)),
+        None => Err((t.sock, HandshakeError::Timeout)),
+    }
+}
+
+async fn drive(t: &TlsTransport) -> Result<(), HandshakeError> {
+    let fd = t.sock.as_raw_fd();
+    loop {
+        // Flush what rustls has to say (the server flight, or an alert).
+        loop {
+            let r = {
+                let mut conn = t.conn.borrow_mut();
+                if !conn.wants_write() {
+                    break;
+                }
+                conn.write_tls(&mut Io(&t.sock))
+            };
+            match r {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ring::poll_once(fd, events::OUT)
+                        .await
+                        .map_err(HandshakeError::Io)?;
+                }
+                Err(e) => return Err(HandshakeError::Io(e)),
+            }
+        }
+        if !t.conn.borrow().is_handshaking() {
+            return Ok(());
+        }
+        let r = t.conn.borrow_mut().read_tls(&mut Io(&t.sock));
+        match r {
+            Ok(0) => return Err(HandshakeError::Closed),
+            Ok(_) => {
+                let p = t.conn.borrow_mut().process_new_packets().map(|_| ());
+                if let Err(e) = p {
+                    // Best effort: tell the client why (an alert), then close.
+                    let _ = t.write_out();
+                    return Err(HandshakeError::Protocol(e));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                ring::poll_once(fd, events::IN | events::RDHUP)
+                    .await
+                    .map_err(HandshakeError::Io)?;
+            }
+            Err(e) => return Err(HandshakeError::Io(e)),
+        }
+    }
+}
+
+impl Transport for TlsTransport {
+    fn fd(&self) -> RawFd {
+        self.sock.as_raw_fd()
+    }
+    fn can_splice(&self) -> bool {
+        false
+    }
+    fn buffers_reads(&self) -> bool {
+        true
+    }
+
+    fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            {
+                let mut conn = self.conn.borrow_mut();
+                match conn.reader().read(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    // TCP EOF without close_notify: most clients end so.
+                    Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                    Err(e) => return Err(e),
+                }
+                if self.eof.get() {
+                    return Ok(0);
+                }
+                if conn.read_tls(&mut Io(&self.sock))? == 0 {
+                    self.eof.set(true);
+                }
+                if let Err(e) = conn.process_new_packets() {
+                    drop(conn);
+                    let _ = self.write_out();
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                }
+            }
+            // Anything rustls must answer (a key update, an alert) goes out
+            // now or through the pump's `flush`.
+            if self.conn.borrow().wants_write() {
+                match self.write_out() {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
+    fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.write_out()?;
+        if self.conn.borrow().wants_write() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.conn.borrow_mut().writer().write(buf)?;
+        if n == 0 && !buf.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        match self.write_out() {
+            Ok(()) => {}
+            // The rest goes out through `flush` once the socket has room.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        Ok(n)
+    }
+
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.conn.borrow_mut().send_close_notify();
+        self.shut_pending.set(true);
+        match self.write_out() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            r => r,
+        }
+    }
+
+    fn set_reset_on_close(&self) -> io::Result<()> {
+        self.sock.set_reset_on_close()
+    }
+
+    fn has_pending_output(&self) -> bool {
+        self.shut_pending.get() || self.conn.borrow().wants_write()
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        self.write_out()
+    }
+}
