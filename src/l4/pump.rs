@@ -815,6 +815,83 @@ mod tests {
         assert_eq!((res.up, res.down), (300_000, 300_000));
     }
 
+    /// A transport that takes everything it is given but writes at most 1000
+    /// bytes per call, like TLS holding records the socket has no room for:
+    /// the pump must flush it before sending FIN, or the tail is lost.
+    struct Laggy {
+        sock: Socket,
+        held: std::cell::RefCell<Vec<u8>>,
+        fin: Cell<bool>,
+    }
+
+    impl Laggy {
+        fn push(&self) -> io::Result<()> {
+            let mut held = self.held.borrow_mut();
+            if !held.is_empty() {
+                let n = held.len().min(1000);
+                let sent = self.sock.send(&held[..n])?;
+                held.drain(..sent);
+            }
+            if held.is_empty() && self.fin.get() {
+                self.fin.set(false);
+                self.sock.shutdown_write()?;
+            }
+            Ok(())
+        }
+    }
+
+    impl Transport for Laggy {
+        fn fd(&self) -> RawFd {
+            self.sock.as_raw_fd()
+        }
+        fn can_splice(&self) -> bool {
+            false
+        }
+        fn buffers_reads(&self) -> bool {
+            false
+        }
+        fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+            self.sock.recv(buf)
+        }
+        fn send(&self, buf: &[u8]) -> io::Result<usize> {
+            self.push()?;
+            if !self.held.borrow().is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.held.borrow_mut().extend_from_slice(buf);
+            let _ = self.push();
+            Ok(buf.len())
+        }
+        fn shutdown_write(&self) -> io::Result<()> {
+            self.fin.set(true);
+            match self.push() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                r => r,
+            }
+        }
+        fn set_reset_on_close(&self) -> io::Result<()> {
+            self.sock.set_reset_on_close()
+        }
+        fn has_pending_output(&self) -> bool {
+            !self.held.borrow().is_empty() || self.fin.get()
+        }
+        fn flush(&self) -> io::Result<()> {
+            self.push()
+        }
+    }
+
+    #[test]
+    fn a_transports_pending_output_goes_out_before_its_fin() {
+        let wrap = |sock| Laggy {
+            sock,
+            held: Default::default(),
+            fin: Cell::new(false),
+        };
+        let (res, _) = echo_through(wrap, 500_000, false);
+        assert_eq!(res.end, PumpEnd::Closed);
+        assert_eq!((res.up, res.down), (500_000, 500_000));
+    }
+
     #[test]
     fn a_reset_server_is_told_apart_from_the_client() {
         let (client, proxy_c) = pair();

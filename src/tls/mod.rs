@@ -318,11 +318,12 @@ fn load_pem(
     let ck = CertifiedKey::new(chain, signer);
     match ck.keys_match() {
         Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
-        Err(_) => {
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
             return Err(format!(
                 "crt {f}: the private key does not match the certificate"
             ))
         }
+        Err(e) => return Err(format!("crt {f}: unusable certificate: {e}")),
     }
     Ok(Entry {
         names: info.names,
