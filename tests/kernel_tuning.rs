@@ -110,7 +110,7 @@ fn check_prints_the_table_and_exits_3_exactly_when_something_is_unmet() {
         lines[0].starts_with("KEY") && lines[0].contains("CURRENT") && lines[0].contains("STATUS"),
         "{text}"
     );
-    assert_eq!(lines.len(), 1 + 7 + 10, "one row per profile key: {text}");
+    assert_eq!(lines.len(), 1 + 8 + 10, "one row per profile key: {text}");
     let somax = lines
         .iter()
         .find(|l| l.starts_with("net.core.somaxconn"))

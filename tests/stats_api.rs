@@ -131,6 +131,11 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
     assert_eq!(column(&csv, "app", "a", "status"), "no check");
     assert_eq!(column(&csv, "app", "BACKEND", "algo"), "roundrobin");
     assert_eq!(column(&csv, "app", "FRONTEND", "status"), "OPEN");
+    // HAProxy's session-rate counters (sessions in a second; its maximum).
+    let max: u64 = column(&csv, "app", "FRONTEND", "rate_max").parse().unwrap();
+    assert!((1..=n).contains(&max), "rate_max {max}");
+    let srv_max: u64 = column(&csv, "app", "a", "rate_max").parse().unwrap();
+    assert!(srv_max >= 1 && srv_max <= max, "{srv_max} vs {max}");
 
     // MAINT through the socket: no new session reaches a, from either shard.
     assert_eq!(socat(&sock, "set server app/a state maint"), "\n");
@@ -181,6 +186,52 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
     let two = socat(&sock, "get weight app/a; get weight app/b");
     assert_eq!(two, "0 (initial 1)\n\n1 (initial 1)\n\n");
     assert!(socat(&sock, "show info").starts_with("Name: ringlb\n"));
+    // `shutdown sessions server`: a session held on b is closed.
+    let mut held = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert_eq!(read_line(&mut held), "b");
+    assert_eq!(socat(&sock, "shutdown sessions server app/b"), "\n");
+    held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(std::io::Read::read(&mut held, &mut byte), Ok(0)),
+        "the session on b was shut down"
+    );
+    // `clear counters` zeroes the maxima, `clear counters all` the totals.
+    socat(&sock, "clear counters");
+    let csv = socat(&sock, "show stat");
+    assert_eq!(column(&csv, "app", "a", "smax"), "0");
+    assert_ne!(column(&csv, "app", "a", "stot"), "0");
+    socat(&sock, "clear counters all");
+    let csv = socat(&sock, "show stat");
+    assert_eq!(column(&csv, "app", "a", "stot"), "0");
+    assert_eq!(column(&csv, "app", "BACKEND", "bout"), "0");
+    // `show stat json` parses, in HAProxy's shape (same keys as haproxy's own).
+    let shape = |doc: &str| {
+        let out = Command::new("python3")
+            .args([
+                "-c",
+                "import json,sys; d=json.load(sys.stdin); o=d[0][0]; \
+                 print(sorted(o), sorted(o['tags']), sorted(o['value']), sorted({f['objType'] for r in d for f in r}))",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin.take().unwrap().write_all(doc.as_bytes())?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        assert!(out.status.success(), "not JSON: {doc}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let ours_json = shape(&socat(&sock, "show stat json"));
+    let theirs_json = shape(&socat(&hsock, "show stat json"));
+    assert_eq!(ours_json, theirs_json);
+    assert!(
+        ours_json.contains("'Backend', 'Frontend', 'Server'"),
+        "{ours_json}"
+    );
 }
 
 fn curl(args: &[&str]) -> (String, String) {
@@ -267,6 +318,16 @@ stats = {{ uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["ad
     );
     assert!(metrics.contains("haproxy_server_sessions_total{proxy=\"app\",server=\"a\"} 1\n"));
     assert!(metrics.contains("haproxy_frontend_current_sessions{proxy=\"app\"}"));
+    // ringlb's own latency percentiles, merged across shards on read.
+    assert!(
+        metrics.contains(
+            "ringlb_server_total_time_seconds{proxy=\"app\",server=\"a\",quantile=\"0.99\"}"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ringlb_server_total_time_seconds_count{proxy=\"app\",server=\"a\"} 1\n")
+    );
     let mut promtool = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
@@ -293,4 +354,115 @@ stats = {{ uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["ad
     // Another URI on the stats listener: HAProxy's 503.
     let (head, _) = curl(&[&format!("http://127.0.0.1:{sport}/other")]);
     assert!(head.starts_with("HTTP/1.1 503"), "{head}");
+}
+
+/// Headless Chromium renders the page of a running ringlb with an UP, a DOWN,
+/// a MAINT and a backup server: the DOM has one row per server with HAProxy's
+/// state classes, and the screenshot is kept as a test artifact
+/// (`target/test-artifacts/stats-page.png`).
+#[test]
+fn chromium_shows_the_stats_page_with_rows_coloured_by_state() {
+    let Some(chromium) = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium is missing and CI=true"
+        );
+        eprintln!("SKIPPED: chromium is not installed (Debian package chromium)");
+        return;
+    };
+    let up = TestServer::start("up", Behaviour::Hello);
+    let (port, sport) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "10s", server = "10s" }}
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+servers = [
+  {{ name = "up", address = "{a}" }},
+  {{ name = "down", address = "127.0.0.1:1", check = true, inter = "100ms", fall = 1 }},
+  {{ name = "maint", address = "{a}" }},
+  {{ name = "spare", address = "{a}", backup = true }},
+]
+[[listen]]
+name = "stats"
+bind = ["127.0.0.1:{sport}"]
+stats = {{ uri = "/stats", refresh = "30s" }}
+"#,
+        sock.display(),
+        a = up.addr
+    );
+    let _lb = Ringlb::start(&cfg, &[]);
+    assert_eq!(socat(&sock, "set server app/maint state maint"), "\n");
+    assert!(wait_until(Duration::from_secs(5), || {
+        column(&socat(&sock, "show stat"), "app", "down", "status") == "DOWN"
+    }));
+    for _ in 0..3 {
+        who(port);
+    }
+    let url = format!("http://127.0.0.1:{sport}/stats");
+    let profile = dir.path().join("chromium");
+    let base = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    let dom = Command::new(chromium)
+        .args(base)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", &url])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    for (sv, class) in [
+        ("up", "active_up"),
+        ("down", "active_down"),
+        ("maint", "maintain"),
+        ("spare", "backup_up"),
+        ("BACKEND", "backend"),
+        ("FRONTEND", "frontend"),
+    ] {
+        assert!(
+            dom.contains(&format!("<tr class=\"{class}\" data-sv=\"{sv}\">")),
+            "row {sv} as {class} in the rendered DOM:\n{dom}"
+        );
+    }
+    assert!(dom.contains("L4CON in "), "check detail shown");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let png = artifacts.join("stats-page.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = Command::new(chromium)
+        .args(base)
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args([
+            "--window-size=1500,700",
+            &format!("--screenshot={}", png.display()),
+            &url,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        shot.status.success(),
+        "{}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let bytes = std::fs::read(&png).expect("the screenshot was written");
+    assert!(
+        bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
+        "a real PNG"
+    );
 }

@@ -5,6 +5,8 @@
 
 mod backend;
 mod error;
+mod frontend;
+mod global;
 pub mod haproxy;
 pub mod import;
 mod lint;

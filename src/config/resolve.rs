@@ -1,5 +1,6 @@
-//! From the raw schema to the resolved model (backends, servers and checks are in
-//! `backend`): inheritance from `[defaults]` and
+//! From the raw schema to the resolved model (the global section is in `global`,
+//! frontends in `frontend`, backends, servers and checks in `backend`): the order
+//! of resolution, inheritance from `[defaults]` and
 //! `default-server`, which keys each section kind may use, names resolved to
 //! indexes, and every value checked. The first problem found is returned with its
 //! position; nothing is half-resolved.
@@ -137,13 +138,18 @@ impl Resolver<'_> {
         Ok(n as u32)
     }
 
-    fn log_targets(&self, list: &[RawLogTarget], at: Range<usize>, ctx: &str) -> R<Vec<LogTarget>> {
+    pub(super) fn log_targets(
+        &self,
+        list: &[RawLogTarget],
+        at: Range<usize>,
+        ctx: &str,
+    ) -> R<Vec<LogTarget>> {
         list.iter()
             .map(|t| self.log_target(t, at.clone(), ctx))
             .collect()
     }
 
-    fn log_target(&self, t: &RawLogTarget, at: Range<usize>, ctx: &str) -> R<LogTarget> {
+    pub(super) fn log_target(&self, t: &RawLogTarget, at: Range<usize>, ctx: &str) -> R<LogTarget> {
         let e = |m: String| self.err(at.clone(), ctx, format!("log: {m}"));
         let dest = match t.target.as_str() {
             "stdout" => LogDest::Stdout,
@@ -222,197 +228,6 @@ impl Resolver<'_> {
             },
         }
     }
-
-    fn frontend(
-        &self,
-        p: &Spanned<RawProxy>,
-        kind: Kind,
-        backends: &HashMap<String, usize>,
-        own_backend: Option<usize>,
-    ) -> R<Frontend> {
-        let raw = p.get_ref();
-        let name = raw
-            .name
-            .as_ref()
-            .map(|n| n.get_ref().clone())
-            .unwrap_or_default();
-        let ctx = format!("{} \"{name}\"", kind.word());
-        let mode = self.mode(raw, &ctx)?;
-        let maxconn = match raw.maxconn.as_ref().or(self.defaults.maxconn.as_ref()) {
-            Some(v) => self.int(v, &ctx, "maxconn", 0, 10_000_000)?,
-            None => 0,
-        };
-        let binds_raw = raw
-            .bind
-            .as_ref()
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| self.err(span(p), &ctx, "no bind address (bind = [\"*:PORT\"])"))?;
-        let mut binds = Vec::new();
-        for b in binds_raw {
-            let (addr, backlog, accept_proxy, ssl) = match b.get_ref() {
-                RawBind::Address(a) => (a.clone(), None, false, None),
-                RawBind::Table(t) => (
-                    t.address.clone(),
-                    t.backlog,
-                    t.accept_proxy.unwrap_or(false),
-                    t.ssl.as_ref(),
-                ),
-            };
-            let tls = match ssl {
-                None => None,
-                Some(t) => {
-                    let built = crate::tls::options(t).and_then(crate::tls::build);
-                    Some(std::sync::Arc::new(built.map_err(|m| {
-                        self.err(span(b), &ctx, format!("bind {addr}: {m}"))
-                    })?))
-                }
-            };
-            if accept_proxy {
-                return Err(self.err(
-                    span(b),
-                    &ctx,
-                    "bind accept-proxy: the PROXY protocol is not supported yet",
-                ));
-            }
-            let addr = values::address(&addr)
-                .map_err(|m| self.err(span(b), &ctx, format!("bind: {m}")))?;
-            let backlog = match backlog {
-                Some(n) if n > 0 && n <= i32::MAX as i64 => n as u32,
-                Some(n) => {
-                    return Err(self.err(
-                        span(b),
-                        &ctx,
-                        format!("bind backlog {n} out of range 1-{}", i32::MAX),
-                    ))
-                }
-                None if maxconn > 0 => maxconn,
-                None => self.global_maxconn,
-            };
-            binds.push(Bind {
-                addr,
-                backlog,
-                accept_proxy,
-                tls,
-            });
-        }
-        let lookup = |n: &Spanned<String>, key: &str| -> R<usize> {
-            backends.get(n.get_ref()).copied().ok_or_else(|| {
-                let msg = if n.get_ref().contains("%[") {
-                    format!(
-                        "{key} \"{}\": a backend name computed per request (log-format) is not supported; name the backend and use a condition",
-                        n.get_ref()
-                    )
-                } else {
-                    format!("{key} \"{}\" does not exist", n.get_ref())
-                };
-                self.err(span(n), &ctx, msg)
-            })
-        };
-        let default_backend = match raw
-            .default_backend
-            .as_ref()
-            .or(self.defaults.default_backend.as_ref())
-        {
-            Some(n) => Some(lookup(n, "default-backend")?),
-            None => own_backend,
-        };
-        let mut use_backend = Vec::new();
-        for u in raw.use_backend.iter().flatten() {
-            let backend = lookup(&u.backend, "use-backend")?;
-            let (condition, negate) = match (&u.if_, &u.unless) {
-                (Some(c), None) => (c.clone(), false),
-                (None, Some(c)) => (c.clone(), true),
-                _ => {
-                    return Err(self.err(
-                        span(&u.backend),
-                        &ctx,
-                        "use-backend needs exactly one of `if` or `unless`",
-                    ))
-                }
-            };
-            use_backend.push(UseBackend {
-                backend,
-                condition: condition.into_inner(),
-                negate,
-            });
-        }
-        let log = match raw.log.as_ref().or(self.defaults.log.as_ref()) {
-            None => Vec::new(),
-            Some(l) => match l.get_ref() {
-                RawProxyLog::Word(w) if w == "global" => self.global_log.clone(),
-                RawProxyLog::Word(w) => {
-                    return Err(self.err(
-                        span(l),
-                        &ctx,
-                        format!("log: expected \"global\" or a list of targets, got \"{w}\""),
-                    ))
-                }
-                RawProxyLog::Targets(t) => self.log_targets(t, span(l), &ctx)?,
-            },
-        };
-        let log_format = match raw
-            .log_format
-            .as_ref()
-            .or(self.defaults.log_format.as_ref())
-        {
-            None => match mode {
-                Mode::Tcp => LogFormat::Tcp,
-                Mode::Http => LogFormat::Http,
-            },
-            Some(f) => match f.get_ref().as_str() {
-                "tcplog" => LogFormat::Tcp,
-                "httplog" => LogFormat::Http,
-                other => {
-                    return Err(self.err(
-                        span(f),
-                        &ctx,
-                        format!("unknown log-format \"{other}\" (tcplog, httplog)"),
-                    ))
-                }
-            },
-        };
-        let flag = |own: Option<bool>, def: Option<bool>| own.or(def).unwrap_or(false);
-        Ok(Frontend {
-            name,
-            binds,
-            mode,
-            maxconn,
-            default_backend,
-            use_backend,
-            acl: raw
-                .acl
-                .iter()
-                .flatten()
-                .map(|(k, v)| (k.clone(), v.get_ref().clone()))
-                .collect(),
-            timeouts: self.timeouts(raw.timeout.as_ref(), &ctx)?,
-            log,
-            log_format,
-            dontlognull: flag(raw.dontlognull, self.defaults.dontlognull),
-            disabled: raw.disabled.unwrap_or(false),
-            forwardfor: flag(raw.forwardfor, self.defaults.forwardfor),
-            http_keep_alive: flag(raw.http_keep_alive, self.defaults.http_keep_alive),
-            httpclose: flag(raw.httpclose, self.defaults.httpclose),
-            http_request: strings(&raw.http_request),
-            http_response: strings(&raw.http_response),
-            rules: Rules::default(),
-            stats: match &raw.stats {
-                None => None,
-                Some(st) => Some(StatsSpec {
-                    uri: st.uri.clone().unwrap_or_else(|| "/haproxy?stats".into()),
-                    refresh: st
-                        .refresh
-                        .as_ref()
-                        .map(|r| self.dur(r, &ctx, "stats refresh"))
-                        .transpose()?,
-                    realm: st.realm.clone(),
-                    auth: st.auth.clone().unwrap_or_default(),
-                    admin: st.admin.clone(),
-                    hide_version: st.hide_version.unwrap_or(false),
-                }),
-            },
-        })
-    }
 }
 
 fn mode_word(m: Mode) -> &'static str {
@@ -467,89 +282,8 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
         taken.insert(name.get_ref().clone(), loc.position(name.span().start).0);
         Ok(())
     };
-    let g = raw.global.as_ref().map(|g| g.get_ref());
-    let gctx = "global";
-    let int = |v: &Spanned<i64>, key: &str, min: i64, max: i64| -> R<u32> {
-        let n = *v.get_ref();
-        if n < min || n > max {
-            return Err(loc.error(
-                v.span(),
-                gctx,
-                format!("{key} {n} out of range {min}-{max}"),
-            ));
-        }
-        Ok(n as u32)
-    };
-    let maxconn = match g.and_then(|g| g.maxconn.as_ref()) {
-        Some(v) => int(v, "maxconn", 1, 10_000_000)?,
-        None => 4096,
-    };
-    let shards = match g.and_then(|g| g.shards.as_ref()) {
-        None => None,
-        Some(s) => match s.get_ref() {
-            RawShards::Word(w) if w == "auto" => None,
-            RawShards::Count(n) if (1..=64).contains(n) => Some(*n as usize),
-            _ => {
-                return Err(loc.error(
-                    s.span(),
-                    gctx,
-                    "shards: expected \"auto\" or a number from 1 to 64",
-                ))
-            }
-        },
-    };
-    let mut tune = Tune::default();
-    if let Some(t) = g.and_then(|g| g.tune.as_ref()) {
-        if let Some(v) = &t.pipesize {
-            tune.pipesize = int(v, "tune pipesize", 4096, 1 << 30)? as usize;
-        }
-        if let Some(v) = &t.maxpipes {
-            tune.maxpipes = int(v, "tune maxpipes", 0, 10_000_000)? as usize;
-        }
-        if let Some(v) = &t.bufsize {
-            tune.bufsize = int(v, "tune bufsize", 1024, 1 << 26)? as usize;
-        }
-        if let Some(s) = t.splice {
-            tune.splice = s;
-        }
-        if let Some(s) = t.ring_copy {
-            tune.ring_copy = s;
-        }
-        if let Some(v) = &t.ring_buffers {
-            let n = int(v, "tune ring-buffers", 16, 32768)?;
-            if !n.is_power_of_two() {
-                return Err(loc.error(
-                    span(v),
-                    "global",
-                    format!("tune ring-buffers {n} must be a power of two"),
-                ));
-            }
-            tune.ring_buffers = n as u16;
-        }
-    }
-    let global_log = match g.and_then(|g| g.log.as_ref()) {
-        None => Vec::new(),
-        Some(list) => {
-            let mut out = Vec::new();
-            for t in list {
-                let r = Resolver {
-                    loc,
-                    defaults: RawProxy::default(),
-                    global_log: Vec::new(),
-                    global_maxconn: maxconn,
-                };
-                out.push(r.log_target(t.get_ref(), t.span(), gctx)?);
-            }
-            out
-        }
-    };
-    let hard_stop_after = match g.and_then(|g| g.hard_stop_after.as_ref()) {
-        Some(v) => Some(
-            values::duration(v.get_ref())
-                .map_err(|m| loc.error(v.span(), gctx, format!("hard-stop-after: {m}")))?,
-        ),
-        None => None,
-    };
+    let global = super::global::global(raw.global.as_ref().map(|g| g.get_ref()), loc)?;
+    let (maxconn, global_log) = (global.maxconn, global.log.clone());
     if let Some(d) = &raw.defaults {
         check_keys(loc, d, Kind::Defaults)?;
     }
@@ -623,47 +357,10 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
         }
     }
     super::rules::compile(&raw, &mut frontends, &mut backends, loc)?;
-    let gl = g.cloned_fields();
     Ok(Config {
         source: source.to_path_buf(),
-        global: Global {
-            maxconn,
-            shards,
-            pidfile: gl.pidfile.map(Into::into),
-            daemon: gl.daemon,
-            user: gl.user,
-            group: gl.group,
-            log: global_log,
-            hard_stop_after,
-            admin_socket: gl.admin_socket.map(Into::into),
-            tune,
-        },
+        global,
         frontends,
         backends,
     })
-}
-
-/// The plain (position-free) global keys.
-struct GlobalFields {
-    pidfile: Option<String>,
-    daemon: bool,
-    user: Option<String>,
-    group: Option<String>,
-    admin_socket: Option<String>,
-}
-
-trait ClonedFields {
-    fn cloned_fields(&self) -> GlobalFields;
-}
-
-impl ClonedFields for Option<&RawGlobal> {
-    fn cloned_fields(&self) -> GlobalFields {
-        GlobalFields {
-            pidfile: self.and_then(|g| g.pidfile.clone()),
-            daemon: self.and_then(|g| g.daemon).unwrap_or(false),
-            user: self.and_then(|g| g.user.clone()),
-            group: self.and_then(|g| g.group.clone()),
-            admin_socket: self.and_then(|g| g.admin_socket.clone()),
-        }
-    }
 }

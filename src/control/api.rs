@@ -3,7 +3,8 @@
 //! scripts written for HAProxy work: `help`, `show info`, `show stat`,
 //! `show servers state [BACKEND]`, `show backend`, `set server B/S state
 //! ready|drain|maint`, `set server B/S weight N[%]`, `set weight`, `get weight`,
-//! `disable|enable server`, `disable|enable health`; several commands per line
+//! `disable|enable server`, `disable|enable health`, `shutdown sessions server`,
+//! `clear counters [all]`; several commands per line
 //! separated by `;`, and `prompt` mode. State and weight changes go through the
 //! control shard's server table, which broadcasts them to every data shard; a bad
 //! command or argument answers as HAProxy does and changes nothing.
@@ -43,6 +44,7 @@ pub struct Api {
 }
 
 const HELP: &str = "The following commands are valid at this level:
+  clear counters [all]                    : clear max statistics counters (or all counters)
   disable health <bk>/<srv>               : disable health checks
   disable server (DEPRECATED)             : disable a server for maintenance (use 'set server' instead)
   enable health <bk>/<srv>                : enable health checks
@@ -53,6 +55,7 @@ const HELP: &str = "The following commands are valid at this level:
   quit                                    : disconnect
   set server <bk>/<srv> [opts]            : change a server's state, weight
   set weight <bk>/<srv>  (DEPRECATED)     : change a server's weight (use 'set server' instead)
+  shutdown sessions server <bk>/<srv>     : kill sessions on a server
   show backend                            : list backends in the current running config
   show info                               : report information about the running process [json|typed]
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
@@ -119,9 +122,14 @@ impl Api {
     pub fn run(&self, w: &[&str]) -> String {
         match w {
             ["help", ..] => HELP.to_string(),
-            ["show", "stat", ..] => {
+            ["show", "stat", rest @ ..] => {
                 let t = self.table.borrow();
-                stats::csv(&stats::rows(&self.config, &self.shared, &t)) + "\n"
+                let rows = stats::rows(&self.config, &self.shared, &t, None);
+                if rest.contains(&"json") {
+                    stats::json(&rows)
+                } else {
+                    stats::csv(&rows) + "\n"
+                }
             }
             ["show", "info", ..] => self.info(),
             ["show", "backend"] => {
@@ -155,6 +163,23 @@ impl Api {
                     format!("{cur} (initial {init})\n\n")
                 }
             },
+            ["shutdown", "sessions", "server", target] => match self.find(target) {
+                Err(e) => e,
+                Ok((backend, server)) => {
+                    for inbox in &self.shared.inboxes {
+                        inbox.send(crate::state::ShardMsg::KillServerSessions { backend, server });
+                    }
+                    "\n".into()
+                }
+            },
+            ["clear", "counters"] => {
+                self.clear(false);
+                "\n".into()
+            }
+            ["clear", "counters", "all"] => {
+                self.clear(true);
+                "\n".into()
+            }
             ["disable", "server", target] => self.admin(target, Some(Admin::Maint)),
             ["enable", "server", target] => self.admin(target, Some(Admin::Ready)),
             ["disable", "health", target] | ["enable", "health", target] => {
@@ -177,6 +202,50 @@ impl Api {
                 "Unknown command, but maybe one of the following ones is a better match:\n{}\n",
                 HELP.lines().skip(1).take(3).collect::<Vec<_>>().join("\n")
             ),
+        }
+    }
+
+    /// `clear counters`: the maxima (HAProxy's smax, qmax, rate_max); `all`:
+    /// every counter.
+    fn clear(&self, all: bool) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let sh = &self.shared;
+        for f in &sh.frontends {
+            f.max_active.store(0, Relaxed);
+        }
+        for b in &sh.backends {
+            b.max_active.store(0, Relaxed);
+            b.max_queued.store(0, Relaxed);
+            for s in &b.servers {
+                s.max_active.store(0, Relaxed);
+                if all {
+                    s.total.0.store(0, Relaxed);
+                    s.connect_errors.store(0, Relaxed);
+                    s.retries.store(0, Relaxed);
+                    s.redispatches.store(0, Relaxed);
+                }
+            }
+            if all {
+                b.total.store(0, Relaxed);
+            }
+        }
+        for c in &sh.counters {
+            for k in c
+                .frontends
+                .iter()
+                .chain(&c.backends)
+                .chain(c.servers.iter().flatten())
+            {
+                k.rate_max.store(0, Relaxed);
+                if all {
+                    k.clear_all();
+                }
+            }
+        }
+        if all {
+            for f in &sh.frontends {
+                f.total.store(0, Relaxed);
+            }
         }
     }
 

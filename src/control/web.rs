@@ -17,7 +17,36 @@ use glommio::net::{TcpListener, TcpStream};
 use super::stats;
 use super::Table;
 use crate::config::model::{Config, StatsSpec};
-use crate::state::Shared;
+use crate::state::{LatencyBook, ShardMsg, Shared};
+
+/// Asks every shard to publish its latency histograms and waits (at most
+/// 200 ms) until each has, then merges them. Only a stats reader pays this;
+/// idle shards are woken once, by this request.
+pub async fn fresh_latency(config: &Config, shared: &Shared) -> LatencyBook {
+    use std::sync::atomic::Ordering;
+    let before: Vec<u64> = shared
+        .latency
+        .published
+        .iter()
+        .map(|p| p.load(Ordering::Acquire))
+        .collect();
+    for inbox in &shared.inboxes {
+        inbox.send(ShardMsg::PublishLatency);
+    }
+    for _ in 0..200 {
+        let done = shared
+            .latency
+            .published
+            .iter()
+            .zip(&before)
+            .all(|(p, b)| p.load(Ordering::Acquire) > *b);
+        if done {
+            break;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    shared.latency.merged(config)
+}
 
 /// Binds every bind of every stats frontend (inside the control executor).
 pub fn bind(config: &Config) -> std::io::Result<Vec<(usize, TcpListener)>> {
@@ -69,14 +98,15 @@ impl Web {
         })
         .await;
         let Some(head) = head else { return };
-        let resp = self.respond(&head);
+        let latency = fresh_latency(&self.config, &self.shared).await;
+        let resp = self.respond(&head, &latency);
         let _ = c.write_all(&resp).await;
         let _ = c.flush().await;
         let _ = c.shutdown(std::net::Shutdown::Write).await;
     }
 
     /// The whole response to one request head.
-    pub fn respond(&self, head: &[u8]) -> Vec<u8> {
+    pub fn respond(&self, head: &[u8], latency: &LatencyBook) -> Vec<u8> {
         let spec = self.config.frontends[self.frontend]
             .stats
             .as_ref()
@@ -92,7 +122,7 @@ impl Web {
         if target == "/metrics" && spec.uri != "/metrics" {
             // HAProxy: `http-request use-service prometheus-exporter if { path /metrics }`.
             let table = self.table.borrow();
-            let rows = stats::rows(&self.config, &self.shared, &table);
+            let rows = stats::rows(&self.config, &self.shared, &table, Some(latency));
             let extra = [
                 (
                     "ringlb_shards",
@@ -141,9 +171,11 @@ impl Web {
         }
         let flags: Vec<&str> = opts.split(';').filter(|s| !s.is_empty()).collect();
         let table = self.table.borrow();
-        let rows = stats::rows(&self.config, &self.shared, &table);
+        let rows = stats::rows(&self.config, &self.shared, &table, Some(latency));
         let (ctype, body) = if flags.contains(&"csv") {
             ("text/plain", stats::csv(&rows))
+        } else if flags.contains(&"json") {
+            ("application/json", stats::json(&rows))
         } else {
             let refresh = if flags.contains(&"norefresh") {
                 0

@@ -30,7 +30,7 @@ pub use ops::{
     SendChunk,
 };
 pub use reactor::{RingConfig, RingError};
-pub use timer::{now_coarse, sleep_until, with_deadline, Sleep};
+pub use timer::{now_coarse, sleep_until, unix_now_coarse, with_deadline, Sleep};
 
 /// `poll(2)` event bits used by callers.
 pub mod events {

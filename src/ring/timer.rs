@@ -200,6 +200,20 @@ thread_local! {
     static NOW: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
 }
 
+/// Unix seconds at the start of the executor's current round (derived from
+/// [`now_coarse`], no extra clock read).
+pub fn unix_now_coarse() -> u64 {
+    thread_local! {
+        static ORIGIN: (Instant, Duration) = (
+            Instant::now(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default(),
+        );
+    }
+    ORIGIN.with(|(i, epoch)| (*epoch + now_coarse().saturating_duration_since(*i)).as_secs())
+}
+
 /// The time at the start of the executor's current round (read once per round,
 /// when timers are fired): what sessions stamp activity and compare deadlines
 /// with, without a clock read per event. At most one round behind the clock.

@@ -12,6 +12,15 @@ use crate::state::Counters;
 impl ShardCtx {
     /// Counts `r`: a TCP session, or an HTTP request with its `status`.
     pub fn account(&self, r: &SessionRecord, status: Option<u16>) {
+        self.account_with_response(r, status, -1);
+    }
+
+    /// As [`account`](Self::account), with the time the server took to send
+    /// its response head (HTTP's `Tr`, ms; -1 when there is none).
+    pub fn account_with_response(&self, r: &SessionRecord, status: Option<u16>, tr_ms: i64) {
+        if let (Some(b), Some(s)) = (r.backend, r.server) {
+            self.latency.borrow_mut().record(b, s, 2, tr_ms);
+        }
         let c = &self.shared.counters[self.id];
         let now = r
             .accept_time
@@ -56,6 +65,11 @@ impl ShardCtx {
         };
         add(srv);
         srv.add(&srv.sessions, 1);
+        let mut lat = self.latency.borrow_mut();
+        lat.record(b, s, 0, r.tw_ms);
+        lat.record(b, s, 1, r.tc_ms);
+        lat.record(b, s, 3, r.tt_ms);
+        drop(lat);
         srv.last_session.store(now, Ordering::Relaxed);
         if r.tc_ms >= 0 {
             srv.add(&srv.connect_ms, r.tc_ms as u64);

@@ -21,7 +21,7 @@ use crate::balance::{Balancer, Candidate};
 use crate::config::model::Config;
 use crate::l4::{BufferPool, PipePool, Pools};
 use crate::log::Logger;
-use crate::state::{HealthReplica, Shared};
+use crate::state::{HealthReplica, LatencyBook, Shared};
 
 pub struct ShardCtx {
     pub id: usize,
@@ -36,6 +36,8 @@ pub struct ShardCtx {
     pub(super) queues: RefCell<Vec<VecDeque<Rc<Ticket>>>>,
     pub(super) limit_waiters: RefCell<Vec<Waker>>,
     pub live: LiveSessions,
+    /// This shard's latency histograms, published on a stats reader's request.
+    pub latency: RefCell<LatencyBook>,
     /// Sessions started on this shard and not yet finished.
     pub sessions: Cell<usize>,
     pub stopping: Cell<bool>,
@@ -66,6 +68,7 @@ impl ShardCtx {
             .map(|b| Balancer::new(b.balance, b.hash_type, b.servers.len(), 0x5eed + id as u64))
             .collect();
         let queues = config.backends.iter().map(|_| VecDeque::new()).collect();
+        let latency = LatencyBook::new(&config);
         ShardCtx {
             id,
             pools: Pools {
@@ -82,6 +85,7 @@ impl ShardCtx {
             queues: RefCell::new(queues),
             limit_waiters: RefCell::new(Vec::new()),
             live: LiveSessions::default(),
+            latency: RefCell::new(latency),
             sessions: Cell::new(0),
             stopping: Cell::new(false),
             killed: Cell::new(false),

@@ -34,6 +34,7 @@ impl ShardCtx {
         }
         let fe = &self.shared.frontends[frontend];
         fe.total.fetch_add(1, Ordering::Relaxed);
+        self.shared.counters[self.id].frontends[frontend].tick(crate::ring::unix_now_coarse());
         super::dispatch::note_max(&fe.max_active, fe.active.get());
         Some(Permit {
             ctx: self.clone(),

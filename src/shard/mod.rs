@@ -316,6 +316,13 @@ async fn inbox_loop(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {
                 ShardMsg::SlotFreed { backend } => ctx.serve_queue(backend),
                 ShardMsg::Stop => ctx.begin_stop(),
                 ShardMsg::Kill => ctx.hard_stop(),
+                ShardMsg::KillServerSessions { backend, server } => {
+                    ctx.live.kill(|b, s| b == backend && s == Some(server))
+                }
+                ShardMsg::PublishLatency => ctx
+                    .shared
+                    .latency
+                    .publish(ctx.id, &mut ctx.latency.borrow_mut()),
             }
         }
     }

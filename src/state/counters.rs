@@ -27,6 +27,13 @@ pub struct Counters {
     pub hrsp: [AtomicU64; 6],
     /// Unix time (s) of the last session, 0 = none.
     pub last_session: AtomicU64,
+    /// Session rate, HAProxy's frequency counter: sessions started in the
+    /// current second (`rate_sec`, Unix time) and in the one before, and the
+    /// highest per-second count seen (`rate_max`).
+    pub rate_sec: AtomicU64,
+    pub rate_cur: AtomicU64,
+    pub rate_prev: AtomicU64,
+    pub rate_max: AtomicU64,
     /// Sums of the session phases, ms, for HAProxy's averages.
     pub queue_ms: AtomicU64,
     pub connect_ms: AtomicU64,
@@ -38,6 +45,68 @@ impl Counters {
     pub fn add(&self, field: &AtomicU64, n: u64) {
         let _ = self;
         field.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts one session start at Unix second `now` in the rate counter.
+    /// Only the owning shard writes these fields.
+    pub fn tick(&self, now: u64) {
+        let sec = self.rate_sec.load(Ordering::Relaxed);
+        if sec != now {
+            let cur = self.rate_cur.load(Ordering::Relaxed);
+            // The second that ended becomes "previous" only if it was the last one.
+            self.rate_prev
+                .store(if sec + 1 == now { cur } else { 0 }, Ordering::Relaxed);
+            self.rate_cur.store(0, Ordering::Relaxed);
+            self.rate_sec.store(now, Ordering::Relaxed);
+        }
+        let c = self.rate_cur.fetch_add(1, Ordering::Relaxed) + 1;
+        if c > self.rate_max.load(Ordering::Relaxed) {
+            self.rate_max.store(c, Ordering::Relaxed);
+        }
+    }
+
+    /// Sessions per second now, as HAProxy reads its counter: this second's
+    /// count plus the previous second's, weighted by what is left of this one.
+    pub fn rate(&self, now: u64, frac: f64) -> u64 {
+        let sec = self.rate_sec.load(Ordering::Relaxed);
+        let cur = self.rate_cur.load(Ordering::Relaxed) as f64;
+        let prev = self.rate_prev.load(Ordering::Relaxed) as f64;
+        let r = if sec == now {
+            cur + prev * (1.0 - frac)
+        } else if sec + 1 == now {
+            cur * (1.0 - frac)
+        } else {
+            0.0
+        };
+        r.round() as u64
+    }
+
+    /// `clear counters all`: every total back to zero (a reader's store may
+    /// race with a shard's increment; HAProxy's clear is no more exact).
+    pub fn clear_all(&self) {
+        for a in [
+            &self.sessions,
+            &self.requests,
+            &self.bytes_in,
+            &self.bytes_out,
+            &self.denied_req,
+            &self.denied_resp,
+            &self.req_errors,
+            &self.resp_errors,
+            &self.cli_aborts,
+            &self.srv_aborts,
+            &self.last_session,
+            &self.rate_max,
+            &self.queue_ms,
+            &self.connect_ms,
+            &self.response_ms,
+            &self.total_ms,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+        for h in &self.hrsp {
+            h.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Counts an HTTP status in its class.
@@ -136,6 +205,29 @@ impl ShardCounters {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_rate_per_second_and_its_max() {
+        let c = Counters::default();
+        for _ in 0..10 {
+            c.tick(100);
+        }
+        assert_eq!(c.rate(100, 0.5), 10);
+        for _ in 0..4 {
+            c.tick(101);
+        }
+        // 4 this second, plus half of the previous second's 10.
+        assert_eq!(c.rate(101, 0.5), 9);
+        assert_eq!(c.rate(102, 0.5), 2, "the last second fades");
+        assert_eq!(c.rate(110, 0.0), 0);
+        assert_eq!(c.rate_max.load(Ordering::Relaxed), 10);
+        c.tick(105);
+        assert_eq!(
+            c.rate_prev.load(Ordering::Relaxed),
+            0,
+            "a gap resets the previous second"
+        );
+    }
 
     #[test]
     fn blocks_are_cache_line_aligned_and_sum_across_shards() {

@@ -7,10 +7,12 @@
 
 pub mod counters;
 pub mod event;
+pub mod latency;
 pub mod replica;
 pub mod shared;
 
 pub use counters::{Counters, ShardCounters, Totals};
 pub use event::{ServerEvent, ServerState};
+pub use latency::{LatencyBook, SharedLatency};
 pub use replica::{HealthReplica, ServerReplica};
 pub use shared::{Gauge, Inbox, Padded, ShardMsg, Shared};

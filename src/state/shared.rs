@@ -111,6 +111,11 @@ pub enum ShardMsg {
     Stop,
     /// Close every session now (hard-stop-after reached).
     Kill,
+    /// Add this shard's latency histograms to `Shared::latency` (a stats
+    /// reader wants fresh figures).
+    PublishLatency,
+    /// Close every session on this server now (`shutdown sessions server`).
+    KillServerSessions { backend: usize, server: usize },
 }
 
 pub struct Inbox {
@@ -140,6 +145,8 @@ pub struct Shared {
     pub stopping: AtomicBool,
     /// Traffic totals, one block set per shard (summed when read).
     pub counters: Vec<super::counters::ShardCounters>,
+    /// Latency histograms, published by each shard when a reader asks.
+    pub latency: super::latency::SharedLatency,
     /// Times any shard ran out of fds, memory or ports (accept or connect).
     pub local_exhaustion: AtomicU64,
     /// When the last alert about it was logged (seconds since the epoch), so
@@ -178,6 +185,7 @@ impl Shared {
             .iter()
             .map(|_| FrontendShared::default())
             .collect();
+        let latency = super::latency::SharedLatency::new(&config, shards);
         let counters = (0..shards)
             .map(|_| super::counters::ShardCounters::new(&config))
             .collect();
@@ -192,6 +200,7 @@ impl Shared {
                 limit_waiters: Padded(AtomicU64::new(0)),
                 stopping: AtomicBool::new(false),
                 counters,
+                latency,
                 local_exhaustion: AtomicU64::new(0),
                 last_exhaustion_alert: AtomicU64::new(0),
             }),

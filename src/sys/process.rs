@@ -46,3 +46,13 @@ pub fn daemonize() -> io::Result<()> {
     cvt(unsafe { libc::daemon(1, 0) })?;
     Ok(())
 }
+
+/// Moves the calling thread (and the threads and processes it creates after
+/// this) into a new, empty network namespace (`unshare(CLONE_NEWNET)`); its
+/// loopback interface is down until brought up. For tests that need kernel
+/// settings of their own (per-namespace sysctls) without touching the host.
+pub fn unshare_network() -> io::Result<()> {
+    // SAFETY: unshare takes no pointers; CLONE_NEWNET affects only this thread.
+    cvt(unsafe { libc::unshare(libc::CLONE_NEWNET) })?;
+    Ok(())
+}

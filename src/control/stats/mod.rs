@@ -5,10 +5,12 @@
 //! Columns ringlb has no value for stay empty, as HAProxy leaves them.
 
 mod csv;
+mod json;
 mod page;
 mod prom;
 
 pub use csv::{csv, HEADER};
+pub use json::json;
 pub use page::html;
 pub use prom::metrics;
 
@@ -16,7 +18,43 @@ use std::time::Instant;
 
 use super::status::StatusTable;
 use crate::config::model::{Balance, Config, Mode};
-use crate::state::{Shared, Totals};
+use crate::state::latency::PHASES;
+use crate::state::{LatencyBook, Shared, Totals};
+
+/// The percentiles shown: (quantile, label).
+pub const QUANTILES: [(f64, &str); 4] =
+    [(50.0, "p50"), (90.0, "p90"), (99.0, "p99"), (99.9, "p99.9")];
+
+/// The row field holding a latency percentile.
+pub fn lat_field(phase: &str, label: &str) -> &'static str {
+    // A small closed set: leak-free static names.
+    match (phase, label) {
+        ("queue", "count") => "lat_queue_count",
+        ("queue", "sum") => "lat_queue_sum",
+        ("connect", "count") => "lat_connect_count",
+        ("connect", "sum") => "lat_connect_sum",
+        ("response", "count") => "lat_response_count",
+        ("response", "sum") => "lat_response_sum",
+        (_, "count") => "lat_total_count",
+        (_, "sum") => "lat_total_sum",
+        ("queue", "p50") => "lat_queue_p50",
+        ("queue", "p90") => "lat_queue_p90",
+        ("queue", "p99") => "lat_queue_p99",
+        ("queue", _) => "lat_queue_p99.9",
+        ("connect", "p50") => "lat_connect_p50",
+        ("connect", "p90") => "lat_connect_p90",
+        ("connect", "p99") => "lat_connect_p99",
+        ("connect", _) => "lat_connect_p99.9",
+        ("response", "p50") => "lat_response_p50",
+        ("response", "p90") => "lat_response_p90",
+        ("response", "p99") => "lat_response_p99",
+        ("response", _) => "lat_response_p99.9",
+        (_, "p50") => "lat_total_p50",
+        (_, "p90") => "lat_total_p90",
+        (_, "p99") => "lat_total_p99",
+        _ => "lat_total_p99.9",
+    }
+}
 
 /// One row: values by HAProxy field name (absent = empty).
 #[derive(Debug, Default, Clone)]
@@ -81,7 +119,14 @@ fn traffic(r: &mut Row, t: &Totals, http: bool) {
 /// Every row, in HAProxy's order: each frontend (with its own backend half
 /// right after it for a `listen`), then the remaining backends with their
 /// servers before the BACKEND row.
-pub fn rows(config: &Config, shared: &Shared, table: &StatusTable) -> Vec<Row> {
+/// `latency`: merged histograms, to add ringlb's per-server percentiles
+/// (`lat_<phase>_p50|p90|p99|p99.9` fields, ms; not CSV columns).
+pub fn rows(
+    config: &Config,
+    shared: &Shared,
+    table: &StatusTable,
+    latency: Option<&LatencyBook>,
+) -> Vec<Row> {
     let now = Instant::now();
     let sum = |f: &dyn Fn(&crate::state::ShardCounters) -> &crate::state::Counters| {
         Totals::sum(shared.counters.iter().map(f))
@@ -143,6 +188,9 @@ pub fn rows(config: &Config, shared: &Shared, table: &StatusTable) -> Vec<Row> {
             r.set("sid", si + 1);
             r.set("lbtot", ld(&ss.total.0));
             r.set("type", 2);
+            let (rate, rate_max) = rates(shared.counters.iter().map(|c| &c.servers[bi][si]));
+            r.set("rate", rate);
+            r.set("rate_max", rate_max);
             r.set("cli_abrt", t.cli_aborts);
             r.set("srv_abrt", t.srv_aborts);
             r.set(
@@ -175,6 +223,24 @@ pub fn rows(config: &Config, shared: &Shared, table: &StatusTable) -> Vec<Row> {
             r.set("ctime", t.connect_ms / sessions);
             r.set("ttime", t.total_ms / sessions);
             r.set("uweight", st.weight);
+            if let Some(p) = latency
+                .and_then(|l| l.servers.get(bi))
+                .and_then(|v| v.get(si))
+            {
+                for (phase, name) in PHASES.iter().enumerate() {
+                    for (q, label) in QUANTILES {
+                        if let Some(v) = p.percentile(phase, q) {
+                            r.values.push((lat_field(name, label), v.to_string()));
+                        }
+                    }
+                    if p.count(phase) > 0 {
+                        r.values
+                            .push((lat_field(name, "count"), p.count(phase).to_string()));
+                        r.values
+                            .push((lat_field(name, "sum"), p.sum_ms(phase).to_string()));
+                    }
+                }
+            }
             if matches!(
                 st.effective(),
                 crate::state::ServerState::Up | crate::state::ServerState::Drain
@@ -223,6 +289,9 @@ pub fn rows(config: &Config, shared: &Shared, table: &StatusTable) -> Vec<Row> {
         r.set("sid", 0);
         r.set("lbtot", bs.total.load(std::sync::atomic::Ordering::Relaxed));
         r.set("type", 1);
+        let (rate, rate_max) = rates(shared.counters.iter().map(|c| &c.backends[bi]));
+        r.set("rate", rate);
+        r.set("rate_max", rate_max);
         r.set("cli_abrt", t.cli_aborts);
         r.set("srv_abrt", t.srv_aborts);
         r.set(
@@ -271,6 +340,11 @@ pub fn rows(config: &Config, shared: &Shared, table: &StatusTable) -> Vec<Row> {
         r.set("iid", fi + 1);
         r.set("sid", 0);
         r.set("type", 0);
+        let (rate, rate_max) = rates(shared.counters.iter().map(|c| &c.frontends[fi]));
+        r.set("rate", rate);
+        r.set("rate_max", rate_max);
+        r.set("conn_rate", rate);
+        r.set("conn_rate_max", rate_max);
         if f.mode == Mode::Http {
             r.set("req_tot", t.requests);
         }
@@ -292,6 +366,20 @@ pub fn rows(config: &Config, shared: &Shared, table: &StatusTable) -> Vec<Row> {
         backend_rows(&mut out, bi, config.frontends.len() + bi + 1);
     }
     out
+}
+
+/// (current rate, max rate) of a counter summed over the shards.
+fn rates<'a>(blocks: impl Iterator<Item = &'a crate::state::Counters>) -> (u64, u64) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (sec, frac) = (now.as_secs(), now.subsec_millis() as f64 / 1000.0);
+    blocks.fold((0, 0), |(r, m), c| {
+        (
+            r + c.rate(sec, frac),
+            m + c.rate_max.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    })
 }
 
 /// Seconds since the Unix epoch.

@@ -33,8 +33,8 @@ const CSS: &str = "body{font-family:arial,helvetica,sans-serif;font-size:12px;ba
 table.tbl{border-collapse:collapse;border:1px solid grey;margin-bottom:12px}\
 table.tbl td,table.tbl th{border:1px solid #999;padding:1px 4px;text-align:right}\
 table.tbl th{background:#20a0ff;color:#fff}\
-th.pxname{background:#b00040;color:#ffff40;text-align:left}\
-tr.titre th{background:#20d0ff;color:#000}\
+table.tbl th.pxname{background:#b00040;color:#ffff40;text-align:left}\
+table.tbl tr.titre th{background:#20d0ff;color:#000;text-align:center}\
 tr.frontend td{background:#e8e8d0}tr.backend td{background:#e8e8d0;font-weight:bold}\
 tr.active_up td{background:#c0ffc0}tr.active_down td{background:#ff9090}\
 tr.active_goingup td{background:#ffd020}tr.active_goingdown td{background:#ffffa0}\
@@ -45,11 +45,12 @@ td.ac{text-align:left}span.hint{border-bottom:1px dotted}";
 const GROUPS: &str = "<tr class=\"titre\"><th rowspan=2></th><th colspan=3>Queue</th>\
 <th colspan=3>Session rate</th><th colspan=6>Sessions</th><th colspan=2>Bytes</th>\
 <th colspan=2>Denied</th><th colspan=3>Errors</th><th colspan=2>Warnings</th>\
-<th colspan=9>Server</th></tr><tr class=\"titre\"><th>Cur</th><th>Max</th><th>Limit</th>\
+<th colspan=9>Server</th><th colspan=4>Total time ms</th><th colspan=4>Connect ms</th></tr><tr class=\"titre\"><th>Cur</th><th>Max</th><th>Limit</th>\
 <th>Cur</th><th>Max</th><th>Limit</th><th>Cur</th><th>Max</th><th>Limit</th><th>Total</th>\
 <th>LbTot</th><th>Last</th><th>In</th><th>Out</th><th>Req</th><th>Resp</th><th>Req</th>\
 <th>Conn</th><th>Resp</th><th>Retr</th><th>Redis</th><th>Status</th><th>LastChk</th>\
-<th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Dwntme</th><th>Thrtle</th></tr>";
+<th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Dwntme</th><th>Thrtle</th>\
+<th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th></tr>";
 
 /// The page: `refresh` seconds (0 = none), process facts, then the tables.
 pub fn html(rows: &[Row], pid: u32, uptime_s: u64, refresh: u64, hide_version: bool) -> String {
@@ -83,7 +84,7 @@ pub fn html(rows: &[Row], pid: u32, uptime_s: u64, refresh: u64, hide_version: b
             }
             current = px;
             out.push_str(&format!(
-                "<table class=\"tbl\" id=\"px-{0}\"><tr><th class=\"pxname\" colspan=30>{0}</th></tr>{GROUPS}",
+                "<table class=\"tbl\" id=\"px-{0}\"><tr><th class=\"pxname\" colspan=39>{0}</th></tr>{GROUPS}",
                 esc(px)
             ));
         }
@@ -110,7 +111,8 @@ pub fn html(rows: &[Row], pid: u32, uptime_s: u64, refresh: u64, hide_version: b
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td class=\"ac\">{}</td><td>{check}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(sv),
             esc(if sv == "FRONTEND" {
                 "Frontend"
@@ -148,6 +150,14 @@ pub fn html(rows: &[Row], pid: u32, uptime_s: u64, refresh: u64, hide_version: b
             c("chkdown"),
             c("downtime"),
             c("throttle"),
+            c("lat_total_p50"),
+            c("lat_total_p90"),
+            c("lat_total_p99"),
+            c("lat_total_p99.9"),
+            c("lat_connect_p50"),
+            c("lat_connect_p90"),
+            c("lat_connect_p99"),
+            c("lat_connect_p99.9"),
         ));
     }
     if !current.is_empty() {

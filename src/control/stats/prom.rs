@@ -220,6 +220,56 @@ pub fn metrics(rows: &[Row], extra: &[(&str, &str, &str, f64)]) -> String {
             }
         }
     }
+    // ringlb's own: latency percentiles per server, as Prometheus summaries.
+    for phase in crate::state::latency::PHASES {
+        let mine: Vec<&Row> = rows
+            .iter()
+            .filter(|r| {
+                level(r) == Level::Server && r.get(super::lat_field(phase, "p50")).is_some()
+            })
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let name = format!("ringlb_server_{phase}_time_seconds");
+        let _ = writeln!(
+            out,
+            "# HELP {name} {phase} time of the server's sessions, percentiles since start.\n# TYPE {name} summary"
+        );
+        for r in mine {
+            for (q, label) in super::QUANTILES {
+                if let Some(v) = r
+                    .get(super::lat_field(phase, label))
+                    .and_then(|v| v.parse::<f64>().ok())
+                {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{{},quantile=\"{}\"}} {}",
+                        labels(r, Level::Server),
+                        q / 100.0,
+                        v / 1000.0
+                    );
+                }
+            }
+            let num = |f: &str| {
+                r.get(super::lat_field(phase, f))
+                    .and_then(|v| v.parse::<f64>().ok())
+                    .unwrap_or(0.0)
+            };
+            let _ = writeln!(
+                out,
+                "{name}_sum{{{}}} {}",
+                labels(r, Level::Server),
+                num("sum") / 1000.0
+            );
+            let _ = writeln!(
+                out,
+                "{name}_count{{{}}} {}",
+                labels(r, Level::Server),
+                num("count")
+            );
+        }
+    }
     for (name, kind, help, v) in extra {
         let _ = writeln!(
             out,
