@@ -246,3 +246,160 @@ impl Transport for TlsTransport {
         self.write_out()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The transport against an in-process rustls client on loopback: the
+    //! handshake runs on a real ring, and output the socket has no room for is
+    //! held, reported and flushed, close_notify and FIN last.
+
+    use super::*;
+    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::OwnedFd;
+
+    /// Trusts any certificate: what is tested here is the record flow.
+    #[derive(Debug)]
+    struct AnyCert;
+
+    impl ServerCertVerifier for AnyCert {
+        fn verify_server_cert(
+            &self,
+            _: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, rustls::Error> {
+            Ok(ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn verify_tls13_signature(
+            &self,
+            _: &[u8],
+            _: &CertificateDer<'_>,
+            _: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            Ok(HandshakeSignatureValid::assertion())
+        }
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            vec![SignatureScheme::ECDSA_NISTP256_SHA256]
+        }
+    }
+
+    fn server_config() -> Arc<ServerConfig> {
+        let dir = std::env::temp_dir().join(format!("ringlb-tls-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("unit.pem");
+        std::fs::write(&f, include_str!("testdata/unit.pem")).unwrap();
+        let b = crate::tls::build(crate::tls::TlsOptions {
+            crt: vec![f],
+            ..Default::default()
+        })
+        .unwrap();
+        b.server.clone()
+    }
+
+    #[test]
+    fn held_records_are_reported_and_flushed_before_close_notify_and_fin() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let len = 64 << 20;
+        let client = std::thread::spawn(move || {
+            let cfg = ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert))
+            .with_no_client_auth();
+            let conn =
+                ClientConnection::new(Arc::new(cfg), "unit.test".try_into().unwrap()).unwrap();
+            let sock = TcpStream::connect(addr).unwrap();
+            let mut tls = rustls::StreamOwned::new(conn, sock);
+            tls.write_all(b"hello").unwrap();
+            tls.flush().unwrap();
+            // Read nothing until the server has filled the socket.
+            go_rx.recv().unwrap();
+            let mut got = Vec::new();
+            tls.read_to_end(&mut got).unwrap();
+            got
+        });
+        let (s, _) = l.accept().unwrap();
+        s.set_nonblocking(true).unwrap();
+        let sock = Socket::from(OwnedFd::from(s));
+        let cfg = server_config();
+        let sent = crate::ring::block_on(crate::ring::RingConfig { entries: 64 }, async move {
+            let t = handshake(cfg, sock, None)
+                .await
+                .map_err(|(_, e)| e)
+                .unwrap();
+            let fd = t.fd();
+            // The client's first bytes, maybe already decrypted with the handshake.
+            let mut buf = [0u8; 64];
+            let n = loop {
+                match t.recv(&mut buf) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        crate::ring::poll_once(fd, events::IN).await.unwrap();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            };
+            assert_eq!(&buf[..n], b"hello");
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let mut off = 0;
+            while off < len {
+                match t.send(&data[off..]) {
+                    Ok(n) => off += n,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            assert!(off < len, "the socket never filled");
+            assert!(t.has_pending_output(), "full socket, nothing held");
+            go_tx.send(()).unwrap();
+            loop {
+                if !t.has_pending_output() {
+                    if off == len {
+                        break;
+                    }
+                    match t.send(&data[off..]) {
+                        Ok(n) => {
+                            off += n;
+                            if off == len {
+                                t.shutdown_write().unwrap();
+                            }
+                            continue;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                match t.flush() {
+                    Ok(()) if !t.has_pending_output() => continue,
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => panic!("{e}"),
+                }
+                crate::ring::poll_once(fd, events::OUT).await.unwrap();
+            }
+            data
+        })
+        .unwrap();
+        let got = client.join().unwrap();
+        assert_eq!(got.len(), sent.len());
+        assert!(got == sent, "bytes differ");
+    }
+}
