@@ -125,7 +125,15 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
             maxconn: config.global.maxconn,
         });
     }
+    // Unknown users and groups are startup errors, before anything is bound.
+    let identity = crate::sys::privs::resolve(
+        config.global.user.as_deref(),
+        config.global.group.as_deref(),
+    )
+    .map_err(|e| RunError::Io("cannot resolve global user/group", e))?;
     signals::setup().map_err(|e| RunError::Io("cannot set up signals", e))?;
+    let notifier = crate::sys::notify::Notifier::from_env()
+        .map_err(|e| RunError::Io("cannot reach $NOTIFY_SOCKET", e))?;
     let listeners = shard::bind_all(&config, n).map_err(RunError::Start)?;
     // After binding (sockets survive the fork) so a taken port reaches the
     // terminal and the exit code; before any thread or ring exists.
@@ -151,12 +159,25 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| RunError::Io("cannot write pidfile", e))?;
     }
+    // Everything privileged is done (ports bound, logs and sockets open, pidfile
+    // written): jail and drop privileges before serving (HAProxy's order).
+    if let Some(dir) = &config.global.chroot {
+        crate::sys::privs::chroot(dir).map_err(|e| RunError::Io("cannot chroot", e))?;
+    }
+    if let Some(id) = &identity {
+        crate::sys::privs::become_(id)
+            .map_err(|e| RunError::Io("cannot drop privileges (global user/group)", e))?;
+    }
     // Tests and scripts wait for this line: every listener is bound and every
     // shard's ring is running.
     eprintln!(
         "ringlb ready: {n} shards, {nlisteners} listeners, pid {}",
         std::process::id()
     );
+    let _ = notifier.send(&format!(
+        "READY=1\nMAINPID={}\nSTATUS=Ready: {n} shards, {nlisteners} listeners",
+        std::process::id()
+    ));
     for (pid, sig) in &opts.signal_on_ready {
         if let Err(e) = signals::send(*pid, *sig) {
             eprintln!("ringlb: cannot signal old process {pid}: {e}");
@@ -179,6 +200,11 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
             Err(e) => return Err(RunError::Io("sigtimedwait", e)),
         }
     };
+    let _ = notifier.send(if died {
+        "STOPPING=1\nSTATUS=A shard died; stopping"
+    } else {
+        "STOPPING=1\nSTATUS=Stopping: draining sessions"
+    });
     control.stop();
     shards.stop();
     if died {

@@ -100,6 +100,7 @@ pub(super) fn global(g: Option<&RawGlobal>, loc: &Locator) -> R<Global> {
         daemon: g.and_then(|g| g.daemon).unwrap_or(false),
         user: g.and_then(|g| g.user.clone()),
         group: g.and_then(|g| g.group.clone()),
+        chroot: g.and_then(|g| g.chroot.clone()).map(Into::into),
         log: global_log,
         hard_stop_after,
         admin_socket: g.and_then(|g| g.admin_socket.clone()).map(Into::into),

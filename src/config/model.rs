@@ -33,8 +33,11 @@ pub struct Global {
     pub shards: Option<usize>,
     pub pidfile: Option<PathBuf>,
     pub daemon: bool,
+    /// Who the process becomes once every socket and log is open (a name or
+    /// a number), and the directory it is jailed in (`chroot`).
     pub user: Option<String>,
     pub group: Option<String>,
+    pub chroot: Option<PathBuf>,
     pub log: Vec<LogTarget>,
     pub hard_stop_after: Option<Duration>,
     pub admin_socket: Option<PathBuf>,

@@ -35,6 +35,7 @@ pub struct RawGlobal {
     pub daemon: Option<bool>,
     pub user: Option<String>,
     pub group: Option<String>,
+    pub chroot: Option<String>,
     pub log: Option<Vec<Spanned<RawLogTarget>>>,
     pub hard_stop_after: Option<Spanned<RawDuration>>,
     pub admin_socket: Option<String>,

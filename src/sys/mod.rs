@@ -4,7 +4,9 @@
 //! places with `unsafe`; every block says why it is sound.
 
 pub mod eventfd;
+pub mod notify;
 pub mod pipe;
+pub mod privs;
 pub mod process;
 pub mod signals;
 pub mod socket;

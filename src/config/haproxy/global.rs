@@ -176,7 +176,7 @@ pub(super) fn keyword(g: &mut RawGlobal, words: &[Word], notices: &mut Vec<(usiz
         "nosplice" => g.tune.get_or_insert_with(RawTune::default).splice = Some(false),
         "nbproc" => notice("nbproc is obsolete (one process with shards); ignored".into()),
         "cpu-map" => notice("cpu-map ignored: shards pin themselves one per CPU".into()),
-        "chroot" => notice("chroot is not applied by ringlb; ignored".into()),
+        "chroot" => g.chroot = Some(arg(words, 1)?.text.clone()),
         "ulimit-n" => notice("ulimit-n ignored: ringlb raises the fd limit from maxconn".into()),
         "quiet"
         | "noepoll"

@@ -1,0 +1,112 @@
+//! Privilege drop through the real binary (HAProxy's `user`/`group`/`chroot`,
+//! the tutorial's `user ha`): once ready, every thread of ringlb runs as the
+//! configured user and group and the proxy still serves; an unknown user is a
+//! startup error before anything is bound.
+
+mod support;
+
+use std::net::TcpStream;
+
+use support::*;
+
+/// (real uid, real gid) of every thread of `pid`, from /proc.
+fn thread_ids(pid: u32) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let status = std::fs::read_to_string(t.path().join("status")).unwrap();
+        let field = |name: &str| -> u32 {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap()
+        };
+        out.push((field("Uid:"), field("Gid:")));
+    }
+    out
+}
+
+#[test]
+fn every_thread_runs_as_the_configured_user_after_binding() {
+    // Only root can switch users.
+    if !std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("SKIPPED: not root; privilege drop needs root");
+        return;
+    }
+    let srv = TestServer::start("s", Behaviour::Hello);
+    let port = free_port();
+    let cfg = format!(
+        "[global]\nuser = \"nobody\"\ngroup = \"nogroup\"\n\
+         [[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\n\
+         servers = [{{ name = \"s\", address = \"{}\" }}]\n",
+        srv.addr
+    );
+    let lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let ids = thread_ids(lb.pid());
+    assert!(ids.len() >= 4, "main, 2 shards, control, log: {ids:?}");
+    assert!(
+        ids.iter().all(|&(u, g)| u == 65534 && g == 65534),
+        "every thread as nobody:nogroup: {ids:?}"
+    );
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert_eq!(read_line(&mut c), "s", "still serving after the drop");
+}
+
+#[test]
+fn an_unknown_user_is_a_startup_error() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_file(
+        dir.path(),
+        "c.toml",
+        &format!(
+            "[global]\nuser = \"no-such-user-here\"\n[[listen]]\nname = \"l\"\n\
+             bind = [\"127.0.0.1:{port}\"]\nservers = [{{ name = \"s\", address = \"127.0.0.1:1\" }}]\n"
+        ),
+    );
+    let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("unknown user \"no-such-user-here\""), "{err}");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing was bound"
+    );
+}
+
+/// systemd's notify protocol, checked by binding `$NOTIFY_SOCKET` ourselves
+/// (systemd may not run here): READY=1 once serving, STOPPING=1 on SIGTERM.
+#[test]
+fn readiness_and_stopping_are_notified_to_systemd() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let port = free_port();
+    let cfg = format!(
+        "[[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\n\
+         servers = [{{ name = \"s\", address = \"127.0.0.1:1\" }}]\n"
+    );
+    let mut lb = Ringlb::start_env(&cfg, &[], &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
+    let mut buf = [0u8; 512];
+    let n = sock.recv(&mut buf).expect("READY=1 datagram");
+    let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(msg.starts_with("READY=1\n"), "{msg}");
+    assert!(msg.contains(&format!("MAINPID={}", lb.pid())), "{msg}");
+    assert!(msg.contains("STATUS=Ready:"), "{msg}");
+    lb.stop(std::time::Duration::from_secs(10)).unwrap();
+    let n = sock.recv(&mut buf).expect("STOPPING=1 datagram");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("STOPPING=1\n"));
+}
