@@ -704,3 +704,79 @@ fn bad_certificates_are_config_errors_naming_the_file() {
     );
     let _ = pki.pem("1-a.pem");
 }
+
+/// `server ... ssl`: to a `redis-server` speaking only TLS on its TLS port.
+#[test]
+fn tls_to_servers_verified_against_the_ca_and_a_wrong_name_refused() {
+    if !require(&["openssl", "redis-cli", "redis-server"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let d = pki.dir.path();
+    let tls_port = free_port();
+    let _redis = RedisServer::start(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        d.join("1-a.crt").to_str().unwrap(),
+        "--tls-key-file",
+        d.join("1-a.key").to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let (good, bad_name, no_verify, no_sni, both) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki.ca();
+    let cfg = write_file(
+        dir.path(),
+        "haproxy.cfg",
+        &format!(
+            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             listen good\n  bind 127.0.0.1:{good}\n  server r 127.0.0.1:{tls_port} ssl verify required ca-file {ca} sni str(a.test)\n\
+             listen bad_name\n  bind 127.0.0.1:{bad_name}\n  server r 127.0.0.1:{tls_port} ssl verify required ca-file {ca} sni str(b.test)\n\
+             listen no_verify\n  bind 127.0.0.1:{no_verify}\n  server r 127.0.0.1:{tls_port} ssl verify none\n\
+             listen no_sni\n  bind 127.0.0.1:{no_sni}\n  server r 127.0.0.1:{tls_port} ssl ca-file {ca}\n\
+             listen both\n  bind 127.0.0.1:{both} ssl crt {}\n  server r 127.0.0.1:{tls_port} ssl verify required ca-file {ca} sni str(a.test)\n",
+            pki.crts(),
+        ),
+    );
+    let lb = Ringlb::start_file(dir, cfg, &["--shards", "2"]);
+    let plain = |port: u16, args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + String::from_utf8_lossy(&out.stderr).trim()
+    };
+    assert_eq!(
+        plain(good, &["SET", "k", "through tls"]),
+        "OK",
+        "{}",
+        lb.output()
+    );
+    assert_eq!(plain(good, &["GET", "k"]), "through tls");
+    assert_eq!(plain(no_verify, &["PING"]), "PONG");
+    // No SNI and no verifyhost: the chain is checked, the name is not (HAProxy).
+    assert_eq!(plain(no_sni, &["PING"]), "PONG");
+    // TLS on both sides.
+    assert_eq!(redis_cli(both, &ca, "a.test", &["GET", "k"]), "through tls");
+    // The certificate is for a.test, not b.test: no session.
+    let out = plain(bad_name, &["PING"]);
+    assert!(!out.contains("PONG"), "{out}");
+    // With no log target, the warning goes to stderr (as HAProxy's alerts).
+    let mut text = String::new();
+    let logged = wait_until(Duration::from_secs(5), || {
+        text = lb.output();
+        text.contains("bad_name/r: SSL handshake failure")
+    });
+    assert!(logged, "output:\n{text}");
+    assert!(text.contains("not valid for name \"b.test\""), "{text}");
+}

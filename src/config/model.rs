@@ -341,7 +341,8 @@ pub struct Server {
     pub disabled: bool,
     pub cookie: Option<String>,
     pub send_proxy: Option<ProxyProtocol>,
-    pub ssl: bool,
+    /// `ssl`: TLS to this server (client config built, CA loaded).
+    pub ssl: Option<std::sync::Arc<crate::tls::ServerTls>>,
     pub slowstart: Option<Duration>,
 }
 

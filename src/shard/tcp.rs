@@ -56,6 +56,30 @@ pub async fn serve<C: Transport>(
     };
     let server = slot.server;
     live.set_server(Some(server));
+    // `server ... ssl`: the TLS handshake with the server counts as connecting
+    // (bounded by `timeout connect`); a failed one is a connection error (SC).
+    let server_sock = match be.servers[server].ssl.as_ref() {
+        None => Peer::Plain(server_sock),
+        Some(tls) => {
+            let deadline = be
+                .timeouts
+                .connect
+                .and_then(|t| Instant::now().checked_add(t));
+            let hs =
+                crate::tls::connect(tls.config.clone(), tls.sni.clone(), server_sock, deadline);
+            match kill.guard(hs).await {
+                Some(Ok(t)) => Peer::Tls(Box::new(t)),
+                Some(Err((_, e))) => {
+                    ctx.logger.event(
+                        crate::log::level::WARNING,
+                        format!("{}/{}: {e}", be.name, be.servers[server].name),
+                    );
+                    return Termination::CONNECT_REFUSED;
+                }
+                None => return Termination::HARD_STOP_CONNECTING,
+            }
+        }
+    };
     let limits = PumpLimits {
         client: fe.timeouts.client,
         server: be.timeouts.server,
@@ -68,8 +92,12 @@ pub async fn serve<C: Transport>(
     // poll + splice pump, with every byte received so far already sent.
     let (mut up, mut down) = (0, 0);
     let mut ring_end = None;
-    if let Some(plain) = plain.filter(|_| ctx.ring_copy.get()) {
-        let r = RingPump::run(plain, &server_sock, limits, kill.clone()).await;
+    let plain_pair = match (plain, &server_sock) {
+        (Some(c), Peer::Plain(s)) if ctx.ring_copy.get() => Some((c, s)),
+        _ => None,
+    };
+    if let Some((plain, server_sock)) = plain_pair {
+        let r = RingPump::run(plain, server_sock, limits, kill.clone()).await;
         (up, down) = (r.up, r.down);
         if let RingOutcome::Ended(end) = r.outcome {
             ring_end = Some(end);
@@ -78,7 +106,10 @@ pub async fn serve<C: Transport>(
     let end = match ring_end {
         Some(end) => end,
         None => {
-            let res = Pump::run(client, &server_sock, &ctx.pools, limits, kill.clone()).await;
+            let res = match &server_sock {
+                Peer::Plain(s) => Pump::run(client, s, &ctx.pools, limits, kill.clone()).await,
+                Peer::Tls(t) => Pump::run(client, &**t, &ctx.pools, limits, kill.clone()).await,
+            };
             up += res.up;
             down += res.down;
             res.end
@@ -103,4 +134,10 @@ pub async fn serve<C: Transport>(
         PumpEnd::Killed if ctx.killed.get() => Termination::HARD_STOP_KILL,
         PumpEnd::Killed => Termination::SERVER_DOWN_KILL,
     }
+}
+
+/// The server side of a session.
+enum Peer {
+    Plain(Socket),
+    Tls(Box<crate::tls::TlsTransport>),
 }

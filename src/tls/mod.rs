@@ -15,6 +15,7 @@
 //! shares one ticket encrypter (`rustls::crypto::ring::Ticketer`, rotated every
 //! 6 hours), so a ticket issued by one shard's listener resumes on any other.
 
+mod client;
 mod der;
 mod transport;
 
@@ -30,7 +31,8 @@ use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedCipherSuite};
 
-pub use transport::{handshake, HandshakeError, TlsTransport};
+pub use client::{build_client, ClientOptions, ServerTls};
+pub use transport::{connect, handshake, HandshakeError, TlsTransport};
 
 /// What a `bind ... ssl` asked for, as written (compared on reload).
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -9,7 +9,8 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use rustls::{ServerConfig, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
 use crate::l4::Transport;
 use crate::ring::{self, events};
@@ -58,7 +59,7 @@ impl std::fmt::Display for HandshakeError {
 
 pub struct TlsTransport {
     sock: Socket,
-    conn: RefCell<ServerConnection>,
+    conn: RefCell<Connection>,
     /// The socket returned EOF: no more records will come.
     eof: Cell<bool>,
     /// `shutdown(SHUT_WR)` waits for the queued records (close_notify) to go out.
@@ -72,7 +73,10 @@ impl TlsTransport {
 
     /// The SNI the client sent, if any.
     pub fn sni(&self) -> Option<String> {
-        self.conn.borrow().server_name().map(String::from)
+        match &*self.conn.borrow() {
+            Connection::Server(c) => c.server_name().map(String::from),
+            Connection::Client(_) => None,
+        }
     }
 
     /// Writes queued records until done or the socket is full.
@@ -98,10 +102,38 @@ pub async fn handshake(
     sock: Socket,
     deadline: Option<Instant>,
 ) -> Result<TlsTransport, (Socket, HandshakeError)> {
-    let conn = match ServerConnection::new(config) {
-        Ok(c) => c,
-        Err(e) => return Err((sock, HandshakeError::Protocol(e))),
+    match ServerConnection::new(config) {
+        Ok(c) => run_handshake(Connection::Server(c), sock, deadline).await,
+        Err(e) => Err((sock, HandshakeError::Protocol(e))),
+    }
+}
+
+/// Runs the client side of a handshake with a server on `sock` (connected),
+/// sending `sni` (none: the server's address is the name, and no SNI is sent).
+pub async fn connect(
+    config: Arc<ClientConfig>,
+    sni: Option<ServerName<'static>>,
+    sock: Socket,
+    deadline: Option<Instant>,
+) -> Result<TlsTransport, (Socket, HandshakeError)> {
+    let name = match sni {
+        Some(n) => n,
+        None => match sock.peer_addr() {
+            Ok(a) => ServerName::IpAddress(a.ip().into()),
+            Err(e) => return Err((sock, HandshakeError::Io(e))),
+        },
     };
+    match ClientConnection::new(config, name) {
+        Ok(c) => run_handshake(Connection::Client(c), sock, deadline).await,
+        Err(e) => Err((sock, HandshakeError::Protocol(e))),
+    }
+}
+
+async fn run_handshake(
+    conn: Connection,
+    sock: Socket,
+    deadline: Option<Instant>,
+) -> Result<TlsTransport, (Socket, HandshakeError)> {
     let t = TlsTransport {
         sock,
         conn: RefCell::new(conn),

@@ -153,6 +153,16 @@ pub(super) fn server_options(
                 let v = next(words, i)?;
                 p.on_marked_down = Some(sp(v, v.text.clone()));
             }
+            "verify" | "ca-file" | "sni" | "verifyhost" => {
+                let v = next(words, i)?;
+                let val = Some(sp(v, v.text.clone()));
+                match w.text.as_str() {
+                    "verify" => s.verify = val,
+                    "ca-file" => s.ca_file = val,
+                    "sni" => s.sni = val,
+                    _ => s.verifyhost = val,
+                }
+            }
             "id" | "init-addr" => {
                 next(words, i)?;
             }
