@@ -59,6 +59,8 @@ enum Msg {
 struct Inner {
     tx: Option<Sender<Msg>>,
     dropped: AtomicU64,
+    /// Lines a target failed to write (an unreachable syslog, a full disk).
+    write_failures: AtomicU64,
     /// Per frontend: does it log at all (targets present, format not none)?
     frontend_logs: Vec<bool>,
     dontlognull: Vec<bool>,
@@ -108,6 +110,7 @@ impl Logger {
         let inner = Arc::new(Inner {
             tx: Some(tx),
             dropped: AtomicU64::new(0),
+            write_failures: AtomicU64::new(0),
             frontend_logs,
             dontlognull: config.frontends.iter().map(|f| f.dontlognull).collect(),
             writer: Mutex::new(None),
@@ -136,6 +139,7 @@ impl Logger {
             inner: Arc::new(Inner {
                 tx: None,
                 dropped: AtomicU64::new(0),
+                write_failures: AtomicU64::new(0),
                 frontend_logs: Vec::new(),
                 dontlognull: Vec::new(),
                 writer: Mutex::new(None),
@@ -186,6 +190,11 @@ impl Logger {
     /// Queues a process or server event for the global targets; never blocks.
     pub fn event(&self, level: u8, msg: String) {
         self.send(Msg::Event(level, msg));
+    }
+
+    /// Lines a target failed to write.
+    pub fn write_failures(&self) -> u64 {
+        self.inner.write_failures.load(Ordering::Relaxed)
     }
 
     /// Lines dropped because the queue was full.
@@ -264,12 +273,14 @@ impl Writer {
                 let line = tcplog(&r, &self.names);
                 let now = syslog_time(SystemTime::now());
                 if let Some(targets) = self.per_frontend.get_mut(r.frontend) {
-                    write_all(targets, level::INFO, &now, &self.host, &self.tag, &line);
+                    let f = write_all(targets, level::INFO, &now, &self.host, &self.tag, &line);
+                    self.count_failures(f);
                 }
             }
             Msg::Event(lvl, text) => {
                 let now = syslog_time(SystemTime::now());
-                write_all(&mut self.global, lvl, &now, &self.host, &self.tag, &text);
+                let f = write_all(&mut self.global, lvl, &now, &self.host, &self.tag, &text);
+                self.count_failures(f);
                 if self.stderr_alerts {
                     if let Some(line) = stderr_line(lvl, &text) {
                         eprintln!("{line}");
@@ -288,6 +299,14 @@ impl Writer {
         true
     }
 
+    fn count_failures(&self, n: u64) {
+        if n > 0 {
+            if let Some(inner) = self.inner.upgrade() {
+                inner.write_failures.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
     fn report_drops(&mut self) {
         let Some(inner) = self.inner.upgrade() else {
             return;
@@ -300,7 +319,7 @@ impl Writer {
             );
             self.reported_drops = d;
             let now = syslog_time(SystemTime::now());
-            write_all(
+            let f = write_all(
                 &mut self.global,
                 level::WARNING,
                 &now,
@@ -308,17 +327,24 @@ impl Writer {
                 &self.tag,
                 &text,
             );
+            self.count_failures(f);
         }
     }
 }
 
-fn write_all(targets: &mut [Target], lvl: u8, now: &str, host: &str, tag: &str, line: &str) {
+/// Writes `line` to every target that wants it; returns how many failed.
+fn write_all(targets: &mut [Target], lvl: u8, now: &str, host: &str, tag: &str, line: &str) -> u64 {
+    let mut failed = 0;
     for t in targets.iter_mut() {
         if let Some(l) = t.accepts(lvl) {
-            // A target that cannot take the line loses it; the others still get it.
-            let _ = t.write(l, now, host, tag, line);
+            // A target that cannot take the line loses it (counted); the
+            // others still get it.
+            if t.write(l, now, host, tag, line).is_err() {
+                failed += 1;
+            }
         }
     }
+    failed
 }
 
 #[cfg(test)]
@@ -360,6 +386,7 @@ mod tests {
             inner: Arc::new(Inner {
                 tx: Some(tx),
                 dropped: AtomicU64::new(0),
+                write_failures: AtomicU64::new(0),
                 frontend_logs: vec![true],
                 dontlognull: vec![false],
                 writer: Mutex::new(None),
@@ -378,12 +405,30 @@ mod tests {
     }
 
     #[test]
+    fn a_target_that_cannot_write_counts_its_lost_lines() {
+        // /dev/full refuses every write (ENOSPC), as a full disk would.
+        let cfg = crate::config::parse_str(
+            "[global]\nlog = [{ target = \"/dev/full\" }]\n",
+            std::path::Path::new("t.toml"),
+        )
+        .unwrap();
+        let logger = Logger::start(&cfg, false).unwrap();
+        for i in 0..3 {
+            logger.event(level::WARNING, format!("line {i}"));
+        }
+        assert!(logger.flush(std::time::Duration::from_secs(5)));
+        assert_eq!(logger.write_failures(), 3);
+        logger.shutdown();
+    }
+
+    #[test]
     fn dontlognull_skips_sessions_that_sent_nothing() {
         let (tx, rx) = crossbeam_channel::bounded(4);
         let logger = Logger {
             inner: Arc::new(Inner {
                 tx: Some(tx),
                 dropped: AtomicU64::new(0),
+                write_failures: AtomicU64::new(0),
                 frontend_logs: vec![true],
                 dontlognull: vec![true],
                 writer: Mutex::new(None),

@@ -361,8 +361,13 @@ fn lenient_turns_unsupported_keywords_into_warnings() {
 #[test]
 fn notices_for_no_ops() {
     let l = load(&("global\n    nbproc 1\n    cpu-map 1 0\n    tune.ssl.default-dh-param 2048\n    chroot /var/empty\n".to_string() + &with_fe("    option http-use-htx\n"))).unwrap();
-    assert_eq!(l.notices.len(), 5, "{:?}", l.notices);
+    // chroot is applied now (after binding), so it is no longer a notice.
+    assert_eq!(l.notices.len(), 4, "{:?}", l.notices);
     assert!(l.notices.iter().all(|n| n.contains("notice")));
+    assert_eq!(
+        l.config.global.chroot.as_deref(),
+        Some(std::path::Path::new("/var/empty"))
+    );
 }
 
 #[test]
