@@ -279,7 +279,9 @@ impl<'a, T: Transport> Side<'a, T> {
             sock,
             poll: Readable::Multi(PollMulti::new(sock.fd(), events::IN | events::RDHUP)),
             out: None,
-            readable: speaks_first,
+            // A buffering transport may hold bytes already (a server's first
+            // message decrypted with its last handshake record): look first.
+            readable: speaks_first || sock.buffers_reads(),
             hup: false,
             blocked: false,
             last_active: now,
