@@ -167,40 +167,45 @@ fn suite_by_name(name: &str) -> Option<SupportedCipherSuite> {
     })
 }
 
-/// The suites a colon-separated list names, in its order; an unknown name is
-/// refused (rustls has no CBC, RSA key exchange or DHE suites).
-fn suites(key: &str, list: &str, tls13: bool) -> Result<Vec<SupportedCipherSuite>, String> {
+/// The suites a colon-separated list names, in its order, and the names
+/// skipped. As OpenSSL does with a cipher string, names it cannot offer (rustls
+/// has no CBC, RSA key exchange or DHE suites) are skipped, so the usual long
+/// lists keep working (with a warning); a list where nothing matches is an
+/// error that names what would.
+fn suites(
+    key: &str,
+    list: &str,
+    tls13: bool,
+) -> Result<(Vec<SupportedCipherSuite>, Vec<String>), String> {
     let mut out = Vec::new();
+    let mut skipped = Vec::new();
     for name in list.split(':').map(str::trim).filter(|s| !s.is_empty()) {
-        let s = suite_by_name(name).filter(|s| s.tls13().is_some() == tls13);
-        match s {
+        match suite_by_name(name).filter(|s| s.tls13().is_some() == tls13) {
             Some(s) => out.push(s),
-            None => {
-                let known: Vec<&str> = [
-                    "ECDHE-ECDSA-AES128-GCM-SHA256",
-                    "ECDHE-ECDSA-AES256-GCM-SHA384",
-                    "ECDHE-ECDSA-CHACHA20-POLY1305",
-                    "ECDHE-RSA-AES128-GCM-SHA256",
-                    "ECDHE-RSA-AES256-GCM-SHA384",
-                    "ECDHE-RSA-CHACHA20-POLY1305",
-                    "TLS_AES_128_GCM_SHA256",
-                    "TLS_AES_256_GCM_SHA384",
-                    "TLS_CHACHA20_POLY1305_SHA256",
-                ]
-                .into_iter()
-                .filter(|n| n.starts_with("TLS_") == tls13)
-                .collect();
-                return Err(format!(
-                    "{key}: \"{name}\" is not supported (rustls offers only AEAD suites with forward secrecy: {})",
-                    known.join(":")
-                ));
-            }
+            None => skipped.push(name.to_string()),
         }
     }
     if out.is_empty() {
-        return Err(format!("{key}: no cipher suite named"));
+        let known: Vec<&str> = [
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "ECDHE-RSA-CHACHA20-POLY1305",
+            "TLS_AES_128_GCM_SHA256",
+            "TLS_AES_256_GCM_SHA384",
+            "TLS_CHACHA20_POLY1305_SHA256",
+        ]
+        .into_iter()
+        .filter(|n| n.starts_with("TLS_") == tls13)
+        .collect();
+        return Err(format!(
+            "{key}: no suite rustls offers in \"{list}\" (it has only AEAD suites with forward secrecy: {})",
+            known.join(":")
+        ));
     }
-    Ok(out)
+    Ok((out, skipped))
 }
 
 /// One certificate with the names it serves.
@@ -340,18 +345,30 @@ pub fn build(options: TlsOptions) -> Result<BindTls, String> {
         .cipher_suites
         .iter()
         .partition(|s| s.tls13().is_some());
-    if let Some(c) = &options.ciphersuites {
-        suites13 = suites("ciphersuites", c, true)?;
-    }
-    if let Some(c) = &options.ciphers {
-        suites12 = suites("ciphers", c, false)?;
+    let mut warnings = Vec::new();
+    for (key, list, tls13) in [
+        ("ciphersuites", &options.ciphersuites, true),
+        ("ciphers", &options.ciphers, false),
+    ] {
+        let Some(list) = list else { continue };
+        let (found, skipped) = suites(key, list, tls13)?;
+        if !skipped.is_empty() {
+            warnings.push(format!(
+                "warning: {key}: {} not offered (rustls has no such suite); skipped",
+                skipped.join(", ")
+            ));
+        }
+        if tls13 {
+            suites13 = found;
+        } else {
+            suites12 = found;
+        }
     }
     provider.cipher_suites = suites13.into_iter().chain(suites12).collect();
     let provider = Arc::new(provider);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let mut warnings = Vec::new();
     let mut entries = Vec::new();
     for p in &options.crt {
         for f in pem_files(p)? {
@@ -410,22 +427,24 @@ mod tests {
 
     #[test]
     fn cipher_names_map_or_are_refused() {
-        assert_eq!(
-            suites(
-                "ciphers",
-                "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305",
-                false
-            )
-            .unwrap()
-            .len(),
-            2
+        let (found, skipped) = suites(
+            "ciphers",
+            "ECDHE-ECDSA-AES128-GCM-SHA256:DHE-RSA-AES128-GCM-SHA256:ECDHE-RSA-CHACHA20-POLY1305",
+            false,
+        )
+        .unwrap();
+        assert_eq!(found.len(), 2);
+        assert_eq!(skipped, ["DHE-RSA-AES128-GCM-SHA256"]);
+        let e = suites("ciphers", "AES128-SHA:HIGH:!aNULL", false).unwrap_err();
+        assert!(
+            e.contains("no suite rustls offers in \"AES128-SHA:HIGH:!aNULL\""),
+            "{e}"
         );
-        let e = suites("ciphers", "AES128-SHA", false).unwrap_err();
-        assert!(e.contains("\"AES128-SHA\" is not supported"), "{e}");
         assert!(suites("ciphersuites", "TLS_AES_128_GCM_SHA256", false).is_err());
         assert_eq!(
             suites("ciphersuites", "TLS_AES_128_GCM_SHA256", true)
                 .unwrap()
+                .0
                 .len(),
             1
         );
