@@ -252,14 +252,35 @@ fn sni_picks_exact_wildcard_and_default_certificates_from_haproxy_cfg() {
         dir.path(),
         "haproxy.cfg",
         &format!(
-            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
-             frontend tls\n  bind 127.0.0.1:{port} ssl crt {} alpn h2,http/1.1\n  default_backend be\n\
+            // Debian's default global TLS lines: a base for relative paths and
+            // defaults every bind takes (DHE is skipped with a warning).
+            "global\n  crt-base {}\n\
+             ssl-default-bind-ciphers DHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305\n\
+             ssl-default-bind-ciphersuites TLS_CHACHA20_POLY1305_SHA256\n\
+             ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets\n\
+             defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             frontend tls\n  bind 127.0.0.1:{port} ssl crt crts alpn h2,http/1.1\n  default_backend be\n\
              backend be\n  server s1 {}\n",
-            pki.crts(),
+            pki.dir.path().display(),
             echo.addr
         ),
     );
-    let _lb = Ringlb::start_file(dir, cfg, &[]);
+    let lb = Ringlb::start_file(dir, cfg, &[]);
+    let out = s_client(port, &pki.ca(), Some("a.test"), &[]);
+    assert!(
+        out.contains("Cipher is TLS_CHACHA20_POLY1305_SHA256"),
+        "{out}"
+    );
+    let out = s_client(port, &pki.ca(), Some("a.test"), &["-tls1_2"]);
+    assert!(
+        out.contains("Cipher is ECDHE-ECDSA-CHACHA20-POLY1305"),
+        "{out}"
+    );
+    let text = lb.output();
+    assert!(
+        text.contains("ciphers: DHE-RSA-AES128-GCM-SHA256 not offered"),
+        "{text}"
+    );
     for (sni, cn) in [
         (Some("a.test"), "a.test"),
         (Some("b.test"), "b.test"),
