@@ -186,6 +186,24 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
     let two = socat(&sock, "get weight app/a; get weight app/b");
     assert_eq!(two, "0 (initial 1)\n\n1 (initial 1)\n\n");
     assert!(socat(&sock, "show info").starts_with("Name: ringlb\n"));
+    // Per-shard activity: both shards ran, small messages went over the ring
+    // copy path, and no io-wq worker thread exists.
+    let act = socat(&sock, "show activity");
+    let line = |name: &str| -> Vec<u64> {
+        let l = act
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no {name} in {act}"));
+        l.split(|c: char| !c.is_ascii_digit())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.parse().unwrap())
+            .collect()
+    };
+    let loops = line("loops");
+    assert_eq!(loops.len(), 3, "total and two shards: {act}");
+    assert!(loops[1] > 0 && loops[2] > 0, "{act}");
+    assert!(line("ring_copy_bytes")[0] > 0, "{act}");
+    assert_eq!(line("iou_wrk_threads"), [0], "{act}");
     // `shutdown sessions server`: a session held on b is closed.
     let mut held = TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert_eq!(read_line(&mut held), "b");
@@ -318,6 +336,8 @@ stats = {{ uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["ad
     );
     assert!(metrics.contains("haproxy_server_sessions_total{proxy=\"app\",server=\"a\"} 1\n"));
     assert!(metrics.contains("haproxy_frontend_current_sessions{proxy=\"app\"}"));
+    assert!(metrics.contains("ringlb_io_wq_threads 0\n"), "{metrics}");
+    assert!(metrics.contains("ringlb_shard_ring_submissions_total{shard=\"0\"}"));
     // ringlb's own latency percentiles, merged across shards on read.
     assert!(
         metrics.contains(
@@ -465,4 +485,52 @@ stats = {{ uri = "/stats", refresh = "30s" }}
         bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000,
         "a real PNG"
     );
+}
+
+/// `slowstart`: a server back from DOWN takes its weight in steps, not at once
+/// (HAProxy's warm-up), as `show stat` shows while it ramps.
+#[test]
+fn slowstart_ramps_the_weight_of_a_server_back_from_down() {
+    let port = free_port();
+    let dead = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "1s", client = "10s", server = "10s" }}
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+servers = [{{ name = "w", address = "127.0.0.1:{dead}", weight = 100, check = true, inter = "50ms", rise = 1, fall = 1, slowstart = "2s" }}]
+"#,
+        sock.display()
+    );
+    let _lb = Ringlb::start(&cfg, &[]);
+    let csv = || socat(&sock, "show stat");
+    assert!(wait_until(Duration::from_secs(5), || column(
+        &csv(),
+        "app",
+        "w",
+        "status"
+    ) == "DOWN"));
+    // The server comes back: its weight ramps from a few % to 100.
+    let _back = std::net::TcpListener::bind(("127.0.0.1", dead)).unwrap();
+    let mut seen = Vec::new();
+    assert!(wait_until(Duration::from_secs(10), || {
+        let c = csv();
+        if column(&c, "app", "w", "status") != "UP" {
+            return false;
+        }
+        let w: u32 = column(&c, "app", "w", "weight").parse().unwrap();
+        if seen.last() != Some(&w) {
+            seen.push(w);
+        }
+        w == 100
+    }));
+    assert!(seen.len() >= 3, "weights seen while ramping: {seen:?}");
+    assert!(seen[0] < 50, "starts low: {seen:?}");
+    assert!(seen.windows(2).all(|p| p[0] < p[1]), "only grows: {seen:?}");
 }

@@ -145,13 +145,23 @@ impl Resolver<'_> {
             v.as_ref().map(|v| self.dur(v, &sctx, key)).transpose()
         };
         let inter = dur(&r.inter, "inter")?.unwrap_or(Duration::from_secs(2));
-        if let Some(sp) = &r.send_proxy {
-            return Err(self.err(
-                span(sp),
-                &sctx,
-                "send-proxy: the PROXY protocol is not supported yet",
-            ));
-        }
+        let send_proxy = match r.send_proxy.as_ref() {
+            None => None,
+            Some(sp) => match sp.get_ref().as_str() {
+                "v1" | "1" => Some(ProxyProtocol::V1),
+                "v2" | "2" => Some(ProxyProtocol::V2),
+                other => {
+                    return Err(self.err(
+                        span(sp),
+                        &sctx,
+                        format!(
+                            "send-proxy: expected \"v1\" or \"v2\", got \"{}\"",
+                            values::excerpt(other)
+                        ),
+                    ))
+                }
+            },
+        };
         let ssl = if r.ssl == Some(true) {
             let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
             let opts = crate::tls::ClientOptions {
@@ -205,7 +215,7 @@ impl Resolver<'_> {
             backup: r.backup.unwrap_or(false),
             disabled: r.disabled.unwrap_or(false),
             cookie: r.cookie.clone(),
-            send_proxy: None,
+            send_proxy,
             ssl,
             slowstart: dur(&r.slowstart, "slowstart")?,
         })

@@ -56,13 +56,6 @@ impl Resolver<'_> {
                     })?))
                 }
             };
-            if accept_proxy {
-                return Err(self.err(
-                    span(b),
-                    &ctx,
-                    "bind accept-proxy: the PROXY protocol is not supported yet",
-                ));
-            }
             let addr = values::address(&addr)
                 .map_err(|m| self.err(span(b), &ctx, format!("bind: {m}")))?;
             let backlog = match backlog {

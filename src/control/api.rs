@@ -56,6 +56,7 @@ const HELP: &str = "The following commands are valid at this level:
   set server <bk>/<srv> [opts]            : change a server's state, weight
   set weight <bk>/<srv>  (DEPRECATED)     : change a server's weight (use 'set server' instead)
   shutdown sessions server <bk>/<srv>     : kill sessions on a server
+  show activity                           : show per-shard activity (ring rounds, waits, SQEs, CQEs, bytes by path)
   show backend                            : list backends in the current running config
   show info                               : report information about the running process [json|typed]
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
@@ -97,6 +98,10 @@ impl Api {
             };
             let Some(line) = line else { return };
             let text = String::from_utf8_lossy(&line);
+            if text.contains("show activity") {
+                // Fresh figures from every shard first.
+                super::web::fresh_latency(&self.config, &self.shared).await;
+            }
             let mut out = String::new();
             let mut quit = false;
             for cmd in text.trim().split(';') {
@@ -132,6 +137,7 @@ impl Api {
                 }
             }
             ["show", "info", ..] => self.info(),
+            ["show", "activity"] => stats::activity(&self.shared),
             ["show", "backend"] => {
                 let mut s = "# name\n".to_string();
                 for b in &self.config.backends {

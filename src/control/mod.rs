@@ -9,7 +9,7 @@ pub mod check;
 pub mod health;
 pub mod stats;
 pub mod status;
-mod web;
+pub(crate) mod web;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -187,6 +187,35 @@ async fn run(
     stop.wait().await;
 }
 
+/// HAProxy's `slowstart`: the weight grows in 20 steps over `period` after a
+/// server comes back UP, from 5 % to 100 %; a server that goes DOWN again, or
+/// whose ramp was replaced, ends this one.
+async fn ramp_weight(
+    table: Table,
+    shared: Arc<Shared>,
+    backend: usize,
+    server: usize,
+    period: Duration,
+) {
+    let step = period / 20;
+    let start = std::time::Instant::now();
+    loop {
+        glommio::timer::sleep(step).await;
+        let done = start.elapsed() >= period;
+        let pct = ((start.elapsed().as_millis() * 100) / period.as_millis().max(1)).min(100) as u32;
+        let mut t = table.borrow_mut();
+        if !t.servers[backend][server].up || t.servers[backend][server].ramp.is_none() {
+            return;
+        }
+        t.set(&shared, backend, server, |st| {
+            st.ramp = if done { None } else { Some(pct.max(5)) };
+        });
+        if done {
+            return;
+        }
+    }
+}
+
 struct ServerCheck {
     config: Arc<Config>,
     shared: Arc<Shared>,
@@ -235,8 +264,27 @@ impl ServerCheck {
     fn transition(&self, t: Transition, r: &CheckResult) {
         let b = &self.config.backends[self.backend];
         let up = t == Transition::WentUp;
+        let slowstart = b.servers[self.server]
+            .slowstart
+            .filter(|d| !d.is_zero() && up);
         let mut table = self.table.borrow_mut();
-        table.set(&self.shared, self.backend, self.server, |st| st.up = up);
+        table.set(&self.shared, self.backend, self.server, |st| {
+            st.up = up;
+            // `slowstart`: back from DOWN, the weight ramps up from ~0.
+            st.ramp = slowstart.map(|_| 5);
+        });
+        if let Some(period) = slowstart {
+            let (table2, shared, backend, server) = (
+                self.table.clone(),
+                self.shared.clone(),
+                self.backend,
+                self.server,
+            );
+            glommio::spawn_local(async move {
+                ramp_weight(table2, shared, backend, server, period).await
+            })
+            .detach();
+        }
         let (active, backup) = table.usable_counts(&self.config, self.backend);
         drop(table);
         let mut line = format!(

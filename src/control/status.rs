@@ -39,6 +39,9 @@ pub struct ServerStatus {
     pub last_check: Option<CheckResult>,
     /// Health checks are configured for the server.
     pub checked: bool,
+    /// `slowstart`: percent of the weight in effect while warming up after
+    /// DOWN→UP (`None`: not warming up).
+    pub ramp: Option<u32>,
 }
 
 impl ServerStatus {
@@ -60,6 +63,15 @@ impl ServerStatus {
             ServerState::Down => "DOWN".into(),
             ServerState::Up if !self.checked || !self.checks_enabled => "no check".into(),
             ServerState::Up => "UP".into(),
+        }
+    }
+
+    /// The weight the data shards use: the operator's weight, scaled while a
+    /// `slowstart` ramp runs (never below 1 while the server takes traffic).
+    pub fn effective_weight(&self) -> u32 {
+        match self.ramp {
+            Some(p) if self.weight > 0 => (self.weight * p).div_ceil(100).max(1),
+            _ => self.weight,
         }
     }
 
@@ -104,6 +116,7 @@ impl StatusTable {
                             check_downs: 0,
                             last_check: None,
                             checked: s.check,
+                            ramp: None,
                         })
                         .collect()
                 })
@@ -124,7 +137,7 @@ impl StatusTable {
         change: impl FnOnce(&mut ServerStatus),
     ) -> Option<(ServerState, ServerState)> {
         let st = self.servers.get_mut(b)?.get_mut(s)?;
-        let (before, w0) = (st.effective(), st.weight);
+        let (before, w0) = (st.effective(), st.effective_weight());
         let was_up = st.up;
         change(st);
         let now = Instant::now();
@@ -137,13 +150,16 @@ impl StatusTable {
             }
         }
         let after = st.effective();
-        if after != before || st.weight != w0 {
-            st.last_change = now;
+        let w1 = st.effective_weight();
+        if after != before || w1 != w0 {
+            if after != before {
+                st.last_change = now;
+            }
             let ev = ServerEvent {
                 backend: b,
                 server: s,
                 state: after,
-                weight: (st.weight != w0).then_some(st.weight),
+                weight: (w1 != w0).then_some(w1),
             };
             for inbox in &shared.inboxes {
                 inbox.send(ShardMsg::Server(ev.clone()));

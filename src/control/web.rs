@@ -31,7 +31,7 @@ pub async fn fresh_latency(config: &Config, shared: &Shared) -> LatencyBook {
         .map(|p| p.load(Ordering::Acquire))
         .collect();
     for inbox in &shared.inboxes {
-        inbox.send(ShardMsg::PublishLatency);
+        inbox.send(ShardMsg::Publish);
     }
     for _ in 0..200 {
         let done = shared
@@ -139,7 +139,7 @@ impl Web {
                         .load(std::sync::atomic::Ordering::Relaxed) as f64,
                 ),
             ];
-            let body = stats::metrics(&rows, &extra);
+            let body = stats::metrics(&rows, &extra) + &stats::activity_metrics(&self.shared);
             let mut out = format!(
                 "HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n\
                  Content-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\n\r\n",

@@ -4,6 +4,7 @@
 //! Never blocks: every socket is non-blocking and readiness comes from the ring.
 
 mod pools;
+pub mod proxy;
 mod pump;
 mod ringpump;
 

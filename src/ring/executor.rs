@@ -140,14 +140,20 @@ pub fn block_on<T: 'static>(
             reactor::with(|r| r.submit_nowait())
         } else {
             let wait = timer::next_wait();
-            reactor::with(|r| r.submit_and_wait(wait))
+            reactor::with(|r| {
+                r.stats.waits += 1;
+                r.submit_and_wait(wait)
+            })
         };
         if let Err(e) = res {
             // An io_uring_enter failure other than a timeout or signal means the
             // ring is unusable; there is no way to serve on without it.
             panic!("io_uring_enter failed: {e}");
         }
-        reactor::with(|r| r.reap());
+        reactor::with(|r| {
+            r.stats.loops += 1;
+            r.reap()
+        });
     }
     // Drop remaining tasks (and so their in-flight ops) while the reactor lives.
     let tasks = TASKS.with(|t| std::mem::take(&mut *t.borrow_mut()));

@@ -29,7 +29,12 @@ pub use ops::{
     wait_for_buffers, with_chunk, AcceptMulti, PollMulti, PollOnce, Received, RecvMulti, RecvOwned,
     SendChunk,
 };
-pub use reactor::{RingConfig, RingError};
+pub use reactor::{RingConfig, RingError, RingStats};
+
+/// This thread's ring activity so far.
+pub fn stats() -> RingStats {
+    reactor::with(|r| r.stats)
+}
 pub use timer::{now_coarse, sleep_until, unix_now_coarse, with_deadline, Sleep};
 
 /// `poll(2)` event bits used by callers.

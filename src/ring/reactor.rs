@@ -108,7 +108,18 @@ pub(crate) struct Slot {
     pub(crate) waker: Option<Waker>,
 }
 
+/// What one ring has done, for `show activity` and the metrics: executor
+/// rounds, rounds that slept in `io_uring_enter`, SQEs queued, CQEs reaped.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RingStats {
+    pub loops: u64,
+    pub waits: u64,
+    pub sqes: u64,
+    pub cqes: u64,
+}
+
 pub(crate) struct Reactor {
+    pub(crate) stats: RingStats,
     ring: IoUring,
     slots: Vec<Slot>,
     free: Vec<usize>,
@@ -171,6 +182,7 @@ impl Reactor {
             .or_else(|_| IoUring::new(cfg.entries))
             .map_err(RingError::Unavailable)?;
         Ok(Reactor {
+            stats: RingStats::default(),
             ring,
             slots: Vec::new(),
             free: Vec::new(),
@@ -293,6 +305,7 @@ impl Reactor {
     }
 
     fn push(&mut self, entry: squeue::Entry) {
+        self.stats.sqes += 1;
         let mut failures = 0u32;
         loop {
             // SAFETY: every entry comes from `submit` (no memory, by its
@@ -400,7 +413,9 @@ impl Reactor {
         }
         let slots = &mut self.slots;
         let free = &mut self.free;
+        let stats = &mut self.stats;
         for cqe in self.ring.completion() {
+            stats.cqes += 1;
             let ud = cqe.user_data();
             if ud == CANCEL_UD {
                 continue;

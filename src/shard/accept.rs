@@ -23,6 +23,11 @@ use crate::sys::socket::Socket;
 
 pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, listener: Socket) {
     let fd = listener.as_raw_fd();
+    // `bind … accept-proxy`: every connection starts with a PROXY header.
+    let accept_proxy = ctx.config.frontends[frontend]
+        .binds
+        .get(bind)
+        .is_some_and(|b| b.accept_proxy);
     // Fault injection for the test suite (debug builds only): this shard panics
     // on its first connection, as a shard would on a bug.
     let inject_panic = cfg!(debug_assertions)
@@ -43,7 +48,7 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, listen
             let Some(permit) = ctx.permit(frontend).await else {
                 break 'outer;
             };
-            spawn_session(&ctx, frontend, bind, conn, permit);
+            spawn_session(&ctx, frontend, bind, conn, permit, accept_proxy);
         }
         if !ctx.room(frontend).await {
             break;
@@ -64,7 +69,9 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, listen
                     panic!("injected fault (RINGLB_TEST_PANIC_SHARD={})", ctx.id)
                 }
                 Some(Some(Ok(conn))) => match ctx.try_permit(frontend) {
-                    Some(p) if held.is_empty() => spawn_session(&ctx, frontend, bind, conn, p),
+                    Some(p) if held.is_empty() => {
+                        spawn_session(&ctx, frontend, bind, conn, p, accept_proxy)
+                    }
                     other => {
                         drop(other);
                         held.push_back(conn);
@@ -121,12 +128,19 @@ async fn stop_or<F: std::future::Future>(ctx: &ShardCtx, slot: usize, fut: F) ->
     .await
 }
 
-fn spawn_session(ctx: &Rc<ShardCtx>, frontend: usize, bind: usize, conn: OwnedFd, permit: Permit) {
+fn spawn_session(
+    ctx: &Rc<ShardCtx>,
+    frontend: usize,
+    bind: usize,
+    conn: OwnedFd,
+    permit: Permit,
+    accept_proxy: bool,
+) {
     let client = Socket::from(conn);
     let ctx = ctx.clone();
     ctx.session_started();
     ring::spawn(async move {
-        session::run(ctx.clone(), frontend, bind, client, permit).await;
+        session::run(ctx.clone(), frontend, bind, client, permit, accept_proxy).await;
         ctx.session_ended();
     });
 }

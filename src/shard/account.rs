@@ -10,6 +10,24 @@ use crate::log::SessionRecord;
 use crate::state::Counters;
 
 impl ShardCtx {
+    /// A stats reader asked: latency histograms and activity figures out.
+    pub fn publish(&self) {
+        let st = crate::ring::stats();
+        let a = &self.shared.activity[self.id];
+        a.loops.store(st.loops, Ordering::Relaxed);
+        a.waits.store(st.waits, Ordering::Relaxed);
+        a.sqes.store(st.sqes, Ordering::Relaxed);
+        a.cqes.store(st.cqes, Ordering::Relaxed);
+        a.pipes_used
+            .store(self.pools.pipes.in_use() as u64, Ordering::Relaxed);
+        a.ring_bytes.store(self.ring_bytes.get(), Ordering::Relaxed);
+        a.poll_bytes.store(self.poll_bytes.get(), Ordering::Relaxed);
+        // Last: the reader waits on the publication count.
+        self.shared
+            .latency
+            .publish(self.id, &mut self.latency.borrow_mut());
+    }
+
     /// Counts `r`: a TCP session, or an HTTP request with its `status`.
     pub fn account(&self, r: &SessionRecord, status: Option<u16>) {
         self.account_with_response(r, status, -1);

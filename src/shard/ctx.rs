@@ -36,6 +36,9 @@ pub struct ShardCtx {
     pub(super) queues: RefCell<Vec<VecDeque<Rc<Ticket>>>>,
     pub(super) limit_waiters: RefCell<Vec<Waker>>,
     pub live: LiveSessions,
+    /// Bytes forwarded on the ring copy path and on the poll + splice path.
+    pub ring_bytes: Cell<u64>,
+    pub poll_bytes: Cell<u64>,
     /// This shard's latency histograms, published on a stats reader's request.
     pub latency: RefCell<LatencyBook>,
     /// Sessions started on this shard and not yet finished.
@@ -86,6 +89,8 @@ impl ShardCtx {
             limit_waiters: RefCell::new(Vec::new()),
             live: LiveSessions::default(),
             latency: RefCell::new(latency),
+            ring_bytes: Cell::new(0),
+            poll_bytes: Cell::new(0),
             sessions: Cell::new(0),
             stopping: Cell::new(false),
             killed: Cell::new(false),

@@ -319,10 +319,7 @@ async fn inbox_loop(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {
                 ShardMsg::KillServerSessions { backend, server } => {
                     ctx.live.kill(|b, s| b == backend && s == Some(server))
                 }
-                ShardMsg::PublishLatency => ctx
-                    .shared
-                    .latency
-                    .publish(ctx.id, &mut ctx.latency.borrow_mut()),
+                ShardMsg::Publish => ctx.publish(),
             }
         }
     }

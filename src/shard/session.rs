@@ -10,8 +10,10 @@ use super::ctx::ShardCtx;
 use super::limits::Permit;
 use super::tcp;
 use crate::config::model::Mode;
+use crate::l4::proxy::{self, Addresses};
 use crate::l4::KillSwitch;
 use crate::log::{SessionRecord, Termination};
+use crate::ring::{self, events};
 use crate::sys::socket::Socket;
 
 /// The client as the mode's session sees it.
@@ -20,21 +22,110 @@ enum Client {
     Tls(Box<crate::tls::TlsTransport>),
 }
 
-pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, client: Socket, permit: Permit) {
+/// Reads and consumes a PROXY header (v1 or v2) from a new connection, bounded
+/// by `timeout client`; `Some` addresses it carried (`None` for LOCAL/UNKNOWN).
+async fn read_proxy_header(
+    client: &Socket,
+    timeout: Option<std::time::Duration>,
+) -> Result<Option<Addresses>, String> {
+    use std::os::fd::AsRawFd;
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let mut buf = [0u8; 1040];
+    let mut raised = false;
+    loop {
+        // Peek, so not a byte past the header is taken from the stream.
+        let n = match client.peek(&mut buf) {
+            Ok(0) => return Err("closed before a PROXY header".into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(format!("reading the PROXY header: {e}")),
+        };
+        if n > 0 {
+            match proxy::parse(&buf[..n]) {
+                Ok(Some((addrs, len))) => {
+                    if raised {
+                        let _ = client.set_rcvlowat(1);
+                    }
+                    let mut sink = [0u8; 1040];
+                    let got = client
+                        .recv(&mut sink[..len])
+                        .map_err(|e| format!("reading the PROXY header: {e}"))?;
+                    if got != len {
+                        return Err("PROXY header cut short".into());
+                    }
+                    return Ok(match addrs {
+                        Addresses::Local => None,
+                        a => Some(a),
+                    });
+                }
+                Ok(None) if n == buf.len() => return Err("PROXY header too long".into()),
+                // Part of a header: be woken only when more than that is waiting.
+                Ok(None) => {
+                    let _ = client.set_rcvlowat(n + 1);
+                    raised = true;
+                }
+                Err(proxy::ProxyError::NotProxy) => {
+                    return Err(
+                        "received something which does not look like a PROXY protocol header"
+                            .into(),
+                    )
+                }
+                Err(proxy::ProxyError::Invalid(why)) => {
+                    return Err(format!("bad PROXY header: {why}"))
+                }
+            }
+        }
+        match ring::with_deadline(deadline, ring::poll_once(client.as_raw_fd(), events::IN)).await {
+            None => return Err("timeout waiting for the PROXY header".into()),
+            Some(Err(e)) => return Err(format!("reading the PROXY header: {e}")),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+pub async fn run(
+    ctx: Rc<ShardCtx>,
+    frontend: usize,
+    bind: usize,
+    client: Socket,
+    permit: Permit,
+    accept_proxy: bool,
+) {
     let accept_time = SystemTime::now();
     let t0 = Instant::now();
     let fe = &ctx.config.frontends[frontend];
+    // `accept-proxy`: the real client is in the PROXY header; a connection
+    // without a valid one is closed and counted, nothing forwarded.
+    let proxied = if accept_proxy {
+        match read_proxy_header(&client, fe.timeouts.client).await {
+            Ok(a) => a,
+            Err(why) => {
+                let c = &ctx.shared.counters[ctx.id].frontends[frontend];
+                c.add(&c.req_errors, 1);
+                ctx.logger.event(
+                    crate::log::level::NOTICE,
+                    format!("Proxy {}: connection closed: {why}", fe.name),
+                );
+                drop(client);
+                drop(permit);
+                return;
+            }
+        }
+    } else {
+        None
+    };
     // The client's address costs a syscall; only its log line and `balance
     // source` read it. (TCP_NODELAY comes from the listener.)
     let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let wants_addr = ctx.logger.logs_frontend(frontend)
-        || fe
-            .default_backend
-            .is_some_and(|b| ctx.config.backends[b].balance.hashes_client());
-    let client_addr = if wants_addr {
-        client.peer_addr().unwrap_or(unknown)
-    } else {
-        unknown
+        || fe.default_backend.is_some_and(|b| {
+            let be = &ctx.config.backends[b];
+            be.balance.hashes_client() || be.servers.iter().any(|s| s.send_proxy.is_some())
+        });
+    let client_addr = match proxied {
+        Some(Addresses::Proxied { src, .. }) => src,
+        _ if wants_addr => client.peer_addr().unwrap_or(unknown),
+        _ => unknown,
     };
     let mut report = SessionRecord {
         frontend,
@@ -79,10 +170,21 @@ pub async fn run(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, client: Socket
     };
     report.termination = match (fe.mode, &client) {
         (Mode::Tcp, Client::Plain(c)) => {
-            tcp::serve(&ctx, frontend, c, Some(c), &mut report, t0, &live, &kill).await
+            tcp::serve(&ctx, frontend, c, c, true, &mut report, t0, &live, &kill).await
         }
         (Mode::Tcp, Client::Tls(t)) => {
-            tcp::serve(&ctx, frontend, &**t, None, &mut report, t0, &live, &kill).await
+            tcp::serve(
+                &ctx,
+                frontend,
+                &**t,
+                t.socket(),
+                false,
+                &mut report,
+                t0,
+                &live,
+                &kill,
+            )
+            .await
         }
         // Refused at startup (`run::unsupported`) until the HTTP mode lands.
         (Mode::Http, _) => Termination::NO_SERVER,

@@ -9,19 +9,52 @@ use super::connect::{connect_server, ConnectInfo};
 use super::ctx::ShardCtx;
 use super::live::LiveKey;
 use crate::balance::HashKey;
+use crate::config::model::ProxyProtocol;
+use crate::l4::proxy;
 use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits, RingOutcome, RingPump, Transport};
 use crate::log::{SessionRecord, Termination};
+use crate::ring::{self, events};
 use crate::sys::socket::Socket;
 
-/// Serves one TCP session; returns how it ended. `plain` is the client's
-/// socket when the client transport is that socket (no TLS): only then may
-/// the session start on the ring copy path.
+/// Writes all of `bytes` to a fresh connection (a PROXY header: it fits the
+/// socket buffer, so this almost never waits), bounded by `timeout`.
+async fn send_all(
+    sock: &Socket,
+    mut bytes: &[u8],
+    timeout: Option<std::time::Duration>,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    while !bytes.is_empty() {
+        match sock.send(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                match ring::with_deadline(deadline, ring::poll_once(sock.as_raw_fd(), events::OUT))
+                    .await
+                {
+                    None => return Err(std::io::ErrorKind::TimedOut.into()),
+                    Some(r) => {
+                        r?;
+                    }
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Serves one TCP session; returns how it ended. `sock` is the client's
+/// socket under `client` (the transport: that socket, or TLS over it); `plain`
+/// when they are one and the same, and only then may the session start on the
+/// ring copy path.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve<C: Transport>(
     ctx: &Rc<ShardCtx>,
     frontend: usize,
     client: &C,
-    plain: Option<&Socket>,
+    sock: &Socket,
+    plain: bool,
     report: &mut SessionRecord,
     t0: Instant,
     live: &LiveKey<'_>,
@@ -56,6 +89,22 @@ pub async fn serve<C: Transport>(
     };
     let server = slot.server;
     live.set_server(Some(server));
+    // `send-proxy` / `send-proxy-v2`: the client's addresses go first.
+    if let Some(v) = be.servers[server].send_proxy {
+        let dst = sock.local_addr().unwrap_or(report.client);
+        let hdr = match v {
+            ProxyProtocol::V1 => proxy::v1(report.client, dst),
+            ProxyProtocol::V2 => proxy::v2(report.client, dst),
+        };
+        if let Err(e) = send_all(&server_sock, &hdr, be.timeouts.server).await {
+            report.server = Some(server);
+            return if crate::shard::connect::is_local_exhaustion(&e) {
+                Termination::LOCAL_RESOURCE
+            } else {
+                Termination::SERVER_ABORT
+            };
+        }
+    }
     // `server ... ssl`: the TLS handshake with the server counts as connecting
     // (bounded by `timeout connect`); a failed one is a connection error (SC).
     let server_sock = match be.servers[server].ssl.as_ref() {
@@ -92,13 +141,14 @@ pub async fn serve<C: Transport>(
     // poll + splice pump, with every byte received so far already sent.
     let (mut up, mut down) = (0, 0);
     let mut ring_end = None;
-    let plain_pair = match (plain, &server_sock) {
-        (Some(c), Peer::Plain(s)) if ctx.ring_copy.get() => Some((c, s)),
+    let plain_pair = match &server_sock {
+        Peer::Plain(s) if plain && ctx.ring_copy.get() => Some((sock, s)),
         _ => None,
     };
     if let Some((plain, server_sock)) = plain_pair {
         let r = RingPump::run(plain, server_sock, limits, kill.clone()).await;
         (up, down) = (r.up, r.down);
+        ctx.ring_bytes.set(ctx.ring_bytes.get() + up + down);
         if let RingOutcome::Ended(end) = r.outcome {
             ring_end = Some(end);
         }
@@ -112,6 +162,7 @@ pub async fn serve<C: Transport>(
             };
             up += res.up;
             down += res.down;
+            ctx.poll_bytes.set(ctx.poll_bytes.get() + res.up + res.down);
             res.end
         }
     };

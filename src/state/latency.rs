@@ -1,7 +1,7 @@
 //! Latency histograms per server (HdrHistogram, milliseconds): time queued,
 //! connecting, waiting for the response, and in total. Each shard records into
 //! its own book, with no lock; on request (a stats reader sends
-//! `ShardMsg::PublishLatency`) it adds its book into its slot here and clears it,
+//! `ShardMsg::Publish`) it adds its book into its slot here and clears it,
 //! so an idle shard is never woken to publish and readers see fresh figures.
 //! Readers merge the shards' slots and read percentiles.
 

@@ -15,4 +15,4 @@ pub use counters::{Counters, ShardCounters, Totals};
 pub use event::{ServerEvent, ServerState};
 pub use latency::{LatencyBook, SharedLatency};
 pub use replica::{HealthReplica, ServerReplica};
-pub use shared::{Gauge, Inbox, Padded, ShardMsg, Shared};
+pub use shared::{Activity, Gauge, Inbox, Padded, ShardMsg, Shared};

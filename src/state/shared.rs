@@ -98,6 +98,20 @@ pub struct FrontendShared {
     pub accept_errors: AtomicU64,
 }
 
+/// One shard's activity as last published (`show activity`, `ringlb_shard_*`).
+#[repr(align(64))]
+#[derive(Default, Debug)]
+pub struct Activity {
+    pub loops: AtomicU64,
+    pub waits: AtomicU64,
+    pub sqes: AtomicU64,
+    pub cqes: AtomicU64,
+    pub pipes_used: AtomicU64,
+    /// Bytes forwarded on the ring copy path, and on the poll + splice path.
+    pub ring_bytes: AtomicU64,
+    pub poll_bytes: AtomicU64,
+}
+
 /// What one shard may be told by the others and by the control shard.
 #[derive(Debug, Clone)]
 pub enum ShardMsg {
@@ -111,9 +125,9 @@ pub enum ShardMsg {
     Stop,
     /// Close every session now (hard-stop-after reached).
     Kill,
-    /// Add this shard's latency histograms to `Shared::latency` (a stats
-    /// reader wants fresh figures).
-    PublishLatency,
+    /// Add this shard's latency histograms to `Shared::latency` and copy its
+    /// activity figures to `Shared::activity` (a stats reader wants fresh ones).
+    Publish,
     /// Close every session on this server now (`shutdown sessions server`).
     KillServerSessions { backend: usize, server: usize },
 }
@@ -147,6 +161,9 @@ pub struct Shared {
     pub counters: Vec<super::counters::ShardCounters>,
     /// Latency histograms, published by each shard when a reader asks.
     pub latency: super::latency::SharedLatency,
+    /// Each shard's activity (ring rounds, waits, SQEs, CQEs, pipes, bytes by
+    /// path), published with the latency figures.
+    pub activity: Vec<Activity>,
     /// Times any shard ran out of fds, memory or ports (accept or connect).
     pub local_exhaustion: AtomicU64,
     /// When the last alert about it was logged (seconds since the epoch), so
@@ -201,6 +218,7 @@ impl Shared {
                 stopping: AtomicBool::new(false),
                 counters,
                 latency,
+                activity: (0..shards).map(|_| Activity::default()).collect(),
                 local_exhaustion: AtomicU64::new(0),
                 last_exhaustion_alert: AtomicU64::new(0),
             }),

@@ -222,6 +222,30 @@ impl Socket {
         self.address(libc::getsockname)
     }
 
+    /// `SO_RCVLOWAT`: readiness (poll's POLLIN) only once at least `n` bytes
+    /// are waiting — how to wait for *more* bytes after a peek.
+    pub fn set_rcvlowat(&self, n: usize) -> io::Result<()> {
+        self.set_opt(
+            libc::SOL_SOCKET,
+            libc::SO_RCVLOWAT,
+            n.min(i32::MAX as usize) as i32,
+        )
+    }
+
+    /// Non-blocking look at what is waiting, without consuming it (MSG_PEEK).
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: writes at most buf.len() bytes into the live slice.
+        let n = cvt(unsafe {
+            libc::recv(
+                self.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        })?;
+        Ok(n as usize)
+    }
+
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.address(libc::getpeername)
     }

@@ -169,7 +169,7 @@ pub fn rows(
             wretr += ld(&ss.retries);
             wredis += ld(&ss.redispatches);
             r.set("status", st.status_text());
-            r.set("weight", st.weight);
+            r.set("weight", st.effective_weight());
             r.set("act", u8::from(!s.backup));
             r.set("bck", u8::from(s.backup));
             if st.checked {
@@ -249,7 +249,7 @@ pub fn rows(
                     bck += 1;
                 } else {
                     act += 1;
-                    weight += st.weight;
+                    weight += st.effective_weight();
                 }
             }
             out.push(r);
@@ -380,6 +380,109 @@ fn rates<'a>(blocks: impl Iterator<Item = &'a crate::state::Counters>) -> (u64, 
             m + c.rate_max.load(std::sync::atomic::Ordering::Relaxed),
         )
     })
+}
+
+/// io_uring worker threads (`iou-wrk-*`) of this process right now: ringlb
+/// never hands work to io-wq, so this stays 0.
+pub fn io_wq_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.starts_with("iou-wrk"))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Per-shard activity in `show activity`'s form (`name: total [ per shard ]`),
+/// from what the shards last published.
+pub fn activity(shared: &Shared) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let n = shared.activity.len();
+    let mut out = format!("thread_id: 0 (1..{n})\ndate_now: {}\n", unix_now());
+    type Field = fn(&crate::state::Activity) -> &std::sync::atomic::AtomicU64;
+    let rows: [(&str, Field); 7] = [
+        ("loops", |a| &a.loops),
+        ("poll_io", |a| &a.waits),
+        ("ring_sqes", |a| &a.sqes),
+        ("ring_cqes", |a| &a.cqes),
+        ("pipes_used", |a| &a.pipes_used),
+        ("ring_copy_bytes", |a| &a.ring_bytes),
+        ("splice_path_bytes", |a| &a.poll_bytes),
+    ];
+    for (name, f) in rows {
+        let v: Vec<u64> = shared.activity.iter().map(|a| f(a).load(Relaxed)).collect();
+        let per: Vec<String> = v.iter().map(u64::to_string).collect();
+        out += &format!("{name}: {} [ {} ]\n", v.iter().sum::<u64>(), per.join(" "));
+    }
+    out += &format!("iou_wrk_threads: {}\n\n", io_wq_threads());
+    out
+}
+
+/// The same figures as Prometheus samples labelled by shard.
+pub fn activity_metrics(shared: &Shared) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let mut out = String::new();
+    type Field = fn(&crate::state::Activity) -> &std::sync::atomic::AtomicU64;
+    let rows: [(&str, &str, &str, Field); 7] = [
+        (
+            "ringlb_shard_loops_total",
+            "counter",
+            "Executor rounds of the shard's ring.",
+            |a| &a.loops,
+        ),
+        (
+            "ringlb_shard_waits_total",
+            "counter",
+            "Rounds that slept in io_uring_enter.",
+            |a| &a.waits,
+        ),
+        (
+            "ringlb_shard_ring_submissions_total",
+            "counter",
+            "SQEs queued on the shard's ring.",
+            |a| &a.sqes,
+        ),
+        (
+            "ringlb_shard_ring_completions_total",
+            "counter",
+            "CQEs reaped from the shard's ring.",
+            |a| &a.cqes,
+        ),
+        (
+            "ringlb_shard_pipes_in_use",
+            "gauge",
+            "Splice pipes holding bytes in flight.",
+            |a| &a.pipes_used,
+        ),
+        (
+            "ringlb_shard_ring_copy_bytes_total",
+            "counter",
+            "Bytes forwarded on the io_uring copy path.",
+            |a| &a.ring_bytes,
+        ),
+        (
+            "ringlb_shard_splice_path_bytes_total",
+            "counter",
+            "Bytes forwarded on the poll + splice path.",
+            |a| &a.poll_bytes,
+        ),
+    ];
+    for (name, kind, help, f) in rows {
+        out += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for (i, a) in shared.activity.iter().enumerate() {
+            out += &format!("{name}{{shard=\"{i}\"}} {}\n", f(a).load(Relaxed));
+        }
+    }
+    out += &format!(
+        "# HELP ringlb_io_wq_threads io_uring worker threads (ringlb hands no work to io-wq).\n\
+         # TYPE ringlb_io_wq_threads gauge\nringlb_io_wq_threads {}\n",
+        io_wq_threads()
+    );
+    out
 }
 
 /// Seconds since the Unix epoch.
