@@ -801,3 +801,57 @@ fn tls_to_servers_verified_against_the_ca_and_a_wrong_name_refused() {
     assert!(logged, "output:\n{text}");
     assert!(text.contains("not valid for name \"b.test\""), "{text}");
 }
+
+/// `accept-proxy` with `ssl`: the PROXY header comes first, then the TLS
+/// handshake (as HAProxy reads them); curl sends both.
+#[test]
+fn a_proxy_header_before_the_handshake() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let nginx = Nginx::start(&[("index.html", "behind proxy and tls\n")]);
+    let port = free_port();
+    let cfg = format!(
+        r#"
+[defaults]
+mode = "tcp"
+timeout = {{ connect = "2s", client = "30s", server = "30s" }}
+
+[[listen]]
+name = "tls"
+bind = [{{ address = "127.0.0.1:{port}", accept-proxy = true, ssl = {{ crt = "{}" }} }}]
+servers = [{{ name = "s1", address = "127.0.0.1:{}" }}]
+"#,
+        pki.crts(),
+        nginx.port
+    );
+    let lb = Ringlb::start(&cfg, &[]);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--haproxy-protocol",
+            "--cacert",
+            &pki.ca(),
+            "--resolve",
+        ])
+        .arg(format!("a.test:{port}:127.0.0.1"))
+        .arg(format!("https://a.test:{port}/index.html"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "behind proxy and tls\n",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lb.output()
+    );
+    // Without the header: closed before any TLS.
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert", &pki.ca(), "--resolve"])
+        .arg(format!("a.test:{port}:127.0.0.1"))
+        .arg(format!("https://a.test:{port}/index.html"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}

@@ -160,7 +160,7 @@ pub async fn run(
             match hs.await {
                 Some(Ok(t)) => Client::Tls(Box::new(t)),
                 Some(Err((sock, e))) => {
-                    handshake_failed(&ctx, frontend, bind, &sock, &e);
+                    handshake_failed(&ctx, frontend, bind, &sock, report.client, &e);
                     return;
                 }
                 // Killed (hard stop) mid-handshake: the socket went with it.
@@ -209,15 +209,20 @@ fn handshake_failed(
     frontend: usize,
     bind: usize,
     sock: &Socket,
+    client: SocketAddr,
     e: &crate::tls::HandshakeError,
 ) {
     let fe = &ctx.shared.counters[ctx.id].frontends[frontend];
     fe.add(&fe.req_errors, 1);
     let name = &ctx.config.frontends[frontend].name;
     let addr = &ctx.config.frontends[frontend].binds[bind].addr;
-    let peer = sock
-        .peer_addr()
-        .map_or_else(|_| "-".to_string(), |a| a.to_string());
+    // The PROXY header's client when there was one, else the socket's peer.
+    let peer = if client.ip().is_unspecified() {
+        sock.peer_addr()
+            .map_or_else(|_| "-".to_string(), |a| a.to_string())
+    } else {
+        client.to_string()
+    };
     ctx.logger.event(
         crate::log::level::NOTICE,
         format!("{peer} [{name}/{addr}]: {e}"),
