@@ -189,7 +189,7 @@ fn redis_cli(port: u16, ca: &str, sni: &str, args: &[&str]) -> String {
 
 #[test]
 fn redis_cli_over_tls_to_a_plain_redis() {
-    if !require(&["openssl", "redis-cli", "redis-server"]) {
+    if !require(&["openssl", "redis-cli", "redis-server", "redis-benchmark"]) {
         return;
     }
     let pki = Pki::new();
@@ -212,6 +212,35 @@ fn redis_cli_over_tls_to_a_plain_redis() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "over tls");
+    // 50 TLS clients at once, pipelined: every request answered.
+    let out = Command::new("redis-benchmark")
+        .args(["--tls", "--cacert", &pki.ca(), "--sni", "a.test"])
+        .args(["-p", &port.to_string(), "-t", "get,set", "-n", "20000"])
+        .args(["-c", "50", "-P", "4", "--csv"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{csv}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
+    for t in ["\"SET\"", "\"GET\""] {
+        assert!(csv.lines().any(|l| l.starts_with(t)), "{csv}");
+    }
+    let info = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "INFO", "stats"])
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    let processed: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap();
+    assert!(processed >= 40_000, "redis processed only {processed}");
 }
 
 /// What `openssl s_client` reports for one handshake (`sni` None: no SNI).
