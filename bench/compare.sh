@@ -63,8 +63,8 @@ while [ $# -gt 0 ]; do
 done
 if [ "$quick" -eq 1 ]; then secs=1; redis_n=20000; idle_n=1000; else secs=5; redis_n=100000; idle_n=5000; fi
 
-for tool in haproxy iperf3 redis-server redis-benchmark python3 taskset; do
-    command -v "$tool" >/dev/null || { echo "compare.sh: $tool is missing (apt-get install haproxy iperf3 redis-server redis-tools)" >&2; exit 2; }
+for tool in haproxy iperf3 redis-server redis-benchmark python3 taskset nginx wrk; do
+    command -v "$tool" >/dev/null || { echo "compare.sh: $tool is missing (apt-get install haproxy iperf3 redis-server redis-tools nginx wrk)" >&2; exit 2; }
 done
 if [ -n "$perfdir" ]; then
     command -v perf >/dev/null || { echo "compare.sh: --perf needs perf (apt-get install linux-perf)" >&2; exit 2; }
@@ -90,16 +90,34 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; echo "compare.sh: nothing listening on $1" >&2; return 1; }
 
 # Targets.
-t_echo=$(port); t_sink=$(port); t_iperf=$(port); t_redis=$(port)
+t_echo=$(port); t_sink=$(port); t_iperf=$(port); t_redis=$(port); t_web=$(port)
 taskset -c "$load_cpus" "$bench" serve --listen "127.0.0.1:$t_echo" --mode echo 2>/dev/null & pids+=($!)
 taskset -c "$load_cpus" "$bench" serve --listen "127.0.0.1:$t_sink" --mode sink 2>/dev/null & pids+=($!)
 taskset -c "$load_cpus" iperf3 -s -p "$t_iperf" >/dev/null 2>&1 & pids+=($!)
 taskset -c "$load_cpus" redis-server --port "$t_redis" --bind 127.0.0.1 --save '' --appendonly no >/dev/null & pids+=($!)
-for p in $t_echo $t_sink $t_iperf $t_redis; do wait_port "$p"; done
+# nginx for the HTTP workloads: a small page and a 1 MiB one, one worker, keep-alive.
+mkdir -p "$work/www"
+head -c 128 /dev/zero | tr '\0' 'x' > "$work/www/small"
+head -c 1048576 /dev/zero | tr '\0' 'y' > "$work/www/1m"
+cat > "$work/nginx.conf" <<EOF
+user root;
+worker_processes 1;
+pid $work/nginx.pid;
+error_log $work/nginx-error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
+    server { listen 127.0.0.1:$t_web; root $work/www; }
+}
+EOF
+taskset -c "$load_cpus" nginx -p "$work" -c "$work/nginx.conf" -g 'daemon off;' 2>/dev/null & pids+=($!)
+for p in $t_echo $t_sink $t_iperf $t_redis $t_web; do wait_port "$p"; done
 
 # Proxy ports: one listener per target for each proxy.
 declare -A R H
-for t in echo sink iperf redis; do R[$t]=$(port); H[$t]=$(port); done
+for t in echo sink iperf redis web; do R[$t]=$(port); H[$t]=$(port); done
 
 cat > "$work/ringlb.toml" <<EOF
 [global]
@@ -112,6 +130,11 @@ $(for t in echo sink iperf redis; do
     tp=t_$t
     printf '[[listen]]\nname = "%s"\nbind = ["127.0.0.1:%s"]\nservers = [{ name = "s", address = "127.0.0.1:%s" }]\n' "$t" "${R[$t]}" "${!tp}"
 done)
+[[listen]]
+name = "web"
+mode = "http"
+bind = ["127.0.0.1:${R[web]}"]
+servers = [{ name = "s", address = "127.0.0.1:$t_web" }]
 EOF
 cat > "$work/haproxy.cfg" <<EOF
 global
@@ -128,6 +151,11 @@ $(for t in echo sink iperf redis; do
     printf 'listen %s\n    bind 127.0.0.1:%s\n    server s 127.0.0.1:%s\n' "$t" "${H[$t]}" "${!tp}"
     case $t in sink|iperf) printf '    option splice-request\n    option splice-response\n' ;; esac
 done)
+listen web
+    mode http
+    bind 127.0.0.1:${H[web]}
+    option splice-auto
+    server s 127.0.0.1:$t_web
 EOF
 
 taskset -c "$proxy_cpu" "$ringlb" run -f "$work/ringlb.toml" --shards "$threads" 2>"$work/ringlb.log" & rl_pid=$!; pids+=("$rl_pid")
@@ -173,7 +201,7 @@ if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -o /dev/nul
     null_syscall_us=$(perf bench syscall basic 2>/dev/null | awk '/usecs\/op/ {print $1}')
 fi
 null_syscall_us=${null_syscall_us:-}
-small_message() { case "$1" in redis-*|bench-rr) return 0 ;; *) return 1 ;; esac; }
+small_message() { case "$1" in redis-*|bench-rr|http-keepalive) return 0 ;; *) return 1 ;; esac; }
 results="$work/results.tsv"
 : > "$results"
 # record WORKLOAD PROXY VALUE [BYTES CPU_S] [P99_MS] [SYSCALLS USER_S]
@@ -201,6 +229,20 @@ measure() {
         bench-rr)
             json=$(load "$bench" rr --addr "127.0.0.1:$p" --conns 50 --size 64 --duration "${secs}s" --json)
             python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["requests_per_s"], d["requests"], d["latency"]["p99_us"]/1000)' <<<"$json" ;;
+        http-keepalive|http-close|http-1m)
+            local path=/small conns=50 hdr=()
+            [ "$w" = http-1m ] && { path=/1m; conns=8; }
+            [ "$w" = http-close ] && hdr=(-H "Connection: close")
+            load wrk -t 1 -c "$conns" -d "${secs}s" --latency "${hdr[@]}" "http://127.0.0.1:$p$path" |
+                python3 -c '
+import re,sys
+t=sys.stdin.read()
+rps=re.search(r"Requests/sec:\s+([\d.]+)",t); n=re.search(r"(\d+) requests in",t)
+m=re.search(r"\n\s+99%\s+([\d.]+)(us|ms|s)",t)
+p99="-"
+if m:
+    v=float(m.group(1)); p99=v/1000 if m.group(2)=="us" else (v*1000 if m.group(2)=="s" else v)
+print(rps.group(1) if rps else "-", n.group(1) if n else "-", p99)' ;;
         bench-connrate)
             json=$(load "$bench" connrate --addr "127.0.0.1:$p" --conns 16 --duration "${secs}s" --json)
             python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["connections_per_s"], d["connections"], d["latency"]["p99_us"]/1000)' <<<"$json" ;;
@@ -212,17 +254,18 @@ target_port() {
         iperf3-*) echo "$2" | cut -d' ' -f1 ;;
         bench-throughput) echo "$2" | cut -d' ' -f2 ;;
         redis-*) echo "$2" | cut -d' ' -f3 ;;
+        http-*) echo "$2" | cut -d' ' -f5 ;;
         *) echo "$2" | cut -d' ' -f4 ;;
     esac
 }
 
-workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate"
+workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-close http-1m"
 start=$(date +%s)
 for w in $workloads; do
     want "$w" || continue
-    rp=$(target_port "$w" "${R[iperf]} ${R[sink]} ${R[redis]} ${R[echo]}")
-    hp=$(target_port "$w" "${H[iperf]} ${H[sink]} ${H[redis]} ${H[echo]}")
-    dp=$(target_port "$w" "$t_iperf $t_sink $t_redis $t_echo")
+    rp=$(target_port "$w" "${R[iperf]} ${R[sink]} ${R[redis]} ${R[echo]} ${R[web]}")
+    hp=$(target_port "$w" "${H[iperf]} ${H[sink]} ${H[redis]} ${H[echo]} ${H[web]}")
+    dp=$(target_port "$w" "$t_iperf $t_sink $t_redis $t_echo $t_web")
     read -r v b p99 <<<"$(measure "$w" "$dp")"; record "$w" direct "$v" "$b" "" "$p99"
     if [ -n "$perfdir" ]; then
         for side in ringlb haproxy; do

@@ -91,6 +91,19 @@ pub fn fds_needed(config: &Config, shards: usize) -> u64 {
 /// rather than forwarding traffic in a way the user did not ask for.
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
+    // `mode http` on the data shards (`shard::http`) evaluates `use_backend`
+    // rules but applies no other rule yet, and TCP mode routes to the default
+    // backend: a config with rules they would ignore is refused. Stats
+    // frontends are served by the control shard.
+    let rules = |r: &crate::config::model::Rules| {
+        r.get().map_or((false, false, false), |r| {
+            (
+                !r.use_backend.is_empty(),
+                !r.request.is_empty() || !r.response.is_empty(),
+                !r.use_server.is_empty(),
+            )
+        })
+    };
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
         if fe.stats.is_some() && fe.binds.iter().any(|b| b.tls.is_some()) {
             out.push(format!(
@@ -98,14 +111,47 @@ pub fn unsupported(config: &Config) -> Vec<String> {
                 fe.name
             ));
         }
-        if fe.mode == crate::config::model::Mode::Http && fe.stats.is_none() {
+        if fe.stats.is_none()
+            && fe.mode == crate::config::model::Mode::Http
+            && fe.binds.iter().any(|b| b.tls.is_some())
+        {
             out.push(format!(
-                "frontend \"{}\": mode http (L7) is not implemented yet; use mode tcp",
+                "frontend \"{}\": ssl in mode http is not supported yet (use mode tcp)",
                 fe.name
             ));
         }
-        if fe.default_backend.is_none() && !fe.use_backend.is_empty() {
-            out.push(format!("frontend \"{}\": use-backend rules need L7/ACL support, not implemented yet; set default-backend", fe.name));
+        let (routes, edits, _) = rules(&fe.rules);
+        let tcp = fe.mode == crate::config::model::Mode::Tcp;
+        if tcp && (routes || !fe.use_backend.is_empty()) {
+            out.push(format!(
+                "frontend \"{}\": use-backend rules are not evaluated in mode tcp",
+                fe.name
+            ));
+        }
+        if edits && fe.stats.is_none() {
+            out.push(format!(
+                "frontend \"{}\": http-request/http-response rules are not applied by mode http yet",
+                fe.name
+            ));
+        }
+    }
+    for be in config
+        .backends
+        .iter()
+        .filter(|b| !b.disabled && b.mode == crate::config::model::Mode::Http)
+    {
+        let (_, edits, servers) = rules(&be.rules);
+        if edits || servers {
+            out.push(format!(
+                "backend \"{}\": http-request/http-response rules and use-server are not applied by mode http yet",
+                be.name
+            ));
+        }
+        if be.cookie.is_some() {
+            out.push(format!(
+                "backend \"{}\": cookie persistence is not applied by mode http yet",
+                be.name
+            ));
         }
     }
     out

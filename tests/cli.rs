@@ -262,14 +262,17 @@ fn hard_stop_after_closes_sessions_that_do_not_end() {
 }
 
 #[test]
-fn http_mode_is_refused_by_run_until_l7_exists() {
+fn use_backend_rules_are_refused_by_run_in_mode_tcp() {
     let dir = tempfile::tempdir().unwrap();
-    let text = cfg(free_port(), "127.0.0.1:1", "").replace("mode = \"tcp\"", "mode = \"http\"");
+    let text = cfg(free_port(), "127.0.0.1:1", "").replace(
+        "default-backend = \"be\"",
+        "default-backend = \"be\"\nacl = { local = \"src 127.0.0.1\" }\nuse-backend = [{ backend = \"be\", if = \"local\" }]",
+    );
     let p = write_file(dir.path(), "c.toml", &text);
     let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("mode http (L7) is not implemented yet"),
+        err.contains("use-backend rules are not evaluated in mode tcp"),
         "{err}"
     );
 }

@@ -267,6 +267,25 @@ impl Resolver<'_> {
                 }
             },
         };
+        let http_reuse = match raw
+            .http_reuse
+            .as_ref()
+            .or(self.defaults.http_reuse.as_ref())
+        {
+            None => HttpReuse::Safe,
+            Some(o) => match o.get_ref().as_str() {
+                "never" => HttpReuse::Never,
+                "safe" => HttpReuse::Safe,
+                "aggressive" | "always" => HttpReuse::Always,
+                other => {
+                    return Err(self.err(
+                        span(o),
+                        &ctx,
+                        format!("unknown http-reuse \"{other}\" (never, safe, aggressive, always)"),
+                    ))
+                }
+            },
+        };
         let cookie = match raw.cookie.as_ref().or(self.defaults.cookie.as_ref()) {
             None => None,
             Some(c) => {
@@ -336,6 +355,7 @@ impl Resolver<'_> {
             redispatch: raw.redispatch.or(self.defaults.redispatch).unwrap_or(false),
             check: self.check_spec(raw.check.as_ref(), &ctx)?,
             on_marked_down,
+            http_reuse,
             disabled: raw.disabled.unwrap_or(false),
             cookie,
             http_request: strings(&raw.http_request),

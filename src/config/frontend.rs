@@ -175,6 +175,7 @@ impl Resolver<'_> {
             forwardfor: flag(raw.forwardfor, self.defaults.forwardfor),
             http_keep_alive: flag(raw.http_keep_alive, self.defaults.http_keep_alive),
             httpclose: flag(raw.httpclose, self.defaults.httpclose),
+            http_server_close: flag(raw.http_server_close, self.defaults.http_server_close),
             http_request: strings(&raw.http_request),
             http_response: strings(&raw.http_response),
             rules: Rules::default(),

@@ -169,6 +169,9 @@ pub struct Frontend {
     pub forwardfor: bool,
     pub http_keep_alive: bool,
     pub httpclose: bool,
+    /// `option http-server-close`: the client side stays persistent, the
+    /// server connection closes after each response (`httpclose` wins).
+    pub http_server_close: bool,
     pub http_request: Vec<String>,
     pub http_response: Vec<String>,
     /// The statistics page, served by the control shard on this frontend's binds.
@@ -262,6 +265,21 @@ pub enum HashType {
     Consistent,
 }
 
+/// HAProxy's `http-reuse` (mode http): when a request may be sent on an idle
+/// server connection another request left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpReuse {
+    /// Never: each client connection keeps its own server connection.
+    Never,
+    /// A client connection's first request gets a connection of its own; later
+    /// ones may take any idle one (HAProxy's default).
+    #[default]
+    Safe,
+    /// Any request may take an idle connection (`aggressive` means the same
+    /// here: every parked connection has already carried a request).
+    Always,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnMarkedDown {
     Nothing,
@@ -284,6 +302,8 @@ pub struct Backend {
     pub redispatch: bool,
     pub check: CheckSpec,
     pub on_marked_down: OnMarkedDown,
+    /// `http-reuse`: which requests may ride an idle server connection.
+    pub http_reuse: HttpReuse,
     pub disabled: bool,
     pub cookie: Option<CookieSpec>,
     pub http_request: Vec<String>,

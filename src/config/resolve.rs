@@ -61,6 +61,7 @@ impl Kind {
                 "retries",
                 "redispatch",
                 "on-marked-down",
+                "http-reuse",
             ],
             Kind::Backend => &[
                 "bind",
@@ -101,6 +102,7 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     add(p.retries.is_some(), "retries");
     add(p.redispatch.is_some(), "redispatch");
     add(p.on_marked_down.is_some(), "on-marked-down");
+    add(p.http_reuse.is_some(), "http-reuse");
     add(p.stats.is_some(), "stats");
     k
 }

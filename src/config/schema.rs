@@ -239,6 +239,7 @@ pub struct RawProxy {
     pub forwardfor: Option<bool>,
     pub http_keep_alive: Option<bool>,
     pub httpclose: Option<bool>,
+    pub http_server_close: Option<bool>,
     pub log_format: Option<Spanned<String>>,
     pub dontlognull: Option<bool>,
     pub balance: Option<Spanned<String>>,
@@ -250,6 +251,7 @@ pub struct RawProxy {
     pub retries: Option<Spanned<i64>>,
     pub redispatch: Option<bool>,
     pub on_marked_down: Option<Spanned<String>>,
+    pub http_reuse: Option<Spanned<String>>,
     pub stats: Option<RawStats>,
     /// haproxy.cfg only: the source span of each word of each ACL's text (in
     /// token order, across every line that defined it), so an error in a

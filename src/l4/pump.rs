@@ -134,6 +134,49 @@ impl Transport for Socket {
     }
 }
 
+/// What an idle session does next.
+pub(super) enum Idle {
+    TimedOut(PumpEnd),
+    /// Its timer fired meanwhile: look again.
+    Again,
+    /// Asleep until readiness, the timer or the kill switch wakes it.
+    Sleep,
+}
+
+/// Arms an idle session's inactivity timer (HAProxy's client/server/-fin/tunnel
+/// timeouts) from when each side (client, server) last moved a byte; shared by
+/// the poll pump and the ring pump.
+pub(super) fn wait_idle(
+    limits: &PumpLimits,
+    half_closed: bool,
+    (client_last, server_last): (Instant, Instant),
+    now: Instant,
+    timer: &mut Option<Sleep>,
+    kill: &KillSwitch,
+    cx: &mut Context<'_>,
+) -> Idle {
+    let (cd, sd) = limits.deadlines(half_closed, client_last, server_last);
+    if cd.is_some_and(|d| now >= d) {
+        return Idle::TimedOut(PumpEnd::ClientTimeout);
+    }
+    if sd.is_some_and(|d| now >= d) {
+        return Idle::TimedOut(PumpEnd::ServerTimeout);
+    }
+    let next = match (cd, sd) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if let Some(next) = next {
+        let t = timer.get_or_insert_with(|| ring::sleep_until(next));
+        t.reset(next);
+        if Pin::new(t).poll(cx).is_ready() {
+            return Idle::Again;
+        }
+    }
+    kill.set_waker(cx);
+    Idle::Sleep
+}
+
 /// errnos that mean this process ran out of something (not the peer's doing).
 fn is_local(e: &io::Error) -> bool {
     matches!(
@@ -628,30 +671,19 @@ impl Pump {
                     continue;
                 }
                 // Nothing to do: arm the inactivity timer and sleep.
-                let (cd, sd) = limits.deadlines(up.done || down.done, c.last_active, s.last_active);
-                if let Some(d) = cd {
-                    if now >= d {
-                        return Poll::Ready(PumpEnd::ClientTimeout);
-                    }
+                match wait_idle(
+                    &limits,
+                    up.done || down.done,
+                    (c.last_active, s.last_active),
+                    now,
+                    &mut timer,
+                    &kill,
+                    cx,
+                ) {
+                    Idle::TimedOut(end) => return Poll::Ready(end),
+                    Idle::Again => continue,
+                    Idle::Sleep => return Poll::Pending,
                 }
-                if let Some(d) = sd {
-                    if now >= d {
-                        return Poll::Ready(PumpEnd::ServerTimeout);
-                    }
-                }
-                let next = match (cd, sd) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                if let Some(next) = next {
-                    let t = timer.get_or_insert_with(|| ring::sleep_until(next));
-                    t.reset(next);
-                    if Pin::new(t).poll(cx).is_ready() {
-                        continue;
-                    }
-                }
-                kill.set_waker(cx);
-                return Poll::Pending;
             }
         })
         .await;

@@ -23,7 +23,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use super::pump::{KillSwitch, PumpEnd, PumpLimits};
+use super::pump::{wait_idle, Idle, KillSwitch, PumpEnd, PumpLimits};
 use crate::ring::{self, Chunk, Received, RecvMulti, SendChunk, Sleep};
 use crate::sys::socket::Socket;
 
@@ -278,31 +278,21 @@ impl RingPump {
                 return Poll::Ready(RingOutcome::Ended(who));
             }
             // Idle: arm the inactivity timer, as the poll pump does.
-            let half_closed = up.fin_sent || down.fin_sent;
-            let (cd, sd) = limits.deadlines(
-                half_closed,
-                up.src_active.max(down.dst_active),
-                down.src_active.max(up.dst_active),
-            );
-            if cd.is_some_and(|d| now >= d) {
-                return Poll::Ready(RingOutcome::Ended(PumpEnd::ClientTimeout));
+            let client_last = up.src_active.max(down.dst_active);
+            let server_last = down.src_active.max(up.dst_active);
+            match wait_idle(
+                &limits,
+                up.fin_sent || down.fin_sent,
+                (client_last, server_last),
+                now,
+                &mut timer,
+                &kill,
+                cx,
+            ) {
+                Idle::TimedOut(end) => return Poll::Ready(RingOutcome::Ended(end)),
+                Idle::Again => continue,
+                Idle::Sleep => return Poll::Pending,
             }
-            if sd.is_some_and(|d| now >= d) {
-                return Poll::Ready(RingOutcome::Ended(PumpEnd::ServerTimeout));
-            }
-            let next = match (cd, sd) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            if let Some(next) = next {
-                let t = timer.get_or_insert_with(|| ring::sleep_until(next));
-                t.reset(next);
-                if Pin::new(t).poll(cx).is_ready() {
-                    continue;
-                }
-            }
-            kill.set_waker(cx);
-            return Poll::Pending;
         })
         .await;
         match outcome {

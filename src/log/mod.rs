@@ -51,6 +51,7 @@ const QUEUE: usize = 8192;
 
 enum Msg {
     Session(SessionRecord),
+    Http(Box<HttpRecord>),
     Event(u8, String),
     Flush(Sender<()>),
     Stop,
@@ -115,8 +116,14 @@ impl Logger {
             dontlognull: config.frontends.iter().map(|f| f.dontlognull).collect(),
             writer: Mutex::new(None),
         });
+        let httplog = config
+            .frontends
+            .iter()
+            .map(|f| f.log_format == crate::config::model::LogFormat::Http)
+            .collect();
         let w = Writer {
             rx,
+            httplog,
             global,
             per_frontend,
             names,
@@ -187,6 +194,25 @@ impl Logger {
         self.send(Msg::Session(r));
     }
 
+    /// Queues the line of one HTTP request (`option httplog`, or the session's
+    /// `tcplog` line when the frontend asked for that); never blocks.
+    pub fn http(&self, r: HttpRecord) {
+        if !self.logs_frontend(r.session.frontend) {
+            return;
+        }
+        if self
+            .inner
+            .dontlognull
+            .get(r.session.frontend)
+            .copied()
+            .unwrap_or(false)
+            && r.session.bytes_up == 0
+        {
+            return;
+        }
+        self.send(Msg::Http(Box::new(r)));
+    }
+
     /// Queues a process or server event for the global targets; never blocks.
     pub fn event(&self, level: u8, msg: String) {
         self.send(Msg::Event(level, msg));
@@ -241,6 +267,8 @@ fn hostname() -> String {
 
 struct Writer {
     rx: Receiver<Msg>,
+    /// Per frontend: `option httplog` (else an HTTP request logs as tcplog).
+    httplog: Vec<bool>,
     global: Vec<Target>,
     per_frontend: Vec<Vec<Target>>,
     names: Names,
@@ -275,6 +303,18 @@ impl Writer {
                 if let Some(targets) = self.per_frontend.get_mut(r.frontend) {
                     let f = write_all(targets, level::INFO, &now, &self.host, &self.tag, &line);
                     self.count_failures(f);
+                }
+            }
+            Msg::Http(r) => {
+                let fe = r.session.frontend;
+                let line = if self.httplog.get(fe).copied().unwrap_or(false) {
+                    httplog(&r, &self.names)
+                } else {
+                    tcplog(&r.session, &self.names)
+                };
+                let now = syslog_time(SystemTime::now());
+                if let Some(targets) = self.per_frontend.get_mut(fe) {
+                    write_all(targets, level::INFO, &now, &self.host, &self.tag, &line);
                 }
             }
             Msg::Event(lvl, text) => {

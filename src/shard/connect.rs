@@ -110,12 +110,26 @@ pub async fn connect_server(
     t0: Instant,
     info: &mut ConnectInfo,
 ) -> Result<(ServerSlot, Socket), Termination> {
-    let be = &ctx.config.backends[backend];
     let shared = &ctx.shared.backends[backend];
     shared.total.fetch_add(1, Ordering::Relaxed);
     info.backend_queue = shared.queued.0.load(Ordering::Relaxed);
-    let mut slot = ctx.obtain(backend, key, None).await?;
+    let slot = ctx.obtain(backend, key, None).await?;
     info.tw_ms = t0.elapsed().as_millis() as i64;
+    connect_slot(ctx, backend, key, slot, info).await
+}
+
+/// Connects to the server of `slot` (already taken), retrying and
+/// redispatching as HAProxy does. HTTP calls it when no idle pooled
+/// connection to that server could be reused.
+pub async fn connect_slot(
+    ctx: &Rc<ShardCtx>,
+    backend: usize,
+    key: HashKey<'_>,
+    mut slot: ServerSlot,
+    info: &mut ConnectInfo,
+) -> Result<(ServerSlot, Socket), Termination> {
+    let be = &ctx.config.backends[backend];
+    let shared = &ctx.shared.backends[backend];
     let mut retries_left = be.retries;
     loop {
         let srv = &be.servers[slot.server];

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use super::dispatch::Ticket;
+use super::idle::IdlePool;
 use super::live::LiveSessions;
 use crate::balance::{Balancer, Candidate};
 use crate::config::model::Config;
@@ -39,6 +40,8 @@ pub struct ShardCtx {
     /// Bytes forwarded on the ring copy path and on the poll + splice path.
     pub ring_bytes: Cell<u64>,
     pub poll_bytes: Cell<u64>,
+    /// Idle HTTP server connections, per backend and server.
+    pub idle: IdlePool,
     /// This shard's latency histograms, published on a stats reader's request.
     pub latency: RefCell<LatencyBook>,
     /// Sessions started on this shard and not yet finished.
@@ -71,6 +74,7 @@ impl ShardCtx {
             .map(|b| Balancer::new(b.balance, b.hash_type, b.servers.len(), 0x5eed + id as u64))
             .collect();
         let queues = config.backends.iter().map(|_| VecDeque::new()).collect();
+        let idle = IdlePool::new(config.backends.iter().map(|b| b.servers.len()));
         let latency = LatencyBook::new(&config);
         ShardCtx {
             id,
@@ -88,6 +92,7 @@ impl ShardCtx {
             queues: RefCell::new(queues),
             limit_waiters: RefCell::new(Vec::new()),
             live: LiveSessions::default(),
+            idle,
             latency: RefCell::new(latency),
             ring_bytes: Cell::new(0),
             poll_bytes: Cell::new(0),

@@ -11,6 +11,9 @@ use crate::l4::KillSwitch;
 struct Entry {
     backend: Option<usize>,
     server: Cell<Option<usize>>,
+    /// Between two requests of a keep-alive connection: nothing in flight, so
+    /// a stopping shard may close it at once.
+    idle: Cell<bool>,
     kill: Rc<KillSwitch>,
 }
 
@@ -37,6 +40,15 @@ impl LiveKey<'_> {
     }
 }
 
+impl LiveKey<'_> {
+    /// Marks the session idle (waiting for its next request) or busy.
+    pub fn set_idle(&self, idle: bool) {
+        if let Some(Some(e)) = self.reg.entries.borrow().get(self.key) {
+            e.idle.set(idle);
+        }
+    }
+}
+
 impl Drop for LiveKey<'_> {
     fn drop(&mut self) {
         self.reg.entries.borrow_mut()[self.key] = None;
@@ -49,6 +61,7 @@ impl LiveSessions {
         let entry = Entry {
             backend,
             server: Cell::new(None),
+            idle: Cell::new(false),
             kill,
         };
         let mut entries = self.entries.borrow_mut();
@@ -89,6 +102,22 @@ impl LiveSessions {
             .borrow()
             .iter()
             .flatten()
+            .map(|e| e.kill.clone())
+            .collect();
+        for k in kills {
+            k.kill();
+        }
+    }
+
+    /// Kills every idle session (HTTP keep-alive connections between
+    /// requests), as a stopping HAProxy closes them.
+    pub fn kill_idle(&self) {
+        let kills: Vec<Rc<KillSwitch>> = self
+            .entries
+            .borrow()
+            .iter()
+            .flatten()
+            .filter(|e| e.idle.get())
             .map(|e| e.kill.clone())
             .collect();
         for k in kills {

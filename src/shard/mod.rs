@@ -17,6 +17,9 @@ mod account;
 pub mod connect;
 pub mod ctx;
 pub mod dispatch;
+mod http;
+
+pub mod idle;
 pub mod limits;
 pub mod live;
 mod servers;
@@ -36,7 +39,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use self::ctx::ShardCtx;
-use crate::config::model::Config;
+use crate::config::model::{Config, Mode};
 use crate::log::Logger;
 use crate::ring::{self, events, PollMulti, RingConfig, RingError};
 use crate::state::{ShardMsg, Shared};
@@ -290,6 +293,9 @@ async fn shard_main(
         ring::spawn(accept::accept_loop(ctx.clone(), fe, bind, sock));
     }
     ring::spawn(inbox_loop(ctx.clone(), rx));
+    if ctx.config.frontends.iter().any(|f| f.mode == Mode::Http) {
+        ring::spawn(purge_idle(ctx.clone()));
+    }
     std::future::poll_fn(|cx| {
         if ctx.stopping.get() && ctx.sessions.get() == 0 {
             return std::task::Poll::Ready(());
@@ -298,6 +304,15 @@ async fn shard_main(
         std::task::Poll::Pending
     })
     .await;
+}
+
+/// Every `idle::PURGE_EVERY`, closes the idle HTTP server connections the
+/// servers closed, so they do not hold fds until the next request finds them.
+async fn purge_idle(ctx: Rc<ShardCtx>) {
+    while !ctx.stopping.get() {
+        ring::sleep_until(Instant::now() + idle::PURGE_EVERY).await;
+        ctx.idle.purge();
+    }
 }
 
 async fn inbox_loop(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {

@@ -1,6 +1,7 @@
 //! Applying a server state event (from a health check or an operator) on one
 //! shard: update the health replica, move sessions queued for a server that went
-//! away, close its sessions with `on-marked-down shutdown-sessions`, and give
+//! away, close its idle HTTP connections and (with `on-marked-down
+//! shutdown-sessions`) its sessions, and give
 //! freed capacity to the queue.
 
 use std::rc::Rc;
@@ -23,6 +24,9 @@ impl ShardCtx {
         }
         match ev.state {
             ServerState::Down | ServerState::Maint => {
+                // Idle HTTP connections to it are not reused (HAProxy purges
+                // them too).
+                self.idle.clear_server(ev.backend, ev.server);
                 // Sessions queued for this server specifically go to any server.
                 for t in self.queues.borrow()[ev.backend].iter() {
                     if t.for_server.get() == Some(ev.server) {

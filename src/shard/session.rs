@@ -1,5 +1,5 @@
 //! Where every session starts: the one place that dispatches on the frontend's
-//! mode (TCP today; HTTP and TLS wrap in here next), registers the session so it
+//! mode (TCP or HTTP; TLS wraps in here next), registers the session so it
 //! can be killed in any state, and writes its log line once it has ended.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -7,6 +7,7 @@ use std::rc::Rc;
 use std::time::{Instant, SystemTime};
 
 use super::ctx::ShardCtx;
+use super::http;
 use super::limits::Permit;
 use super::tcp;
 use crate::config::model::Mode;
@@ -114,10 +115,13 @@ pub async fn run(
     } else {
         None
     };
-    // The client's address costs a syscall; only its log line and `balance
-    // source` read it. (TCP_NODELAY comes from the listener.)
+    // The client's address costs a syscall; only its log line, `balance
+    // source`, `X-Forwarded-For` and `send-proxy` read it. (TCP_NODELAY comes
+    // from the listener.)
     let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
     let wants_addr = ctx.logger.logs_frontend(frontend)
+        || (fe.mode == Mode::Http
+            && (fe.forwardfor || fe.rules.get().is_some_and(|r| !r.use_backend.is_empty())))
         || fe.default_backend.is_some_and(|b| {
             let be = &ctx.config.backends[b];
             be.balance.hashes_client() || be.servers.iter().any(|s| s.send_proxy.is_some())
@@ -186,8 +190,18 @@ pub async fn run(
             )
             .await
         }
-        // Refused at startup (`run::unsupported`) until the HTTP mode lands.
-        (Mode::Http, _) => Termination::NO_SERVER,
+        (Mode::Http, Client::Plain(c)) => {
+            // One log line per request, written by the HTTP session itself.
+            // The kill switch is watched request by request inside, so a killed
+            // request still gets its log line.
+            http::serve(&ctx, frontend, c, &report, t0, &live, &kill).await;
+            drop(live);
+            drop(client);
+            drop(permit);
+            return;
+        }
+        // Refused at startup (`run::unsupported`) until HTTP runs over TLS.
+        (Mode::Http, Client::Tls(_)) => Termination::NO_SERVER,
     };
     drop(live);
     report.tt_ms = t0.elapsed().as_millis() as i64;

@@ -23,6 +23,9 @@ impl ShardCtx {
     pub fn begin_stop(&self) {
         self.stopping.set(true);
         self.wake_limit_waiters();
+        // Keep-alive connections waiting for a request close now; one with a
+        // request in flight closes after its response.
+        self.live.kill_idle();
         let wakers: Vec<Waker> = self
             .accept_wakers
             .borrow_mut()

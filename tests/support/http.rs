@@ -149,3 +149,180 @@ pub fn haproxy_response_head(port: u16, raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// What a [`KeepAliveOrigin`] does besides answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginFault {
+    None,
+    /// Answers (announcing keep-alive), then closes the connection at once.
+    CloseAfterResponse,
+    /// Sends the head and part of the body, then closes.
+    CloseMidResponse,
+    /// Reads the request and closes without a byte.
+    CloseBeforeResponse,
+    /// Answers a connection's first request; at the second, closes without
+    /// a byte (a keep-alive timeout racing with the request).
+    DropSecondRequest,
+}
+
+/// An HTTP/1.1 server that counts: keep-alive, bodies by `Content-Length` or
+/// chunked, `Expect: 100-continue`, WebSocket-style upgrade (101, then echo).
+/// `GET /204` answers 204; a request with a body is echoed (chunked when the
+/// path is `/chunked`); anything else answers the server's name.
+pub struct KeepAliveOrigin {
+    pub port: u16,
+    pub accepted: Arc<std::sync::atomic::AtomicU64>,
+    pub requests: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl KeepAliveOrigin {
+    pub fn start(name: &'static str, fault: OriginFault) -> KeepAliveOrigin {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
+        let (a, r) = (accepted.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for conn in l.incoming() {
+                let Ok(s) = conn else { continue };
+                a.fetch_add(1, Ordering::SeqCst);
+                let r = r.clone();
+                std::thread::spawn(move || {
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                    let _ = serve_origin(s, name, fault, &r);
+                });
+            }
+        });
+        KeepAliveOrigin {
+            port,
+            accepted,
+            requests,
+        }
+    }
+
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+fn serve_origin(
+    s: TcpStream,
+    name: &str,
+    fault: OriginFault,
+    requests: &std::sync::atomic::AtomicU64,
+) -> std::io::Result<()> {
+    use std::io::BufRead;
+    let mut w = s.try_clone()?;
+    let mut r = std::io::BufReader::with_capacity(1 << 16, s);
+    let mut nth = 0;
+    loop {
+        let mut head = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            if r.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            let end = line == b"\r\n";
+            head.extend_from_slice(&line);
+            if end {
+                break;
+            }
+        }
+        nth += 1;
+        if fault == OriginFault::DropSecondRequest && nth == 2 {
+            return Ok(());
+        }
+        requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        let path = text.split(' ').nth(1).unwrap_or("/").to_string();
+        let header = |n: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(&format!("{n}:"))
+                    .map(|v| v.trim().to_string())
+            })
+        };
+        if header("upgrade").is_some() {
+            w.write_all(b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n")?;
+            let mut buf = [0u8; 4096];
+            loop {
+                let n = match r.read(&mut buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    other => other?,
+                };
+                if n == 0 {
+                    return Ok(());
+                }
+                w.write_all(&buf[..n])?;
+            }
+        }
+        if header("expect").as_deref() == Some("100-continue") {
+            w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
+        let mut body = Vec::new();
+        if let Some(n) = header("content-length") {
+            let n: usize = n.parse().unwrap();
+            body.resize(n, 0);
+            r.read_exact(&mut body)?;
+        } else if header("transfer-encoding").as_deref() == Some("chunked") {
+            loop {
+                let mut line = String::new();
+                r.read_line(&mut line)?;
+                let n = usize::from_str_radix(line.trim().split(';').next().unwrap(), 16).unwrap();
+                if n == 0 {
+                    let mut end = String::new();
+                    while end != "\r\n" {
+                        end.clear();
+                        r.read_line(&mut end)?;
+                    }
+                    break;
+                }
+                let at = body.len();
+                body.resize(at + n, 0);
+                r.read_exact(&mut body[at..])?;
+                let mut crlf = [0u8; 2];
+                r.read_exact(&mut crlf)?;
+            }
+        }
+        if fault == OriginFault::CloseBeforeResponse {
+            return Ok(());
+        }
+        let is_body = !body.is_empty() || text.starts_with("post");
+        if path == "/204" {
+            w.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")?;
+        } else if is_body && path == "/chunked" {
+            w.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+            for part in body.chunks(100_000) {
+                w.write_all(format!("{:x}\r\n", part.len()).as_bytes())?;
+                w.write_all(part)?;
+                w.write_all(b"\r\n")?;
+            }
+            w.write_all(b"0\r\n\r\n")?;
+        } else {
+            if !is_body {
+                body = name.as_bytes().to_vec();
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nX-Server: {name}\r\n\r\n",
+                body.len()
+            );
+            if fault == OriginFault::CloseMidResponse {
+                let head = head.replace(&format!("Length: {}", body.len()), "Length: 100000");
+                w.write_all(head.as_bytes())?;
+                w.write_all(&[b'x'; 1000])?;
+                return Ok(());
+            }
+            w.write_all(head.as_bytes())?;
+            if !text.starts_with("head") {
+                w.write_all(&body)?;
+            }
+        }
+        if fault == OriginFault::CloseAfterResponse {
+            return Ok(());
+        }
+    }
+}

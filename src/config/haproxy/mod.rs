@@ -741,9 +741,9 @@ fn inherit(def: &RawProxy, own: &mut RawProxy, kind: Kind) {
         mode => "mode", maxconn => "maxconn", default_backend => "default-backend",
         log => "log", log_format => "log-format", dontlognull => "dontlognull",
         forwardfor => "forwardfor", http_keep_alive => "http-keep-alive",
-        httpclose => "httpclose", balance => "balance", hash_type => "hash-type",
+        httpclose => "httpclose", http_server_close => "http-server-close", balance => "balance", hash_type => "hash-type",
         on_marked_down => "on-marked-down", cookie => "cookie", retries => "retries",
-        redispatch => "redispatch",
+        redispatch => "redispatch", http_reuse => "http-reuse",
     );
     if let Some(d) = &def.timeout {
         let o = own.timeout.get_or_insert_with(RawTimeouts::default);

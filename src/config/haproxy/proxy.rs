@@ -241,6 +241,11 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
             notice(format!("{legacy} is deprecated; read as timeout {new}"));
             "timeout"
         }
+        "http-reuse" => {
+            let w = arg(words, 1)?;
+            p.http_reuse = Some(sp(w, w.text.clone()));
+            "http-reuse"
+        }
         "retries" => {
             let w = arg(words, 1)?;
             p.retries = Some(sp(w, int(w)?));
@@ -442,9 +447,9 @@ fn option(p: &mut RawProxy, words: &[Word], on: bool, notice: &mut dyn FnMut(Str
             "httpclose"
         }
         "http-server-close" => {
-            notice("option http-server-close: ringlb keeps server connections per its pool; treated as http-keep-alive".into());
-            p.http_keep_alive = flag;
-            "http-keep-alive"
+            no_args("http-server-close")?;
+            p.http_server_close = flag;
+            "http-server-close"
         }
         "httpchk" if on => {
             let c = check(p, name, "http");

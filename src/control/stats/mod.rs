@@ -397,23 +397,69 @@ pub fn io_wq_threads() -> usize {
         .unwrap_or(0)
 }
 
+type ActivityField = fn(&crate::state::Activity) -> &std::sync::atomic::AtomicU64;
+
+/// The per-shard activity figures: `show activity` name, metric name, metric
+/// type, help, and where the figure is.
+const ACTIVITY: [(&str, &str, &str, &str, ActivityField); 7] = [
+    (
+        "loops",
+        "ringlb_shard_loops_total",
+        "counter",
+        "Executor rounds of the shard's ring.",
+        |a| &a.loops,
+    ),
+    (
+        "poll_io",
+        "ringlb_shard_waits_total",
+        "counter",
+        "Rounds that slept in io_uring_enter.",
+        |a| &a.waits,
+    ),
+    (
+        "ring_sqes",
+        "ringlb_shard_ring_submissions_total",
+        "counter",
+        "SQEs queued on the shard's ring.",
+        |a| &a.sqes,
+    ),
+    (
+        "ring_cqes",
+        "ringlb_shard_ring_completions_total",
+        "counter",
+        "CQEs reaped from the shard's ring.",
+        |a| &a.cqes,
+    ),
+    (
+        "pipes_used",
+        "ringlb_shard_pipes_in_use",
+        "gauge",
+        "Splice pipes holding bytes in flight.",
+        |a| &a.pipes_used,
+    ),
+    (
+        "ring_copy_bytes",
+        "ringlb_shard_ring_copy_bytes_total",
+        "counter",
+        "Bytes forwarded on the io_uring copy path.",
+        |a| &a.ring_bytes,
+    ),
+    (
+        "splice_path_bytes",
+        "ringlb_shard_splice_path_bytes_total",
+        "counter",
+        "Bytes forwarded on the poll + splice path.",
+        |a| &a.poll_bytes,
+    ),
+];
+
 /// Per-shard activity in `show activity`'s form (`name: total [ per shard ]`),
 /// from what the shards last published.
 pub fn activity(shared: &Shared) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let n = shared.activity.len();
     let mut out = format!("thread_id: 0 (1..{n})\ndate_now: {}\n", unix_now());
-    type Field = fn(&crate::state::Activity) -> &std::sync::atomic::AtomicU64;
-    let rows: [(&str, Field); 7] = [
-        ("loops", |a| &a.loops),
-        ("poll_io", |a| &a.waits),
-        ("ring_sqes", |a| &a.sqes),
-        ("ring_cqes", |a| &a.cqes),
-        ("pipes_used", |a| &a.pipes_used),
-        ("ring_copy_bytes", |a| &a.ring_bytes),
-        ("splice_path_bytes", |a| &a.poll_bytes),
-    ];
-    for (name, f) in rows {
+    for (name, _, _, _, f) in ACTIVITY {
         let v: Vec<u64> = shared.activity.iter().map(|a| f(a).load(Relaxed)).collect();
         let per: Vec<String> = v.iter().map(u64::to_string).collect();
         out += &format!("{name}: {} [ {} ]\n", v.iter().sum::<u64>(), per.join(" "));
@@ -426,52 +472,7 @@ pub fn activity(shared: &Shared) -> String {
 pub fn activity_metrics(shared: &Shared) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     let mut out = String::new();
-    type Field = fn(&crate::state::Activity) -> &std::sync::atomic::AtomicU64;
-    let rows: [(&str, &str, &str, Field); 7] = [
-        (
-            "ringlb_shard_loops_total",
-            "counter",
-            "Executor rounds of the shard's ring.",
-            |a| &a.loops,
-        ),
-        (
-            "ringlb_shard_waits_total",
-            "counter",
-            "Rounds that slept in io_uring_enter.",
-            |a| &a.waits,
-        ),
-        (
-            "ringlb_shard_ring_submissions_total",
-            "counter",
-            "SQEs queued on the shard's ring.",
-            |a| &a.sqes,
-        ),
-        (
-            "ringlb_shard_ring_completions_total",
-            "counter",
-            "CQEs reaped from the shard's ring.",
-            |a| &a.cqes,
-        ),
-        (
-            "ringlb_shard_pipes_in_use",
-            "gauge",
-            "Splice pipes holding bytes in flight.",
-            |a| &a.pipes_used,
-        ),
-        (
-            "ringlb_shard_ring_copy_bytes_total",
-            "counter",
-            "Bytes forwarded on the io_uring copy path.",
-            |a| &a.ring_bytes,
-        ),
-        (
-            "ringlb_shard_splice_path_bytes_total",
-            "counter",
-            "Bytes forwarded on the poll + splice path.",
-            |a| &a.poll_bytes,
-        ),
-    ];
-    for (name, kind, help, f) in rows {
+    for (_, name, kind, help, f) in ACTIVITY {
         out += &format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
         for (i, a) in shared.activity.iter().enumerate() {
             out += &format!("{name}{{shard=\"{i}\"}} {}\n", f(a).load(Relaxed));

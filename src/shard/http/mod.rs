@@ -1,0 +1,631 @@
+//! An HTTP/1.1 session (`mode http`): requests read from the client one after
+//! the other (keep-alive, pipelining answered in order), each routed and
+//! balanced on its own, sent on a server connection taken from the shard's idle
+//! pool or made with `connect::connect_slot`, its response forwarded back, one
+//! `httplog` line per request. The sans-io core in `crate::http` decides what
+//! the bytes mean; this module only moves them and says how each request
+//! ended, in HAProxy's termination codes. Its parts: `route` (which backend,
+//! what to hash), `io` (reads, sends and splices with deadlines on the ring),
+//! `body` (request and response bodies, `100 Continue`, the tunnel after
+//! `101`), `reply` (error pages and the log line).
+//!
+//! Timeouts as HAProxy 2.6: `timeout http-request` for a head (from its first
+//! byte; the first request also from the accept), `timeout http-keep-alive`
+//! between requests (else `http-request`), `timeout client`/`server` while
+//! bodies move, `timeout tunnel` after `101 Switching Protocols`.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::connect::{connect_slot, ConnectInfo};
+use super::ctx::ShardCtx;
+use super::idle::still_open;
+use super::live::LiveKey;
+use crate::config::model::HttpReuse;
+use crate::http::head::Limits;
+use crate::http::message::{Event, RequestReader, ResponseReader};
+use crate::http::rewrite::{
+    client_keep_alive, server_keep_alive, write_request, write_response, ForwardFor, HttpMode,
+    RequestContext,
+};
+use crate::http::rules::Txn;
+use crate::http::timing::Timeline;
+use crate::http::validate::BodyKind;
+use crate::l4::KillSwitch;
+use crate::log::{SessionRecord, Termination};
+use crate::sys::socket::Socket;
+use duplex::Duplex;
+use io::{fill, fill_ready, linger_close, send_all, Inbuf, Read, Sent};
+use route::{hash_key, route};
+
+/// `tune.maxrewrite` and `tune.http.maxhdr`, HAProxy's defaults.
+const MAXREWRITE: usize = 1024;
+const MAXHDR: usize = 101;
+/// How long a connection answered with an error may take to close.
+const LINGER: Duration = Duration::from_secs(1);
+/// Body runs at least this long are spliced rather than copied.
+const SPLICE_MIN: u64 = 64 * 1024;
+
+/// What the session carries from one request to the next.
+struct Conn<'a> {
+    ctx: &'a Rc<ShardCtx>,
+    frontend: usize,
+    client: &'a Socket,
+    cin: Inbuf,
+    sin: Inbuf,
+    /// The response head (or error page) going to the client.
+    out: Vec<u8>,
+    /// The request head going to the server (kept for a retry).
+    head_out: Vec<u8>,
+    limits: Limits,
+    mode: HttpMode,
+    forward_for: Option<ForwardFor>,
+    live: &'a LiveKey<'a>,
+    kill: &'a Rc<KillSwitch>,
+    /// `http-reuse never`: this client's server connection (backend, server).
+    private: Option<(usize, usize, Socket)>,
+    /// The request being served: its line and when it began (`%tr`, and the
+    /// instant for `%Ta`), for the log line of a request killed midway.
+    in_flight: Option<(Box<[u8]>, SystemTime, Instant)>,
+    /// An error was answered: close without a reset (`io::linger_close`).
+    linger: bool,
+    /// What `use_backend` rules read and edit, kept across requests.
+    txn: Txn,
+    /// The address the client connected to (`dst`), read when rules route.
+    local: SocketAddr,
+}
+
+fn deadline(t: Option<Duration>) -> Option<Instant> {
+    t.and_then(|t| Instant::now().checked_add(t))
+}
+
+/// Serves one client connection in `mode http` until it closes.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve(
+    ctx: &Rc<ShardCtx>,
+    frontend: usize,
+    client: &Socket,
+    base: &SessionRecord,
+    t0: Instant,
+    live: &LiveKey<'_>,
+    kill: &Rc<KillSwitch>,
+) {
+    let fe = &ctx.config.frontends[frontend];
+    let bufsize = ctx.config.global.tune.bufsize.max(1024);
+    let mut conn = Conn {
+        ctx,
+        frontend,
+        client,
+        cin: Inbuf::new(ctx.pools.buffers.take()),
+        sin: Inbuf::new(ctx.pools.buffers.take()),
+        out: Vec::with_capacity(1024),
+        head_out: Vec::with_capacity(1024),
+        limits: Limits::new(bufsize, MAXREWRITE, MAXHDR),
+        mode: if fe.httpclose {
+            HttpMode::Close
+        } else if fe.http_server_close {
+            HttpMode::ServerClose
+        } else {
+            HttpMode::KeepAlive
+        },
+        forward_for: fe.forwardfor.then(ForwardFor::default),
+        live,
+        kill,
+        private: None,
+        in_flight: None,
+        linger: false,
+        txn: Txn::default(),
+        local: if fe.rules.get().is_some_and(|r| !r.use_backend.is_empty()) {
+            client.local_addr().unwrap_or(base.client)
+        } else {
+            base.client
+        },
+    };
+    let mut reader = RequestReader::new(conn.limits);
+    let mut first = true;
+    let mut request_time = base.accept_time;
+    let mut idle_from = t0;
+    loop {
+        let mut record = base.clone();
+        conn.in_flight = None;
+        let request = conn.request(&mut reader, &mut record, first, idle_from, request_time);
+        let more = match kill.guard(request).await {
+            Some(more) => more,
+            None => {
+                conn.log_killed(&mut record);
+                false
+            }
+        };
+        first = false;
+        idle_from = Instant::now();
+        request_time = SystemTime::now();
+        if !more || kill.is_killed() {
+            break;
+        }
+    }
+    if conn.linger && !kill.is_killed() {
+        kill.guard(linger_close(client, LINGER)).await;
+    }
+    ctx.pools.buffers.put(conn.cin.into_vec());
+    ctx.pools.buffers.put(conn.sin.into_vec());
+}
+
+impl Conn<'_> {
+    /// Waits for a request and reads its head (bounded by `timeout
+    /// http-keep-alive` and `http-request`): its length, its timeline and its
+    /// `%tr`; `None` when the connection ends instead (logged if it had begun).
+    async fn read_head(
+        &mut self,
+        reader: &mut RequestReader,
+        rec: &mut SessionRecord,
+        first: bool,
+        idle_from: Instant,
+        mut request_time: SystemTime,
+    ) -> Option<(usize, Timeline, SystemTime)> {
+        let ctx = self.ctx;
+        let t = &ctx.config.frontends[self.frontend].timeouts;
+        // Waiting for the first byte: the first request from the accept
+        // (`timeout http-request`), the next ones `timeout http-keep-alive`.
+        let idle_limit = if first {
+            t.http_request.or(t.client)
+        } else {
+            t.http_keep_alive.or(t.http_request).or(t.client)
+        };
+        if self.cin.is_empty() {
+            if ctx.stopping.get() {
+                return None;
+            }
+            let idle_deadline = idle_limit.and_then(|d| idle_from.checked_add(d));
+            self.live.set_idle(!first);
+            let read = fill_ready(self.client, &mut self.cin, idle_deadline).await;
+            self.live.set_idle(false);
+            match read {
+                Read::Data => {}
+                Read::Timeout if first => {
+                    let tl = Timeline::new(idle_from);
+                    let term = Termination::CLIENT_REQUEST_TIMEOUT;
+                    return self.refuse(rec, request_time, &tl, 408, term, true).await;
+                }
+                // Idle keep-alive connections close silently, as HAProxy's.
+                _ => return None,
+            }
+            // HAProxy's `%tr`: the accept date plus the idle time, i.e. the
+            // first byte of the request.
+            request_time = SystemTime::now();
+        }
+        // `%TR` and `%Ta` run from the request's first byte; the first
+        // request's `timeout http-request` from the accept.
+        let start = Instant::now();
+        let mut tl = Timeline::new(start);
+        let head_deadline = t
+            .http_request
+            .or(t.client)
+            .and_then(|d| if first { idle_from } else { start }.checked_add(d));
+        loop {
+            let (status, term, answer) = match reader.next(self.cin.data(), Instant::now()) {
+                Ok(Event::Head { len }) => {
+                    tl.head_received = Some(Instant::now());
+                    return Some((len, tl, request_time));
+                }
+                Ok(Event::NeedMore) => {
+                    match fill(self.client, &mut self.cin, head_deadline).await {
+                        Read::Data => continue,
+                        Read::Timeout => (408, Termination::CLIENT_REQUEST_TIMEOUT, true),
+                        // A head longer than the buffer: the parser's limit is
+                        // below it, so only a tiny `tune.bufsize` gets here.
+                        Read::Full => (400, Termination::PROXY_REQUEST, true),
+                        Read::Eof | Read::Failed => (400, Termination::CLIENT_REQUEST_ABORT, false),
+                    }
+                }
+                Err(e) => (e.request_status(), Termination::PROXY_REQUEST, true),
+                // Body events only come after a head: a bug, answered as a bad
+                // request rather than a panic.
+                Ok(_) => (400, Termination::PROXY_REQUEST, true),
+            };
+            return self
+                .refuse(rec, request_time, &tl, status, term, answer)
+                .await;
+        }
+    }
+
+    /// Reads, forwards and logs one request; false when the connection ends.
+    async fn request(
+        &mut self,
+        reader: &mut RequestReader,
+        rec: &mut SessionRecord,
+        first: bool,
+        idle_from: Instant,
+        request_time: SystemTime,
+    ) -> bool {
+        let ctx = self.ctx;
+        let t = &ctx.config.frontends[self.frontend].timeouts;
+        // Until routed, a request has no backend (`web/<NOSRV>` in its line).
+        rec.backend = None;
+        let Some((head_len, mut tl, request_time)) = self
+            .read_head(reader, rec, first, idle_from, request_time)
+            .await
+        else {
+            return false;
+        };
+        let buf = self.cin.data();
+        let head = reader.head();
+        let Some(&info) = reader.info() else {
+            return false;
+        };
+        let line = head.request_line(buf);
+        self.in_flight = Some((line.clone(), request_time, tl.request_start));
+        let method = head.method;
+        let version = head.version;
+        let addrs = (rec.client, self.local);
+        let Some(backend) = route(ctx, self.frontend, &mut self.txn, head, buf, addrs) else {
+            rec.backend = None;
+            self.cin.consume(head_len);
+            self.answer_error(503).await.ok();
+            rec.bytes_down = self.out.len() as u64;
+            self.log(
+                rec,
+                request_time,
+                &tl,
+                Some(line),
+                503,
+                Termination::NO_SERVER,
+            );
+            return false;
+        };
+        rec.backend = Some(backend);
+        let be = &ctx.config.backends[backend];
+        let rctx = RequestContext {
+            mode: self.mode,
+            forward_for: self.forward_for.as_ref(),
+            client: rec.client.ip(),
+        };
+        write_request(head, &info, buf, &rctx, &mut self.head_out);
+        let owned_key = hash_key(be, head, buf, rec.client.ip());
+        let key = owned_key.key();
+
+        // A server: a slot, then an idle connection or a new one.
+        let shared = &ctx.shared.backends[backend];
+        shared.total.fetch_add(1, Ordering::Relaxed);
+        rec.backend_queue = shared.queued.0.load(Ordering::Relaxed);
+        let mut cinfo = ConnectInfo::new();
+        let slot = match ctx.obtain(backend, key, None).await {
+            Ok(s) => s,
+            Err(term) => {
+                self.cin.consume(head_len);
+                return self.fail_503(rec, request_time, &tl, line, term).await;
+            }
+        };
+        tl.dequeued = Some(Instant::now());
+        cinfo.tw_ms = 0;
+        // `http-reuse`: `safe` gives a connection's first request a server
+        // connection of its own and lets later ones take any idle one;
+        // `never` reuses only this client's own previous connection.
+        let pooled = match (be.http_reuse, first) {
+            _ if self.mode != HttpMode::KeepAlive => None,
+            (HttpReuse::Never, _) => match self.private.take() {
+                Some((b, s, sock)) if b == backend && s == slot.server && still_open(&sock) => {
+                    Some(sock)
+                }
+                _ => None,
+            },
+            (HttpReuse::Safe, true) => None,
+            _ => ctx.idle.take(backend, slot.server),
+        };
+        let no_body = info.body == BodyKind::None || info.body == BodyKind::Length(0);
+        let retryable = method.is_idempotent() && no_body;
+        let (mut slot, mut server, mut reused) = match pooled {
+            Some(s) => {
+                cinfo.server = Some(slot.server);
+                cinfo.tc_ms = 0;
+                (slot, s, true)
+            }
+            None => match connect_slot(ctx, backend, key, slot, &mut cinfo).await {
+                Ok((slot, s)) => (slot, s, false),
+                Err(term) => {
+                    self.fill_connect(rec, &cinfo);
+                    self.cin.consume(head_len);
+                    return self.fail_503(rec, request_time, &tl, line, term).await;
+                }
+            },
+        };
+        self.cin.consume(head_len);
+        tl.connected = Some(Instant::now());
+        self.fill_connect(rec, &cinfo);
+        self.live.set_server(Some(slot.server));
+        rec.bytes_up = head_len as u64;
+
+        // The request: head, then body (after `100 Continue` if asked for).
+        let server_t = be.timeouts.server;
+        let client_t = t.client;
+        let mut resp = ResponseReader::new(self.limits);
+        resp.expect(method);
+        self.sin.clear();
+        let mut sent = send_all(&server, &self.head_out, deadline(server_t)).await;
+        if !matches!(sent, Sent::Done) && reused && retryable {
+            // The idle connection died under us: once more on a fresh one.
+            drop(server);
+            match connect_slot(ctx, backend, key, slot, &mut cinfo).await {
+                Ok((s, sock)) => {
+                    slot = s;
+                    server = sock;
+                    reused = false;
+                    self.fill_connect(rec, &cinfo);
+                    sent = send_all(&server, &self.head_out, deadline(server_t)).await;
+                }
+                Err(term) => {
+                    self.fill_connect(rec, &cinfo);
+                    return self.fail_503(rec, request_time, &tl, line, term).await;
+                }
+            }
+        }
+        if !matches!(sent, Sent::Done) {
+            drop(slot);
+            return self
+                .fail(
+                    rec,
+                    request_time,
+                    &tl,
+                    line,
+                    502,
+                    Termination::SERVER_HEADERS_ABORT,
+                )
+                .await;
+        }
+        let mut abandoned_body = false;
+        let mut early_head = None;
+        if !no_body && info.expect_continue {
+            // The server speaks first: `100 Continue` (forwarded) or a
+            // final answer (the body is then never read).
+            match self
+                .read_interim(&mut resp, &server, server_t, version)
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(len)) => {
+                    abandoned_body = true;
+                    early_head = Some(len);
+                }
+                Err((status, term)) => {
+                    drop(slot);
+                    return self.fail(rec, request_time, &tl, line, status, term).await;
+                }
+            }
+        }
+        if !no_body && !abandoned_body {
+            // Body up and response down at once.
+            let response_head = Cell::new(None);
+            let end = self
+                .duplex(
+                    reader,
+                    &mut resp,
+                    &server,
+                    &info,
+                    version,
+                    (client_t, server_t),
+                    rec,
+                    &response_head,
+                )
+                .await;
+            tl.response_head = response_head.get();
+            let server_id = slot.server;
+            drop(slot);
+            self.live.set_server(None);
+            return match end {
+                Duplex::Done {
+                    rinfo,
+                    status,
+                    keep_alive,
+                    server_stopped_reading,
+                } => {
+                    let reusable = self.sin.is_empty()
+                        && !server_stopped_reading
+                        && server_keep_alive(self.mode, &rinfo)
+                        && !matches!(rinfo.body, BodyKind::UntilClose | BodyKind::Tunnel);
+                    if reusable {
+                        self.park(backend, server_id, server);
+                    }
+                    let term = Termination::NORMAL;
+                    self.log(rec, request_time, &tl, Some(line), status, term);
+                    keep_alive && !server_stopped_reading && rinfo.body != BodyKind::Tunnel
+                }
+                Duplex::BeforeHead {
+                    status,
+                    term,
+                    answer: true,
+                } => self.fail(rec, request_time, &tl, line, status, term).await,
+                Duplex::BeforeHead { status, term, .. } | Duplex::AfterHead { status, term } => {
+                    self.log(rec, request_time, &tl, Some(line), status, term);
+                    false
+                }
+            };
+        }
+        // A request without a body: its reader moves on to `End`.
+        if !abandoned_body {
+            if let Err(term) = self
+                .forward_body_up(reader, &server, client_t, server_t, rec)
+                .await
+            {
+                if term == Termination::SERVER_ABORT {
+                    // The server stopped reading (a 413, say): its answer may
+                    // already be on the way, and goes to the client if it is.
+                    abandoned_body = true;
+                } else {
+                    drop(slot);
+                    if term == Termination::PROXY_REQUEST {
+                        return self.fail(rec, request_time, &tl, line, 400, term).await;
+                    }
+                    self.live.set_server(None);
+                    self.log(rec, request_time, &tl, Some(line), 0, term);
+                    return false;
+                }
+            }
+        }
+
+        // The response head (interim ones forwarded first).
+        let mut retried = false;
+        let rinfo = loop {
+            let ev = match early_head.take() {
+                Some(len) => Ok(Event::Head { len }),
+                None => resp.next(self.sin.data(), Instant::now()),
+            };
+            match ev {
+                Ok(Event::Head { len }) => {
+                    let rinfo = *resp.info().expect("info after head");
+                    if rinfo.interim {
+                        write_response(
+                            resp.head(),
+                            &rinfo,
+                            self.sin.data(),
+                            version,
+                            true,
+                            &mut self.out,
+                        );
+                        self.sin.consume(len);
+                        let _ = resp.next(self.sin.data(), Instant::now());
+                        if let Sent::Done =
+                            send_all(self.client, &self.out, deadline(client_t)).await
+                        {
+                            rec.bytes_down += self.out.len() as u64;
+                        }
+                        continue;
+                    }
+                    tl.response_head = Some(Instant::now());
+                    break (rinfo, len);
+                }
+                Ok(Event::NeedMore) => {}
+                Ok(_) | Err(_) => {
+                    drop(slot);
+                    return self
+                        .fail(
+                            rec,
+                            request_time,
+                            &tl,
+                            line,
+                            502,
+                            Termination::PROXY_HEADERS,
+                        )
+                        .await;
+                }
+            }
+            let read = if self.sin.is_empty() {
+                fill_ready(&server, &mut self.sin, deadline(server_t)).await
+            } else {
+                fill(&server, &mut self.sin, deadline(server_t)).await
+            };
+            match read {
+                Read::Data => {}
+                Read::Timeout => {
+                    drop(slot);
+                    return self
+                        .fail(
+                            rec,
+                            request_time,
+                            &tl,
+                            line,
+                            504,
+                            Termination::SERVER_HEADERS_TIMEOUT,
+                        )
+                        .await;
+                }
+                Read::Eof | Read::Failed | Read::Full => {
+                    if reused && retryable && !retried && self.sin.is_empty() {
+                        // A reused connection closed before any byte came back.
+                        retried = true;
+                        drop(server);
+                        match connect_slot(ctx, backend, key, slot, &mut cinfo).await {
+                            Ok((s, sock)) => {
+                                slot = s;
+                                server = sock;
+                                reused = false;
+                                self.fill_connect(rec, &cinfo);
+                                if let Sent::Done =
+                                    send_all(&server, &self.head_out, deadline(server_t)).await
+                                {
+                                    continue;
+                                }
+                            }
+                            Err(term) => {
+                                self.fill_connect(rec, &cinfo);
+                                return self.fail_503(rec, request_time, &tl, line, term).await;
+                            }
+                        }
+                    }
+                    drop(slot);
+                    return self
+                        .fail(
+                            rec,
+                            request_time,
+                            &tl,
+                            line,
+                            502,
+                            Termination::SERVER_HEADERS_ABORT,
+                        )
+                        .await;
+                }
+            }
+        };
+        let _ = reused;
+        let (rinfo, rlen) = rinfo;
+        let status = resp.head().status;
+        let keep =
+            client_keep_alive(self.mode, &info, &rinfo) && !abandoned_body && !ctx.stopping.get();
+        let server_keep = server_keep_alive(self.mode, &rinfo);
+        write_response(
+            resp.head(),
+            &rinfo,
+            self.sin.data(),
+            version,
+            keep,
+            &mut self.out,
+        );
+        self.sin.consume(rlen);
+        if rinfo.body == BodyKind::Tunnel {
+            let term = match send_all(self.client, &self.out, deadline(client_t)).await {
+                Sent::Done => {
+                    rec.bytes_down += self.out.len() as u64;
+                    reader.into_tunnel();
+                    self.tunnel(&server, be, rec).await
+                }
+                Sent::Timeout => Termination(*b"cD"),
+                Sent::Failed => Termination::CLIENT_ABORT,
+            };
+            drop(server);
+            drop(slot);
+            self.log(rec, request_time, &tl, Some(line), status, term);
+            return false;
+        }
+        // The head goes out with the first bytes of the body.
+        let ended = self
+            .forward_body_down(&mut resp, &server, client_t, server_t, rec)
+            .await;
+        let clean = ended.is_ok() && self.sin.is_empty();
+        let term = ended.err().unwrap_or(Termination::NORMAL);
+        let server_id = slot.server;
+        drop(slot);
+        self.live.set_server(None);
+        if clean && server_keep && rinfo.body != BodyKind::UntilClose {
+            self.park(backend, server_id, server);
+        }
+        self.log(rec, request_time, &tl, Some(line), status, term);
+        keep && term == Termination::NORMAL
+    }
+
+    /// Keeps a server connection whose exchange ended cleanly for the next
+    /// request: this client's own (`http-reuse never`) or the shard's pool.
+    fn park(&mut self, backend: usize, server: usize, sock: Socket) {
+        if self.ctx.config.backends[backend].http_reuse == HttpReuse::Never {
+            self.private = Some((backend, server, sock));
+        } else {
+            self.ctx.idle.put(backend, server, sock);
+        }
+    }
+}
+
+mod body;
+mod duplex;
+mod io;
+mod reply;
+mod route;
