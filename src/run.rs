@@ -111,15 +111,6 @@ pub fn unsupported(config: &Config) -> Vec<String> {
                 fe.name
             ));
         }
-        if fe.stats.is_none()
-            && fe.mode == crate::config::model::Mode::Http
-            && fe.binds.iter().any(|b| b.tls.is_some())
-        {
-            out.push(format!(
-                "frontend \"{}\": ssl in mode http is not supported yet (use mode tcp)",
-                fe.name
-            ));
-        }
         let (routes, edits, _) = rules(&fe.rules);
         let tcp = fe.mode == crate::config::model::Mode::Tcp;
         if tcp && (routes || !fe.use_backend.is_empty()) {

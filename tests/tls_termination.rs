@@ -884,3 +884,69 @@ servers = [{{ name = "s1", address = "127.0.0.1:{}" }}]
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// `mode http` behind `bind ... ssl`: HTTPS in front of a plain nginx, two
+/// requests on one kept-alive TLS connection, and 64 MiB byte-exact.
+#[test]
+fn https_in_mode_http_to_a_plain_nginx() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let nginx = Nginx::start(&[("index.html", "hello https\n"), ("two.html", "second\n")]);
+    let big = pattern(21, 64 << 20);
+    std::fs::write(nginx.root.join("big.bin"), &big).unwrap();
+    let port = free_port();
+    let cfg = format!(
+        r#"
+[defaults]
+mode = "http"
+timeout = {{ connect = "2s", client = "30s", server = "30s" }}
+
+[[listen]]
+name = "https"
+bind = [{{ address = "127.0.0.1:{port}", ssl = {{ crt = "{}", alpn = "h2,http/1.1" }} }}]
+servers = [{{ name = "s1", address = "127.0.0.1:{}" }}]
+"#,
+        pki.crts(),
+        nginx.port
+    );
+    let lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let resolve = format!("a.test:{port}:127.0.0.1");
+    let out = Command::new("curl")
+        .args(["-sS", "-v", "--cacert", &pki.ca(), "--resolve", &resolve])
+        .args(["-w", "%{http_code}\n"])
+        .arg(format!("https://a.test:{port}/index.html"))
+        .arg(format!("https://a.test:{port}/two.html"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stdout,
+        "hello https\n200\nsecond\n200\n",
+        "{stderr}\n{}",
+        lb.output()
+    );
+    assert!(
+        stderr.contains("ALPN: server accepted http/1.1")
+            || stderr.contains("ALPN, server accepted to use http/1.1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Re-using existing connection"), "{stderr}");
+    let file = lb.dir.path().join("big.out");
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert", &pki.ca(), "--resolve", &resolve, "-o"])
+        .arg(&file)
+        .arg(format!("https://a.test:{port}/big.bin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read(&file).unwrap();
+    assert_eq!(got.len(), big.len());
+    assert!(got == big, "64 MiB over HTTPS differs");
+}

@@ -200,8 +200,13 @@ pub async fn run(
             drop(permit);
             return;
         }
-        // Refused at startup (`run::unsupported`) until HTTP runs over TLS.
-        (Mode::Http, Client::Tls(_)) => Termination::NO_SERVER,
+        (Mode::Http, Client::Tls(t)) => {
+            http_over_tls(&ctx, frontend, t, &report, t0, &live, &kill).await;
+            drop(live);
+            drop(client);
+            drop(permit);
+            return;
+        }
     };
     drop(live);
     report.tt_ms = t0.elapsed().as_millis() as i64;
@@ -241,4 +246,42 @@ fn handshake_failed(
         crate::log::level::NOTICE,
         format!("{peer} [{name}/{addr}]: {e}"),
     );
+}
+
+/// Mode http behind TLS: the HTTP session speaks to one end of a local socket
+/// pair, and a pump moves bytes between the other end and the TLS transport
+/// (decrypting up, encrypting down). The HTTP code stays socket-only; the cost
+/// is one local copy each way. When the HTTP session ends its end closes, the
+/// pump sends close_notify and FIN to the client, and the session is over.
+async fn http_over_tls(
+    ctx: &Rc<ShardCtx>,
+    frontend: usize,
+    tls: &crate::tls::TlsTransport,
+    report: &SessionRecord,
+    t0: Instant,
+    live: &super::live::LiveKey<'_>,
+    kill: &Rc<KillSwitch>,
+) {
+    let (outer, inner) = match Socket::pair() {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.logger.event(
+                crate::log::level::ALERT,
+                format!("cannot create a socket pair for HTTP over TLS: {e}"),
+            );
+            return;
+        }
+    };
+    let fe = &ctx.config.frontends[frontend];
+    let limits = crate::l4::PumpLimits {
+        client: fe.timeouts.client,
+        ..Default::default()
+    };
+    let bridge = crate::l4::Pump::run(tls, &outer, &ctx.pools, limits, kill.clone());
+    let session = async {
+        let inner = inner;
+        http::serve(ctx, frontend, &inner, report, t0, live, kill).await;
+        // `inner` closes here: the bridge sees EOF and closes the client side.
+    };
+    futures_lite::future::zip(bridge, session).await;
 }
