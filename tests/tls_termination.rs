@@ -753,6 +753,29 @@ fn bad_certificates_are_config_errors_naming_the_file() {
         "{out}{err}"
     );
     let _ = pki.pem("1-a.pem");
+
+    // TLS to servers is TCP mode's for now: mode http refuses it at run.
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(
+        dir.path(),
+        "t.toml",
+        &format!(
+            "[defaults]\nmode = \"http\"\ntimeout = {{ connect = \"1s\", client = \"1s\", server = \"1s\" }}\n\
+             [[listen]]\nname = \"h\"\nbind = [\"127.0.0.1:{}\"]\n\
+             servers = [{{ name = \"s\", address = \"127.0.0.1:2\", ssl = true, verify = \"none\" }}]\n",
+            free_port()
+        ),
+    );
+    let out = Command::new(ringlb_bin())
+        .args(["run", "-f", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ssl to servers is not supported in mode http"),
+        "{err}"
+    );
 }
 
 /// `server ... ssl`: to a `redis-server` speaking only TLS on its TLS port.
