@@ -973,3 +973,61 @@ servers = [{{ name = "s1", address = "127.0.0.1:{}" }}]
     assert_eq!(got.len(), big.len());
     assert!(got == big, "64 MiB over HTTPS differs");
 }
+
+/// `ssl_fc` in a `use_backend` condition: the same frontend on a plain and a
+/// TLS bind routes HTTPS to one backend and HTTP to the other; `dst_port`
+/// sees the TLS listener's port.
+#[test]
+fn ssl_fc_and_dst_port_route_https_requests() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let plain_srv = Nginx::start(&[("index.html", "plain backend\n")]);
+    let tls_srv = Nginx::start(&[("index.html", "tls backend\n")]);
+    let (http_port, https_port) = (free_port(), free_port());
+    let cfg = format!(
+        r#"
+[defaults]
+mode = "http"
+timeout = {{ connect = "2s", client = "30s", server = "30s" }}
+
+[[frontend]]
+name = "web"
+bind = ["127.0.0.1:{http_port}", {{ address = "127.0.0.1:{https_port}", ssl = {{ crt = "{}" }} }}]
+use-backend = [{{ backend = "secure", if = "{{ ssl_fc }} {{ dst_port {https_port} }}" }}]
+default-backend = "plain"
+
+[[backend]]
+name = "plain"
+servers = [{{ name = "p", address = "127.0.0.1:{}" }}]
+
+[[backend]]
+name = "secure"
+servers = [{{ name = "t", address = "127.0.0.1:{}" }}]
+"#,
+        pki.crts(),
+        plain_srv.port,
+        tls_srv.port
+    );
+    let lb = Ringlb::start(&cfg, &[]);
+    let get = |url: String| {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert", &pki.ca(), "--resolve"])
+            .arg(format!("a.test:{https_port}:127.0.0.1"))
+            .arg(url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    assert_eq!(
+        get(format!("https://a.test:{https_port}/")),
+        "tls backend\n",
+        "{}",
+        lb.output()
+    );
+    assert_eq!(
+        get(format!("http://127.0.0.1:{http_port}/")),
+        "plain backend\n"
+    );
+}

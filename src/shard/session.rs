@@ -194,7 +194,7 @@ pub async fn run(
             // One log line per request, written by the HTTP session itself.
             // The kill switch is watched request by request inside, so a killed
             // request still gets its log line.
-            http::serve(&ctx, frontend, c, &report, t0, &live, &kill).await;
+            http::serve(&ctx, frontend, c, None, &report, t0, &live, &kill).await;
             drop(live);
             drop(client);
             drop(permit);
@@ -280,7 +280,17 @@ async fn http_over_tls(
     let bridge = crate::l4::Pump::run(tls, &outer, &ctx.pools, limits, kill.clone());
     let session = async {
         let inner = inner;
-        http::serve(ctx, frontend, &inner, report, t0, live, kill).await;
+        http::serve(
+            ctx,
+            frontend,
+            &inner,
+            Some(tls.socket()),
+            report,
+            t0,
+            live,
+            kill,
+        )
+        .await;
         // `inner` closes here: the bridge sees EOF and closes the client side.
     };
     futures_lite::future::zip(bridge, session).await;
