@@ -25,3 +25,4 @@ pub mod shard;
 pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod tls;

@@ -105,6 +105,12 @@ pub fn unsupported(config: &Config) -> Vec<String> {
         })
     };
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
+        if fe.stats.is_some() && fe.binds.iter().any(|b| b.tls.is_some()) {
+            out.push(format!(
+                "frontend \"{}\": ssl on a stats frontend is not supported yet",
+                fe.name
+            ));
+        }
         let (routes, edits, _) = rules(&fe.rules);
         let tcp = fe.mode == crate::config::model::Mode::Tcp;
         if tcp && (routes || !fe.use_backend.is_empty()) {
@@ -135,6 +141,14 @@ pub fn unsupported(config: &Config) -> Vec<String> {
         if be.cookie.is_some() {
             out.push(format!(
                 "backend \"{}\": cookie persistence is not applied by mode http yet",
+                be.name
+            ));
+        }
+        // The HTTP session opens its own server connections (and pools them):
+        // plain sockets only so far.
+        if be.servers.iter().any(|s| s.ssl.is_some()) {
+            out.push(format!(
+                "backend \"{}\": ssl to servers is not supported in mode http yet (it is in mode tcp)",
                 be.name
             ));
         }

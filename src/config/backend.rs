@@ -162,9 +162,26 @@ impl Resolver<'_> {
                 }
             },
         };
-        if r.ssl == Some(true) {
-            return Err(self.err(span(s), &sctx, "ssl: TLS to servers is not supported yet"));
-        }
+        let ssl = if r.ssl == Some(true) {
+            let text = |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
+            let opts = crate::tls::ClientOptions {
+                verify: text(&r.verify),
+                ca_file: text(&r.ca_file),
+                sni: text(&r.sni),
+                verifyhost: text(&r.verifyhost),
+            };
+            let at = r
+                .verify
+                .as_ref()
+                .or(r.ca_file.as_ref())
+                .or(r.sni.as_ref())
+                .map_or_else(|| span(s), span);
+            Some(std::sync::Arc::new(
+                crate::tls::build_client(opts).map_err(|m| self.err(at, &sctx, m))?,
+            ))
+        } else {
+            None
+        };
         Ok(Server {
             name: name.get_ref().clone(),
             addr,
@@ -199,7 +216,7 @@ impl Resolver<'_> {
             disabled: r.disabled.unwrap_or(false),
             cookie: r.cookie.clone(),
             send_proxy,
-            ssl: false,
+            ssl,
             slowstart: dur(&r.slowstart, "slowstart")?,
         })
     }
@@ -376,6 +393,7 @@ pub(super) fn merge_server(base: &RawServer, over: &RawServer) -> RawServer {
     }
     m!(
         name, address, weight, maxconn, maxqueue, check, inter, fastinter, downinter, rise, fall,
-        port, addr, backup, disabled, cookie, send_proxy, ssl, slowstart
+        port, addr, backup, disabled, cookie, send_proxy, ssl, verify, ca_file, sni, verifyhost,
+        slowstart
     )
 }

@@ -39,21 +39,23 @@ impl Resolver<'_> {
         let mut binds = Vec::new();
         for b in binds_raw {
             let (addr, backlog, accept_proxy, ssl) = match b.get_ref() {
-                RawBind::Address(a) => (a.clone(), None, false, false),
+                RawBind::Address(a) => (a.clone(), None, false, None),
                 RawBind::Table(t) => (
                     t.address.clone(),
                     t.backlog,
                     t.accept_proxy.unwrap_or(false),
-                    t.ssl.is_some(),
+                    t.ssl.as_ref(),
                 ),
             };
-            if ssl {
-                return Err(self.err(
-                    span(b),
-                    &ctx,
-                    "bind ssl: TLS termination is not supported yet",
-                ));
-            }
+            let tls = match ssl {
+                None => None,
+                Some(t) => {
+                    let built = crate::tls::options(t).and_then(crate::tls::build);
+                    Some(std::sync::Arc::new(built.map_err(|m| {
+                        self.err(span(b), &ctx, format!("bind {addr}: {m}"))
+                    })?))
+                }
+            };
             let addr = values::address(&addr)
                 .map_err(|m| self.err(span(b), &ctx, format!("bind: {m}")))?;
             let backlog = match backlog {
@@ -72,6 +74,7 @@ impl Resolver<'_> {
                 addr,
                 backlog,
                 accept_proxy,
+                tls,
             });
         }
         let lookup = |n: &Spanned<String>, key: &str| -> R<usize> {

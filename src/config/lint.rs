@@ -13,6 +13,9 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
                   timeouts are set to a non-zero value: 'client', 'connect', 'server'.";
     let mut out = Vec::new();
     for fe in cfg.frontends.iter().filter(|f| !f.disabled) {
+        for b in fe.binds.iter().filter_map(|b| b.tls.as_ref()) {
+            out.extend(b.warnings.iter().cloned());
+        }
         if fe.timeouts.client.is_none() {
             out.push(format!(
                 "warning: missing timeouts for frontend '{}'. {advice}",

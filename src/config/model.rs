@@ -143,6 +143,8 @@ pub struct Bind {
     /// the kernel at somaxconn.
     pub backlog: u32,
     pub accept_proxy: bool,
+    /// `ssl crt ...`: TLS termination, certificates loaded.
+    pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -359,7 +361,8 @@ pub struct Server {
     pub disabled: bool,
     pub cookie: Option<String>,
     pub send_proxy: Option<ProxyProtocol>,
-    pub ssl: bool,
+    /// `ssl`: TLS to this server (client config built, CA loaded).
+    pub ssl: Option<std::sync::Arc<crate::tls::ServerTls>>,
     pub slowstart: Option<Duration>,
 }
 

@@ -208,6 +208,13 @@ pub struct RawServer {
     pub cookie: Option<String>,
     pub send_proxy: Option<Spanned<String>>,
     pub ssl: Option<bool>,
+    /// TLS to the server: `"required"` (the default) or `"none"`.
+    pub verify: Option<Spanned<String>>,
+    pub ca_file: Option<Spanned<String>>,
+    /// The name sent as SNI (and checked, with `verify = "required"`).
+    pub sni: Option<Spanned<String>>,
+    /// The name the certificate must carry, when it differs from `sni`.
+    pub verifyhost: Option<Spanned<String>>,
     pub slowstart: Option<Spanned<RawDuration>>,
 }
 

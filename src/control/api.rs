@@ -381,7 +381,7 @@ impl Api {
                     if st.up { s.rise + s.fall - 1 } else { 0 },
                     if st.checks_enabled { 6 } else { 0 },
                     s.addr.port(),
-                    u8::from(s.ssl),
+                    u8::from(s.ssl.is_some()),
                     s.check_port.map_or(0, |p| p),
                 );
             }

@@ -94,6 +94,20 @@ pub trait Transport {
     fn shutdown_write(&self) -> io::Result<()>;
     /// Makes the close that follows send RST (abort propagation).
     fn set_reset_on_close(&self) -> io::Result<()>;
+    /// The transport holds output of its own not yet on the socket (TLS records,
+    /// a close_notify, a FIN queued behind them): the pump calls [`flush`] until
+    /// this is false, waiting for POLLOUT in between, before it sends more or
+    /// considers the direction finished.
+    ///
+    /// [`flush`]: Transport::flush
+    fn has_pending_output(&self) -> bool {
+        false
+    }
+    /// Writes what the transport holds; `WouldBlock` (or pending output left)
+    /// means wait for POLLOUT.
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 impl Transport for Socket {
@@ -308,7 +322,9 @@ impl<'a, T: Transport> Side<'a, T> {
             sock,
             poll: Readable::Multi(PollMulti::new(sock.fd(), events::IN | events::RDHUP)),
             out: None,
-            readable: speaks_first,
+            // A buffering transport may hold bytes already (a server's first
+            // message decrypted with its last handshake record): look first.
+            readable: speaks_first || sock.buffers_reads(),
             hup: false,
             blocked: false,
             last_active: now,
@@ -405,6 +421,25 @@ impl Flow {
         let splice_ok = splice_ok && src.sock.can_splice() && dst.sock.can_splice();
         let mut moved = 0usize;
         loop {
+            // 0. The destination's own pending output (TLS records) goes first,
+            // and a direction is not done until it is out.
+            if dst.sock.has_pending_output() {
+                if dst.blocked {
+                    return Step::Blocked;
+                }
+                match dst.sock.flush() {
+                    Ok(()) if !dst.sock.has_pending_output() => dst.last_active = now,
+                    Ok(()) => {
+                        dst.blocked = true;
+                        return Step::Blocked;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        dst.blocked = true;
+                        return Step::Blocked;
+                    }
+                    Err(e) => return Step::DstFailed(e),
+                }
+            }
             if self.done {
                 return Step::Done;
             }
@@ -469,7 +504,8 @@ impl Flow {
             if self.eof {
                 let _ = dst.sock.shutdown_write();
                 self.done = true;
-                return Step::Done;
+                // Through step 0: a transport may still hold what it queued.
+                continue;
             }
             if moved >= BUDGET {
                 return Step::Yield;
@@ -811,6 +847,83 @@ mod tests {
         let (res, _) = echo_through(Trickle, 300_000, true);
         assert_eq!(res.end, PumpEnd::Closed);
         assert_eq!((res.up, res.down), (300_000, 300_000));
+    }
+
+    /// A transport that takes everything it is given but writes at most 1000
+    /// bytes per call, like TLS holding records the socket has no room for:
+    /// the pump must flush it before sending FIN, or the tail is lost.
+    struct Laggy {
+        sock: Socket,
+        held: std::cell::RefCell<Vec<u8>>,
+        fin: Cell<bool>,
+    }
+
+    impl Laggy {
+        fn push(&self) -> io::Result<()> {
+            let mut held = self.held.borrow_mut();
+            if !held.is_empty() {
+                let n = held.len().min(1000);
+                let sent = self.sock.send(&held[..n])?;
+                held.drain(..sent);
+            }
+            if held.is_empty() && self.fin.get() {
+                self.fin.set(false);
+                self.sock.shutdown_write()?;
+            }
+            Ok(())
+        }
+    }
+
+    impl Transport for Laggy {
+        fn fd(&self) -> RawFd {
+            self.sock.as_raw_fd()
+        }
+        fn can_splice(&self) -> bool {
+            false
+        }
+        fn buffers_reads(&self) -> bool {
+            false
+        }
+        fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+            self.sock.recv(buf)
+        }
+        fn send(&self, buf: &[u8]) -> io::Result<usize> {
+            self.push()?;
+            if !self.held.borrow().is_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            self.held.borrow_mut().extend_from_slice(buf);
+            let _ = self.push();
+            Ok(buf.len())
+        }
+        fn shutdown_write(&self) -> io::Result<()> {
+            self.fin.set(true);
+            match self.push() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+                r => r,
+            }
+        }
+        fn set_reset_on_close(&self) -> io::Result<()> {
+            self.sock.set_reset_on_close()
+        }
+        fn has_pending_output(&self) -> bool {
+            !self.held.borrow().is_empty() || self.fin.get()
+        }
+        fn flush(&self) -> io::Result<()> {
+            self.push()
+        }
+    }
+
+    #[test]
+    fn a_transports_pending_output_goes_out_before_its_fin() {
+        let wrap = |sock| Laggy {
+            sock,
+            held: Default::default(),
+            fin: Cell::new(false),
+        };
+        let (res, _) = echo_through(wrap, 500_000, false);
+        assert_eq!(res.end, PumpEnd::Closed);
+        assert_eq!((res.up, res.down), (500_000, 500_000));
     }
 
     #[test]

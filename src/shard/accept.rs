@@ -21,15 +21,13 @@ use crate::log::level;
 use crate::ring;
 use crate::sys::socket::Socket;
 
-pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
+pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, listener: Socket) {
     let fd = listener.as_raw_fd();
     // `bind … accept-proxy`: every connection starts with a PROXY header.
-    let accept_proxy = listener.local_addr().is_ok_and(|a| {
-        ctx.config.frontends[frontend]
-            .binds
-            .iter()
-            .any(|b| b.accept_proxy && b.addr == a)
-    });
+    let accept_proxy = ctx.config.frontends[frontend]
+        .binds
+        .get(bind)
+        .is_some_and(|b| b.accept_proxy);
     // Fault injection for the test suite (debug builds only): this shard panics
     // on its first connection, as a shard would on a bug.
     let inject_panic = cfg!(debug_assertions)
@@ -50,7 +48,7 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
             let Some(permit) = ctx.permit(frontend).await else {
                 break 'outer;
             };
-            spawn_session(&ctx, frontend, conn, permit, accept_proxy);
+            spawn_session(&ctx, frontend, bind, conn, permit, accept_proxy);
         }
         if !ctx.room(frontend).await {
             break;
@@ -72,7 +70,7 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, listener: Socket) {
                 }
                 Some(Some(Ok(conn))) => match ctx.try_permit(frontend) {
                     Some(p) if held.is_empty() => {
-                        spawn_session(&ctx, frontend, conn, p, accept_proxy)
+                        spawn_session(&ctx, frontend, bind, conn, p, accept_proxy)
                     }
                     other => {
                         drop(other);
@@ -133,6 +131,7 @@ async fn stop_or<F: std::future::Future>(ctx: &ShardCtx, slot: usize, fut: F) ->
 fn spawn_session(
     ctx: &Rc<ShardCtx>,
     frontend: usize,
+    bind: usize,
     conn: OwnedFd,
     permit: Permit,
     accept_proxy: bool,
@@ -141,7 +140,7 @@ fn spawn_session(
     let ctx = ctx.clone();
     ctx.session_started();
     ring::spawn(async move {
-        session::run(ctx.clone(), frontend, client, permit, accept_proxy).await;
+        session::run(ctx.clone(), frontend, bind, client, permit, accept_proxy).await;
         ctx.session_ended();
     });
 }

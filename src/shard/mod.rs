@@ -76,7 +76,8 @@ impl fmt::Display for StartError {
 impl std::error::Error for StartError {}
 
 /// Listening sockets for one shard: (frontend index, socket).
-pub type ShardListeners = Vec<(usize, Socket)>;
+/// (frontend, bind index within it, listening socket).
+pub type ShardListeners = Vec<(usize, usize, Socket)>;
 
 /// Binds one `SO_REUSEPORT` socket per shard per bind address of every enabled
 /// frontend.
@@ -87,7 +88,7 @@ pub fn bind_all(config: &Config, shards: usize) -> Result<Vec<ShardListeners>, S
         if fe.disabled || fe.stats.is_some() {
             continue;
         }
-        for bind in &fe.binds {
+        for (bi, bind) in fe.binds.iter().enumerate() {
             for shard in out.iter_mut() {
                 let sock =
                     Socket::listen(&bind.addr, bind.backlog).map_err(|err| StartError::Bind {
@@ -95,7 +96,7 @@ pub fn bind_all(config: &Config, shards: usize) -> Result<Vec<ShardListeners>, S
                         addr: bind.addr,
                         err,
                     })?;
-                shard.push((fi, sock));
+                shard.push((fi, bi, sock));
             }
         }
     }
@@ -288,8 +289,8 @@ async fn shard_main(
             Err(_) => {}
         }
     }
-    for (fe, sock) in listeners {
-        ring::spawn(accept::accept_loop(ctx.clone(), fe, sock));
+    for (fe, bind, sock) in listeners {
+        ring::spawn(accept::accept_loop(ctx.clone(), fe, bind, sock));
     }
     ring::spawn(inbox_loop(ctx.clone(), rx));
     if ctx.config.frontends.iter().any(|f| f.mode == Mode::Http) {

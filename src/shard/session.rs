@@ -17,6 +17,12 @@ use crate::log::{SessionRecord, Termination};
 use crate::ring::{self, events};
 use crate::sys::socket::Socket;
 
+/// The client as the mode's session sees it.
+enum Client {
+    Plain(Socket),
+    Tls(Box<crate::tls::TlsTransport>),
+}
+
 /// Reads and consumes a PROXY header (v1 or v2) from a new connection, bounded
 /// by `timeout client`; `Some` addresses it carried (`None` for LOCAL/UNKNOWN).
 async fn read_proxy_header(
@@ -81,6 +87,7 @@ async fn read_proxy_header(
 pub async fn run(
     ctx: Rc<ShardCtx>,
     frontend: usize,
+    bind: usize,
     client: Socket,
     permit: Permit,
     accept_proxy: bool,
@@ -147,17 +154,60 @@ pub async fn run(
     };
     let kill = Rc::new(KillSwitch::default());
     let live = ctx.live.register(fe.default_backend, kill.clone());
-    if fe.mode == Mode::Http {
-        // One log line per request, written by the HTTP session itself.
-        // The kill switch is watched request by request inside, so a killed
-        // request still gets its log line.
-        http::serve(&ctx, frontend, &client, &report, t0, &live, &kill).await;
-        drop(live);
-        drop(client);
-        drop(permit);
-        return;
-    }
-    report.termination = tcp::serve(&ctx, frontend, &client, &mut report, t0, &live, &kill).await;
+    // TLS wraps the client socket in a transport once the handshake is done;
+    // the mode's session then runs over that transport.
+    let client = match fe.binds.get(bind).and_then(|b| b.tls.as_ref()) {
+        None => Client::Plain(client),
+        Some(tls) => {
+            let deadline = fe.timeouts.client.and_then(|t| t0.checked_add(t));
+            let hs = kill.guard(crate::tls::handshake(tls.server.clone(), client, deadline));
+            match hs.await {
+                Some(Ok(t)) => Client::Tls(Box::new(t)),
+                Some(Err((sock, e))) => {
+                    handshake_failed(&ctx, frontend, bind, &sock, report.client, &e);
+                    return;
+                }
+                // Killed (hard stop) mid-handshake: the socket went with it.
+                None => return,
+            }
+        }
+    };
+    report.termination = match (fe.mode, &client) {
+        (Mode::Tcp, Client::Plain(c)) => {
+            tcp::serve(&ctx, frontend, c, c, true, &mut report, t0, &live, &kill).await
+        }
+        (Mode::Tcp, Client::Tls(t)) => {
+            tcp::serve(
+                &ctx,
+                frontend,
+                &**t,
+                t.socket(),
+                false,
+                &mut report,
+                t0,
+                &live,
+                &kill,
+            )
+            .await
+        }
+        (Mode::Http, Client::Plain(c)) => {
+            // One log line per request, written by the HTTP session itself.
+            // The kill switch is watched request by request inside, so a killed
+            // request still gets its log line.
+            http::serve(&ctx, frontend, c, None, &report, t0, &live, &kill).await;
+            drop(live);
+            drop(client);
+            drop(permit);
+            return;
+        }
+        (Mode::Http, Client::Tls(t)) => {
+            http_over_tls(&ctx, frontend, t, &report, t0, &live, &kill).await;
+            drop(live);
+            drop(client);
+            drop(permit);
+            return;
+        }
+    };
     drop(live);
     report.tt_ms = t0.elapsed().as_millis() as i64;
     drop(client);
@@ -167,4 +217,81 @@ pub async fn run(
     drop(permit);
     ctx.account(&report, None);
     ctx.logger.session(report);
+}
+
+/// A client that never completed its TLS handshake (garbage instead of a
+/// ClientHello, no common version or suite, a stall past `timeout client`):
+/// counted as a frontend request error and logged as HAProxy does ("SSL
+/// handshake failure"), with no session line.
+fn handshake_failed(
+    ctx: &ShardCtx,
+    frontend: usize,
+    bind: usize,
+    sock: &Socket,
+    client: SocketAddr,
+    e: &crate::tls::HandshakeError,
+) {
+    let fe = &ctx.shared.counters[ctx.id].frontends[frontend];
+    fe.add(&fe.req_errors, 1);
+    let name = &ctx.config.frontends[frontend].name;
+    let addr = &ctx.config.frontends[frontend].binds[bind].addr;
+    // The PROXY header's client when there was one, else the socket's peer.
+    let peer = if client.ip().is_unspecified() {
+        sock.peer_addr()
+            .map_or_else(|_| "-".to_string(), |a| a.to_string())
+    } else {
+        client.to_string()
+    };
+    ctx.logger.event(
+        crate::log::level::NOTICE,
+        format!("{peer} [{name}/{addr}]: {e}"),
+    );
+}
+
+/// Mode http behind TLS: the HTTP session speaks to one end of a local socket
+/// pair, and a pump moves bytes between the other end and the TLS transport
+/// (decrypting up, encrypting down). The HTTP code stays socket-only; the cost
+/// is one local copy each way. When the HTTP session ends its end closes, the
+/// pump sends close_notify and FIN to the client, and the session is over.
+async fn http_over_tls(
+    ctx: &Rc<ShardCtx>,
+    frontend: usize,
+    tls: &crate::tls::TlsTransport,
+    report: &SessionRecord,
+    t0: Instant,
+    live: &super::live::LiveKey<'_>,
+    kill: &Rc<KillSwitch>,
+) {
+    let (outer, inner) = match Socket::pair() {
+        Ok(p) => p,
+        Err(e) => {
+            ctx.logger.event(
+                crate::log::level::ALERT,
+                format!("cannot create a socket pair for HTTP over TLS: {e}"),
+            );
+            return;
+        }
+    };
+    let fe = &ctx.config.frontends[frontend];
+    let limits = crate::l4::PumpLimits {
+        client: fe.timeouts.client,
+        ..Default::default()
+    };
+    let bridge = crate::l4::Pump::run(tls, &outer, &ctx.pools, limits, kill.clone());
+    let session = async {
+        let inner = inner;
+        http::serve(
+            ctx,
+            frontend,
+            &inner,
+            Some(tls.socket()),
+            report,
+            t0,
+            live,
+            kill,
+        )
+        .await;
+        // `inner` closes here: the bridge sees EOF and closes the client side.
+    };
+    futures_lite::future::zip(bridge, session).await;
 }

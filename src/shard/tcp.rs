@@ -11,7 +11,7 @@ use super::live::LiveKey;
 use crate::balance::HashKey;
 use crate::config::model::ProxyProtocol;
 use crate::l4::proxy;
-use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits, RingOutcome, RingPump};
+use crate::l4::{KillSwitch, Pump, PumpEnd, PumpLimits, RingOutcome, RingPump, Transport};
 use crate::log::{SessionRecord, Termination};
 use crate::ring::{self, events};
 use crate::sys::socket::Socket;
@@ -44,11 +44,17 @@ async fn send_all(
     Ok(())
 }
 
-/// Serves one TCP session; returns how it ended.
-pub async fn serve(
+/// Serves one TCP session; returns how it ended. `sock` is the client's
+/// socket under `client` (the transport: that socket, or TLS over it); `plain`
+/// when they are one and the same, and only then may the session start on the
+/// ring copy path.
+#[allow(clippy::too_many_arguments)]
+pub async fn serve<C: Transport>(
     ctx: &Rc<ShardCtx>,
     frontend: usize,
-    client: &Socket,
+    client: &C,
+    sock: &Socket,
+    plain: bool,
     report: &mut SessionRecord,
     t0: Instant,
     live: &LiveKey<'_>,
@@ -85,7 +91,7 @@ pub async fn serve(
     live.set_server(Some(server));
     // `send-proxy` / `send-proxy-v2`: the client's addresses go first.
     if let Some(v) = be.servers[server].send_proxy {
-        let dst = client.local_addr().unwrap_or(report.client);
+        let dst = sock.local_addr().unwrap_or(report.client);
         let hdr = match v {
             ProxyProtocol::V1 => proxy::v1(report.client, dst),
             ProxyProtocol::V2 => proxy::v2(report.client, dst),
@@ -99,6 +105,30 @@ pub async fn serve(
             };
         }
     }
+    // `server ... ssl`: the TLS handshake with the server counts as connecting
+    // (bounded by `timeout connect`); a failed one is a connection error (SC).
+    let server_sock = match be.servers[server].ssl.as_ref() {
+        None => Peer::Plain(server_sock),
+        Some(tls) => {
+            let deadline = be
+                .timeouts
+                .connect
+                .and_then(|t| Instant::now().checked_add(t));
+            let hs =
+                crate::tls::connect(tls.config.clone(), tls.sni.clone(), server_sock, deadline);
+            match kill.guard(hs).await {
+                Some(Ok(t)) => Peer::Tls(Box::new(t)),
+                Some(Err((_, e))) => {
+                    ctx.logger.event(
+                        crate::log::level::WARNING,
+                        format!("{}/{}: {e}", be.name, be.servers[server].name),
+                    );
+                    return Termination::CONNECT_REFUSED;
+                }
+                None => return Termination::HARD_STOP_CONNECTING,
+            }
+        }
+    };
     let limits = PumpLimits {
         client: fe.timeouts.client,
         server: be.timeouts.server,
@@ -111,8 +141,12 @@ pub async fn serve(
     // poll + splice pump, with every byte received so far already sent.
     let (mut up, mut down) = (0, 0);
     let mut ring_end = None;
-    if ctx.ring_copy.get() {
-        let r = RingPump::run(client, &server_sock, limits, kill.clone()).await;
+    let plain_pair = match &server_sock {
+        Peer::Plain(s) if plain && ctx.ring_copy.get() => Some((sock, s)),
+        _ => None,
+    };
+    if let Some((plain, server_sock)) = plain_pair {
+        let r = RingPump::run(plain, server_sock, limits, kill.clone()).await;
         (up, down) = (r.up, r.down);
         ctx.ring_bytes.set(ctx.ring_bytes.get() + up + down);
         if let RingOutcome::Ended(end) = r.outcome {
@@ -122,7 +156,10 @@ pub async fn serve(
     let end = match ring_end {
         Some(end) => end,
         None => {
-            let res = Pump::run(client, &server_sock, &ctx.pools, limits, kill.clone()).await;
+            let res = match &server_sock {
+                Peer::Plain(s) => Pump::run(client, s, &ctx.pools, limits, kill.clone()).await,
+                Peer::Tls(t) => Pump::run(client, &**t, &ctx.pools, limits, kill.clone()).await,
+            };
             up += res.up;
             down += res.down;
             ctx.poll_bytes.set(ctx.poll_bytes.get() + res.up + res.down);
@@ -148,4 +185,10 @@ pub async fn serve(
         PumpEnd::Killed if ctx.killed.get() => Termination::HARD_STOP_KILL,
         PumpEnd::Killed => Termination::SERVER_DOWN_KILL,
     }
+}
+
+/// The server side of a session.
+enum Peer {
+    Plain(Socket),
+    Tls(Box<crate::tls::TlsTransport>),
 }

@@ -169,6 +169,18 @@ impl Socket {
         Ok((val != 0).then(|| io::Error::from_raw_os_error(val)))
     }
 
+    /// A connected pair of non-blocking local stream sockets (`socketpair(2)`,
+    /// `AF_UNIX`): how a session that speaks to a plain socket is put behind a
+    /// transport that is not one (TLS in front of mode http).
+    pub fn pair() -> io::Result<(Socket, Socket)> {
+        let mut fds = [0i32; 2];
+        let ty = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+        // SAFETY: fds is a live array of two ints, as socketpair writes.
+        cvt(unsafe { libc::socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()) })?;
+        // SAFETY: two fresh fds, each owned once.
+        Ok(unsafe { (Socket::from_raw(fds[0]), Socket::from_raw(fds[1])) })
+    }
+
     /// Non-blocking receive; `Ok(0)` is EOF.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         // SAFETY: writes at most buf.len() bytes into the live slice.

@@ -200,7 +200,9 @@ pub(super) fn keyword(g: &mut RawGlobal, words: &[Word], notices: &mut Vec<(usiz
             || t == "ca-base"
             || t == "crt-base" =>
         {
-            notice(format!("{t}: TLS is not implemented yet; ignored"))
+            notice(format!(
+                "{t}: not applied (TLS options go on each bind and server line); ignored"
+            ))
         }
         "master-worker" => {
             return Err(KwErr::Bad(perr(

@@ -12,6 +12,7 @@ mod global;
 pub mod lexer;
 mod proxy;
 mod server;
+mod tls;
 
 use std::ops::Range;
 
@@ -145,6 +146,7 @@ pub fn parse(text: &str, file_starts: &[usize], opts: &Options) -> P<Parsed> {
         line_start: 0,
         current_defaults: None,
         userlists: Default::default(),
+        tls: Default::default(),
     };
     let mut bounds: Vec<usize> = file_starts.to_vec();
     bounds.push(text.len());
@@ -167,6 +169,8 @@ struct State<'a> {
     line_start: usize,
     current_defaults: Option<usize>,
     userlists: std::collections::BTreeMap<String, Vec<Spanned<String>>>,
+    /// `crt-base`, `ca-base`, `ssl-default-bind-*`: applied in `finish`.
+    tls: tls::TlsGlobals,
 }
 
 pub(crate) fn sp<T>(w: &Word, v: T) -> Spanned<T> {
@@ -420,6 +424,13 @@ impl State<'_> {
                 Ok(())
             }
             Cur::Global => {
+                if let Some(r) = self.tls.keyword(words) {
+                    let ns = r.map_err(|m| perr(&kw.span, m))?;
+                    for n in ns {
+                        self.notices.push((kw.span.start, format!("notice: {n}")));
+                    }
+                    return Ok(());
+                }
                 let mut g = self.global.take().expect("set by the header");
                 let r = global::keyword(&mut g.0, words, &mut self.notices);
                 self.global = Some(g);
@@ -563,6 +574,7 @@ impl State<'_> {
             ..RawConfig::default()
         });
         for mut p in self.proxies {
+            self.tls.apply(&mut p.raw);
             if let Some(u) = &mut unfolded {
                 let mut own = p.raw.clone();
                 // What finish_checks does to the folded proxy, done to its own

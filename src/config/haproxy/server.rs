@@ -45,10 +45,18 @@ pub(super) fn bind(p: &mut RawProxy, words: &[Word]) -> Result<(), KwErr> {
             "crt" | "alpn" | "ciphers" | "ca-file" | "verify" | "ssl-min-ver" | "ssl-max-ver"
             | "ciphersuites" | "crt-list" => {
                 let v = next(words, i)?;
-                table
-                    .ssl
-                    .get_or_insert_with(toml::Table::new)
-                    .insert(w.text.clone(), toml::Value::String(v.text.clone()));
+                let ssl = table.ssl.get_or_insert_with(toml::Table::new);
+                let val = toml::Value::String(v.text.clone());
+                // `crt` may be given several times: a list then.
+                match ssl.get_mut(&w.text) {
+                    Some(toml::Value::Array(a)) if w.text == "crt" => a.push(val),
+                    Some(prev) if w.text == "crt" => {
+                        *prev = toml::Value::Array(vec![prev.clone(), val]);
+                    }
+                    _ => {
+                        ssl.insert(w.text.clone(), val);
+                    }
+                }
                 i += 1;
             }
             "accept-proxy" => table.accept_proxy = Some(true),
@@ -152,6 +160,16 @@ pub(super) fn server_options(
             "on-marked-down" => {
                 let v = next(words, i)?;
                 p.on_marked_down = Some(sp(v, v.text.clone()));
+            }
+            "verify" | "ca-file" | "sni" | "verifyhost" => {
+                let v = next(words, i)?;
+                let val = Some(sp(v, v.text.clone()));
+                match w.text.as_str() {
+                    "verify" => s.verify = val,
+                    "ca-file" => s.ca_file = val,
+                    "sni" => s.sni = val,
+                    _ => s.verifyhost = val,
+                }
             }
             "id" | "init-addr" => {
                 next(words, i)?;

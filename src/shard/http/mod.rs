@@ -76,18 +76,23 @@ struct Conn<'a> {
     txn: Txn,
     /// The address the client connected to (`dst`), read when rules route.
     local: SocketAddr,
+    /// The connection came over TLS (`ssl_fc`).
+    ssl: bool,
 }
 
 fn deadline(t: Option<Duration>) -> Option<Instant> {
     t.and_then(|t| Instant::now().checked_add(t))
 }
 
-/// Serves one client connection in `mode http` until it closes.
+/// Serves one client connection in `mode http` until it closes. `tls`: the
+/// client's own socket when `client` is the local end of a TLS bridge (its
+/// address is `dst`, and `ssl_fc` is true).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
     ctx: &Rc<ShardCtx>,
     frontend: usize,
     client: &Socket,
+    tls: Option<&Socket>,
     base: &SessionRecord,
     t0: Instant,
     live: &LiveKey<'_>,
@@ -119,10 +124,11 @@ pub async fn serve(
         linger: false,
         txn: Txn::default(),
         local: if fe.rules.get().is_some_and(|r| !r.use_backend.is_empty()) {
-            client.local_addr().unwrap_or(base.client)
+            tls.unwrap_or(client).local_addr().unwrap_or(base.client)
         } else {
             base.client
         },
+        ssl: tls.is_some(),
     };
     let mut reader = RequestReader::new(conn.limits);
     let mut first = true;
@@ -260,7 +266,15 @@ impl Conn<'_> {
         let method = head.method;
         let version = head.version;
         let addrs = (rec.client, self.local);
-        let Some(backend) = route(ctx, self.frontend, &mut self.txn, head, buf, addrs) else {
+        let Some(backend) = route(
+            ctx,
+            self.frontend,
+            &mut self.txn,
+            head,
+            buf,
+            addrs,
+            self.ssl,
+        ) else {
             rec.backend = None;
             self.cin.consume(head_len);
             self.answer_error(503).await.ok();

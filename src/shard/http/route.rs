@@ -68,6 +68,7 @@ pub(super) fn route(
     head: &RequestHead,
     buf: &[u8],
     (client, local): (SocketAddr, SocketAddr),
+    ssl: bool,
 ) -> Option<usize> {
     let fe = &ctx.config.frontends[frontend];
     let Some(rules) = fe.rules.get().filter(|r| !r.use_backend.is_empty()) else {
@@ -83,7 +84,7 @@ pub(super) fn route(
     let conn = Conn {
         client,
         local,
-        ssl: false,
+        ssl,
         backend: None,
         counters: &counters,
     };

@@ -1,0 +1,255 @@
+//! TLS to servers: `server ... ssl [verify required|none] [ca-file FILE]
+//! [sni str(NAME)] [verifyhost NAME]`, as HAProxy. With `verify required` (the
+//! default, which needs `ca-file`) the chain must lead to the CA file, and the
+//! name is checked when one is given (`verifyhost`, else `sni`); HAProxy checks
+//! no name when neither is set, and neither does ringlb.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+
+/// What a `server ... ssl` asked for, as written.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClientOptions {
+    pub verify: Option<String>,
+    pub ca_file: Option<String>,
+    pub sni: Option<String>,
+    pub verifyhost: Option<String>,
+}
+
+/// A server's TLS: the client config and the SNI to send.
+pub struct ServerTls {
+    pub options: ClientOptions,
+    pub config: Arc<ClientConfig>,
+    /// Sent as SNI; `None`: no SNI (the server's IP is used as the name, and
+    /// not checked).
+    pub sni: Option<ServerName<'static>>,
+}
+
+impl PartialEq for ServerTls {
+    fn eq(&self, other: &Self) -> bool {
+        self.options == other.options
+    }
+}
+
+impl std::fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `sni str(NAME)` or a bare name; expressions computed per request are not
+/// supported yet.
+fn sni_name(expr: &str) -> Result<String, String> {
+    let name = match expr.strip_prefix("str(").and_then(|r| r.strip_suffix(')')) {
+        Some(n) => n,
+        None if expr.contains('(') => {
+            return Err(format!(
+                "sni {expr}: only a fixed name (sni str(NAME)) is supported yet"
+            ))
+        }
+        None => expr,
+    };
+    Ok(name.to_string())
+}
+
+fn dns(key: &str, n: &str) -> Result<ServerName<'static>, String> {
+    ServerName::try_from(n.to_string()).map_err(|_| format!("{key} {n}: not a host name"))
+}
+
+pub fn build_client(o: ClientOptions) -> Result<ServerTls, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let sni = o.sni.as_deref().map(sni_name).transpose()?;
+    let sni_name = sni.as_deref().map(|n| dns("sni", n)).transpose()?;
+    let host = o
+        .verifyhost
+        .as_deref()
+        .map(|n| dns("verifyhost", n))
+        .transpose()?;
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("ssl: {e}"))?;
+    let verifier: Arc<dyn ServerCertVerifier> = match o.verify.as_deref().unwrap_or("required") {
+        "none" => Arc::new(NoVerify(provider.clone())),
+        "required" => {
+            let Some(ca) = &o.ca_file else {
+                return Err(
+                    "ssl: verify required (the default) needs ca-file FILE; or set verify none"
+                        .into(),
+                );
+            };
+            let bytes = std::fs::read(ca).map_err(|e| format!("ca-file {ca}: {e}"))?;
+            let mut roots = RootCertStore::empty();
+            for c in CertificateDer::pem_slice_iter(&bytes) {
+                let c = c.map_err(|e| format!("ca-file {ca}: bad PEM: {e:?}"))?;
+                roots
+                    .add(c)
+                    .map_err(|e| format!("ca-file {ca}: unusable certificate: {e}"))?;
+            }
+            if roots.is_empty() {
+                return Err(format!("ca-file {ca}: no certificate in this file"));
+            }
+            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("ca-file {ca}: {e}"))?;
+            let check = host.clone().or(sni_name.clone());
+            Arc::new(Verify { inner, check })
+        }
+        other => {
+            return Err(format!(
+            "verify {other}: expected required or none (optional applies to client certificates)"
+        ))
+        }
+    };
+    let config = builder
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Ok(ServerTls {
+        options: o,
+        config: Arc::new(config),
+        sni: sni_name,
+    })
+}
+
+/// `verify required`: the chain must lead to the CA file; the name is checked
+/// against `check` when there is one, else not at all (as HAProxy).
+#[derive(Debug)]
+struct Verify {
+    inner: Arc<WebPkiServerVerifier>,
+    check: Option<ServerName<'static>>,
+}
+
+impl ServerCertVerifier for Verify {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let name = self.check.as_ref().unwrap_or(server_name);
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if self.check.is_none() => Ok(ServerCertVerified::assertion()),
+            r => r,
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// `verify none`: any certificate, but the handshake's signatures are still
+/// checked against it (the session is bound to whoever holds its key).
+#[derive(Debug)]
+struct NoVerify(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for NoVerify {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_checked() {
+        let e = build_client(ClientOptions::default()).unwrap_err();
+        assert!(e.contains("needs ca-file"), "{e}");
+        let e = build_client(ClientOptions {
+            verify: Some("optional".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("expected required or none"), "{e}");
+        let e = build_client(ClientOptions {
+            verify: Some("none".into()),
+            sni: Some("req.hdr(host)".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("fixed name"), "{e}");
+        let t = build_client(ClientOptions {
+            verify: Some("none".into()),
+            sni: Some("str(api.test)".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(t.sni, Some(ServerName::try_from("api.test").unwrap()));
+        let e = build_client(ClientOptions {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+    }
+}

@@ -1,0 +1,1033 @@
+//! TLS termination in TCP mode through the real binary, against real peers:
+//! `redis-cli --tls` to a plain `redis-server`, `openssl s_client` seeing the
+//! certificate SNI picks (two names, a wildcard, the default), `curl` over TLS
+//! 1.2 and 1.3 to a plain nginx, 64 MiB byte-exact both ways (`socat`),
+//! resumption across two shards, a client that sends garbage or stalls (closed,
+//! counted, logged; others unaffected), and config errors naming the file.
+//! Certificates (a test CA and ECDSA P-256 leaves) are made here with `openssl`.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::servers::{Nginx, RedisServer};
+use support::*;
+
+/// Every tool is on PATH; else skip loudly (fail under CI=true).
+fn require(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("missing tools under CI: {missing:?}");
+    }
+    eprintln!("SKIPPED: missing {missing:?} (scripts/test.sh installs them)");
+    false
+}
+
+fn run(dir: &Path, cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and leaf certificates, each leaf as HAProxy wants it: one PEM with
+/// the certificate, the chain and the key. `crts/` holds a.test (first: the
+/// default), b.test and *.wild.test.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("crts")).unwrap();
+        let key = |name: &str| {
+            run(
+                d,
+                "openssl",
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-out",
+                    name,
+                ],
+            )
+        };
+        key("ca.key");
+        run(
+            d,
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "ca.key",
+                "-subj",
+                "/CN=ringlb test CA",
+                "-days",
+                "2",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-out",
+                "ca.crt",
+            ],
+        );
+        for (file, name) in [("1-a", "a.test"), ("2-b", "b.test"), ("3-w", "*.wild.test")] {
+            key(&format!("{file}.key"));
+            run(
+                d,
+                "openssl",
+                &[
+                    "req",
+                    "-x509",
+                    "-new",
+                    "-key",
+                    &format!("{file}.key"),
+                    "-subj",
+                    &format!("/CN={name}"),
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-days",
+                    "2",
+                    "-addext",
+                    &format!("subjectAltName=DNS:{name}"),
+                    "-addext",
+                    "basicConstraints=CA:FALSE",
+                    "-out",
+                    &format!("{file}.crt"),
+                ],
+            );
+            let mut pem = std::fs::read(d.join(format!("{file}.crt"))).unwrap();
+            pem.extend(std::fs::read(d.join("ca.crt")).unwrap());
+            pem.extend(std::fs::read(d.join(format!("{file}.key"))).unwrap());
+            std::fs::write(d.join("crts").join(format!("{file}.pem")), pem).unwrap();
+        }
+        Pki { dir }
+    }
+
+    fn ca(&self) -> String {
+        self.dir.path().join("ca.crt").display().to_string()
+    }
+
+    fn crts(&self) -> String {
+        self.dir.path().join("crts").display().to_string()
+    }
+
+    fn pem(&self, file: &str) -> PathBuf {
+        self.dir.path().join("crts").join(file)
+    }
+}
+
+/// A TCP-mode listen section with TLS on its bind.
+fn tls_front(port: u16, crt: &str, server: &str, extra: &str) -> String {
+    format!(
+        r#"
+[defaults]
+mode = "tcp"
+timeout = {{ connect = "2s", client = "30s", server = "30s" }}
+
+[[listen]]
+name = "tls"
+bind = [{{ address = "127.0.0.1:{port}", ssl = {{ crt = "{crt}"{extra} }} }}]
+servers = [{{ name = "s1", address = "{server}" }}]
+"#
+    )
+}
+
+fn redis_cli(port: u16, ca: &str, sni: &str, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args([
+            "--tls",
+            "--cacert",
+            ca,
+            "--sni",
+            sni,
+            "-p",
+            &port.to_string(),
+        ])
+        .args(args)
+        .output()
+        .unwrap();
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    )
+}
+
+#[test]
+fn redis_cli_over_tls_to_a_plain_redis() {
+    if !require(&["openssl", "redis-cli", "redis-server", "redis-benchmark"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let redis = RedisServer::start(&[]);
+    let port = free_port();
+    let cfg = tls_front(port, &pki.crts(), &format!("127.0.0.1:{}", redis.port), "");
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    assert_eq!(redis_cli(port, &pki.ca(), "a.test", &["PING"]), "PONG");
+    assert_eq!(
+        redis_cli(port, &pki.ca(), "a.test", &["SET", "tls-key", "over tls"]),
+        "OK"
+    );
+    assert_eq!(
+        redis_cli(port, &pki.ca(), "b.test", &["GET", "tls-key"]),
+        "over tls"
+    );
+    // The plain port of redis saw it too: the bytes went through decrypted.
+    let out = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "GET", "tls-key"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "over tls");
+    // 50 TLS clients at once, pipelined: every request answered.
+    let out = Command::new("redis-benchmark")
+        .args(["--tls", "--cacert", &pki.ca(), "--sni", "a.test"])
+        .args(["-p", &port.to_string(), "-t", "get,set", "-n", "20000"])
+        .args(["-c", "50", "-P", "4", "--csv"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{csv}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
+    for t in ["\"SET\"", "\"GET\""] {
+        assert!(csv.lines().any(|l| l.starts_with(t)), "{csv}");
+    }
+    let info = Command::new("redis-cli")
+        .args(["-p", &redis.port.to_string(), "INFO", "stats"])
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    let processed: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_commands_processed:"))
+        .map(|v| v.trim().parse().unwrap())
+        .unwrap();
+    assert!(processed >= 40_000, "redis processed only {processed}");
+}
+
+/// What `openssl s_client` reports for one handshake (`sni` None: no SNI).
+fn s_client(port: u16, ca: &str, sni: Option<&str>, extra: &[&str]) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args([
+        "s_client",
+        "-connect",
+        &format!("127.0.0.1:{port}"),
+        "-CAfile",
+        ca,
+    ]);
+    match sni {
+        Some(n) => cmd.args(["-servername", n]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = cmd.args(extra).stdin(Stdio::null()).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+fn subject_cn(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("subject="))
+        .map(|s| s.rsplit("CN = ").next().unwrap_or(s).trim().to_string())
+        .unwrap_or_else(|| panic!("no subject in:\n{out}"))
+}
+
+#[test]
+fn sni_picks_exact_wildcard_and_default_certificates_from_haproxy_cfg() {
+    if !require(&["openssl"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let echo = TestServer::start("echo", Behaviour::Echo);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(
+        dir.path(),
+        "haproxy.cfg",
+        &format!(
+            // Debian's default global TLS lines: a base for relative paths and
+            // defaults every bind takes (DHE is skipped with a warning).
+            "global\n  crt-base {}\n\
+             ssl-default-bind-ciphers DHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305\n\
+             ssl-default-bind-ciphersuites TLS_CHACHA20_POLY1305_SHA256\n\
+             ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets\n\
+             defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             frontend tls\n  bind 127.0.0.1:{port} ssl crt crts alpn h2,http/1.1\n  default_backend be\n\
+             backend be\n  server s1 {}\n",
+            pki.dir.path().display(),
+            echo.addr
+        ),
+    );
+    let lb = Ringlb::start_file(dir, cfg, &[]);
+    let out = s_client(port, &pki.ca(), Some("a.test"), &[]);
+    assert!(
+        out.contains("Cipher is TLS_CHACHA20_POLY1305_SHA256"),
+        "{out}"
+    );
+    let out = s_client(port, &pki.ca(), Some("a.test"), &["-tls1_2"]);
+    assert!(
+        out.contains("Cipher is ECDHE-ECDSA-CHACHA20-POLY1305"),
+        "{out}"
+    );
+    let text = lb.output();
+    assert!(
+        text.contains("ciphers: DHE-RSA-AES128-GCM-SHA256 not offered"),
+        "{text}"
+    );
+    for (sni, cn) in [
+        (Some("a.test"), "a.test"),
+        (Some("b.test"), "b.test"),
+        (Some("B.Test"), "b.test"),
+        (Some("x.wild.test"), "*.wild.test"),
+        // A wildcard covers one label only: the default then.
+        (Some("y.x.wild.test"), "a.test"),
+        (Some("unknown.test"), "a.test"),
+        (None, "a.test"),
+    ] {
+        let out = s_client(port, &pki.ca(), sni, &[]);
+        assert_eq!(subject_cn(&out), cn, "SNI {sni:?}:\n{out}");
+        assert!(out.contains("Verify return code: 0 (ok)"), "{out}");
+    }
+    // ALPN: http/1.1 is chosen; h2 is not offered (no HTTP/2 yet).
+    let out = s_client(port, &pki.ca(), Some("a.test"), &["-alpn", "h2,http/1.1"]);
+    assert!(out.contains("ALPN protocol: http/1.1"), "{out}");
+    let out = s_client(port, &pki.ca(), Some("a.test"), &["-alpn", "h2"]);
+    assert!(!out.contains("ALPN protocol: h2"), "{out}");
+}
+
+#[test]
+fn curl_over_tls_1_2_and_1_3_to_a_plain_nginx_and_a_64_mib_download() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let nginx = Nginx::start(&[("index.html", "hello over tls\n")]);
+    let big = pattern(14, 64 << 20);
+    std::fs::write(nginx.root.join("big.bin"), &big).unwrap();
+    let port = free_port();
+    let cfg = tls_front(port, &pki.crts(), &format!("127.0.0.1:{}", nginx.port), "");
+    let lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let resolve = format!("a.test:{port}:127.0.0.1");
+    let url = format!("https://a.test:{port}/index.html");
+    for (args, version) in [
+        (&["--tlsv1.2", "--tls-max", "1.2"][..], "TLSv1.2"),
+        (&["--tlsv1.3"][..], "TLSv1.3"),
+    ] {
+        let out = Command::new("curl")
+            .args(["-sS", "-v", "--cacert", &pki.ca(), "--resolve", &resolve])
+            .args(args)
+            .args(["-w", "\n%{http_code}", &url])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stdout, "hello over tls\n\n200", "{stderr}\n{}", lb.output());
+        assert!(
+            stderr.contains(&format!("SSL connection using {version}")),
+            "{stderr}"
+        );
+    }
+    let file = lb.dir.path().join("big.out");
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert", &pki.ca(), "--resolve", &resolve, "-o"])
+        .arg(&file)
+        .arg(format!("https://a.test:{port}/big.bin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read(&file).unwrap();
+    assert_eq!(got.len(), big.len());
+    assert!(got == big, "64 MiB download differs");
+    // HTTP/1.0: nginx closes right after the body, while a slow client still
+    // has megabytes to read; every record and the close_notify must follow.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--http1.0",
+            "--limit-rate",
+            "24M",
+            "--max-time",
+            "20",
+        ])
+        .args(["--cacert", &pki.ca(), "--resolve", &resolve, "-o"])
+        .arg(&file)
+        .arg(format!("https://a.test:{port}/big.bin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read(&file).unwrap();
+    assert_eq!(got.len(), big.len());
+    assert!(got == big, "64 MiB slow download differs");
+}
+
+#[test]
+fn sixty_four_mib_byte_exact_both_ways_over_tls() {
+    if !require(&["openssl", "socat"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let echo = TestServer::start("echo", Behaviour::Echo);
+    let port = free_port();
+    let cfg = tls_front(port, &pki.crts(), &echo.addr.to_string(), "");
+    let lb = Ringlb::start(&cfg, &[]);
+    let data = pattern(3, 64 << 20);
+    let input = lb.dir.path().join("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    // socat sends the file, then close_notify and FIN; the echo server closes
+    // after our FIN; socat exits when the TLS side closes.
+    let out = Command::new("socat")
+        .args(["-t", "20", "-T", "20", "-b", "65536", "-"])
+        .arg(format!(
+            "OPENSSL:127.0.0.1:{port},cafile={},commonname=a.test,snihost=a.test,rcvbuf=16384",
+            pki.ca()
+        ))
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "socat: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lb.output()
+    );
+    assert_eq!(out.stdout.len(), data.len());
+    assert!(out.stdout == data, "64 MiB echo differs");
+}
+
+/// A long-lived `openssl s_client` session to redis: send a line, read one.
+struct Session {
+    child: std::process::Child,
+    out: BufReader<std::process::ChildStdout>,
+}
+
+impl Session {
+    fn open(port: u16, ca: &str, sess_out: Option<&Path>) -> Session {
+        let mut cmd = Command::new("openssl");
+        cmd.args([
+            "s_client",
+            "-quiet",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "a.test",
+            "-CAfile",
+            ca,
+        ]);
+        if let Some(p) = sess_out {
+            cmd.arg("-sess_out").arg(p);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Session { child, out }
+    }
+
+    fn ask(&mut self, line: &str) -> String {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        stdin.write_all(format!("{line}\r\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let mut reply = String::new();
+        self.out.read_line(&mut reply).unwrap();
+        reply.trim().to_string()
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reads until EOF or reset; returns the bytes and how long it took.
+fn read_to_close(c: &mut TcpStream) -> (Vec<u8>, Duration) {
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("not closed: {e}"),
+        }
+    }
+    (got, t.elapsed())
+}
+
+#[test]
+fn garbage_and_stalled_handshakes_are_closed_counted_logged_and_harm_no_one() {
+    if !require(&["openssl", "redis-server", "socat"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let redis = RedisServer::start(&[]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let log = dir.path().join("events.log");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+log = [{{ target = "{}", facility = "local0", level = "info" }}]
+
+[defaults]
+mode = "tcp"
+timeout = {{ connect = "2s", client = "1500ms", server = "30s" }}
+
+[[listen]]
+name = "tls"
+bind = [{{ address = "127.0.0.1:{port}", ssl = {{ crt = "{}" }} }}]
+servers = [{{ name = "s1", address = "127.0.0.1:{}" }}]
+"#,
+        sock.display(),
+        log.display(),
+        pki.crts(),
+        redis.port
+    );
+    let lb = Ringlb::start(&cfg, &["--shards", "1"]);
+    let mut good = Session::open(port, &pki.ca(), None);
+    assert_eq!(good.ask("PING"), "+PONG");
+
+    // Plain HTTP where a ClientHello should be: an alert at most, then close.
+    let mut bad = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    bad.write_all(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let (got, _) = read_to_close(&mut bad);
+    assert!(got.is_empty() || got[0] == 0x15, "not an alert: {got:?}");
+    assert_eq!(good.ask("SET after-garbage yes"), "+OK");
+    assert_eq!(good.ask("GET after-garbage"), "$3");
+
+    // A client that connects and says nothing: cut by `timeout client`.
+    drop(good);
+    let mut stall = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let (got, took) = read_to_close(&mut stall);
+    assert!(got.is_empty(), "{got:?}");
+    assert!(
+        took >= Duration::from_millis(1300) && took < Duration::from_secs(6),
+        "stalled handshake closed after {took:?}"
+    );
+    let mut again = Session::open(port, &pki.ca(), None);
+    assert_eq!(again.ask("PING"), "+PONG");
+
+    // Counted (the frontend's ereq) and logged.
+    let ereq = || {
+        let out = Command::new("socat")
+            .arg("-")
+            .arg(format!("UNIX-CONNECT:{}", sock.display()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .and_then(|mut c| {
+                c.stdin.take().unwrap().write_all(b"show stat\n")?;
+                c.wait_with_output()
+            })
+            .unwrap();
+        let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut lines = csv.lines();
+        let header: Vec<String> = lines
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("# ")
+            .split(',')
+            .map(String::from)
+            .collect();
+        let i = header.iter().position(|h| h == "ereq")?;
+        lines
+            .map(|l| l.split(',').map(String::from).collect::<Vec<_>>())
+            .find(|c| c.len() > i && c[0] == "tls" && c[1] == "FRONTEND")
+            .map(|c| c[i].clone())
+    };
+    let mut seen = None;
+    let counted = wait_until(Duration::from_secs(5), || {
+        seen = ereq();
+        seen.as_deref() == Some("2")
+    });
+    assert!(counted, "ereq {seen:?}");
+    let mut text = String::new();
+    let logged = wait_until(Duration::from_secs(5), || {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        text.contains("SSL handshake failure") && text.contains("timeout during SSL handshake")
+    });
+    assert!(logged, "log:\n{text}\n{}", lb.output());
+}
+
+#[test]
+fn tickets_resume_on_any_of_two_shards() {
+    if !require(&["openssl", "redis-server"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let redis = RedisServer::start(&[]);
+    let port = free_port();
+    let cfg = tls_front(port, &pki.crts(), &format!("127.0.0.1:{}", redis.port), "");
+    let lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    // TLS 1.2: `-reconnect` resumes five times with the first session's ticket.
+    let out = s_client(port, &pki.ca(), Some("a.test"), &["-tls1_2", "-reconnect"]);
+    let reused = out.lines().filter(|l| l.starts_with("Reused,")).count();
+    assert_eq!(reused, 5, "{out}");
+    // TLS 1.3: tickets come after the handshake, which `-reconnect` does not
+    // wait for; take one from a session that has exchanged data, then resume
+    // with it on fresh connections (spread over both shards by SO_REUSEPORT).
+    let sess = lb.dir.path().join("sess.pem");
+    {
+        let mut s = Session::open(port, &pki.ca(), Some(&sess));
+        assert_eq!(s.ask("PING"), "+PONG");
+    }
+    assert!(wait_until(Duration::from_secs(5), || sess.exists()));
+    let sess_arg = sess.display().to_string();
+    for _ in 0..8 {
+        let out = s_client(port, &pki.ca(), Some("a.test"), &["-sess_in", &sess_arg]);
+        assert!(out.contains("Reused, TLSv1.3"), "{out}");
+    }
+}
+
+#[test]
+fn bad_certificates_are_config_errors_naming_the_file() {
+    if !require(&["openssl"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let d = pki.dir.path();
+    // The key of b with the certificate of a.
+    let mut mixed = std::fs::read(d.join("1-a.crt")).unwrap();
+    mixed.extend(std::fs::read(d.join("2-b.key")).unwrap());
+    std::fs::write(d.join("mixed.pem"), mixed).unwrap();
+    std::fs::write(
+        d.join("nokey.pem"),
+        std::fs::read(d.join("1-a.crt")).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(d.join("junk.pem"), "not a certificate\n").unwrap();
+    let check = |crt: &str, extra: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write_file(
+            dir.path(),
+            "t.toml",
+            &tls_front(1, crt, "127.0.0.1:2", extra),
+        );
+        ringlb_cmd(&["check", "-f", f.to_str().unwrap()])
+    };
+    for (file, why) in [
+        ("mixed.pem", "does not match"),
+        ("nokey.pem", "no private key"),
+        ("junk.pem", "no certificate"),
+        ("missing.pem", "No such file"),
+    ] {
+        let path = d.join(file).display().to_string();
+        let (code, out, err) = check(&path, "");
+        assert_eq!(code, 1, "{file}: {out}{err}");
+        assert!(err.contains(&path) && err.contains(why), "{file}: {err}");
+    }
+    let (code, _, err) = check(&pki.crts(), r#", ciphers = "AES128-SHA""#);
+    assert_eq!(code, 1);
+    assert!(err.contains("AES128-SHA"), "{err}");
+    let (code, _, err) = check(&pki.crts(), r#", ssl-min-ver = "TLSv1.0""#);
+    assert_eq!(code, 1);
+    assert!(err.contains("TLSv1.0"), "{err}");
+    // Nothing is bound when a certificate is bad.
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(
+        dir.path(),
+        "t.toml",
+        &tls_front(
+            port,
+            &d.join("mixed.pem").display().to_string(),
+            "127.0.0.1:2",
+            "",
+        ),
+    );
+    let out = Command::new(ringlb_bin())
+        .args(["run", "-f", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(TcpStream::connect(("127.0.0.1", port)).is_err());
+
+    // An expired certificate is a warning, not an error.
+    std::fs::write(
+        d.join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ncopy_extensions = copy\ndatabase = index.txt\n\
+         new_certs_dir = .\nserial = serial\ndefault_md = sha256\npolicy = p\n[p]\ncommonName = supplied\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("index.txt"), "").unwrap();
+    std::fs::write(d.join("serial"), "01\n").unwrap();
+    run(
+        d,
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-key",
+            "1-a.key",
+            "-subj",
+            "/CN=old.test",
+            "-addext",
+            "subjectAltName=DNS:old.test",
+            "-out",
+            "old.csr",
+        ],
+    );
+    run(
+        d,
+        "openssl",
+        &[
+            "ca",
+            "-batch",
+            "-config",
+            "ca.cnf",
+            "-cert",
+            "ca.crt",
+            "-keyfile",
+            "ca.key",
+            "-in",
+            "old.csr",
+            "-out",
+            "old.crt",
+            "-notext",
+            "-startdate",
+            "20200101000000Z",
+            "-enddate",
+            "20200102000000Z",
+        ],
+    );
+    let mut old = std::fs::read(d.join("old.crt")).unwrap();
+    old.extend(std::fs::read(d.join("1-a.key")).unwrap());
+    std::fs::write(d.join("old.pem"), old).unwrap();
+    let path = d.join("old.pem").display().to_string();
+    let (code, out, err) = check(&path, "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        (out.clone() + &err).contains(&format!("crt {path}: the certificate has expired")),
+        "{out}{err}"
+    );
+    let _ = pki.pem("1-a.pem");
+
+    // TLS to servers is TCP mode's for now: mode http refuses it at run.
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(
+        dir.path(),
+        "t.toml",
+        &format!(
+            "[defaults]\nmode = \"http\"\ntimeout = {{ connect = \"1s\", client = \"1s\", server = \"1s\" }}\n\
+             [[listen]]\nname = \"h\"\nbind = [\"127.0.0.1:{}\"]\n\
+             servers = [{{ name = \"s\", address = \"127.0.0.1:2\", ssl = true, verify = \"none\" }}]\n",
+            free_port()
+        ),
+    );
+    let out = Command::new(ringlb_bin())
+        .args(["run", "-f", f.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ssl to servers is not supported in mode http"),
+        "{err}"
+    );
+}
+
+/// `server ... ssl`: to a `redis-server` speaking only TLS on its TLS port.
+#[test]
+fn tls_to_servers_verified_against_the_ca_and_a_wrong_name_refused() {
+    if !require(&["openssl", "redis-cli", "redis-server"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let d = pki.dir.path();
+    let tls_port = free_port();
+    let _redis = RedisServer::start(&[
+        "--tls-port",
+        &tls_port.to_string(),
+        "--tls-cert-file",
+        d.join("1-a.crt").to_str().unwrap(),
+        "--tls-key-file",
+        d.join("1-a.key").to_str().unwrap(),
+        "--tls-auth-clients",
+        "no",
+    ]);
+    let (good, bad_name, no_verify, no_sni, both) = (
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+        free_port(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki.ca();
+    let cfg = write_file(
+        dir.path(),
+        "haproxy.cfg",
+        &format!(
+            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             listen good\n  bind 127.0.0.1:{good}\n  server r 127.0.0.1:{tls_port} ssl verify required ca-file {ca} sni str(a.test)\n\
+             listen bad_name\n  bind 127.0.0.1:{bad_name}\n  server r 127.0.0.1:{tls_port} ssl verify required ca-file {ca} sni str(b.test)\n\
+             listen no_verify\n  bind 127.0.0.1:{no_verify}\n  server r 127.0.0.1:{tls_port} ssl verify none\n\
+             listen no_sni\n  bind 127.0.0.1:{no_sni}\n  server r 127.0.0.1:{tls_port} ssl ca-file {ca}\n\
+             listen both\n  bind 127.0.0.1:{both} ssl crt {}\n  server r 127.0.0.1:{tls_port} ssl verify required ca-file {ca} sni str(a.test)\n",
+            pki.crts(),
+        ),
+    );
+    let lb = Ringlb::start_file(dir, cfg, &["--shards", "2"]);
+    let plain = |port: u16, args: &[&str]| {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+            + String::from_utf8_lossy(&out.stderr).trim()
+    };
+    assert_eq!(
+        plain(good, &["SET", "k", "through tls"]),
+        "OK",
+        "{}",
+        lb.output()
+    );
+    assert_eq!(plain(good, &["GET", "k"]), "through tls");
+    assert_eq!(plain(no_verify, &["PING"]), "PONG");
+    // No SNI and no verifyhost: the chain is checked, the name is not (HAProxy).
+    assert_eq!(plain(no_sni, &["PING"]), "PONG");
+    // TLS on both sides.
+    assert_eq!(redis_cli(both, &ca, "a.test", &["GET", "k"]), "through tls");
+    // The certificate is for a.test, not b.test: no session.
+    let out = plain(bad_name, &["PING"]);
+    assert!(!out.contains("PONG"), "{out}");
+    // With no log target, the warning goes to stderr (as HAProxy's alerts).
+    let mut text = String::new();
+    let logged = wait_until(Duration::from_secs(5), || {
+        text = lb.output();
+        text.contains("bad_name/r: SSL handshake failure")
+    });
+    assert!(logged, "output:\n{text}");
+    assert!(text.contains("not valid for name \"b.test\""), "{text}");
+}
+
+/// `accept-proxy` with `ssl`: the PROXY header comes first, then the TLS
+/// handshake (as HAProxy reads them); curl sends both.
+#[test]
+fn a_proxy_header_before_the_handshake() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let nginx = Nginx::start(&[("index.html", "behind proxy and tls\n")]);
+    let port = free_port();
+    let cfg = format!(
+        r#"
+[defaults]
+mode = "tcp"
+timeout = {{ connect = "2s", client = "30s", server = "30s" }}
+
+[[listen]]
+name = "tls"
+bind = [{{ address = "127.0.0.1:{port}", accept-proxy = true, ssl = {{ crt = "{}" }} }}]
+servers = [{{ name = "s1", address = "127.0.0.1:{}" }}]
+"#,
+        pki.crts(),
+        nginx.port
+    );
+    let lb = Ringlb::start(&cfg, &[]);
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--haproxy-protocol",
+            "--cacert",
+            &pki.ca(),
+            "--resolve",
+        ])
+        .arg(format!("a.test:{port}:127.0.0.1"))
+        .arg(format!("https://a.test:{port}/index.html"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "behind proxy and tls\n",
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        lb.output()
+    );
+    // Without the header: closed before any TLS.
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert", &pki.ca(), "--resolve"])
+        .arg(format!("a.test:{port}:127.0.0.1"))
+        .arg(format!("https://a.test:{port}/index.html"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+/// `mode http` behind `bind ... ssl`: HTTPS in front of a plain nginx, two
+/// requests on one kept-alive TLS connection, and 64 MiB byte-exact.
+#[test]
+fn https_in_mode_http_to_a_plain_nginx() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let nginx = Nginx::start(&[("index.html", "hello https\n"), ("two.html", "second\n")]);
+    let big = pattern(21, 64 << 20);
+    std::fs::write(nginx.root.join("big.bin"), &big).unwrap();
+    let port = free_port();
+    let cfg = format!(
+        r#"
+[defaults]
+mode = "http"
+timeout = {{ connect = "2s", client = "30s", server = "30s" }}
+
+[[listen]]
+name = "https"
+bind = [{{ address = "127.0.0.1:{port}", ssl = {{ crt = "{}", alpn = "h2,http/1.1" }} }}]
+servers = [{{ name = "s1", address = "127.0.0.1:{}" }}]
+"#,
+        pki.crts(),
+        nginx.port
+    );
+    let lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let resolve = format!("a.test:{port}:127.0.0.1");
+    let out = Command::new("curl")
+        .args(["-sS", "-v", "--cacert", &pki.ca(), "--resolve", &resolve])
+        .args(["-w", "%{http_code}\n"])
+        .arg(format!("https://a.test:{port}/index.html"))
+        .arg(format!("https://a.test:{port}/two.html"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stdout,
+        "hello https\n200\nsecond\n200\n",
+        "{stderr}\n{}",
+        lb.output()
+    );
+    assert!(
+        stderr.contains("ALPN: server accepted http/1.1")
+            || stderr.contains("ALPN, server accepted to use http/1.1"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Re-using existing connection"), "{stderr}");
+    let file = lb.dir.path().join("big.out");
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert", &pki.ca(), "--resolve", &resolve, "-o"])
+        .arg(&file)
+        .arg(format!("https://a.test:{port}/big.bin"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = std::fs::read(&file).unwrap();
+    assert_eq!(got.len(), big.len());
+    assert!(got == big, "64 MiB over HTTPS differs");
+}
+
+/// `ssl_fc` in a `use_backend` condition: the same frontend on a plain and a
+/// TLS bind routes HTTPS to one backend and HTTP to the other; `dst_port`
+/// sees the TLS listener's port.
+#[test]
+fn ssl_fc_and_dst_port_route_https_requests() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let plain_srv = Nginx::start(&[("index.html", "plain backend\n")]);
+    let tls_srv = Nginx::start(&[("index.html", "tls backend\n")]);
+    let (http_port, https_port) = (free_port(), free_port());
+    let cfg = format!(
+        r#"
+[defaults]
+mode = "http"
+timeout = {{ connect = "2s", client = "30s", server = "30s" }}
+
+[[frontend]]
+name = "web"
+bind = ["127.0.0.1:{http_port}", {{ address = "127.0.0.1:{https_port}", ssl = {{ crt = "{}" }} }}]
+use-backend = [{{ backend = "secure", if = "{{ ssl_fc }} {{ dst_port {https_port} }}" }}]
+default-backend = "plain"
+
+[[backend]]
+name = "plain"
+servers = [{{ name = "p", address = "127.0.0.1:{}" }}]
+
+[[backend]]
+name = "secure"
+servers = [{{ name = "t", address = "127.0.0.1:{}" }}]
+"#,
+        pki.crts(),
+        plain_srv.port,
+        tls_srv.port
+    );
+    let lb = Ringlb::start(&cfg, &[]);
+    let get = |url: String| {
+        let out = Command::new("curl")
+            .args(["-sS", "--cacert", &pki.ca(), "--resolve"])
+            .arg(format!("a.test:{https_port}:127.0.0.1"))
+            .arg(url)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    assert_eq!(
+        get(format!("https://a.test:{https_port}/")),
+        "tls backend\n",
+        "{}",
+        lb.output()
+    );
+    assert_eq!(
+        get(format!("http://127.0.0.1:{http_port}/")),
+        "plain backend\n"
+    );
+}
