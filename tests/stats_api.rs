@@ -163,6 +163,39 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
         assert_eq!(who(port), "b");
     }
 
+    // `set server addr`: server a moves to where b listens; every shard's new
+    // sessions follow it.
+    let (bip, bport) = (b.addr.ip().to_string(), b.addr.port().to_string());
+    assert_eq!(
+        socat(&sock, &format!("set server app/a addr {bip} port {bport}")),
+        format!(
+            "port changed from '{}' to '{bport}' by 'stats socket command'\n\n",
+            a.addr.port()
+        )
+    );
+    assert_eq!(socat(&sock, "set server app/a weight 1"), "\n");
+    let a_before = a.accepted();
+    for _ in 0..10 {
+        assert_eq!(who(port), "b", "a's sessions now reach b's address");
+    }
+    assert_eq!(a.accepted(), a_before);
+    assert_eq!(
+        column(&socat(&sock, "show stat"), "app", "a", "addr"),
+        b.addr.to_string()
+    );
+    socat(
+        &sock,
+        &format!(
+            "set server app/a addr {} port {}",
+            a.addr.ip(),
+            a.addr.port()
+        ),
+    );
+    socat(&sock, "set server app/a weight 0");
+    assert_eq!(
+        socat(&sock, "set server app/a addr not-an-ip"),
+        "Invalid addr 'not-an-ip'\n\n"
+    );
     // Bad input answers as HAProxy and changes nothing.
     assert_eq!(
         socat(&sock, "set server app/zz state maint"),

@@ -53,7 +53,7 @@ const HELP: &str = "The following commands are valid at this level:
   help [<command>]                        : list matching or all commands
   prompt                                  : toggle interactive mode with prompt
   quit                                    : disconnect
-  set server <bk>/<srv> [opts]            : change a server's state, weight
+  set server <bk>/<srv> [opts]            : change a server's state, weight, address
   set weight <bk>/<srv>  (DEPRECATED)     : change a server's weight (use 'set server' instead)
   shutdown sessions server <bk>/<srv>     : kill sessions on a server
   show activity                           : show per-shard activity (ring rounds, waits, SQEs, CQEs, bytes by path)
@@ -169,6 +169,7 @@ impl Api {
                     format!("{cur} (initial {init})\n\n")
                 }
             },
+            ["set", "server", target, "addr", ip, rest @ ..] => self.set_addr(target, ip, rest),
             ["shutdown", "sessions", "server", target] => match self.find(target) {
                 Err(e) => e,
                 Ok((backend, server)) => {
@@ -209,6 +210,62 @@ impl Api {
                 HELP.lines().skip(1).take(3).collect::<Vec<_>>().join("\n")
             ),
         }
+    }
+
+    /// `set server B/S addr IP [port P]`: new connections (and checks) go to
+    /// the new address on every shard; HAProxy's answer says what changed.
+    fn set_addr(&self, target: &str, ip: &str, rest: &[&str]) -> String {
+        let (b, s) = match self.find(target) {
+            Ok(x) => x,
+            Err(e) => return e,
+        };
+        let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+            return format!("Invalid addr '{ip}'\n\n");
+        };
+        let port = match rest {
+            [] => None,
+            ["port", p] => match p.parse::<u16>() {
+                Ok(p) if p > 0 => Some(p),
+                _ => return format!("Invalid port '{p}'\n\n"),
+            },
+            _ => {
+                return "'set server <srv> addr' expects an IP and optionally 'port <port>'.\n\n"
+                    .into()
+            }
+        };
+        let mut table = self.table.borrow_mut();
+        let old = table.servers[b][s].addr;
+        let new = std::net::SocketAddr::new(ip, port.unwrap_or(old.port()));
+        table.servers[b][s].addr = new;
+        drop(table);
+        for inbox in &self.shared.inboxes {
+            inbox.send(crate::state::ShardMsg::ServerAddr {
+                backend: b,
+                server: s,
+                addr: new,
+            });
+        }
+        let mut msg = String::new();
+        if old.ip() != new.ip() {
+            msg += &format!("IP changed from '{}' to '{}'", old.ip(), new.ip());
+        }
+        if old.port() != new.port() {
+            if !msg.is_empty() {
+                msg += ", ";
+            }
+            msg += &format!("port changed from '{}' to '{}'", old.port(), new.port());
+        }
+        if msg.is_empty() {
+            return "nothing changed\n\n".into();
+        }
+        let line = format!("{msg} by 'stats socket command'");
+        let name = format!(
+            "{}/{}",
+            self.config.backends[b].name, self.config.backends[b].servers[s].name
+        );
+        self.logger
+            .event(level::NOTICE, format!("{name} changed its {line}"));
+        format!("{line}\n\n")
     }
 
     /// `clear counters`: the maxima (HAProxy's smax, qmax, rate_max); `all`:
@@ -372,7 +429,7 @@ impl Api {
                     b.name,
                     si + 1,
                     s.name,
-                    s.addr.ip(),
+                    st.addr.ip(),
                     st.weight,
                     s.weight,
                     now.duration_since(st.last_change).as_secs(),
@@ -380,7 +437,7 @@ impl Api {
                     if st.up { 3 } else { 1 },
                     if st.up { s.rise + s.fall - 1 } else { 0 },
                     if st.checks_enabled { 6 } else { 0 },
-                    s.addr.port(),
+                    st.addr.port(),
                     u8::from(s.ssl.is_some()),
                     s.check_port.map_or(0, |p| p),
                 );

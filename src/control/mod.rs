@@ -231,10 +231,7 @@ impl ServerCheck {
         let b = &self.config.backends[self.backend];
         let s = &b.servers[self.server];
         let mut health = Health::new(s.rise, s.fall, s.inter, s.fastinter, s.downinter);
-        let addr = std::net::SocketAddr::new(
-            s.check_addr.unwrap_or(s.addr.ip()),
-            s.check_port.unwrap_or(s.addr.port()),
-        );
+
         // HAProxy: without `timeout check`, `inter` bounds the whole check.
         let timeout = b.timeouts.check.unwrap_or(s.inter);
         glommio::timer::sleep(first_delay).await;
@@ -245,6 +242,12 @@ impl ServerCheck {
                 glommio::timer::sleep(s.inter).await;
                 continue;
             }
+            // The server's current address (the runtime API may move it).
+            let cur = self.table.borrow().servers[self.backend][self.server].addr;
+            let addr = std::net::SocketAddr::new(
+                s.check_addr.unwrap_or(cur.ip()),
+                s.check_port.unwrap_or(cur.port()),
+            );
             let r = check::probe(&b.check, addr, timeout).await;
             {
                 let mut t = self.table.borrow_mut();

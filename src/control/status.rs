@@ -39,6 +39,8 @@ pub struct ServerStatus {
     pub last_check: Option<CheckResult>,
     /// Health checks are configured for the server.
     pub checked: bool,
+    /// Where the server is now (`set server B/S addr` may move it).
+    pub addr: std::net::SocketAddr,
     /// `slowstart`: percent of the weight in effect while warming up after
     /// DOWN→UP (`None`: not warming up).
     pub ramp: Option<u32>,
@@ -116,6 +118,7 @@ impl StatusTable {
                             check_downs: 0,
                             last_check: None,
                             checked: s.check,
+                            addr: s.addr,
                             ramp: None,
                         })
                         .collect()

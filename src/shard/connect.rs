@@ -132,10 +132,9 @@ pub async fn connect_slot(
     let shared = &ctx.shared.backends[backend];
     let mut retries_left = be.retries;
     loop {
-        let srv = &be.servers[slot.server];
         info.server = Some(slot.server);
         let t_connect = Instant::now();
-        let err = match connect(srv.addr, be.timeouts.connect).await {
+        let err = match connect(ctx.server_addr(backend, slot.server), be.timeouts.connect).await {
             Ok(sock) => {
                 info.tc_ms = t_connect.elapsed().as_millis() as i64;
                 return Ok((slot, sock));

@@ -331,6 +331,11 @@ async fn inbox_loop(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {
                 ShardMsg::SlotFreed { backend } => ctx.serve_queue(backend),
                 ShardMsg::Stop => ctx.begin_stop(),
                 ShardMsg::Kill => ctx.hard_stop(),
+                ShardMsg::ServerAddr {
+                    backend,
+                    server,
+                    addr,
+                } => ctx.set_server_addr(backend, server, addr),
                 ShardMsg::KillServerSessions { backend, server } => {
                     ctx.live.kill(|b, s| b == backend && s == Some(server))
                 }

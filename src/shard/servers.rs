@@ -16,6 +16,20 @@ impl ShardCtx {
         self.replica.borrow().get(backend, server)
     }
 
+    /// Where new connections to server (b, s) go: the run-time address if one
+    /// was set, else the configured one.
+    pub fn server_addr(&self, backend: usize, server: usize) -> std::net::SocketAddr {
+        self.replica
+            .borrow()
+            .get(backend, server)
+            .addr
+            .unwrap_or(self.config.backends[backend].servers[server].addr)
+    }
+
+    pub fn set_server_addr(&self, backend: usize, server: usize, addr: std::net::SocketAddr) {
+        self.replica.borrow_mut().set_addr(backend, server, addr);
+    }
+
     /// Applies a state change from the control shard.
     pub fn apply(self: &Rc<Self>, ev: &ServerEvent) {
         let applied = self.replica.borrow_mut().apply(ev);

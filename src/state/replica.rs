@@ -10,6 +10,9 @@ use crate::config::model::Config;
 pub struct ServerReplica {
     pub state: ServerState,
     pub weight: u32,
+    /// An address set at run time (`set server B/S addr`), replacing the
+    /// configured one for new connections.
+    pub addr: Option<std::net::SocketAddr>,
 }
 
 impl ServerReplica {
@@ -42,6 +45,7 @@ impl HealthReplica {
                             ServerState::Up
                         },
                         weight: s.weight,
+                        addr: None,
                     })
                     .collect()
             })
@@ -51,6 +55,13 @@ impl HealthReplica {
 
     pub fn get(&self, backend: usize, server: usize) -> ServerReplica {
         self.servers[backend][server]
+    }
+
+    /// Records a run-time address for server (b, s); unknown servers ignored.
+    pub fn set_addr(&mut self, b: usize, s: usize, addr: std::net::SocketAddr) {
+        if let Some(r) = self.servers.get_mut(b).and_then(|v| v.get_mut(s)) {
+            r.addr = Some(addr);
+        }
     }
 
     /// Applies one event; returns the server's new view, or `None` when the event

@@ -128,6 +128,12 @@ pub enum ShardMsg {
     /// Add this shard's latency histograms to `Shared::latency` and copy its
     /// activity figures to `Shared::activity` (a stats reader wants fresh ones).
     Publish,
+    /// New connections to this server go to `addr` (`set server B/S addr`).
+    ServerAddr {
+        backend: usize,
+        server: usize,
+        addr: std::net::SocketAddr,
+    },
     /// Close every session on this server now (`shutdown sessions server`).
     KillServerSessions { backend: usize, server: usize },
 }

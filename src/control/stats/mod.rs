@@ -214,7 +214,7 @@ pub fn rows(
                 r.set("check_rise", s.rise);
                 r.set("check_fall", s.fall);
             }
-            r.set("addr", s.addr);
+            r.set("addr", st.addr);
             if let Some(c) = &s.cookie {
                 r.set("cookie", c);
             }
