@@ -253,7 +253,7 @@ servers = [{{ name = "dead", address = "{dead}" }}, {{ name = "live", address = 
          listen l\n  bind 127.0.0.1:{hport}\n  balance roundrobin\n  server dead {dead}\n  server live {}\n",
         live.addr
     );
-    let h = Haproxy::start(&hcfg, hport);
+    let h = Haproxy::start(&hcfg, &[hport]);
     for _ in 0..6 {
         echo_once(hport);
     }

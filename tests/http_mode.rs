@@ -625,7 +625,7 @@ fn httplog_lines_match_haproxys_field_by_field() {
              frontend web2\n  bind 127.0.0.1:{hport2}\n  default_backend app2\nbackend app2\n  server s1 127.0.0.1:{closed}\n",
             nginx.port
         ),
-        hport,
+        &[hport],
     );
     // The same timeouts as the haproxy above.
     let timeouts =

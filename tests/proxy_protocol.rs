@@ -8,9 +8,9 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use support::servers::Nginx;
 use support::*;
 
 /// A TCP connection from a chosen loopback source address (127.0.0.x), so the
@@ -31,56 +31,16 @@ fn socket2_free_connect(src: &str, port: u16) -> TcpStream {
     s
 }
 
-struct NginxPp {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for NginxPp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// nginx trusting the PROXY header from 127.0.0.1, answering with the address
 /// it then believes the client has.
-fn nginx_proxy_protocol() -> NginxPp {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let conf = dir.path().join("nginx.conf");
-    std::fs::write(
-        &conf,
+fn nginx_proxy_protocol() -> Nginx {
+    Nginx::start_with(&[], |port, _| {
         format!(
-            "user root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-             server {{ listen 127.0.0.1:{port} proxy_protocol; set_real_ip_from 127.0.0.1; real_ip_header proxy_protocol;\n\
-             location / {{ return 200 \"$remote_addr $proxy_protocol_addr\\n\"; }} }} }}\n",
-            d = dir.path().display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("nginx")
-        .arg("-p")
-        .arg(dir.path())
-        .arg("-c")
-        .arg(&conf)
-        .args(["-g", "daemon off;"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("nginx (Debian package nginx) must be installed");
-    assert!(wait_until(Duration::from_secs(10), || TcpStream::connect(
-        ("127.0.0.1", port)
-    )
-    .is_ok()));
-    NginxPp {
-        port,
-        child,
-        _dir: dir,
-    }
+            "listen 127.0.0.1:{port} proxy_protocol; set_real_ip_from 127.0.0.1; \
+             real_ip_header proxy_protocol; \
+             location / {{ return 200 \"$remote_addr $proxy_protocol_addr\\n\"; }}"
+        )
+    })
 }
 
 fn listen(port: u16, server: &str, extra_server: &str, extra_bind: &str) -> String {

@@ -88,7 +88,7 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
              timeout client 1s\n  timeout server 1s\nlisten app\n  bind 127.0.0.1:{hport}\n  server a 127.0.0.1:1\n",
             hsock.display(),
         ),
-        hport,
+        &[hport],
     );
     // Both sockets answer once their process is ready (bounded wait).
     let mut theirs = String::new();

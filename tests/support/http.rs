@@ -1,52 +1,15 @@
-//! HTTP peers for integration tests: a real `haproxy` (the oracle ringlb's HTTP
-//! behaviour is compared with) started from a config text, and tiny origin
+//! HTTP peers for integration tests: the real `haproxy` (the oracle ringlb's
+//! HTTP behaviour is compared with; see `servers::Haproxy`), and tiny origin
 //! servers that answer a fixed response or record what they were sent.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::wait_until;
-
-/// A running haproxy; killed on drop.
-pub struct Haproxy {
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Haproxy {
-    /// Runs `haproxy -f` on `config` and waits (at most 10 s) until every port
-    /// in `ports` accepts connections.
-    pub fn start(config: &str, ports: &[u16]) -> Haproxy {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, config).unwrap();
-        let child = Command::new("haproxy")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("haproxy (Debian package haproxy) must be installed");
-        let h = Haproxy { child, _dir: dir };
-        assert!(
-            wait_until(Duration::from_secs(10), || ports
-                .iter()
-                .all(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())),
-            "haproxy did not start"
-        );
-        h
-    }
-}
+/// The installed haproxy, run from a config text (one helper for every test).
+#[allow(unused_imports)]
+pub use super::servers::Haproxy;
 
 /// A server that answers every request head with `200` and closes.
 pub fn start_origin() -> u16 {

@@ -94,6 +94,17 @@ pub struct Nginx {
 impl Nginx {
     /// `files` are (relative path, content) pairs created under the root.
     pub fn start(files: &[(&str, &str)]) -> Nginx {
+        Self::start_with(files, |port, root| {
+            format!("listen 127.0.0.1:{port}; root {};", root.display())
+        })
+    }
+
+    /// As [`Nginx::start`], with the `server { … }` block's directives written
+    /// by `server(port, root)` (a `listen` on that port included).
+    pub fn start_with(
+        files: &[(&str, &str)],
+        server: impl Fn(u16, &std::path::Path) -> String,
+    ) -> Nginx {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("www");
         for (p, text) in files {
@@ -110,9 +121,9 @@ impl Nginx {
                     "user root;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\n\
                      events {{ worker_connections 256; }}\n\
                      http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-                     server {{ listen 127.0.0.1:{port}; root {r}; }} }}\n",
+                     server {{ {srv} }} }}\n",
                     d = dir.path().display(),
-                    r = root.display()
+                    srv = server(port, &root)
                 ),
             )
             .unwrap();
@@ -347,8 +358,9 @@ pub struct Haproxy {
 }
 
 impl Haproxy {
-    /// Starts `haproxy -db -f CFG` and waits (bounded) until `port` accepts.
-    pub fn start(cfg: &str, port: u16) -> Haproxy {
+    /// Starts `haproxy -db -f CFG` and waits (bounded) until every port in
+    /// `ports` accepts.
+    pub fn start(cfg: &str, ports: &[u16]) -> Haproxy {
         use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("haproxy.cfg");
@@ -379,7 +391,7 @@ impl Haproxy {
             _dir: dir,
         };
         assert!(
-            listening(port, Duration::from_secs(10)),
+            ports.iter().all(|&p| listening(p, Duration::from_secs(10))),
             "haproxy did not listen; output:\n{}",
             h.output().join("\n")
         );
