@@ -506,20 +506,7 @@ impl Future for SendChunk {
                 let chunk = this.chunk.take().expect("polled after completion");
                 let (fd, offset) = (this.fd, this.offset);
                 let k = reactor::with(|r| {
-                    let base = r
-                        .bufring
-                        .as_ref()
-                        .expect("send_chunk needs the buffer ring")
-                        .buf_ptr(chunk.bid);
-                    let len = chunk.len.saturating_sub(offset) as u32;
-                    let k = r.submit_owning(Box::new(Some(chunk)), |_| {
-                        // SAFETY of the pointer: inside buffer `bid` of the
-                        // ring's boxed slice, which outlives the op; the chunk
-                        // (kept in the slot) keeps the buffer from being reused.
-                        opcode::Send::new(types::Fd(fd), base.wrapping_add(offset), len)
-                            .flags(libc::MSG_NOSIGNAL)
-                            .build()
-                    });
+                    let k = r.submit_send_chunk(fd, chunk, offset);
                     reactor::set_waker(&mut r.slot(k).waker, cx);
                     k
                 });
@@ -531,10 +518,7 @@ impl Future for SendChunk {
             let res = r.slot(k).results.pop_front();
             match res {
                 Some((res, _)) => {
-                    let chunk = r
-                        .owned_mut::<Option<Chunk>>(k)
-                        .and_then(Option::take)
-                        .expect("the chunk rides in the slot");
+                    let chunk = r.slot(k).chunk.take().expect("the chunk rides in the slot");
                     r.release(k);
                     this.key.0 = None;
                     Poll::Ready((result_to_io(res).map(|n| n as usize), chunk, this.offset))

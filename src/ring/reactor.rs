@@ -100,6 +100,9 @@ pub(crate) struct Slot {
     gen: u32,
     /// Memory the kernel may read or write for this op, kept until its final CQE.
     owned: Option<Box<dyn std::any::Any>>,
+    /// A provided buffer a send op reads from (no allocation: the buffer is
+    /// the ring's), given back to the ring when the slot is released.
+    pub(crate) chunk: Option<Chunk>,
     pub(crate) results: VecDeque<(i32, u32)>,
     pub(crate) finished: bool,
     orphan: bool,
@@ -236,6 +239,7 @@ impl Reactor {
         s.orphan = false;
         s.yields_fds = false;
         s.owned = None;
+        s.chunk = None;
         s.results.clear();
         s.waker = None;
         OpKey {
@@ -260,6 +264,7 @@ impl Reactor {
         s.in_use = false;
         s.waker = None;
         s.owned = None;
+        s.chunk = None;
         self.free.push(key.index as usize);
     }
 
@@ -297,6 +302,28 @@ impl Reactor {
     /// Slots held by ops not yet finished (or finished and not yet released).
     pub(crate) fn ops_in_flight(&self) -> usize {
         self.slots.iter().filter(|s| s.in_use).count()
+    }
+
+    /// Queues a `send` of bytes `[offset..]` of a received chunk; the chunk
+    /// stays in the op's slot (so its buffer cannot be handed back to the
+    /// kernel while being read) until the final completion.
+    pub(crate) fn submit_send_chunk(&mut self, fd: i32, chunk: Chunk, offset: usize) -> OpKey {
+        let base = self
+            .bufring
+            .as_ref()
+            .expect("send_chunk needs the buffer ring")
+            .buf_ptr(chunk.bid);
+        let len = chunk.len.saturating_sub(offset) as u32;
+        // The pointer is inside buffer `bid` of the ring's boxed slice, which
+        // outlives every op (see `drain`); the chunk held below keeps that
+        // buffer from being reused before the send completes.
+        let entry = opcode::Send::new(types::Fd(fd), base.wrapping_add(offset), len)
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+        let key = self.alloc();
+        self.slots[key.index as usize].chunk = Some(chunk);
+        self.push(entry.user_data(key.user_data()));
+        key
     }
 
     /// The memory an owning op holds, once its results are in.
@@ -444,6 +471,7 @@ impl Reactor {
                 if s.finished {
                     s.in_use = false;
                     s.owned = None;
+                    s.chunk = None;
                     free.push(key.index as usize);
                 }
                 continue;
