@@ -173,7 +173,7 @@ impl ServerCertVerifier for Verify {
 /// `verify none`: any certificate, but the handshake's signatures are still
 /// checked against it (the session is bound to whoever holds its key).
 #[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
+pub(crate) struct NoVerify(pub(crate) Arc<CryptoProvider>);
 
 impl ServerCertVerifier for NoVerify {
     fn verify_server_cert(

@@ -286,47 +286,9 @@ mod tests {
     //! held, reported and flushed, close_notify and FIN last.
 
     use super::*;
-    use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-    use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+    use rustls::{ClientConfig, ClientConnection};
     use std::net::{TcpListener, TcpStream};
     use std::os::fd::OwnedFd;
-
-    /// Trusts any certificate: what is tested here is the record flow.
-    #[derive(Debug)]
-    struct AnyCert;
-
-    impl ServerCertVerifier for AnyCert {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Ok(HandshakeSignatureValid::assertion())
-        }
-        fn verify_tls13_signature(
-            &self,
-            _: &[u8],
-            _: &CertificateDer<'_>,
-            _: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, rustls::Error> {
-            Ok(HandshakeSignatureValid::assertion())
-        }
-        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-            vec![SignatureScheme::ECDSA_NISTP256_SHA256]
-        }
-    }
 
     fn server_config() -> Arc<ServerConfig> {
         let dir = std::env::temp_dir().join(format!("ringlb-tls-unit-{}", std::process::id()));
@@ -348,14 +310,14 @@ mod tests {
         let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
         let len = 64 << 20;
         let client = std::thread::spawn(move || {
-            let cfg = ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert))
-            .with_no_client_auth();
+            // `verify none` as toward servers: the record flow is what is tested.
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let cfg = ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(crate::tls::client::NoVerify(provider)))
+                .with_no_client_auth();
             let conn =
                 ClientConnection::new(Arc::new(cfg), "unit.test".try_into().unwrap()).unwrap();
             let sock = TcpStream::connect(addr).unwrap();
