@@ -19,7 +19,7 @@ use super::dispatch::Ticket;
 use super::idle::IdlePool;
 use super::live::LiveSessions;
 use crate::balance::{Balancer, Candidate};
-use crate::config::model::Config;
+use crate::config::model::{Config, Mode};
 use crate::l4::{BufferPool, PipePool, Pools};
 use crate::log::Logger;
 use crate::state::{HealthReplica, LatencyBook, Shared};
@@ -37,6 +37,10 @@ pub struct ShardCtx {
     pub(super) queues: RefCell<Vec<VecDeque<Rc<Ticket>>>>,
     pub(super) limit_waiters: RefCell<Vec<Waker>>,
     pub live: LiveSessions,
+    /// Per frontend: does a session need the client's address (a syscall)?
+    /// Its log line, `balance source`, `X-Forwarded-For`, `use_backend` rules
+    /// and `send-proxy` read it. Decided once, from the configuration.
+    pub wants_client_addr: Vec<bool>,
     /// Bytes forwarded on the ring copy path and on the poll + splice path.
     pub ring_bytes: Cell<u64>,
     pub poll_bytes: Cell<u64>,
@@ -76,6 +80,22 @@ impl ShardCtx {
         let queues = config.backends.iter().map(|_| VecDeque::new()).collect();
         let idle = IdlePool::new(config.backends.iter().map(|b| b.servers.len()));
         let latency = LatencyBook::new(&config);
+        let wants_client_addr = config
+            .frontends
+            .iter()
+            .enumerate()
+            .map(|(i, fe)| {
+                logger.logs_frontend(i)
+                    || (fe.mode == Mode::Http
+                        && (fe.forwardfor
+                            || fe.rules.get().is_some_and(|r| !r.use_backend.is_empty())))
+                    || fe.default_backend.is_some_and(|b| {
+                        let be = &config.backends[b];
+                        be.balance.hashes_client()
+                            || be.servers.iter().any(|s| s.send_proxy.is_some())
+                    })
+            })
+            .collect();
         ShardCtx {
             id,
             pools: Pools {
@@ -92,6 +112,7 @@ impl ShardCtx {
             queues: RefCell::new(queues),
             limit_waiters: RefCell::new(Vec::new()),
             live: LiveSessions::default(),
+            wants_client_addr,
             idle,
             latency: RefCell::new(latency),
             ring_bytes: Cell::new(0),

@@ -119,16 +119,9 @@ pub async fn run(
     // source`, `X-Forwarded-For` and `send-proxy` read it. (TCP_NODELAY comes
     // from the listener.)
     let unknown = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0);
-    let wants_addr = ctx.logger.logs_frontend(frontend)
-        || (fe.mode == Mode::Http
-            && (fe.forwardfor || fe.rules.get().is_some_and(|r| !r.use_backend.is_empty())))
-        || fe.default_backend.is_some_and(|b| {
-            let be = &ctx.config.backends[b];
-            be.balance.hashes_client() || be.servers.iter().any(|s| s.send_proxy.is_some())
-        });
     let client_addr = match proxied {
         Some(Addresses::Proxied { src, .. }) => src,
-        _ if wants_addr => client.peer_addr().unwrap_or(unknown),
+        _ if ctx.wants_client_addr[frontend] => client.peer_addr().unwrap_or(unknown),
         _ => unknown,
     };
     let mut report = SessionRecord {
