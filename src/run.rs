@@ -91,16 +91,15 @@ pub fn fds_needed(config: &Config, shards: usize) -> u64 {
 /// rather than forwarding traffic in a way the user did not ask for.
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    // `mode http` on the data shards (`shard::http`) evaluates `use_backend`
-    // rules but applies no other rule yet, and TCP mode routes to the default
-    // backend: a config with rules they would ignore is refused. Stats
-    // frontends are served by the control shard.
+    // `mode http` sessions apply every rule (`shard::http::rules`); TCP
+    // sessions go to the default backend and apply none, so a TCP frontend
+    // with rules it would ignore is refused. Stats frontends are served by
+    // the control shard.
     let rules = |r: &crate::config::model::Rules| {
-        r.get().map_or((false, false, false), |r| {
+        r.get().map_or((false, false), |r| {
             (
                 !r.use_backend.is_empty(),
                 !r.request.is_empty() || !r.response.is_empty(),
-                !r.use_server.is_empty(),
             )
         })
     };
@@ -111,7 +110,7 @@ pub fn unsupported(config: &Config) -> Vec<String> {
                 fe.name
             ));
         }
-        let (routes, edits, _) = rules(&fe.rules);
+        let (routes, edits) = rules(&fe.rules);
         let tcp = fe.mode == crate::config::model::Mode::Tcp;
         if tcp && (routes || !fe.use_backend.is_empty()) {
             out.push(format!(
@@ -119,9 +118,9 @@ pub fn unsupported(config: &Config) -> Vec<String> {
                 fe.name
             ));
         }
-        if edits && fe.stats.is_none() {
+        if tcp && edits && fe.stats.is_none() {
             out.push(format!(
-                "frontend \"{}\": http-request/http-response rules are not applied by mode http yet",
+                "frontend \"{}\": http-request/http-response rules apply to mode http only",
                 fe.name
             ));
         }
@@ -131,19 +130,6 @@ pub fn unsupported(config: &Config) -> Vec<String> {
         .iter()
         .filter(|b| !b.disabled && b.mode == crate::config::model::Mode::Http)
     {
-        let (_, edits, servers) = rules(&be.rules);
-        if edits || servers {
-            out.push(format!(
-                "backend \"{}\": http-request/http-response rules and use-server are not applied by mode http yet",
-                be.name
-            ));
-        }
-        if be.cookie.is_some() {
-            out.push(format!(
-                "backend \"{}\": cookie persistence is not applied by mode http yet",
-                be.name
-            ));
-        }
         // The HTTP session opens its own server connections (and pools them):
         // plain sockets only so far.
         if be.servers.iter().any(|s| s.ssl.is_some()) {

@@ -91,6 +91,7 @@ fn lines(n: usize) -> (String, [usize; 4]) {
             request_line: line,
             request_captures: Vec::new(),
             response_captures: Vec::new(),
+            persistence: *b"--",
         };
         out.push_str(&format!(
             "{} lb1 ringlb[4242]: {}\n",

@@ -353,6 +353,7 @@ impl Resolver<'_> {
             timeouts: self.timeouts(raw.timeout.as_ref(), &ctx)?,
             retries,
             redispatch: raw.redispatch.or(self.defaults.redispatch).unwrap_or(false),
+            persist: raw.persist.or(self.defaults.persist).unwrap_or(false),
             check: self.check_spec(raw.check.as_ref(), &ctx)?,
             on_marked_down,
             http_reuse,

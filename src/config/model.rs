@@ -300,6 +300,10 @@ pub struct Backend {
     pub retries: u32,
     /// `option redispatch`: the last retry may go to another server.
     pub redispatch: bool,
+    /// `option persist`: a request whose persistence cookie (or `use-server`)
+    /// names a DOWN server still goes to it (redispatched only if `redispatch`
+    /// and the connection fails).
+    pub persist: bool,
     pub check: CheckSpec,
     pub on_marked_down: OnMarkedDown,
     /// `http-reuse`: which requests may ride an idle server connection.

@@ -60,6 +60,7 @@ impl Kind {
                 "use-server",
                 "retries",
                 "redispatch",
+                "persist",
                 "on-marked-down",
                 "http-reuse",
             ],
@@ -101,6 +102,7 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     add(p.servers.is_some(), "servers");
     add(p.retries.is_some(), "retries");
     add(p.redispatch.is_some(), "redispatch");
+    add(p.persist.is_some(), "persist");
     add(p.on_marked_down.is_some(), "on-marked-down");
     add(p.http_reuse.is_some(), "http-reuse");
     add(p.stats.is_some(), "stats");

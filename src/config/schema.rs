@@ -250,6 +250,8 @@ pub struct RawProxy {
     pub servers: Option<Vec<Spanned<RawServer>>>,
     pub retries: Option<Spanned<i64>>,
     pub redispatch: Option<bool>,
+    /// `option persist`: a persistence cookie still sticks to a DOWN server.
+    pub persist: Option<bool>,
     pub on_marked_down: Option<Spanned<String>>,
     pub http_reuse: Option<Spanned<String>>,
     pub stats: Option<RawStats>,

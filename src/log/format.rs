@@ -160,7 +160,7 @@ pub fn httplog(r: &HttpRecord, names: &Names) -> String {
     let mut out = String::with_capacity(200);
     let _ = write!(
         out,
-        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{sec:02}.{ms:03}] {fe} {be}/{srv} {}/{}/{}/{}/{} {} {} - - {}-- {}/{}/{}/{}/{}{} {}/{}",
+        "{ip}:{} [{d:02}/{}/{y}:{h:02}:{mi:02}:{sec:02}.{ms:03}] {fe} {be}/{srv} {}/{}/{}/{}/{} {} {} - - {}{}{} {}/{}/{}/{}/{}{} {}/{}",
         s.client.port(),
         MONTHS[(mo - 1) as usize],
         r.tr_request_ms,
@@ -171,6 +171,8 @@ pub fn httplog(r: &HttpRecord, names: &Names) -> String {
         r.status,
         s.bytes_down,
         s.termination.as_str(),
+        r.persistence[0] as char,
+        r.persistence[1] as char,
         s.actconn,
         s.feconn,
         s.beconn,
@@ -302,6 +304,7 @@ mod tests {
             request_line: line.map(Box::from),
             request_captures: Vec::new(),
             response_captures: Vec::new(),
+            persistence: *b"--",
         }
     }
 

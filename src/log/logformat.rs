@@ -340,7 +340,9 @@ fn render_var(out: &mut String, var: Var, quoted: bool, r: LogRecord, names: &Na
         Var::Termination => out.push_str(s.termination.as_str()),
         Var::TerminationCookie => {
             out.push_str(s.termination.as_str());
-            out.push_str("--");
+            let p = http.map_or(*b"--", |h| h.persistence);
+            out.push(p[0] as char);
+            out.push(p[1] as char);
         }
         Var::ActConn => {
             let _ = write!(out, "{}", s.actconn);
@@ -436,6 +438,7 @@ mod tests {
             request_line: Some(Box::from(&b"GET / HTTP/1.1"[..])),
             request_captures: Vec::new(),
             response_captures: Vec::new(),
+            persistence: *b"--",
         }
     }
 

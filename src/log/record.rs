@@ -74,6 +74,10 @@ impl Termination {
     pub const PROXY_REQUEST: Termination = Termination(*b"PR");
     /// The proxy refused the server's response (malformed): `PH`.
     pub const PROXY_HEADERS: Termination = Termination(*b"PH");
+    /// `http-request tarpit`: held, then refused.
+    pub const PROXY_TARPIT: Termination = Termination(*b"PT");
+    /// `redirect` or `return`: answered by the proxy itself.
+    pub const LOCAL_REQUEST: Termination = Termination(*b"LR");
     /// `timeout http-request` before a complete request head: `cR`.
     pub const CLIENT_REQUEST_TIMEOUT: Termination = Termination(*b"cR");
     /// The client closed before sending a complete request head: `CR`.
@@ -110,4 +114,8 @@ pub struct HttpRecord {
     pub request_captures: Vec<Box<[u8]>>,
     /// `capture response header`, likewise.
     pub response_captures: Vec<Box<[u8]>>,
+    /// The persistence cookie's flags (`%tsc`'s last two characters): what
+    /// the request's cookie said and what was done to the response's, `--`
+    /// when the backend has no `cookie`.
+    pub persistence: [u8; 2],
 }

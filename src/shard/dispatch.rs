@@ -202,7 +202,32 @@ impl ShardCtx {
         key: HashKey<'_>,
         exclude: Option<usize>,
     ) -> Result<ServerSlot, Termination> {
-        let ticket = match self.dispatch(backend, key, exclude) {
+        self.wait_dispatch(backend, self.dispatch(backend, key, exclude))
+            .await
+    }
+
+    /// A slot on `server` and no other, as a persistence cookie or `use-server`
+    /// asks (HAProxy's direct access): taken at once if the server has room,
+    /// else queued for that server, bounded as [`Self::obtain`].
+    pub async fn obtain_on(
+        self: &Rc<Self>,
+        backend: usize,
+        server: usize,
+    ) -> Result<ServerSlot, Termination> {
+        let d = match self.try_take(backend, server) {
+            Some(slot) => Dispatch::Slot(slot),
+            None => self.enqueue(backend, Some(server)),
+        };
+        self.wait_dispatch(backend, d).await
+    }
+
+    /// The slot a dispatch gave, or the one its ticket is granted in time.
+    async fn wait_dispatch(
+        self: &Rc<Self>,
+        backend: usize,
+        d: Dispatch,
+    ) -> Result<ServerSlot, Termination> {
+        let ticket = match d {
             Dispatch::Slot(s) => return Ok(s),
             Dispatch::NoServer => return Err(Termination::NO_SERVER),
             Dispatch::QueueFull => return Err(Termination::QUEUE_FULL),

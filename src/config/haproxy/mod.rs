@@ -743,7 +743,7 @@ fn inherit(def: &RawProxy, own: &mut RawProxy, kind: Kind) {
         forwardfor => "forwardfor", http_keep_alive => "http-keep-alive",
         httpclose => "httpclose", http_server_close => "http-server-close", balance => "balance", hash_type => "hash-type",
         on_marked_down => "on-marked-down", cookie => "cookie", retries => "retries",
-        redispatch => "redispatch", http_reuse => "http-reuse",
+        redispatch => "redispatch", persist => "persist", http_reuse => "http-reuse",
     );
     if let Some(d) = &def.timeout {
         let o = own.timeout.get_or_insert_with(RawTimeouts::default);

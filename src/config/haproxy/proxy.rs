@@ -415,6 +415,11 @@ fn option(p: &mut RawProxy, words: &[Word], on: bool, notice: &mut dyn FnMut(Str
             p.redispatch = flag;
             "redispatch"
         }
+        "persist" => {
+            no_args("persist")?;
+            p.persist = flag;
+            "persist"
+        }
         "httplog" | "tcplog" => {
             if on {
                 p.log_format = Some(sp(name, name.text.clone()));

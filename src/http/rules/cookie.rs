@@ -285,12 +285,15 @@ pub fn on_response(
     stick: Stick,
     method: &[u8],
 ) {
-    on_response_at(spec, res, server, stick, Dates::default(), method, None)
+    on_response_at(spec, res, server, stick, Dates::default(), method, None);
 }
 
 /// [`on_response`] with the request cookie's dates and the current UNIX time:
 /// with `maxidle`/`maxlife` the inserted cookie carries dates and is
-/// refreshed as HAProxy refreshes it.
+/// refreshed as HAProxy refreshes it. Returns the server-side persistence
+/// flag of HAProxy's log (`%tsc`'s fourth character): `N` nothing done, `I`
+/// inserted, `U` updated (a direct hit's dates refreshed), `P` the server's
+/// cookie kept, `R` rewritten, `D` deleted.
 pub fn on_response_at(
     spec: &CookieSpec,
     res: &mut Message,
@@ -299,7 +302,7 @@ pub fn on_response_at(
     dates: Dates,
     method: &[u8],
     now: Option<u64>,
-) {
+) -> u8 {
     let post = method == b"POST";
     let cache = spec.nocache && cacheable(method, res);
     let name = spec.name.as_bytes();
@@ -356,7 +359,15 @@ pub fn on_response_at(
             res.add_header(n, v);
         }
     }
-    let _ = replaced;
+    let mut flag = if replaced {
+        b'R'
+    } else if !delete.is_empty() {
+        b'D'
+    } else if found {
+        b'P'
+    } else {
+        b'N'
+    };
     if let Some((_, cookie)) = server {
         let refresh = match now {
             None => false,
@@ -414,6 +425,8 @@ pub fn on_response_at(
             if cache {
                 res.add_header(b"Cache-control", b"private");
             }
+            flag = if direct && cookie.is_some() { b'U' } else { b'I' };
         }
     }
+    flag
 }

@@ -147,6 +147,9 @@ pub struct Txn {
     pub captures: Vec<Vec<u8>>,
     /// `set-log-level` (syslog numbering), if a rule set one.
     pub log_level: Option<u8>,
+    /// The last `Respond` was a `redirect` or `return` (HAProxy logs it `LR`,
+    /// "locally processed"), not a `deny`/`auth` refusal (`PR`).
+    pub local_answer: bool,
     buf: Vec<u8>,
 }
 
@@ -306,6 +309,10 @@ impl SectionRules {
                 }
                 _ => {}
             }
+            txn.local_answer = matches!(
+                r.action,
+                Action::Redirect(_) | Action::Return(_) | Action::ReturnFmt(..)
+            );
             let stop = match &r.action {
                 Action::Redirect(rd) => {
                     build_redirect(rd, &txn.req, buf, out);

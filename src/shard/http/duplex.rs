@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use super::body::{pump_body, BodyEnd, BodyIo, Dir};
 use super::io::{fill, fill_ready, send_all, Inbuf, Read, Sent};
+use super::rules::{Facts, ResponseDecision};
 use super::{deadline, Conn};
 use crate::http::head::Version;
 use crate::http::message::{Event, RequestReader, ResponseReader};
@@ -113,6 +114,7 @@ impl Conn<'_> {
         (client_t, server_t): (Option<Duration>, Option<Duration>),
         rec: &mut SessionRecord,
         response_head: &Cell<Option<Instant>>,
+        respond: Option<(Facts<'_>, (usize, usize))>,
     ) -> Duplex {
         let io = BodyIo {
             pools: &self.ctx.pools,
@@ -124,6 +126,7 @@ impl Conn<'_> {
         let (mut up_bytes, mut down_bytes) = (0u64, 0u64);
         let mut scratch = Vec::new();
         let (cin, sin, out, client) = (&mut self.cin, &mut self.sin, &mut self.out, self.client);
+        let rules = &mut self.rules;
         let (up_res, down_res) = {
             let up = pump_body(
                 Dir::Up(reader),
@@ -152,9 +155,23 @@ impl Conn<'_> {
                 .map_err(|(s, t)| DownFail::Head(s, t))?;
                 response_head.set(Some(Instant::now()));
                 let rinfo = *resp.info().expect("info after head");
-                let status = resp.head().status;
                 let keep = client_keep_alive(mode, info, &rinfo) && !stopping;
-                write_response(resp.head(), &rinfo, sin.data(), version, keep, out);
+                let mut edited = false;
+                if let Some((facts, ids)) = respond {
+                    match rules.response(&facts, ids, (resp.head(), sin.data()), out) {
+                        ResponseDecision::Deny(s) => {
+                            return Err(DownFail::Head(s, Termination::PROXY_HEADERS))
+                        }
+                        ResponseDecision::Forward(e) => edited = e,
+                    }
+                }
+                let (rh, rb) = if edited {
+                    rules.response_head()
+                } else {
+                    (resp.head(), sin.data())
+                };
+                let status = rh.status;
+                write_response(rh, &rinfo, rb, version, keep, out);
                 sin.consume(len);
                 head_sent.set(status);
                 pump_body(

@@ -31,7 +31,6 @@ use crate::http::rewrite::{
     client_keep_alive, server_keep_alive, write_request, write_response, ForwardFor, HttpMode,
     RequestContext,
 };
-use crate::http::rules::Txn;
 use crate::http::timing::Timeline;
 use crate::http::validate::BodyKind;
 use crate::l4::KillSwitch;
@@ -39,7 +38,8 @@ use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
 use duplex::Duplex;
 use io::{fill, fill_ready, linger_close, send_all, Inbuf, Read, Sent};
-use route::{hash_key, route};
+use route::hash_key;
+use rules::{Decision, Facts, ResponseDecision, RuleState};
 
 /// `tune.maxrewrite` and `tune.http.maxhdr`, HAProxy's defaults.
 const MAXREWRITE: usize = 1024;
@@ -72,8 +72,8 @@ struct Conn<'a> {
     in_flight: Option<(Box<[u8]>, SystemTime, Instant)>,
     /// An error was answered: close without a reset (`io::linger_close`).
     linger: bool,
-    /// What `use_backend` rules read and edit, kept across requests.
-    txn: Txn,
+    /// What the rules read and edit, kept across requests.
+    rules: RuleState,
     /// The address the client connected to (`dst`), read when rules route.
     local: SocketAddr,
     /// The connection came over TLS (`ssl_fc`).
@@ -122,8 +122,8 @@ pub async fn serve(
         private: None,
         in_flight: None,
         linger: false,
-        txn: Txn::default(),
-        local: if fe.rules.get().is_some_and(|r| !r.use_backend.is_empty()) {
+        rules: RuleState::default(),
+        local: if rules::wants_local(ctx, frontend) {
             tls.unwrap_or(client).local_addr().unwrap_or(base.client)
         } else {
             base.client
@@ -250,6 +250,7 @@ impl Conn<'_> {
         let t = &ctx.config.frontends[self.frontend].timeouts;
         // Until routed, a request has no backend (`web/<NOSRV>` in its line).
         rec.backend = None;
+        self.rules.cookie_flags = *b"--";
         let Some((head_len, mut tl, request_time)) = self
             .read_head(reader, rec, first, idle_from, request_time)
             .await
@@ -265,29 +266,44 @@ impl Conn<'_> {
         self.in_flight = Some((line.clone(), request_time, tl.request_start));
         let method = head.method;
         let version = head.version;
-        let addrs = (rec.client, self.local);
-        let Some(backend) = route(
+        let facts = Facts {
             ctx,
-            self.frontend,
-            &mut self.txn,
-            head,
-            buf,
-            addrs,
-            self.ssl,
-        ) else {
-            rec.backend = None;
-            self.cin.consume(head_len);
-            self.answer_error(503).await.ok();
-            rec.bytes_down = self.out.len() as u64;
-            self.log(
-                rec,
-                request_time,
-                &tl,
-                Some(line),
-                503,
-                Termination::NO_SERVER,
-            );
-            return false;
+            frontend: self.frontend,
+            client: rec.client,
+            local: self.local,
+            ssl: self.ssl,
+        };
+        let (decision, edited) = self.rules.request(&facts, head, buf, &mut self.out);
+        let (backend, directed) = match decision {
+            Decision::Forward { backend, server } => (backend, server),
+            Decision::NoBackend => {
+                rec.backend = None;
+                self.cin.consume(head_len);
+                self.answer_error(503).await.ok();
+                rec.bytes_down = self.out.len() as u64;
+                self.log(
+                    rec,
+                    request_time,
+                    &tl,
+                    Some(line),
+                    503,
+                    Termination::NO_SERVER,
+                );
+                return false;
+            }
+            Decision::Answer {
+                status,
+                term,
+                tarpit,
+            } => {
+                self.cin.consume(head_len);
+                let no_body = info.body == BodyKind::None || info.body == BodyKind::Length(0);
+                let may_keep = no_body && info.keep_alive;
+                let how = (status, term, tarpit, may_keep);
+                return self
+                    .answer_rule(reader, rec, (request_time, &tl, line), how)
+                    .await;
+            }
         };
         rec.backend = Some(backend);
         let be = &ctx.config.backends[backend];
@@ -296,8 +312,9 @@ impl Conn<'_> {
             forward_for: self.forward_for.as_ref(),
             client: rec.client.ip(),
         };
-        write_request(head, &info, buf, &rctx, &mut self.head_out);
-        let owned_key = hash_key(be, head, buf, rec.client.ip());
+        let (whead, wbuf) = self.rules.request_head(head, buf, edited);
+        write_request(whead, &info, wbuf, &rctx, &mut self.head_out);
+        let owned_key = hash_key(be, whead, wbuf, rec.client.ip());
         let key = owned_key.key();
 
         // A server: a slot, then an idle connection or a new one.
@@ -305,7 +322,11 @@ impl Conn<'_> {
         shared.total.fetch_add(1, Ordering::Relaxed);
         rec.backend_queue = shared.queued.0.load(Ordering::Relaxed);
         let mut cinfo = ConnectInfo::new();
-        let slot = match ctx.obtain(backend, key, None).await {
+        let slot = match directed {
+            Some(server) => ctx.obtain_on(backend, server).await,
+            None => ctx.obtain(backend, key, None).await,
+        };
+        let slot = match slot {
             Ok(s) => s,
             Err(term) => {
                 self.cin.consume(head_len);
@@ -411,6 +432,8 @@ impl Conn<'_> {
         if !no_body && !abandoned_body {
             // Body up and response down at once.
             let response_head = Cell::new(None);
+            let respond = RuleState::wants_response(ctx, self.frontend, backend)
+                .then_some((facts, (backend, slot.server)));
             let end = self
                 .duplex(
                     reader,
@@ -421,6 +444,7 @@ impl Conn<'_> {
                     (client_t, server_t),
                     rec,
                     &response_head,
+                    respond,
                 )
                 .await;
             tl.response_head = response_head.get();
@@ -583,18 +607,29 @@ impl Conn<'_> {
         };
         let _ = reused;
         let (rinfo, rlen) = rinfo;
-        let status = resp.head().status;
         let keep =
             client_keep_alive(self.mode, &info, &rinfo) && !abandoned_body && !ctx.stopping.get();
         let server_keep = server_keep_alive(self.mode, &rinfo);
-        write_response(
-            resp.head(),
-            &rinfo,
-            self.sin.data(),
-            version,
-            keep,
-            &mut self.out,
-        );
+        let mut edited = false;
+        if RuleState::wants_response(ctx, self.frontend, backend) {
+            let ids = (backend, slot.server);
+            let res = (resp.head(), self.sin.data());
+            match self.rules.response(&facts, ids, res, &mut self.out) {
+                ResponseDecision::Deny(s) => {
+                    drop(slot);
+                    let term = Termination::PROXY_HEADERS;
+                    return self.fail(rec, request_time, &tl, line, s, term).await;
+                }
+                ResponseDecision::Forward(e) => edited = e,
+            }
+        }
+        let (rh, rb) = if edited {
+            self.rules.response_head()
+        } else {
+            (resp.head(), self.sin.data())
+        };
+        let status = rh.status;
+        write_response(rh, &rinfo, rb, version, keep, &mut self.out);
         self.sin.consume(rlen);
         if rinfo.body == BodyKind::Tunnel {
             let term = match send_all(self.client, &self.out, deadline(client_t)).await {
@@ -643,3 +678,4 @@ mod duplex;
 mod io;
 mod reply;
 mod route;
+mod rules;

@@ -8,6 +8,8 @@ use super::super::connect::ConnectInfo;
 use super::io::{send_all, Sent};
 use super::{deadline, Conn};
 use crate::http::errors::error_response;
+use crate::http::message::{Event, RequestReader};
+use crate::http::rewrite::HttpMode;
 use crate::http::timing::Timeline;
 use crate::log::{HttpRecord, SessionRecord, Termination};
 
@@ -104,6 +106,45 @@ impl Conn<'_> {
         false
     }
 
+    /// A request answered by a rule (`deny`, `auth`, `redirect`, `return`;
+    /// `tarpit` after holding it `timeout tarpit`): the response the rules
+    /// wrote in `self.out` goes to the client and the line is logged with no
+    /// server. The connection stays open (true) only when `may_keep` (no body
+    /// left unread, the client keeps alive) and the answer does not say
+    /// `connection: close`, as HAProxy's error pages do.
+    pub(super) async fn answer_rule(
+        &mut self,
+        reader: &mut RequestReader,
+        rec: &mut SessionRecord,
+        (request_time, tl, line): (SystemTime, &Timeline, Box<[u8]>),
+        (status, term, tarpit, may_keep): (u16, Termination, bool, bool),
+    ) -> bool {
+        let t = &self.ctx.config.frontends[self.frontend].timeouts;
+        if tarpit {
+            if let Some(until) = deadline(t.tarpit) {
+                crate::ring::sleep_until(until).await;
+            }
+        }
+        let keep = may_keep
+            && self.mode != HttpMode::Close
+            && !self.ctx.stopping.get()
+            && !says_close(&self.out)
+            && matches!(
+                reader.next(self.cin.data(), Instant::now()),
+                Ok(Event::End { len: 0 })
+            );
+        rec.server = None;
+        match send_all(self.client, &self.out, deadline(t.client)).await {
+            Sent::Done => rec.bytes_down = self.out.len() as u64,
+            _ => return false,
+        }
+        self.log(rec, request_time, tl, Some(line), status, term);
+        if !keep {
+            self.linger = true;
+        }
+        keep
+    }
+
     pub(super) fn log(
         &self,
         rec: &mut SessionRecord,
@@ -139,6 +180,20 @@ impl Conn<'_> {
             request_line: line,
             request_captures: Vec::new(),
             response_captures: Vec::new(),
+            persistence: self.rules.cookie_flags,
         });
     }
+}
+
+/// Whether a response head carries `Connection: close` (the answers HAProxy's
+/// rules write put it on its own line, lower case).
+fn says_close(response: &[u8]) -> bool {
+    let head_end = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(response.len());
+    response[..head_end].split(|&b| b == b'\n').any(|l| {
+        let l = l.strip_suffix(b"\r").unwrap_or(l);
+        l.len() == 17 && l.eq_ignore_ascii_case(b"connection: close")
+    })
 }

@@ -1,9 +1,9 @@
-//! Where a request goes: the backend (`route`: the frontend's `use_backend`
-//! rules, first match, else `default_backend`, evaluated by
-//! `http::rules`) and what `balance uri|url_param|hdr|source` hashes for it.
+//! The shard as rules see it ([`ShardCounters`]: `nbsrv`, `be_conn`,
+//! `fe_conn`...) and what `balance uri|url_param|hdr|source` hashes for a
+//! request. Which backend and server a request goes to is `super::rules`.
 
 use std::cell::Cell;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::time::SystemTime;
 
 use super::super::ctx::ShardCtx;
@@ -12,7 +12,6 @@ use crate::config::model::{Backend, Balance};
 use crate::http::acl::Counters;
 use crate::http::hashkey::{hdr_key, uri_key, url_param, UriOptions};
 use crate::http::head::RequestHead;
-use crate::http::rules::{Conn, Txn};
 
 /// The shard's state as the fetches of a rule see it (`nbsrv`, `be_conn`,
 /// `fe_conn`, `date`, `rand`, `fe_name`).
@@ -56,39 +55,6 @@ impl Counters for ShardCounters<'_> {
     fn frontend_name(&self) -> Option<&str> {
         Some(&self.ctx.config.frontends[self.frontend].name)
     }
-}
-
-/// Which backend serves this request: the frontend's `use_backend` rules
-/// (first match), else its `default_backend`. `txn` is the connection's, and
-/// `client`/`local` the addresses `src`/`dst` fetch.
-pub(super) fn route(
-    ctx: &ShardCtx,
-    frontend: usize,
-    txn: &mut Txn,
-    head: &RequestHead,
-    buf: &[u8],
-    (client, local): (SocketAddr, SocketAddr),
-    ssl: bool,
-) -> Option<usize> {
-    let fe = &ctx.config.frontends[frontend];
-    let Some(rules) = fe.rules.get().filter(|r| !r.use_backend.is_empty()) else {
-        return fe.default_backend;
-    };
-    txn.req.load_request(head, buf);
-    txn.begin();
-    let counters = ShardCounters {
-        ctx,
-        frontend,
-        rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ client.port() as u64),
-    };
-    let conn = Conn {
-        client,
-        local,
-        ssl,
-        backend: None,
-        counters: &counters,
-    };
-    rules.route(txn, &conn).or(fe.default_backend)
 }
 
 /// What `balance` hashes for a request, kept past the request head's buffer
