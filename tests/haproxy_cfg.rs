@@ -92,15 +92,6 @@ fn the_tutorial_configs_pass_check() {
         assert_eq!(code, 0);
         assert!(out.contains("configuration is valid"));
     }
-    // run refuses the L7 one (mode http does not apply its cookie persistence
-    // yet) with exit 1, nothing bound.
-    let p = root().join("config/haproxy/tutorial-l7.cfg");
-    let (code, _, err) = ringlb_cmd(&["-f", p.to_str().unwrap(), "-db"]);
-    assert_eq!(code, 1, "{err}");
-    assert!(
-        err.contains("cookie persistence is not applied by mode http yet"),
-        "{err}"
-    );
 }
 
 #[test]

@@ -425,7 +425,11 @@ pub fn on_response_at(
             if cache {
                 res.add_header(b"Cache-control", b"private");
             }
-            flag = if direct && cookie.is_some() { b'U' } else { b'I' };
+            flag = if direct && cookie.is_some() {
+                b'U'
+            } else {
+                b'I'
+            };
         }
     }
     flag

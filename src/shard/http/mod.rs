@@ -195,7 +195,14 @@ impl Conn<'_> {
                     let term = Termination::CLIENT_REQUEST_TIMEOUT;
                     return self.refuse(rec, request_time, &tl, 408, term, true).await;
                 }
-                // Idle keep-alive connections close silently, as HAProxy's.
+                // A connection closed before its first byte: HAProxy's
+                // `<BADREQ>` line (400, `CR--`), which `option dontlognull`
+                // drops. Idle keep-alive connections close silently.
+                Read::Eof | Read::Failed if first => {
+                    let tl = Timeline::new(idle_from);
+                    let term = Termination::CLIENT_REQUEST_ABORT;
+                    return self.refuse(rec, request_time, &tl, 400, term, false).await;
+                }
                 _ => return None,
             }
             // HAProxy's `%tr`: the accept date plus the idle time, i.e. the

@@ -1,0 +1,514 @@
+//! Rules and cookie persistence applied by a running ringlb, side by side with
+//! a running HAProxy on the same setup: the tutorial's L7 frontend
+//! (`config/tutorial-l7.toml` for ringlb, `config/haproxy/tutorial-l7.cfg`
+//! for haproxy, addresses rewritten to loopback) in front of six real nginx
+//! servers, driven by `curl` with cookie jars; and a haproxy.cfg of request
+//! and response rules that both proxies run, compared response by response.
+//!
+//! Needs `haproxy`, `nginx` and `curl` (Debian packages, installed by `.ci/run`).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::servers::{Haproxy, Nginx};
+use support::{free_port, wait_until, Ringlb};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Is `tool` installed? Missing: skipped loudly, or a failure under CI=true.
+fn have(tool: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is not installed and CI=true"
+        );
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    found
+}
+
+/// One response as curl saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Resp {
+    status: u16,
+    /// Header lines, names lower-cased, in order.
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    /// What a client of either proxy should see alike: the status, the
+    /// headers a rule or the cookie logic writes, and the body.
+    fn visible(&self, names: &[&str]) -> String {
+        let mut s = format!("{}", self.status);
+        for n in names {
+            for v in self.all(n) {
+                s.push_str(&format!(" | {n}: {v}"));
+            }
+        }
+        s.push_str(&format!(" | {}", self.body.trim_end()));
+        s
+    }
+}
+
+/// `curl -i` on 127.0.0.1:`port``path`; `jar` is read and written as curl's
+/// cookie jar (`-b`/`-c`), `extra` are more curl arguments.
+fn curl(port: u16, path: &str, jar: Option<&Path>, extra: &[&str]) -> Resp {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-sS", "-i", "--max-time", "10"]);
+    if let Some(j) = jar {
+        cmd.arg("-b").arg(j).arg("-c").arg(j);
+    }
+    cmd.args(extra);
+    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+    let out = cmd.output().expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response from {port}{path}: {text:?}"));
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Resp {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// An nginx that answers every path with its `name`, the URI and the
+/// `Cookie` header it received, and 200 to the tutorial's health check.
+fn named_nginx(name: &'static str) -> Nginx {
+    Nginx::start_with(&[], move |port, _| {
+        format!(
+            "listen 127.0.0.1:{port}; default_type text/plain; \
+             location = /healthCheck.html {{ return 200 \"ok\\n\"; }} \
+             location ~ /cache {{ add_header Cache-Control max-age=60; \
+             return 200 \"{name} $request_uri cookie=[$http_cookie]\\n\"; }} \
+             location / {{ return 200 \"{name} $request_uri cookie=[$http_cookie] x=[$http_x_from]\\n\"; }}"
+        )
+    })
+}
+
+/// Syslog lines received on a loopback UDP socket, with the 4-character
+/// termination state of each `httplog` line (`%tsc`, after `- - `).
+struct Syslog {
+    sock: UdpSocket,
+}
+
+impl Syslog {
+    fn new() -> Syslog {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        Syslog { sock }
+    }
+
+    fn port(&self) -> u16 {
+        self.sock.local_addr().unwrap().port()
+    }
+
+    /// The next `httplog` line's `%tsc` and request line (lines of
+    /// connections that sent nothing skipped).
+    fn next_tsc(&self) -> (String, String) {
+        let mut buf = [0u8; 4096];
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            let Ok(n) = self.sock.recv(&mut buf) else {
+                continue;
+            };
+            let line = String::from_utf8_lossy(&buf[..n]).to_string();
+            // The readiness probe's empty connection (`CR--`, "<BADREQ>"),
+            // and haproxy's lines for its stats page.
+            if line.contains("\"<BADREQ>\"") || !line.contains(" http-in ") {
+                continue;
+            }
+            if let Some(i) = line.find(" - - ") {
+                let tsc = line[i + 5..i + 9].to_string();
+                let req = line.rsplit('"').nth(1).unwrap_or("").to_string();
+                return (tsc, req);
+            }
+        }
+        panic!("no httplog line within 10 s");
+    }
+}
+
+/// The stats CSV `status` column of server `be/srv` (HAProxy's `;csv`).
+fn csv_status(stats_port: u16, be: &str, srv: &str) -> Option<String> {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "3", "-u", "admin:admin"])
+        .arg(format!("http://127.0.0.1:{stats_port}/stats;csv"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{be},{srv},")))?
+        .to_string();
+    line.split(',').nth(17).map(str::to_string)
+}
+
+/// The six tutorial servers, by name.
+const SERVERS: [&str; 6] = [
+    "ms1.srv1", "ms1.srv2", "ms2.srv1", "ms2.srv2", "def.srv1", "def.srv2",
+];
+/// Their addresses in the tutorial files (rewritten to the nginx ports).
+const ADDRS: [&str; 6] = [
+    "127.0.0.1:8080",
+    "127.0.0.2:8080",
+    "127.0.0.1:8081",
+    "127.0.0.2:8081",
+    "127.0.0.1:8082",
+    "127.0.0.2:8082",
+];
+
+struct Side {
+    name: &'static str,
+    port: u16,
+    stats: u16,
+    log: Syslog,
+    jar: PathBuf,
+}
+
+#[test]
+fn tutorial_l7_routes_by_path_and_persists_with_cookies_like_haproxy() {
+    if !have("haproxy") || !have("nginx") || !have("curl") {
+        return;
+    }
+    let mut nginx: Vec<Option<Nginx>> = SERVERS.iter().map(|n| Some(named_nginx(n))).collect();
+    let ports: Vec<u16> = nginx.iter().map(|n| n.as_ref().unwrap().port).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let rewrite = |mut text: String| {
+        for (a, p) in ADDRS.iter().zip(&ports) {
+            text = text.replace(a, &format!("127.0.0.1:{p}"));
+        }
+        text
+    };
+
+    // ringlb: the TOML file as shipped, on loopback ports (and the .cfg's
+    // maxconn: 30000 needs more fds than this machine's hard limit).
+    let ours = Side {
+        name: "ringlb",
+        port: free_port(),
+        stats: free_port(),
+        log: Syslog::new(),
+        jar: dir.path().join("ringlb.jar"),
+    };
+    let toml = rewrite(std::fs::read_to_string(root().join("config/tutorial-l7.toml")).unwrap())
+        .replace("maxconn = 30000", "maxconn = 1000")
+        .replace("*:9001", &format!("127.0.0.1:{}", ours.port))
+        .replace("*:1080", &format!("127.0.0.1:{}", ours.stats))
+        .replace(
+            "udp://127.0.0.1:514",
+            &format!("udp://127.0.0.1:{}", ours.log.port()),
+        );
+    let _lb = Ringlb::start(&toml, &[]);
+
+    // haproxy: the .cfg as shipped, without daemon/user/pidfile.
+    let theirs = Side {
+        name: "haproxy",
+        port: free_port(),
+        stats: free_port(),
+        log: Syslog::new(),
+        jar: dir.path().join("haproxy.jar"),
+    };
+    let cfg =
+        rewrite(std::fs::read_to_string(root().join("config/haproxy/tutorial-l7.cfg")).unwrap());
+    let cfg: String = cfg
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !(t.starts_with("daemon") || t.starts_with("user ") || t.starts_with("pidfile"))
+        })
+        .map(|l| {
+            l.replace("*:9001", &format!("127.0.0.1:{}", theirs.port))
+                .replace("*:1080", &format!("127.0.0.1:{}", theirs.stats))
+                .replace(
+                    "log 127.0.0.1 local0",
+                    &format!("log 127.0.0.1:{} local0", theirs.log.port()),
+                )
+                .replace(
+                    "log 127.0.0.1 local1",
+                    &format!("log 127.0.0.1:{} local1", theirs.log.port()),
+                )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
+    let _h = Haproxy::start(&cfg, &[theirs.port, theirs.stats]);
+
+    let shown = ["set-cookie", "cache-control"];
+    let mut stuck = Vec::new();
+    for side in [&ours, &theirs] {
+        let who = side.name;
+        // Routing by path: /ms1/, /ms2/ (any case), everything else.
+        for (path, prefix) in [("/ms2/x", "ms2."), ("/MS2/y", "ms2."), ("/z", "def.")] {
+            let r = curl(side.port, path, None, &[]);
+            assert!(r.body.starts_with(prefix), "{who} {path}: {r:?}");
+            assert_eq!(side.log.next_tsc().0, "--NI", "{who} {path}");
+        }
+        // First visit: balanced, a cookie for the server inserted. The
+        // response has no freshness information, so it is not cacheable and
+        // `nocache` adds nothing; one that can be cached (max-age) gets
+        // `Cache-control: private`, so no cache shares the cookie.
+        let r = curl(side.port, "/ms1/cache", None, &[]);
+        assert!(r.header("set-cookie").is_some(), "{who}: {r:?}");
+        assert_eq!(r.all("cache-control"), ["max-age=60", "private"], "{who}");
+        assert_eq!(side.log.next_tsc().0, "--NI", "{who}");
+        let first = curl(side.port, "/ms1/a", Some(&side.jar), &[]);
+        let srv = first.body.split(' ').next().unwrap().to_string();
+        assert!(srv.starts_with("ms1."), "{who}: {first:?}");
+        assert_eq!(
+            first.header("set-cookie"),
+            Some(format!("HA_STICKY_ms1={srv}; path=/").as_str()),
+            "{who}: {first:?}"
+        );
+        assert_eq!(first.header("cache-control"), None, "{who}");
+        assert_eq!(
+            side.log.next_tsc(),
+            ("--NI".into(), "GET /ms1/a HTTP/1.1".into())
+        );
+        // With the cookie: the same server every time, the cookie removed
+        // before the server (indirect), not inserted again.
+        for i in 0..4 {
+            let r = curl(side.port, &format!("/ms1/b{i}"), Some(&side.jar), &[]);
+            assert!(
+                r.body.starts_with(&format!("{srv} /ms1/b{i} cookie=[]")),
+                "{who}: {r:?}"
+            );
+            assert_eq!(r.header("set-cookie"), None, "{who}: {r:?}");
+            assert_eq!(side.log.next_tsc().0, "--VN", "{who}");
+        }
+        // Without it, round robin reaches both servers.
+        let seen: std::collections::BTreeSet<String> = (0..4)
+            .map(|_| {
+                let r = curl(side.port, "/ms1/c", None, &[]);
+                side.log.next_tsc();
+                r.body.split(' ').next().unwrap().to_string()
+            })
+            .collect();
+        assert_eq!(seen.len(), 2, "{who}: {seen:?}");
+        // A cookie naming no server: balanced, a new cookie (`I`).
+        let r = curl(
+            side.port,
+            "/ms1/d",
+            None,
+            &["-b", "HA_STICKY_ms1=nobody; other=1"],
+        );
+        assert!(r.body.contains("cookie=[other=1]"), "{who}: {r:?}");
+        assert!(r.header("set-cookie").is_some(), "{who}: {r:?}");
+        assert_eq!(side.log.next_tsc().0, "--II", "{who}");
+        stuck.push(srv);
+    }
+
+    // Both proxies answer the same visible things to the same requests.
+    let same_cookie = "HA_STICKY_ms1=ms1.srv2; HA_STICKY_ms2=ms2.srv1; HA_STICKY_def=def.srv2";
+    for path in ["/ms1/q", "/ms2/q", "/ms1/q?x=1", "/other"] {
+        let a = curl(ours.port, path, None, &["-b", same_cookie]);
+        let b = curl(theirs.port, path, None, &["-b", same_cookie]);
+        assert_eq!(a.visible(&shown), b.visible(&shown), "{path}");
+        assert_eq!(ours.log.next_tsc(), theirs.log.next_tsc(), "{path}");
+    }
+    let a = curl(ours.port, "/ms1/p", None, &["-X", "POST", "-d", "k=v"]);
+    let b = curl(theirs.port, "/ms1/p", None, &["-X", "POST", "-d", "k=v"]);
+    assert_eq!(a.all("cache-control"), b.all("cache-control"), "POST");
+    assert_eq!(ours.log.next_tsc(), theirs.log.next_tsc(), "POST");
+
+    // ms1.srv1 goes down: once both proxies' checks see it DOWN, a client
+    // whose cookie names it goes to ms1.srv2 and gets a cookie for it.
+    drop(nginx[0].take());
+    for side in [&ours, &theirs] {
+        let down = wait_until(Duration::from_secs(30), || {
+            csv_status(side.stats, "ms1", "ms1.srv1").is_some_and(|s| s.starts_with("DOWN"))
+        });
+        assert!(down, "{}: ms1.srv1 never DOWN in the stats CSV", side.name);
+    }
+    for side in [&ours, &theirs] {
+        for _ in 0..3 {
+            let r = curl(side.port, "/ms1/e", None, &["-b", "HA_STICKY_ms1=ms1.srv1"]);
+            assert_eq!(r.status, 200, "{}: {r:?}", side.name);
+            assert!(r.body.starts_with("ms1.srv2 "), "{}: {r:?}", side.name);
+            assert_eq!(
+                r.header("set-cookie"),
+                Some("HA_STICKY_ms1=ms1.srv2; path=/"),
+                "{}",
+                side.name
+            );
+            assert_eq!(side.log.next_tsc().0, "--DI", "{}", side.name);
+        }
+    }
+    drop(nginx);
+}
+
+/// The request and response rules of a haproxy.cfg, run by both proxies in
+/// front of one nginx: whatever a client sees must be the same.
+#[test]
+fn request_and_response_rules_on_the_wire_match_haproxy() {
+    if !have("haproxy") || !have("nginx") || !have("curl") {
+        return;
+    }
+    let app = named_nginx("app");
+    let other = named_nginx("other");
+    let dir = tempfile::tempdir().unwrap();
+    let users = dir.path().join("paths.lst");
+    let mut list = String::new();
+    for i in 0..10_000 {
+        list.push_str(&format!("/blocked/{i}\n"));
+    }
+    std::fs::write(&users, list).unwrap();
+    let cfg = |port: u16| {
+        format!(
+            r#"defaults
+    mode http
+    timeout connect 1s
+    timeout client 5s
+    timeout server 5s
+    timeout tarpit 300ms
+
+userlist admins
+    user bob insecure-password secret
+
+frontend fe
+    bind 127.0.0.1:{port}
+    acl blocked path -f {users}
+    acl authed http_auth(admins)
+    http-request deny deny_status 429 if blocked
+    http-request deny if {{ path_beg /admin }}
+    http-request tarpit if {{ path /slow }}
+    http-request auth realm Staff if {{ path_beg /staff }} !authed
+    http-request redirect prefix /new code 301 if {{ path_beg /old }}
+    http-request redirect location /elsewhere code 307 drop-query if {{ path /moved }}
+    http-request return status 200 content-type text/plain string pong if {{ path /ping }}
+    http-request set-header X-From %[src]-%[req.hdr(host),lower] if {{ path_beg /echo }}
+    http-request set-path /rewritten%[path] if {{ path_beg /echo/path }}
+    http-response set-header X-Resp %[status]-%[res.hdr(content-type)]
+    http-response del-header Server
+    use_backend other if {{ path_beg /other }}
+    default_backend app
+
+backend app
+    http-request set-var(txn.p) path
+    http-request set-query was=%[query] if {{ query -m found }}
+    http-response set-status 202 if {{ status 200 }} {{ var(txn.p) -m beg /echo/accept }}
+    http-response deny if {{ var(txn.p) -m beg /echo/deny }}
+    server s 127.0.0.1:{app}
+
+backend other
+    use-server b if {{ hdr(x-srv) b }}
+    server a 127.0.0.1:{app}
+    server b 127.0.0.1:{other}
+"#,
+            users = users.display(),
+            app = app.port,
+            other = other.port,
+        )
+    };
+    let (ours, theirs) = (free_port(), free_port());
+    let _h = Haproxy::start(&cfg(theirs), &[theirs]);
+    let ringlb_cfg = dir.path().join("rules.cfg");
+    std::fs::write(&ringlb_cfg, cfg(ours)).unwrap();
+    let argv: Vec<String> = vec!["-f".into(), ringlb_cfg.display().to_string(), "-db".into()];
+    let _lb = Ringlb::start_argv(tempfile::tempdir().unwrap(), ringlb_cfg.clone(), &argv);
+
+    let shown = [
+        "location",
+        "www-authenticate",
+        "x-resp",
+        "server",
+        "content-type",
+        "content-length",
+    ];
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("/blocked/9999", vec![]),
+        ("/blocked/x", vec![]),
+        ("/admin/panel", vec![]),
+        ("/slow", vec![]),
+        ("/staff", vec![]),
+        ("/staff", vec!["-u", "bob:secret"]),
+        ("/staff", vec!["-u", "bob:wrong"]),
+        ("/old/page?a=1", vec![]),
+        ("/moved?a=1", vec![]),
+        ("/ping", vec![]),
+        ("/echo/x", vec!["-H", "Host: Example.COM"]),
+        ("/echo/path/y?q=1", vec!["-H", "Host: h"]),
+        ("/echo/accept", vec!["-H", "Host: h"]),
+        ("/echo/deny", vec!["-H", "Host: h"]),
+        ("/other/1", vec![]),
+        ("/other/2", vec!["-H", "X-Srv: b"]),
+    ];
+    let mut diffs = Vec::new();
+    for (path, extra) in &cases {
+        let t0 = Instant::now();
+        let a = curl(ours, path, None, extra);
+        let ta = t0.elapsed();
+        let b = curl(theirs, path, None, extra);
+        if a.visible(&shown) != b.visible(&shown) {
+            diffs.push(format!(
+                "{path} {extra:?}\n  ringlb:  {}\n  haproxy: {}",
+                a.visible(&shown),
+                b.visible(&shown)
+            ));
+        }
+        if *path == "/slow" {
+            // The tarpit holds the request `timeout tarpit` before the 500.
+            assert!(
+                ta >= Duration::from_millis(300),
+                "tarpit answered in {ta:?}"
+            );
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+
+    // A request answered by a rule keeps the connection open for the next
+    // one, as HAProxy's redirect does: two requests, one connection.
+    let mut s = TcpStream::connect(("127.0.0.1", ours)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /old/x HTTP/1.1\r\nHost: h\r\n\r\nGET /ping HTTP/1.1\r\nHost: h\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let end = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < end && !got.windows(4).any(|w| w == b"pong") {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 301") && text.ends_with("pong"),
+        "{text}"
+    );
+}
