@@ -110,12 +110,16 @@ fn curl(port: u16, path: &str, jar: Option<&Path>, extra: &[&str]) -> Resp {
 }
 
 /// An nginx that answers every path with its `name`, the URI and the
-/// `Cookie` header it received, and 200 to the tutorial's health check.
+/// `Cookie` header it received, and 200 to the tutorial's health check; paths
+/// with `/setc` also set a cookie of the server's own (`SRVID=app`), paths
+/// with `/cache` are cacheable (`max-age=60`).
 fn named_nginx(name: &'static str) -> Nginx {
     Nginx::start_with(&[], move |port, _| {
         format!(
             "listen 127.0.0.1:{port}; default_type text/plain; \
              location = /healthCheck.html {{ return 200 \"ok\\n\"; }} \
+             location ~ /setc {{ add_header Set-Cookie \"SRVID=app; path=/\"; \
+             return 200 \"{name} $request_uri cookie=[$http_cookie]\\n\"; }} \
              location ~ /cache {{ add_header Cache-Control max-age=60; \
              return 200 \"{name} $request_uri cookie=[$http_cookie]\\n\"; }} \
              location / {{ return 200 \"{name} $request_uri cookie=[$http_cookie] x=[$http_x_from]\\n\"; }}"
@@ -399,6 +403,7 @@ fn request_and_response_rules_on_the_wire_match_haproxy() {
 
 userlist admins
     user bob insecure-password secret
+    user alice password {sha512}
 
 frontend fe
     bind 127.0.0.1:{port}
@@ -431,6 +436,7 @@ backend other
     server b 127.0.0.1:{other}
 "#,
             users = users.display(),
+            sha512 = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
             app = app.port,
             other = other.port,
         )
@@ -458,6 +464,8 @@ backend other
         ("/staff", vec![]),
         ("/staff", vec!["-u", "bob:secret"]),
         ("/staff", vec!["-u", "bob:wrong"]),
+        ("/staff", vec!["-u", "alice:secret"]),
+        ("/staff", vec!["-u", "alice:Secret"]),
         ("/old/page?a=1", vec![]),
         ("/moved?a=1", vec![]),
         ("/ping", vec![]),
@@ -490,6 +498,29 @@ backend other
         }
     }
     assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+    // And what the cases mean, shown on ringlb's side.
+    for (cred, status) in [
+        ("bob:secret", 200),
+        ("alice:secret", 200),
+        ("alice:Secret", 401),
+    ] {
+        let r = curl(ours, "/staff", None, &["-u", cred]);
+        assert_eq!(r.status, status, "{cred}: {r:?}");
+        if status == 401 {
+            assert_eq!(r.header("www-authenticate"), Some("Basic realm=\"Staff\""));
+        } else {
+            assert!(r.body.starts_with("app /staff"), "{r:?}");
+        }
+    }
+    let r = curl(ours, "/blocked/5000", None, &[]);
+    assert_eq!(r.status, 429, "{r:?}");
+    let r = curl(ours, "/old/page?a=1", None, &[]);
+    assert_eq!(
+        (r.status, r.header("location")),
+        (301, Some("/new/old/page?a=1"))
+    );
+    let r = curl(ours, "/other/2", None, &["-H", "X-Srv: b"]);
+    assert!(r.body.starts_with("other "), "use-server: {r:?}");
 
     // A request answered by a rule keeps the connection open for the next
     // one, as HAProxy's redirect does: two requests, one connection.
@@ -511,4 +542,90 @@ backend other
         text.starts_with("HTTP/1.1 301") && text.ends_with("pong"),
         "{text}"
     );
+}
+
+/// Every cookie mode and option, the same requests through both proxies:
+/// what the client gets (`Set-Cookie`, `Cache-control`), what the server
+/// gets (its `Cookie` header, echoed in the body) and the `%tsc` flags.
+/// `balance first` makes the balanced choice the same in both (`s1`).
+#[test]
+fn cookie_modes_on_the_wire_match_haproxy() {
+    if !have("haproxy") || !have("nginx") || !have("curl") {
+        return;
+    }
+    let one = named_nginx("one");
+    let two = named_nginx("two");
+    let (ours, theirs) = (free_port(), free_port());
+    let (log_ours, log_theirs) = (Syslog::new(), Syslog::new());
+    let modes = [
+        (
+            "ins",
+            "insert indirect nocache httponly secure domain .example.com",
+        ),
+        ("rw", "rewrite"),
+        ("pre", "prefix"),
+        ("pres", "insert preserve"),
+        ("post", "insert postonly"),
+        ("dir", "insert"),
+    ];
+    let cfg = |port: u16, log: u16| {
+        let mut c = format!(
+            "global\n    log 127.0.0.1:{log} local0 info\n\
+             defaults\n    mode http\n    log global\n    option httplog\n    option dontlognull\n\
+             \x20   timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+             frontend http-in\n    bind 127.0.0.1:{port}\n"
+        );
+        for (name, _) in &modes {
+            c.push_str(&format!(
+                "    use_backend {name} if {{ path_beg /{name}/ }}\n"
+            ));
+        }
+        c.push_str("    default_backend ins\n");
+        for (name, how) in &modes {
+            c.push_str(&format!(
+                "backend {name}\n    balance first\n    cookie SRVID {how}\n\
+                 \x20   server s1 127.0.0.1:{} cookie a\n    server s2 127.0.0.1:{} cookie b\n",
+                one.port, two.port
+            ));
+        }
+        c
+    };
+    let _h = Haproxy::start(&cfg(theirs, log_theirs.port()), &[theirs]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cookies.cfg");
+    std::fs::write(&path, cfg(ours, log_ours.port())).unwrap();
+    let argv: Vec<String> = vec!["-f".into(), path.display().to_string(), "-db".into()];
+    let _lb = Ringlb::start_argv(tempfile::tempdir().unwrap(), path.clone(), &argv);
+
+    let shown = ["set-cookie", "cache-control"];
+    let mut seen = Vec::new();
+    for (name, _) in &modes {
+        let cases: Vec<(String, Vec<&str>)> = vec![
+            (format!("/{name}/setc"), vec![]),
+            (format!("/{name}/setc"), vec!["-b", "SRVID=b"]),
+            (format!("/{name}/setc"), vec!["-b", "SRVID=b~app; x=1"]),
+            (format!("/{name}/plain"), vec!["-b", "x=1; SRVID=b"]),
+            (format!("/{name}/plain"), vec!["-b", "SRVID=zz"]),
+            (format!("/{name}/cache"), vec![]),
+            (format!("/{name}/plain"), vec!["-d", "k=v"]),
+            (format!("/{name}/setc"), vec!["-d", "k=v", "-b", "SRVID=a"]),
+        ];
+        for (p, extra) in &cases {
+            let a = curl(ours, p, None, extra);
+            let b = curl(theirs, p, None, extra);
+            assert_eq!(a.visible(&shown), b.visible(&shown), "{p} {extra:?}");
+            let (ta, tb) = (log_ours.next_tsc(), log_theirs.next_tsc());
+            assert_eq!(ta, tb, "{p} {extra:?}");
+            seen.push(ta.0);
+        }
+    }
+    // The cases reached every flag the two proxies can show here.
+    for flag in [
+        "--NI", "--VN", "--II", "--NP", "--NR", "--VR", "--ND", "--NN",
+    ] {
+        assert!(
+            seen.iter().any(|s| s == flag),
+            "{flag} never seen: {seen:?}"
+        );
+    }
 }
