@@ -117,7 +117,20 @@ for p in $t_echo $t_sink $t_iperf $t_redis $t_web; do wait_port "$p"; done
 
 # Proxy ports: one listener per target for each proxy.
 declare -A R H
-for t in echo sink iperf redis web; do R[$t]=$(port); H[$t]=$(port); done
+for t in echo sink iperf redis web webrules; do R[$t]=$(port); H[$t]=$(port); done
+
+# The rules workload's frontend: 20 ACLs (none matches the benchmark's
+# request, so every one is evaluated), 5 use_backend, 4 header rules, and
+# cookie insert on the default backend (every response gets a Set-Cookie).
+acl_expr() {
+    local i=$1
+    if [ "$i" -le 10 ]; then echo "path_beg /api/v$i/"
+    elif [ "$i" -le 15 ]; then echo "hdr(host) -i h$i.example"
+    elif [ "$i" -le 18 ]; then echo "path_end .x$i"
+    elif [ "$i" -eq 19 ]; then echo "method PUT"
+    else echo "src 10.20.0.0/16"; fi
+}
+rules_headers=("set-header X-Proxy bench" "add-header X-Client %[src]" "del-header X-Drop" "set-header X-Path %[path]")
 
 cat > "$work/ringlb.toml" <<EOF
 [global]
@@ -135,6 +148,17 @@ name = "web"
 mode = "http"
 bind = ["127.0.0.1:${R[web]}"]
 servers = [{ name = "s", address = "127.0.0.1:$t_web" }]
+[[frontend]]
+name = "webrules"
+mode = "http"
+bind = ["127.0.0.1:${R[webrules]}"]
+acl = { $(for i in $(seq 1 20); do printf 'a%s = "%s", ' "$i" "$(acl_expr "$i")"; done | sed 's/, $//') }
+use-backend = [$(for b in 1 2 3 4 5; do printf '{ backend = "r%s", if = "a%s || a%s a%s" }, ' "$b" "$b" "$((b + 10))" "$((b + 15))"; done | sed 's/, $//')]
+default-backend = "r0"
+http-request = [$(for h in "${rules_headers[@]}"; do printf '"%s", ' "$h"; done | sed 's/, $//')]
+$(for b in 0 1 2 3 4 5; do
+    printf '[[backend]]\nname = "r%s"\nmode = "http"\ncookie = { name = "SRV", mode = "insert", indirect = true, nocache = true }\nservers = [{ name = "s", address = "127.0.0.1:%s", cookie = "s1" }]\n' "$b" "$t_web"
+done)
 EOF
 cat > "$work/haproxy.cfg" <<EOF
 global
@@ -156,6 +180,17 @@ listen web
     bind 127.0.0.1:${H[web]}
     option splice-auto
     server s 127.0.0.1:$t_web
+frontend webrules
+    mode http
+    bind 127.0.0.1:${H[webrules]}
+    option splice-auto
+$(for i in $(seq 1 20); do printf '    acl a%s %s\n' "$i" "$(acl_expr "$i")"; done)
+$(for b in 1 2 3 4 5; do printf '    use_backend r%s if a%s || a%s a%s\n' "$b" "$b" "$((b + 10))" "$((b + 15))"; done)
+    default_backend r0
+$(for h in "${rules_headers[@]}"; do printf '    http-request %s\n' "$h"; done)
+$(for b in 0 1 2 3 4 5; do
+    printf 'backend r%s\n    mode http\n    option splice-auto\n    cookie SRV insert indirect nocache\n    server s 127.0.0.1:%s cookie s1\n' "$b" "$t_web"
+done)
 EOF
 
 taskset -c "$proxy_cpu" "$ringlb" run -f "$work/ringlb.toml" --shards "$threads" 2>"$work/ringlb.log" & rl_pid=$!; pids+=("$rl_pid")
@@ -201,7 +236,7 @@ if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -o /dev/nul
     null_syscall_us=$(perf bench syscall basic 2>/dev/null | awk '/usecs\/op/ {print $1}')
 fi
 null_syscall_us=${null_syscall_us:-}
-small_message() { case "$1" in redis-*|bench-rr|http-keepalive) return 0 ;; *) return 1 ;; esac; }
+small_message() { case "$1" in redis-*|bench-rr|http-keepalive|http-rules) return 0 ;; *) return 1 ;; esac; }
 results="$work/results.tsv"
 : > "$results"
 # record WORKLOAD PROXY VALUE [BYTES CPU_S] [P99_MS] [SYSCALLS USER_S]
@@ -229,7 +264,7 @@ measure() {
         bench-rr)
             json=$(load "$bench" rr --addr "127.0.0.1:$p" --conns 50 --size 64 --duration "${secs}s" --json)
             python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["requests_per_s"], d["requests"], d["latency"]["p99_us"]/1000)' <<<"$json" ;;
-        http-keepalive|http-close|http-1m)
+        http-keepalive|http-rules|http-close|http-1m)
             local path=/small conns=50 hdr=()
             [ "$w" = http-1m ] && { path=/1m; conns=8; }
             [ "$w" = http-close ] && hdr=(-H "Connection: close")
@@ -254,18 +289,19 @@ target_port() {
         iperf3-*) echo "$2" | cut -d' ' -f1 ;;
         bench-throughput) echo "$2" | cut -d' ' -f2 ;;
         redis-*) echo "$2" | cut -d' ' -f3 ;;
+        http-rules) echo "$2" | cut -d' ' -f6 ;;
         http-*) echo "$2" | cut -d' ' -f5 ;;
         *) echo "$2" | cut -d' ' -f4 ;;
     esac
 }
 
-workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-close http-1m"
+workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-rules http-close http-1m"
 start=$(date +%s)
 for w in $workloads; do
     want "$w" || continue
-    rp=$(target_port "$w" "${R[iperf]} ${R[sink]} ${R[redis]} ${R[echo]} ${R[web]}")
-    hp=$(target_port "$w" "${H[iperf]} ${H[sink]} ${H[redis]} ${H[echo]} ${H[web]}")
-    dp=$(target_port "$w" "$t_iperf $t_sink $t_redis $t_echo $t_web")
+    rp=$(target_port "$w" "${R[iperf]} ${R[sink]} ${R[redis]} ${R[echo]} ${R[web]} ${R[webrules]}")
+    hp=$(target_port "$w" "${H[iperf]} ${H[sink]} ${H[redis]} ${H[echo]} ${H[web]} ${H[webrules]}")
+    dp=$(target_port "$w" "$t_iperf $t_sink $t_redis $t_echo $t_web $t_web")
     read -r v b p99 <<<"$(measure "$w" "$dp")"; record "$w" direct "$v" "$b" "" "$p99"
     if [ -n "$perfdir" ]; then
         for side in ringlb haproxy; do
