@@ -4,7 +4,8 @@
 //! `show servers state [BACKEND]`, `show backend`, `set server B/S state
 //! ready|drain|maint`, `set server B/S weight N[%]`, `set weight`, `get weight`,
 //! `disable|enable server`, `disable|enable health`, `shutdown sessions server`,
-//! `clear counters [all]`; several commands per line
+//! `show sess [ID|all]`, `shutdown session ID` (asked of the data shards, see
+//! `sessions`), `clear counters [all]`; several commands per line
 //! separated by `;`, and `prompt` mode. State and weight changes go through the
 //! control shard's server table, which broadcasts them to every data shard; a bad
 //! command or argument answers as HAProxy does and changes nothing.
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{UnixListener, UnixStream};
 
+use super::sessions;
 use super::stats;
 use super::status::Admin;
 use super::Table;
@@ -55,10 +57,12 @@ const HELP: &str = "The following commands are valid at this level:
   quit                                    : disconnect
   set server <bk>/<srv> [opts]            : change a server's state, weight, address
   set weight <bk>/<srv>  (DEPRECATED)     : change a server's weight (use 'set server' instead)
+  shutdown session [id]                   : kill a specific session
   shutdown sessions server <bk>/<srv>     : kill sessions on a server
   show activity                           : show per-shard activity (ring rounds, waits, SQEs, CQEs, bytes by path)
   show backend                            : list backends in the current running config
   show info                               : report information about the running process [json|typed]
+  show sess [id]                          : report the list of current sessions or dump this exact session
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show stat [desc|json|no-maint|typed|up]*: report counters for each proxy and server
 ";
@@ -110,7 +114,7 @@ impl Api {
                     [] => {}
                     ["prompt"] => prompt = !prompt,
                     ["quit"] => quit = true,
-                    w => out.push_str(&self.run(w)),
+                    w => out.push_str(&self.run_async(w).await),
                 }
             }
             if prompt {
@@ -120,6 +124,38 @@ impl Api {
                 let _ = conn.flush().await;
                 return;
             }
+        }
+    }
+
+    /// Runs one command, asking the data shards when it is about their
+    /// sessions; returns HAProxy's answer.
+    async fn run_async(&self, w: &[&str]) -> String {
+        match w {
+            ["show", "sess"] => sessions::list(&self.config, &sessions::gather(&self.shared).await),
+            ["show", "sess", "all"] => {
+                let all = sessions::gather(&self.shared).await;
+                all.iter()
+                    .map(|s| sessions::detail(&self.config, s))
+                    .collect::<String>()
+                    + "\n"
+            }
+            ["show", "sess", id, ..] => {
+                let all = sessions::gather(&self.shared).await;
+                match sessions::parse_id(id).and_then(|id| all.iter().find(|s| s.id == id)) {
+                    Some(s) => sessions::detail(&self.config, s) + "\n",
+                    None => "Session not found.\n\n".into(),
+                }
+            }
+            ["shutdown", "session", rest @ ..] => {
+                let Some(id) = rest.first().and_then(|id| sessions::parse_id(id)) else {
+                    return "Session pointer expected (use 'show sess').\n\n".into();
+                };
+                match sessions::kill(&self.shared, id).await {
+                    Some(true) => "\n".into(),
+                    _ => "No such session (use 'show sess').\n\n".into(),
+                }
+            }
+            w => self.run(w),
         }
     }
 

@@ -7,6 +7,7 @@
 mod api;
 pub mod check;
 pub mod health;
+mod sessions;
 pub mod stats;
 pub mod status;
 pub(crate) mod web;

@@ -111,7 +111,7 @@ impl ShardCtx {
             scratch: RefCell::new(Vec::new()),
             queues: RefCell::new(queues),
             limit_waiters: RefCell::new(Vec::new()),
-            live: LiveSessions::default(),
+            live: LiveSessions::new(id),
             wants_client_addr,
             idle,
             latency: RefCell::new(latency),

@@ -136,6 +136,14 @@ pub enum ShardMsg {
     },
     /// Close every session on this server now (`shutdown sessions server`).
     KillServerSessions { backend: usize, server: usize },
+    /// Describe every live session (`show sess`): the shard answers once, on
+    /// `reply`, with its id and its sessions.
+    ListSessions {
+        reply: Sender<(usize, Vec<super::SessionInfo>)>,
+    },
+    /// Close session `id` now (`shutdown session`); the answer says whether
+    /// the shard had it.
+    KillSession { id: u64, reply: Sender<bool> },
 }
 
 pub struct Inbox {

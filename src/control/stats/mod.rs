@@ -370,6 +370,21 @@ pub fn rows(
     out
 }
 
+/// A frontend's HAProxy proxy id (`iid`, `#N` in the stats page's forms).
+pub fn frontend_iid(fi: usize) -> usize {
+    fi + 1
+}
+
+/// A backend's proxy id: its `listen` section's, else numbered after every
+/// frontend, as [`rows`] numbers them.
+pub fn backend_iid(config: &Config, bi: usize) -> usize {
+    let name = &config.backends[bi].name;
+    match config.frontends.iter().position(|f| &f.name == name) {
+        Some(fi) => frontend_iid(fi),
+        None => config.frontends.len() + bi + 1,
+    }
+}
+
 /// (current rate, max rate) of a counter summed over the shards.
 fn rates<'a>(blocks: impl Iterator<Item = &'a crate::state::Counters>) -> (u64, u64) {
     let now = std::time::SystemTime::now()
