@@ -134,3 +134,102 @@ servers = [{{ name = "r1", address = "127.0.0.1:{}" }}]
         socat(&sock, "show sess") == "\n"
     }));
 }
+
+/// `show errors` with what HAProxy-specific text cannot match (dates, proxy
+/// ids, client ports, its mux's flags and buffer wrap point) blanked out.
+fn comparable(show_errors: &str) -> String {
+    let mut out = String::new();
+    for l in show_errors.lines() {
+        let mut l = l.to_string();
+        if let (Some(a), Some(b)) = (l.find('['), l.find(']')) {
+            if a < b && !l.starts_with("  0") {
+                l.replace_range(a..=b, "[DATE]");
+            }
+        }
+        if l.starts_with("  H1 connection flags") {
+            l = "  H1 connection flags".into();
+        }
+        if let Some(i) = l.find(", H1 msg flags") {
+            l.truncate(i);
+        }
+        if let Some(i) = l.find(", src ") {
+            l.truncate(i);
+        }
+        if let Some(i) = l.find(", wraps at") {
+            let j = l.find(", error at").unwrap();
+            l.replace_range(i..j, "");
+        }
+        // ` (#5)` → ` (#)`: HAProxy numbers its internal proxies too.
+        while let Some(i) = l.find("(#").filter(|&i| !l[i..].starts_with("(#)")) {
+            let j = i + l[i..].find(')').unwrap();
+            l.replace_range(i + 2..j, "");
+        }
+        out += &l;
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn show_errors_shows_the_bad_bytes_as_haproxy_does() {
+    use std::sync::{Arc, Mutex};
+    use support::http::{haproxy_status, start_origin_with, Haproxy};
+    let origin = start_origin_with(Arc::new(Mutex::new(
+        b"HTTP/1.1 200 OK\r\nBad Header\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    )));
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (free_port(), free_port());
+    let sock = dir.path().join("admin.sock");
+    let hsock = dir.path().join("haproxy.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "10s", server = "10s" }}
+[[listen]]
+name = "web"
+bind = ["127.0.0.1:{ours}"]
+mode = "http"
+servers = [{{ name = "w1", address = "127.0.0.1:{origin}" }}]
+"#,
+        sock.display()
+    );
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let _h = Haproxy::start(
+        &format!(
+            "global\n  stats socket {} level admin\ndefaults\n  mode http\n  timeout connect 2s\n  \
+             timeout client 10s\n  timeout server 10s\nlisten web\n  bind 127.0.0.1:{theirs}\n  \
+             server w1 127.0.0.1:{origin}\n",
+            hsock.display()
+        ),
+        &[theirs],
+    );
+    let empty = socat(&sock, "show errors");
+    assert!(
+        empty.starts_with("Total events captured on [") && empty.ends_with("] : 0\n\n"),
+        "{empty:?}"
+    );
+    // A request with a space in its target, a binary byte in a header, and a
+    // response with a header line that has no colon.
+    for port in [ours, theirs] {
+        let bad = b"GET /a b c HTTP/1.1\r\nHost: x\r\nX-Bin: \x01\\\r\n\r\n";
+        assert_eq!(haproxy_status(port, bad), 400);
+        assert_eq!(
+            haproxy_status(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            502
+        );
+    }
+    let mine = socat(&sock, "show errors");
+    let haproxys = socat(&hsock, "show errors");
+    assert_eq!(comparable(&mine), comparable(&haproxys), "ours:\n{mine}");
+    assert!(
+        mine.contains("  00000  GET /a b c HTTP/1.1\\r\\n\n"),
+        "{mine}"
+    );
+    assert!(mine.contains("  00017  Bad Header\\r\\n\n"), "{mine}");
+    // One direction, one proxy, or a proxy that does not exist.
+    let responses = socat(&sock, "show errors web response");
+    assert!(responses.contains("invalid response") && !responses.contains("invalid request"));
+    assert_eq!(socat(&sock, "show errors nope"), "No such proxy.\n\n");
+}

@@ -5,7 +5,7 @@
 //! ready|drain|maint`, `set server B/S weight N[%]`, `set weight`, `get weight`,
 //! `disable|enable server`, `disable|enable health`, `shutdown sessions server`,
 //! `show sess [ID|all]`, `shutdown session ID` (asked of the data shards, see
-//! `sessions`), `clear counters [all]`; several commands per line
+//! `sessions`), `show errors` (see `errors`), `clear counters [all]`; several commands per line
 //! separated by `;`, and `prompt` mode. State and weight changes go through the
 //! control shard's server table, which broadcasts them to every data shard; a bad
 //! command or argument answers as HAProxy does and changes nothing.
@@ -17,6 +17,7 @@ use std::sync::Arc;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{UnixListener, UnixStream};
 
+use super::errors;
 use super::sessions;
 use super::stats;
 use super::status::Admin;
@@ -61,6 +62,7 @@ const HELP: &str = "The following commands are valid at this level:
   shutdown sessions server <bk>/<srv>     : kill sessions on a server
   show activity                           : show per-shard activity (ring rounds, waits, SQEs, CQEs, bytes by path)
   show backend                            : list backends in the current running config
+  show errors [<px>] [request|response]   : report last request and/or response errors for each proxy
   show info                               : report information about the running process [json|typed]
   show sess [id]                          : report the list of current sessions or dump this exact session
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
@@ -173,6 +175,7 @@ impl Api {
                 }
             }
             ["show", "info", ..] => self.info(),
+            ["show", "errors", args @ ..] => errors::show(&self.config, &self.shared.errors, args),
             ["show", "activity"] => stats::activity(&self.shared),
             ["show", "backend"] => {
                 let mut s = "# name\n".to_string();

@@ -6,6 +6,7 @@
 
 mod api;
 pub mod check;
+mod errors;
 pub mod health;
 mod sessions;
 pub mod stats;

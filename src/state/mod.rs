@@ -6,6 +6,7 @@
 //! Nothing here does I/O beyond writing an inbox's eventfd.
 
 pub mod counters;
+pub mod errors;
 pub mod event;
 pub mod latency;
 pub mod replica;

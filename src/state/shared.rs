@@ -178,6 +178,8 @@ pub struct Shared {
     /// Each shard's activity (ring rounds, waits, SQEs, CQEs, pipes, bytes by
     /// path), published with the latency figures.
     pub activity: Vec<Activity>,
+    /// The last malformed request and response per proxy (`show errors`).
+    pub errors: super::errors::ErrorLog,
     /// Times any shard ran out of fds, memory or ports (accept or connect).
     pub local_exhaustion: AtomicU64,
     /// When the last alert about it was logged (seconds since the epoch), so
@@ -217,6 +219,7 @@ impl Shared {
             .map(|_| FrontendShared::default())
             .collect();
         let latency = super::latency::SharedLatency::new(&config, shards);
+        let errors = super::errors::ErrorLog::new(&config);
         let counters = (0..shards)
             .map(|_| super::counters::ShardCounters::new(&config))
             .collect();
@@ -233,6 +236,7 @@ impl Shared {
                 counters,
                 latency,
                 activity: (0..shards).map(|_| Activity::default()).collect(),
+                errors,
                 local_exhaustion: AtomicU64::new(0),
                 last_exhaustion_alert: AtomicU64::new(0),
             }),
