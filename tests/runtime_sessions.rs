@@ -233,3 +233,142 @@ servers = [{{ name = "w1", address = "127.0.0.1:{origin}" }}]
     assert!(responses.contains("invalid response") && !responses.contains("invalid request"));
     assert_eq!(socat(&sock, "show errors nope"), "No such proxy.\n\n");
 }
+
+/// Which server answered a new connection (the test servers say their name).
+fn who(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    read_line(&mut c)
+}
+
+/// The `Location` of a 303 answer to a POST of `form` to the page at `url`.
+fn post(url: &str, auth: Option<&str>, form: &str) -> String {
+    let mut args = vec!["-d", form, url];
+    if let Some(a) = auth {
+        args.splice(0..0, ["-u", a]);
+    }
+    let (head, _) = support::clients::curl(&args);
+    assert!(head.starts_with("HTTP/1.1 303 See Other"), "{head}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .unwrap_or_else(|| panic!("no Location in {head}"))
+        .to_string()
+}
+
+/// A server's `srv_admin_state` in `show servers state` (0 ready, 1 maint, 8 drain).
+fn admin_state(sock: &std::path::Path, server: &str) -> String {
+    let out = socat(sock, "show servers state app");
+    out.lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|c| c.len() > 6 && c[3] == server)
+        .unwrap_or_else(|| panic!("no {server} in {out}"))[6]
+        .to_string()
+}
+
+#[test]
+fn the_stats_pages_admin_form_sets_servers_as_haproxys_does() {
+    let a = TestServer::start("a", Behaviour::Hello);
+    let b = TestServer::start("b", Behaviour::Hello);
+    let (port, admin_port, ro_port) = (free_port(), free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "10s", server = "10s" }}
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+balance = "roundrobin"
+servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
+[[listen]]
+name = "stats"
+bind = ["127.0.0.1:{admin_port}"]
+mode = "http"
+stats = {{ uri = "/stats", auth = ["admin:admin"], admin = "LOCALHOST" }}
+[[listen]]
+name = "readonly"
+bind = ["127.0.0.1:{ro_port}"]
+mode = "http"
+stats = {{ uri = "/stats", auth = ["admin:admin"], admin = "FALSE" }}
+"#,
+        sock.display(),
+        a.addr,
+        b.addr
+    );
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let url = format!("http://127.0.0.1:{admin_port}/stats");
+    let ro = format!("http://127.0.0.1:{ro_port}/stats");
+
+    // The page an admin sees: a checkbox per server, the action form.
+    let (_, page) = support::clients::curl(&["-u", "admin:admin", &url]);
+    assert!(page.contains(
+        "<td><input class='app-checkbox' type=\"checkbox\" name=\"s\" value=\"a\"></td>"
+    ));
+    assert!(page.contains("<option value=\"maint\">Set state to MAINT</option>"));
+    assert!(page.contains("<input type=\"hidden\" name=\"b\" value=\"#1\">"));
+    let (_, page) = support::clients::curl(&["-u", "admin:admin", &ro]);
+    assert!(!page.contains("checkbox"), "no admin rights, no form");
+
+    // MAINT from the page, as a browser posts the form: no traffic to a.
+    assert_eq!(
+        post(&url, Some("admin:admin"), "s=a&action=maint&b=%231"),
+        "/stats;st=DONE"
+    );
+    assert_eq!(admin_state(&sock, "a"), "1");
+    let before = a.accepted();
+    for _ in 0..8 {
+        assert_eq!(who(port), "b");
+    }
+    assert_eq!(a.accepted(), before, "a in MAINT takes nothing");
+    let (_, page) = support::clients::curl(&["-u", "admin:admin", &format!("{url};st=DONE")]);
+    assert!(
+        page.contains("[X]</a> Action processed successfully.</div>"),
+        "{page}"
+    );
+    assert!(page.contains("<tr class=\"maintain\" data-sv=\"a\">"));
+
+    // Refused as HAProxy refuses: no admin rights, no credentials, an action
+    // with no runtime-API equivalent, a server that does not exist.
+    assert_eq!(
+        post(&ro, Some("admin:admin"), "s=a&action=ready&b=%231"),
+        "/stats;st=DENY"
+    );
+    let (head, _) = support::clients::curl(&["-d", "s=a&action=ready&b=%231", &url]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert_eq!(
+        post(&url, Some("admin:admin"), "s=a&action=hdown&b=app"),
+        "/stats;st=ERRP"
+    );
+    assert_eq!(
+        post(&url, Some("admin:admin"), "s=zz&action=ready&b=app"),
+        "/stats;st=ERRP"
+    );
+    assert_eq!(
+        post(&url, Some("admin:admin"), "action=ready&b=app"),
+        "/stats;st=NONE"
+    );
+    assert_eq!(admin_state(&sock, "a"), "1", "nothing changed a");
+
+    // DRAIN, then READY again: a takes sessions again.
+    assert_eq!(
+        post(&url, Some("admin:admin"), "s=a&s=b&action=drain&b=app"),
+        "/stats;st=DONE"
+    );
+    assert_eq!(
+        (admin_state(&sock, "a"), admin_state(&sock, "b")),
+        ("8".into(), "8".into())
+    );
+    assert_eq!(
+        post(
+            &url,
+            Some("admin:admin"),
+            "s=a&s=b&s=zz&action=ready&b=%231"
+        ),
+        "/stats;st=PART"
+    );
+    assert_eq!(admin_state(&sock, "a"), "0");
+    let seen: Vec<String> = (0..4).map(|_| who(port)).collect();
+    assert!(seen.iter().any(|s| s == "a"), "{seen:?}");
+}

@@ -18,13 +18,14 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{UnixListener, UnixStream};
 
 use super::errors;
+use super::ops::Ops;
 use super::sessions;
 use super::stats;
 use super::status::Admin;
 use super::Table;
 use crate::config::model::Config;
 use crate::log::{level, Logger};
-use crate::state::{ServerState, Shared};
+use crate::state::Shared;
 
 /// Binds the socket (a stale file from an earlier run is replaced), mode 600.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -212,9 +213,7 @@ impl Api {
             ["shutdown", "sessions", "server", target] => match self.find(target) {
                 Err(e) => e,
                 Ok((backend, server)) => {
-                    for inbox in &self.shared.inboxes {
-                        inbox.send(crate::state::ShardMsg::KillServerSessions { backend, server });
-                    }
+                    self.ops().kill_sessions(backend, server);
                     "\n".into()
                 }
             },
@@ -232,14 +231,7 @@ impl Api {
                 match self.find(target) {
                     Err(e) => e,
                     Ok((b, s)) => {
-                        let on = w[0] == "enable";
-                        self.table.borrow_mut().set(&self.shared, b, s, |st| {
-                            st.checks_enabled = on && st.checked;
-                            if !on {
-                                // HAProxy: health checks off means UP assumed.
-                                st.up = true;
-                            }
-                        });
+                        self.ops().set_checks(b, s, w[0] == "enable");
                         "\n".into()
                     }
                 }
@@ -369,47 +361,26 @@ impl Api {
         Ok((b, s))
     }
 
+    fn ops(&self) -> Ops<'_> {
+        Ops {
+            config: &self.config,
+            shared: &self.shared,
+            table: &self.table,
+            logger: &self.logger,
+        }
+    }
+
     fn admin(&self, target: &str, to: Option<Admin>) -> String {
         let Some(to) = to else {
             return "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n".into();
         };
-        let (b, s) = match self.find(target) {
-            Ok(x) => x,
-            Err(e) => return e,
-        };
-        let mut table = self.table.borrow_mut();
-        let from = table.servers[b][s].admin;
-        let Some((before, after)) = table.set(&self.shared, b, s, |st| st.admin = to) else {
-            return "\n".into();
-        };
-        let (act, bck) = table.usable_counts(&self.config, b);
-        drop(table);
-        let name = format!(
-            "{}/{}",
-            self.config.backends[b].name, self.config.backends[b].servers[s].name
-        );
-        let line = match (from, to) {
-            (_, Admin::Maint) if from != Admin::Maint => Some(format!(
-                "Server {name} is going DOWN for maintenance. {act} active and {bck} backup servers left. \
-                 {} sessions active, 0 requeued, 0 remaining in queue.",
-                self.shared.backends[b].servers[s].active.get()
-            )),
-            (Admin::Maint, Admin::Ready) => Some(format!(
-                "Server {name} is {} (leaving forced maintenance).",
-                if after == ServerState::Down { "DOWN" } else { "UP/READY" }
-            )),
-            (Admin::Maint, Admin::Drain) => Some(format!(
-                "Server {name} is UP/DRAIN (leaving forced maintenance)."
-            )),
-            (Admin::Ready, Admin::Drain) => Some(format!("Server {name} remains in forced drain mode.")),
-            (Admin::Drain, Admin::Ready) => Some(format!("Server {name} is UP (leaving forced drain).")),
-            _ => None,
-        };
-        if let Some(l) = line {
-            self.logger.event(level::WARNING, l);
+        match self.find(target) {
+            Ok((b, s)) => {
+                self.ops().set_admin(b, s, to);
+                "\n".into()
+            }
+            Err(e) => e,
         }
-        let _ = before;
-        "\n".into()
     }
 
     fn weight(&self, target: &str, v: &str) -> String {

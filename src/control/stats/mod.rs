@@ -11,7 +11,7 @@ mod prom;
 
 pub use csv::{csv, HEADER};
 pub use json::json;
-pub use page::html;
+pub use page::{html, Page};
 pub use prom::metrics;
 
 use std::time::Instant;
