@@ -10,27 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use support::clients::{curl, socat};
 use support::servers::Haproxy;
 use support::*;
-
-fn socat(sock: &Path, cmd: &str) -> String {
-    let out = Command::new("socat")
-        .arg("-")
-        .arg(format!("UNIX-CONNECT:{}", sock.display()))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{cmd}\n").as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("socat (Debian package socat) must be installed");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// Which server answered: the test servers say their name on connect.
 fn who(port: u16) -> String {
@@ -283,17 +265,6 @@ servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
         ours_json.contains("'Backend', 'Frontend', 'Server'"),
         "{ours_json}"
     );
-}
-
-fn curl(args: &[&str]) -> (String, String) {
-    let out = Command::new("curl")
-        .args(["-s", "-D", "-", "--max-time", "5"])
-        .args(args)
-        .output()
-        .expect("curl must be installed");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    (head.to_string(), body.to_string())
 }
 
 #[test]

@@ -58,6 +58,9 @@ pub(super) fn global(g: Option<&RawGlobal>, loc: &Locator) -> R<Global> {
         if let Some(s) = t.ring_copy {
             tune.ring_copy = s;
         }
+        if let Some(s) = t.stats_counters {
+            tune.stats_counters = s;
+        }
         if let Some(v) = &t.ring_buffers {
             let n = int(v, "tune ring-buffers", 16, 32768)?;
             if !n.is_power_of_two() {

@@ -61,6 +61,11 @@ pub struct Tune {
     /// Buffers (of `bufsize` bytes) in each shard's provided-buffer ring; a
     /// power of two. A session holds one only while bytes are in flight.
     pub ring_buffers: u16,
+    /// `tune.stats-counters`: shards keep their traffic counters, session
+    /// rates and latency histograms (the stats page, CSV and metrics read
+    /// them). `false` leaves those at zero to measure what counting costs;
+    /// limits, queues, gauges and logs are unaffected.
+    pub stats_counters: bool,
 }
 
 impl Default for Tune {
@@ -72,6 +77,7 @@ impl Default for Tune {
             splice: true,
             ring_copy: true,
             ring_buffers: 512,
+            stats_counters: true,
         }
     }
 }

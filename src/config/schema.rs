@@ -58,6 +58,7 @@ pub struct RawTune {
     pub splice: Option<bool>,
     pub ring_copy: Option<bool>,
     pub ring_buffers: Option<Spanned<i64>>,
+    pub stats_counters: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]

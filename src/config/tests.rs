@@ -241,3 +241,15 @@ fn syntax_errors_have_a_position() {
     let e = err("[global\nmaxconn = 1\n");
     assert!(e.starts_with("t.toml:1:"), "{e}");
 }
+
+#[test]
+fn stats_counters_are_on_unless_turned_off() {
+    let on = parse_str(BASE, Path::new("t.toml")).unwrap();
+    assert!(on.global.tune.stats_counters);
+    let off = parse_str(
+        &format!("[global]\ntune = {{ stats-counters = false }}\n{BASE}"),
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert!(!off.global.tune.stats_counters);
+}

@@ -4,7 +4,8 @@
 //! `show servers state [BACKEND]`, `show backend`, `set server B/S state
 //! ready|drain|maint`, `set server B/S weight N[%]`, `set weight`, `get weight`,
 //! `disable|enable server`, `disable|enable health`, `shutdown sessions server`,
-//! `clear counters [all]`; several commands per line
+//! `show sess [ID|all]`, `shutdown session ID` (asked of the data shards, see
+//! `sessions`), `show errors` (see `errors`), `clear counters [all]`; several commands per line
 //! separated by `;`, and `prompt` mode. State and weight changes go through the
 //! control shard's server table, which broadcasts them to every data shard; a bad
 //! command or argument answers as HAProxy does and changes nothing.
@@ -16,12 +17,15 @@ use std::sync::Arc;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{UnixListener, UnixStream};
 
+use super::errors;
+use super::ops::Ops;
+use super::sessions;
 use super::stats;
 use super::status::Admin;
 use super::Table;
 use crate::config::model::Config;
 use crate::log::{level, Logger};
-use crate::state::{ServerState, Shared};
+use crate::state::Shared;
 
 /// Binds the socket (a stale file from an earlier run is replaced), mode 600.
 pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
@@ -55,10 +59,13 @@ const HELP: &str = "The following commands are valid at this level:
   quit                                    : disconnect
   set server <bk>/<srv> [opts]            : change a server's state, weight, address
   set weight <bk>/<srv>  (DEPRECATED)     : change a server's weight (use 'set server' instead)
+  shutdown session [id]                   : kill a specific session
   shutdown sessions server <bk>/<srv>     : kill sessions on a server
   show activity                           : show per-shard activity (ring rounds, waits, SQEs, CQEs, bytes by path)
   show backend                            : list backends in the current running config
+  show errors [<px>] [request|response]   : report last request and/or response errors for each proxy
   show info                               : report information about the running process [json|typed]
+  show sess [id]                          : report the list of current sessions or dump this exact session
   show servers state [<backend>]          : dump volatile server information (all or for a single backend)
   show stat [desc|json|no-maint|typed|up]*: report counters for each proxy and server
 ";
@@ -110,7 +117,7 @@ impl Api {
                     [] => {}
                     ["prompt"] => prompt = !prompt,
                     ["quit"] => quit = true,
-                    w => out.push_str(&self.run(w)),
+                    w => out.push_str(&self.run_async(w).await),
                 }
             }
             if prompt {
@@ -120,6 +127,38 @@ impl Api {
                 let _ = conn.flush().await;
                 return;
             }
+        }
+    }
+
+    /// Runs one command, asking the data shards when it is about their
+    /// sessions; returns HAProxy's answer.
+    async fn run_async(&self, w: &[&str]) -> String {
+        match w {
+            ["show", "sess"] => sessions::list(&self.config, &sessions::gather(&self.shared).await),
+            ["show", "sess", "all"] => {
+                let all = sessions::gather(&self.shared).await;
+                all.iter()
+                    .map(|s| sessions::detail(&self.config, s))
+                    .collect::<String>()
+                    + "\n"
+            }
+            ["show", "sess", id, ..] => {
+                let all = sessions::gather(&self.shared).await;
+                match sessions::parse_id(id).and_then(|id| all.iter().find(|s| s.id == id)) {
+                    Some(s) => sessions::detail(&self.config, s) + "\n",
+                    None => "Session not found.\n\n".into(),
+                }
+            }
+            ["shutdown", "session", rest @ ..] => {
+                let Some(id) = rest.first().and_then(|id| sessions::parse_id(id)) else {
+                    return "Session pointer expected (use 'show sess').\n\n".into();
+                };
+                match sessions::kill(&self.shared, id).await {
+                    Some(true) => "\n".into(),
+                    _ => "No such session (use 'show sess').\n\n".into(),
+                }
+            }
+            w => self.run(w),
         }
     }
 
@@ -137,6 +176,7 @@ impl Api {
                 }
             }
             ["show", "info", ..] => self.info(),
+            ["show", "errors", args @ ..] => errors::show(&self.config, &self.shared.errors, args),
             ["show", "activity"] => stats::activity(&self.shared),
             ["show", "backend"] => {
                 let mut s = "# name\n".to_string();
@@ -173,9 +213,7 @@ impl Api {
             ["shutdown", "sessions", "server", target] => match self.find(target) {
                 Err(e) => e,
                 Ok((backend, server)) => {
-                    for inbox in &self.shared.inboxes {
-                        inbox.send(crate::state::ShardMsg::KillServerSessions { backend, server });
-                    }
+                    self.ops().kill_sessions(backend, server);
                     "\n".into()
                 }
             },
@@ -193,14 +231,7 @@ impl Api {
                 match self.find(target) {
                     Err(e) => e,
                     Ok((b, s)) => {
-                        let on = w[0] == "enable";
-                        self.table.borrow_mut().set(&self.shared, b, s, |st| {
-                            st.checks_enabled = on && st.checked;
-                            if !on {
-                                // HAProxy: health checks off means UP assumed.
-                                st.up = true;
-                            }
-                        });
+                        self.ops().set_checks(b, s, w[0] == "enable");
                         "\n".into()
                     }
                 }
@@ -330,47 +361,26 @@ impl Api {
         Ok((b, s))
     }
 
+    fn ops(&self) -> Ops<'_> {
+        Ops {
+            config: &self.config,
+            shared: &self.shared,
+            table: &self.table,
+            logger: &self.logger,
+        }
+    }
+
     fn admin(&self, target: &str, to: Option<Admin>) -> String {
         let Some(to) = to else {
             return "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n".into();
         };
-        let (b, s) = match self.find(target) {
-            Ok(x) => x,
-            Err(e) => return e,
-        };
-        let mut table = self.table.borrow_mut();
-        let from = table.servers[b][s].admin;
-        let Some((before, after)) = table.set(&self.shared, b, s, |st| st.admin = to) else {
-            return "\n".into();
-        };
-        let (act, bck) = table.usable_counts(&self.config, b);
-        drop(table);
-        let name = format!(
-            "{}/{}",
-            self.config.backends[b].name, self.config.backends[b].servers[s].name
-        );
-        let line = match (from, to) {
-            (_, Admin::Maint) if from != Admin::Maint => Some(format!(
-                "Server {name} is going DOWN for maintenance. {act} active and {bck} backup servers left. \
-                 {} sessions active, 0 requeued, 0 remaining in queue.",
-                self.shared.backends[b].servers[s].active.get()
-            )),
-            (Admin::Maint, Admin::Ready) => Some(format!(
-                "Server {name} is {} (leaving forced maintenance).",
-                if after == ServerState::Down { "DOWN" } else { "UP/READY" }
-            )),
-            (Admin::Maint, Admin::Drain) => Some(format!(
-                "Server {name} is UP/DRAIN (leaving forced maintenance)."
-            )),
-            (Admin::Ready, Admin::Drain) => Some(format!("Server {name} remains in forced drain mode.")),
-            (Admin::Drain, Admin::Ready) => Some(format!("Server {name} is UP (leaving forced drain).")),
-            _ => None,
-        };
-        if let Some(l) = line {
-            self.logger.event(level::WARNING, l);
+        match self.find(target) {
+            Ok((b, s)) => {
+                self.ops().set_admin(b, s, to);
+                "\n".into()
+            }
+            Err(e) => e,
         }
-        let _ = before;
-        "\n".into()
     }
 
     fn weight(&self, target: &str, v: &str) -> String {

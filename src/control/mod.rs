@@ -6,7 +6,11 @@
 
 mod api;
 pub mod check;
+mod errors;
 pub mod health;
+mod ops;
+mod page_admin;
+mod sessions;
 pub mod stats;
 pub mod status;
 pub(crate) mod web;
@@ -143,11 +147,25 @@ async fn run(
         }
     };
     for (frontend, l) in pages {
+        let admin = page_admin::AdminRule::compile(&config, &config.frontends[frontend])
+            .unwrap_or_else(|e| {
+                // Refused: the page stays read-only rather than open to all.
+                logger.event(
+                    level::ALERT,
+                    format!(
+                        "proxy {}: {e}; stats admin disabled",
+                        config.frontends[frontend].name
+                    ),
+                );
+                None
+            });
         let w = web::Web {
             config: config.clone(),
             shared: shared.clone(),
             table: table.clone(),
+            logger: logger.clone(),
             frontend,
+            admin,
         };
         glommio::spawn_local(async move { w.serve(l).await }).detach();
     }

@@ -2,7 +2,8 @@
 //! of every frontend or listen section with `stats`: the HTML page at
 //! `stats uri`, HAProxy 2.6's CSV at `<uri>;csv` (and `;csv;norefresh`), Basic
 //! authentication with `stats auth` (401 with `WWW-Authenticate: Basic
-//! realm="…"` otherwise), `stats refresh`, `stats hide-version`. Any other URI
+//! realm="…"` otherwise), `stats refresh`, `stats hide-version`, and with
+//! `stats admin if COND` the admin form's posts (`page_admin`). Any other URI
 //! gets HAProxy's 503, as a stats-only `listen` does, except `/metrics`: the
 //! Prometheus exporter (HAProxy's `use-service prometheus-exporter`). One request per
 //! connection (`Connection: close`).
@@ -14,9 +15,12 @@ use std::time::Duration;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 
+use super::ops::Ops;
+use super::page_admin::{self, AdminRule, PostStatus};
 use super::stats;
 use super::Table;
 use crate::config::model::{Config, StatsSpec};
+use crate::log::Logger;
 use crate::state::{LatencyBook, ShardMsg, Shared};
 
 /// Asks every shard to publish its latency histograms and waits (at most
@@ -72,8 +76,14 @@ pub struct Web {
     pub config: Arc<Config>,
     pub shared: Arc<Shared>,
     pub table: Table,
+    pub logger: Logger,
     pub frontend: usize,
+    /// `stats admin if COND`, compiled.
+    pub admin: Option<AdminRule>,
 }
+
+/// The biggest admin form body read (HAProxy's is bounded by its buffer).
+const MAX_FORM: usize = 16 << 10;
 
 impl Web {
     pub async fn serve(self, l: TcpListener) {
@@ -97,23 +107,44 @@ impl Web {
             None
         })
         .await;
-        let Some(head) = head else { return };
+        let Some(mut head) = head else { return };
+        // A POST's form follows its head (Content-Length; chunked is refused).
+        if let Some(want) = form_length(&head) {
+            let body = futures_lite::future::or(read_to(&mut c, &mut head, want), async {
+                glommio::timer::sleep(limit).await;
+                false
+            });
+            if !body.await {
+                return;
+            }
+        }
+        let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        let peers = (
+            c.peer_addr().unwrap_or(unknown),
+            c.local_addr().unwrap_or(unknown),
+        );
         let latency = fresh_latency(&self.config, &self.shared).await;
-        let resp = self.respond(&head, &latency);
+        let resp = self.respond(&head, &latency, peers);
         let _ = c.write_all(&resp).await;
         let _ = c.flush().await;
         let _ = c.shutdown(std::net::Shutdown::Write).await;
     }
 
-    /// The whole response to one request head.
-    pub fn respond(&self, head: &[u8], latency: &LatencyBook) -> Vec<u8> {
+    /// The whole response to one request (head, and a POST's form);
+    /// `peers`: (client, local) addresses, for `stats admin if COND`.
+    pub fn respond(
+        &self,
+        head: &[u8],
+        latency: &LatencyBook,
+        peers: (std::net::SocketAddr, std::net::SocketAddr),
+    ) -> Vec<u8> {
         let spec = self.config.frontends[self.frontend]
             .stats
             .as_ref()
             .expect("served only for stats frontends");
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
-        let Ok(httparse::Status::Complete(_)) = req.parse(head) else {
+        let Ok(httparse::Status::Complete(head_len)) = req.parse(head) else {
             return crate::http::errors::error_response(400)
                 .unwrap_or(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
                 .to_vec();
@@ -170,6 +201,59 @@ impl Web {
             .into_bytes();
         }
         let flags: Vec<&str> = opts.split(';').filter(|s| !s.is_empty()).collect();
+        // The page's own links keep its `;up` and `;norefresh`.
+        let page_uri = format!(
+            "{}{}{}",
+            spec.uri,
+            if flags.contains(&"up") { ";up" } else { "" },
+            if flags.contains(&"norefresh") {
+                ";norefresh"
+            } else {
+                ""
+            }
+        );
+        let admin = self
+            .admin
+            .as_ref()
+            .is_some_and(|r| r.allows(&head[..head_len], peers.0, peers.1));
+        match req.method {
+            Some("GET") | Some("HEAD") => {}
+            Some("POST") => {
+                let chunked = req
+                    .headers
+                    .iter()
+                    .any(|h| h.name.eq_ignore_ascii_case("transfer-encoding"));
+                let st = if !admin {
+                    PostStatus::Deny
+                } else if chunked {
+                    PostStatus::Ival
+                } else if head.len() - head_len > MAX_FORM {
+                    PostStatus::Excd
+                } else {
+                    let ops = Ops {
+                        config: &self.config,
+                        shared: &self.shared,
+                        table: &self.table,
+                        logger: &self.logger,
+                    };
+                    page_admin::apply(&ops, &page_admin::parse_form(&head[head_len..]))
+                };
+                return see_other(&format!(
+                    "{};st={}{}",
+                    spec.uri,
+                    st.code(),
+                    &page_uri[spec.uri.len()..]
+                ));
+            }
+            _ => {
+                return see_other(&format!(
+                    "{};st={}{}",
+                    spec.uri,
+                    PostStatus::Ival.code(),
+                    &page_uri[spec.uri.len()..]
+                ))
+            }
+        }
         let table = self.table.borrow();
         let rows = stats::rows(&self.config, &self.shared, &table, Some(latency));
         let (ctype, body) = if flags.contains(&"csv") {
@@ -182,16 +266,16 @@ impl Web {
             } else {
                 spec.refresh.map_or(0, |d| d.as_secs())
             };
-            (
-                "text/html",
-                stats::html(
-                    &rows,
-                    std::process::id(),
-                    table.started.elapsed().as_secs(),
-                    refresh,
-                    spec.hide_version,
-                ),
-            )
+            let page = stats::Page {
+                pid: std::process::id(),
+                uptime_s: table.started.elapsed().as_secs(),
+                refresh,
+                hide_version: spec.hide_version,
+                uri: &page_uri,
+                admin,
+                notice: PostStatus::from_uri(opts).map(PostStatus::notice),
+            };
+            ("text/html", stats::html(&rows, &page))
         };
         let mut out = format!(
             "HTTP/1.1 200 OK\r\nCache-Control: no-cache\r\nConnection: close\r\n\
@@ -204,6 +288,52 @@ impl Web {
         }
         out
     }
+}
+
+/// HAProxy's answer to a post: back to the page, with the result in the URI
+/// (a reload then shows it rather than posting again).
+fn see_other(location: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 303 See Other\r\nCache-Control: no-cache\r\nContent-Type: text/plain\r\n\
+         Content-Length: 0\r\nLocation: {location}\r\nConnection: close\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A POST's `Content-Length` (capped: what is past `MAX_FORM` is not read).
+fn form_length(head: &[u8]) -> Option<usize> {
+    let mut headers = [httparse::EMPTY_HEADER; 64];
+    let mut req = httparse::Request::new(&mut headers);
+    let httparse::Status::Complete(n) = req.parse(head).ok()? else {
+        return None;
+    };
+    if req.method != Some("POST") {
+        return None;
+    }
+    let len = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+        .and_then(|h| {
+            std::str::from_utf8(h.value)
+                .ok()?
+                .trim()
+                .parse::<usize>()
+                .ok()
+        })?;
+    Some(n + len.min(MAX_FORM + 1))
+}
+
+/// Reads into `buf` until it holds `want` bytes; false on EOF.
+async fn read_to(c: &mut TcpStream, buf: &mut Vec<u8>, want: usize) -> bool {
+    let mut chunk = [0u8; 2048];
+    while buf.len() < want {
+        match c.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
 }
 
 /// Reads a request head (up to 16 KiB); `None` on EOF or overflow.

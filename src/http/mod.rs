@@ -7,7 +7,8 @@
 //! `errors` holds HAProxy's error responses (and `errorfile` replacements), and
 //! `message` ties head, checks and body into one event stream per direction for
 //! the shard. `capture` and `timing` give the log line its captured headers and
-//! timers; `hashkey` takes what `balance uri|url_param|hdr` hashes.
+//! timers; `hashkey` takes what `balance uri|url_param|hdr` hashes; `locate`
+//! finds where a refused head went wrong (for `show errors`).
 //! Nothing here opens a socket, blocks, or reads the clock.
 //!
 //! HAProxy 2.6 is the contract; `tests/http_oracle.rs` sends the same bytes to a
@@ -29,6 +30,7 @@ pub mod errors;
 pub mod framing;
 pub mod hashkey;
 pub mod head;
+pub mod locate;
 pub mod message;
 pub mod model;
 pub mod rewrite;

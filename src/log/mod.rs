@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+pub(crate) use format::MONTHS;
 pub use format::{civil, httplog, syslog_time, tcplog, Names};
 pub use logformat::{LogFormat, LogFormatError, LogRecord, Var, HTTPLOG_FORMAT, TCPLOG_FORMAT};
 pub use record::{HttpRecord, SessionRecord, Termination};

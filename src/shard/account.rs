@@ -36,6 +36,9 @@ impl ShardCtx {
     /// As [`account`](Self::account), with the time the server took to send
     /// its response head (HTTP's `Tr`, ms; -1 when there is none).
     pub fn account_with_response(&self, r: &SessionRecord, status: Option<u16>, tr_ms: i64) {
+        if !self.counting {
+            return;
+        }
         if let (Some(b), Some(s)) = (r.backend, r.server) {
             self.latency.borrow_mut().record(b, s, 2, tr_ms);
         }

@@ -48,6 +48,8 @@ pub struct ShardCtx {
     pub idle: IdlePool,
     /// This shard's latency histograms, published on a stats reader's request.
     pub latency: RefCell<LatencyBook>,
+    /// `tune.stats-counters`: traffic counters, rates and histograms kept.
+    pub counting: bool,
     /// Sessions started on this shard and not yet finished.
     pub sessions: Cell<usize>,
     pub stopping: Cell<bool>,
@@ -80,6 +82,7 @@ impl ShardCtx {
         let queues = config.backends.iter().map(|_| VecDeque::new()).collect();
         let idle = IdlePool::new(config.backends.iter().map(|b| b.servers.len()));
         let latency = LatencyBook::new(&config);
+        let counting = tune.stats_counters;
         let wants_client_addr = config
             .frontends
             .iter()
@@ -111,12 +114,13 @@ impl ShardCtx {
             scratch: RefCell::new(Vec::new()),
             queues: RefCell::new(queues),
             limit_waiters: RefCell::new(Vec::new()),
-            live: LiveSessions::default(),
+            live: LiveSessions::new(id),
             wants_client_addr,
             idle,
             latency: RefCell::new(latency),
             ring_bytes: Cell::new(0),
             poll_bytes: Cell::new(0),
+            counting,
             sessions: Cell::new(0),
             stopping: Cell::new(false),
             killed: Cell::new(false),

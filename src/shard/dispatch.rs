@@ -143,10 +143,12 @@ impl ShardCtx {
         s.max_active.fetch_max(s.active.get(), Ordering::Relaxed);
         s.total.0.fetch_add(1, Ordering::Relaxed);
         self.shared.backends[backend].active.try_acquire(0);
-        let now = crate::ring::unix_now_coarse();
-        let c = &self.shared.counters[self.id];
-        c.backends[backend].tick(now);
-        c.servers[backend][server].tick(now);
+        if self.counting {
+            let now = crate::ring::unix_now_coarse();
+            let c = &self.shared.counters[self.id];
+            c.backends[backend].tick(now);
+            c.servers[backend][server].tick(now);
+        }
         let b = &self.shared.backends[backend];
         note_max(&b.max_active, b.active.get());
         Some(ServerSlot {

@@ -34,7 +34,9 @@ impl ShardCtx {
         }
         let fe = &self.shared.frontends[frontend];
         fe.total.fetch_add(1, Ordering::Relaxed);
-        self.shared.counters[self.id].frontends[frontend].tick(crate::ring::unix_now_coarse());
+        if self.counting {
+            self.shared.counters[self.id].frontends[frontend].tick(crate::ring::unix_now_coarse());
+        }
         super::dispatch::note_max(&fe.max_active, fe.active.get());
         Some(Permit {
             ctx: self.clone(),

@@ -340,6 +340,13 @@ async fn inbox_loop(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {
                     ctx.live.kill(|b, s| b == backend && s == Some(server))
                 }
                 ShardMsg::Publish => ctx.publish(),
+                ShardMsg::ListSessions { reply } => {
+                    let sessions = ctx.live.describe(|b, s| ctx.server_addr(b, s));
+                    let _ = reply.send((ctx.id, sessions));
+                }
+                ShardMsg::KillSession { id, reply } => {
+                    let _ = reply.send(ctx.live.kill_one(id));
+                }
             }
         }
     }

@@ -146,7 +146,17 @@ pub async fn run(
         backend_queue: 0,
     };
     let kill = Rc::new(KillSwitch::default());
-    let live = ctx.live.register(fe.default_backend, kill.clone());
+    let origin = super::live::Origin {
+        frontend,
+        client: (!client_addr.ip().is_unspecified()).then_some(client_addr),
+        fd: std::os::fd::AsRawFd::as_raw_fd(&client),
+        started: t0,
+        accepted: accept_time,
+    };
+    // `origin.fd` is read only by this shard's `describe`, between two awaits:
+    // every path below drops `live` before the client socket, or both with
+    // no await in between, so the descriptor is open whenever it is read.
+    let live = ctx.live.register(origin, fe.default_backend, kill.clone());
     // TLS wraps the client socket in a transport once the handshake is done;
     // the mode's session then runs over that transport.
     let client = match fe.binds.get(bind).and_then(|b| b.tls.as_ref()) {

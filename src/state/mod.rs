@@ -6,13 +6,16 @@
 //! Nothing here does I/O beyond writing an inbox's eventfd.
 
 pub mod counters;
+pub mod errors;
 pub mod event;
 pub mod latency;
 pub mod replica;
+pub mod sessions;
 pub mod shared;
 
 pub use counters::{Counters, ShardCounters, Totals};
 pub use event::{ServerEvent, ServerState};
 pub use latency::{LatencyBook, SharedLatency};
 pub use replica::{HealthReplica, ServerReplica};
+pub use sessions::SessionInfo;
 pub use shared::{Activity, Gauge, Inbox, Padded, ShardMsg, Shared};

@@ -136,6 +136,14 @@ pub enum ShardMsg {
     },
     /// Close every session on this server now (`shutdown sessions server`).
     KillServerSessions { backend: usize, server: usize },
+    /// Describe every live session (`show sess`): the shard answers once, on
+    /// `reply`, with its id and its sessions.
+    ListSessions {
+        reply: Sender<(usize, Vec<super::SessionInfo>)>,
+    },
+    /// Close session `id` now (`shutdown session`); the answer says whether
+    /// the shard had it.
+    KillSession { id: u64, reply: Sender<bool> },
 }
 
 pub struct Inbox {
@@ -170,6 +178,8 @@ pub struct Shared {
     /// Each shard's activity (ring rounds, waits, SQEs, CQEs, pipes, bytes by
     /// path), published with the latency figures.
     pub activity: Vec<Activity>,
+    /// The last malformed request and response per proxy (`show errors`).
+    pub errors: super::errors::ErrorLog,
     /// Times any shard ran out of fds, memory or ports (accept or connect).
     pub local_exhaustion: AtomicU64,
     /// When the last alert about it was logged (seconds since the epoch), so
@@ -209,6 +219,7 @@ impl Shared {
             .map(|_| FrontendShared::default())
             .collect();
         let latency = super::latency::SharedLatency::new(&config, shards);
+        let errors = super::errors::ErrorLog::new(&config);
         let counters = (0..shards)
             .map(|_| super::counters::ShardCounters::new(&config))
             .collect();
@@ -225,6 +236,7 @@ impl Shared {
                 counters,
                 latency,
                 activity: (0..shards).map(|_| Activity::default()).collect(),
+                errors,
                 local_exhaustion: AtomicU64::new(0),
                 last_exhaustion_alert: AtomicU64::new(0),
             }),

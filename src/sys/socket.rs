@@ -268,20 +268,41 @@ impl Socket {
         &self,
         call: unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32,
     ) -> io::Result<SocketAddr> {
-        let mut raw: libc::sockaddr_storage = unsafe_zeroed_storage();
-        let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        // SAFETY: raw/len are live and sized for any socket address; `call` is one
-        // of the two libc functions above, which write at most `len` bytes.
-        cvt(unsafe {
-            call(
-                self.as_raw_fd(),
-                (&mut raw as *mut libc::sockaddr_storage).cast(),
-                &mut len,
-            )
-        })?;
-        from_raw(&raw)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown address family"))
+        address_of(self.as_raw_fd(), call)
     }
+}
+
+/// The peer address of the socket behind descriptor `fd`, for a caller that
+/// holds no `Socket` but knows the descriptor is open (a shard describing
+/// its sessions for `show sess`). A descriptor closed or reused meanwhile
+/// gives an error or another socket's address, never unsafety.
+pub fn peer_addr_of(fd: RawFd) -> io::Result<SocketAddr> {
+    address_of(fd, libc::getpeername)
+}
+
+/// The local address of the socket behind `fd` (see [`peer_addr_of`]).
+pub fn local_addr_of(fd: RawFd) -> io::Result<SocketAddr> {
+    address_of(fd, libc::getsockname)
+}
+
+fn address_of(
+    fd: RawFd,
+    call: unsafe extern "C" fn(i32, *mut libc::sockaddr, *mut libc::socklen_t) -> i32,
+) -> io::Result<SocketAddr> {
+    let mut raw: libc::sockaddr_storage = unsafe_zeroed_storage();
+    let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: raw/len are live and sized for any socket address; `call` is one
+    // of getsockname/getpeername, which write at most `len` bytes and only
+    // read `fd` as a number.
+    cvt(unsafe {
+        call(
+            fd,
+            (&mut raw as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })?;
+    from_raw(&raw)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "unknown address family"))
 }
 
 fn unsafe_zeroed_storage() -> libc::sockaddr_storage {

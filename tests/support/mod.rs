@@ -5,6 +5,7 @@
 //! PostgreSQL — on loopback.
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod http;
 pub mod servers;
 

@@ -11,7 +11,7 @@ mod prom;
 
 pub use csv::{csv, HEADER};
 pub use json::json;
-pub use page::html;
+pub use page::{html, Page};
 pub use prom::metrics;
 
 use std::time::Instant;
@@ -368,6 +368,21 @@ pub fn rows(
         backend_rows(&mut out, bi, config.frontends.len() + bi + 1);
     }
     out
+}
+
+/// A frontend's HAProxy proxy id (`iid`, `#N` in the stats page's forms).
+pub fn frontend_iid(fi: usize) -> usize {
+    fi + 1
+}
+
+/// A backend's proxy id: its `listen` section's, else numbered after every
+/// frontend, as [`rows`] numbers them.
+pub fn backend_iid(config: &Config, bi: usize) -> usize {
+    let name = &config.backends[bi].name;
+    match config.frontends.iter().position(|f| &f.name == name) {
+        Some(fi) => frontend_iid(fi),
+        None => config.frontends.len() + bi + 1,
+    }
 }
 
 /// (current rate, max rate) of a counter summed over the shards.

@@ -52,8 +52,49 @@ const GROUPS: &str = "<tr class=\"titre\"><th rowspan=2></th><th colspan=3>Queue
 <th>Wght</th><th>Act</th><th>Bck</th><th>Chk</th><th>Dwn</th><th>Dwntme</th><th>Thrtle</th>\
 <th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th></tr>";
 
-/// The page: `refresh` seconds (0 = none), process facts, then the tables.
-pub fn html(rows: &[Row], pid: u32, uptime_s: u64, refresh: u64, hide_version: bool) -> String {
+/// What the page shows besides the rows.
+#[derive(Debug, Clone, Default)]
+pub struct Page<'a> {
+    pub pid: u32,
+    pub uptime_s: u64,
+    /// `stats refresh` seconds (0 = none).
+    pub refresh: u64,
+    pub hide_version: bool,
+    /// `stats uri`, plus the page's `;up`/`;norefresh` flags, for links.
+    pub uri: &'a str,
+    /// `stats admin` allows this reader: checkboxes and an action form per
+    /// backend, as HAProxy's page has them.
+    pub admin: bool,
+    /// The result of the last post (`;st=CODE`): (row class, text).
+    pub notice: Option<(&'a str, &'a str)>,
+}
+
+/// The actions HAProxy's page offers on checked servers.
+const ACTIONS: &str = "<select name=action><option value=\"\"></option>\
+<option value=\"ready\">Set state to READY</option><option value=\"drain\">Set state to DRAIN</option>\
+<option value=\"maint\">Set state to MAINT</option><option value=\"dhlth\">Health: disable checks</option>\
+<option value=\"ehlth\">Health: enable checks</option><option value=\"hrunn\">Health: force UP</option>\
+<option value=\"hnolb\">Health: force NOLB</option><option value=\"hdown\">Health: force DOWN</option>\
+<option value=\"dagent\">Agent: disable checks</option><option value=\"eagent\">Agent: enable checks</option>\
+<option value=\"arunn\">Agent: force UP</option><option value=\"adown\">Agent: force DOWN</option>\
+<option value=\"shutdown\">Kill Sessions</option></select>";
+
+/// The form's end after a backend's table: the action, the backend's id.
+fn form_end(iid: &str) -> String {
+    format!(
+        "Choose the action to perform on the checked servers : {ACTIONS}\
+         <input type=\"hidden\" name=\"b\" value=\"#{iid}\">\
+         &nbsp;<input type=\"submit\" value=\"Apply\"></form>"
+    )
+}
+
+fn is_server(r: &Row) -> bool {
+    !matches!(r.get("svname"), Some("FRONTEND") | Some("BACKEND") | None)
+}
+
+/// The page: process facts, the last post's notice, then the tables.
+pub fn html(rows: &[Row], page: &Page<'_>) -> String {
+    let (pid, uptime_s, refresh) = (page.pid, page.uptime_s, page.refresh);
     let mut out = String::with_capacity(4096 + rows.len() * 600);
     out.push_str("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>Statistics Report for ringlb</title>");
     if refresh > 0 {
@@ -62,7 +103,7 @@ pub fn html(rows: &[Row], pid: u32, uptime_s: u64, refresh: u64, hide_version: b
         ));
     }
     out.push_str(&format!("<style>{CSS}</style></head><body>"));
-    let version = if hide_version {
+    let version = if page.hide_version {
         String::new()
     } else {
         format!(" version {}", env!("CARGO_PKG_VERSION"))
@@ -75,19 +116,58 @@ pub fn html(rows: &[Row], pid: u32, uptime_s: u64, refresh: u64, hide_version: b
         (uptime_s / 60) % 60,
         uptime_s % 60
     ));
+    if let Some((class, text)) = page.notice {
+        out.push_str(&format!(
+            "<p><div class={class}><a class=lfsb href=\"{}\" title=\"Remove this message\">[X]</a> {text}</div>\n",
+            esc(page.uri)
+        ));
+    }
+    // With admin rights, a proxy with servers is a form (HAProxy's page).
+    let form_of = |px: &str| -> Option<String> {
+        let srv = rows
+            .iter()
+            .find(|r| r.get("pxname") == Some(px) && is_server(r))?;
+        page.admin.then(|| srv.get("iid").unwrap_or("").to_string())
+    };
     let mut current = "";
+    let mut form: Option<String> = None;
     for r in rows {
         let px = r.get("pxname").unwrap_or("");
         if px != current {
             if !current.is_empty() {
                 out.push_str("</table>");
+                if let Some(iid) = form.take() {
+                    out.push_str(&form_end(&iid));
+                }
             }
             current = px;
+            form = form_of(px);
+            let (open, tick) = match form {
+                Some(_) => (
+                    "<form method=\"post\">",
+                    format!(
+                        "<th rowspan=2 width=1><input type=\"checkbox\" onclick=\"for(c in document.getElementsByClassName('{0}-checkbox')) document.getElementsByClassName('{0}-checkbox').item(c).checked = this.checked\"></th>",
+                        esc(px)
+                    ),
+                ),
+                None => ("", String::new()),
+            };
             out.push_str(&format!(
-                "<table class=\"tbl\" id=\"px-{0}\"><tr><th class=\"pxname\" colspan=39>{0}</th></tr>{GROUPS}",
-                esc(px)
+                "{open}<table class=\"tbl\" id=\"px-{0}\"><tr><th class=\"pxname\" colspan={1}>{0}</th></tr>{2}",
+                esc(px),
+                if form.is_some() { 40 } else { 39 },
+                GROUPS.replacen("<tr class=\"titre\">", &format!("<tr class=\"titre\">{tick}"), 1)
             ));
         }
+        let tick = match (&form, is_server(r)) {
+            (None, _) => String::new(),
+            (Some(_), false) => "<td></td>".to_string(),
+            (Some(_), true) => format!(
+                "<td><input class='{}-checkbox' type=\"checkbox\" name=\"s\" value=\"{}\"></td>",
+                esc(px),
+                esc(r.get("svname").unwrap_or(""))
+            ),
+        };
         let sv = r.get("svname").unwrap_or("");
         let cls = match sv {
             "FRONTEND" => "frontend",
@@ -106,7 +186,7 @@ pub fn html(rows: &[Row], pid: u32, uptime_s: u64, refresh: u64, hide_version: b
             _ => String::new(),
         };
         out.push_str(&format!(
-            "<tr class=\"{cls}\" data-sv=\"{}\"><td class=\"ac\">{}</td>\
+            "<tr class=\"{cls}\" data-sv=\"{}\">{tick}<td class=\"ac\">{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
@@ -162,6 +242,9 @@ pub fn html(rows: &[Row], pid: u32, uptime_s: u64, refresh: u64, hide_version: b
     }
     if !current.is_empty() {
         out.push_str("</table>");
+        if let Some(iid) = form.take() {
+            out.push_str(&form_end(&iid));
+        }
     }
     out.push_str("</body></html>\n");
     out
@@ -192,7 +275,14 @@ mod tests {
             row("app", "BACKEND", "UP", "1"),
             row("other", "<x>", "UP", "0"),
         ];
-        let h = html(&rows, 7, 3661, 30, false);
+        let page = Page {
+            pid: 7,
+            uptime_s: 3661,
+            refresh: 30,
+            uri: "/stats",
+            ..Page::default()
+        };
+        let h = html(&rows, &page);
         assert_eq!(h.matches("<table class=\"tbl\"").count(), 2);
         for (sv, cls) in [
             ("a", "active_up"),
@@ -211,5 +301,25 @@ mod tests {
         assert!(h.contains("content=\"30\""));
         assert!(h.contains("uptime = 0d 1h01m01s"));
         assert!(h.contains("<th colspan=3>Queue</th>"));
+        assert!(!h.contains("<form"), "no admin, no form");
+        // With admin rights: a checkbox per server and the action form.
+        let mut rows = rows.to_vec();
+        for r in &mut rows {
+            r.set("iid", 3);
+        }
+        let notice = ("active_up", "Action processed successfully.");
+        let admin = Page {
+            admin: true,
+            notice: Some(notice),
+            ..page
+        };
+        let h = html(&rows, &admin);
+        assert!(h.contains(
+            "<tr class=\"maintain\" data-sv=\"c\"><td><input class='app-checkbox' type=\"checkbox\" name=\"s\" value=\"c\"></td>"
+        ));
+        assert!(h.contains("<tr class=\"backend\" data-sv=\"BACKEND\"><td></td>"));
+        assert!(h.contains("<input type=\"hidden\" name=\"b\" value=\"#3\">"));
+        assert_eq!(h.matches("<form method=\"post\">").count(), 2);
+        assert!(h.contains("<p><div class=active_up><a class=lfsb href=\"/stats\" title=\"Remove this message\">[X]</a> Action processed successfully.</div>"));
     }
 }

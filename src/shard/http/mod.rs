@@ -376,6 +376,7 @@ impl Conn<'_> {
         self.cin.consume(head_len);
         tl.connected = Some(Instant::now());
         self.fill_connect(rec, &cinfo);
+        self.live.set_backend(Some(backend));
         self.live.set_server(Some(slot.server));
         rec.bytes_up = head_len as u64;
 

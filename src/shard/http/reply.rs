@@ -1,6 +1,7 @@
 //! How a request that cannot go on is answered and how every request is
 //! logged: HAProxy's error pages, the `<BADREQ>` lines of requests that never
-//! got a head, and the one `httplog` line per request.
+//! got a head, the one `httplog` line per request, and the copy of a
+//! malformed request or response kept for `show errors`.
 
 use std::time::{Instant, SystemTime};
 
@@ -12,6 +13,7 @@ use crate::http::message::{Event, RequestReader};
 use crate::http::rewrite::HttpMode;
 use crate::http::timing::Timeline;
 use crate::log::{HttpRecord, SessionRecord, Termination};
+use crate::state::errors::{Capture, Direction};
 
 impl Conn<'_> {
     /// A request that failed before its head was complete: HAProxy's page
@@ -26,6 +28,9 @@ impl Conn<'_> {
         term: Termination,
         answer: bool,
     ) -> Option<T> {
+        if term == Termination::PROXY_REQUEST {
+            self.capture(Direction::Request, rec);
+        }
         if answer {
             self.answer_error(status).await.ok();
         }
@@ -98,6 +103,11 @@ impl Conn<'_> {
         status: u16,
         term: Termination,
     ) -> bool {
+        match term {
+            Termination::PROXY_REQUEST => self.capture(Direction::Request, rec),
+            Termination::PROXY_HEADERS => self.capture(Direction::Response, rec),
+            _ => {}
+        }
         self.live.set_server(None);
         if self.answer_error(status).await.is_ok() {
             rec.bytes_down += self.out.len() as u64;
@@ -143,6 +153,34 @@ impl Conn<'_> {
             self.linger = true;
         }
         keep
+    }
+
+    /// Keeps the message being refused for `show errors`: a request's bytes
+    /// as the client sent them, a response's as the server did. Only here,
+    /// on the error path, is anything copied.
+    fn capture(&self, dir: Direction, rec: &SessionRecord) {
+        let ctx = self.ctx;
+        let client = if rec.client.ip().is_unspecified() {
+            self.client.peer_addr().unwrap_or(rec.client)
+        } else {
+            rec.client
+        };
+        let (proxy, other, bytes) = match (dir, rec.backend) {
+            (Direction::Request, _) => (self.frontend, rec.backend, self.cin.data()),
+            (Direction::Response, Some(b)) => (b, Some(self.frontend), self.sin.data()),
+            (Direction::Response, None) => return,
+        };
+        ctx.shared.errors.capture(
+            dir,
+            Capture {
+                proxy,
+                other,
+                server: rec.server,
+                client,
+                bytes,
+                size: ctx.config.global.tune.bufsize,
+            },
+        );
     }
 
     pub(super) fn log(

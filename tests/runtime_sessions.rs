@@ -1,0 +1,374 @@
+//! The runtime API's view of live sessions and captured errors, through the
+//! real binary with `socat`, and the stats page's admin form with `curl`:
+//! `show sess` lists exactly the sessions clients hold open (asked of every
+//! shard), `shutdown session` closes one, `show errors` shows the bytes of
+//! the last bad request and response, and a POST from the page moves a server
+//! to MAINT as HAProxy's page does.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::clients::socat;
+use support::servers::RedisServer;
+use support::*;
+
+/// A client connected through ringlb to redis, proven by a PING round trip
+/// (so its session has a server).
+fn redis_client(port: u16) -> TcpStream {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"PING\r\n").unwrap();
+    let mut b = [0u8; 7];
+    c.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"+PONG\r\n");
+    c
+}
+
+/// The session lines of a `show sess` answer.
+fn sessions(answer: &str) -> Vec<String> {
+    answer
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn show_sess_lists_live_sessions_and_shutdown_session_closes_one() {
+    let redis = RedisServer::start(&[]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "30s", server = "30s" }}
+[[listen]]
+name = "cache"
+bind = ["127.0.0.1:{port}"]
+servers = [{{ name = "r1", address = "127.0.0.1:{}" }}]
+"#,
+        sock.display(),
+        redis.port
+    );
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    assert_eq!(socat(&sock, "show sess"), "\n", "no session yet");
+
+    let mut clients: Vec<TcpStream> = (0..3).map(|_| redis_client(port)).collect();
+    let answer = socat(&sock, "show sess");
+    let lines = sessions(&answer);
+    assert_eq!(lines.len(), 3, "{answer}");
+    assert!(answer.ends_with("\n\n"), "{answer:?}");
+    for c in &clients {
+        let src = format!(" src={} ", c.local_addr().unwrap());
+        let line = lines
+            .iter()
+            .find(|l| l.contains(&src))
+            .unwrap_or_else(|| panic!("no session from{src}in\n{answer}"));
+        let (id, rest) = line.split_once(": ").unwrap();
+        assert!(id.starts_with("0x"), "{line}");
+        assert!(
+            rest.starts_with(&format!("proto=tcpv4{src}fe=cache be=cache srv=r1 ts=")),
+            "{line}"
+        );
+        assert!(rest.contains(" age="), "{line}");
+    }
+
+    // One session in detail, then closed by id: its client sees the end.
+    let first = format!(" src={} ", clients[0].local_addr().unwrap());
+    let line = lines.iter().find(|l| l.contains(&first)).unwrap();
+    let id = line.split_once(':').unwrap().0.to_string();
+    let detail = socat(&sock, &format!("show sess {id}"));
+    assert!(
+        detail.starts_with(&format!("{id}: [")),
+        "show sess ID: {detail}"
+    );
+    assert!(detail.contains(&format!("source={}\n", clients[0].local_addr().unwrap())));
+    assert!(
+        detail.contains("  backend=cache (id=1 mode=tcp)\n"),
+        "{detail}"
+    );
+    assert!(detail.contains(&format!(
+        "  server=r1 (id=1) addr=127.0.0.1:{}\n",
+        redis.port
+    )));
+    assert_eq!(socat(&sock, &format!("shutdown session {id}")), "\n");
+    let mut b = [0u8; 16];
+    assert_eq!(
+        clients[0].read(&mut b).unwrap_or(0),
+        0,
+        "the client's connection is closed"
+    );
+    assert!(wait_until(Duration::from_secs(5), || {
+        sessions(&socat(&sock, "show sess")).len() == 2
+    }));
+    let left = socat(&sock, "show sess");
+    assert!(!left.contains(&first), "{left}");
+    // The others still work.
+    for c in clients.iter_mut().skip(1) {
+        c.write_all(b"PING\r\n").unwrap();
+        let mut b = [0u8; 7];
+        c.read_exact(&mut b).unwrap();
+    }
+
+    // HAProxy's answers to a session that is gone and to no session at all.
+    assert_eq!(
+        socat(&sock, &format!("shutdown session {id}")),
+        "No such session (use 'show sess').\n\n"
+    );
+    assert_eq!(
+        socat(&sock, "shutdown session"),
+        "Session pointer expected (use 'show sess').\n\n"
+    );
+    assert_eq!(
+        socat(&sock, &format!("show sess {id}")),
+        "Session not found.\n\n"
+    );
+    drop(clients);
+    assert!(wait_until(Duration::from_secs(5), || {
+        socat(&sock, "show sess") == "\n"
+    }));
+}
+
+/// `show errors` with what HAProxy-specific text cannot match (dates, proxy
+/// ids, client ports, its mux's flags and buffer wrap point) blanked out.
+fn comparable(show_errors: &str) -> String {
+    let mut out = String::new();
+    for l in show_errors.lines() {
+        let mut l = l.to_string();
+        if let (Some(a), Some(b)) = (l.find('['), l.find(']')) {
+            if a < b && !l.starts_with("  0") {
+                l.replace_range(a..=b, "[DATE]");
+            }
+        }
+        if l.starts_with("  H1 connection flags") {
+            l = "  H1 connection flags".into();
+        }
+        if let Some(i) = l.find(", H1 msg flags") {
+            l.truncate(i);
+        }
+        if let Some(i) = l.find(", src ") {
+            l.truncate(i);
+        }
+        if let Some(i) = l.find(", wraps at") {
+            let j = l.find(", error at").unwrap();
+            l.replace_range(i..j, "");
+        }
+        // ` (#5)` → ` (#)`: HAProxy numbers its internal proxies too.
+        while let Some(i) = l.find("(#").filter(|&i| !l[i..].starts_with("(#)")) {
+            let j = i + l[i..].find(')').unwrap();
+            l.replace_range(i + 2..j, "");
+        }
+        out += &l;
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn show_errors_shows_the_bad_bytes_as_haproxy_does() {
+    use std::sync::{Arc, Mutex};
+    use support::http::{haproxy_status, start_origin_with, Haproxy};
+    let origin = start_origin_with(Arc::new(Mutex::new(
+        b"HTTP/1.1 200 OK\r\nBad Header\r\nContent-Length: 0\r\n\r\n".to_vec(),
+    )));
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, theirs) = (free_port(), free_port());
+    let sock = dir.path().join("admin.sock");
+    let hsock = dir.path().join("haproxy.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "10s", server = "10s" }}
+[[listen]]
+name = "web"
+bind = ["127.0.0.1:{ours}"]
+mode = "http"
+servers = [{{ name = "w1", address = "127.0.0.1:{origin}" }}]
+"#,
+        sock.display()
+    );
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let _h = Haproxy::start(
+        &format!(
+            "global\n  stats socket {} level admin\ndefaults\n  mode http\n  timeout connect 2s\n  \
+             timeout client 10s\n  timeout server 10s\nlisten web\n  bind 127.0.0.1:{theirs}\n  \
+             server w1 127.0.0.1:{origin}\n",
+            hsock.display()
+        ),
+        &[theirs],
+    );
+    let empty = socat(&sock, "show errors");
+    assert!(
+        empty.starts_with("Total events captured on [") && empty.ends_with("] : 0\n\n"),
+        "{empty:?}"
+    );
+    // A request with a space in its target, a binary byte in a header, and a
+    // response with a header line that has no colon.
+    for port in [ours, theirs] {
+        let bad = b"GET /a b c HTTP/1.1\r\nHost: x\r\nX-Bin: \x01\\\r\n\r\n";
+        assert_eq!(haproxy_status(port, bad), 400);
+        assert_eq!(
+            haproxy_status(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            502
+        );
+    }
+    let mine = socat(&sock, "show errors");
+    let haproxys = socat(&hsock, "show errors");
+    assert_eq!(comparable(&mine), comparable(&haproxys), "ours:\n{mine}");
+    assert!(
+        mine.contains("  00000  GET /a b c HTTP/1.1\\r\\n\n"),
+        "{mine}"
+    );
+    assert!(mine.contains("  00017  Bad Header\\r\\n\n"), "{mine}");
+    // One direction, one proxy, or a proxy that does not exist.
+    let responses = socat(&sock, "show errors web response");
+    assert!(responses.contains("invalid response") && !responses.contains("invalid request"));
+    assert_eq!(socat(&sock, "show errors nope"), "No such proxy.\n\n");
+}
+
+/// Which server answered a new connection (the test servers say their name).
+fn who(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    read_line(&mut c)
+}
+
+/// The `Location` of a 303 answer to a POST of `form` to the page at `url`.
+fn post(url: &str, auth: Option<&str>, form: &str) -> String {
+    let mut args = vec!["-d", form, url];
+    if let Some(a) = auth {
+        args.splice(0..0, ["-u", a]);
+    }
+    let (head, _) = support::clients::curl(&args);
+    assert!(head.starts_with("HTTP/1.1 303 See Other"), "{head}");
+    head.lines()
+        .find_map(|l| l.strip_prefix("Location: "))
+        .unwrap_or_else(|| panic!("no Location in {head}"))
+        .to_string()
+}
+
+/// A server's `srv_admin_state` in `show servers state` (0 ready, 1 maint, 8 drain).
+fn admin_state(sock: &std::path::Path, server: &str) -> String {
+    let out = socat(sock, "show servers state app");
+    out.lines()
+        .map(|l| l.split(' ').collect::<Vec<_>>())
+        .find(|c| c.len() > 6 && c[3] == server)
+        .unwrap_or_else(|| panic!("no {server} in {out}"))[6]
+        .to_string()
+}
+
+#[test]
+fn the_stats_pages_admin_form_sets_servers_as_haproxys_does() {
+    let a = TestServer::start("a", Behaviour::Hello);
+    let b = TestServer::start("b", Behaviour::Hello);
+    let (port, admin_port, ro_port) = (free_port(), free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "10s", server = "10s" }}
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+balance = "roundrobin"
+servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
+[[listen]]
+name = "stats"
+bind = ["127.0.0.1:{admin_port}"]
+mode = "http"
+stats = {{ uri = "/stats", auth = ["admin:admin"], admin = "LOCALHOST" }}
+[[listen]]
+name = "readonly"
+bind = ["127.0.0.1:{ro_port}"]
+mode = "http"
+stats = {{ uri = "/stats", auth = ["admin:admin"], admin = "FALSE" }}
+"#,
+        sock.display(),
+        a.addr,
+        b.addr
+    );
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let url = format!("http://127.0.0.1:{admin_port}/stats");
+    let ro = format!("http://127.0.0.1:{ro_port}/stats");
+
+    // The page an admin sees: a checkbox per server, the action form.
+    let (_, page) = support::clients::curl(&["-u", "admin:admin", &url]);
+    assert!(page.contains(
+        "<td><input class='app-checkbox' type=\"checkbox\" name=\"s\" value=\"a\"></td>"
+    ));
+    assert!(page.contains("<option value=\"maint\">Set state to MAINT</option>"));
+    assert!(page.contains("<input type=\"hidden\" name=\"b\" value=\"#1\">"));
+    let (_, page) = support::clients::curl(&["-u", "admin:admin", &ro]);
+    assert!(!page.contains("checkbox"), "no admin rights, no form");
+
+    // MAINT from the page, as a browser posts the form: no traffic to a.
+    assert_eq!(
+        post(&url, Some("admin:admin"), "s=a&action=maint&b=%231"),
+        "/stats;st=DONE"
+    );
+    assert_eq!(admin_state(&sock, "a"), "1");
+    let before = a.accepted();
+    for _ in 0..8 {
+        assert_eq!(who(port), "b");
+    }
+    assert_eq!(a.accepted(), before, "a in MAINT takes nothing");
+    let (_, page) = support::clients::curl(&["-u", "admin:admin", &format!("{url};st=DONE")]);
+    assert!(
+        page.contains("[X]</a> Action processed successfully.</div>"),
+        "{page}"
+    );
+    assert!(page.contains("<tr class=\"maintain\" data-sv=\"a\">"));
+
+    // Refused as HAProxy refuses: no admin rights, no credentials, an action
+    // with no runtime-API equivalent, a server that does not exist.
+    assert_eq!(
+        post(&ro, Some("admin:admin"), "s=a&action=ready&b=%231"),
+        "/stats;st=DENY"
+    );
+    let (head, _) = support::clients::curl(&["-d", "s=a&action=ready&b=%231", &url]);
+    assert!(head.starts_with("HTTP/1.1 401"), "{head}");
+    assert_eq!(
+        post(&url, Some("admin:admin"), "s=a&action=hdown&b=app"),
+        "/stats;st=ERRP"
+    );
+    assert_eq!(
+        post(&url, Some("admin:admin"), "s=zz&action=ready&b=app"),
+        "/stats;st=ERRP"
+    );
+    assert_eq!(
+        post(&url, Some("admin:admin"), "action=ready&b=app"),
+        "/stats;st=NONE"
+    );
+    assert_eq!(admin_state(&sock, "a"), "1", "nothing changed a");
+
+    // DRAIN, then READY again: a takes sessions again.
+    assert_eq!(
+        post(&url, Some("admin:admin"), "s=a&s=b&action=drain&b=app"),
+        "/stats;st=DONE"
+    );
+    assert_eq!(
+        (admin_state(&sock, "a"), admin_state(&sock, "b")),
+        ("8".into(), "8".into())
+    );
+    assert_eq!(
+        post(
+            &url,
+            Some("admin:admin"),
+            "s=a&s=b&s=zz&action=ready&b=%231"
+        ),
+        "/stats;st=PART"
+    );
+    assert_eq!(admin_state(&sock, "a"), "0");
+    let seen: Vec<String> = (0..4).map(|_| who(port)).collect();
+    assert!(seen.iter().any(|s| s == "a"), "{seen:?}");
+}
