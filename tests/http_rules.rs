@@ -392,6 +392,16 @@ fn request_and_response_rules_on_the_wire_match_haproxy() {
         list.push_str(&format!("/blocked/{i}\n"));
     }
     std::fs::write(&users, list).unwrap();
+    // Error files as HAProxy users write them (CRLF, LF only, mixed case).
+    let e503 = dir.path().join("503.http");
+    std::fs::write(
+        &e503,
+        "HTTP/1.1 503 Busy Now\r\nX-Mixed-Case: A b\r\nContent-Length: 5\r\n\
+         Connection: keep-alive\r\nCache-Control: no-cache\r\n\r\nhello",
+    )
+    .unwrap();
+    let e429 = dir.path().join("429.http");
+    std::fs::write(&e429, "HTTP/1.1 429 Slow Down\nX-LF: only\n\nbody-lf\n").unwrap();
     let cfg = |port: u16| {
         format!(
             r#"defaults
@@ -400,6 +410,7 @@ fn request_and_response_rules_on_the_wire_match_haproxy() {
     timeout client 5s
     timeout server 5s
     timeout tarpit 300ms
+    errorfile 429 {e429}
 
 userlist admins
     user bob insecure-password secret
@@ -407,6 +418,7 @@ userlist admins
 
 frontend fe
     bind 127.0.0.1:{port}
+    errorfile 503 {e503}
     acl blocked path -f {users}
     acl authed http_auth(admins)
     http-request deny deny_status 429 if blocked
@@ -421,6 +433,7 @@ frontend fe
     http-response set-header X-Resp %[status]-%[res.hdr(content-type)]
     http-response del-header Server
     use_backend other if {{ path_beg /other }}
+    use_backend dead if {{ path_beg /dead }}
     default_backend app
 
 backend app
@@ -430,12 +443,18 @@ backend app
     http-response deny if {{ var(txn.p) -m beg /echo/deny }}
     server s 127.0.0.1:{app}
 
+backend dead
+    retries 0
+    server gone 127.0.0.1:1
+
 backend other
     use-server b if {{ hdr(x-srv) b }}
     server a 127.0.0.1:{app}
     server b 127.0.0.1:{other}
 "#,
             users = users.display(),
+            e503 = e503.display(),
+            e429 = e429.display(),
             sha512 = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1",
             app = app.port,
             other = other.port,
@@ -449,6 +468,10 @@ backend other
     let _lb = Ringlb::start_argv(tempfile::tempdir().unwrap(), ringlb_cfg.clone(), &argv);
 
     let shown = [
+        "x-mixed-case",
+        "x-lf",
+        "cache-control",
+        "connection",
         "location",
         "www-authenticate",
         "x-resp",
@@ -475,6 +498,7 @@ backend other
         ("/echo/deny", vec!["-H", "Host: h"]),
         ("/other/1", vec![]),
         ("/other/2", vec!["-H", "X-Srv: b"]),
+        ("/dead/x", vec![]),
     ];
     let mut diffs = Vec::new();
     for (path, extra) in &cases {
@@ -513,7 +537,17 @@ backend other
         }
     }
     let r = curl(ours, "/blocked/5000", None, &[]);
-    assert_eq!(r.status, 429, "{r:?}");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (429, "body-lf\n"),
+        "errorfile: {r:?}"
+    );
+    let r = curl(ours, "/dead/x", None, &[]);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (503, "hello"),
+        "errorfile: {r:?}"
+    );
     let r = curl(ours, "/old/page?a=1", None, &[]);
     assert_eq!(
         (r.status, r.header("location")),

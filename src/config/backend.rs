@@ -359,6 +359,7 @@ impl Resolver<'_> {
             http_reuse,
             disabled: raw.disabled.unwrap_or(false),
             cookie,
+            errorfiles: self.errorfiles(raw, &ctx)?,
             http_request: strings(&raw.http_request),
             http_response: strings(&raw.http_response),
             rules: Rules::default(),

@@ -176,6 +176,7 @@ impl Resolver<'_> {
             http_keep_alive: flag(raw.http_keep_alive, self.defaults.http_keep_alive),
             httpclose: flag(raw.httpclose, self.defaults.httpclose),
             http_server_close: flag(raw.http_server_close, self.defaults.http_server_close),
+            errorfiles: self.errorfiles(raw, &ctx)?,
             http_request: strings(&raw.http_request),
             http_response: strings(&raw.http_response),
             rules: Rules::default(),

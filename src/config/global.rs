@@ -83,6 +83,7 @@ pub(super) fn global(g: Option<&RawGlobal>, loc: &Locator) -> R<Global> {
                     defaults: RawProxy::default(),
                     global_log: Vec::new(),
                     global_maxconn: maxconn,
+                    bufsize: 0,
                 };
                 out.push(r.log_target(t.get_ref(), t.span(), gctx)?);
             }

@@ -5,6 +5,7 @@
 
 mod backend;
 mod error;
+pub mod errorfile;
 mod frontend;
 mod global;
 pub mod haproxy;

@@ -156,6 +156,8 @@ pub struct Bind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Frontend {
     pub name: String,
+    /// `errorfile`: responses sent instead of the built-in error pages.
+    pub errorfiles: crate::config::errorfile::ErrorFiles,
     pub binds: Vec<Bind>,
     pub mode: Mode,
     /// 0 = only the global limit applies.
@@ -315,6 +317,8 @@ pub struct Backend {
     /// `http-reuse`: which requests may ride an idle server connection.
     pub http_reuse: HttpReuse,
     pub disabled: bool,
+    /// `errorfile`: responses sent instead of the built-in error pages.
+    pub errorfiles: crate::config::errorfile::ErrorFiles,
     pub cookie: Option<CookieSpec>,
     pub http_request: Vec<String>,
     pub http_response: Vec<String>,

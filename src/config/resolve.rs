@@ -5,7 +5,7 @@
 //! indexes, and every value checked. The first problem found is returned with its
 //! position; nothing is half-resolved.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::error::{ConfigError, Locator};
+use super::errorfile::ErrorFiles;
 use super::model::*;
 use super::schema::*;
 use super::values;
@@ -106,6 +107,7 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     add(p.on_marked_down.is_some(), "on-marked-down");
     add(p.http_reuse.is_some(), "http-reuse");
     add(p.stats.is_some(), "stats");
+    add(p.errorfile.is_some(), "errorfile");
     k
 }
 
@@ -114,6 +116,8 @@ pub(super) struct Resolver<'a> {
     pub(super) defaults: RawProxy,
     pub(super) global_log: Vec<LogTarget>,
     pub(super) global_maxconn: u32,
+    /// `tune.bufsize`: the largest `errorfile`.
+    pub(super) bufsize: usize,
 }
 
 /// The texts of a list of spanned strings.
@@ -218,6 +222,21 @@ impl Resolver<'_> {
         })
     }
 
+    /// `errorfile` lines: the defaults' and the section's own (which win for
+    /// the same code), each file read and checked now.
+    pub(super) fn errorfiles(&self, p: &RawProxy, ctx: &str) -> R<ErrorFiles> {
+        let mut all: BTreeMap<&String, &Spanned<String>> = BTreeMap::new();
+        all.extend(self.defaults.errorfile.iter().flatten());
+        all.extend(p.errorfile.iter().flatten());
+        let mut out = ErrorFiles::default();
+        for (code, path) in all {
+            let f = super::errorfile::load(code, path.get_ref(), self.bufsize)
+                .map_err(|m| self.err(path.span(), ctx, m))?;
+            out.0.push(f);
+        }
+        Ok(out)
+    }
+
     pub(super) fn mode(&self, p: &RawProxy, ctx: &str) -> R<Mode> {
         match p.mode.as_ref().or(self.defaults.mode.as_ref()) {
             None => Ok(Mode::Tcp),
@@ -309,6 +328,7 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
             .unwrap_or_default(),
         global_log: global_log.clone(),
         global_maxconn: maxconn,
+        bufsize: global.tune.bufsize,
     };
     // Backends first: frontends refer to them by name.
     let mut backend_names: HashMap<String, usize> = HashMap::new();

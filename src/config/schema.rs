@@ -234,6 +234,8 @@ pub struct RawProxy {
     pub default_backend: Option<Spanned<String>>,
     pub http_request: Option<Vec<Spanned<String>>>,
     pub http_response: Option<Vec<Spanned<String>>>,
+    /// `errorfile CODE FILE`: status code (as written) to the file's path.
+    pub errorfile: Option<BTreeMap<String, Spanned<String>>>,
     pub timeout: Option<RawTimeouts>,
     pub log: Option<Spanned<RawProxyLog>>,
     pub disabled: Option<bool>,

@@ -745,6 +745,13 @@ fn inherit(def: &RawProxy, own: &mut RawProxy, kind: Kind) {
         on_marked_down => "on-marked-down", cookie => "cookie", retries => "retries",
         redispatch => "redispatch", persist => "persist", http_reuse => "http-reuse",
     );
+    // Error files merge by status code, the section's own winning.
+    if let Some(d) = &def.errorfile {
+        let o = own.errorfile.get_or_insert_with(Default::default);
+        for (code, file) in d {
+            o.entry(code.clone()).or_insert_with(|| file.clone());
+        }
+    }
     if let Some(d) = &def.timeout {
         let o = own.timeout.get_or_insert_with(RawTimeouts::default);
         macro_rules! t {

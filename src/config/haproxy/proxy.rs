@@ -3,8 +3,11 @@
 //! `default_backend`), `balance`, `hash-type`, `timeout`, `retries`, `option` /
 //! `no option`, health checks (`option httpchk|redis-check|pgsql-check|
 //! mysql-check|tcp-check`, `http-check`, `tcp-check`), `cookie`, `log`, rules kept
-//! as strings, and `stats`. Servers and binds are in `server`. Each handler
-//! returns the TOML key it set so the caller can refuse it in the wrong section.
+//! as strings, `errorfile`, and `stats`. Servers and binds are in `server`. Each
+//! handler returns the TOML key it set so the caller can refuse its use in the
+//! wrong section.
+
+use std::collections::BTreeMap;
 
 use super::global::{int, log_target};
 use super::lexer::Word;
@@ -57,6 +60,7 @@ pub(super) fn is_proxy_keyword(k: &str) -> bool {
             | "stats"
             | "disabled"
             | "enabled"
+            | "errorfile"
     )
 }
 
@@ -357,6 +361,17 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
         "stats" => {
             stats(p, words, &mut notice)?;
             "stats"
+        }
+        "errorfile" => {
+            let code = arg(words, 1)?;
+            let file = arg(words, 2)?;
+            if let Some(w) = words.get(3) {
+                return Err(bad(w, "errorfile takes a status code and a file"));
+            }
+            p.errorfile
+                .get_or_insert_with(BTreeMap::new)
+                .insert(code.text.clone(), sp(file, file.text.clone()));
+            "errorfile"
         }
         "disabled" => {
             p.disabled = Some(true);

@@ -286,7 +286,7 @@ impl Conn<'_> {
             Decision::NoBackend => {
                 rec.backend = None;
                 self.cin.consume(head_len);
-                self.answer_error(503).await.ok();
+                self.answer_error(503, None).await.ok();
                 rec.bytes_down = self.out.len() as u64;
                 self.log(
                     rec,

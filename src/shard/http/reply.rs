@@ -32,7 +32,7 @@ impl Conn<'_> {
             self.capture(Direction::Request, rec);
         }
         if answer {
-            self.answer_error(status).await.ok();
+            self.answer_error(status, None).await.ok();
         }
         rec.bytes_down = 0;
         rec.bytes_up = self.cin.data().len() as u64;
@@ -67,9 +67,15 @@ impl Conn<'_> {
     }
 
     /// Sends HAProxy's error page for `status` (the connection closes after).
-    pub(super) async fn answer_error(&mut self, status: u16) -> Result<(), ()> {
+    pub(super) async fn answer_error(
+        &mut self,
+        status: u16,
+        backend: Option<usize>,
+    ) -> Result<(), ()> {
         self.out.clear();
-        if let Some(page) = error_response(status) {
+        let page = custom_page(&self.ctx.config, self.frontend, backend, status)
+            .or_else(|| error_response(status));
+        if let Some(page) = page {
             self.out.extend_from_slice(page);
         }
         let d = deadline(self.ctx.config.frontends[self.frontend].timeouts.client);
@@ -109,7 +115,7 @@ impl Conn<'_> {
             _ => {}
         }
         self.live.set_server(None);
-        if self.answer_error(status).await.is_ok() {
+        if self.answer_error(status, rec.backend).await.is_ok() {
             rec.bytes_down += self.out.len() as u64;
         }
         self.log(rec, request_time, tl, Some(line), status, term);
@@ -234,4 +240,17 @@ fn says_close(response: &[u8]) -> bool {
         let l = l.strip_suffix(b"\r").unwrap_or(l);
         l.len() == 17 && l.eq_ignore_ascii_case(b"connection: close")
     })
+}
+
+/// The `errorfile` response for `status`: the backend's once the request is
+/// routed, else the frontend's (HAProxy's `http_error_message`).
+pub(super) fn custom_page(
+    config: &crate::config::model::Config,
+    frontend: usize,
+    backend: Option<usize>,
+    status: u16,
+) -> Option<&[u8]> {
+    backend
+        .and_then(|b| config.backends[b].errorfiles.get(status))
+        .or_else(|| config.frontends[frontend].errorfiles.get(status))
 }

@@ -172,6 +172,7 @@ impl RuleState {
             self.load(head, buf);
             let v = r.apply_request(&mut self.txn, &conn, out);
             if let Some(d) = answer(v, &self.txn) {
+                errorfile(&d, ctx, f.frontend, None, out);
                 return (d, false);
             }
             if !r.use_backend.is_empty() {
@@ -188,6 +189,7 @@ impl RuleState {
             self.load(head, buf);
             let v = r.apply_request(&mut self.txn, &conn, out);
             if let Some(d) = answer(v, &self.txn) {
+                errorfile(&d, ctx, f.frontend, Some(b), out);
                 return (d, false);
             }
         }
@@ -315,6 +317,26 @@ impl RuleState {
 /// is UP or draining (weight 0 or DRAIN), not to one DOWN or in MAINT.
 fn persistent(state: ServerState) -> bool {
     matches!(state, ServerState::Up | ServerState::Drain)
+}
+
+/// A `deny` or `tarpit` answers with the `errorfile` for its status, if one
+/// is set (`auth`'s 401 keeps its built-in page, which carries the realm).
+fn errorfile(
+    d: &Decision,
+    ctx: &ShardCtx,
+    frontend: usize,
+    backend: Option<usize>,
+    out: &mut Vec<u8>,
+) {
+    if let Decision::Answer { status, term, .. } = *d {
+        if term == Termination::LOCAL_REQUEST || status == 401 {
+            return;
+        }
+        if let Some(page) = super::reply::custom_page(&ctx.config, frontend, backend, status) {
+            out.clear();
+            out.extend_from_slice(page);
+        }
+    }
 }
 
 /// A verdict that ends the request, in HAProxy's termination codes:
