@@ -144,6 +144,39 @@ impl Syslog {
         self.sock.local_addr().unwrap().port()
     }
 
+    /// The next `httplog` line of frontend `http-in`, whole (lines of
+    /// connections that sent nothing skipped).
+    fn next_line(&self) -> String {
+        let mut buf = [0u8; 4096];
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            let Ok(n) = self.sock.recv(&mut buf) else {
+                continue;
+            };
+            let line = String::from_utf8_lossy(&buf[..n]).to_string();
+            if !line.contains("\"<BADREQ>\"") && line.contains("] http-in ") {
+                return line;
+            }
+        }
+        panic!("no httplog line within 10 s");
+    }
+
+    /// Nothing more arrives within `wait` (a line `set-log-level silent`
+    /// kept back would show up here).
+    fn quiet_for(&self, wait: Duration) -> Option<String> {
+        self.sock.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 4096];
+        let got = self
+            .sock
+            .recv(&mut buf)
+            .ok()
+            .map(|n| String::from_utf8_lossy(&buf[..n]).to_string());
+        self.sock
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        got
+    }
+
     /// The next `httplog` line's `%tsc` and request line (lines of
     /// connections that sent nothing skipped).
     fn next_tsc(&self) -> (String, String) {
@@ -662,4 +695,73 @@ fn cookie_modes_on_the_wire_match_haproxy() {
             "{flag} never seen: {seen:?}"
         );
     }
+}
+
+/// `capture request|response header`, `http-request capture` and
+/// `set-log-level`, both proxies logging to syslog: the `{...}` blocks and the
+/// syslog priority of each line must be the same.
+#[test]
+fn captures_and_log_levels_match_haproxy() {
+    if !have("haproxy") || !have("nginx") || !have("curl") {
+        return;
+    }
+    let app = named_nginx("app");
+    let (ours, theirs) = (free_port(), free_port());
+    let (log_ours, log_theirs) = (Syslog::new(), Syslog::new());
+    let cfg = |port: u16, log: u16| {
+        format!(
+            "global\n    log 127.0.0.1:{log} local0 debug\n\
+             defaults\n    mode http\n    log global\n    option httplog\n\
+             \x20   timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+             frontend http-in\n    bind 127.0.0.1:{port}\n\
+             \x20   capture request header Host len 12\n\
+             \x20   capture request header User-Agent len 5\n\
+             \x20   capture response header Content-Type len 20\n\
+             \x20   capture response header X-Missing len 4\n\
+             \x20   http-request capture req.hdr(x-id) len 4\n\
+             \x20   http-request capture path,upper len 6 if {{ path_beg /c }}\n\
+             \x20   http-request set-log-level silent if {{ path /quiet }}\n\
+             \x20   http-request set-log-level err if {{ path /loud }}\n\
+             \x20   default_backend app\n\
+             backend app\n    server s 127.0.0.1:{}\n",
+            app.port
+        )
+    };
+    let _h = Haproxy::start(&cfg(theirs, log_theirs.port()), &[theirs]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("captures.cfg");
+    std::fs::write(&path, cfg(ours, log_ours.port())).unwrap();
+    let argv: Vec<String> = vec!["-f".into(), path.display().to_string(), "-db".into()];
+    let _lb = Ringlb::start_argv(tempfile::tempdir().unwrap(), path.clone(), &argv);
+
+    // The part of a line both proxies must agree on: the syslog priority and
+    // everything from the captures to the end.
+    let key = |line: &str| {
+        let pri = line.split('>').next().unwrap_or("").to_string();
+        let caps = line.find(" {").map_or("", |i| &line[i..]).to_string();
+        format!("{pri}> ...{caps}")
+    };
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        (
+            "/a",
+            vec!["-H", "Host: www.example.com", "-H", "X-Id: 123456"],
+        ),
+        ("/c/deep", vec!["-A", "Mozilla/5.0", "-H", "Host: h|x{y}"]),
+        ("/loud", vec!["-H", "Host: h"]),
+        ("/quiet", vec!["-H", "Host: h"]),
+        ("/last", vec!["-H", "Host: last"]),
+    ];
+    for (p, extra) in &cases {
+        curl(ours, p, None, extra);
+        curl(theirs, p, None, extra);
+        if *p == "/quiet" {
+            continue;
+        }
+        let (a, b) = (log_ours.next_line(), log_theirs.next_line());
+        assert_eq!(key(&a), key(&b), "{p}\n  ringlb:  {a}\n  haproxy: {b}");
+        assert!(a.contains(&format!("\"GET {p} HTTP/1.1\"")), "{a}");
+    }
+    // The silent request left no line behind on either side.
+    assert_eq!(log_ours.quiet_for(Duration::from_millis(300)), None);
+    assert_eq!(log_theirs.quiet_for(Duration::from_millis(300)), None);
 }

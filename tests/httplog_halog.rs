@@ -92,6 +92,7 @@ fn lines(n: usize) -> (String, [usize; 4]) {
             request_captures: Vec::new(),
             response_captures: Vec::new(),
             persistence: *b"--",
+            log_level: None,
         };
         out.push_str(&format!(
             "{} lb1 ringlb[4242]: {}\n",

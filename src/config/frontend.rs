@@ -177,6 +177,8 @@ impl Resolver<'_> {
             httpclose: flag(raw.httpclose, self.defaults.httpclose),
             http_server_close: flag(raw.http_server_close, self.defaults.http_server_close),
             errorfiles: self.errorfiles(raw, &ctx)?,
+            request_captures: self.captures(raw, true, &ctx)?,
+            response_captures: self.captures(raw, false, &ctx)?,
             http_request: strings(&raw.http_request),
             http_response: strings(&raw.http_response),
             rules: Rules::default(),

@@ -158,6 +158,10 @@ pub struct Frontend {
     pub name: String,
     /// `errorfile`: responses sent instead of the built-in error pages.
     pub errorfiles: crate::config::errorfile::ErrorFiles,
+    /// `capture request header` lines (`%hr`), in order.
+    pub request_captures: Vec<crate::http::capture::HeaderCapture>,
+    /// `capture response header` lines (`%hs`), in order.
+    pub response_captures: Vec<crate::http::capture::HeaderCapture>,
     pub binds: Vec<Bind>,
     pub mode: Mode,
     /// 0 = only the global limit applies.

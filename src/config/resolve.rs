@@ -50,6 +50,7 @@ impl Kind {
                 "servers",
                 "http-request",
                 "http-response",
+                "capture",
             ],
             Kind::Frontend => &[
                 "balance",
@@ -72,6 +73,7 @@ impl Kind {
                 "default-backend",
                 "dontlognull",
                 "stats",
+                "capture",
             ],
             Kind::Listen => &[],
         }
@@ -108,6 +110,7 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     add(p.http_reuse.is_some(), "http-reuse");
     add(p.stats.is_some(), "stats");
     add(p.errorfile.is_some(), "errorfile");
+    add(p.capture.is_some(), "capture");
     k
 }
 
@@ -220,6 +223,38 @@ impl Resolver<'_> {
                 None => pick(&o.connect, &d.connect, "connect")?,
             },
         })
+    }
+
+    /// `capture request|response header NAME len N` (HAProxy allows lengths
+    /// up to 64 KiB; the log line cuts what it shows to its own limit).
+    pub(super) fn captures(
+        &self,
+        p: &RawProxy,
+        request: bool,
+        ctx: &str,
+    ) -> R<Vec<crate::http::capture::HeaderCapture>> {
+        let list = p.capture.as_ref().and_then(|c| {
+            if request {
+                c.request.as_ref()
+            } else {
+                c.response.as_ref()
+            }
+        });
+        let mut out = Vec::new();
+        for c in list.into_iter().flatten() {
+            let v = c.get_ref();
+            if !(1..=65536).contains(&v.len) {
+                return Err(self.err(c.span(), ctx, "capture: len must be between 1 and 65536"));
+            }
+            if v.header.is_empty() || !v.header.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                return Err(self.err(c.span(), ctx, "capture: a header name is required"));
+            }
+            out.push(crate::http::capture::HeaderCapture {
+                name: v.header.clone(),
+                len: v.len as usize,
+            });
+        }
+        Ok(out)
     }
 
     /// `errorfile` lines: the defaults' and the section's own (which win for

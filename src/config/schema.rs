@@ -137,6 +137,21 @@ pub struct RawUseServer {
     pub unless: Option<Spanned<String>>,
 }
 
+/// `capture request header NAME len N` / `capture response header ...`.
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawCaptures {
+    pub request: Option<Vec<Spanned<RawCapture>>>,
+    pub response: Option<Vec<Spanned<RawCapture>>>,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawCapture {
+    pub header: String,
+    pub len: i64,
+}
+
 #[derive(Debug, Deserialize, Serialize, Clone, Default)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawCookie {
@@ -234,6 +249,8 @@ pub struct RawProxy {
     pub default_backend: Option<Spanned<String>>,
     pub http_request: Option<Vec<Spanned<String>>>,
     pub http_response: Option<Vec<Spanned<String>>>,
+    /// `capture request|response header NAME len N`, in declaration order.
+    pub capture: Option<RawCaptures>,
     /// `errorfile CODE FILE`: status code (as written) to the file's path.
     pub errorfile: Option<BTreeMap<String, Spanned<String>>>,
     pub timeout: Option<RawTimeouts>,

@@ -305,6 +305,7 @@ mod tests {
             request_captures: Vec::new(),
             response_captures: Vec::new(),
             persistence: *b"--",
+            log_level: None,
         }
     }
 

@@ -313,9 +313,14 @@ impl Writer {
                 } else {
                     tcplog(&r.session, &self.names)
                 };
+                let lvl = r.log_level.unwrap_or(level::INFO);
+                if lvl > 7 {
+                    // `set-log-level silent` (8; debug is 7).
+                    return true;
+                }
                 let now = syslog_time(SystemTime::now());
                 if let Some(targets) = self.per_frontend.get_mut(fe) {
-                    write_all(targets, level::INFO, &now, &self.host, &self.tag, &line);
+                    write_all(targets, lvl, &now, &self.host, &self.tag, &line);
                 }
             }
             Msg::Event(lvl, text) => {

@@ -118,4 +118,7 @@ pub struct HttpRecord {
     /// the request's cookie said and what was done to the response's, `--`
     /// when the backend has no `cookie`.
     pub persistence: [u8; 2],
+    /// `http-request set-log-level`: the syslog level of this line (8:
+    /// `silent`, no line); `None`: info.
+    pub log_level: Option<u8>,
 }

@@ -83,12 +83,14 @@ impl Target {
             Sink::File(f) => f.write_all(format!("{time} {host} {tag}: {line}\n").as_bytes()),
             Sink::Udp(s) => {
                 let pri = self.facility as u32 * 8 + level as u32;
-                s.send(format!("<{pri}>{time} {tag}: {line}").as_bytes())
+                // HAProxy ends each datagram with a line feed.
+                s.send(format!("<{pri}>{time} {tag}: {line}\n").as_bytes())
                     .map(|_| ())
             }
             Sink::Unix(s) => {
                 let pri = self.facility as u32 * 8 + level as u32;
-                s.send(format!("<{pri}>{time} {tag}: {line}").as_bytes())
+                // HAProxy ends each datagram with a line feed.
+                s.send(format!("<{pri}>{time} {tag}: {line}\n").as_bytes())
                     .map(|_| ())
             }
         }

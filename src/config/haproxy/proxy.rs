@@ -61,6 +61,7 @@ pub(super) fn is_proxy_keyword(k: &str) -> bool {
             | "disabled"
             | "enabled"
             | "errorfile"
+            | "capture"
     )
 }
 
@@ -361,6 +362,46 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
         "stats" => {
             stats(p, words, &mut notice)?;
             "stats"
+        }
+        "capture" => {
+            // capture request|response header NAME len N
+            let dir = arg(words, 1)?;
+            let what = arg(words, 2)?;
+            if what.text != "header" {
+                return Err(bad(
+                    what,
+                    format!(
+                        "capture {}: only 'header NAME len N' is supported",
+                        dir.text
+                    ),
+                ));
+            }
+            let name = arg(words, 3)?;
+            let len_kw = arg(words, 4)?;
+            if len_kw.text != "len" {
+                return Err(bad(len_kw, "expected 'len N'"));
+            }
+            let len = arg(words, 5)?;
+            if let Some(w) = words.get(6) {
+                return Err(bad(w, "unexpected word after 'len N'"));
+            }
+            let n: i64 = len
+                .text
+                .parse()
+                .map_err(|_| bad(len, "len must be a number"))?;
+            let c = p.capture.get_or_insert_with(RawCaptures::default);
+            let list = match dir.text.as_str() {
+                "request" => &mut c.request,
+                "response" => &mut c.response,
+                _ => return Err(bad(dir, "capture: 'request' or 'response' expected")),
+            };
+            let item = RawCapture {
+                header: name.text.clone(),
+                len: n,
+            };
+            list.get_or_insert_with(Vec::new)
+                .push(Spanned::new(cover(words), item));
+            "capture"
         }
         "errorfile" => {
             let code = arg(words, 1)?;

@@ -98,7 +98,10 @@ pub enum Action {
     SetMethod(LogFmt),
     SetVar(usize, Expr),
     UnsetVar(usize),
-    Capture(Expr, usize),
+    /// `capture EXPR len N`: the value, cut to N bytes, in its capture slot
+    /// (numbered in rule order at load, after the section's header captures
+    /// in the log line).
+    Capture(Expr, usize, usize),
     SetLogLevel(u8),
     SetStatus(u16, Option<Box<[u8]>>),
 }
@@ -121,6 +124,8 @@ pub struct SectionRules {
     pub default_backend: Option<usize>,
     /// `use-server` (a backend's): server index and condition.
     pub use_server: Vec<(usize, Cond)>,
+    /// How many `http-request capture` slots the request rules have.
+    pub capture_slots: usize,
 }
 
 /// The connection facts rules read.
@@ -143,7 +148,8 @@ pub struct Txn {
     pub has_res: bool,
     pub vars: Vars,
     pub scratch: Scratch,
-    /// `capture ... len N` values, in rule order.
+    /// `capture ... len N` values by slot (a rule that did not run leaves
+    /// its slot empty or absent).
     pub captures: Vec<Vec<u8>>,
     /// `set-log-level` (syslog numbering), if a rule set one.
     pub log_level: Option<u8>,
@@ -304,7 +310,7 @@ impl SectionRules {
                 Action::ReplaceHeader(_, _, f)
                 | Action::ReplaceValue(_, _, f)
                 | Action::ReplacePath(_, f) => f.render(&ctx, &mut scratch, buf),
-                Action::SetVar(_, e) | Action::Capture(e, _) => {
+                Action::SetVar(_, e) | Action::Capture(e, _, _) => {
                     e.text(&ctx, &mut scratch, buf);
                 }
                 _ => {}
@@ -387,9 +393,12 @@ impl SectionRules {
                 Action::SetMethod(_) => m.set_method(buf),
                 Action::SetVar(id, _) => txn.vars.set(*id, buf),
                 Action::UnsetVar(id) => txn.vars.unset(*id),
-                Action::Capture(_, len) => {
+                Action::Capture(_, len, slot) => {
                     let n = buf.len().min(*len);
-                    txn.captures.push(buf[..n].to_vec());
+                    if txn.captures.len() <= *slot {
+                        txn.captures.resize(slot + 1, Vec::new());
+                    }
+                    txn.captures[*slot] = buf[..n].to_vec();
                 }
                 Action::SetLogLevel(l) => txn.log_level = Some(*l),
                 Action::SetStatus(s, reason) => {
@@ -899,6 +908,12 @@ fn compile_action(toks: &[Tok], side: Side, env: &mut Env, end: usize) -> Result
             expect_end(toks, 2)?;
             Action::SetLogLevel(level)
         }
+        "capture" if side == Side::Response => {
+            return Err(Error {
+                at: kw.at,
+                msg: "http-response capture needs a capture id (not supported)".into(),
+            })
+        }
         "capture" => {
             let e = arg(1, name)?;
             let expr = checked_expr(e, env)?;
@@ -918,7 +933,7 @@ fn compile_action(toks: &[Tok], side: Side, env: &mut Env, end: usize) -> Result
                 }
             };
             expect_end(toks, 4)?;
-            Action::Capture(expr, len)
+            Action::Capture(expr, len, 0)
         }
         n if n.starts_with("set-var(") || n.starts_with("unset-var(") => {
             let open = n.find('(').unwrap_or(0);
@@ -1137,6 +1152,12 @@ pub fn compile_section(
         let rule =
             compile_rule(r, Side::Request, &mut s.acls, env).map_err(|e| (Item::Request(i), e))?;
         s.request.push(rule);
+    }
+    for r in &mut s.request {
+        if let Action::Capture(_, _, slot) = &mut r.action {
+            *slot = s.capture_slots;
+            s.capture_slots += 1;
+        }
     }
     for (i, r) in response.iter().enumerate() {
         let rule = compile_rule(r, Side::Response, &mut s.acls, env)

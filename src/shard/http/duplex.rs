@@ -14,6 +14,7 @@ use super::body::{pump_body, BodyEnd, BodyIo, Dir};
 use super::io::{fill, fill_ready, send_all, Inbuf, Read, Sent};
 use super::rules::{Facts, ResponseDecision};
 use super::{deadline, Conn};
+use crate::http::capture::capture_headers;
 use crate::http::head::Version;
 use crate::http::message::{Event, RequestReader, ResponseReader};
 use crate::http::rewrite::{client_keep_alive, write_response};
@@ -127,6 +128,8 @@ impl Conn<'_> {
         let mut scratch = Vec::new();
         let (cin, sin, out, client) = (&mut self.cin, &mut self.sin, &mut self.out, self.client);
         let rules = &mut self.rules;
+        let res_caps = &mut self.res_caps;
+        let captures = &self.ctx.config.frontends[self.frontend].response_captures;
         let (up_res, down_res) = {
             let up = pump_body(
                 Dir::Up(reader),
@@ -156,6 +159,9 @@ impl Conn<'_> {
                 response_head.set(Some(Instant::now()));
                 let rinfo = *resp.info().expect("info after head");
                 let keep = client_keep_alive(mode, info, &rinfo) && !stopping;
+                if !captures.is_empty() {
+                    capture_headers(&resp.head().headers, sin.data(), captures, res_caps);
+                }
                 let mut edited = false;
                 if let Some((facts, ids)) = respond {
                     match rules.response(&facts, ids, (resp.head(), sin.data()), out) {

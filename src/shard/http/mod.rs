@@ -25,6 +25,7 @@ use super::ctx::ShardCtx;
 use super::idle::still_open;
 use super::live::LiveKey;
 use crate::config::model::HttpReuse;
+use crate::http::capture::capture_headers;
 use crate::http::head::Limits;
 use crate::http::message::{Event, RequestReader, ResponseReader};
 use crate::http::rewrite::{
@@ -74,6 +75,9 @@ struct Conn<'a> {
     linger: bool,
     /// What the rules read and edit, kept across requests.
     rules: RuleState,
+    /// `capture request|response header` values of the request in flight.
+    req_caps: Vec<Box<[u8]>>,
+    res_caps: Vec<Box<[u8]>>,
     /// The address the client connected to (`dst`), read when rules route.
     local: SocketAddr,
     /// The connection came over TLS (`ssl_fc`).
@@ -123,6 +127,8 @@ pub async fn serve(
         in_flight: None,
         linger: false,
         rules: RuleState::default(),
+        req_caps: Vec::new(),
+        res_caps: Vec::new(),
         local: if rules::wants_local(ctx, frontend) {
             tls.unwrap_or(client).local_addr().unwrap_or(base.client)
         } else {
@@ -258,6 +264,8 @@ impl Conn<'_> {
         // Until routed, a request has no backend (`web/<NOSRV>` in its line).
         rec.backend = None;
         self.rules.cookie_flags = *b"--";
+        self.req_caps.clear();
+        self.res_caps.clear();
         let Some((head_len, mut tl, request_time)) = self
             .read_head(reader, rec, first, idle_from, request_time)
             .await
@@ -269,6 +277,10 @@ impl Conn<'_> {
         let Some(&info) = reader.info() else {
             return false;
         };
+        let fe = &ctx.config.frontends[self.frontend];
+        if !fe.request_captures.is_empty() {
+            capture_headers(&head.headers, buf, &fe.request_captures, &mut self.req_caps);
+        }
         let line = head.request_line(buf);
         self.in_flight = Some((line.clone(), request_time, tl.request_start));
         let method = head.method;
@@ -615,6 +627,16 @@ impl Conn<'_> {
         };
         let _ = reused;
         let (rinfo, rlen) = rinfo;
+        let fe = &ctx.config.frontends[self.frontend];
+        if !fe.response_captures.is_empty() {
+            let h = &resp.head().headers;
+            capture_headers(
+                h,
+                self.sin.data(),
+                &fe.response_captures,
+                &mut self.res_caps,
+            );
+        }
         let keep =
             client_keep_alive(self.mode, &info, &rinfo) && !abandoned_body && !ctx.stopping.get();
         let server_keep = server_keep_alive(self.mode, &rinfo);

@@ -189,6 +189,18 @@ impl Conn<'_> {
         );
     }
 
+    /// `%hr`'s slots: the `capture request header` values, then the
+    /// `http-request capture` ones (HAProxy numbers both in file order; a
+    /// frontend using both kinds sees the header ones first here).
+    fn request_captures(&self) -> Vec<Box<[u8]>> {
+        let fe = &self.ctx.config.frontends[self.frontend];
+        let rule_slots = fe.rules.get().map_or(0, |r| r.capture_slots);
+        let mut out = slots(&self.req_caps, fe.request_captures.len(), &[]);
+        let rule = slots(&[], rule_slots, self.rules.captures());
+        out.extend(rule);
+        out
+    }
+
     pub(super) fn log(
         &self,
         rec: &mut SessionRecord,
@@ -199,6 +211,7 @@ impl Conn<'_> {
         term: Termination,
     ) {
         let ctx = self.ctx;
+        let fe = &ctx.config.frontends[self.frontend];
         let times = tl.log_times(Instant::now());
         rec.termination = term;
         rec.tw_ms = times.tw;
@@ -222,9 +235,10 @@ impl Conn<'_> {
             ta_ms: times.ta,
             status,
             request_line: line,
-            request_captures: Vec::new(),
-            response_captures: Vec::new(),
+            request_captures: self.request_captures(),
+            response_captures: slots(&self.res_caps, fe.response_captures.len(), &[]),
             persistence: self.rules.cookie_flags,
+            log_level: self.rules.log_level(),
         });
     }
 }
@@ -253,4 +267,16 @@ pub(super) fn custom_page(
     backend
         .and_then(|b| config.backends[b].errorfiles.get(status))
         .or_else(|| config.frontends[frontend].errorfiles.get(status))
+}
+
+/// `n` capture slots: `have` (header captures) or `rules` (rule captures) in
+/// order, empty where nothing was captured.
+fn slots(have: &[Box<[u8]>], n: usize, rules: &[Vec<u8>]) -> Vec<Box<[u8]>> {
+    (0..n)
+        .map(|i| match (have.get(i), rules.get(i)) {
+            (Some(v), _) => v.clone(),
+            (None, Some(v)) => Box::from(&v[..]),
+            (None, None) => Box::default(),
+        })
+        .collect()
 }

@@ -130,6 +130,21 @@ impl RuleState {
         (&self.res_head, &self.res_buf)
     }
 
+    /// This request's `http-request capture` values by slot (none when no
+    /// rule looked at the request).
+    pub(super) fn captures(&self) -> &[Vec<u8>] {
+        if self.loaded {
+            &self.txn.captures
+        } else {
+            &[]
+        }
+    }
+
+    /// `set-log-level`, if a rule ran it for this request.
+    pub(super) fn log_level(&self) -> Option<u8> {
+        self.loaded.then_some(self.txn.log_level).flatten()
+    }
+
     /// The request method as the rules left it (the cookie's `postonly` and
     /// `nocache` read it).
     fn method(&self) -> &[u8] {
