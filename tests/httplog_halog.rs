@@ -93,6 +93,7 @@ fn lines(n: usize) -> (String, [usize; 4]) {
             response_captures: Vec::new(),
             persistence: *b"--",
             log_level: None,
+            samples: Vec::new(),
         };
         out.push_str(&format!(
             "{} lb1 ringlb[4242]: {}\n",

@@ -144,13 +144,10 @@ impl Resolver<'_> {
             Some(f) => match f.get_ref().as_str() {
                 "tcplog" => LogFormat::Tcp,
                 "httplog" => LogFormat::Http,
-                other => {
-                    return Err(self.err(
-                        span(f),
-                        &ctx,
-                        format!("unknown log-format \"{other}\" (tcplog, httplog)"),
-                    ))
-                }
+                other => match crate::log::LogFormat::parse(other) {
+                    Ok(f) => LogFormat::Custom(std::sync::Arc::new(f)),
+                    Err(e) => return Err(self.err(span(f), &ctx, format!("log-format: {e}"))),
+                },
             },
         };
         let flag = |own: Option<bool>, def: Option<bool>| own.or(def).unwrap_or(false);

@@ -112,12 +112,14 @@ pub enum Mode {
     Http,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogFormat {
     /// HAProxy's `option tcplog`.
     Tcp,
     /// HAProxy's `option httplog`.
     Http,
+    /// `log-format "..."`: HAProxy's variables and `%[...]` samples.
+    Custom(std::sync::Arc<crate::log::LogFormat>),
     /// No per-session line (HAProxy logs only a minimal line without an option;
     /// we log none).
     None,

@@ -217,7 +217,55 @@ pub(super) fn compile(
             fe.default_backend,
             &mut env,
         )?;
+        let fmt = p.get_ref().log_format.as_ref().or(raw
+            .defaults
+            .as_ref()
+            .and_then(|d| d.get_ref().log_format.as_ref()));
+        if let (crate::config::model::LogFormat::Custom(f), Some(text)) =
+            (fe.log_format.clone(), fmt)
+        {
+            log_samples(loc, &ctx, fe, &f, text, &mut env)?;
+        }
     }
+    Ok(())
+}
+
+/// Compiles the `%[...]` samples of a frontend's `log-format` in its rules'
+/// environment (so `var(txn.x)` names what its `set-var` rules set); the
+/// shard evaluates them when a request ends.
+fn log_samples(
+    loc: &Locator,
+    ctx: &str,
+    fe: &mut Frontend,
+    f: &crate::log::LogFormat,
+    text: &Spanned<String>,
+    env: &mut Env,
+) -> R<()> {
+    if f.samples.is_empty() {
+        return Ok(());
+    }
+    env.response = true;
+    env.request_gone = false;
+    let mut compiled =
+        fe.rules
+            .get()
+            .cloned()
+            .unwrap_or_else(|| crate::http::rules::SectionRules {
+                name: fe.name.clone(),
+                ..Default::default()
+            });
+    for (inner, at) in &f.samples {
+        let one = format!("%[{inner}]");
+        let lf = crate::http::rules::logfmt::LogFmt::parse(&one, at - 2, env).map_err(|e| {
+            let e = Error {
+                at: e.at,
+                msg: format!("log-format: {}", e.msg),
+            };
+            err_at(loc, text, &e, ctx)
+        })?;
+        compiled.log_samples.push(lf);
+    }
+    fe.rules = Rules(Some(Arc::new(compiled)));
     Ok(())
 }
 
@@ -301,6 +349,25 @@ backend api
             return None;
         }
         rules.route(&mut txn, &conn)
+    }
+
+    #[test]
+    fn log_format_samples_compile_with_the_rules() {
+        let text = |fmt: &str| {
+            format!(
+                "defaults\n    mode http\nfrontend fe\n    bind 127.0.0.1:9000\n    \
+                 http-request set-var(txn.who) str(x)\n    log-format \"{fmt}\"\n    \
+                 default_backend b\nbackend b\n    server s 127.0.0.1:1\n"
+            )
+        };
+        let c = cfg(&text("%ci %[var(txn.who)] %{+Q}[req.hdr(host),lower]")).unwrap();
+        assert_eq!(c.frontends[0].rules.get().unwrap().log_samples.len(), 2);
+        let e = cfg(&text("%ci %[nosuch(1)]")).unwrap_err();
+        assert!(e.contains("h.cfg:6:") && e.contains("log-format"), "{e}");
+        let e = cfg(&text("%ci %[path,nosuch]")).unwrap_err();
+        assert!(e.contains("h.cfg:6:"), "{e}");
+        let e = cfg(&text("%zz")).unwrap_err();
+        assert!(e.contains("unknown log-format variable '%zz'"), "{e}");
     }
 
     #[test]

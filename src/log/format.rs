@@ -306,6 +306,7 @@ mod tests {
             response_captures: Vec::new(),
             persistence: *b"--",
             log_level: None,
+            samples: Vec::new(),
         }
     }
 

@@ -113,15 +113,23 @@ impl Var {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
+    /// `%[...]`: the value the shard rendered for sample `index`.
+    Sample {
+        index: usize,
+        quote: bool,
+    },
     Text(String),
     Separator,
-    Var { var: Var, quote: bool },
+    Var {
+        var: Var,
+        quote: bool,
+    },
 }
 
 /// Why a format string was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogFormatError {
-    /// `%name` that ringlb does not know (or not yet: sample fetches `%[...]`).
+    /// `%name` that ringlb does not know.
     UnknownVariable(String),
     /// `%` followed by a blank, a digit or the end of the string.
     DanglingPercent(usize),
@@ -153,6 +161,11 @@ impl std::fmt::Display for LogFormatError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogFormat {
     nodes: Vec<Node>,
+    /// The `%[...]` sample expressions, in order, with their offset in the
+    /// format: compiled by the frontend's rules (`http::rules`) and evaluated
+    /// by the shard when the request ends (their values travel in
+    /// `HttpRecord::samples`).
+    pub samples: Vec<(String, usize)>,
 }
 
 /// What a line is rendered from.
@@ -175,6 +188,7 @@ impl LogFormat {
     pub fn parse(fmt: &str) -> Result<LogFormat, LogFormatError> {
         let b = fmt.as_bytes();
         let mut nodes = Vec::new();
+        let mut samples = Vec::new();
         let mut text = String::new();
         let mut i = 0;
         let flush = |text: &mut String, nodes: &mut Vec<Node>| {
@@ -213,6 +227,17 @@ impl LogFormat {
                         }
                         i += close + 1;
                     }
+                    if b.get(i) == Some(&b'[') {
+                        let close = fmt[i..].find(']').ok_or(LogFormatError::BadArgument(at))?;
+                        samples.push((fmt[i + 1..i + close].to_string(), i + 1));
+                        i += close + 1;
+                        flush(&mut text, &mut nodes);
+                        nodes.push(Node::Sample {
+                            index: samples.len() - 1,
+                            quote,
+                        });
+                        continue;
+                    }
                     let start = i;
                     while i < b.len() && b[i].is_ascii_alphanumeric() {
                         i += 1;
@@ -240,7 +265,7 @@ impl LogFormat {
             }
         }
         flush(&mut text, &mut nodes);
-        Ok(LogFormat { nodes })
+        Ok(LogFormat { nodes, samples })
     }
 
     /// The line for one record.
@@ -275,9 +300,41 @@ impl LogFormat {
                     }
                     last_space = false;
                 }
+                Node::Sample { index, quote } => {
+                    // HAProxy writes `-` for a sample with no value, `""`
+                    // when quoted.
+                    let v = match r {
+                        LogRecord::Http(h) => h.samples.get(*index).map_or(&b""[..], |v| &v[..]),
+                        LogRecord::Tcp(_) => b"",
+                    };
+                    if *quote {
+                        out.push('"');
+                    }
+                    if v.is_empty() && !*quote {
+                        out.push('-');
+                    } else {
+                        push_escaped_sample(&mut out, v, *quote);
+                    }
+                    if *quote {
+                        out.push('"');
+                    }
+                    last_space = false;
+                }
             }
         }
         out
+    }
+}
+
+/// A sample's bytes in a log line: printable ASCII as is, the rest (and
+/// `"` when quoted) as `#XX`, as HAProxy escapes log values.
+fn push_escaped_sample(out: &mut String, v: &[u8], quoted: bool) {
+    for &c in v {
+        if (0x20..0x7f).contains(&c) && c != b'#' && !(quoted && c == b'"') {
+            out.push(c as char);
+        } else {
+            let _ = write!(out, "#{c:02X}");
+        }
     }
 }
 
@@ -440,6 +497,7 @@ mod tests {
             response_captures: Vec::new(),
             persistence: *b"--",
             log_level: None,
+            samples: Vec::new(),
         }
     }
 

@@ -122,9 +122,18 @@ impl Logger {
             .iter()
             .map(|f| f.log_format == crate::config::model::LogFormat::Http)
             .collect();
+        let custom = config
+            .frontends
+            .iter()
+            .map(|f| match &f.log_format {
+                crate::config::model::LogFormat::Custom(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
         let w = Writer {
             rx,
             httplog,
+            custom,
             global,
             per_frontend,
             names,
@@ -270,6 +279,8 @@ struct Writer {
     rx: Receiver<Msg>,
     /// Per frontend: `option httplog` (else an HTTP request logs as tcplog).
     httplog: Vec<bool>,
+    /// Per frontend: a `log-format` of its own.
+    custom: Vec<Option<Arc<LogFormat>>>,
     global: Vec<Target>,
     per_frontend: Vec<Vec<Target>>,
     names: Names,
@@ -299,7 +310,10 @@ impl Writer {
     fn handle(&mut self, m: Msg) -> bool {
         match m {
             Msg::Session(r) => {
-                let line = tcplog(&r, &self.names);
+                let line = match self.custom.get(r.frontend) {
+                    Some(Some(f)) => f.render(LogRecord::Tcp(&r), &self.names),
+                    _ => tcplog(&r, &self.names),
+                };
                 let now = syslog_time(SystemTime::now());
                 if let Some(targets) = self.per_frontend.get_mut(r.frontend) {
                     let f = write_all(targets, level::INFO, &now, &self.host, &self.tag, &line);
@@ -308,7 +322,9 @@ impl Writer {
             }
             Msg::Http(r) => {
                 let fe = r.session.frontend;
-                let line = if self.httplog.get(fe).copied().unwrap_or(false) {
+                let line = if let Some(Some(f)) = self.custom.get(fe) {
+                    f.render(LogRecord::Http(&r), &self.names)
+                } else if self.httplog.get(fe).copied().unwrap_or(false) {
                     httplog(&r, &self.names)
                 } else {
                     tcplog(&r.session, &self.names)

@@ -121,4 +121,6 @@ pub struct HttpRecord {
     /// `http-request set-log-level`: the syslog level of this line (8:
     /// `silent`, no line); `None`: info.
     pub log_level: Option<u8>,
+    /// The values of the frontend's `log-format` `%[...]` samples, in order.
+    pub samples: Vec<Box<[u8]>>,
 }

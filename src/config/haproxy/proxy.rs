@@ -62,6 +62,7 @@ pub(super) fn is_proxy_keyword(k: &str) -> bool {
             | "enabled"
             | "errorfile"
             | "capture"
+            | "log-format"
     )
 }
 
@@ -402,6 +403,18 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
             list.get_or_insert_with(Vec::new)
                 .push(Spanned::new(cover(words), item));
             "capture"
+        }
+        "log-format" => {
+            // The format is one word (quoted, or with escaped blanks);
+            // several are joined with a space, as HAProxy warns and does.
+            arg(words, 1)?;
+            let text = words[1..]
+                .iter()
+                .map(|w| w.text.as_str())
+                .collect::<Vec<_>>()
+                .join(" ");
+            p.log_format = Some(Spanned::new(cover(&words[1..]), text));
+            "log-format"
         }
         "errorfile" => {
             let code = arg(words, 1)?;

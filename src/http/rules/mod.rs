@@ -126,6 +126,8 @@ pub struct SectionRules {
     pub use_server: Vec<(usize, Cond)>,
     /// How many `http-request capture` slots the request rules have.
     pub capture_slots: usize,
+    /// The frontend's `log-format` `%[...]` samples.
+    pub log_samples: Vec<LogFmt>,
 }
 
 /// The connection facts rules read.
@@ -233,6 +235,19 @@ impl SectionRules {
             .iter()
             .find(|(_, c)| c.eval(&self.acls, &ctx, &mut txn.scratch))
             .map(|(s, _)| *s)
+    }
+
+    /// Renders the `log-format` samples for the transaction as it ends
+    /// (request and, once loaded, response fetches), one value each.
+    pub fn render_log_samples(&self, txn: &Txn, conn: &Conn, out: &mut Vec<Box<[u8]>>) {
+        out.clear();
+        let mut scratch = Scratch::default();
+        let mut buf = Vec::new();
+        for f in &self.log_samples {
+            buf.clear();
+            f.render(&txn.ctx(conn), &mut scratch, &mut buf);
+            out.push(Box::from(&buf[..]));
+        }
     }
 
     /// Compiles `use-server` conditions (server indexes already resolved).

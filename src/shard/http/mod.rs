@@ -263,7 +263,7 @@ impl Conn<'_> {
         let t = &ctx.config.frontends[self.frontend].timeouts;
         // Until routed, a request has no backend (`web/<NOSRV>` in its line).
         rec.backend = None;
-        self.rules.cookie_flags = *b"--";
+        self.rules.reset();
         self.req_caps.clear();
         self.res_caps.clear();
         let Some((head_len, mut tl, request_time)) = self

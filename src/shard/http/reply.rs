@@ -239,6 +239,16 @@ impl Conn<'_> {
             response_captures: slots(&self.res_caps, fe.response_captures.len(), &[]),
             persistence: self.rules.cookie_flags,
             log_level: self.rules.log_level(),
+            samples: {
+                let facts = super::rules::Facts {
+                    ctx,
+                    frontend: self.frontend,
+                    client: rec.client,
+                    local: self.local,
+                    ssl: self.ssl,
+                };
+                self.rules.log_samples(&facts, rec.backend)
+            },
         });
     }
 }

@@ -130,6 +130,13 @@ impl RuleState {
         (&self.res_head, &self.res_buf)
     }
 
+    /// Forgets the previous request (a request refused before its rules ran
+    /// logs no captures, samples or cookie flags of the one before).
+    pub(super) fn reset(&mut self) {
+        self.loaded = false;
+        self.cookie_flags = *b"--";
+    }
+
     /// This request's `http-request capture` values by slot (none when no
     /// rule looked at the request).
     pub(super) fn captures(&self) -> &[Vec<u8>] {
@@ -138,6 +145,25 @@ impl RuleState {
         } else {
             &[]
         }
+    }
+
+    /// The frontend's `log-format` samples for this request (none when the
+    /// request never reached the rules: a `<BADREQ>` line shows `-`).
+    pub(super) fn log_samples(&self, f: &Facts, backend: Option<usize>) -> Vec<Box<[u8]>> {
+        let mut out = Vec::new();
+        let rules = f.ctx.config.frontends[f.frontend].rules.get();
+        if let Some(r) = rules.filter(|r| !r.log_samples.is_empty() && self.loaded) {
+            let counters = f.counters();
+            let conn = RuleConn {
+                client: f.client,
+                local: f.local,
+                ssl: f.ssl,
+                backend,
+                counters: &counters,
+            };
+            r.render_log_samples(&self.txn, &conn, &mut out);
+        }
+        out
     }
 
     /// `set-log-level`, if a rule ran it for this request.
@@ -266,9 +292,11 @@ impl RuleState {
     pub(super) fn wants_response(ctx: &ShardCtx, frontend: usize, backend: usize) -> bool {
         let has = |r: Option<&SectionRules>| r.is_some_and(|r| !r.response.is_empty());
         let be = &ctx.config.backends[backend];
+        let fe = ctx.config.frontends[frontend].rules.get();
         be.cookie.is_some()
             || has(be.rules.get())
-            || has(ctx.config.frontends[frontend].rules.get())
+            || has(fe)
+            || fe.is_some_and(|r| !r.log_samples.is_empty())
     }
 
     /// Runs the response side on the server's response head: the backend's
