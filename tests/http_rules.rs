@@ -476,6 +476,10 @@ frontend fe
     http-request auth realm Staff if {{ path_beg /staff }} !authed
     http-request redirect prefix /new code 301 if {{ path_beg /old }}
     http-request redirect location /elsewhere code 307 drop-query if {{ path /moved }}
+    http-request redirect scheme https code 308 if {{ path_beg /secure }}
+    http-request redirect prefix /p code 302 append-slash if {{ path_beg /slash }}
+    http-request redirect location /see-other code 303 set-cookie SEEN=1 if {{ path /form }}
+    http-request redirect prefix / drop-query if {{ path_beg /root }}
     http-request return status 200 content-type text/plain string pong if {{ path /ping }}
     http-request set-header X-From %[src]-%[req.hdr(host),lower] if {{ path_beg /echo }}
     http-request set-path /rewritten%[path] if {{ path_beg /echo/path }}
@@ -517,6 +521,7 @@ backend other
     let _lb = Ringlb::start_argv(tempfile::tempdir().unwrap(), ringlb_cfg.clone(), &argv);
 
     let shown = [
+        "set-cookie",
         "x-mixed-case",
         "x-lf",
         "cache-control",
@@ -540,6 +545,11 @@ backend other
         ("/staff", vec!["-u", "alice:Secret"]),
         ("/old/page?a=1", vec![]),
         ("/moved?a=1", vec![]),
+        ("/secure/x?y=1", vec!["-H", "Host: shop.example"]),
+        ("/slash/dir?q", vec![]),
+        ("/slash/dir/", vec![]),
+        ("/form", vec!["-X", "POST", "-d", "a=b"]),
+        ("/root/x?q=1", vec![]),
         ("/ping", vec![]),
         ("/echo/x", vec!["-H", "Host: Example.COM"]),
         ("/echo/path/y?q=1", vec!["-H", "Host: h"]),
@@ -625,6 +635,37 @@ backend other
         text.starts_with("HTTP/1.1 301") && text.ends_with("pong"),
         "{text}"
     );
+
+    // Raw requests, whole responses byte for byte and whether the connection
+    // stays open: a body already sent is skipped (deny, return: kept open);
+    // a redirect that closes says so; HTTP/1.0 closes.
+    let exchange = |port: u16, raw: &[u8]| {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        s.write_all(raw).unwrap();
+        let mut out = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let closed = loop {
+            match s.read(&mut chunk) {
+                Ok(0) => break true,
+                Ok(n) => out.extend_from_slice(&chunk[..n]),
+                Err(_) => break false,
+            }
+        };
+        (String::from_utf8_lossy(&out).to_string(), closed)
+    };
+    for raw in [
+        &b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=b"[..],
+        b"POST /ping HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=b",
+        b"POST /admin HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na=b",
+        b"POST /admin HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\na=b\r\n0\r\n\r\n",
+        b"GET /form HTTP/1.0\r\n\r\n",
+        b"GET /moved HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ] {
+        let (a, b) = (exchange(ours, raw), exchange(theirs, raw));
+        assert_eq!(a, b, "{}", String::from_utf8_lossy(raw));
+    }
 }
 
 /// Every cookie mode and option, the same requests through both proxies:

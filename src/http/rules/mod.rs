@@ -158,6 +158,9 @@ pub struct Txn {
     /// The last `Respond` was a `redirect` or `return` (HAProxy logs it `LR`,
     /// "locally processed"), not a `deny`/`auth` refusal (`PR`).
     pub local_answer: bool,
+    /// ... and it was a `redirect` (which says `connection: close` when the
+    /// connection will not go on, as HAProxy's).
+    pub redirected: bool,
     buf: Vec<u8>,
 }
 
@@ -334,6 +337,7 @@ impl SectionRules {
                 r.action,
                 Action::Redirect(_) | Action::Return(_) | Action::ReturnFmt(..)
             );
+            txn.redirected = matches!(r.action, Action::Redirect(_));
             let stop = match &r.action {
                 Action::Redirect(rd) => {
                     build_redirect(rd, &txn.req, buf, out);

@@ -314,11 +314,14 @@ impl Conn<'_> {
                 status,
                 term,
                 tarpit,
+                redirect,
             } => {
                 self.cin.consume(head_len);
+                // HAProxy's redirect closes a connection whose request has
+                // a body; its other answers skip the body and go on.
                 let no_body = info.body == BodyKind::None || info.body == BodyKind::Length(0);
-                let may_keep = no_body && info.keep_alive;
-                let how = (status, term, tarpit, may_keep);
+                let keep_alive = info.keep_alive && (no_body || !redirect);
+                let how = (status, term, tarpit, redirect, keep_alive);
                 return self
                     .answer_rule(reader, rec, (request_time, &tl, line), how)
                     .await;

@@ -125,15 +125,17 @@ impl Conn<'_> {
     /// A request answered by a rule (`deny`, `auth`, `redirect`, `return`;
     /// `tarpit` after holding it `timeout tarpit`): the response the rules
     /// wrote in `self.out` goes to the client and the line is logged with no
-    /// server. The connection stays open (true) only when `may_keep` (no body
-    /// left unread, the client keeps alive) and the answer does not say
-    /// `connection: close`, as HAProxy's error pages do.
+    /// server. As HAProxy 2.6, the connection goes on (true) when
+    /// `keep_alive` (the client keeps alive; for a redirect, the request also
+    /// has no body) and the request's body, if any, is already here (it is
+    /// skipped); otherwise it closes, and a redirect then says
+    /// `connection: close`.
     pub(super) async fn answer_rule(
         &mut self,
         reader: &mut RequestReader,
         rec: &mut SessionRecord,
         (request_time, tl, line): (SystemTime, &Timeline, Box<[u8]>),
-        (status, term, tarpit, may_keep): (u16, Termination, bool, bool),
+        (status, term, tarpit, redirect, keep_alive): (u16, Termination, bool, bool, bool),
     ) -> bool {
         let t = &self.ctx.config.frontends[self.frontend].timeouts;
         if tarpit {
@@ -141,14 +143,18 @@ impl Conn<'_> {
                 crate::ring::sleep_until(until).await;
             }
         }
-        let keep = may_keep
+        let keep = keep_alive
             && self.mode != HttpMode::Close
             && !self.ctx.stopping.get()
             && !says_close(&self.out)
-            && matches!(
-                reader.next(self.cin.data(), Instant::now()),
-                Ok(Event::End { len: 0 })
-            );
+            && skip_buffered_body(reader, &mut self.cin);
+        if !keep && redirect && !says_close(&self.out) {
+            if let Some(end) = self.out.windows(4).position(|w| w == b"\r\n\r\n") {
+                let at = end + 2;
+                self.out
+                    .splice(at..at, b"connection: close\r\n".iter().copied());
+            }
+        }
         rec.server = None;
         match send_all(self.client, &self.out, deadline(t.client)).await {
             Sent::Done => rec.bytes_down = self.out.len() as u64,
@@ -289,4 +295,22 @@ fn slots(have: &[Box<[u8]>], n: usize, rules: &[Vec<u8>]) -> Vec<Box<[u8]>> {
             (None, None) => Box::default(),
         })
         .collect()
+}
+
+/// Moves `reader` past the body of a request answered without the server
+/// when all of it is already in `cin`; false when some has not arrived (the
+/// connection then closes rather than wait for it).
+fn skip_buffered_body(reader: &mut RequestReader, cin: &mut super::io::Inbuf) -> bool {
+    // Each step consumes bytes or ends; the bound only guards a parser bug.
+    for _ in 0..1_000_000 {
+        match reader.next(cin.data(), Instant::now()) {
+            Ok(Event::Data { len }) | Ok(Event::Framing { len }) if len > 0 => cin.consume(len),
+            Ok(Event::End { len }) => {
+                cin.consume(len);
+                return true;
+            }
+            _ => return false,
+        }
+    }
+    false
 }

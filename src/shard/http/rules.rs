@@ -31,6 +31,7 @@ pub(super) enum Decision {
         status: u16,
         term: Termination,
         tarpit: bool,
+        redirect: bool,
     },
     /// Forward to `backend`; `server` when persistence or `use-server` chose
     /// it (else the balancer picks).
@@ -395,11 +396,13 @@ fn answer(v: Verdict, txn: &Txn) -> Option<Decision> {
                 Termination::PROXY_REQUEST
             },
             tarpit: false,
+            redirect: txn.redirected,
         }),
         Verdict::Tarpit { status } => Some(Decision::Answer {
             status,
             term: Termination::PROXY_TARPIT,
             tarpit: true,
+            redirect: false,
         }),
     }
 }
