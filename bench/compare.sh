@@ -19,6 +19,13 @@
 # --check exits 1 if any workload lacks a figure for either proxy (CI runs
 # `--quick --check` so the script cannot rot; its numbers there are not judged).
 #
+# What counting costs: bench-rr (long-lived connections), bench-connrate (a
+# session, so a count and histogram entries, per connection) and http-keepalive
+# (the same per request) also run through a second ringlb with
+# `tune.stats-counters = false` (no traffic counters, rates or latency
+# histograms), interleaved with the first (ringlb, ringlb without stats,
+# HAProxy, …), and the report gives stats on/off as a ratio.
+#
 # --perf DIR adds, before the rounds of each workload, one run per proxy under
 # `perf record -g` (not counted: the sampling slows it), keeps the recordings in
 # DIR and prints where each proxy's CPU went: kernel or user space, and the share
@@ -118,6 +125,9 @@ for p in $t_echo $t_sink $t_iperf $t_redis $t_web; do wait_port "$p"; done
 # Proxy ports: one listener per target for each proxy.
 declare -A R H
 for t in echo sink iperf redis web webrules; do R[$t]=$(port); H[$t]=$(port); done
+# The same ringlb without counters, for the workloads in stats_ab.
+stats_ab="bench-rr bench-connrate http-keepalive"
+n_echo=$(port); n_web=$(port)
 
 # The rules workload's frontend: 20 ACLs (none matches the benchmark's
 # request, so every one is evaluated), 5 use_backend, 4 header rules, and
@@ -160,6 +170,23 @@ $(for b in 0 1 2 3 4 5; do
     printf '[[backend]]\nname = "r%s"\nmode = "http"\ncookie = { name = "SRV", mode = "insert", indirect = true, nocache = true }\nservers = [{ name = "s", address = "127.0.0.1:%s", cookie = "s1" }]\n' "$b" "$t_web"
 done)
 EOF
+cat > "$work/ringlb-nostats.toml" <<EOF
+[global]
+maxconn = 7000
+tune = { pipesize = 1048576, stats-counters = false }
+[defaults]
+mode = "tcp"
+timeout = { connect = "5s", client = "60s", server = "60s" }
+[[listen]]
+name = "echo"
+bind = ["127.0.0.1:$n_echo"]
+servers = [{ name = "s", address = "127.0.0.1:$t_echo" }]
+[[listen]]
+name = "web"
+mode = "http"
+bind = ["127.0.0.1:$n_web"]
+servers = [{ name = "s", address = "127.0.0.1:$t_web" }]
+EOF
 cat > "$work/haproxy.cfg" <<EOF
 global
     maxconn 7000
@@ -195,8 +222,10 @@ EOF
 
 taskset -c "$proxy_cpu" "$ringlb" run -f "$work/ringlb.toml" --shards "$threads" 2>"$work/ringlb.log" & rl_pid=$!; pids+=("$rl_pid")
 taskset -c "$proxy_cpu" haproxy -f "$work/haproxy.cfg" -db 2>"$work/haproxy.log" & hp_pid=$!; pids+=("$hp_pid")
-ringlb_ok=1
+taskset -c "$proxy_cpu" "$ringlb" run -f "$work/ringlb-nostats.toml" --shards "$threads" 2>"$work/ringlb-nostats.log" & rn_pid=$!; pids+=("$rn_pid")
+ringlb_ok=1 nostats_ok=1
 for p in "${R[@]}"; do wait_port "$p" || ringlb_ok=0; done
+for p in $n_echo $n_web; do wait_port "$p" || nostats_ok=0; done
 for p in "${H[@]}"; do wait_port "$p"; done
 [ "$ringlb_ok" -eq 1 ] || echo "compare.sh: ringlb failed to start; reporting HAProxy only: $(cat "$work/ringlb.log")" >&2
 
@@ -223,6 +252,7 @@ cap_cpu() {
 }
 if [ -n "$cap" ]; then
     if [ "$ringlb_ok" -eq 1 ]; then cap_cpu "$rl_pid" ringlb; fi
+    if [ "$nostats_ok" -eq 1 ]; then cap_cpu "$rn_pid" ringlb-nostats; fi
     cap_cpu "$hp_pid" haproxy
 fi
 
@@ -311,9 +341,15 @@ for w in $workloads; do
             kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true
         done
     fi
+    sides="ringlb haproxy"
+    if [[ " $stats_ab " == *" $w "* ]] && [ "$nostats_ok" -eq 1 ]; then sides="ringlb ringlb-nostats haproxy"; fi
     for r in $(seq 1 "$rounds"); do
-        for side in ringlb haproxy; do
-            if [ "$side" = ringlb ]; then [ "$ringlb_ok" -eq 1 ] || continue; pid=$rl_pid; p=$rp; else pid=$hp_pid; p=$hp; fi
+        for side in $sides; do
+            case $side in
+                ringlb) [ "$ringlb_ok" -eq 1 ] || continue; pid=$rl_pid; p=$rp ;;
+                ringlb-nostats) pid=$rn_pid; p=$n_echo; [[ $w == http-* ]] && p=$n_web ;;
+                *) pid=$hp_pid; p=$hp ;;
+            esac
             c0=$(cpu_ticks "$pid"); u0=$(user_ticks "$pid")
             sc_pid=""
             if [ "$count_syscalls" -eq 1 ] && small_message "$w"; then
@@ -455,7 +491,22 @@ if perfdir:
             kernel, under = shares(path)
             cells = " | ".join(f"{under[e[1]]:.1f}" if e[1] in under else "–" for e in entries)
             print(f"| {w} | {side} | {kernel:.1f} | {100 - kernel:.1f} | {cells} |")
+ab = [w for w in seen if w in ("bench-rr", "bench-connrate", "http-keepalive")]
+if ab:
+    print("\nWhat counting costs: the same ringlb with traffic counters, rates and latency histograms")
+    print("(the default) and with `tune.stats-counters = false`, interleaved in the same rounds:\n")
+    print("| workload | stats on median (min–max) | stats off median (min–max) | on/off | difference |")
+    print("|---|---|---|---|---|")
+    for w in ab:
+        a, b = vals(w, "ringlb"), vals(w, "ringlb-nostats")
+        cell = lambda v: f"{fmt(st.median(v))} ({fmt(min(v))}–{fmt(max(v))})" if v else "failed"
+        if a and b:
+            r = st.median(a) / st.median(b)
+            print(f"| {w} | {cell(a)} | {cell(b)} | {r:.3f} | {(r - 1) * 100:+.1f} % |")
+        else:
+            print(f"| {w} | {cell(a)} | {cell(b)} | – | – |")
 missing = [w for w in seen if not vals(w, "ringlb") or not vals(w, "haproxy")]
+missing += [f"{w} (stats off)" for w in ab if not vals(w, "ringlb-nostats")]
 if check and missing:
     print(f"\ncompare.sh --check: no figure for one proxy or both in: {', '.join(missing)}", file=sys.stderr)
     sys.exit(1)

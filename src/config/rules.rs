@@ -226,6 +226,20 @@ pub(super) fn compile(
         {
             log_samples(loc, &ctx, fe, &f, text, &mut env)?;
         }
+        if let Some(text) = fe.stats.as_ref().and_then(|st| st.admin.as_deref()) {
+            // The stats page compiles it again for itself; checked here so a
+            // bad condition is a load error, not a page left read-only.
+            let mut acls = crate::http::acl::AclSet::new();
+            let mut env = env.clone();
+            // The section's ACLs compiled above: an error in one is reported there.
+            for (name, def) in &fe.acl {
+                let _ = acls.define(name, def, &mut env);
+            }
+            acls.cond_str(text, false, &mut env).map_err(|e| {
+                let at = p.span().start;
+                loc.error(at..at, &ctx, format!("stats admin if {text}: {}", e.msg))
+            })?;
+        }
     }
     Ok(())
 }

@@ -253,3 +253,13 @@ fn stats_counters_are_on_unless_turned_off() {
     .unwrap();
     assert!(!off.global.tune.stats_counters);
 }
+
+#[test]
+fn a_stats_admin_condition_that_does_not_compile_is_refused() {
+    let page = "[[listen]]\nname = \"st\"\nbind = [\"127.0.0.1:9001\"]\nmode = \"http\"\n";
+    let ok = format!("{BASE}{page}acl = {{ lh = \"src 127.0.0.1\" }}\nstats = {{ uri = \"/s\", admin = \"lh || TRUE\" }}\n");
+    parse_str(&ok, Path::new("t.toml")).unwrap();
+    let bad = format!("{BASE}{page}stats = {{ uri = \"/s\", admin = \"nosuchacl\" }}\n");
+    let e = err(&bad);
+    assert!(e.contains("stats admin if nosuchacl"), "{e}");
+}
