@@ -1316,3 +1316,58 @@ fn http_requests_are_counted_in_show_stat() {
     assert_eq!(field(&csv, "web", "FRONTEND", "hrsp_2xx"), "3", "{csv}");
     assert_eq!(field(&csv, "app", "s1", "hrsp_2xx"), "3", "{csv}");
 }
+
+/// Established TCP connections to `port` on loopback (`ss`).
+fn established_to(port: u16) -> usize {
+    let out = Command::new("ss")
+        .args([
+            "-Htn",
+            "state",
+            "established",
+            &format!("( dport = :{port} )"),
+        ])
+        .output()
+        .expect("ss (iproute2)");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+#[test]
+fn pool_max_conn_and_pool_purge_delay_bound_idle_server_connections() {
+    if !have("curl") || !have("ss") {
+        return;
+    }
+    let three = |lb: &Lb| {
+        let (err, out) = curl(&[&lb.url("/a"), &lb.url("/b"), &lb.url("/c")]);
+        assert_eq!(out, b"keptkeptkept", "{err}");
+    };
+    // Default (no limit): the second and third requests ride the first's
+    // server connection, parked in the pool between requests.
+    let o = KeepAliveOrigin::start("kept", OriginFault::None);
+    let lb = start(&[o.port], "", "");
+    three(&lb);
+    assert_eq!((o.accepted(), o.requests()), (1, 3));
+    // pool-max-conn 0: nothing is kept, each request connects anew.
+    let o = KeepAliveOrigin::start("kept", OriginFault::None);
+    let lb = start_with_server(&format!(
+        "{{ name = \"s1\", address = \"127.0.0.1:{}\", pool-max-conn = 0 }}",
+        o.port
+    ));
+    three(&lb);
+    assert_eq!((o.accepted(), o.requests()), (3, 3));
+    // pool-purge-delay 100ms: the idle connection left after the last
+    // request is closed within a few periods (half, rounded up, each one).
+    let o = KeepAliveOrigin::start("kept", OriginFault::None);
+    let lb = start_with_server(&format!(
+        "{{ name = \"s1\", address = \"127.0.0.1:{}\", pool-purge-delay = \"100ms\" }}",
+        o.port
+    ));
+    three(&lb);
+    assert_eq!(o.accepted(), 1);
+    assert!(
+        wait_until(Duration::from_secs(5), || established_to(o.port) == 0),
+        "the idle server connection is still open"
+    );
+    // The next request connects again.
+    three(&lb);
+    assert_eq!(o.accepted(), 2);
+}

@@ -218,6 +218,19 @@ impl Resolver<'_> {
             send_proxy,
             ssl,
             slowstart: dur(&r.slowstart, "slowstart")?,
+            pool_max_conn: match &r.pool_max_conn {
+                Some(v) if *v.get_ref() >= 0 => {
+                    Some(self.int(v, &sctx, "pool-max-conn", -1, 10_000_000)?)
+                }
+                Some(v) => {
+                    self.int(v, &sctx, "pool-max-conn", -1, 10_000_000)?;
+                    None
+                }
+                None => None,
+            },
+            pool_purge_delay: dur(&r.pool_purge_delay, "pool-purge-delay")?
+                .unwrap_or(Duration::from_secs(5)),
+            pool_low_conn: int(&r.pool_low_conn, "pool-low-conn", 0, 10_000_000, 0)?,
         })
     }
 
@@ -394,8 +407,31 @@ pub(super) fn merge_server(base: &RawServer, over: &RawServer) -> RawServer {
         ($($f:ident),*) => { RawServer { $($f: over.$f.clone().or_else(|| base.$f.clone()),)* } };
     }
     m!(
-        name, address, weight, maxconn, maxqueue, check, inter, fastinter, downinter, rise, fall,
-        port, addr, backup, disabled, cookie, send_proxy, ssl, verify, ca_file, sni, verifyhost,
-        slowstart
+        name,
+        address,
+        weight,
+        maxconn,
+        maxqueue,
+        check,
+        inter,
+        fastinter,
+        downinter,
+        rise,
+        fall,
+        port,
+        addr,
+        backup,
+        disabled,
+        cookie,
+        send_proxy,
+        ssl,
+        verify,
+        ca_file,
+        sni,
+        verifyhost,
+        slowstart,
+        pool_max_conn,
+        pool_purge_delay,
+        pool_low_conn
     )
 }

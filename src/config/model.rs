@@ -384,6 +384,15 @@ pub struct Server {
     /// `ssl`: TLS to this server (client config built, CA loaded).
     pub ssl: Option<std::sync::Arc<crate::tls::ServerTls>>,
     pub slowstart: Option<Duration>,
+    /// `pool-max-conn`: idle HTTP connections kept for this server, across
+    /// shards (`None`: no limit, HAProxy's -1 default; 0: none kept).
+    pub pool_max_conn: Option<u32>,
+    /// `pool-purge-delay`: each period, half of the server's idle connections
+    /// are closed (HAProxy's default 5 s; zero: never).
+    pub pool_purge_delay: Duration,
+    /// `pool-low-conn`: accepted for HAProxy configs; shards never take each
+    /// other's idle connections, so each already keeps its own.
+    pub pool_low_conn: u32,
 }
 
 /// How a backend's servers are checked (`check = { ... }`); only servers with

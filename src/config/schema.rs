@@ -232,6 +232,11 @@ pub struct RawServer {
     /// The name the certificate must carry, when it differs from `sni`.
     pub verifyhost: Option<Spanned<String>>,
     pub slowstart: Option<Spanned<RawDuration>>,
+    /// Idle HTTP connections kept for the server (-1: no limit, 0: none).
+    pub pool_max_conn: Option<Spanned<i64>>,
+    /// How often half of the idle connections are closed (0: never).
+    pub pool_purge_delay: Option<Spanned<RawDuration>>,
+    pub pool_low_conn: Option<Spanned<i64>>,
 }
 
 /// Any proxy section (`defaults`, `frontend`, `backend`, `listen`); which keys a

@@ -80,7 +80,7 @@ impl ShardCtx {
             .map(|b| Balancer::new(b.balance, b.hash_type, b.servers.len(), 0x5eed + id as u64))
             .collect();
         let queues = config.backends.iter().map(|_| VecDeque::new()).collect();
-        let idle = IdlePool::new(config.backends.iter().map(|b| b.servers.len()));
+        let idle = IdlePool::new(&config, shards);
         let latency = LatencyBook::new(&config);
         let counting = tune.stats_counters;
         let wants_client_addr = config

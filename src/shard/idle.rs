@@ -7,34 +7,65 @@
 //! flight, as in HAProxy. Before a connection is handed out it is probed with a
 //! non-blocking read: a server that closed it (EOF), reset it, or sent bytes
 //! nobody asked for makes it useless, and it is dropped rather than reused.
-//! Never blocks; shard-local.
+//! `pool-max-conn` bounds what is kept (shared out across shards) and every
+//! `pool-purge-delay` half of a server's idle connections are closed, as
+//! HAProxy does. Never blocks; shard-local.
 
 use std::cell::RefCell;
 use std::io;
+use std::time::{Duration, Instant};
 
+use crate::config::model::Config;
 use crate::sys::socket::Socket;
 
-/// How often a shard drops the idle connections servers have closed
-/// (HAProxy's `pool-purge-delay` default).
-pub const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a shard's purge task sleeps at most between looks at its pools.
+pub const PURGE_TICK_MAX: Duration = Duration::from_secs(5);
 
-/// Idle connections kept per server on one shard (HAProxy's `pool-max-conn`
-/// is unlimited by default; a bound keeps a burst from pinning fds forever).
-pub const MAX_IDLE_PER_SERVER: usize = 64;
+/// Per server: `pool-max-conn` shared out across shards, and the purge
+/// period with when it last ran.
+struct Limits {
+    max: usize,
+    purge_every: Duration,
+    last_purge: Instant,
+}
 
 /// The idle connections of one shard.
 pub struct IdlePool {
     /// `[backend][server]`, most recently used last.
     conns: RefCell<Vec<Vec<Vec<Socket>>>>,
+    limits: RefCell<Vec<Vec<Limits>>>,
 }
 
 impl IdlePool {
-    /// An empty pool shaped after the servers of each backend.
-    pub fn new(servers_per_backend: impl Iterator<Item = usize>) -> IdlePool {
+    /// An empty pool shaped after the servers of each backend: a server's
+    /// `pool-max-conn` is divided among `shards` (rounded up), unlimited when
+    /// not set, as HAProxy's -1 default.
+    pub fn new(config: &Config, shards: usize) -> IdlePool {
+        let now = Instant::now();
         IdlePool {
             conns: RefCell::new(
-                servers_per_backend
-                    .map(|n| (0..n).map(|_| Vec::new()).collect())
+                config
+                    .backends
+                    .iter()
+                    .map(|b| b.servers.iter().map(|_| Vec::new()).collect())
+                    .collect(),
+            ),
+            limits: RefCell::new(
+                config
+                    .backends
+                    .iter()
+                    .map(|b| {
+                        b.servers
+                            .iter()
+                            .map(|s| Limits {
+                                max: s
+                                    .pool_max_conn
+                                    .map_or(usize::MAX, |m| (m as usize).div_ceil(shards.max(1))),
+                                purge_every: s.pool_purge_delay,
+                                last_purge: now,
+                            })
+                            .collect()
+                    })
                     .collect(),
             ),
         }
@@ -52,29 +83,58 @@ impl IdlePool {
         None
     }
 
-    /// Parks a connection whose last exchange ended cleanly; beyond the bound,
-    /// the oldest one is closed.
+    /// Parks a connection whose last exchange ended cleanly; beyond the
+    /// server's share of `pool-max-conn`, the oldest one is closed (with
+    /// `pool-max-conn 0` nothing is kept).
     pub fn put(&self, backend: usize, server: usize, sock: Socket) {
+        let max = self
+            .limits
+            .borrow()
+            .get(backend)
+            .and_then(|b| b.get(server))
+            .map_or(0, |l| l.max);
         let mut conns = self.conns.borrow_mut();
         let Some(list) = conns.get_mut(backend).and_then(|b| b.get_mut(server)) else {
             return;
         };
-        if list.len() >= MAX_IDLE_PER_SERVER {
+        if max == 0 {
+            return;
+        }
+        if list.len() >= max {
             list.remove(0);
         }
         list.push(sock);
     }
 
-    /// Drops every idle connection the server has closed (or written to);
-    /// returns how many went.
-    pub fn purge(&self) -> usize {
+    /// Drops every idle connection the servers have closed (or written to),
+    /// and for each server whose `pool-purge-delay` has passed, closes half
+    /// of the rest (rounded up, the oldest first: a pool nobody uses empties
+    /// in a few periods, one in use keeps what it needs). Returns how many
+    /// went, and how long until the next server is due.
+    pub fn purge(&self, now: Instant) -> (usize, Duration) {
         let mut dropped = 0;
-        for list in self.conns.borrow_mut().iter_mut().flatten() {
-            let before = list.len();
-            list.retain(still_open);
-            dropped += before - list.len();
+        let mut next = PURGE_TICK_MAX;
+        let mut limits = self.limits.borrow_mut();
+        let mut conns = self.conns.borrow_mut();
+        for (lb, cb) in limits.iter_mut().zip(conns.iter_mut()) {
+            for (l, list) in lb.iter_mut().zip(cb.iter_mut()) {
+                let before = list.len();
+                list.retain(still_open);
+                if !l.purge_every.is_zero() {
+                    let due = l.last_purge + l.purge_every;
+                    if now >= due {
+                        let half = list.len().div_ceil(2);
+                        list.drain(..half);
+                        l.last_purge = now;
+                        next = next.min(l.purge_every);
+                    } else {
+                        next = next.min(due - now);
+                    }
+                }
+                dropped += before - list.len();
+            }
         }
-        dropped
+        (dropped, next)
     }
 
     /// Idle connections held for this server.
@@ -120,10 +180,20 @@ mod tests {
         (s, peer)
     }
 
+    /// One backend of two servers; `extra` goes on the first server.
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "[[backend]]\nname = \"b\"\nmode = \"http\"\nservers = [\
+             {{ name = \"s1\", address = \"127.0.0.1:1\"{extra} }}, \
+             {{ name = \"s2\", address = \"127.0.0.1:2\" }}]\n"
+        );
+        crate::config::parse_str(&text, std::path::Path::new("t.toml")).unwrap()
+    }
+
     #[test]
     fn closed_or_chatty_connections_are_not_reused() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let pool = IdlePool::new([2].into_iter());
+        let pool = IdlePool::new(&config(", pool-purge-delay = \"0s\""), 1);
         let (a, peer_a) = pair(&l);
         let (b, mut peer_b) = pair(&l);
         let (c, _peer_c) = pair(&l);
@@ -135,12 +205,61 @@ mod tests {
         peer_b.write_all(b"HTTP/1.1 408 x\r\n\r\n").unwrap();
         // On loopback the FIN and the bytes are queued on the receiving socket
         // before write/close return (the softirq runs as the sender's bh ends).
-        assert_eq!(pool.purge(), 2, "a closed, b spoke unasked");
+        assert_eq!(pool.purge(Instant::now()).0, 2, "a closed, b spoke unasked");
         assert_eq!(pool.len(0, 0), 1);
         assert!(pool.take(0, 0).is_some(), "c is still open");
         assert_eq!(pool.len(0, 0), 0);
         assert!(pool.take(0, 0).is_none());
         assert!(pool.take(0, 1).is_none());
         assert!(pool.take(5, 0).is_none());
+    }
+
+    #[test]
+    fn pool_max_conn_is_shared_out_across_shards() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        // 5 across 2 shards: 3 here (rounded up); the oldest goes first.
+        let pool = IdlePool::new(&config(", pool-max-conn = 5"), 2);
+        let mut peers = Vec::new();
+        for _ in 0..4 {
+            let (s, p) = pair(&l);
+            peers.push(p);
+            pool.put(0, 0, s);
+        }
+        assert_eq!(pool.len(0, 0), 3);
+        // No limit on the other server (HAProxy's -1 default).
+        for _ in 0..4 {
+            let (s, p) = pair(&l);
+            peers.push(p);
+            pool.put(0, 1, s);
+        }
+        assert_eq!(pool.len(0, 1), 4);
+        let none = IdlePool::new(&config(", pool-max-conn = 0"), 1);
+        let (s, _p) = pair(&l);
+        none.put(0, 0, s);
+        assert_eq!(none.len(0, 0), 0, "pool-max-conn 0 keeps nothing");
+    }
+
+    #[test]
+    fn each_purge_delay_closes_half_of_the_idle_connections() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let pool = IdlePool::new(&config(", pool-purge-delay = \"1s\""), 1);
+        let t0 = Instant::now();
+        let mut peers = Vec::new();
+        for _ in 0..5 {
+            let (s, p) = pair(&l);
+            peers.push(p);
+            pool.put(0, 0, s);
+        }
+        // Not due yet: nothing closed; the next look is when it is due.
+        let (gone, next) = pool.purge(t0);
+        assert_eq!(gone, 0);
+        assert!(next <= Duration::from_secs(1), "{next:?}");
+        // Due: 5 -> 2 -> 1 -> 0, one period each.
+        let mut t = t0;
+        for want in [2, 1, 0] {
+            t += Duration::from_millis(1001);
+            pool.purge(t);
+            assert_eq!(pool.len(0, 0), want);
+        }
     }
 }

@@ -306,12 +306,18 @@ async fn shard_main(
     .await;
 }
 
-/// Every `idle::PURGE_EVERY`, closes the idle HTTP server connections the
-/// servers closed, so they do not hold fds until the next request finds them.
+/// Closes the idle HTTP server connections the servers closed (so they do
+/// not hold fds until the next request finds them) and, each server's
+/// `pool-purge-delay`, half of the others.
 async fn purge_idle(ctx: Rc<ShardCtx>) {
+    let mut wait = idle::PURGE_TICK_MAX;
     while !ctx.stopping.get() {
-        ring::sleep_until(Instant::now() + idle::PURGE_EVERY).await;
-        ctx.idle.purge();
+        ring::sleep_until(Instant::now() + wait).await;
+        wait = ctx
+            .idle
+            .purge(Instant::now())
+            .1
+            .max(Duration::from_millis(10));
     }
 }
 

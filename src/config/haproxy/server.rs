@@ -152,6 +152,9 @@ pub(super) fn server_options(
             "fastinter" => s.fastinter = Some(dur(i)?),
             "downinter" => s.downinter = Some(dur(i)?),
             "slowstart" => s.slowstart = Some(dur(i)?),
+            "pool-max-conn" => s.pool_max_conn = Some(num(i)?),
+            "pool-purge-delay" => s.pool_purge_delay = Some(dur(i)?),
+            "pool-low-conn" => s.pool_low_conn = Some(num(i)?),
             "addr" => {
                 let v = next(words, i)?;
                 s.addr = Some(sp(v, v.text.clone()));
