@@ -1371,3 +1371,108 @@ fn pool_max_conn_and_pool_purge_delay_bound_idle_server_connections() {
     three(&lb);
     assert_eq!(o.accepted(), 2);
 }
+
+/// Whether two files hold the same bytes, read a MiB at a time.
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let (Ok(mut fa), Ok(mut fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+        return false;
+    };
+    if fa.metadata().unwrap().len() != fb.metadata().unwrap().len() {
+        return false;
+    }
+    let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    loop {
+        let n = fa.read(&mut ba).unwrap();
+        if n == 0 {
+            return true;
+        }
+        fb.read_exact(&mut bb[..n]).unwrap();
+        if ba[..n] != bb[..n] {
+            return false;
+        }
+    }
+}
+
+/// `show activity`'s `splice_path_bytes` total on the admin socket.
+fn spliced_bytes(sock: &std::path::Path) -> u64 {
+    let out = Command::new("socat")
+        .args(["-t", "2", "-", &format!("UNIX-CONNECT:{}", sock.display())])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"show activity\n")?;
+            c.wait_with_output()
+        })
+        .expect("socat");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    text.lines()
+        .find_map(|l| l.strip_prefix("splice_path_bytes: "))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_1_gib_body_crosses_byte_exact_both_ways_by_splice() {
+    if !have("curl") || !have("nginx") || !have("socat") {
+        return;
+    }
+    const GIB: u64 = 1 << 30;
+    let nginx = Nginx::start(&[("1g.bin", "")]);
+    let src = nginx.root.join("1g.bin");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&src).unwrap());
+        for i in 0..128 {
+            f.write_all(&pattern(100 + i, 8 << 20)).unwrap();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Down: nginx's file through ringlb.
+    let sock_down = dir.path().join("down.sock");
+    let global = |s: &std::path::Path| format!("admin-socket = \"{}\"", s.display());
+    let list = format!(
+        "{{ name = \"s1\", address = \"127.0.0.1:{}\" }}",
+        nginx.port
+    );
+    let lb = start_list(&list, &global(&sock_down), "", "");
+    let down = dir.path().join("down.bin");
+    let (err, _) = curl(&["-o", down.to_str().unwrap(), &lb.url("/1g.bin")]);
+    assert!(same_file(&src, &down), "download differs: {err}");
+    std::fs::remove_file(&down).unwrap();
+    // Up and back: the origin echoes the body (Content-Length both ways).
+    let origin = KeepAliveOrigin::start("E", OriginFault::None);
+    let sock_up = dir.path().join("up.sock");
+    let list = format!(
+        "{{ name = \"s1\", address = \"127.0.0.1:{}\" }}",
+        origin.port
+    );
+    let lb2 = start_list(&list, &global(&sock_up), "", "");
+    let back = dir.path().join("back.bin");
+    // `-T` streams the file (a PUT with its Content-Length).
+    let (err, _) = curl(&[
+        "-T",
+        src.to_str().unwrap(),
+        "-o",
+        back.to_str().unwrap(),
+        &lb2.url("/echo"),
+    ]);
+    assert!(same_file(&src, &back), "echoed body differs: {err}");
+    // The bodies went by splice (the shards publish their counts about once
+    // a second): all but the first bytes, which leave with the head in one
+    // send, of 1 GiB down through the first, 2 GiB through the second.
+    const FIRST: u64 = 1 << 20;
+    assert!(
+        wait_until(Duration::from_secs(10), || spliced_bytes(&sock_down)
+            >= GIB - FIRST),
+        "down: {} bytes spliced",
+        spliced_bytes(&sock_down)
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            spliced_bytes(&sock_up) >= 2 * (GIB - FIRST)
+        }),
+        "up and back: {} bytes spliced",
+        spliced_bytes(&sock_up)
+    );
+}

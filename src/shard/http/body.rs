@@ -131,6 +131,7 @@ impl Conn<'_> {
         let io = BodyIo {
             pools: &self.ctx.pools,
             splice: self.ctx.config.global.tune.splice,
+            spliced: &self.ctx.poll_bytes,
         };
         pump_body(
             dir,
@@ -284,6 +285,8 @@ pub(super) enum BodyEnd {
 pub(super) struct BodyIo<'a> {
     pub pools: &'a Pools,
     pub splice: bool,
+    /// The shard's count of bytes moved by splice (`show activity`).
+    pub spliced: &'a std::cell::Cell<u64>,
 }
 
 /// Moves one message body from `src` to `dst` until its end, `inbuf` holding
@@ -319,6 +322,7 @@ pub(super) async fn pump_body(
             )
             .await;
             *counted += moved;
+            io.spliced.set(io.spliced.get() + moved);
             if ahead != u64::MAX {
                 dir.skip(moved);
             }

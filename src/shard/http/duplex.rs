@@ -120,6 +120,7 @@ impl Conn<'_> {
         let io = BodyIo {
             pools: &self.ctx.pools,
             splice: self.ctx.config.global.tune.splice,
+            spliced: &self.ctx.poll_bytes,
         };
         let mode = self.mode;
         let stopping = self.ctx.stopping.get();
