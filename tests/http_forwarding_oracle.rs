@@ -17,10 +17,10 @@ use ringlb::http::rewrite::{
     client_keep_alive, write_request, write_response, ForwardFor, HttpMode, Network, RequestContext,
 };
 use ringlb::http::validate::{check_request, check_response, list_words};
-use support::free_port;
 use support::http::{
     haproxy_response_head, haproxy_status, start_origin_with, start_recording_origin, Haproxy,
 };
+use support::{free_port, Ringlb};
 
 /// What of a forwarded head both proxies must agree on: the request line, the
 /// end-to-end headers in order (names lower-cased: haproxy lower-cases them), and
@@ -217,6 +217,56 @@ fn forwarded_responses_match_haproxy() {
                         String::from_utf8_lossy(&resp[..20])
                     ));
                 }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// `option forwardfor` with `header`, `except` and `if-none`, in a frontend
+/// and in a backend, run by both proxies from one haproxy.cfg: the request
+/// each forwards must carry the same end-to-end headers.
+#[test]
+fn forwardfor_options_on_the_wire_match_haproxy() {
+    let (origin, seen) = start_recording_origin();
+    let cfg = |p: [u16; 4]| {
+        format!(
+            "defaults\n  mode http\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
+             frontend plain\n  bind 127.0.0.1:{}\n  option forwardfor\n  default_backend be\n\
+             frontend named\n  bind 127.0.0.1:{}\n  option forwardfor header X-Real-IP if-none\n  default_backend be\n\
+             frontend except\n  bind 127.0.0.1:{}\n  option forwardfor except 127.0.0.0/8\n  default_backend be\n\
+             frontend via_backend\n  bind 127.0.0.1:{}\n  default_backend be_ff\n\
+             backend be\n  server s 127.0.0.1:{origin}\n\
+             backend be_ff\n  option forwardfor header X-Client\n  server s 127.0.0.1:{origin}\n",
+            p[0], p[1], p[2], p[3]
+        )
+    };
+    let theirs = [free_port(), free_port(), free_port(), free_port()];
+    let ours = [free_port(), free_port(), free_port(), free_port()];
+    let _h = Haproxy::start(&cfg(theirs), &theirs);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ff.cfg");
+    std::fs::write(&path, cfg(ours)).unwrap();
+    let argv: Vec<String> = vec!["-f".into(), path.display().to_string(), "-db".into()];
+    let _lb = Ringlb::start_argv(tempfile::tempdir().unwrap(), path.clone(), &argv);
+    let requests: [&[u8]; 3] = [
+        b"GET /a HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Real-IP: 9.9.9.9\r\n\r\n",
+        b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Forwarded-For: 1.2.3.4\r\nX-Client: 5.6.7.8\r\n\r\n",
+    ];
+    let forwarded = |port: u16, raw: &[u8]| {
+        seen.lock().unwrap().clear();
+        let status = haproxy_status(port, raw);
+        assert_eq!(status, 204, "port {port}");
+        let head = seen.lock().unwrap().first().cloned().expect("forwarded");
+        end_to_end(&head)
+    };
+    let mut wrong = Vec::new();
+    for (t, o) in theirs.iter().zip(&ours) {
+        for raw in requests {
+            let (a, b) = (forwarded(*t, raw), forwarded(*o, raw));
+            if a != b {
+                wrong.push(format!("{t}/{o}:\n  haproxy {a:?}\n  ringlb  {b:?}"));
             }
         }
     }

@@ -373,6 +373,7 @@ impl Resolver<'_> {
             disabled: raw.disabled.unwrap_or(false),
             cookie,
             errorfiles: self.errorfiles(raw, &ctx)?,
+            forwardfor: self.forwardfor(raw, &ctx)?,
             http_request: strings(&raw.http_request),
             http_response: strings(&raw.http_response),
             rules: Rules::default(),

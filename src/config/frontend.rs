@@ -169,7 +169,7 @@ impl Resolver<'_> {
             log_format,
             dontlognull: flag(raw.dontlognull, self.defaults.dontlognull),
             disabled: raw.disabled.unwrap_or(false),
-            forwardfor: flag(raw.forwardfor, self.defaults.forwardfor),
+            forwardfor: self.forwardfor(raw, &ctx)?,
             http_keep_alive: flag(raw.http_keep_alive, self.defaults.http_keep_alive),
             httpclose: flag(raw.httpclose, self.defaults.httpclose),
             http_server_close: flag(raw.http_server_close, self.defaults.http_server_close),

@@ -180,7 +180,8 @@ pub struct Frontend {
     pub log_format: LogFormat,
     pub dontlognull: bool,
     pub disabled: bool,
-    pub forwardfor: bool,
+    /// `option forwardfor [except NET] [header NAME] [if-none]`.
+    pub forwardfor: Option<crate::http::rewrite::ForwardFor>,
     pub http_keep_alive: bool,
     pub httpclose: bool,
     /// `option http-server-close`: the client side stays persistent, the
@@ -323,6 +324,9 @@ pub struct Backend {
     /// `http-reuse`: which requests may ride an idle server connection.
     pub http_reuse: HttpReuse,
     pub disabled: bool,
+    /// `option forwardfor` in the backend: used (its header name, its
+    /// `except`) for requests routed here, else the frontend's applies.
+    pub forwardfor: Option<crate::http::rewrite::ForwardFor>,
     /// `errorfile`: responses sent instead of the built-in error pages.
     pub errorfiles: crate::config::errorfile::ErrorFiles,
     pub cookie: Option<CookieSpec>,

@@ -111,6 +111,9 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     add(p.stats.is_some(), "stats");
     add(p.errorfile.is_some(), "errorfile");
     add(p.capture.is_some(), "capture");
+    add(p.forwardfor_header.is_some(), "forwardfor-header");
+    add(p.forwardfor_except.is_some(), "forwardfor-except");
+    add(p.forwardfor_if_none.is_some(), "forwardfor-if-none");
     k
 }
 
@@ -255,6 +258,54 @@ impl Resolver<'_> {
             });
         }
         Ok(out)
+    }
+
+    /// `option forwardfor` and its `header`, `except` and `if-none` (each
+    /// taken from the section, else from the defaults).
+    pub(super) fn forwardfor(
+        &self,
+        p: &RawProxy,
+        ctx: &str,
+    ) -> R<Option<crate::http::rewrite::ForwardFor>> {
+        let d = &self.defaults;
+        if !p.forwardfor.or(d.forwardfor).unwrap_or(false) {
+            return Ok(None);
+        }
+        let mut ff = crate::http::rewrite::ForwardFor::default();
+        if let Some(h) = p
+            .forwardfor_header
+            .as_ref()
+            .or(d.forwardfor_header.as_ref())
+        {
+            let name = h.get_ref();
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                return Err(self.err(h.span(), ctx, "forwardfor header: not a header name"));
+            }
+            ff.header = name.clone();
+        }
+        if let Some(e) = p
+            .forwardfor_except
+            .as_ref()
+            .or(d.forwardfor_except.as_ref())
+        {
+            ff.except = Some(
+                crate::http::rewrite::Network::parse(e.get_ref()).ok_or_else(|| {
+                    self.err(
+                        e.span(),
+                        ctx,
+                        format!(
+                            "forwardfor except: '{}' is not an address or network",
+                            e.get_ref()
+                        ),
+                    )
+                })?,
+            );
+        }
+        ff.if_none = p
+            .forwardfor_if_none
+            .or(d.forwardfor_if_none)
+            .unwrap_or(false);
+        Ok(Some(ff))
     }
 
     /// `errorfile` lines: the defaults' and the section's own (which win for

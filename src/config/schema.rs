@@ -262,6 +262,12 @@ pub struct RawProxy {
     pub log: Option<Spanned<RawProxyLog>>,
     pub disabled: Option<bool>,
     pub forwardfor: Option<bool>,
+    /// `option forwardfor header NAME`.
+    pub forwardfor_header: Option<Spanned<String>>,
+    /// `option forwardfor except NET`.
+    pub forwardfor_except: Option<Spanned<String>>,
+    /// `option forwardfor if-none`.
+    pub forwardfor_if_none: Option<bool>,
     pub http_keep_alive: Option<bool>,
     pub httpclose: Option<bool>,
     pub http_server_close: Option<bool>,

@@ -43,6 +43,29 @@ pub struct Network {
 }
 
 impl Network {
+    /// `ADDR` or `ADDR/PREFIX` or `ADDR/MASK` (dotted IPv4 mask).
+    pub fn parse(s: &str) -> Option<Network> {
+        let (a, p) = s.split_once('/').map_or((s, None), |(a, p)| (a, Some(p)));
+        let addr: IpAddr = a.parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => match p.parse::<u8>() {
+                Ok(n) if n <= max => n,
+                Ok(_) => return None,
+                Err(_) => {
+                    let m: std::net::Ipv4Addr = p.parse().ok()?;
+                    let bits = u32::from(m);
+                    if bits.leading_ones() + bits.trailing_zeros() != 32 {
+                        return None;
+                    }
+                    bits.leading_ones() as u8
+                }
+            },
+        };
+        Some(Network { addr, prefix })
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),

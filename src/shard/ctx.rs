@@ -90,8 +90,9 @@ impl ShardCtx {
             .map(|(i, fe)| {
                 logger.logs_frontend(i)
                     || (fe.mode == Mode::Http
-                        && (fe.forwardfor
-                            || fe.rules.get().is_some_and(|r| !r.use_backend.is_empty())))
+                        && (fe.forwardfor.is_some()
+                            || fe.rules.get().is_some()
+                            || config.backends.iter().any(|b| b.forwardfor.is_some())))
                     || fe.default_backend.is_some_and(|b| {
                         let be = &config.backends[b];
                         be.balance.hashes_client()

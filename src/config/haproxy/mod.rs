@@ -740,7 +740,9 @@ fn inherit(def: &RawProxy, own: &mut RawProxy, kind: Kind) {
     take!(
         mode => "mode", maxconn => "maxconn", default_backend => "default-backend",
         log => "log", log_format => "log-format", dontlognull => "dontlognull",
-        forwardfor => "forwardfor", http_keep_alive => "http-keep-alive",
+        forwardfor => "forwardfor", forwardfor_header => "forwardfor-header",
+        forwardfor_except => "forwardfor-except", forwardfor_if_none => "forwardfor-if-none",
+        http_keep_alive => "http-keep-alive",
         httpclose => "httpclose", http_server_close => "http-server-close", balance => "balance", hash_type => "hash-type",
         on_marked_down => "on-marked-down", cookie => "cookie", retries => "retries",
         redispatch => "redispatch", persist => "persist", http_reuse => "http-reuse",

@@ -503,10 +503,32 @@ fn option(p: &mut RawProxy, words: &[Word], on: bool, notice: &mut dyn FnMut(Str
             "dontlognull"
         }
         "forwardfor" => {
-            if !args.is_empty() {
-                notice(
-                    "option forwardfor: except/header/if-none are not implemented; ignored".into(),
-                );
+            let mut i = 0;
+            while i < args.len() {
+                match args[i].text.as_str() {
+                    "except" | "header" => {
+                        let v = args.get(i + 1).ok_or_else(|| {
+                            bad(&args[i], format!("{} needs a value", args[i].text))
+                        })?;
+                        let val = Some(sp(v, v.text.clone()));
+                        if args[i].text == "except" {
+                            p.forwardfor_except = val;
+                        } else {
+                            p.forwardfor_header = val;
+                        }
+                        i += 2;
+                    }
+                    "if-none" => {
+                        p.forwardfor_if_none = Some(true);
+                        i += 1;
+                    }
+                    other => {
+                        return Err(bad(
+                            &args[i],
+                            format!("option forwardfor: unknown argument \"{other}\""),
+                        ))
+                    }
+                }
             }
             p.forwardfor = flag;
             "forwardfor"

@@ -120,7 +120,7 @@ pub async fn serve(
         } else {
             HttpMode::KeepAlive
         },
-        forward_for: fe.forwardfor.then(ForwardFor::default),
+        forward_for: fe.forwardfor.clone(),
         live,
         kill,
         private: None,
@@ -331,7 +331,8 @@ impl Conn<'_> {
         let be = &ctx.config.backends[backend];
         let rctx = RequestContext {
             mode: self.mode,
-            forward_for: self.forward_for.as_ref(),
+            // HAProxy: the backend's option, if set, else the frontend's.
+            forward_for: be.forwardfor.as_ref().or(self.forward_for.as_ref()),
             client: rec.client.ip(),
         };
         let (whead, wbuf) = self.rules.request_head(head, buf, edited);
