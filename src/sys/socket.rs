@@ -21,6 +21,12 @@ impl AsRawFd for Socket {
     }
 }
 
+impl std::os::fd::AsFd for Socket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl From<OwnedFd> for Socket {
     /// Wraps a connection the ring accepted (already non-blocking, close-on-exec).
     fn from(fd: OwnedFd) -> Socket {
@@ -35,6 +41,13 @@ impl From<Socket> for OwnedFd {
 }
 
 impl Socket {
+    /// Another descriptor for the same kernel socket (`F_DUPFD_CLOEXEC`).
+    pub fn try_clone(&self) -> io::Result<Socket> {
+        Ok(Socket {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
     /// # Safety
     /// `fd` must be an open socket owned by nobody else.
     unsafe fn from_raw(fd: RawFd) -> Socket {
