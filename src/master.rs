@@ -145,7 +145,8 @@ pub fn run(load: Loader<'_>, config: Config, opts: MasterOptions) -> Result<(), 
         level::NOTICE,
         format!("master ready, worker {first} serving"),
     );
-    m.write_status("ok", &format!("worker {first} serving"));
+    // Answer 0: the master is up (no reload was asked yet).
+    m.write_status(false, "ok", &format!("worker {first} serving"));
     let _ = m.notifier.send(&format!(
         "READY=1\nMAINPID={}\nSTATUS=Ready: worker {first}",
         std::process::id()
@@ -175,10 +176,12 @@ impl Master<'_> {
         self.logger.event(lvl, msg);
     }
 
-    fn write_status(&self, verdict: &str, msg: &str) {
+    /// Writes the status file; `answer`: this answers a reload (the answer
+    /// count rises, which is what `ringlb reload` waits for).
+    fn write_status(&self, answer: bool, verdict: &str, msg: &str) {
         if let Some(p) = &self.status {
             let tmp = p.with_extension("reload.tmp");
-            let n = self.answers.get() + 1;
+            let n = self.answers.get() + u32::from(answer);
             self.answers.set(n);
             let body = format!("{n} {verdict}\n{msg}\n");
             if std::fs::write(&tmp, body).is_ok() {
@@ -369,7 +372,7 @@ impl Master<'_> {
                     old.len()
                 );
                 self.say(level::NOTICE, msg.clone());
-                self.write_status("ok", &msg);
+                self.write_status(true, "ok", &msg);
                 let _ = self
                     .notifier
                     .send(&format!("READY=1\nSTATUS=Ready: worker {pid}"));
@@ -377,7 +380,7 @@ impl Master<'_> {
             Err(e) => {
                 let msg = format!("reload failed, the current worker keeps serving: {e}");
                 self.say(level::ALERT, msg.clone());
-                self.write_status("error", &msg);
+                self.write_status(true, "error", &msg);
                 let _ = self.notifier.send(&format!(
                     "READY=1\nSTATUS=Reload failed: {}",
                     first_line(&e)
@@ -441,14 +444,22 @@ pub fn request_reload(pidfile: &Path, timeout: Duration) -> Result<String, Strin
             msg.trim().to_string(),
         ))
     };
-    let Some((before, _, _)) = read() else {
-        return Err(format!(
-            "{}: no status file; is process {pid} a ringlb master (-W)?",
-            status.display()
-        ));
+    let end = Instant::now() + timeout;
+    // A master that is still starting writes the file once its first worker
+    // serves; a SIGUSR2 before that would be answered too, but not told apart.
+    let before = loop {
+        if let Some((n, _, _)) = read() {
+            break n;
+        }
+        if Instant::now() >= end {
+            return Err(format!(
+                "{}: no status file; is process {pid} a ringlb master (-W)?",
+                status.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
     };
     signals::send(pid, libc::SIGUSR2).map_err(|e| format!("cannot signal process {pid}: {e}"))?;
-    let end = Instant::now() + timeout;
     loop {
         // The master numbers its answers: a new number is the answer to us
         // (or to a reload asked at the same moment, which read the same file).

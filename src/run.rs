@@ -16,6 +16,11 @@ use crate::log::{level, Logger};
 use crate::shard::{self, Shards, StartError};
 use crate::sys::{process, signals};
 
+/// How long after taking listeners over the accept loops keep an eye on the
+/// queues themselves: the predecessor is asked to stop right after we are
+/// ready, and its accepts are cancelled within milliseconds of that.
+const HANDOVER_RECHECK: Duration = Duration::from_secs(10);
+
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
     pub daemon: bool,
@@ -219,8 +224,11 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     let foreground = !(opts.daemon || config.global.daemon);
     let logger = Logger::start(&config, foreground && !opts.quiet)
         .map_err(|e| RunError::Io("cannot open log target", e))?;
-    let shards =
-        Shards::start(config.clone(), listeners, logger.clone()).map_err(RunError::Start)?;
+    // Taken-over sockets: the predecessor stops accepting on them right after
+    // our readiness (`-sf`, or its master's SIGUSR1); see `shard::accept`.
+    let recheck = (report.adopted > 0).then_some(HANDOVER_RECHECK);
+    let shards = Shards::start_with(config.clone(), listeners, logger.clone(), recheck)
+        .map_err(RunError::Start)?;
     let control = crate::control::spawn(config.clone(), shards.shared.clone(), logger.clone())
         .map_err(|e| RunError::Io("control shard", e))?;
     for fe in config.frontends.iter().filter(|f| !f.disabled) {

@@ -145,8 +145,23 @@ impl Shards {
         listeners: Vec<ShardListeners>,
         logger: Logger,
     ) -> Result<Shards, StartError> {
+        Self::start_with(config, listeners, logger, None)
+    }
+
+    /// As [`Shards::start`]; `recheck`: the listeners were taken over from a
+    /// process that may still be accepting on them, so for this long accept
+    /// loops also look at the queues on a timer (see `accept::RECHECK`).
+    pub fn start_with(
+        config: Arc<Config>,
+        listeners: Vec<ShardListeners>,
+        logger: Logger,
+        recheck: Option<Duration>,
+    ) -> Result<Shards, StartError> {
         let n = listeners.len();
         let (shared, rxs) = Shared::new(config, n).map_err(StartError::Thread)?;
+        if let Some(until) = recheck.and_then(|d| Instant::now().checked_add(d)) {
+            let _ = shared.recheck_accept_until.set(until);
+        }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), RingError>>(n);
         let mut threads = Vec::new();

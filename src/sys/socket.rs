@@ -95,6 +95,27 @@ impl Socket {
         Ok(s)
     }
 
+    /// One `accept4` on a non-blocking listener: `Ok(None)` when its queue is
+    /// empty. The connection is non-blocking and close-on-exec.
+    pub fn accept_now(&self) -> io::Result<Option<OwnedFd>> {
+        // SAFETY: null address pointers are allowed; the fd is checked and
+        // owned at once.
+        let r = unsafe {
+            libc::accept4(
+                self.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        match cvt(r) {
+            // SAFETY: a fresh connection fd nobody else owns.
+            Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) })),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Starts a non-blocking connect. Returns the socket and whether the connect is
     /// still in progress (wait for POLLOUT: with POLLERR or POLLHUP beside it the
     /// connect failed).
