@@ -57,6 +57,8 @@ servers = [{{ name = "r1", address = "127.0.0.1:{redis}" }}]
 struct ConnLoop {
     stop: Arc<AtomicBool>,
     attempts: Arc<AtomicU64>,
+    /// The slowest successful connection (connect to `+PONG`), microseconds.
+    slowest_us: Arc<AtomicU64>,
     failures: Arc<Mutex<Vec<String>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -66,12 +68,23 @@ impl ConnLoop {
         let stop = Arc::new(AtomicBool::new(false));
         let attempts = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
-        let (s, a, f) = (stop.clone(), attempts.clone(), failures.clone());
+        let slowest_us = Arc::new(AtomicU64::new(0));
+        let (s, a, f, w) = (
+            stop.clone(),
+            attempts.clone(),
+            failures.clone(),
+            slowest_us.clone(),
+        );
         let thread = std::thread::spawn(move || {
             let end = Instant::now() + Duration::from_secs(120);
             while !s.load(Ordering::SeqCst) && Instant::now() < end {
                 a.fetch_add(1, Ordering::SeqCst);
-                if let Err(e) = ping_once(port) {
+                let t = Instant::now();
+                let r = ping_once(port);
+                if r.is_ok() {
+                    w.fetch_max(t.elapsed().as_micros() as u64, Ordering::SeqCst);
+                }
+                if let Err(e) = r {
                     f.lock().unwrap().push(format!("{e}\n{}", sockets(port)));
                 }
                 std::thread::sleep(Duration::from_millis(1));
@@ -80,6 +93,7 @@ impl ConnLoop {
         ConnLoop {
             stop,
             attempts,
+            slowest_us,
             failures,
             thread: Some(thread),
         }
@@ -100,11 +114,13 @@ impl ConnLoop {
         );
     }
 
-    fn finish(mut self) -> (u64, Vec<String>) {
+    /// (attempts, failures, slowest success in ms).
+    fn finish(mut self) -> (u64, Vec<String>, f64) {
         self.stop.store(true, Ordering::SeqCst);
         self.thread.take().unwrap().join().unwrap();
         let failures = std::mem::take(&mut *self.failures.lock().unwrap());
-        (self.attempts(), failures)
+        let slowest = self.slowest_us.load(Ordering::SeqCst) as f64 / 1000.0;
+        (self.attempts(), failures, slowest)
     }
 }
 
@@ -215,7 +231,12 @@ fn x_and_sf_reloads_lose_no_connection_across_shard_counts() {
     for i in 1..=RELOADS {
         std::fs::write(&cfg, config(port, redis.port, SHARDS[i % 4], root.path())).unwrap();
         let old = current.pid().to_string();
-        let next = start(&cfg, &["-f", c, "-db", "-x", admin, "-sf", &old]);
+        // HAProxy's command line, and ringlb's own (`run -x --sf`), in turn.
+        let next = if i % 2 == 0 {
+            start(&cfg, &["-f", c, "-db", "-x", admin, "-sf", &old])
+        } else {
+            start(&cfg, &["run", "-f", c, "-x", admin, "--sf", &old])
+        };
         former.push(std::mem::replace(&mut current, next));
         // (The readiness line reaches `output` a moment after `start` saw it.)
         let shards = format!("ready: {} shards", SHARDS[i % 4]);
@@ -228,7 +249,7 @@ fn x_and_sf_reloads_lose_no_connection_across_shard_counts() {
         );
         load.wait_for(20);
     }
-    let (attempts, failures) = load.finish();
+    let (attempts, failures, slowest) = load.finish();
     let (bytes, streamed) = stream.finish();
     if !failures.is_empty() {
         for f in &former {
@@ -237,7 +258,7 @@ fn x_and_sf_reloads_lose_no_connection_across_shard_counts() {
         eprintln!("--- current {}:\n{}", current.pid(), current.output());
     }
     eprintln!(
-        "-x/-sf: {RELOADS} reloads, {attempts} connections, {} failed, stream {bytes} bytes",
+        "-x/-sf: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms, stream {bytes} bytes",
         failures.len()
     );
     assert!(
@@ -295,10 +316,10 @@ fn master_worker_reloads_lose_no_connection_across_shard_counts() {
         assert!(out.contains("reload done"), "{out}");
         load.wait_for(20);
     }
-    let (attempts, failures) = load.finish();
+    let (attempts, failures, slowest) = load.finish();
     let (bytes, streamed) = stream.finish();
     eprintln!(
-        "master-worker: {RELOADS} reloads, {attempts} connections, {} failed, stream {bytes} bytes",
+        "master-worker: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms, stream {bytes} bytes",
         failures.len()
     );
     assert!(

@@ -150,7 +150,7 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, listen
 /// non-blocking `accept4` per listener per interval, only for a while after a
 /// hand-over (`Shared::recheck_accept_until`): a shard that took over nothing
 /// never wakes for it.
-const RECHECK: Duration = Duration::from_millis(100);
+const RECHECK: Duration = Duration::from_millis(25);
 
 /// Most connections one final sweep takes (a listener under a flood must not
 /// keep a stopping shard accepting).
