@@ -479,3 +479,113 @@ fn a_systemd_master_says_ready_reloading_ready() {
     let mut b = [0u8; 512];
     assert!(sock.recv(&mut b).is_err(), "unexpected extra datagram");
 }
+
+/// Figures for `bench/RESULTS.md` (run by hand: `cargo test --test reload
+/// reload_figures -- --ignored --nocapture`): connections attempted and failed
+/// during 20 reloads under the same client loop, for ringlb (`-x -sf`, plain
+/// `-sf`) and the installed HAProxy (`-x -sf`, plain `-sf`). Plain `-sf` loses
+/// what waits in the old sockets' queues unless `net.ipv4.tcp_migrate_req=1`
+/// (whatever the host has: printed).
+#[test]
+#[ignore]
+fn reload_figures() {
+    let redis = RedisServer::start(&[]);
+    let migrate = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    eprintln!("net.ipv4.tcp_migrate_req = {migrate}");
+    for take_over in [true, false] {
+        let root = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = root.path().join("ringlb.toml");
+        std::fs::write(&cfg, config(port, redis.port, 2, root.path())).unwrap();
+        let c = cfg.to_str().unwrap();
+        let admin = root.path().join("admin.sock");
+        let mut current = start(&cfg, &["-f", c, "-db"]);
+        let load = ConnLoop::start(port);
+        load.wait_for(20);
+        let mut former = Vec::new();
+        for _ in 0..RELOADS {
+            let old = current.pid().to_string();
+            let mut args = vec!["-f", c, "-db", "-sf", &old];
+            if take_over {
+                args.extend(["-x", admin.to_str().unwrap()]);
+            }
+            let next = start(&cfg, &args);
+            former.push(std::mem::replace(&mut current, next));
+            load.wait_for(20);
+        }
+        let (attempts, failures, slowest) = load.finish();
+        eprintln!(
+            "ringlb {}: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms",
+            if take_over { "-x -sf" } else { "-sf" },
+            failures.len()
+        );
+    }
+    for take_over in [true, false] {
+        let root = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let sock = root.path().join("hap.sock");
+        let cfg = root.path().join("haproxy.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global\n    stats socket {} mode 600 level admin expose-fd listeners\n    nbthread 2\n\
+                 defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n\
+                 listen redis\n    bind 127.0.0.1:{port}\n    server r1 127.0.0.1:{}\n",
+                sock.display(),
+                redis.port
+            ),
+        )
+        .unwrap();
+        let spawn = |extra: &[String]| {
+            let mut child = std::process::Command::new("haproxy")
+                .args(["-db", "-f", cfg.to_str().unwrap()])
+                .args(extra)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("haproxy");
+            // Ready once the stats socket answers with the new pid.
+            let pid = child.id();
+            let ready = wait_until(Duration::from_secs(10), || {
+                let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) else {
+                    return false;
+                };
+                let mut out = String::new();
+                s.write_all(b"show info\n").is_ok()
+                    && s.read_to_string(&mut out).is_ok()
+                    && out.contains(&format!("\nPid: {pid}\n"))
+            });
+            if !ready {
+                let _ = child.kill();
+                panic!("haproxy did not become ready");
+            }
+            child
+        };
+        let mut current = spawn(&[]);
+        let load = ConnLoop::start(port);
+        load.wait_for(20);
+        let mut former = Vec::new();
+        for _ in 0..RELOADS {
+            let mut extra = vec!["-sf".to_string(), current.id().to_string()];
+            if take_over {
+                extra.extend(["-x".to_string(), sock.display().to_string()]);
+            }
+            let next = spawn(&extra);
+            former.push(std::mem::replace(&mut current, next));
+            load.wait_for(20);
+        }
+        let (attempts, failures, slowest) = load.finish();
+        eprintln!(
+            "haproxy {}: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms",
+            if take_over { "-x -sf" } else { "-sf" },
+            failures.len()
+        );
+        for mut c in former.into_iter().chain([current]) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
