@@ -409,6 +409,44 @@ fn a_bad_config_on_reload_keeps_the_old_worker_serving() {
     assert!(bytes > 0);
 }
 
+#[test]
+fn a_worker_that_dies_stops_the_master_loudly() {
+    let redis = RedisServer::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = root.path().join("ringlb.toml");
+    std::fs::write(&cfg, config(port, redis.port, 1, root.path())).unwrap();
+    let mut master = start(&cfg, &["-W", "-f", cfg.to_str().unwrap()]);
+    ping_once(port).unwrap();
+    // The worker's pid, from its readiness line.
+    let worker: u32 = master
+        .output()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ringlb ready: ")?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("worker readiness line");
+    assert_ne!(worker, master.pid());
+    ringlb::sys::signals::send(worker, libc::SIGKILL).unwrap();
+    // HAProxy's exit-on-failure: the master says so and exits non-zero, so
+    // its supervisor restarts the whole; it does not quietly start another.
+    assert!(
+        wait_until(Duration::from_secs(10), || master.exited().is_some()),
+        "{}",
+        master.output()
+    );
+    assert!(!master.exited().unwrap().success());
+    let out = master.output();
+    assert!(
+        out.contains(&format!("current worker {worker}")) && out.contains("exited with code 137"),
+        "{out}"
+    );
+}
+
 /// Receives one notify datagram (at most 10 s).
 fn datagram(sock: &UnixDatagram) -> String {
     let mut b = [0u8; 4096];
