@@ -195,7 +195,8 @@ impl Master<'_> {
         let mut stopping = false;
         let mut failure = 0;
         loop {
-            match signals::wait(Duration::from_millis(100)) {
+            // Workers' exits arrive as SIGCHLD; the timeout is only a backstop.
+            match signals::wait(Duration::from_secs(1)) {
                 Ok(Some(libc::SIGUSR2 | libc::SIGHUP)) if !stopping => self.reload(),
                 Ok(Some(sig @ (libc::SIGTERM | libc::SIGINT | libc::SIGUSR1))) => {
                     if !stopping {

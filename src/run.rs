@@ -291,6 +291,8 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
                     break true;
                 }
             }
+            // Not ours: ringlb starts no children outside master-worker.
+            Ok(Some(libc::SIGCHLD)) => {}
             Ok(Some(sig)) => {
                 eprintln!(
                     "ringlb: signal {sig} ignored (to reload, run with -W / master-worker, \
