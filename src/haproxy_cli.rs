@@ -1,9 +1,10 @@
 //! HAProxy's command line, same meanings: `-f FILE|DIR` (repeatable), `-c`
 //! (check), `-D` / `-db` (background / foreground), `-p PIDFILE`, `-q`, `-V`,
 //! `-v` / `-vv`, `-N MAXCONN`, `-L NAME`, `-sf PID...` / `-st PID...` (start, then
-//! ask the old processes to finish: SIGUSR1, or to stop: SIGTERM), and `-W` /
-//! `-Ws` (and `-x`, `-S`) refused until master-worker exists; `-- FILE...` as in
-//! HAProxy. ringlb's own `--shards N`, `--lenient` and `--format F` are accepted
+//! ask the old processes to finish: SIGUSR1, or to stop: SIGTERM), `-x SOCKET`
+//! (take the old process's listeners), `-W` / `-Ws` (master-worker; systemd
+//! notifications come from `$NOTIFY_SOCKET` either way), `-S` refused (no master
+//! CLI); `-- FILE...` as in HAProxy. ringlb's own `--shards N`, `--lenient` and `--format F` are accepted
 //! here too.
 
 use std::path::PathBuf;
@@ -15,7 +16,9 @@ use ringlb::config::{Format, LoadOptions};
 pub fn wants_haproxy_cli(args: &[String]) -> bool {
     match args.first().map(String::as_str) {
         None => false,
-        Some("run" | "check" | "import" | "demo" | "help" | "--help" | "-h" | "--version") => false,
+        Some(
+            "run" | "check" | "import" | "demo" | "reload" | "help" | "--help" | "-h" | "--version",
+        ) => false,
         Some(_) => !args
             .iter()
             .any(|a| matches!(a.as_str(), "--help" | "-h" | "--version")),
@@ -39,6 +42,8 @@ pub struct HaArgs {
     pub shards: Option<usize>,
     pub lenient: bool,
     pub format: Format,
+    pub listeners_from: Option<PathBuf>,
+    pub master_worker: bool,
 }
 
 pub fn parse(args: &[String]) -> Result<HaArgs, String> {
@@ -69,7 +74,10 @@ pub fn parse(args: &[String]) -> Result<HaArgs, String> {
             "-vv" => a.version = 2,
             "-N" => {
                 let v = value(i, opt)?;
-                a.maxconn = Some(v.parse().map_err(|_| format!("-N: invalid number \"{v}\""))?);
+                a.maxconn = Some(
+                    v.parse()
+                        .map_err(|_| format!("-N: invalid number \"{v}\""))?,
+                );
                 i += 1;
             }
             "-L" => {
@@ -90,14 +98,13 @@ pub fn parse(args: &[String]) -> Result<HaArgs, String> {
                 // HAProxy accepts an empty list (a pidfile that did not exist).
                 let _ = n;
             }
-            "-W" | "-Ws" => {
-                return Err(format!(
-                    "{opt}: master-worker is not implemented yet (run without -W; see the operations issue)"
-                ))
-            }
+            "-W" | "-Ws" => a.master_worker = true,
             "--shards" => {
                 let v = value(i, opt)?;
-                a.shards = Some(v.parse().map_err(|_| format!("--shards: invalid number \"{v}\""))?);
+                a.shards = Some(
+                    v.parse()
+                        .map_err(|_| format!("--shards: invalid number \"{v}\""))?,
+                );
                 i += 1;
             }
             "--lenient" => a.lenient = true,
@@ -105,7 +112,11 @@ pub fn parse(args: &[String]) -> Result<HaArgs, String> {
                 a.format = match value(i, opt)?.as_str() {
                     "toml" => Format::Toml,
                     "haproxy" => Format::Haproxy,
-                    other => return Err(format!("--format: expected toml or haproxy, got \"{other}\"")),
+                    other => {
+                        return Err(format!(
+                            "--format: expected toml or haproxy, got \"{other}\""
+                        ))
+                    }
                 };
                 i += 1;
             }
@@ -115,12 +126,13 @@ pub fn parse(args: &[String]) -> Result<HaArgs, String> {
                 break;
             }
             "-x" => {
-                return Err(
-                    "-x: fetching listeners from an old process is not implemented yet (-sf binds alongside it with SO_REUSEPORT)"
-                        .into(),
-                )
+                a.listeners_from = Some(value(i, opt)?.into());
+                i += 1;
             }
-            "-S" => return Err("-S: the master CLI is not implemented yet (no master-worker)".into()),
+            "-S" => return Err(
+                "-S: the master CLI is not implemented (reload with SIGUSR2 or `ringlb reload`)"
+                    .into(),
+            ),
             other => return Err(format!("unknown option \"{other}\" (see ringlb --help)")),
         }
         i += 1;
@@ -174,11 +186,40 @@ pub fn main(args: &[String]) -> ExitCode {
         shards: a.shards,
         signal_on_ready,
         quiet: a.quiet,
+        listeners_from: a.listeners_from.clone(),
+        worker: None,
+    };
+    // A worker: the same files and options, in the foreground, no pidfile.
+    let mut worker_args: Vec<String> = Vec::new();
+    for f in &a.files {
+        worker_args.extend(["-f".into(), f.display().to_string()]);
+    }
+    worker_args.push("-db".into());
+    if a.quiet {
+        worker_args.push("-q".into());
+    }
+    if let Some(n) = a.maxconn {
+        worker_args.extend(["-N".into(), n.to_string()]);
+    }
+    if let Some(n) = a.shards {
+        worker_args.extend(["--shards".into(), n.to_string()]);
+    }
+    if a.lenient {
+        worker_args.push("--lenient".into());
+    }
+    match a.format {
+        Format::Toml => worker_args.extend(["--format".into(), "toml".into()]),
+        Format::Haproxy => worker_args.extend(["--format".into(), "haproxy".into()]),
+        Format::Auto => {}
+    }
+    let launch = crate::Launch {
+        master_worker: a.master_worker,
+        worker_args,
     };
     let foreground = a.foreground;
     let maxconn = a.maxconn;
     let quiet = a.quiet;
-    crate::run_with(&a.files, &load_opts, opts, a.quiet, move |cfg| {
+    crate::run_with(&a.files, &load_opts, opts, a.quiet, launch, move |cfg| {
         if foreground && cfg.global.daemon {
             if !quiet {
                 eprintln!("ringlb: notice: -db given: the `daemon` keyword is ignored, staying in the foreground");
@@ -213,16 +254,15 @@ mod tests {
         assert_eq!(a.hard_stop, [5]);
         assert!(a.check);
         assert!(p("-f a.cfg -sf").unwrap().soft_stop.is_empty());
-        assert!(p("-Ws -f a.cfg")
-            .unwrap_err()
-            .contains("master-worker is not implemented yet"));
+        assert!(p("-Ws -f a.cfg").unwrap().master_worker);
         assert!(p("-f").is_err());
         assert!(p("-x").is_err());
         assert_eq!(p("-vv").unwrap().version, 2);
         let a = p("-f a.cfg -c -- b.cfg c.cfg").unwrap();
         assert_eq!(a.files.len(), 3);
-        assert!(p("-f a.cfg -x /run/haproxy.sock")
-            .unwrap_err()
-            .contains("not implemented yet"));
+        let a = p("-f a.cfg -x /run/haproxy.sock -sf 7").unwrap();
+        assert_eq!(a.listeners_from, Some(PathBuf::from("/run/haproxy.sock")));
+        assert_eq!(a.soft_stop, [7]);
+        assert!(p("-f a.cfg -S /run/master.sock").is_err());
     }
 }

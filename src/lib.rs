@@ -14,10 +14,12 @@ pub mod balance;
 pub mod config;
 pub mod control;
 pub mod demo;
+pub mod handover;
 pub mod http;
 pub mod kernel;
 pub mod l4;
 pub mod log;
+pub mod master;
 #[allow(unsafe_code)]
 pub mod ring;
 pub mod run;

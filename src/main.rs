@@ -47,6 +47,18 @@ struct RunArgs {
     /// Configuration format (default: haproxy for `.cfg` files, else TOML).
     #[arg(long, value_parser = ["toml", "haproxy"])]
     format: Option<String>,
+    /// Take the listening sockets of the running process behind this socket
+    /// (its admin socket with `expose-fd-listeners`) instead of binding new ones.
+    #[arg(short = 'x', value_name = "SOCKET")]
+    listeners_from: Option<PathBuf>,
+    /// Once ready, ask these processes to finish their sessions and exit
+    /// (SIGUSR1; HAProxy's `-sf`).
+    #[arg(long = "sf", value_name = "PID", num_args = 1..)]
+    finish: Vec<u32>,
+    /// Master-worker mode: a master holds the listeners and replaces the
+    /// worker on SIGUSR2 or `ringlb reload` (HAProxy's `-W`/`-Ws`).
+    #[arg(short = 'W', long = "master-worker")]
+    master_worker: bool,
 }
 
 impl RunArgs {
@@ -90,6 +102,22 @@ enum Cmd {
         #[arg(long)]
         lenient: bool,
     },
+    /// Reload a master-worker ringlb (SIGUSR2 to the pid in the pidfile) and
+    /// wait for the outcome: exit 0, or 1 with the error (e.g. a bad config).
+    Reload {
+        /// The master's pidfile (default: global.pidfile of -f FILE).
+        #[arg(short = 'p', value_name = "PIDFILE")]
+        pidfile: Option<PathBuf>,
+        #[arg(short = 'f', value_name = "FILE")]
+        file: Vec<PathBuf>,
+        /// Seconds to wait for the master's answer.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+        #[arg(long)]
+        lenient: bool,
+        #[arg(long, value_parser = ["toml", "haproxy"])]
+        format: Option<String>,
+    },
     /// Start demo backends and a proxy in front of them; print the URL.
     Demo {
         /// Port the demo proxy listens on (127.0.0.1).
@@ -118,6 +146,20 @@ fn main() -> ExitCode {
             check(&file, &run.load_options(), "configuration is valid", false)
         }
         Some(Cmd::Run { file, run }) => run_file(&file, run),
+        Some(Cmd::Reload {
+            pidfile,
+            file,
+            timeout,
+            lenient,
+            format,
+        }) => {
+            let run = RunArgs {
+                lenient,
+                format,
+                ..RunArgs::default()
+            };
+            reload(pidfile, &file, &run.load_options(), timeout)
+        }
         Some(Cmd::Import {
             files,
             out,
@@ -222,29 +264,129 @@ fn import(files: &[PathBuf], out: Option<PathBuf>, lenient: bool) -> ExitCode {
     }
 }
 
+fn reload(
+    pidfile: Option<PathBuf>,
+    files: &[PathBuf],
+    opts: &LoadOptions,
+    timeout: u64,
+) -> ExitCode {
+    let pidfile = match pidfile {
+        Some(p) => p,
+        None if !files.is_empty() => {
+            let Some(cfg) = load(files, opts, true) else {
+                return ExitCode::from(1);
+            };
+            match cfg.global.pidfile {
+                Some(p) => p,
+                None => {
+                    eprintln!("ringlb reload: the configuration names no pidfile; give -p PIDFILE");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+        None => {
+            eprintln!("ringlb reload: give -p PIDFILE (or -f FILE with global.pidfile)");
+            return ExitCode::from(1);
+        }
+    };
+    match ringlb::master::request_reload(&pidfile, std::time::Duration::from_secs(timeout)) {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(msg) => {
+            eprintln!("ringlb reload: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 fn run_file(files: &[PathBuf], args: RunArgs) -> ExitCode {
     let opts = ringlb::run::RunOptions {
         daemon: args.daemon,
         pidfile: args.pidfile.clone(),
         shards: args.shards,
+        listeners_from: args.listeners_from.clone(),
+        signal_on_ready: args.finish.iter().map(|p| (*p, libc::SIGUSR1)).collect(),
         ..Default::default()
     };
-    run_with(files, &args.load_options(), opts, false, |_| {})
+    // A worker runs the same files with the same load options.
+    let mut worker_args: Vec<String> = vec!["run".into()];
+    for f in files {
+        worker_args.extend(["-f".into(), f.display().to_string()]);
+    }
+    if let Some(n) = args.shards {
+        worker_args.extend(["--shards".into(), n.to_string()]);
+    }
+    if args.lenient {
+        worker_args.push("--lenient".into());
+    }
+    if let Some(f) = &args.format {
+        worker_args.extend(["--format".into(), f.clone()]);
+    }
+    let launch = Launch {
+        master_worker: args.master_worker,
+        worker_args,
+    };
+    run_with(files, &args.load_options(), opts, false, launch, |_| {})
 }
 
-/// Loads, refuses what `run` cannot do yet, runs. `adjust` edits the loaded
-/// config (HAProxy's `-db`, `-N`).
+/// How to start: as a plain process, or as a master running workers with
+/// `worker_args` (`-W` here, or `master-worker` in the config).
+pub(crate) struct Launch {
+    pub master_worker: bool,
+    pub worker_args: Vec<String>,
+}
+
+/// Loads the configuration, applies `adjust` and refuses what `run` cannot do
+/// yet; the error text as the user should read it.
+fn load_checked(
+    files: &[PathBuf],
+    load_opts: &LoadOptions,
+    quiet: bool,
+    adjust: &dyn Fn(&mut ringlb::config::model::Config),
+) -> Result<ringlb::config::model::Config, String> {
+    let l = ringlb::config::load_with(files, load_opts).map_err(|e| e.to_string())?;
+    if !quiet {
+        for n in &l.notices {
+            eprintln!("{n}");
+        }
+    }
+    let mut cfg = l.config;
+    adjust(&mut cfg);
+    let unsupported = ringlb::run::unsupported(&cfg);
+    if !unsupported.is_empty() {
+        let name = files
+            .first()
+            .map(|f| f.display().to_string())
+            .unwrap_or_default();
+        let lines: Vec<String> = unsupported.iter().map(|u| format!("{name}: {u}")).collect();
+        return Err(lines.join("\n"));
+    }
+    Ok(cfg)
+}
+
+/// Loads, refuses what `run` cannot do yet, runs (or becomes a master, or
+/// runs as a master's worker). `adjust` edits the loaded config (HAProxy's
+/// `-db`, `-N`); a master applies it again on every reload.
 pub(crate) fn run_with(
     files: &[PathBuf],
     load_opts: &LoadOptions,
-    opts: ringlb::run::RunOptions,
+    mut opts: ringlb::run::RunOptions,
     quiet: bool,
-    adjust: impl FnOnce(&mut ringlb::config::model::Config),
+    launch: Launch,
+    adjust: impl Fn(&mut ringlb::config::model::Config),
 ) -> ExitCode {
-    let Some(mut cfg) = load(files, load_opts, quiet) else {
-        return ExitCode::from(1);
+    let worker = ringlb::master::worker_channel_from_env();
+    // A worker's notices were already printed by its master.
+    let quiet = quiet || worker.is_some();
+    let cfg = match load_checked(files, load_opts, quiet, &adjust) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
     };
-    adjust(&mut cfg);
     if !quiet {
         for w in ringlb::config::warnings(&cfg) {
             eprintln!("{w}");
@@ -253,18 +395,26 @@ pub(crate) fn run_with(
             eprintln!("{w}");
         }
     }
-    let unsupported = ringlb::run::unsupported(&cfg);
-    if !unsupported.is_empty() {
-        let name = files
-            .first()
-            .map(|f| f.display().to_string())
-            .unwrap_or_default();
-        for u in unsupported {
-            eprintln!("{name}: {u}");
+    let result = match worker {
+        Some(Ok(ch)) => {
+            opts.worker = Some(std::sync::Arc::new(ch));
+            ringlb::run::run(cfg, opts)
         }
-        return ExitCode::from(1);
-    }
-    match ringlb::run::run(cfg, opts) {
+        Some(Err(e)) => Err(ringlb::run::RunError::Io("cannot reach the master", e)),
+        None if launch.master_worker || cfg.global.master_worker => {
+            let loader = || load_checked(files, load_opts, quiet, &adjust);
+            let mopts = ringlb::master::MasterOptions {
+                pidfile: opts.pidfile.clone(),
+                daemon: opts.daemon,
+                shards: opts.shards,
+                worker_args: launch.worker_args,
+                quiet: opts.quiet,
+            };
+            ringlb::master::run(&loader, cfg, mopts)
+        }
+        None => ringlb::run::run(cfg, opts),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ringlb: {e}");

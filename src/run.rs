@@ -1,9 +1,12 @@
-//! The process lifecycle of `ringlb run`: open-file limits, binding, shards,
-//! pidfile, readiness line, signals, graceful stop with `hard-stop-after`.
+//! The process lifecycle of `ringlb run`: open-file limits, binding (or taking
+//! over a predecessor's listeners: `-x`, or a master's in master-worker mode),
+//! shards, pidfile, readiness line, signals, graceful stop with `hard-stop-after`.
 //! Everything that can fail does so before the first connection is accepted, with
 //! exit code 2 and a message naming the numbers.
 
 use std::fmt;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +15,11 @@ use crate::config::model::Config;
 use crate::log::{level, Logger};
 use crate::shard::{self, Shards, StartError};
 use crate::sys::{process, signals};
+
+/// How long after taking listeners over the accept loops keep an eye on the
+/// queues themselves: the predecessor is asked to stop right after we are
+/// ready, and its accepts are cancelled within milliseconds of that.
+const HANDOVER_RECHECK: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Default, Clone)]
 pub struct RunOptions {
@@ -22,6 +30,13 @@ pub struct RunOptions {
     pub signal_on_ready: Vec<(u32, i32)>,
     /// `-q`: no alerts or warnings on stderr.
     pub quiet: bool,
+    /// `-x SOCKET`: take the listening sockets of the process behind this
+    /// socket (its `stats socket ... expose-fd listeners`) instead of binding.
+    pub listeners_from: Option<PathBuf>,
+    /// Set in a master's worker: the socket pair to the master, which gives the
+    /// listeners and hears `READY`. A worker writes no pidfile, never
+    /// daemonizes and leaves systemd to the master.
+    pub worker: Option<Arc<UnixStream>>,
 }
 
 #[derive(Debug)]
@@ -37,6 +52,8 @@ pub enum RunError {
     /// A data shard died; the process stopped rather than run with a hole in
     /// its `SO_REUSEPORT` groups.
     ShardDied(Vec<(usize, String)>),
+    /// Master-worker: the worker could not start, or failed.
+    Worker(String),
 }
 
 impl fmt::Display for RunError {
@@ -53,6 +70,7 @@ impl fmt::Display for RunError {
             ),
             RunError::Start(e) => write!(f, "{e}"),
             RunError::Io(what, e) => write!(f, "{what}: {e}"),
+            RunError::Worker(e) => write!(f, "{e}"),
             RunError::ShardDied(list) => {
                 let parts: Vec<String> = list
                     .iter()
@@ -165,27 +183,59 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     signals::setup().map_err(|e| RunError::Io("cannot set up signals", e))?;
     let notifier = crate::sys::notify::Notifier::from_env()
         .map_err(|e| RunError::Io("cannot reach $NOTIFY_SOCKET", e))?;
-    let listeners = shard::bind_all(&config, n).map_err(RunError::Start)?;
+    let inherited = take_listeners(&opts)?;
+    let (listeners, report) =
+        shard::bind_adopting(&config, n, inherited).map_err(RunError::Start)?;
+    let worker = opts.worker.is_some();
     // After binding (sockets survive the fork) so a taken port reaches the
     // terminal and the exit code; before any thread or ring exists.
-    if opts.daemon || config.global.daemon {
+    if !worker && (opts.daemon || config.global.daemon) {
         process::daemonize().map_err(|e| RunError::Io("cannot daemonize", e))?;
     }
     let nlisteners: usize = listeners.iter().map(|l| l.len()).sum();
+    // Copies for a successor, before the shards own the originals.
+    if config.global.expose_fd_listeners {
+        match &config.global.admin_socket {
+            Some(admin) => {
+                let held = shard::exposed(&listeners)
+                    .map_err(|e| RunError::Io("cannot copy listeners", e))?;
+                crate::handover::serve_at(&crate::handover::sibling_path(admin), Arc::new(held))
+                    .map_err(|e| RunError::Io("expose-fd listeners", e))?;
+            }
+            None => eprintln!(
+                "ringlb: warning: expose-fd listeners needs a stats socket (global.admin-socket); not exposed"
+            ),
+        }
+    }
     let foreground = !(opts.daemon || config.global.daemon);
     let logger = Logger::start(&config, foreground && !opts.quiet)
         .map_err(|e| RunError::Io("cannot open log target", e))?;
-    let shards =
-        Shards::start(config.clone(), listeners, logger.clone()).map_err(RunError::Start)?;
+    // Taken-over sockets: the predecessor stops accepting on them right after
+    // our readiness (`-sf`, or its master's SIGUSR1); see `shard::accept`.
+    let recheck = (report.adopted > 0).then_some(HANDOVER_RECHECK);
+    let shards = Shards::start_with(config.clone(), listeners, logger.clone(), recheck)
+        .map_err(RunError::Start)?;
     let control = crate::control::spawn(config.clone(), shards.shared.clone(), logger.clone())
         .map_err(|e| RunError::Io("control shard", e))?;
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
         logger.event(level::NOTICE, format!("Proxy {} started.", fe.name));
     }
-    let pidfile = opts
-        .pidfile
-        .clone()
-        .or_else(|| config.global.pidfile.clone());
+    if report.adopted > 0 || report.closed > 0 {
+        logger.event(
+            level::NOTICE,
+            format!(
+                "Listeners: {} taken over from the previous process, {} bound, {} closed (address no longer configured).",
+                report.adopted, report.bound, report.closed
+            ),
+        );
+    }
+    let pidfile = match worker {
+        true => None,
+        false => opts
+            .pidfile
+            .clone()
+            .or_else(|| config.global.pidfile.clone()),
+    };
     if let Some(p) = &pidfile {
         std::fs::write(p, format!("{}\n", std::process::id()))
             .map_err(|e| RunError::Io("cannot write pidfile", e))?;
@@ -214,6 +264,9 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
             eprintln!("ringlb: cannot signal old process {pid}: {e}");
         }
     }
+    if let Some(ch) = &opts.worker {
+        tell_master(ch.clone())?;
+    }
     // A dying shard raises its own signal, so the wait needs no timeout.
     let died = loop {
         match signals::wait(Duration::from_secs(3600)) {
@@ -224,8 +277,13 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
                     break true;
                 }
             }
+            // Not ours: ringlb starts no children outside master-worker.
+            Ok(Some(libc::SIGCHLD)) => {}
             Ok(Some(sig)) => {
-                eprintln!("ringlb: signal {sig} ignored (reload is not implemented yet)");
+                eprintln!(
+                    "ringlb: signal {sig} ignored (to reload, run with -W / master-worker, \
+                     or start a new process with -x SOCKET -sf PID)"
+                );
             }
             Ok(None) => {}
             Err(e) => return Err(RunError::Io("sigtimedwait", e)),
@@ -260,6 +318,47 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     }
     logger.shutdown();
     remove_own_pidfile(pidfile.as_deref());
+    Ok(())
+}
+
+/// The listeners to adopt: the master's (worker), the old process's (`-x`), or
+/// none. An unreachable `-x` socket is a warning, as in HAProxy: the process
+/// binds new sockets beside the old ones (`SO_REUSEPORT`).
+fn take_listeners(opts: &RunOptions) -> Result<Vec<crate::handover::Held>, RunError> {
+    if let Some(ch) = &opts.worker {
+        return crate::handover::take(ch)
+            .map_err(|e| RunError::Worker(format!("cannot take the master's listeners: {e}")));
+    }
+    let Some(path) = &opts.listeners_from else {
+        return Ok(Vec::new());
+    };
+    match crate::handover::take_from_path(path) {
+        Ok(h) => Ok(h),
+        Err(e) => {
+            eprintln!(
+                "ringlb: warning: -x {}: {e}; binding new sockets instead",
+                path.display()
+            );
+            Ok(Vec::new())
+        }
+    }
+}
+
+/// A worker's `READY` to its master; then a thread waits for the master to
+/// go away (the pair's end of stream) and finishes this worker gracefully, so
+/// a killed master leaves no orphan serving stale configuration forever.
+fn tell_master(ch: Arc<UnixStream>) -> Result<(), RunError> {
+    (&*ch)
+        .write_all(format!("READY {}\n", std::process::id()).as_bytes())
+        .map_err(|e| RunError::Io("cannot tell the master", e))?;
+    let _ = std::thread::Builder::new()
+        .name("ringlb-master-watch".into())
+        .spawn(move || {
+            let mut b = [0u8; 64];
+            let _ = ch.set_read_timeout(None);
+            while matches!(std::io::Read::read(&mut &*ch, &mut b), Ok(n) if n > 0) {}
+            let _ = signals::send(std::process::id(), libc::SIGUSR1);
+        });
     Ok(())
 }
 

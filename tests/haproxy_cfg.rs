@@ -177,10 +177,10 @@ fn haproxy_command_line_odds_and_ends() {
     assert_eq!(code, 0);
     assert!(out.starts_with("ringlb version"), "{out}");
     let p = root().join("config/haproxy/tutorial-l4.cfg");
-    let (code, _, err) = ringlb_cmd(&["-W", "-f", p.to_str().unwrap()]);
+    let (code, _, err) = ringlb_cmd(&["-S", "/tmp/m.sock", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("master-worker is not implemented yet"),
+        err.contains("-S: the master CLI is not implemented"),
         "{err}"
     );
     let (code, _, err) = ringlb_cmd(&["-f", p.to_str().unwrap(), "-c", "-Z"]);

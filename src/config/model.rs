@@ -41,6 +41,13 @@ pub struct Global {
     pub log: Vec<LogTarget>,
     pub hard_stop_after: Option<Duration>,
     pub admin_socket: Option<PathBuf>,
+    /// `stats socket ... expose-fd listeners`: a successor started with `-x`
+    /// may take this process's listening sockets (served beside the admin
+    /// socket, `crate::handover`).
+    pub expose_fd_listeners: bool,
+    /// `master-worker`: a master process holds the listeners and runs the
+    /// proxy in a worker it replaces on SIGUSR2 (`crate::master`).
+    pub master_worker: bool,
     pub tune: Tune,
 }
 

@@ -39,6 +39,8 @@ pub struct RawGlobal {
     pub log: Option<Vec<Spanned<RawLogTarget>>>,
     pub hard_stop_after: Option<Spanned<RawDuration>>,
     pub admin_socket: Option<String>,
+    pub expose_fd_listeners: Option<bool>,
+    pub master_worker: Option<bool>,
     pub tune: Option<RawTune>,
 }
 

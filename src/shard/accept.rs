@@ -61,8 +61,34 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, listen
             let next = if acc.is_cancelled() {
                 Some(acc.next().await)
             } else {
-                // Wake up on stop, too, so a quiet listener is closed promptly.
-                stop_or(&ctx, stop_slot, acc.next()).await
+                // Wake up on stop, too, so a quiet listener is closed promptly,
+                // and now and then to look at the queue ourselves (`RECHECK`).
+                let deadline = ctx
+                    .shared
+                    .recheck_accept_until
+                    .get()
+                    .filter(|until| Instant::now() < **until)
+                    .map(|_| Instant::now() + RECHECK);
+                match stop_or(&ctx, stop_slot, ring::with_deadline(deadline, acc.next())).await {
+                    Some(Some(n)) => Some(n),
+                    Some(None) => {
+                        while let Ok(Some(conn)) = listener.accept_now() {
+                            match ctx.try_permit(frontend) {
+                                Some(p) if held.is_empty() => {
+                                    spawn_session(&ctx, frontend, bind, conn, p, accept_proxy)
+                                }
+                                other => {
+                                    drop(other);
+                                    held.push_back(conn);
+                                    acc.cancel();
+                                    break;
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    None => None,
+                }
             };
             match next {
                 Some(Some(Ok(_))) if inject_panic => {
@@ -109,7 +135,45 @@ pub async fn accept_loop(ctx: Rc<ShardCtx>, frontend: usize, bind: usize, listen
     }
     // Connections accepted but never served when stopping are closed on drop.
     drop(held);
+    if ctx.stopping.get() && !ctx.killed.get() {
+        sweep(&ctx, frontend, bind, &listener, accept_proxy);
+    }
     drop(listener);
+}
+
+/// How often an armed accept also looks at its listener's queue itself. A
+/// listener shared with another process (the predecessor during a reload:
+/// `-x`, master-worker) may see the kernel hand a connection's wake-up to the
+/// other process's accept as it is being cancelled (io_uring's accept waits
+/// as an exclusive waiter, so nobody else is woken); without a look now and
+/// then, that connection would wait until the next one arrives. One
+/// non-blocking `accept4` per listener per interval, only for a while after a
+/// hand-over (`Shared::recheck_accept_until`): a shard that took over nothing
+/// never wakes for it.
+const RECHECK: Duration = Duration::from_millis(25);
+
+/// Most connections one final sweep takes (a listener under a flood must not
+/// keep a stopping shard accepting).
+const SWEEP_MAX: usize = 1024;
+
+/// Serves what is left in the listener's queue once its accept is cancelled.
+/// The socket may live on in a successor (`-x`, master-worker): io_uring arms
+/// an accept as an *exclusive* waiter, so a connection whose wake-up reached
+/// our accept while it was being cancelled wakes nobody else, and would wait in
+/// the queue until the next connection arrives. Our waiter is gone now, so
+/// anything that arrives later wakes the successor; what came before is taken
+/// here and served like any session of the drain.
+fn sweep(ctx: &Rc<ShardCtx>, frontend: usize, bind: usize, listener: &Socket, accept_proxy: bool) {
+    for _ in 0..SWEEP_MAX {
+        let Ok(Some(conn)) = listener.accept_now() else {
+            return;
+        };
+        match ctx.try_permit(frontend) {
+            Some(p) => spawn_session(ctx, frontend, bind, conn, p, accept_proxy),
+            // At maxconn: closing it now is the same fate as a full queue.
+            None => return,
+        }
+    }
 }
 
 /// Runs `fut`, or returns `None` as soon as the shard starts stopping.

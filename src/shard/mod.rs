@@ -9,8 +9,9 @@
 //! would otherwise leave a listener in the `SO_REUSEPORT` group that nobody
 //! accepts on.
 //!
-//! Listeners are bound by the caller's thread before any shard starts, so a port in
-//! use is a startup error (exit 2) that changes nothing.
+//! Listeners are bound (or taken over from a predecessor, `listeners`) by the
+//! caller's thread before any shard starts, so a port in use is a startup error
+//! (exit 2) that changes nothing.
 
 mod accept;
 mod account;
@@ -21,11 +22,14 @@ mod http;
 
 pub mod idle;
 pub mod limits;
+mod listeners;
 pub mod live;
 mod servers;
 pub mod session;
 mod stop;
 mod tcp;
+
+pub use listeners::{bind_adopting, bind_all, exposed, BindReport};
 
 use std::fmt;
 use std::io;
@@ -78,30 +82,6 @@ impl std::error::Error for StartError {}
 /// Listening sockets for one shard: (frontend index, socket).
 /// (frontend, bind index within it, listening socket).
 pub type ShardListeners = Vec<(usize, usize, Socket)>;
-
-/// Binds one `SO_REUSEPORT` socket per shard per bind address of every enabled
-/// frontend.
-pub fn bind_all(config: &Config, shards: usize) -> Result<Vec<ShardListeners>, StartError> {
-    let mut out: Vec<ShardListeners> = (0..shards).map(|_| Vec::new()).collect();
-    for (fi, fe) in config.frontends.iter().enumerate() {
-        // Stats frontends are served by the control shard.
-        if fe.disabled || fe.stats.is_some() {
-            continue;
-        }
-        for (bi, bind) in fe.binds.iter().enumerate() {
-            for shard in out.iter_mut() {
-                let sock =
-                    Socket::listen(&bind.addr, bind.backlog).map_err(|err| StartError::Bind {
-                        frontend: fe.name.clone(),
-                        addr: bind.addr,
-                        err,
-                    })?;
-                shard.push((fi, bi, sock));
-            }
-        }
-    }
-    Ok(out)
-}
 
 /// The number of data shards: `global.shards`, else one per CPU we may run on.
 pub fn shard_count(config: &Config, override_n: Option<usize>) -> usize {
@@ -165,8 +145,23 @@ impl Shards {
         listeners: Vec<ShardListeners>,
         logger: Logger,
     ) -> Result<Shards, StartError> {
+        Self::start_with(config, listeners, logger, None)
+    }
+
+    /// As [`Shards::start`]; `recheck`: the listeners were taken over from a
+    /// process that may still be accepting on them, so for this long accept
+    /// loops also look at the queues on a timer (see `accept::RECHECK`).
+    pub fn start_with(
+        config: Arc<Config>,
+        listeners: Vec<ShardListeners>,
+        logger: Logger,
+        recheck: Option<Duration>,
+    ) -> Result<Shards, StartError> {
         let n = listeners.len();
         let (shared, rxs) = Shared::new(config, n).map_err(StartError::Thread)?;
+        if let Some(until) = recheck.and_then(|d| Instant::now().checked_add(d)) {
+            let _ = shared.recheck_accept_until.set(until);
+        }
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded::<Result<(), RingError>>(n);
         let mut threads = Vec::new();

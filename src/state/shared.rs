@@ -185,6 +185,10 @@ pub struct Shared {
     /// When the last alert about it was logged (seconds since the epoch), so
     /// an exhausted process logs once per interval, not once per connection.
     last_exhaustion_alert: AtomicU64,
+    /// Until when accept loops also look at their listeners' queues on a
+    /// timer: set for a while after listeners were taken over from another
+    /// process (`shard::accept` says why). Unset, an idle shard never wakes.
+    pub recheck_accept_until: std::sync::OnceLock<std::time::Instant>,
 }
 
 /// At most one alert about resource exhaustion per this many seconds.
@@ -239,6 +243,7 @@ impl Shared {
                 errors,
                 local_exhaustion: AtomicU64::new(0),
                 last_exhaustion_alert: AtomicU64::new(0),
+                recheck_accept_until: std::sync::OnceLock::new(),
             }),
             rxs,
         ))

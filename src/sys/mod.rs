@@ -4,6 +4,7 @@
 //! places with `unsafe`; every block says why it is sound.
 
 pub mod eventfd;
+pub mod fdpass;
 pub mod notify;
 pub mod pipe;
 pub mod privs;

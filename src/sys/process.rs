@@ -56,3 +56,15 @@ pub fn unshare_network() -> io::Result<()> {
     cvt(unsafe { libc::unshare(libc::CLONE_NEWNET) })?;
     Ok(())
 }
+
+/// `CLOCK_MONOTONIC` in microseconds (what systemd wants in `MONOTONIC_USEC=`
+/// beside `RELOADING=1`).
+pub fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes into the live timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}

@@ -1,5 +1,5 @@
 //! Process signals: `SIGPIPE` ignored process-wide (a peer that vanished is an
-//! error value, never a death), and SIGTERM/SIGINT/SIGUSR1/SIGUSR2/SIGHUP plus
+//! error value, never a death), and SIGTERM/SIGINT/SIGUSR1/SIGUSR2/SIGHUP/SIGCHLD plus
 //! ringlb's own shard-exit signal blocked in every thread so that only the main
 //! thread receives them, synchronously, with `sigtimedwait`.
 
@@ -21,6 +21,9 @@ fn handled_set() -> libc::sigset_t {
         libc::SIGUSR1,
         libc::SIGUSR2,
         libc::SIGHUP,
+        // A master-worker master waits for its workers' exits this way; ringlb
+        // has no other children, and blocking it does not affect `waitpid`.
+        libc::SIGCHLD,
         shard_exit_signal(),
     ];
     // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it fully.

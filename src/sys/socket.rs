@@ -21,6 +21,12 @@ impl AsRawFd for Socket {
     }
 }
 
+impl std::os::fd::AsFd for Socket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl From<OwnedFd> for Socket {
     /// Wraps a connection the ring accepted (already non-blocking, close-on-exec).
     fn from(fd: OwnedFd) -> Socket {
@@ -35,6 +41,13 @@ impl From<Socket> for OwnedFd {
 }
 
 impl Socket {
+    /// Another descriptor for the same kernel socket (`F_DUPFD_CLOEXEC`).
+    pub fn try_clone(&self) -> io::Result<Socket> {
+        Ok(Socket {
+            fd: self.fd.try_clone()?,
+        })
+    }
+
     /// # Safety
     /// `fd` must be an open socket owned by nobody else.
     unsafe fn from_raw(fd: RawFd) -> Socket {
@@ -80,6 +93,27 @@ impl Socket {
         // SAFETY: plain syscall on our own fd.
         cvt(unsafe { libc::listen(s.as_raw_fd(), backlog) })?;
         Ok(s)
+    }
+
+    /// One `accept4` on a non-blocking listener: `Ok(None)` when its queue is
+    /// empty. The connection is non-blocking and close-on-exec.
+    pub fn accept_now(&self) -> io::Result<Option<OwnedFd>> {
+        // SAFETY: null address pointers are allowed; the fd is checked and
+        // owned at once.
+        let r = unsafe {
+            libc::accept4(
+                self.as_raw_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            )
+        };
+        match cvt(r) {
+            // SAFETY: a fresh connection fd nobody else owns.
+            Ok(fd) => Ok(Some(unsafe { OwnedFd::from_raw_fd(fd) })),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Starts a non-blocking connect. Returns the socket and whether the connect is

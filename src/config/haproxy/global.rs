@@ -112,6 +112,7 @@ pub(super) fn key_of(kw: &str) -> Option<&'static str> {
         "log" => "log",
         "hard-stop-after" => "hard-stop-after",
         "stats" => "admin-socket",
+        "master-worker" => "master-worker",
         "nosplice" => "tune",
         k if k.starts_with("tune.") => "tune",
         _ => return None,
@@ -152,8 +153,23 @@ pub(super) fn keyword(g: &mut RawGlobal, words: &[Word], notices: &mut Vec<(usiz
             Some("socket") => {
                 let w = arg(words, 2)?;
                 g.admin_socket = Some(w.text.strip_prefix("unix@").unwrap_or(&w.text).to_string());
-                if words.len() > 3 {
-                    notice("stats socket: options after the path are ignored".into());
+                let opts: Vec<&str> = words[3..].iter().map(|w| w.text.as_str()).collect();
+                let mut rest = Vec::new();
+                let mut i = 0;
+                while i < opts.len() {
+                    if opts[i] == "expose-fd" && opts.get(i + 1) == Some(&"listeners") {
+                        g.expose_fd_listeners = Some(true);
+                        i += 2;
+                    } else {
+                        rest.push(opts[i]);
+                        i += 1;
+                    }
+                }
+                if !rest.is_empty() {
+                    notice(format!(
+                        "stats socket: options {} are ignored",
+                        rest.join(" ")
+                    ));
                 }
             }
             Some("timeout") | Some("maxconn") => {
@@ -205,10 +221,16 @@ pub(super) fn keyword(g: &mut RawGlobal, words: &[Word], notices: &mut Vec<(usiz
             ))
         }
         "master-worker" => {
-            return Err(KwErr::Bad(perr(
-                &kw.span,
-                "master-worker is not implemented yet",
-            )))
+            if let Some(w) = words.get(1) {
+                return Err(KwErr::Bad(perr(
+                    &w.span,
+                    format!(
+                        "master-worker: unsupported option \"{}\" (a worker that dies stops the master, as HAProxy's default)",
+                        w.text
+                    ),
+                )));
+            }
+            g.master_worker = Some(true);
         }
         _ => return Err(KwErr::Unsupported),
     }

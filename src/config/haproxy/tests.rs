@@ -587,3 +587,17 @@ fn fuzz_mutated_configs_never_panic_and_errors_name_a_line() {
         start.elapsed()
     );
 }
+
+#[test]
+fn master_worker_and_expose_fd_listeners() {
+    let c = ok("global\n    master-worker\n    stats socket /run/r.sock mode 600 level admin expose-fd listeners\n");
+    assert!(c.global.master_worker && c.global.expose_fd_listeners);
+    assert_eq!(c.global.admin_socket, Some(PathBuf::from("/run/r.sock")));
+    let c = ok("global\n    stats socket /run/r.sock\n");
+    assert!(!c.global.master_worker && !c.global.expose_fd_listeners);
+    let e = err("global\n    master-worker no-exit-on-failure\n");
+    assert!(
+        e.contains("t.cfg:2:19:") && e.contains("no-exit-on-failure"),
+        "{e}"
+    );
+}

@@ -1,0 +1,629 @@
+//! Seamless reload, for real: a client opening connection after connection and
+//! a long-lived byte-checked stream, both through ringlb to a real
+//! `redis-server`, while ringlb is reloaded 20 times by a new process taking
+//! the old one's listeners (`-x SOCKET -sf PID`) and 20 times by a master
+//! replacing its worker (`-W`, `ringlb reload`), the shard count changing
+//! 2 → 1 and 1 → 2 on the way. Not one connection may fail, and the stream must
+//! come back byte-exact. Also: a bad configuration on reload keeps the old
+//! worker serving and `ringlb reload` says why (exit 1); the systemd notify
+//! datagrams a master sends (`READY=1`, `RELOADING=1`, `READY=1`).
+//!
+//! Everything runs on 127.0.0.1 with ephemeral ports; no namespace is needed
+//! (taken-over sockets are never closed, so `tcp_migrate_req` plays no part).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use support::servers::RedisServer;
+use support::*;
+
+/// Shard counts for successive generations: every transition happens
+/// (2→2, 2→1, 1→1, 1→2).
+const SHARDS: [usize; 4] = [2, 1, 1, 2];
+const RELOADS: usize = 20;
+
+fn config(port: u16, redis: u16, shards: usize, dir: &Path) -> String {
+    format!(
+        r#"
+[global]
+shards = {shards}
+admin-socket = "{admin}"
+expose-fd-listeners = true
+
+[defaults]
+mode = "tcp"
+timeout = {{ connect = "2s", client = "60s", server = "60s" }}
+
+[[listen]]
+name = "redis"
+bind = ["127.0.0.1:{port}"]
+servers = [{{ name = "r1", address = "127.0.0.1:{redis}" }}]
+"#,
+        admin = dir.join("admin.sock").display()
+    )
+}
+
+/// A client that opens a connection, sends `PING`, expects `+PONG`, closes,
+/// and again, paced at about one connection per millisecond, until stopped
+/// (or two minutes, whatever happens).
+struct ConnLoop {
+    stop: Arc<AtomicBool>,
+    attempts: Arc<AtomicU64>,
+    /// The slowest successful connection (connect to `+PONG`), microseconds.
+    slowest_us: Arc<AtomicU64>,
+    failures: Arc<Mutex<Vec<String>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ConnLoop {
+    fn start(port: u16) -> ConnLoop {
+        let stop = Arc::new(AtomicBool::new(false));
+        let attempts = Arc::new(AtomicU64::new(0));
+        let failures = Arc::new(Mutex::new(Vec::new()));
+        let slowest_us = Arc::new(AtomicU64::new(0));
+        let (s, a, f, w) = (
+            stop.clone(),
+            attempts.clone(),
+            failures.clone(),
+            slowest_us.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(120);
+            while !s.load(Ordering::SeqCst) && Instant::now() < end {
+                a.fetch_add(1, Ordering::SeqCst);
+                let t = Instant::now();
+                let r = ping_once(port);
+                if r.is_ok() {
+                    w.fetch_max(t.elapsed().as_micros() as u64, Ordering::SeqCst);
+                }
+                if let Err(e) = r {
+                    f.lock().unwrap().push(format!("{e}\n{}", sockets(port)));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        });
+        ConnLoop {
+            stop,
+            attempts,
+            slowest_us,
+            failures,
+            thread: Some(thread),
+        }
+    }
+
+    fn attempts(&self) -> u64 {
+        self.attempts.load(Ordering::SeqCst)
+    }
+
+    /// Waits (at most 5 s) until `n` more connections were attempted: the
+    /// proof that the current process serves before the next reload.
+    fn wait_for(&self, n: u64) {
+        let target = self.attempts() + n;
+        assert!(
+            wait_until(Duration::from_secs(15), || self.attempts() >= target),
+            "the client loop stalled; failures so far: {:?}",
+            self.failures.lock().unwrap()
+        );
+    }
+
+    /// (attempts, failures, slowest success in ms).
+    fn finish(mut self) -> (u64, Vec<String>, f64) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap();
+        let failures = std::mem::take(&mut *self.failures.lock().unwrap());
+        let slowest = self.slowest_us.load(Ordering::SeqCst) as f64 / 1000.0;
+        (self.attempts(), failures, slowest)
+    }
+}
+
+/// Who holds what on `port` (`ss`), for a failure message: a connection
+/// waiting in a listener's queue shows as its `Recv-Q`.
+fn sockets(port: u16) -> String {
+    let filter = format!("( sport = :{port} )");
+    std::process::Command::new("ss")
+        .args(["-tlnp", &filter])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+fn ping_once(port: u16) -> Result<(), String> {
+    let mut s = TcpStream::connect_timeout(
+        &format!("127.0.0.1:{port}").parse().unwrap(),
+        Duration::from_secs(5),
+    )
+    .map_err(|e| format!("connect: {e}"))?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"PING\r\n").map_err(|e| format!("send: {e}"))?;
+    let mut b = [0u8; 7];
+    s.read_exact(&mut b).map_err(|e| format!("recv: {e}"))?;
+    if &b != b"+PONG\r\n" {
+        return Err(format!("answer {:?}", String::from_utf8_lossy(&b)));
+    }
+    Ok(())
+}
+
+/// One connection kept open across every reload, sending `ECHO` with
+/// pseudo-random payloads and checking every reply byte for byte.
+struct Stream {
+    stop: Arc<AtomicBool>,
+    bytes: Arc<AtomicU64>,
+    thread: Option<JoinHandle<Result<(), String>>>,
+}
+
+impl Stream {
+    fn start(port: u16) -> Stream {
+        let stop = Arc::new(AtomicBool::new(false));
+        let bytes = Arc::new(AtomicU64::new(0));
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let (st, by) = (stop.clone(), bytes.clone());
+        let thread = std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(120);
+            let mut seed = 1u64;
+            while !st.load(Ordering::SeqCst) && Instant::now() < end {
+                seed += 1;
+                let payload = pattern(seed, 1000 + (seed as usize * 37) % 3000);
+                let mut req = format!("*2\r\n$4\r\nECHO\r\n${}\r\n", payload.len()).into_bytes();
+                req.extend_from_slice(&payload);
+                req.extend_from_slice(b"\r\n");
+                s.write_all(&req).map_err(|e| format!("stream send: {e}"))?;
+                let mut want = format!("${}\r\n", payload.len()).into_bytes();
+                want.extend_from_slice(&payload);
+                want.extend_from_slice(b"\r\n");
+                let mut got = vec![0u8; want.len()];
+                s.read_exact(&mut got).map_err(|e| {
+                    format!("stream recv after {} bytes: {e}", by.load(Ordering::SeqCst))
+                })?;
+                if got != want {
+                    return Err(format!("stream corrupted at message {seed}"));
+                }
+                by.fetch_add(want.len() as u64, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Ok(())
+        });
+        Stream {
+            stop,
+            bytes,
+            thread: Some(thread),
+        }
+    }
+
+    fn finish(mut self) -> (u64, Result<(), String>) {
+        self.stop.store(true, Ordering::SeqCst);
+        let r = self.thread.take().unwrap().join().unwrap();
+        (self.bytes.load(Ordering::SeqCst), r)
+    }
+}
+
+fn argv(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+fn start(cfg: &Path, args: &[&str]) -> Ringlb {
+    Ringlb::start_argv(tempfile::tempdir().unwrap(), cfg.to_path_buf(), &argv(args))
+}
+
+#[test]
+fn x_and_sf_reloads_lose_no_connection_across_shard_counts() {
+    let redis = RedisServer::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg: PathBuf = root.path().join("ringlb.toml");
+    let admin = root.path().join("admin.sock");
+    let admin = admin.to_str().unwrap();
+    std::fs::write(&cfg, config(port, redis.port, SHARDS[0], root.path())).unwrap();
+    let c = cfg.to_str().unwrap();
+    let mut current = start(&cfg, &["-f", c, "-db"]);
+    let load = ConnLoop::start(port);
+    let stream = Stream::start(port);
+    load.wait_for(20);
+    let mut former: Vec<Ringlb> = Vec::new();
+    for i in 1..=RELOADS {
+        std::fs::write(&cfg, config(port, redis.port, SHARDS[i % 4], root.path())).unwrap();
+        let old = current.pid().to_string();
+        // HAProxy's command line, and ringlb's own (`run -x --sf`), in turn.
+        let next = if i % 2 == 0 {
+            start(&cfg, &["-f", c, "-db", "-x", admin, "-sf", &old])
+        } else {
+            start(&cfg, &["run", "-f", c, "-x", admin, "--sf", &old])
+        };
+        former.push(std::mem::replace(&mut current, next));
+        // (The readiness line reaches `output` a moment after `start` saw it.)
+        let shards = format!("ready: {} shards", SHARDS[i % 4]);
+        assert!(
+            wait_until(Duration::from_secs(2), || current
+                .output()
+                .contains(&shards)),
+            "{}",
+            current.output()
+        );
+        load.wait_for(20);
+    }
+    let (attempts, failures, slowest) = load.finish();
+    let (bytes, streamed) = stream.finish();
+    if !failures.is_empty() {
+        for f in &former {
+            eprintln!("--- former {}:\n{}", f.pid(), f.output());
+        }
+        eprintln!("--- current {}:\n{}", current.pid(), current.output());
+    }
+    eprintln!(
+        "-x/-sf: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms, stream {bytes} bytes",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {attempts} connections failed:\n{}",
+        failures.len(),
+        failures[..failures.len().min(3)].join("\n")
+    );
+    assert_eq!(streamed, Ok(()));
+    assert!(bytes > 0);
+    // Every former process finishes once its sessions (the stream's, for the
+    // first one) are over.
+    for f in &mut former {
+        assert!(
+            wait_until(Duration::from_secs(10), || f.exited().is_some()),
+            "a former process is still running:\n{}",
+            f.output()
+        );
+        assert!(f.exited().unwrap().success(), "{}", f.output());
+    }
+    assert!(current.exited().is_none(), "{}", current.output());
+}
+
+/// Runs `ringlb reload -p PIDFILE`: (exit code, stdout, stderr).
+fn reload(pidfile: &Path) -> (i32, String, String) {
+    ringlb_cmd(&["reload", "-p", pidfile.to_str().unwrap(), "--timeout", "30"])
+}
+
+#[test]
+fn master_worker_reloads_lose_no_connection_across_shard_counts() {
+    let redis = RedisServer::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = root.path().join("ringlb.toml");
+    let pidfile = root.path().join("ringlb.pid");
+    std::fs::write(&cfg, config(port, redis.port, SHARDS[0], root.path())).unwrap();
+    let mut master = start(
+        &cfg,
+        &[
+            "-W",
+            "-f",
+            cfg.to_str().unwrap(),
+            "-p",
+            pidfile.to_str().unwrap(),
+        ],
+    );
+    assert!(wait_until(Duration::from_secs(5), || pidfile.exists()));
+    let load = ConnLoop::start(port);
+    let stream = Stream::start(port);
+    load.wait_for(20);
+    for i in 1..=RELOADS {
+        std::fs::write(&cfg, config(port, redis.port, SHARDS[i % 4], root.path())).unwrap();
+        let (code, out, err) = reload(&pidfile);
+        assert_eq!(code, 0, "reload {i}: {out}{err}\n{}", master.output());
+        assert!(out.contains("reload done"), "{out}");
+        load.wait_for(20);
+    }
+    let (attempts, failures, slowest) = load.finish();
+    let (bytes, streamed) = stream.finish();
+    eprintln!(
+        "master-worker: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms, stream {bytes} bytes",
+        failures.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {attempts} connections failed:\n{}",
+        failures.len(),
+        failures[..failures.len().min(3)].join("\n")
+    );
+    assert_eq!(streamed, Ok(()));
+    // The master is still there, and stops cleanly with its workers.
+    assert!(master.exited().is_none(), "{}", master.output());
+    let out = master.output();
+    assert!(out.contains("former worker"), "{out}");
+    let st = master.stop(Duration::from_secs(10));
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "{st:?}\n{}",
+        master.output()
+    );
+    assert!(!pidfile.exists());
+}
+
+#[test]
+fn a_bad_config_on_reload_keeps_the_old_worker_serving() {
+    let redis = RedisServer::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = root.path().join("ringlb.toml");
+    let pidfile = root.path().join("ringlb.pid");
+    std::fs::write(&cfg, config(port, redis.port, 1, root.path())).unwrap();
+    let master = start(
+        &cfg,
+        &[
+            "-W",
+            "-f",
+            cfg.to_str().unwrap(),
+            "-p",
+            pidfile.to_str().unwrap(),
+        ],
+    );
+    assert!(wait_until(Duration::from_secs(5), || pidfile.exists()));
+    let held = Stream::start(port);
+    // A server address with a port out of range: the config does not load.
+    let bad = config(port, redis.port, 1, root.path()).replace(
+        &format!("127.0.0.1:{}\" }}", redis.port),
+        "127.0.0.1:99999\" }",
+    );
+    assert_ne!(bad, config(port, redis.port, 1, root.path()));
+    std::fs::write(&cfg, bad).unwrap();
+    let (code, out, err) = reload(&pidfile);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("reload failed"), "{err}");
+    assert!(
+        err.contains("ringlb.toml:") && err.contains("99999"),
+        "{err}"
+    );
+    assert!(
+        master.output().contains("reload failed"),
+        "{}",
+        master.output()
+    );
+    // Nothing changed: new connections are served, the open one goes on.
+    for _ in 0..20 {
+        ping_once(port).unwrap();
+    }
+    // A worker that cannot start (its port is taken by someone else) is a
+    // failed reload too, and still nothing changes.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let with_taken = config(port, redis.port, 1, root.path())
+        .replace("bind = [", &format!("bind = [\"127.0.0.1:{taken_port}\", "));
+    std::fs::write(&cfg, with_taken).unwrap();
+    let (code, out, err) = reload(&pidfile);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(&format!("cannot bind 127.0.0.1:{taken_port}")),
+        "{err}"
+    );
+    ping_once(port).unwrap();
+    // Fixed: the reload goes through.
+    std::fs::write(&cfg, config(port, redis.port, 2, root.path())).unwrap();
+    let (code, out, err) = reload(&pidfile);
+    assert_eq!(code, 0, "{out}{err}");
+    ping_once(port).unwrap();
+    let (bytes, streamed) = held.finish();
+    assert_eq!(streamed, Ok(()));
+    assert!(bytes > 0);
+}
+
+#[test]
+fn a_worker_that_dies_stops_the_master_loudly() {
+    let redis = RedisServer::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = root.path().join("ringlb.toml");
+    std::fs::write(&cfg, config(port, redis.port, 1, root.path())).unwrap();
+    let mut master = start(&cfg, &["-W", "-f", cfg.to_str().unwrap()]);
+    ping_once(port).unwrap();
+    // The worker's pid, from its readiness line.
+    let worker: u32 = master
+        .output()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("ringlb ready: ")?
+                .rsplit(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .expect("worker readiness line");
+    assert_ne!(worker, master.pid());
+    ringlb::sys::signals::send(worker, libc::SIGKILL).unwrap();
+    // HAProxy's exit-on-failure: the master says so and exits non-zero, so
+    // its supervisor restarts the whole; it does not quietly start another.
+    assert!(
+        wait_until(Duration::from_secs(10), || master.exited().is_some()),
+        "{}",
+        master.output()
+    );
+    assert!(!master.exited().unwrap().success());
+    let out = master.output();
+    assert!(
+        out.contains(&format!("current worker {worker}")) && out.contains("exited with code 137"),
+        "{out}"
+    );
+}
+
+/// Receives one notify datagram (at most 10 s).
+fn datagram(sock: &UnixDatagram) -> String {
+    let mut b = [0u8; 4096];
+    let n = sock
+        .recv(&mut b)
+        .expect("no sd_notify datagram within 10 s");
+    String::from_utf8_lossy(&b[..n]).into_owned()
+}
+
+#[test]
+fn a_systemd_master_says_ready_reloading_ready() {
+    let redis = RedisServer::start(&[]);
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let cfg = root.path().join("ringlb.toml");
+    let pidfile = root.path().join("ringlb.pid");
+    let notify = root.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&notify).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    std::fs::write(&cfg, config(port, redis.port, 1, root.path())).unwrap();
+    let mut master = Ringlb::start_argv_env(
+        tempfile::tempdir().unwrap(),
+        cfg.clone(),
+        &argv(&[
+            "-Ws",
+            "-f",
+            cfg.to_str().unwrap(),
+            "-p",
+            pidfile.to_str().unwrap(),
+        ]),
+        &[("NOTIFY_SOCKET", notify.to_str().unwrap())],
+    );
+    let first = datagram(&sock);
+    assert!(first.contains("READY=1"), "{first}");
+    assert!(
+        first.contains(&format!("MAINPID={}", master.pid())),
+        "{first}"
+    );
+    // The reload as systemd's ExecReload does it: SIGUSR2 to $MAINPID.
+    master.signal(libc::SIGUSR2);
+    let reloading = datagram(&sock);
+    assert!(
+        reloading.contains("RELOADING=1") && reloading.contains("MONOTONIC_USEC="),
+        "{reloading}"
+    );
+    let ready = datagram(&sock);
+    assert!(
+        ready.contains("READY=1") && ready.contains("STATUS=Ready"),
+        "{ready}"
+    );
+    ping_once(port).unwrap();
+    // A failed reload: RELOADING=1, then READY=1 with the failure in STATUS.
+    std::fs::write(&cfg, "[global]\nno-such-key = 1\n").unwrap();
+    master.signal(libc::SIGUSR2);
+    assert!(datagram(&sock).contains("RELOADING=1"));
+    let failed = datagram(&sock);
+    assert!(
+        failed.contains("READY=1") && failed.contains("STATUS=Reload failed"),
+        "{failed}"
+    );
+    ping_once(port).unwrap();
+    let st = master.stop(Duration::from_secs(10));
+    assert!(st.is_some_and(|s| s.success()), "{}", master.output());
+    assert!(datagram(&sock).contains("STOPPING=1"));
+    // Only the master speaks to systemd: nothing else arrived.
+    sock.set_nonblocking(true).unwrap();
+    let mut b = [0u8; 512];
+    assert!(sock.recv(&mut b).is_err(), "unexpected extra datagram");
+}
+
+/// Figures for `bench/RESULTS.md` (run by hand: `cargo test --test reload
+/// reload_figures -- --ignored --nocapture`): connections attempted and failed
+/// during 20 reloads under the same client loop, for ringlb (`-x -sf`, plain
+/// `-sf`) and the installed HAProxy (`-x -sf`, plain `-sf`). Plain `-sf` loses
+/// what waits in the old sockets' queues unless `net.ipv4.tcp_migrate_req=1`
+/// (whatever the host has: printed).
+#[test]
+#[ignore]
+fn reload_figures() {
+    let redis = RedisServer::start(&[]);
+    let migrate = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_migrate_req")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    eprintln!("net.ipv4.tcp_migrate_req = {migrate}");
+    for take_over in [true, false] {
+        let root = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = root.path().join("ringlb.toml");
+        std::fs::write(&cfg, config(port, redis.port, 2, root.path())).unwrap();
+        let c = cfg.to_str().unwrap();
+        let admin = root.path().join("admin.sock");
+        let mut current = start(&cfg, &["-f", c, "-db"]);
+        let load = ConnLoop::start(port);
+        load.wait_for(20);
+        let mut former = Vec::new();
+        for _ in 0..RELOADS {
+            let old = current.pid().to_string();
+            let mut args = vec!["-f", c, "-db", "-sf", &old];
+            if take_over {
+                args.extend(["-x", admin.to_str().unwrap()]);
+            }
+            let next = start(&cfg, &args);
+            former.push(std::mem::replace(&mut current, next));
+            load.wait_for(20);
+        }
+        let (attempts, failures, slowest) = load.finish();
+        eprintln!(
+            "ringlb {}: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms",
+            if take_over { "-x -sf" } else { "-sf" },
+            failures.len()
+        );
+    }
+    for take_over in [true, false] {
+        let root = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let sock = root.path().join("hap.sock");
+        let cfg = root.path().join("haproxy.cfg");
+        std::fs::write(
+            &cfg,
+            format!(
+                "global\n    stats socket {} mode 600 level admin expose-fd listeners\n    nbthread 2\n\
+                 defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n\
+                 listen redis\n    bind 127.0.0.1:{port}\n    server r1 127.0.0.1:{}\n",
+                sock.display(),
+                redis.port
+            ),
+        )
+        .unwrap();
+        let spawn = |extra: &[String]| {
+            let mut child = std::process::Command::new("haproxy")
+                .args(["-db", "-f", cfg.to_str().unwrap()])
+                .args(extra)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("haproxy");
+            // Ready once the stats socket answers with the new pid.
+            let pid = child.id();
+            let ready = wait_until(Duration::from_secs(10), || {
+                let Ok(mut s) = std::os::unix::net::UnixStream::connect(&sock) else {
+                    return false;
+                };
+                let mut out = String::new();
+                s.write_all(b"show info\n").is_ok()
+                    && s.read_to_string(&mut out).is_ok()
+                    && out.contains(&format!("\nPid: {pid}\n"))
+            });
+            if !ready {
+                let _ = child.kill();
+                panic!("haproxy did not become ready");
+            }
+            child
+        };
+        let mut current = spawn(&[]);
+        let load = ConnLoop::start(port);
+        load.wait_for(20);
+        let mut former = Vec::new();
+        for _ in 0..RELOADS {
+            let mut extra = vec!["-sf".to_string(), current.id().to_string()];
+            if take_over {
+                extra.extend(["-x".to_string(), sock.display().to_string()]);
+            }
+            let next = spawn(&extra);
+            former.push(std::mem::replace(&mut current, next));
+            load.wait_for(20);
+        }
+        let (attempts, failures, slowest) = load.finish();
+        eprintln!(
+            "haproxy {}: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms",
+            if take_over { "-x -sf" } else { "-sf" },
+            failures.len()
+        );
+        for mut c in former.into_iter().chain([current]) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
