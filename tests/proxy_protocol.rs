@@ -157,3 +157,41 @@ fn a_ringlb_chain_carries_the_client_address_and_refuses_garbage() {
             .contains(" 192.0.2.1:4242 ")
     }));
 }
+
+/// In `mode http` too: each new server connection starts with the PROXY
+/// header, and since it names one client, a kept-alive server connection
+/// serves only that client (two clients from two addresses, each seen as
+/// itself on every request).
+#[test]
+fn mode_http_sends_the_header_and_keeps_such_connections_private() {
+    let ng = nginx_proxy_protocol();
+    for v in ["v1", "v2"] {
+        let port = free_port();
+        let toml = listen(
+            port,
+            &format!("127.0.0.1:{}", ng.port),
+            &format!(", send-proxy = \"{v}\""),
+            "",
+        )
+        .replace("[defaults]\n", "[defaults]\nmode = \"http\"\n");
+        let _lb = Ringlb::start(&toml, &["--shards", "1"]);
+        let ask = |c: &mut TcpStream| {
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.ends_with(b"\n") || !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut chunk).unwrap();
+                assert!(n > 0, "{v}: closed");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let text = String::from_utf8_lossy(&buf).to_string();
+            text.rsplit("\r\n\r\n").next().unwrap_or("").to_string()
+        };
+        let mut a = connect_from("127.0.0.7", port);
+        let mut b = connect_from("127.0.0.8", port);
+        for _ in 0..3 {
+            assert_eq!(ask(&mut a), "127.0.0.7 127.0.0.7\n", "{v}");
+            assert_eq!(ask(&mut b), "127.0.0.8 127.0.0.8\n", "{v}");
+        }
+    }
+}

@@ -24,7 +24,7 @@ use super::connect::{connect_slot, ConnectInfo};
 use super::ctx::ShardCtx;
 use super::idle::still_open;
 use super::live::LiveKey;
-use crate::config::model::HttpReuse;
+use crate::config::model::{HttpReuse, ProxyProtocol};
 use crate::http::capture::capture_headers;
 use crate::http::head::Limits;
 use crate::http::message::{Event, RequestReader, ResponseReader};
@@ -84,6 +84,15 @@ struct Conn<'a> {
     ssl: bool,
 }
 
+/// Whether some server of the config gets a PROXY header (which carries the
+/// address the client connected to).
+fn sends_proxy(ctx: &ShardCtx) -> bool {
+    ctx.config
+        .backends
+        .iter()
+        .any(|b| b.servers.iter().any(|s| s.send_proxy.is_some()))
+}
+
 fn deadline(t: Option<Duration>) -> Option<Instant> {
     t.and_then(|t| Instant::now().checked_add(t))
 }
@@ -129,7 +138,7 @@ pub async fn serve(
         rules: RuleState::default(),
         req_caps: Vec::new(),
         res_caps: Vec::new(),
-        local: if rules::wants_local(ctx, frontend) {
+        local: if rules::wants_local(ctx, frontend) || sends_proxy(ctx) {
             tls.unwrap_or(client).local_addr().unwrap_or(base.client)
         } else {
             base.client
@@ -361,9 +370,10 @@ impl Conn<'_> {
         // `http-reuse`: `safe` gives a connection's first request a server
         // connection of its own and lets later ones take any idle one;
         // `never` reuses only this client's own previous connection.
+        let private = self.private_only(backend, slot.server);
         let pooled = match (be.http_reuse, first) {
             _ if self.mode != HttpMode::KeepAlive => None,
-            (HttpReuse::Never, _) => match self.private.take() {
+            _ if private => match self.private.take() {
                 Some((b, s, sock)) if b == backend && s == slot.server && still_open(&sock) => {
                     Some(sock)
                 }
@@ -380,7 +390,10 @@ impl Conn<'_> {
                 cinfo.tc_ms = 0;
                 (slot, s, true)
             }
-            None => match connect_slot(ctx, backend, key, slot, &mut cinfo).await {
+            None => match self
+                .connect_new(backend, key, slot, &mut cinfo, rec.client)
+                .await
+            {
                 Ok((slot, s)) => (slot, s, false),
                 Err(term) => {
                     self.fill_connect(rec, &cinfo);
@@ -406,7 +419,10 @@ impl Conn<'_> {
         if !matches!(sent, Sent::Done) && reused && retryable {
             // The idle connection died under us: once more on a fresh one.
             drop(server);
-            match connect_slot(ctx, backend, key, slot, &mut cinfo).await {
+            match self
+                .connect_new(backend, key, slot, &mut cinfo, rec.client)
+                .await
+            {
                 Ok((s, sock)) => {
                     slot = s;
                     server = sock;
@@ -597,7 +613,10 @@ impl Conn<'_> {
                         // A reused connection closed before any byte came back.
                         retried = true;
                         drop(server);
-                        match connect_slot(ctx, backend, key, slot, &mut cinfo).await {
+                        match self
+                            .connect_new(backend, key, slot, &mut cinfo, rec.client)
+                            .await
+                        {
                             Ok((s, sock)) => {
                                 slot = s;
                                 server = sock;
@@ -696,10 +715,47 @@ impl Conn<'_> {
         keep && term == Termination::NORMAL
     }
 
+    /// Whether connections to this server serve only the client that opened
+    /// them: `http-reuse never`, or `send-proxy` (the PROXY header named
+    /// this client, so HAProxy keeps such a connection private too).
+    fn private_only(&self, backend: usize, server: usize) -> bool {
+        let be = &self.ctx.config.backends[backend];
+        be.http_reuse == HttpReuse::Never || be.servers[server].send_proxy.is_some()
+    }
+
+    /// A new server connection (`connect_slot`), with the PROXY header sent
+    /// first when the server has `send-proxy`/`send-proxy-v2`: the client's
+    /// address and the one it connected to.
+    async fn connect_new(
+        &self,
+        backend: usize,
+        key: crate::balance::HashKey<'_>,
+        slot: super::dispatch::ServerSlot,
+        cinfo: &mut ConnectInfo,
+        client: SocketAddr,
+    ) -> Result<(super::dispatch::ServerSlot, Socket), Termination> {
+        let ctx = self.ctx;
+        let (slot, sock) = connect_slot(ctx, backend, key, slot, cinfo).await?;
+        let be = &ctx.config.backends[backend];
+        if let Some(v) = be.servers[slot.server].send_proxy {
+            let hdr = match v {
+                ProxyProtocol::V1 => crate::l4::proxy::v1(client, self.local),
+                ProxyProtocol::V2 => crate::l4::proxy::v2(client, self.local),
+            };
+            if !matches!(
+                send_all(&sock, &hdr, deadline(be.timeouts.server)).await,
+                Sent::Done
+            ) {
+                return Err(Termination::CONNECT_REFUSED);
+            }
+        }
+        Ok((slot, sock))
+    }
+
     /// Keeps a server connection whose exchange ended cleanly for the next
     /// request: this client's own (`http-reuse never`) or the shard's pool.
     fn park(&mut self, backend: usize, server: usize, sock: Socket) {
-        if self.ctx.config.backends[backend].http_reuse == HttpReuse::Never {
+        if self.private_only(backend, server) {
             self.private = Some((backend, server, sock));
         } else {
             self.ctx.idle.put(backend, server, sock);
