@@ -372,3 +372,79 @@ stats = {{ uri = "/stats", auth = ["admin:admin"], admin = "FALSE" }}
     let seen: Vec<String> = (0..4).map(|_| who(port)).collect();
     assert!(seen.iter().any(|s| s == "a"), "{seen:?}");
 }
+
+/// Reads one HTTP response with a `Content-Length` body; its status line.
+fn read_response(c: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return head.lines().next().unwrap().to_string();
+            }
+        }
+        let n = c.read(&mut b).unwrap();
+        assert!(n > 0, "closed mid-response: {got:?}");
+        got.extend_from_slice(&b[..n]);
+    }
+}
+
+#[test]
+fn show_sess_shows_a_keep_alive_http_session_and_shutdown_session_ends_it() {
+    let nginx = support::servers::Nginx::start(&[("index.html", "hello")]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "30s", server = "30s" }}
+[[listen]]
+name = "web"
+bind = ["127.0.0.1:{port}"]
+mode = "http"
+servers = [{{ name = "n1", address = "127.0.0.1:{}" }}]
+"#,
+        sock.display(),
+        nginx.port
+    );
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for _ in 0..2 {
+        c.write_all(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(&mut c), "HTTP/1.1 200 OK");
+    }
+    // Between two requests: routed to its backend, holding no server.
+    let answer = socat(&sock, "show sess");
+    let lines = sessions(&answer);
+    assert_eq!(lines.len(), 1, "{answer}");
+    let src = format!(" src={} ", c.local_addr().unwrap());
+    assert!(
+        lines[0].contains(&format!("proto=tcpv4{src}fe=web be=web srv=<none> ")),
+        "{answer}"
+    );
+    let id = lines[0].split_once(':').unwrap().0;
+    assert_eq!(socat(&sock, &format!("shutdown session {id}")), "\n");
+    let mut b = [0u8; 16];
+    assert_eq!(
+        c.read(&mut b).unwrap_or(0),
+        0,
+        "the client's connection is closed"
+    );
+    assert!(wait_until(Duration::from_secs(5), || {
+        socat(&sock, "show sess") == "\n"
+    }));
+}
