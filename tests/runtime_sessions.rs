@@ -42,11 +42,15 @@ fn show_sess_lists_live_sessions_and_shutdown_session_closes_one() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
+    let log = dir.path().join("sessions.log");
     let cfg = format!(
         r#"
 [global]
 admin-socket = "{}"
+log = [{{ target = "{}" }}]
 [defaults]
+log = "global"
+log-format = "tcplog"
 timeout = {{ connect = "2s", client = "30s", server = "30s" }}
 [[listen]]
 name = "cache"
@@ -54,6 +58,7 @@ bind = ["127.0.0.1:{port}"]
 servers = [{{ name = "r1", address = "127.0.0.1:{}" }}]
 "#,
         sock.display(),
+        log.display(),
         redis.port
     );
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
@@ -109,6 +114,18 @@ servers = [{{ name = "r1", address = "127.0.0.1:{}" }}]
     }));
     let left = socat(&sock, "show sess");
     assert!(!left.contains(&first), "{left}");
+    // Logged as HAProxy logs a killed session: `K`, in the data phase.
+    let from = format!("{} [", clients[0].local_addr().unwrap());
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains(&from) && l.contains(" KD "))
+        }),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     // The others still work.
     for c in clients.iter_mut().skip(1) {
         c.write_all(b"PING\r\n").unwrap();
