@@ -84,6 +84,41 @@ servers = [{{ name = "r1", address = "127.0.0.1:{}" }}]
         assert!(rest.contains(" age="), "{line}");
     }
 
+    // The same fields in the same order as HAProxy 2.6's line for a session
+    // of the same kind (one client to the same redis through haproxy).
+    let (hport, hsock) = (free_port(), dir.path().join("haproxy.sock"));
+    let _h = support::servers::Haproxy::start(
+        &format!(
+            "global\n  stats socket {} level admin\ndefaults\n  mode tcp\n  timeout connect 2s\n  \
+             timeout client 30s\n  timeout server 30s\nlisten cache\n  bind 127.0.0.1:{hport}\n  \
+             server r1 127.0.0.1:{}\n",
+            hsock.display(),
+            redis.port
+        ),
+        &[hport],
+    );
+    let hc = redis_client(hport);
+    let hsrc = format!(" src={} ", hc.local_addr().unwrap());
+    let theirs = socat(&hsock, "show sess");
+    let their_line = theirs
+        .lines()
+        .find(|l| l.contains(&hsrc))
+        .unwrap_or_else(|| panic!("{theirs}"));
+    let keys = |l: &str| -> Vec<String> {
+        l.split(' ')
+            .skip(1)
+            .map(|w| w.split(['=', '[']).next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        keys(&lines[0]),
+        keys(their_line),
+        "ours: {}\nhaproxy's: {their_line}",
+        lines[0]
+    );
+    assert!(their_line.contains(&format!("{hsrc}fe=cache be=cache srv=r1 ")));
+    drop(hc);
+
     // One session in detail, then closed by id: its client sees the end.
     let first = format!(" src={} ", clients[0].local_addr().unwrap());
     let line = lines.iter().find(|l| l.contains(&first)).unwrap();
