@@ -42,11 +42,15 @@ fn show_sess_lists_live_sessions_and_shutdown_session_closes_one() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
+    let log = dir.path().join("sessions.log");
     let cfg = format!(
         r#"
 [global]
 admin-socket = "{}"
+log = [{{ target = "{}" }}]
 [defaults]
+log = "global"
+log-format = "tcplog"
 timeout = {{ connect = "2s", client = "30s", server = "30s" }}
 [[listen]]
 name = "cache"
@@ -54,6 +58,7 @@ bind = ["127.0.0.1:{port}"]
 servers = [{{ name = "r1", address = "127.0.0.1:{}" }}]
 "#,
         sock.display(),
+        log.display(),
         redis.port
     );
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
@@ -78,6 +83,41 @@ servers = [{{ name = "r1", address = "127.0.0.1:{}" }}]
         );
         assert!(rest.contains(" age="), "{line}");
     }
+
+    // The same fields in the same order as HAProxy 2.6's line for a session
+    // of the same kind (one client to the same redis through haproxy).
+    let (hport, hsock) = (free_port(), dir.path().join("haproxy.sock"));
+    let _h = support::servers::Haproxy::start(
+        &format!(
+            "global\n  stats socket {} level admin\ndefaults\n  mode tcp\n  timeout connect 2s\n  \
+             timeout client 30s\n  timeout server 30s\nlisten cache\n  bind 127.0.0.1:{hport}\n  \
+             server r1 127.0.0.1:{}\n",
+            hsock.display(),
+            redis.port
+        ),
+        &[hport],
+    );
+    let hc = redis_client(hport);
+    let hsrc = format!(" src={} ", hc.local_addr().unwrap());
+    let theirs = socat(&hsock, "show sess");
+    let their_line = theirs
+        .lines()
+        .find(|l| l.contains(&hsrc))
+        .unwrap_or_else(|| panic!("{theirs}"));
+    let keys = |l: &str| -> Vec<String> {
+        l.split(' ')
+            .skip(1)
+            .map(|w| w.split(['=', '[']).next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        keys(&lines[0]),
+        keys(their_line),
+        "ours: {}\nhaproxy's: {their_line}",
+        lines[0]
+    );
+    assert!(their_line.contains(&format!("{hsrc}fe=cache be=cache srv=r1 ")));
+    drop(hc);
 
     // One session in detail, then closed by id: its client sees the end.
     let first = format!(" src={} ", clients[0].local_addr().unwrap());
@@ -109,6 +149,18 @@ servers = [{{ name = "r1", address = "127.0.0.1:{}" }}]
     }));
     let left = socat(&sock, "show sess");
     assert!(!left.contains(&first), "{left}");
+    // Logged as HAProxy logs a killed session: `K`, in the data phase.
+    let from = format!("{} [", clients[0].local_addr().unwrap());
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            std::fs::read_to_string(&log)
+                .unwrap_or_default()
+                .lines()
+                .any(|l| l.contains(&from) && l.contains(" KD "))
+        }),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     // The others still work.
     for c in clients.iter_mut().skip(1) {
         c.write_all(b"PING\r\n").unwrap();
@@ -249,7 +301,10 @@ fn post(url: &str, auth: Option<&str>, form: &str) -> String {
     let (head, _) = support::clients::curl(&args);
     assert!(head.starts_with("HTTP/1.1 303 See Other"), "{head}");
     head.lines()
-        .find_map(|l| l.strip_prefix("Location: "))
+        .find_map(|l| {
+            let (name, value) = l.split_once(": ")?;
+            name.eq_ignore_ascii_case("location").then_some(value)
+        })
         .unwrap_or_else(|| panic!("no Location in {head}"))
         .to_string()
 }
@@ -371,4 +426,168 @@ stats = {{ uri = "/stats", auth = ["admin:admin"], admin = "FALSE" }}
     assert_eq!(admin_state(&sock, "a"), "0");
     let seen: Vec<String> = (0..4).map(|_| who(port)).collect();
     assert!(seen.iter().any(|s| s == "a"), "{seen:?}");
+}
+
+/// Reads one HTTP response with a `Content-Length` body; its status line.
+fn read_response(c: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return head.lines().next().unwrap().to_string();
+            }
+        }
+        let n = c.read(&mut b).unwrap();
+        assert!(n > 0, "closed mid-response: {got:?}");
+        got.extend_from_slice(&b[..n]);
+    }
+}
+
+#[test]
+fn show_sess_shows_a_keep_alive_http_session_and_shutdown_session_ends_it() {
+    let nginx = support::servers::Nginx::start(&[("index.html", "hello")]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("admin.sock");
+    let cfg = format!(
+        r#"
+[global]
+admin-socket = "{}"
+[defaults]
+timeout = {{ connect = "2s", client = "30s", server = "30s" }}
+[[listen]]
+name = "web"
+bind = ["127.0.0.1:{port}"]
+mode = "http"
+servers = [{{ name = "n1", address = "127.0.0.1:{}" }}]
+"#,
+        sock.display(),
+        nginx.port
+    );
+    let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for _ in 0..2 {
+        c.write_all(b"GET /index.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(read_response(&mut c), "HTTP/1.1 200 OK");
+    }
+    // Between two requests: routed to its backend, holding no server.
+    let answer = socat(&sock, "show sess");
+    let lines = sessions(&answer);
+    assert_eq!(lines.len(), 1, "{answer}");
+    let src = format!(" src={} ", c.local_addr().unwrap());
+    assert!(
+        lines[0].contains(&format!("proto=tcpv4{src}fe=web be=web srv=<none> ")),
+        "{answer}"
+    );
+    let id = lines[0].split_once(':').unwrap().0;
+    assert_eq!(socat(&sock, &format!("shutdown session {id}")), "\n");
+    let mut b = [0u8; 16];
+    assert_eq!(
+        c.read(&mut b).unwrap_or(0),
+        0,
+        "the client's connection is closed"
+    );
+    assert!(wait_until(Duration::from_secs(5), || {
+        socat(&sock, "show sess") == "\n"
+    }));
+}
+
+/// The same posts to HAProxy's page and to ringlb's: the same `;st=` answers
+/// (health forcing aside: ringlb refuses what its runtime API cannot do).
+#[test]
+fn admin_posts_are_answered_as_haproxy_answers_them() {
+    let a = TestServer::start("a", Behaviour::Hello);
+    let b = TestServer::start("b", Behaviour::Hello);
+    let (port, page, ro) = (free_port(), free_port(), free_port());
+    let (hport, hpage, hro) = (free_port(), free_port(), free_port());
+    let cfg = format!(
+        r#"
+[defaults]
+timeout = {{ connect = "2s", client = "10s", server = "10s" }}
+[[listen]]
+name = "app"
+bind = ["127.0.0.1:{port}"]
+servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
+[[listen]]
+name = "stats"
+bind = ["127.0.0.1:{page}"]
+mode = "http"
+stats = {{ uri = "/stats", auth = ["admin:admin"], admin = "LOCALHOST" }}
+[[listen]]
+name = "readonly"
+bind = ["127.0.0.1:{ro}"]
+mode = "http"
+stats = {{ uri = "/stats", auth = ["admin:admin"] }}
+"#,
+        a.addr, b.addr
+    );
+    let _lb = Ringlb::start(&cfg, &[]);
+    let _h = support::servers::Haproxy::start(
+        &format!(
+            "defaults\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+             listen app\n  bind 127.0.0.1:{hport}\n  server a {}\n  server b {}\n\
+             listen stats\n  mode http\n  bind 127.0.0.1:{hpage}\n  stats enable\n  stats uri /stats\n  \
+             stats auth admin:admin\n  stats admin if LOCALHOST\n\
+             listen readonly\n  mode http\n  bind 127.0.0.1:{hro}\n  stats enable\n  stats uri /stats\n  \
+             stats auth admin:admin\n",
+            a.addr, b.addr
+        ),
+        &[hport, hpage, hro],
+    );
+    let forms = [
+        "s=a&action=maint&b=app",
+        "s=a&action=maint&b=app",
+        "s=a&s=b&action=drain&b=app",
+        "s=a&s=zz&action=ready&b=app",
+        "s=zz&action=ready&b=app",
+        "action=ready&b=app",
+        "s=a&action=bogus&b=app",
+        "s=a&action=ready&b=nope",
+        "s=a&action=dhlth&b=app",
+        "s=a&action=eagent&b=app",
+        "s=b&action=shutdown&b=app",
+        "s=b&action=disable&b=app",
+        "s=b&action=enable&b=app",
+        "s=b&action=stop&b=app",
+        "s=b&action=start&b=app",
+    ];
+    for f in forms {
+        let ours = post(
+            &format!("http://127.0.0.1:{page}/stats"),
+            Some("admin:admin"),
+            f,
+        );
+        let theirs = post(
+            &format!("http://127.0.0.1:{hpage}/stats"),
+            Some("admin:admin"),
+            f,
+        );
+        assert_eq!(ours, theirs, "{f}");
+    }
+    for (ours, theirs) in [(ro, hro), (page, hpage)] {
+        let url = |p: u16| format!("http://127.0.0.1:{p}/stats;norefresh");
+        let f = "s=a&action=maint&b=app";
+        assert_eq!(
+            post(&url(ours), Some("admin:admin"), f),
+            post(&url(theirs), Some("admin:admin"), f),
+            "{f} on ;norefresh"
+        );
+    }
+    // Where the posts left the servers: a in MAINT (the last post); b READY
+    // — drained, disabled, enabled (back to DRAIN: HAProxy's MAINT and DRAIN
+    // are two flags, which is why `stop` then changed nothing), started.
+    let seen: Vec<String> = (0..4).map(|_| who(port)).collect();
+    assert!(seen.iter().all(|s| s == "b"), "{seen:?}");
 }

@@ -225,8 +225,17 @@ impl Api {
                 self.clear(true);
                 "\n".into()
             }
-            ["disable", "server", target] => self.admin(target, Some(Admin::Maint)),
-            ["enable", "server", target] => self.admin(target, Some(Admin::Ready)),
+            // HAProxy's `disable|enable server` set or clear only the MAINT
+            // flag: a drained server comes back drained.
+            ["disable", "server", target] | ["enable", "server", target] => {
+                match self.find(target) {
+                    Err(e) => e,
+                    Ok((b, s)) => {
+                        self.ops().set_flags(b, s, Some(w[0] == "disable"), None);
+                        "\n".into()
+                    }
+                }
+            }
             ["disable", "health", target] | ["enable", "health", target] => {
                 match self.find(target) {
                     Err(e) => e,
@@ -428,11 +437,8 @@ impl Api {
                 let st = &t.servers[bi][si];
                 // HAProxy's SRV_ST_* (0 stopped, 2 running) and SRV_ADMF_* bits.
                 let op = if st.up { 2 } else { 0 };
-                let admin = match st.admin {
-                    Admin::Ready => 0,
-                    Admin::Maint => 1,
-                    Admin::Drain => 8,
-                };
+                let (maint, drain) = st.admin_flags();
+                let admin = u8::from(maint) | (u8::from(drain) << 3);
                 out += &format!(
                     "{} {} {} {} {} {op} {admin} {} {} {} {} {} {} {} 0 0 0 - {} - {} {} - - 0\n",
                     bi + 1,

@@ -19,13 +19,39 @@ pub struct Ops<'a> {
 }
 
 impl Ops<'_> {
-    /// Sets server (b, s)'s admin state and logs the transition as HAProxy
-    /// does.
+    /// Sets server (b, s)'s admin state (`set server … state`: HAProxy's
+    /// `srv_adm_set_*`, which set one flag and clear the other).
     pub fn set_admin(&self, b: usize, s: usize, to: Admin) {
+        let flags = match to {
+            Admin::Ready => (false, false),
+            Admin::Drain => (false, true),
+            Admin::Maint => (true, false),
+        };
+        self.set_flags(b, s, Some(flags.0), Some(flags.1));
+    }
+
+    /// Sets or clears HAProxy's forced MAINT and DRAIN flags one by one
+    /// (`disable|enable server` touch only MAINT, so a server drained then
+    /// disabled is back in DRAIN when enabled), logging the transition as
+    /// HAProxy does. False when nothing changed.
+    pub fn set_flags(&self, b: usize, s: usize, maint: Option<bool>, drain: Option<bool>) -> bool {
         let mut table = self.table.borrow_mut();
+        let (m0, d0) = table.servers[b][s].admin_flags();
+        let (m1, d1) = (maint.unwrap_or(m0), drain.unwrap_or(d0));
+        if (m0, d0) == (m1, d1) {
+            return false;
+        }
         let from = table.servers[b][s].admin;
-        let Some((_, after)) = table.set(self.shared, b, s, |st| st.admin = to) else {
-            return;
+        let to = match (m1, d1) {
+            (true, _) => Admin::Maint,
+            (false, true) => Admin::Drain,
+            (false, false) => Admin::Ready,
+        };
+        let Some((_, after)) = table.set(self.shared, b, s, |st| {
+            st.admin = to;
+            st.drain_under_maint = m1 && d1;
+        }) else {
+            return true;
         };
         let (act, bck) = table.usable_counts(self.config, b);
         drop(table);
@@ -53,6 +79,12 @@ impl Ops<'_> {
         if let Some(l) = line {
             self.logger.event(level::WARNING, l);
         }
+        true
+    }
+
+    /// Server (b, s)'s forced (MAINT, DRAIN) flags.
+    pub fn flags(&self, b: usize, s: usize) -> (bool, bool) {
+        self.table.borrow().servers[b][s].admin_flags()
     }
 
     /// Turns server (b, s)'s health checks on or off (off: UP assumed, as

@@ -269,28 +269,18 @@ pub fn apply(ops: &Ops<'_>, form: &Form) -> PostStatus {
             total += 1;
             continue;
         };
-        let admin = ops.table.borrow().servers[b][s].admin;
+        // The old actions set or clear one of HAProxy's two flags, and count
+        // only when it was not already so.
+        let (maint, drain) = ops.flags(b, s);
         let done = match act {
             Action::Set(to) => {
                 ops.set_admin(b, s, to);
                 true
             }
-            Action::Disable if admin != Admin::Maint => {
-                ops.set_admin(b, s, Admin::Maint);
-                true
-            }
-            Action::Enable if admin == Admin::Maint => {
-                ops.set_admin(b, s, Admin::Ready);
-                true
-            }
-            Action::Stop if admin != Admin::Drain => {
-                ops.set_admin(b, s, Admin::Drain);
-                true
-            }
-            Action::Start if admin == Admin::Drain => {
-                ops.set_admin(b, s, Admin::Ready);
-                true
-            }
+            Action::Disable if !maint => ops.set_flags(b, s, Some(true), None),
+            Action::Enable if maint => ops.set_flags(b, s, Some(false), None),
+            Action::Stop if !drain => ops.set_flags(b, s, None, Some(true)),
+            Action::Start if drain => ops.set_flags(b, s, None, Some(false)),
             Action::Health(on) if ops.has_checks(b, s) => {
                 ops.set_checks(b, s, on);
                 true

@@ -25,6 +25,9 @@ pub struct ServerStatus {
     /// Health as the checks see it (UP without checks).
     pub up: bool,
     pub admin: Admin,
+    /// In MAINT with a forced drain under it (HAProxy's FMAINT and FDRAIN
+    /// are two flags: `enable server` clears only the first).
+    pub drain_under_maint: bool,
     /// Health checks running (`disable health` turns them off: UP assumed).
     pub checks_enabled: bool,
     pub weight: u32,
@@ -47,6 +50,15 @@ pub struct ServerStatus {
 }
 
 impl ServerStatus {
+    /// HAProxy's forced admin flags: (FMAINT, FDRAIN).
+    pub fn admin_flags(&self) -> (bool, bool) {
+        match self.admin {
+            Admin::Ready => (false, false),
+            Admin::Drain => (false, true),
+            Admin::Maint => (true, self.drain_under_maint),
+        }
+    }
+
     /// What the data shards apply.
     pub fn effective(&self) -> ServerState {
         match self.admin {
@@ -109,6 +121,7 @@ impl StatusTable {
                             } else {
                                 Admin::Ready
                             },
+                            drain_under_maint: false,
                             checks_enabled: s.check,
                             weight: s.weight,
                             last_change: now,

@@ -201,16 +201,14 @@ impl Web {
             .into_bytes();
         }
         let flags: Vec<&str> = opts.split(';').filter(|s| !s.is_empty()).collect();
-        // The page's own links keep its `;up` and `;norefresh`.
+        // The page's own links keep its `;up`, and `;norefresh` when there
+        // is a refresh to turn off (HAProxy ignores it otherwise).
+        let norefresh = spec.refresh.is_some() && flags.contains(&"norefresh");
         let page_uri = format!(
             "{}{}{}",
             spec.uri,
             if flags.contains(&"up") { ";up" } else { "" },
-            if flags.contains(&"norefresh") {
-                ";norefresh"
-            } else {
-                ""
-            }
+            if norefresh { ";norefresh" } else { "" }
         );
         let admin = self
             .admin

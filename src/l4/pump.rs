@@ -218,6 +218,9 @@ pub struct PumpResult {
 #[derive(Default)]
 pub struct KillSwitch {
     killed: Cell<bool>,
+    /// Thrown by an operator (`shutdown session[s]`): logged `K`, as
+    /// HAProxy's SF_ERR_KILLED, rather than `D` (its server went down).
+    operator: Cell<bool>,
     waker: Cell<Option<Waker>>,
 }
 
@@ -227,6 +230,16 @@ impl KillSwitch {
         if let Some(w) = self.waker.take() {
             w.wake();
         }
+    }
+
+    /// `kill`, on an operator's command.
+    pub fn kill_by_operator(&self) {
+        self.operator.set(true);
+        self.kill();
+    }
+
+    pub fn by_operator(&self) -> bool {
+        self.operator.get()
     }
 
     pub fn is_killed(&self) -> bool {

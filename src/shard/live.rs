@@ -129,8 +129,10 @@ impl LiveSessions {
         LiveKey { reg: self, key }
     }
 
-    /// Kills every session whose (backend, server) matches.
-    pub fn kill(&self, matches: impl Fn(usize, Option<usize>) -> bool) {
+    /// Kills every session whose (backend, server) matches; `operator`: on
+    /// an operator's command (`shutdown sessions server`), not because the
+    /// server went down.
+    pub fn kill(&self, operator: bool, matches: impl Fn(usize, Option<usize>) -> bool) {
         let kills: Vec<Rc<KillSwitch>> = self
             .entries
             .borrow()
@@ -142,7 +144,11 @@ impl LiveSessions {
         // Killing wakes tasks, which may register or drop entries: not while
         // the registry is borrowed.
         for k in kills {
-            k.kill();
+            if operator {
+                k.kill_by_operator();
+            } else {
+                k.kill();
+            }
         }
     }
 
@@ -187,7 +193,7 @@ impl LiveSessions {
             .map(|e| e.kill.clone());
         match kill {
             Some(k) => {
-                k.kill();
+                k.kill_by_operator();
                 true
             }
             None => false,
@@ -275,7 +281,7 @@ mod tests {
         assert_eq!(d[1].client, origin().client);
         assert!(!reg.kill_one(d[1].id + 64), "no such session");
         assert!(reg.kill_one(d[1].id));
-        assert!(b.is_killed() && !a.is_killed());
+        assert!(b.is_killed() && b.by_operator() && !a.is_killed());
         drop((ka, kb));
         assert!(reg.describe(|_, _| addr).is_empty());
     }
@@ -292,7 +298,7 @@ mod tests {
         kb.set_server(Some(2));
         let kc = reg.register(origin(), None, c.clone());
         assert_eq!(reg.len(), 3);
-        reg.kill(|be, s| be == 0 && s == Some(1));
+        reg.kill(false, |be, s| be == 0 && s == Some(1));
         assert!(a.is_killed() && !b.is_killed() && !c.is_killed());
         drop(ka);
         assert_eq!(reg.len(), 2);

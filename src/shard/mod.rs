@@ -337,9 +337,9 @@ async fn inbox_loop(ctx: Rc<ShardCtx>, rx: Receiver<ShardMsg>) {
                     server,
                     addr,
                 } => ctx.set_server_addr(backend, server, addr),
-                ShardMsg::KillServerSessions { backend, server } => {
-                    ctx.live.kill(|b, s| b == backend && s == Some(server))
-                }
+                ShardMsg::KillServerSessions { backend, server } => ctx
+                    .live
+                    .kill(true, |b, s| b == backend && s == Some(server)),
                 ShardMsg::Publish => ctx.publish(),
                 ShardMsg::ListSessions { reply } => {
                     let sessions = ctx.live.describe(|b, s| ctx.server_addr(b, s));

@@ -50,7 +50,7 @@ impl ShardCtx {
                 if self.config.backends[ev.backend].on_marked_down == OnMarkedDown::ShutdownSessions
                 {
                     self.live
-                        .kill(|b, s| b == ev.backend && s == Some(ev.server));
+                        .kill(false, |b, s| b == ev.backend && s == Some(ev.server));
                 }
             }
             ServerState::Up | ServerState::Drain => {}

@@ -182,7 +182,8 @@ pub async fn serve<C: Transport>(
             ctx.shared.local_exhaustion();
             Termination::LOCAL_DATA
         }
-        PumpEnd::Killed if ctx.killed.get() => Termination::HARD_STOP_KILL,
+        // `K`: hard-stop-after or an operator; `D`: the server went down.
+        PumpEnd::Killed if ctx.killed.get() || kill.by_operator() => Termination::HARD_STOP_KILL,
         PumpEnd::Killed => Termination::SERVER_DOWN_KILL,
     }
 }

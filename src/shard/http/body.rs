@@ -264,7 +264,9 @@ impl Conn<'_> {
                 self.ctx.shared.local_exhaustion();
                 Termination::LOCAL_DATA
             }
-            PumpEnd::Killed if self.ctx.killed.get() => Termination::HARD_STOP_KILL,
+            PumpEnd::Killed if self.ctx.killed.get() || self.kill.by_operator() => {
+                Termination::HARD_STOP_KILL
+            }
             PumpEnd::Killed => Termination::SERVER_DOWN_KILL,
         }
     }

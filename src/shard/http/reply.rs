@@ -47,7 +47,11 @@ impl Conn<'_> {
         let Some((line, request_time, start)) = self.in_flight.take() else {
             return;
         };
-        let who = if self.ctx.killed.get() { b'K' } else { b'D' };
+        let who = if self.ctx.killed.get() || self.kill.by_operator() {
+            b'K'
+        } else {
+            b'D'
+        };
         let phase = if rec.bytes_down == 0 { b'H' } else { b'D' };
         let tl = Timeline::new(start);
         self.log(
