@@ -127,6 +127,14 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
+    // The test suite's stand-in for a container that refuses io_uring
+    // (debug builds only).
+    if cfg!(debug_assertions) && std::env::var_os("RINGLB_TEST_DENY_IO_URING").is_some() {
+        if let Err(e) = ringlb::sys::seccomp::deny_io_uring_setup() {
+            eprintln!("RINGLB_TEST_DENY_IO_URING: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let args: Vec<String> = std::env::args().collect();
     if haproxy_cli::wants_haproxy_cli(&args[1..]) {
         return haproxy_cli::main(&args[1..]);

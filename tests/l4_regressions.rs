@@ -1,6 +1,7 @@
 //! Regression tests for what held when the running binary was probed (issue 9):
-//! connection churn, a server killed with SIGKILL under 200 open sessions, and
-//! one-byte trickles — each bounded in count and time.
+//! connection churn, a server killed with SIGKILL under 200 open sessions,
+//! one-byte trickles — each bounded in count and time — and io_uring refused
+//! by seccomp.
 
 mod support;
 
@@ -152,4 +153,38 @@ fn one_byte_trickles_arrive_byte_exact() {
         back.push(one[0]);
     }
     assert_eq!(back, msg);
+}
+
+/// A container's seccomp profile refusing io_uring (here a filter the debug
+/// build installs on itself, `RINGLB_TEST_DENY_IO_URING`): ringlb stops at
+/// startup, exit 2, saying what is missing, with nothing left listening.
+#[test]
+fn io_uring_refused_by_seccomp_stops_at_startup_with_exit_2() {
+    if !cfg!(debug_assertions) {
+        eprintln!("SKIPPED: the seccomp hook exists in debug builds only");
+        return;
+    }
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_file(
+        dir.path(),
+        "lb.toml",
+        &listen_cfg(port, &["127.0.0.1:9".to_string()]),
+    );
+    let out = Command::new(ringlb_bin())
+        .args(["run", "-f", cfg.to_str().unwrap()])
+        .env("RINGLB_TEST_DENY_IO_URING", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ringlb");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("io_uring is unavailable (Operation not permitted") && err.contains("seccomp"),
+        "{err}"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "still listening"
+    );
 }

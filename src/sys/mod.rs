@@ -9,6 +9,7 @@ pub mod notify;
 pub mod pipe;
 pub mod privs;
 pub mod process;
+pub mod seccomp;
 pub mod signals;
 pub mod socket;
 
