@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(haproxy redis-server redis-tools nginx iperf3 postgresql mariadb-server curl openssl iproute2 procps shellcheck linux-perf util-linux socat prometheus chromium wrk)
+packages=(haproxy redis-server redis-tools nginx iperf3 postgresql mariadb-server curl openssl iproute2 procps shellcheck linux-perf util-linux socat prometheus chromium wrk keepalived psmisc)
 missing=()
 for p in "${packages[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
