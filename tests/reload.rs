@@ -436,17 +436,18 @@ fn a_worker_that_dies_stops_the_master_loudly() {
     let mut master = start(&cfg, &["-W", "-f", cfg.to_str().unwrap()]);
     ping_once(port).unwrap();
     // The worker's pid, from its readiness line.
-    let worker: u32 = master
-        .output()
-        .lines()
-        .find_map(|l| {
+    // (The readiness line reaches `output` a moment after `start` saw it.)
+    let find = || -> Option<u32> {
+        master.output().lines().find_map(|l| {
             l.strip_prefix("ringlb ready: ")?
                 .rsplit(' ')
                 .next()?
                 .parse()
                 .ok()
         })
-        .expect("worker readiness line");
+    };
+    assert!(wait_until(Duration::from_secs(2), || find().is_some()));
+    let worker = find().unwrap();
     assert_ne!(worker, master.pid());
     ringlb::sys::signals::send(worker, libc::SIGKILL).unwrap();
     // HAProxy's exit-on-failure: the master says so and exits non-zero, so
