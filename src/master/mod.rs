@@ -239,6 +239,9 @@ impl Master<'_> {
                     if !stopping {
                         self.say(level::NOTICE, "stopping every worker".into());
                         let _ = self.notifier.send("STOPPING=1\nSTATUS=Stopping");
+                        // Our copies would keep the sockets listening, unserved,
+                        // until the last worker is gone: close them now.
+                        self.held = Arc::new(Vec::new());
                     }
                     stopping = true;
                     for w in &self.workers {
@@ -254,6 +257,7 @@ impl Master<'_> {
             if let Some(code) = reaped {
                 failure = code;
                 stopping = true;
+                self.held = Arc::new(Vec::new());
                 let _ = self
                     .notifier
                     .send("STOPPING=1\nSTATUS=The worker failed; stopping");
@@ -328,7 +332,10 @@ impl Master<'_> {
         let _ = std::thread::Builder::new()
             .name(format!("ringlb-worker-{generation}"))
             .spawn(move || {
-                if handover::answer(&mine, &held).is_ok() {
+                let given = handover::answer(&mine, &held);
+                // The worker has its own copies now; ours stay in `self.held`.
+                drop(held);
+                if given.is_ok() {
                     let _ = mine.set_read_timeout(None);
                     let mut lines = BufReader::new(&mine).lines();
                     while let Some(Ok(l)) = lines.next() {
