@@ -432,8 +432,11 @@ fn a_worker_that_dies_stops_the_master_loudly() {
     let root = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = root.path().join("ringlb.toml");
-    std::fs::write(&cfg, config(port, redis.port, 1, root.path())).unwrap();
-    let mut master = start(&cfg, &["-W", "-f", cfg.to_str().unwrap()]);
+    // Master-worker from the configuration (TOML `global.master-worker`).
+    let text = config(port, redis.port, 1, root.path())
+        .replace("[global]\n", "[global]\nmaster-worker = true\n");
+    std::fs::write(&cfg, text).unwrap();
+    let mut master = start(&cfg, &["run", "-f", cfg.to_str().unwrap()]);
     ping_once(port).unwrap();
     // The worker's pid, from its readiness line.
     // (The readiness line reaches `output` a moment after `start` saw it.)
