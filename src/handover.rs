@@ -109,9 +109,27 @@ pub fn answer(conn: &UnixStream, held: &[Held]) -> io::Result<()> {
     }
 }
 
+/// The listeners a process exposes, until it withdraws them.
+pub struct Exposure {
+    held: Arc<std::sync::Mutex<Option<Arc<Vec<Held>>>>>,
+}
+
+impl Exposure {
+    /// Closes our copies once this process stops accepting: a copy kept open
+    /// would keep a socket in its `SO_REUSEPORT` group that nobody accepts on,
+    /// and the connections the kernel queues there would be reset when the
+    /// process exits. A successor that took the sockets holds its own copies.
+    pub fn withdraw(&self) {
+        let taken = self.held.lock().map(|mut h| h.take());
+        drop(taken);
+    }
+}
+
 /// Serves `_getsocks` on a unix socket at `path` (mode 600) from a thread of
-/// its own, for as long as the process lives.
-pub fn serve_at(path: &Path, held: Arc<Vec<Held>>) -> io::Result<()> {
+/// its own, for as long as the process lives (no listeners once withdrawn).
+pub fn serve_at(path: &Path, held: Arc<Vec<Held>>) -> io::Result<Exposure> {
+    let slot = Arc::new(std::sync::Mutex::new(Some(held)));
+    let exposure = Exposure { held: slot.clone() };
     let _ = std::fs::remove_file(path);
     let l = UnixListener::bind(path).map_err(|e| {
         io::Error::other(format!(
@@ -125,10 +143,11 @@ pub fn serve_at(path: &Path, held: Arc<Vec<Held>>) -> io::Result<()> {
         .name("ringlb-handover".into())
         .spawn(move || {
             for conn in l.incoming().map_while(Result::ok) {
-                let _ = answer(&conn, &held);
+                let held = slot.lock().ok().and_then(|h| h.clone());
+                let _ = answer(&conn, held.as_deref().map_or(&[], |h| h.as_slice()));
             }
         })?;
-    Ok(())
+    Ok(exposure)
 }
 
 /// Takes the listeners of the process behind the socket at `path` (or its

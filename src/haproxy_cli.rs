@@ -3,7 +3,7 @@
 //! `-v` / `-vv`, `-N MAXCONN`, `-L NAME`, `-sf PID...` / `-st PID...` (start, then
 //! ask the old processes to finish: SIGUSR1, or to stop: SIGTERM), `-x SOCKET`
 //! (take the old process's listeners), `-W` / `-Ws` (master-worker; systemd
-//! notifications come from `$NOTIFY_SOCKET` either way), `-S` refused (no master
+//! notifications come from `$NOTIFY_SOCKET` either way), `-S PATH` (the master
 //! CLI); `-- FILE...` as in HAProxy. ringlb's own `--shards N`, `--lenient` and `--format F` are accepted
 //! here too.
 
@@ -44,6 +44,7 @@ pub struct HaArgs {
     pub format: Format,
     pub listeners_from: Option<PathBuf>,
     pub master_worker: bool,
+    pub master_cli: Option<PathBuf>,
 }
 
 pub fn parse(args: &[String]) -> Result<HaArgs, String> {
@@ -129,10 +130,14 @@ pub fn parse(args: &[String]) -> Result<HaArgs, String> {
                 a.listeners_from = Some(value(i, opt)?.into());
                 i += 1;
             }
-            "-S" => return Err(
-                "-S: the master CLI is not implemented (reload with SIGUSR2 or `ringlb reload`)"
-                    .into(),
-            ),
+            // HAProxy: `-S PATH[,bind options]`; the socket is mode 600.
+            "-S" => {
+                let v = value(i, opt)?;
+                let path = v.split(',').next().unwrap_or_default();
+                let path = path.strip_prefix("unix@").unwrap_or(path);
+                a.master_cli = Some(path.into());
+                i += 1;
+            }
             other => return Err(format!("unknown option \"{other}\" (see ringlb --help)")),
         }
         i += 1;
@@ -215,6 +220,7 @@ pub fn main(args: &[String]) -> ExitCode {
     let launch = crate::Launch {
         master_worker: a.master_worker,
         worker_args,
+        master_cli: a.master_cli.clone(),
     };
     let foreground = a.foreground;
     let maxconn = a.maxconn;
@@ -263,6 +269,7 @@ mod tests {
         let a = p("-f a.cfg -x /run/haproxy.sock -sf 7").unwrap();
         assert_eq!(a.listeners_from, Some(PathBuf::from("/run/haproxy.sock")));
         assert_eq!(a.soft_stop, [7]);
-        assert!(p("-f a.cfg -S /run/master.sock").is_err());
+        let a = p("-W -f a.cfg -S /run/master.sock,mode,600").unwrap();
+        assert_eq!(a.master_cli, Some(PathBuf::from("/run/master.sock")));
     }
 }

@@ -59,6 +59,10 @@ struct RunArgs {
     /// worker on SIGUSR2 or `ringlb reload` (HAProxy's `-W`/`-Ws`).
     #[arg(short = 'W', long = "master-worker")]
     master_worker: bool,
+    /// Master-worker: serve the master CLI (`reload`, `show proc`) on this
+    /// unix socket (HAProxy's `-S`).
+    #[arg(long = "master-socket", value_name = "PATH")]
+    master_socket: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -335,6 +339,7 @@ fn run_file(files: &[PathBuf], args: RunArgs) -> ExitCode {
     let launch = Launch {
         master_worker: args.master_worker,
         worker_args,
+        master_cli: args.master_socket.clone(),
     };
     run_with(files, &args.load_options(), opts, false, launch, |_| {})
 }
@@ -344,6 +349,8 @@ fn run_file(files: &[PathBuf], args: RunArgs) -> ExitCode {
 pub(crate) struct Launch {
     pub master_worker: bool,
     pub worker_args: Vec<String>,
+    /// `-S PATH`: the master CLI.
+    pub master_cli: Option<PathBuf>,
 }
 
 /// Loads the configuration, applies `adjust` and refuses what `run` cannot do
@@ -417,8 +424,13 @@ pub(crate) fn run_with(
                 shards: opts.shards,
                 worker_args: launch.worker_args,
                 quiet: opts.quiet,
+                cli: launch.master_cli,
             };
             ringlb::master::run(&loader, cfg, mopts)
+        }
+        None if launch.master_cli.is_some() => {
+            eprintln!("ringlb: -S / --master-socket: the master CLI needs master-worker (-W, or master-worker in the configuration)");
+            return ExitCode::from(1);
         }
         None => ringlb::run::run(cfg, opts),
     };

@@ -194,19 +194,27 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     }
     let nlisteners: usize = listeners.iter().map(|l| l.len()).sum();
     // Copies for a successor, before the shards own the originals.
-    if config.global.expose_fd_listeners {
-        match &config.global.admin_socket {
-            Some(admin) => {
-                let held = shard::exposed(&listeners)
-                    .map_err(|e| RunError::Io("cannot copy listeners", e))?;
-                crate::handover::serve_at(&crate::handover::sibling_path(admin), Arc::new(held))
-                    .map_err(|e| RunError::Io("expose-fd listeners", e))?;
-            }
-            None => eprintln!(
-                "ringlb: warning: expose-fd listeners needs a stats socket (global.admin-socket); not exposed"
-            ),
+    let exposure = match (
+        &config.global.admin_socket,
+        config.global.expose_fd_listeners,
+    ) {
+        (Some(admin), true) => {
+            let held =
+                shard::exposed(&listeners).map_err(|e| RunError::Io("cannot copy listeners", e))?;
+            let path = crate::handover::sibling_path(admin);
+            Some(
+                crate::handover::serve_at(&path, Arc::new(held))
+                    .map_err(|e| RunError::Io("expose-fd listeners", e))?,
+            )
         }
-    }
+        (None, true) => {
+            eprintln!(
+                "ringlb: warning: expose-fd listeners needs a stats socket (global.admin-socket); not exposed"
+            );
+            None
+        }
+        _ => None,
+    };
     let foreground = !(opts.daemon || config.global.daemon);
     let logger = Logger::start(&config, foreground && !opts.quiet)
         .map_err(|e| RunError::Io("cannot open log target", e))?;
@@ -296,6 +304,9 @@ pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
     });
     control.stop();
     shards.stop();
+    if let Some(e) = &exposure {
+        e.withdraw();
+    }
     if died {
         let failed = shards.failed();
         for (id, why) in &failed {

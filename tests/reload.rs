@@ -350,6 +350,7 @@ fn a_bad_config_on_reload_keeps_the_old_worker_serving() {
     let cfg = root.path().join("ringlb.toml");
     let pidfile = root.path().join("ringlb.pid");
     std::fs::write(&cfg, config(port, redis.port, 1, root.path())).unwrap();
+    let cli = root.path().join("master.sock");
     let master = start(
         &cfg,
         &[
@@ -358,6 +359,8 @@ fn a_bad_config_on_reload_keeps_the_old_worker_serving() {
             cfg.to_str().unwrap(),
             "-p",
             pidfile.to_str().unwrap(),
+            "-S",
+            &format!("{},mode,600", cli.display()),
         ],
     );
     assert!(wait_until(Duration::from_secs(5), || pidfile.exists()));
@@ -380,6 +383,12 @@ fn a_bad_config_on_reload_keeps_the_old_worker_serving() {
         master.output().contains("reload failed"),
         "{}",
         master.output()
+    );
+    // The master CLI's `reload` says the same (HAProxy 2.7+'s answer format).
+    let answer = master_cli(&cli, "reload");
+    assert!(
+        answer.starts_with("Success=0\n--\n") && answer.contains("99999"),
+        "{answer}"
     );
     // Nothing changed: new connections are served, the open one goes on.
     for _ in 0..20 {
@@ -404,6 +413,14 @@ fn a_bad_config_on_reload_keeps_the_old_worker_serving() {
     let (code, out, err) = reload(&pidfile);
     assert_eq!(code, 0, "{out}{err}");
     ping_once(port).unwrap();
+    let answer = master_cli(&cli, "reload");
+    assert!(answer.starts_with("Success=1\n--\n"), "{answer}");
+    ping_once(port).unwrap();
+    // One current worker; the first one (holding our stream) among the old.
+    let procs = master_cli(&cli, "show proc");
+    let (current, old) = procs.split_once("# old workers").unwrap();
+    assert_eq!(current.matches("worker ").count(), 1, "{procs}");
+    assert!(old.matches("worker ").count() >= 1, "{procs}");
     let (bytes, streamed) = held.finish();
     assert_eq!(streamed, Ok(()));
     assert!(bytes > 0);
@@ -415,21 +432,25 @@ fn a_worker_that_dies_stops_the_master_loudly() {
     let root = tempfile::tempdir().unwrap();
     let port = free_port();
     let cfg = root.path().join("ringlb.toml");
-    std::fs::write(&cfg, config(port, redis.port, 1, root.path())).unwrap();
-    let mut master = start(&cfg, &["-W", "-f", cfg.to_str().unwrap()]);
+    // Master-worker from the configuration (TOML `global.master-worker`).
+    let text = config(port, redis.port, 1, root.path())
+        .replace("[global]\n", "[global]\nmaster-worker = true\n");
+    std::fs::write(&cfg, text).unwrap();
+    let mut master = start(&cfg, &["run", "-f", cfg.to_str().unwrap()]);
     ping_once(port).unwrap();
     // The worker's pid, from its readiness line.
-    let worker: u32 = master
-        .output()
-        .lines()
-        .find_map(|l| {
+    // (The readiness line reaches `output` a moment after `start` saw it.)
+    let find = || -> Option<u32> {
+        master.output().lines().find_map(|l| {
             l.strip_prefix("ringlb ready: ")?
                 .rsplit(' ')
                 .next()?
                 .parse()
                 .ok()
         })
-        .expect("worker readiness line");
+    };
+    assert!(wait_until(Duration::from_secs(2), || find().is_some()));
+    let worker = find().unwrap();
     assert_ne!(worker, master.pid());
     ringlb::sys::signals::send(worker, libc::SIGKILL).unwrap();
     // HAProxy's exit-on-failure: the master says so and exits non-zero, so
@@ -445,6 +466,16 @@ fn a_worker_that_dies_stops_the_master_loudly() {
         out.contains(&format!("current worker {worker}")) && out.contains("exited with code 137"),
         "{out}"
     );
+}
+
+/// One command on the master CLI (`-S`); the whole answer.
+fn master_cli(path: &Path, cmd: &str) -> String {
+    let mut s = std::os::unix::net::UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 /// Receives one notify datagram (at most 10 s).

@@ -20,8 +20,13 @@
 //!   other workers and exits with failure, so a supervisor (systemd's
 //!   `Restart=on-failure`) restarts the whole: nothing restarts silently.
 //!
+//! - `-S PATH` (HAProxy's master CLI, `cli`): `reload` there does the same and
+//!   answers with the outcome; `show proc` lists the processes.
+//!
 //! Never forwards traffic; never blocks on a worker for longer than
 //! [`READY_PATIENCE`].
+
+pub mod cli;
 
 use std::io::{BufRead, BufReader};
 use std::os::fd::AsRawFd;
@@ -52,6 +57,20 @@ pub struct MasterOptions {
     /// `ringlb` arguments that run one worker on the same files and options.
     pub worker_args: Vec<String>,
     pub quiet: bool,
+    /// `-S PATH`: the master CLI socket.
+    pub cli: Option<PathBuf>,
+}
+
+/// What the master shows its CLI: the last reload answer and the processes.
+#[derive(Debug, Default, Clone)]
+pub struct Board {
+    /// Answers to reloads so far (a new one is the answer to the latest).
+    pub answers: u32,
+    pub ok: bool,
+    pub message: String,
+    /// (pid, generation, leaving) of every worker.
+    pub workers: Vec<(u32, u32, bool)>,
+    pub reloads: u32,
 }
 
 /// Loads and validates the configuration again; the error is the text to
@@ -102,8 +121,7 @@ struct Master<'a> {
     notifier: Notifier,
     logger: Logger,
     status: Option<PathBuf>,
-    /// Answers written to the status file so far.
-    answers: std::cell::Cell<u32>,
+    board: Arc<std::sync::Mutex<Board>>,
 }
 
 pub fn run(load: Loader<'_>, config: Config, opts: MasterOptions) -> Result<(), RunError> {
@@ -137,9 +155,12 @@ pub fn run(load: Loader<'_>, config: Config, opts: MasterOptions) -> Result<(), 
         notifier,
         logger,
         status: None,
-        answers: std::cell::Cell::new(0),
+        board: Arc::default(),
     };
     m.status = m.opts.pidfile.as_deref().map(status_path);
+    if let Some(path) = &m.opts.cli {
+        cli::serve(path, m.board.clone()).map_err(|e| RunError::Io("master CLI (-S)", e))?;
+    }
     let first = m.start_worker().map_err(RunError::Worker)?;
     m.say(
         level::NOTICE,
@@ -179,15 +200,31 @@ impl Master<'_> {
     /// Writes the status file; `answer`: this answers a reload (the answer
     /// count rises, which is what `ringlb reload` waits for).
     fn write_status(&self, answer: bool, verdict: &str, msg: &str) {
+        let n = {
+            let mut b = self.board.lock().unwrap_or_else(|e| e.into_inner());
+            b.answers += u32::from(answer);
+            b.ok = verdict == "ok";
+            b.message = msg.to_string();
+            b.answers
+        };
         if let Some(p) = &self.status {
             let tmp = p.with_extension("reload.tmp");
-            let n = self.answers.get() + u32::from(answer);
-            self.answers.set(n);
             let body = format!("{n} {verdict}\n{msg}\n");
             if std::fs::write(&tmp, body).is_ok() {
                 let _ = std::fs::rename(&tmp, p);
             }
         }
+    }
+
+    /// Shows the current workers to the CLI.
+    fn publish(&self) {
+        let mut b = self.board.lock().unwrap_or_else(|e| e.into_inner());
+        b.workers = self
+            .workers
+            .iter()
+            .map(|w| (w.child.id(), w.generation, w.leaving))
+            .collect();
+        b.reloads = self.generation.saturating_sub(1);
     }
 
     /// Runs until every worker has exited; the exit code to report.
@@ -202,6 +239,9 @@ impl Master<'_> {
                     if !stopping {
                         self.say(level::NOTICE, "stopping every worker".into());
                         let _ = self.notifier.send("STOPPING=1\nSTATUS=Stopping");
+                        // Our copies would keep the sockets listening, unserved,
+                        // until the last worker is gone: close them now.
+                        self.held = Arc::new(Vec::new());
                     }
                     stopping = true;
                     for w in &self.workers {
@@ -212,9 +252,12 @@ impl Master<'_> {
                 Err(e) => return Err(RunError::Io("sigtimedwait", e)),
             }
             while self.events.1.try_recv().is_ok() {}
-            if let Some(code) = self.reap(stopping) {
+            let reaped = self.reap(stopping);
+            self.publish();
+            if let Some(code) = reaped {
                 failure = code;
                 stopping = true;
+                self.held = Arc::new(Vec::new());
                 let _ = self
                     .notifier
                     .send("STOPPING=1\nSTATUS=The worker failed; stopping");
@@ -289,7 +332,10 @@ impl Master<'_> {
         let _ = std::thread::Builder::new()
             .name(format!("ringlb-worker-{generation}"))
             .spawn(move || {
-                if handover::answer(&mine, &held).is_ok() {
+                let given = handover::answer(&mine, &held);
+                // The worker has its own copies now; ours stay in `self.held`.
+                drop(held);
+                if given.is_ok() {
                     let _ = mine.set_read_timeout(None);
                     let mut lines = BufReader::new(&mine).lines();
                     while let Some(Ok(l)) = lines.next() {
@@ -300,6 +346,7 @@ impl Master<'_> {
                 }
                 let _ = tx.send(Event::Gone(generation));
             });
+        self.publish();
         let deadline = Instant::now() + READY_PATIENCE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -367,6 +414,7 @@ impl Master<'_> {
                 for p in &old {
                     let _ = signals::send(*p, libc::SIGUSR1);
                 }
+                self.publish();
                 let msg = format!(
                     "reload done: worker {pid} (generation {}) serving, {} former worker(s) finishing",
                     self.generation,
