@@ -143,20 +143,6 @@ pub fn unsupported(config: &Config) -> Vec<String> {
             ));
         }
     }
-    for be in config
-        .backends
-        .iter()
-        .filter(|b| !b.disabled && b.mode == crate::config::model::Mode::Http)
-    {
-        // The HTTP session opens its own server connections (and pools them):
-        // plain sockets only so far.
-        if be.servers.iter().any(|s| s.ssl.is_some()) {
-            out.push(format!(
-                "backend \"{}\": ssl to servers is not supported in mode http yet (it is in mode tcp)",
-                be.name
-            ));
-        }
-    }
     out
 }
 

@@ -4,151 +4,19 @@
 //! 1.2 and 1.3 to a plain nginx, 64 MiB byte-exact both ways (`socat`),
 //! resumption across two shards, a client that sends garbage or stalls (closed,
 //! counted, logged; others unaffected), and config errors naming the file.
-//! Certificates (a test CA and ECDSA P-256 leaves) are made here with `openssl`.
+//! Certificates come from `support::tls::Pki` (made with `openssl` in the test).
 
 mod support;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::servers::{Nginx, RedisServer};
+use support::tls::{require, run, Pki};
 use support::*;
-
-/// Every tool is on PATH; else skip loudly (fail under CI=true).
-fn require(tools: &[&str]) -> bool {
-    let missing: Vec<&str> = tools
-        .iter()
-        .copied()
-        .filter(|t| {
-            !Command::new("sh")
-                .args(["-c", &format!("command -v {t}")])
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-        })
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("missing tools under CI: {missing:?}");
-    }
-    eprintln!("SKIPPED: missing {missing:?} (scripts/test.sh installs them)");
-    false
-}
-
-fn run(dir: &Path, cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A test CA and leaf certificates, each leaf as HAProxy wants it: one PEM with
-/// the certificate, the chain and the key. `crts/` holds a.test (first: the
-/// default), b.test and *.wild.test.
-struct Pki {
-    dir: tempfile::TempDir,
-}
-
-impl Pki {
-    fn new() -> Pki {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        std::fs::create_dir(d.join("crts")).unwrap();
-        let key = |name: &str| {
-            run(
-                d,
-                "openssl",
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "EC",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-out",
-                    name,
-                ],
-            )
-        };
-        key("ca.key");
-        run(
-            d,
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "ca.key",
-                "-subj",
-                "/CN=ringlb test CA",
-                "-days",
-                "2",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-                "-out",
-                "ca.crt",
-            ],
-        );
-        for (file, name) in [("1-a", "a.test"), ("2-b", "b.test"), ("3-w", "*.wild.test")] {
-            key(&format!("{file}.key"));
-            run(
-                d,
-                "openssl",
-                &[
-                    "req",
-                    "-x509",
-                    "-new",
-                    "-key",
-                    &format!("{file}.key"),
-                    "-subj",
-                    &format!("/CN={name}"),
-                    "-CA",
-                    "ca.crt",
-                    "-CAkey",
-                    "ca.key",
-                    "-days",
-                    "2",
-                    "-addext",
-                    &format!("subjectAltName=DNS:{name}"),
-                    "-addext",
-                    "basicConstraints=CA:FALSE",
-                    "-out",
-                    &format!("{file}.crt"),
-                ],
-            );
-            let mut pem = std::fs::read(d.join(format!("{file}.crt"))).unwrap();
-            pem.extend(std::fs::read(d.join("ca.crt")).unwrap());
-            pem.extend(std::fs::read(d.join(format!("{file}.key"))).unwrap());
-            std::fs::write(d.join("crts").join(format!("{file}.pem")), pem).unwrap();
-        }
-        Pki { dir }
-    }
-
-    fn ca(&self) -> String {
-        self.dir.path().join("ca.crt").display().to_string()
-    }
-
-    fn crts(&self) -> String {
-        self.dir.path().join("crts").display().to_string()
-    }
-
-    fn pem(&self, file: &str) -> PathBuf {
-        self.dir.path().join("crts").join(file)
-    }
-}
 
 /// A TCP-mode listen section with TLS on its bind.
 fn tls_front(port: u16, crt: &str, server: &str, extra: &str) -> String {
@@ -753,29 +621,6 @@ fn bad_certificates_are_config_errors_naming_the_file() {
         "{out}{err}"
     );
     let _ = pki.pem("1-a.pem");
-
-    // TLS to servers is TCP mode's for now: mode http refuses it at run.
-    let dir = tempfile::tempdir().unwrap();
-    let f = write_file(
-        dir.path(),
-        "t.toml",
-        &format!(
-            "[defaults]\nmode = \"http\"\ntimeout = {{ connect = \"1s\", client = \"1s\", server = \"1s\" }}\n\
-             [[listen]]\nname = \"h\"\nbind = [\"127.0.0.1:{}\"]\n\
-             servers = [{{ name = \"s\", address = \"127.0.0.1:2\", ssl = true, verify = \"none\" }}]\n",
-            free_port()
-        ),
-    );
-    let out = Command::new(ringlb_bin())
-        .args(["run", "-f", f.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("ssl to servers is not supported in mode http"),
-        "{err}"
-    );
 }
 
 /// `server ... ssl`: to a `redis-server` speaking only TLS on its TLS port.

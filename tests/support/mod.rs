@@ -8,6 +8,7 @@
 pub mod clients;
 pub mod http;
 pub mod servers;
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};

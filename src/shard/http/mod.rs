@@ -724,8 +724,8 @@ impl Conn<'_> {
     }
 
     /// A new server connection (`connect_slot`), with the PROXY header sent
-    /// first when the server has `send-proxy`/`send-proxy-v2`: the client's
-    /// address and the one it connected to.
+    /// first when the server has `send-proxy`/`send-proxy-v2` (the client's
+    /// address and the one it connected to), then TLS when it has `ssl`.
     async fn connect_new(
         &self,
         backend: usize,
@@ -749,6 +749,11 @@ impl Conn<'_> {
                 return Err(Termination::CONNECT_REFUSED);
             }
         }
+        // `ssl`: TLS after the PROXY header, as HAProxy sends them.
+        let sock = match be.servers[slot.server].ssl.as_deref() {
+            None => sock,
+            Some(tls) => server_tls::bridge(ctx, backend, slot.server, tls, sock).await?,
+        };
         Ok((slot, sock))
     }
 
@@ -769,3 +774,4 @@ mod io;
 mod reply;
 mod route;
 mod rules;
+mod server_tls;

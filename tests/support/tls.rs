@@ -1,0 +1,139 @@
+//! Test certificates and tool checks for the TLS tests: a test CA and ECDSA
+//! P-256 leaves made with the `openssl` CLI, each leaf as HAProxy wants it
+//! (one PEM: certificate, chain, key) and as nginx wants it (`.crt`, `.key`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Every tool is on PATH; else skip loudly (fail under CI=true).
+pub fn require(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !Command::new("sh")
+                .args(["-c", &format!("command -v {t}")])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("missing tools under CI: {missing:?}");
+    }
+    eprintln!("SKIPPED: missing {missing:?} (scripts/test.sh installs them)");
+    false
+}
+
+pub fn run(dir: &Path, cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and leaf certificates, each leaf as HAProxy wants it: one PEM with
+/// the certificate, the chain and the key. `crts/` holds a.test (first: the
+/// default), b.test and *.wild.test.
+pub struct Pki {
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir(d.join("crts")).unwrap();
+        let key = |name: &str| {
+            run(
+                d,
+                "openssl",
+                &[
+                    "genpkey",
+                    "-algorithm",
+                    "EC",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-out",
+                    name,
+                ],
+            )
+        };
+        key("ca.key");
+        run(
+            d,
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "ca.key",
+                "-subj",
+                "/CN=ringlb test CA",
+                "-days",
+                "2",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
+                "-out",
+                "ca.crt",
+            ],
+        );
+        for (file, name) in [("1-a", "a.test"), ("2-b", "b.test"), ("3-w", "*.wild.test")] {
+            key(&format!("{file}.key"));
+            run(
+                d,
+                "openssl",
+                &[
+                    "req",
+                    "-x509",
+                    "-new",
+                    "-key",
+                    &format!("{file}.key"),
+                    "-subj",
+                    &format!("/CN={name}"),
+                    "-CA",
+                    "ca.crt",
+                    "-CAkey",
+                    "ca.key",
+                    "-days",
+                    "2",
+                    "-addext",
+                    &format!("subjectAltName=DNS:{name}"),
+                    "-addext",
+                    "basicConstraints=CA:FALSE",
+                    "-out",
+                    &format!("{file}.crt"),
+                ],
+            );
+            let mut pem = std::fs::read(d.join(format!("{file}.crt"))).unwrap();
+            pem.extend(std::fs::read(d.join("ca.crt")).unwrap());
+            pem.extend(std::fs::read(d.join(format!("{file}.key"))).unwrap());
+            std::fs::write(d.join("crts").join(format!("{file}.pem")), pem).unwrap();
+        }
+        Pki { dir }
+    }
+
+    pub fn ca(&self) -> String {
+        self.dir.path().join("ca.crt").display().to_string()
+    }
+
+    pub fn crts(&self) -> String {
+        self.dir.path().join("crts").display().to_string()
+    }
+
+    pub fn pem(&self, file: &str) -> PathBuf {
+        self.dir.path().join("crts").join(file)
+    }
+}
