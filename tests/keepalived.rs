@@ -107,11 +107,16 @@ impl Net {
         String::from_utf8_lossy(&out.stdout).contains(&format!("inet {VIP}/"))
     }
 
-    /// What the virtual IP answers the client (empty when nothing does).
+    /// What the virtual IP answers the client on port 9001 (empty when
+    /// nothing does).
     fn ask(&self) -> String {
+        self.ask_port(9001)
+    }
+
+    fn ask_port(&self, port: u16) -> String {
         let out = self
             .exec("cli", Path::new("curl"))
-            .args(["-s", "--max-time", "1", &format!("http://{VIP}:9001/")])
+            .args(["-s", "--max-time", "1", &format!("http://{VIP}:{port}/")])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -136,9 +141,10 @@ impl Drop for Proc {
     }
 }
 
-/// ringlb on node `n` with the tutorial's `bind *:9001`, answering its own
-/// name; waits for its readiness line and writes its pid where the node's
-/// check looks.
+/// ringlb on node `n` with the tutorial's `bind *:9001`, and the virtual IP
+/// itself on 9002 with `freebind` (the backup binds it before it holds it),
+/// answering its own name; waits for its readiness line and writes its pid
+/// where the node's check looks.
 fn start_ringlb(net: &Net, n: &str, dir: &Path) -> Proc {
     let cfg = dir.join(format!("{n}.toml"));
     std::fs::write(
@@ -146,7 +152,8 @@ fn start_ringlb(net: &Net, n: &str, dir: &Path) -> Proc {
         format!(
             "[defaults]\nmode = \"http\"\n\
              timeout = {{ connect = \"1s\", client = \"5s\", server = \"5s\" }}\n\
-             [[frontend]]\nname = \"web\"\nbind = [\"*:9001\"]\n\
+             [[frontend]]\nname = \"web\"\n\
+             bind = [\"*:9001\", {{ address = \"{VIP}:9002\", freebind = true }}]\n\
              http-request = [\"return status 200 content-type text/plain string {n}\"]\n\
              default-backend = \"app\"\n\
              [[backend]]\nname = \"app\"\nservers = [{{ name = \"s\", address = \"127.0.0.1:1\" }}]\n"
@@ -286,6 +293,7 @@ fn the_virtual_ip_follows_a_live_ringlb_and_comes_back() {
     );
     let failover = t.elapsed();
     assert!(net.holds_vip("n2") && !net.holds_vip("n1"));
+    assert_eq!(net.ask_port(9002), "n2", "the freebind listener on the VIP");
     eprintln!("failover: requests answered by the backup after {failover:?}");
 
     // It comes back: 103 > 102, the master takes the address back.

@@ -47,6 +47,10 @@ impl Resolver<'_> {
                     t.ssl.as_ref(),
                 ),
             };
+            let (freebind, transparent) = match b.get_ref() {
+                RawBind::Address(_) => (false, false),
+                RawBind::Table(t) => (t.freebind.unwrap_or(false), t.transparent.unwrap_or(false)),
+            };
             let tls = match ssl {
                 None => None,
                 Some(t) => {
@@ -74,6 +78,8 @@ impl Resolver<'_> {
                 addr,
                 backlog,
                 accept_proxy,
+                freebind,
+                transparent,
                 tls,
             });
         }

@@ -158,6 +158,10 @@ pub struct Bind {
     /// the kernel at somaxconn.
     pub backlog: u32,
     pub accept_proxy: bool,
+    /// `freebind` / `transparent`: the address may be one this host does not
+    /// hold yet (a keepalived virtual IP on the backup).
+    pub freebind: bool,
+    pub transparent: bool,
     /// `ssl crt ...`: TLS termination, certificates loaded.
     pub tls: Option<std::sync::Arc<crate::tls::BindTls>>,
 }

@@ -118,6 +118,10 @@ pub struct RawBindTable {
     pub ssl: Option<toml::Table>,
     pub accept_proxy: Option<bool>,
     pub backlog: Option<i64>,
+    /// `freebind`: bind an address this host does not hold (yet): IP_FREEBIND.
+    pub freebind: Option<bool>,
+    /// `transparent`: IP_TRANSPARENT (needs CAP_NET_ADMIN); binds any address.
+    pub transparent: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]

@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use super::{ShardListeners, StartError};
 use crate::config::model::Config;
 use crate::handover::Held;
-use crate::sys::socket::Socket;
+use crate::sys::socket::{NonLocal, Socket};
 
 /// What binding did, for the log: sockets adopted, bound fresh, and closed
 /// (taken over for an address no longer configured).
@@ -71,7 +71,14 @@ pub fn bind_adopting(
                     }
                     None => {
                         report.bound += 1;
-                        Socket::listen(&bind.addr, bind.backlog).map_err(|err| {
+                        let nonlocal = if bind.transparent {
+                            NonLocal::Transparent
+                        } else if bind.freebind {
+                            NonLocal::Freebind
+                        } else {
+                            NonLocal::No
+                        };
+                        Socket::listen_with(&bind.addr, bind.backlog, nonlocal).map_err(|err| {
                             StartError::Bind {
                                 frontend: fe.name.clone(),
                                 addr: bind.addr,

@@ -40,6 +40,16 @@ impl From<Socket> for OwnedFd {
     }
 }
 
+/// Whether a listener may bind an address the host does not hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonLocal {
+    No,
+    /// `IP_FREEBIND`.
+    Freebind,
+    /// `IP_TRANSPARENT` (CAP_NET_ADMIN).
+    Transparent,
+}
+
 impl Socket {
     /// Another descriptor for the same kernel socket (`F_DUPFD_CLOEXEC`).
     pub fn try_clone(&self) -> io::Result<Socket> {
@@ -73,7 +83,27 @@ impl Socket {
     /// `TCP_NODELAY` set once here: accepted sockets inherit it from the listener,
     /// which saves a `setsockopt` per connection.
     pub fn listen(addr: &SocketAddr, backlog: u32) -> io::Result<Socket> {
+        Socket::listen_with(addr, backlog, NonLocal::No)
+    }
+
+    /// [`Socket::listen`], allowed to bind an address this host does not hold
+    /// (`bind ... freebind` / `transparent`).
+    pub fn listen_with(addr: &SocketAddr, backlog: u32, nonlocal: NonLocal) -> io::Result<Socket> {
         let s = Socket::new_tcp(addr)?;
+        let (level, free, transp) = if addr.is_ipv6() {
+            (
+                libc::IPPROTO_IPV6,
+                libc::IPV6_FREEBIND,
+                libc::IPV6_TRANSPARENT,
+            )
+        } else {
+            (libc::IPPROTO_IP, libc::IP_FREEBIND, libc::IP_TRANSPARENT)
+        };
+        match nonlocal {
+            NonLocal::No => {}
+            NonLocal::Freebind => s.set_opt(level, free, 1)?,
+            NonLocal::Transparent => s.set_opt(level, transp, 1)?,
+        }
         s.set_opt(libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
         s.set_opt(libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
         s.set_opt(libc::IPPROTO_TCP, libc::TCP_NODELAY, 1)?;

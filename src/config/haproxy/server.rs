@@ -33,6 +33,8 @@ pub(super) fn bind(p: &mut RawProxy, words: &[Word]) -> Result<(), KwErr> {
         ssl: None,
         accept_proxy: None,
         backlog: None,
+        freebind: None,
+        transparent: None,
     };
     let mut unsupported: Option<Word> = None;
     let mut i = 2;
@@ -65,8 +67,10 @@ pub(super) fn bind(p: &mut RawProxy, words: &[Word]) -> Result<(), KwErr> {
                 table.backlog = Some(int(v)?);
                 i += 1;
             }
+            "freebind" => table.freebind = Some(true),
+            "transparent" => table.transparent = Some(true),
             // Placement hints that do not change what is accepted.
-            "transparent" | "v4v6" | "v6only" | "defer-accept" | "tfo" => {}
+            "v4v6" | "v6only" | "defer-accept" | "tfo" => {}
             "name" | "interface" | "process" | "thread" | "id" | "nice" | "mss" => i += 1,
             _ => {
                 unsupported.get_or_insert_with(|| w.clone());
@@ -87,7 +91,12 @@ pub(super) fn bind(p: &mut RawProxy, words: &[Word]) -> Result<(), KwErr> {
                 format!("bind \"{a}\": only TCP addresses (HOST:PORT) are supported"),
             ));
         }
-        let b = if table.ssl.is_none() && table.accept_proxy.is_none() && table.backlog.is_none() {
+        let b = if table.ssl.is_none()
+            && table.accept_proxy.is_none()
+            && table.backlog.is_none()
+            && table.freebind.is_none()
+            && table.transparent.is_none()
+        {
             RawBind::Address(a.to_string())
         } else {
             RawBind::Table(RawBindTable {
