@@ -904,6 +904,79 @@ fn balance_uri_sends_one_uri_to_one_server_from_every_connection() {
     assert_eq!(servers.len(), 2, "eight paths hash to both servers");
 }
 
+/// Which server answers each of `paths` (one connection, keep-alive), with
+/// extra request headers.
+fn who_answers(lb: &Lb, paths: &[String], headers: &[String]) -> Vec<Vec<u8>> {
+    let mut s = lb.connect();
+    paths
+        .iter()
+        .zip(headers)
+        .map(|(p, h)| {
+            s.write_all(format!("GET {p} HTTP/1.1\r\n{h}\r\n\r\n").as_bytes())
+                .unwrap();
+            let (st, _, body) = read_response(&mut s, false);
+            assert_eq!(st, 200, "{p}");
+            body
+        })
+        .collect()
+}
+
+#[test]
+fn balance_options_choose_what_is_hashed() {
+    let servers: Vec<KeepAliveOrigin> = ["A", "B", "C", "D"]
+        .into_iter()
+        .map(|n| KeepAliveOrigin::start(n, OriginFault::None))
+        .collect();
+    let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
+    let distinct = |v: &[Vec<u8>]| v.iter().collect::<std::collections::HashSet<_>>().len();
+    let host = vec!["Host: x".to_string(); 16];
+    // `depth 1`: only the first directory counts; 16 files of /a/ on one
+    // server, while without it the same paths spread.
+    let paths: Vec<String> = (0..16).map(|i| format!("/a/{i}")).collect();
+    let lb = start(&ports, "", "balance = \"uri depth 1\"");
+    assert_eq!(distinct(&who_answers(&lb, &paths, &host)), 1, "depth 1");
+    let lb = start(&ports, "", "balance = \"uri\"");
+    assert!(distinct(&who_answers(&lb, &paths, &host)) > 1, "whole path");
+    // `whole`: the query string counts too.
+    let queries: Vec<String> = (0..16).map(|i| format!("/q?i={i}")).collect();
+    let lb = start(&ports, "", "balance = \"uri\"");
+    assert_eq!(distinct(&who_answers(&lb, &queries, &host)), 1, "no query");
+    let lb = start(&ports, "", "balance = \"uri whole\"");
+    assert!(
+        distinct(&who_answers(&lb, &queries, &host)) > 1,
+        "with query"
+    );
+    // `len 3`: only "/a/" of "/a/N".
+    let lb = start(&ports, "", "balance = \"uri len 3\"");
+    assert_eq!(distinct(&who_answers(&lb, &paths, &host)), 1, "len 3");
+    // `hdr(host) use_domain_only`: www.example.com and api.example.com are
+    // one domain.
+    let hosts: Vec<String> = (0..16).map(|i| format!("Host: h{i}.example.com")).collect();
+    let same = vec!["/".to_string(); 16];
+    let lb = start(&ports, "", "balance = \"hdr(host) use_domain_only\"");
+    assert_eq!(
+        distinct(&who_answers(&lb, &same, &hosts)),
+        1,
+        "use_domain_only"
+    );
+    let lb = start(&ports, "", "balance = \"hdr(host)\"");
+    assert!(distinct(&who_answers(&lb, &same, &hosts)) > 1, "whole host");
+    // An option an algorithm does not take is refused with its name.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = support::write_file(
+        dir.path(),
+        "bad.toml",
+        "[[backend]]\nname = \"b\"\nbalance = \"roundrobin depth 2\"\n\
+         servers = [{ name = \"s\", address = \"127.0.0.1:1\" }]\n",
+    );
+    let (code, _, err) = support::ringlb_cmd(&["check", "-f", cfg.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("balance roundrobin: unknown option \"depth\""),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_request_that_meets_a_dead_reused_connection_is_retried_if_idempotent() {
     let origin = KeepAliveOrigin::start("D", OriginFault::DropSecondRequest);

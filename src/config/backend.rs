@@ -242,12 +242,11 @@ impl Resolver<'_> {
             .map(|n| n.get_ref().clone())
             .unwrap_or_default();
         let ctx = format!("{} \"{name}\"", kind.word());
-        let (balance, balance_arg) = match raw.balance.as_ref().or(self.defaults.balance.as_ref()) {
-            None => (Balance::RoundRobin, None),
-            Some(b) => parse_balance(b.get_ref()).ok_or_else(|| {
-                self.err(span(b), &ctx, format!("unknown balance \"{}\" (roundrobin, static-rr, leastconn, first, source, random, uri, url_param(NAME), hdr(NAME))", b.get_ref()))
-            })?,
-        };
+        let (balance, balance_arg, balance_opts) =
+            match raw.balance.as_ref().or(self.defaults.balance.as_ref()) {
+                None => (Balance::RoundRobin, None, BalanceOptions::default()),
+                Some(b) => parse_balance(b.get_ref()).map_err(|m| self.err(span(b), &ctx, m))?,
+            };
         let hash_type = match raw.hash_type.as_ref().or(self.defaults.hash_type.as_ref()) {
             None => HashType::MapBased,
             Some(h) => match h.get_ref().as_str() {
@@ -361,6 +360,7 @@ impl Resolver<'_> {
             mode: self.mode(raw, &ctx)?,
             balance,
             balance_arg,
+            balance_opts,
             hash_type,
             servers,
             timeouts: self.timeouts(raw.timeout.as_ref(), &ctx)?,
@@ -381,14 +381,25 @@ impl Resolver<'_> {
     }
 }
 
-fn parse_balance(s: &str) -> Option<(Balance, Option<String>)> {
+/// `balance ALGO [options]`: the algorithm, its argument (`url_param(NAME)`,
+/// `hdr(NAME)`) and the options HAProxy takes after it (`uri`: `len N`,
+/// `depth N`, `whole`, `path-only`; `hdr`: `use_domain_only`).
+fn parse_balance(s: &str) -> Result<(Balance, Option<String>, BalanceOptions), String> {
+    let mut words = s.split_whitespace();
+    let algo = words.next().unwrap_or("");
     let arg = |prefix: &str| {
-        s.strip_prefix(prefix)
+        algo.strip_prefix(prefix)
             .and_then(|r| r.strip_suffix(')'))
             .filter(|a| !a.is_empty())
             .map(str::to_string)
     };
-    Some(match s {
+    let unknown = || {
+        format!(
+            "unknown balance \"{s}\" (roundrobin, static-rr, leastconn, first, source, random, \
+             uri, url_param(NAME), hdr(NAME))"
+        )
+    };
+    let (balance, name) = match algo {
         "roundrobin" => (Balance::RoundRobin, None),
         "static-rr" => (Balance::StaticRr, None),
         "leastconn" => (Balance::LeastConn, None),
@@ -396,10 +407,39 @@ fn parse_balance(s: &str) -> Option<(Balance, Option<String>)> {
         "source" => (Balance::Source, None),
         "random" => (Balance::Random, None),
         "uri" => (Balance::Uri, None),
-        _ if s.starts_with("url_param(") => (Balance::UrlParam, Some(arg("url_param(")?)),
-        _ if s.starts_with("hdr(") => (Balance::Hdr, Some(arg("hdr(")?)),
-        _ => return None,
-    })
+        _ if algo.starts_with("url_param(") => (
+            Balance::UrlParam,
+            Some(arg("url_param(").ok_or_else(unknown)?),
+        ),
+        _ if algo.starts_with("hdr(") => (Balance::Hdr, Some(arg("hdr(").ok_or_else(unknown)?)),
+        _ => return Err(unknown()),
+    };
+    let mut opts = BalanceOptions::default();
+    let rest: Vec<&str> = words.collect();
+    let mut i = 0;
+    while i < rest.len() {
+        let num = |i: usize| -> Result<usize, String> {
+            rest.get(i + 1)
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("balance {algo}: {} needs a number", rest[i]))
+        };
+        match (balance, rest[i]) {
+            (Balance::Uri, "len") => {
+                opts.uri.len = num(i)?;
+                i += 1;
+            }
+            (Balance::Uri, "depth") => {
+                opts.uri.depth = num(i)?;
+                i += 1;
+            }
+            (Balance::Uri, "whole") => opts.uri.whole = true,
+            (Balance::Uri, "path-only") => opts.uri.path_only = true,
+            (Balance::Hdr, "use_domain_only") => opts.use_domain_only = true,
+            (_, other) => return Err(format!("balance {algo}: unknown option \"{other}\"")),
+        }
+        i += 1;
+    }
+    Ok((balance, name, opts))
 }
 
 /// `over`'s keys win over `base`'s, one by one.

@@ -319,6 +319,9 @@ pub struct Backend {
     pub balance: Balance,
     /// Argument of `url_param(NAME)` / `hdr(NAME)`.
     pub balance_arg: Option<String>,
+    /// Options after the algorithm (`uri len N depth N whole path-only`,
+    /// `hdr(NAME) use_domain_only`).
+    pub balance_opts: BalanceOptions,
     pub hash_type: HashType,
     pub servers: Vec<Server>,
     pub timeouts: Timeouts,
@@ -346,6 +349,13 @@ pub struct Backend {
     /// The backend's own `acl` and rules compiled (a `listen`'s are on its
     /// frontend half).
     pub rules: Rules,
+}
+
+/// What `balance uri` and `balance hdr(NAME)` take after the algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BalanceOptions {
+    pub uri: crate::http::hashkey::UriOptions,
+    pub use_domain_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -184,16 +184,19 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
         }
         "balance" => {
             let w = arg(words, 1)?;
-            let algo = match w.text.as_str() {
-                "url_param" => format!("url_param({})", arg(words, 2)?.text),
-                _ => w.text.clone(),
+            // `url_param NAME` is written `url_param(NAME)`; the options
+            // after the algorithm follow it, space-separated.
+            let (mut algo, extra) = match w.text.as_str() {
+                "url_param" => (format!("url_param({})", arg(words, 2)?.text), 3),
+                _ => (w.text.clone(), 2),
             };
-            let extra = if w.text == "url_param" { 3 } else { 2 };
-            if words.len() > extra {
-                notice(format!(
-                    "balance {}: options after the algorithm are ignored",
-                    w.text
-                ));
+            for o in &words[extra.min(words.len())..] {
+                if o.text == "check_post" {
+                    notice("balance url_param: check_post is not implemented; ignored".into());
+                    continue;
+                }
+                algo.push(' ');
+                algo.push_str(&o.text);
             }
             p.balance = Some(Spanned::new(cover(&words[1..]), algo));
             "balance"

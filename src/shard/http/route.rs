@@ -10,7 +10,7 @@ use super::super::ctx::ShardCtx;
 use crate::balance::HashKey;
 use crate::config::model::{Backend, Balance};
 use crate::http::acl::Counters;
-use crate::http::hashkey::{hdr_key, uri_key, url_param, UriOptions};
+use crate::http::hashkey::{hdr_key, uri_key, url_param};
 use crate::http::head::RequestHead;
 
 /// The shard's state as the fetches of a rule see it (`nbsrv`, `be_conn`,
@@ -80,7 +80,7 @@ pub(super) fn hash_key(be: &Backend, head: &RequestHead, buf: &[u8], client: IpA
     let target = head.target.get(buf);
     let key = match be.balance {
         Balance::Source => return OwnedKey::Addr(client),
-        Balance::Uri => Some(uri_key(target, &UriOptions::default())),
+        Balance::Uri => Some(uri_key(target, &be.balance_opts.uri)),
         Balance::UrlParam => be
             .balance_arg
             .as_deref()
@@ -88,7 +88,7 @@ pub(super) fn hash_key(be: &Backend, head: &RequestHead, buf: &[u8], client: IpA
         Balance::Hdr => be
             .balance_arg
             .as_deref()
-            .and_then(|n| hdr_key(&head.headers, buf, n, false)),
+            .and_then(|n| hdr_key(&head.headers, buf, n, be.balance_opts.use_domain_only)),
         _ => None,
     };
     key.map_or(OwnedKey::None, |k| OwnedKey::Bytes(k.to_vec()))
