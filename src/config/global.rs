@@ -61,6 +61,13 @@ pub(super) fn global(g: Option<&RawGlobal>, loc: &Locator) -> R<Global> {
         if let Some(s) = t.stats_counters {
             tune.stats_counters = s;
         }
+        if let Some(v) = &t.http_maxhdr {
+            // HAProxy's range.
+            tune.http_maxhdr = int(v, "tune http-maxhdr", 1, 32767)? as usize;
+        }
+        if let Some(v) = &t.maxrewrite {
+            tune.maxrewrite = int(v, "tune maxrewrite", 0, 1 << 25)? as usize;
+        }
         if let Some(v) = &t.ring_buffers {
             let n = int(v, "tune ring-buffers", 16, 32768)?;
             if !n.is_power_of_two() {

@@ -73,6 +73,11 @@ pub struct Tune {
     /// them). `false` leaves those at zero to measure what counting costs;
     /// limits, queues, gauges and logs are unaffected.
     pub stats_counters: bool,
+    /// `tune.http.maxhdr`: most header lines in a message (HAProxy: 101).
+    pub http_maxhdr: usize,
+    /// `tune.maxrewrite`: part of `bufsize` a request head may not use, kept
+    /// for what rules add (HAProxy: 1024).
+    pub maxrewrite: usize,
 }
 
 impl Default for Tune {
@@ -85,6 +90,8 @@ impl Default for Tune {
             ring_copy: true,
             ring_buffers: 512,
             stats_counters: true,
+            http_maxhdr: 101,
+            maxrewrite: 1024,
         }
     }
 }

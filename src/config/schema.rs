@@ -61,6 +61,10 @@ pub struct RawTune {
     pub ring_copy: Option<bool>,
     pub ring_buffers: Option<Spanned<i64>>,
     pub stats_counters: Option<bool>,
+    /// `tune.http.maxhdr`: header lines a request or response may have.
+    pub http_maxhdr: Option<Spanned<i64>>,
+    /// `tune.maxrewrite`: room kept in a buffer for headers rules add.
+    pub maxrewrite: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]

@@ -189,6 +189,14 @@ pub(super) fn keyword(g: &mut RawGlobal, words: &[Word], notices: &mut Vec<(usiz
             let w = arg(words, 1)?;
             g.tune.get_or_insert_with(RawTune::default).bufsize = Some(sp(w, size(w)?));
         }
+        "tune.http.maxhdr" => {
+            let w = arg(words, 1)?;
+            g.tune.get_or_insert_with(RawTune::default).http_maxhdr = Some(sp(w, int(w)?));
+        }
+        "tune.maxrewrite" => {
+            let w = arg(words, 1)?;
+            g.tune.get_or_insert_with(RawTune::default).maxrewrite = Some(sp(w, size(w)?));
+        }
         "nosplice" => g.tune.get_or_insert_with(RawTune::default).splice = Some(false),
         "nbproc" => notice("nbproc is obsolete (one process with shards); ignored".into()),
         "cpu-map" => notice("cpu-map ignored: shards pin themselves one per CPU".into()),

@@ -42,9 +42,6 @@ use io::{fill, fill_ready, linger_close, send_all, Inbuf, Read, Sent};
 use route::hash_key;
 use rules::{Decision, Facts, ResponseDecision, RuleState};
 
-/// `tune.maxrewrite` and `tune.http.maxhdr`, HAProxy's defaults.
-const MAXREWRITE: usize = 1024;
-const MAXHDR: usize = 101;
 /// How long a connection answered with an error may take to close.
 const LINGER: Duration = Duration::from_secs(1);
 /// Body runs at least this long are spliced rather than copied.
@@ -121,7 +118,11 @@ pub async fn serve(
         sin: Inbuf::new(ctx.pools.buffers.take()),
         out: Vec::with_capacity(1024),
         head_out: Vec::with_capacity(1024),
-        limits: Limits::new(bufsize, MAXREWRITE, MAXHDR),
+        limits: Limits::new(
+            bufsize,
+            ctx.config.global.tune.maxrewrite.min(bufsize / 2),
+            ctx.config.global.tune.http_maxhdr,
+        ),
         mode: if fe.httpclose {
             HttpMode::Close
         } else if fe.http_server_close {
