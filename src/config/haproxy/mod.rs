@@ -111,6 +111,15 @@ enum Cur {
     Skip,
     /// A `userlist` section.
     Userlist(String),
+    /// An `http-errors` section.
+    HttpErrors(String),
+}
+
+/// Where an `errorfiles NAME [CODE...]` line imports its section's files.
+#[derive(Clone, Copy)]
+enum ErrTarget {
+    Defaults(usize),
+    Proxy(usize),
 }
 
 /// Keywords that only `global` takes, to name the right section in errors.
@@ -146,6 +155,8 @@ pub fn parse(text: &str, file_starts: &[usize], opts: &Options) -> P<Parsed> {
         line_start: 0,
         current_defaults: None,
         userlists: Default::default(),
+        http_errors: Default::default(),
+        errorfiles: Vec::new(),
         tls: Default::default(),
     };
     let mut bounds: Vec<usize> = file_starts.to_vec();
@@ -169,6 +180,12 @@ struct State<'a> {
     line_start: usize,
     current_defaults: Option<usize>,
     userlists: std::collections::BTreeMap<String, Vec<Spanned<String>>>,
+    /// `http-errors NAME` sections: status code to file, as `errorfile`.
+    http_errors:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, Spanned<String>>>,
+    /// `errorfiles NAME [CODE...]` lines, resolved once every section is read
+    /// (HAProxy allows the section after its users).
+    errorfiles: Vec<(ErrTarget, Word, Vec<Word>)>,
     /// `crt-base`, `ca-base`, `ssl-default-bind-*`: applied in `finish`.
     tls: tls::TlsGlobals,
 }
@@ -383,8 +400,23 @@ impl State<'_> {
                 *cur = Cur::Userlist(name.text.clone());
                 return Ok(());
             }
-            "resolvers" | "peers" | "mailers" | "cache" | "program" | "http-errors" | "ring"
-            | "fcgi-app" | "crt-store" | "traces" => {
+            "http-errors" => {
+                let name = words
+                    .get(1)
+                    .ok_or_else(|| perr(&kw.span, "http-errors needs a name"))?;
+                if self.http_errors.contains_key(&name.text) {
+                    return Err(perr(
+                        &name.span,
+                        format!("duplicate http-errors \"{}\"", name.text),
+                    ));
+                }
+                self.http_errors
+                    .insert(name.text.clone(), Default::default());
+                *cur = Cur::HttpErrors(name.text.clone());
+                return Ok(());
+            }
+            "resolvers" | "peers" | "mailers" | "cache" | "program" | "ring" | "fcgi-app"
+            | "crt-store" | "traces" => {
                 self.sections.push((kw.span.start, kw.text.clone(), 0));
                 let msg = format!(
                     "unsupported section \"{}\": ringlb does not implement it",
@@ -417,6 +449,28 @@ impl State<'_> {
             }
 
             Cur::Skip => Ok(()),
+            Cur::HttpErrors(name) => {
+                if kw.text != "errorfile" {
+                    return Err(perr(
+                        &kw.span,
+                        format!(
+                            "unknown keyword \"{}\" in http-errors section (errorfile CODE FILE)",
+                            kw.text
+                        ),
+                    ));
+                }
+                let (Some(code), Some(file), None) = (words.get(1), words.get(2), words.get(3))
+                else {
+                    return Err(perr(
+                        &cover(words),
+                        "errorfile takes a status code and a file",
+                    ));
+                };
+                if let Some(m) = self.http_errors.get_mut(name) {
+                    m.insert(code.text.clone(), sp(file, file.text.clone()));
+                }
+                Ok(())
+            }
             Cur::Userlist(name) => {
                 if let Some(l) = self.userlists.get_mut(name) {
                     l.push(Spanned::new(cover(words), join(words)));
@@ -460,6 +514,14 @@ impl State<'_> {
                         self.unsupported(&words[..1], "global")
                     }
                 }
+            }
+            Cur::Defaults(i) if kw.text == "errorfiles" => {
+                let t = ErrTarget::Defaults(*i);
+                self.errorfiles_line(t, words)
+            }
+            Cur::Proxy(i) if kw.text == "errorfiles" => {
+                let t = ErrTarget::Proxy(*i);
+                self.errorfiles_line(t, words)
             }
             Cur::Defaults(i) => {
                 let i = *i;
@@ -556,7 +618,54 @@ impl State<'_> {
             .ok_or_else(|| perr(at, format!("no defaults section named \"{name}\"")))
     }
 
-    fn finish(self) -> P<Parsed> {
+    /// Keeps an `errorfiles NAME [CODE...]` line for `resolve_errorfiles`.
+    fn errorfiles_line(&mut self, target: ErrTarget, words: &[Word]) -> P<()> {
+        let name = words
+            .get(1)
+            .ok_or_else(|| perr(&words[0].span, "errorfiles needs an http-errors name"))?;
+        self.errorfiles
+            .push((target, name.clone(), words[2..].to_vec()));
+        self.keys.push((self.line_start, "errorfile", None));
+        Ok(())
+    }
+
+    /// Imports each `errorfiles NAME [CODE...]` into its section's
+    /// `errorfile` entries; an `errorfile` of the section's own wins.
+    fn resolve_errorfiles(&mut self) -> P<()> {
+        for (target, name, codes) in std::mem::take(&mut self.errorfiles) {
+            let files = self.http_errors.get(&name.text).ok_or_else(|| {
+                perr(
+                    &name.span,
+                    format!("no http-errors section named \"{}\"", name.text),
+                )
+            })?;
+            let mut chosen: Vec<(String, Spanned<String>)> = Vec::new();
+            if codes.is_empty() {
+                chosen.extend(files.iter().map(|(c, f)| (c.clone(), f.clone())));
+            }
+            for c in &codes {
+                let f = files.get(&c.text).ok_or_else(|| {
+                    perr(
+                        &c.span,
+                        format!("http-errors \"{}\" has no errorfile {}", name.text, c.text),
+                    )
+                })?;
+                chosen.push((c.text.clone(), f.clone()));
+            }
+            let raw = match target {
+                ErrTarget::Defaults(i) => &mut self.defaults[i].raw,
+                ErrTarget::Proxy(i) => &mut self.proxies[i].raw,
+            };
+            let own = raw.errorfile.get_or_insert_with(Default::default);
+            for (c, f) in chosen {
+                own.entry(c).or_insert(f);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> P<Parsed> {
+        self.resolve_errorfiles()?;
         let userlist = (!self.userlists.is_empty()).then_some(self.userlists);
         let mut raw = RawConfig {
             global: self.global.map(|(g, at)| Spanned::new(at, g)),

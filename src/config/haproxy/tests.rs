@@ -601,3 +601,61 @@ fn master_worker_and_expose_fd_listeners() {
         "{e}"
     );
 }
+
+#[test]
+fn http_errors_sections_are_imported_by_errorfiles() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = |name: &str, status: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, format!("HTTP/1.0 {status}\r\n\r\n{name}")).unwrap();
+        p.display().to_string()
+    };
+    let (a503, a403, own503) = (
+        page("a503", "503 X"),
+        page("a403", "403 X"),
+        page("own503", "503 Y"),
+    );
+    let text = format!(
+        "defaults\n    mode http\n    errorfiles site 403\n\
+         frontend fe\n    bind :80\n    errorfile 503 {own503}\n    errorfiles site\n    default_backend b\n\
+         backend b\n    errorfiles site 503\n    server s 127.0.0.1:1\n\
+         http-errors site\n    errorfile 503 {a503}\n    errorfile 403 {a403}\n"
+    );
+    let c = ok(&text);
+    let body = |f: &crate::config::errorfile::ErrorFiles, s: u16| {
+        f.get(s).map(|r| {
+            String::from_utf8_lossy(r)
+                .rsplit('\n')
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+    };
+    // The frontend's own errorfile wins over the imported one.
+    assert_eq!(
+        body(&c.frontends[0].errorfiles, 503).as_deref(),
+        Some("own503")
+    );
+    assert_eq!(
+        body(&c.frontends[0].errorfiles, 403).as_deref(),
+        Some("a403")
+    );
+    // The backend imports 503 only, and the defaults' 403.
+    assert_eq!(
+        body(&c.backends[0].errorfiles, 503).as_deref(),
+        Some("a503")
+    );
+    assert_eq!(
+        body(&c.backends[0].errorfiles, 403).as_deref(),
+        Some("a403")
+    );
+    let e = err("frontend fe\n    bind :80\n    errorfiles nosuch\n");
+    assert!(e.contains("no http-errors section named \"nosuch\""), "{e}");
+    let e = err(&format!(
+        "frontend fe\n    bind :80\n    errorfiles site 404\nhttp-errors site\n    errorfile 503 {a503}\n"
+    ));
+    assert!(
+        e.contains("http-errors \"site\" has no errorfile 404"),
+        "{e}"
+    );
+}
