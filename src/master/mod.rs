@@ -122,10 +122,15 @@ struct Master<'a> {
     logger: Logger,
     status: Option<PathBuf>,
     board: Arc<std::sync::Mutex<Board>>,
+    /// The binary workers run, by the path it had at startup: a binary
+    /// upgraded in place is what the next reload runs (as HAProxy re-executes
+    /// itself), where `/proc/self/exe` would name the deleted old file.
+    exe: PathBuf,
 }
 
 pub fn run(load: Loader<'_>, config: Config, opts: MasterOptions) -> Result<(), RunError> {
     signals::setup().map_err(|e| RunError::Io("cannot set up signals", e))?;
+    let exe = std::env::current_exe().map_err(|e| RunError::Io("cannot find own binary", e))?;
     let notifier =
         Notifier::from_env().map_err(|e| RunError::Io("cannot reach $NOTIFY_SOCKET", e))?;
     let n = shard::shard_count(&config, opts.shards);
@@ -156,6 +161,7 @@ pub fn run(load: Loader<'_>, config: Config, opts: MasterOptions) -> Result<(), 
         logger,
         status: None,
         board: Arc::default(),
+        exe,
     };
     m.status = m.opts.pidfile.as_deref().map(status_path);
     if let Some(path) = &m.opts.cli {
@@ -310,8 +316,7 @@ impl Master<'_> {
         let generation = self.generation;
         let (mine, theirs) =
             UnixStream::pair().map_err(|e| format!("cannot create a socket pair: {e}"))?;
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
-        let mut cmd = Command::new(exe);
+        let mut cmd = Command::new(&self.exe);
         cmd.args(&self.opts.worker_args)
             .env(WORKER_FD_ENV, theirs.as_raw_fd().to_string())
             .env_remove("NOTIFY_SOCKET")

@@ -2,11 +2,12 @@
 //! real `ringlb` binary with a config and waiting for its readiness line, small
 //! counting TCP servers (the only home-made peers: they count or inject faults),
 //! and (in `servers`) the real servers users run — nginx, redis-server,
-//! PostgreSQL — on loopback.
+//! PostgreSQL — on loopback; (in `load`) load that runs across reloads.
 #![allow(dead_code)]
 
 pub mod clients;
 pub mod http;
+pub mod load;
 pub mod servers;
 pub mod tls;
 
