@@ -218,6 +218,7 @@ impl Resolver<'_> {
             send_proxy,
             ssl,
             slowstart: dur(&r.slowstart, "slowstart")?,
+            saved: None,
             pool_max_conn: match &r.pool_max_conn {
                 Some(v) if *v.get_ref() >= 0 => {
                     Some(self.int(v, &sctx, "pool-max-conn", -1, 10_000_000)?)
@@ -275,6 +276,27 @@ impl Resolver<'_> {
                         span(o),
                         &ctx,
                         format!("unknown on-marked-down \"{other}\" (shutdown-sessions)"),
+                    ))
+                }
+            },
+        };
+        let load_server_state = match raw
+            .load_server_state_from_file
+            .as_ref()
+            .or(self.defaults.load_server_state_from_file.as_ref())
+        {
+            None => false,
+            Some(o) => match o.get_ref().as_str() {
+                "global" => true,
+                "none" => false,
+                other => {
+                    return Err(self.err(
+                        span(o),
+                        &ctx,
+                        format!(
+                            "load-server-state-from-file \"{other}\": only global and none \
+                             are supported (local with server-state-file-name is not)"
+                        ),
                     ))
                 }
             },
@@ -370,6 +392,7 @@ impl Resolver<'_> {
             check: self.check_spec(raw.check.as_ref(), &ctx)?,
             on_marked_down,
             http_reuse,
+            load_server_state,
             disabled: raw.disabled.unwrap_or(false),
             cookie,
             errorfiles: self.errorfiles(raw, &ctx)?,

@@ -65,6 +65,7 @@ impl Kind {
                 "persist",
                 "on-marked-down",
                 "http-reuse",
+                "load-server-state-from-file",
             ],
             Kind::Backend => &[
                 "bind",
@@ -108,6 +109,10 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     add(p.persist.is_some(), "persist");
     add(p.on_marked_down.is_some(), "on-marked-down");
     add(p.http_reuse.is_some(), "http-reuse");
+    add(
+        p.load_server_state_from_file.is_some(),
+        "load-server-state-from-file",
+    );
     add(p.stats.is_some(), "stats");
     add(p.errorfile.is_some(), "errorfile");
     add(p.capture.is_some(), "capture");

@@ -855,6 +855,7 @@ fn inherit(def: &RawProxy, own: &mut RawProxy, kind: Kind) {
         httpclose => "httpclose", http_server_close => "http-server-close", balance => "balance", hash_type => "hash-type",
         on_marked_down => "on-marked-down", cookie => "cookie", retries => "retries",
         redispatch => "redispatch", persist => "persist", http_reuse => "http-reuse",
+        load_server_state_from_file => "load-server-state-from-file",
     );
     // Error files merge by status code, the section's own winning.
     if let Some(d) = &def.errorfile {
