@@ -262,6 +262,24 @@ impl Resolver<'_> {
                 }
             },
         };
+        let shutdown_backup_sessions = match raw
+            .on_marked_up
+            .as_ref()
+            .or(self.defaults.on_marked_up.as_ref())
+        {
+            None => false,
+            Some(o) if o.get_ref() == "shutdown-backup-sessions" => true,
+            Some(o) => {
+                return Err(self.err(
+                    span(o),
+                    &ctx,
+                    format!(
+                        "unknown on-marked-up \"{}\" (shutdown-backup-sessions)",
+                        o.get_ref()
+                    ),
+                ))
+            }
+        };
         let on_marked_down = match raw
             .on_marked_down
             .as_ref()
@@ -391,6 +409,7 @@ impl Resolver<'_> {
             persist: raw.persist.or(self.defaults.persist).unwrap_or(false),
             check: self.check_spec(raw.check.as_ref(), &ctx)?,
             on_marked_down,
+            shutdown_backup_sessions,
             http_reuse,
             load_server_state,
             disabled: raw.disabled.unwrap_or(false),

@@ -345,6 +345,10 @@ pub struct Backend {
     pub persist: bool,
     pub check: CheckSpec,
     pub on_marked_down: OnMarkedDown,
+    /// `on-marked-up shutdown-backup-sessions`: when an active server comes
+    /// back up, the sessions on backup servers are closed (their clients
+    /// reconnect to the active ones).
+    pub shutdown_backup_sessions: bool,
     /// `http-reuse`: which requests may ride an idle server connection.
     /// `load-server-state-from-file global`: servers start as the global
     /// `server-state-file` saved them.

@@ -297,6 +297,8 @@ pub struct RawProxy {
     /// `option persist`: a persistence cookie still sticks to a DOWN server.
     pub persist: Option<bool>,
     pub on_marked_down: Option<Spanned<String>>,
+    /// `on-marked-up shutdown-backup-sessions`.
+    pub on_marked_up: Option<Spanned<String>>,
     pub http_reuse: Option<Spanned<String>>,
     /// `load-server-state-from-file global|none`.
     pub load_server_state_from_file: Option<Spanned<String>>,

@@ -173,6 +173,10 @@ pub(super) fn server_options(
                 let v = next(words, i)?;
                 p.on_marked_down = Some(sp(v, v.text.clone()));
             }
+            "on-marked-up" => {
+                let v = next(words, i)?;
+                p.on_marked_up = Some(sp(v, v.text.clone()));
+            }
             "verify" | "ca-file" | "sni" | "verifyhost" => {
                 let v = next(words, i)?;
                 let val = Some(sp(v, v.text.clone()));
