@@ -61,6 +61,17 @@ fn every_thread_runs_as_the_configured_user_after_binding() {
         ids.iter().all(|&(u, g)| u == 65534 && g == 65534),
         "every thread as nobody:nogroup: {ids:?}"
     );
+    // No capability left: root's files (a key, /etc/shadow) cannot be
+    // opened again by the process.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", lb.pid())).unwrap();
+    for cap in ["CapEff:", "CapPrm:"] {
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix(cap))
+            .map(str::trim)
+            .unwrap();
+        assert_eq!(v, "0000000000000000", "{cap} {v}");
+    }
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert_eq!(read_line(&mut c), "s", "still serving after the drop");
 }
