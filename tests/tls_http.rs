@@ -1,6 +1,7 @@
 //! TLS in `mode http` beyond termination, through the real binary against real
 //! peers: `server ... ssl` to an HTTPS nginx (verified against the test CA, a
-//! wrong name refused with a 503, kept-alive server connections reused).
+//! wrong name refused with a 503, kept-alive server connections reused), and
+//! the `ssl_fc_*` fetches, `%sslv`/`%sslc` compared with haproxy.
 //! Certificates come from `support::tls::Pki` (made with `openssl`).
 
 mod support;
@@ -96,4 +97,108 @@ fn tls_to_servers_in_mode_http() {
     });
     assert!(logged, "output:\n{text}");
     assert!(text.contains("not valid for name \"b.test\""), "{text}");
+}
+
+/// `curl` over TLS to `port` as `a.test` (or by address: no SNI), with the
+/// version and suite pinned so both proxies settle the same ones.
+fn curl_tls(pki: &Pki, port: u16, sni: bool, pin: &[&str], path: &str) -> String {
+    let resolve = format!("a.test:{port}:127.0.0.1");
+    let host = if sni { "a.test" } else { "127.0.0.1" };
+    let url = format!("https://{host}:{port}{path}");
+    let ca = pki.ca();
+    let mut args = vec!["-sS", "--cacert", &ca, "--resolve", &resolve];
+    if !sni {
+        // The certificate names a.test, not the address.
+        args.push("-k");
+    }
+    args.extend(pin);
+    args.extend(["-w", "%{http_code}\n", &url]);
+    curl_out(&args)
+}
+
+/// `ssl_fc_sni`, `ssl_fc_has_sni`, `ssl_fc_protocol`, `ssl_fc_cipher` in an
+/// ACL, `set-header` and a `return ... lf-string`, and `%[ssl_fc_sni]`,
+/// `%sslv`, `%sslc` in `log-format`: the same haproxy.cfg run by haproxy
+/// (OpenSSL) and ringlb (rustls), the same clients, the same answers and
+/// log fields.
+#[test]
+fn tls_fetches_and_log_fields_match_haproxy() {
+    if !require(&["openssl", "curl", "haproxy"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let cfg = |port: u16| {
+        format!(
+            "global\n  log stdout format raw local0\n\
+             defaults\n  mode http\n  log global\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+             frontend fe\n  bind 127.0.0.1:{port} ssl crt {crts}\n\
+             \x20 log-format \"TLSLOG %[ssl_fc_sni] %sslv %sslc %{{+Q}}sslv %ST\"\n\
+             \x20 http-request set-header X-Proto %[ssl_fc_protocol]\n\
+             \x20 http-request deny deny_status 403 if {{ path /only13 }} !{{ ssl_fc_protocol TLSv1.3 }}\n\
+             \x20 http-request return status 200 content-type text/plain lf-string \"sni=%[ssl_fc_sni] has_sni=%[ssl_fc_has_sni] proto=%[ssl_fc_protocol] cipher=%[ssl_fc_cipher] v=%sslv c=%sslc x=%[req.hdr(x-proto)] ssl=%[ssl_fc]\"\n",
+            crts = pki.crts()
+        )
+    };
+    let hport = free_port();
+    let h = support::servers::Haproxy::start(&cfg(hport), &[hport]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "haproxy.cfg", &cfg(port));
+    let lb = Ringlb::start_file(dir, f, &[]);
+    let cases: [(bool, &[&str], &str); 5] = [
+        (
+            true,
+            &["--tls13-ciphers", "TLS_CHACHA20_POLY1305_SHA256"],
+            "/",
+        ),
+        (
+            true,
+            &["--tls13-ciphers", "TLS_AES_128_GCM_SHA256"],
+            "/only13",
+        ),
+        (
+            true,
+            &[
+                "--tlsv1.2",
+                "--tls-max",
+                "1.2",
+                "--ciphers",
+                "ECDHE-ECDSA-AES256-GCM-SHA384",
+            ],
+            "/",
+        ),
+        (
+            true,
+            &[
+                "--tlsv1.2",
+                "--tls-max",
+                "1.2",
+                "--ciphers",
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+            ],
+            "/only13",
+        ),
+        (false, &["--tls13-ciphers", "TLS_AES_256_GCM_SHA384"], "/"),
+    ];
+    for (sni, pin, path) in cases {
+        let theirs = curl_tls(&pki, hport, sni, pin, path);
+        let ours = curl_tls(&pki, port, sni, pin, path);
+        assert_eq!(ours, theirs, "{pin:?} {path}\n{}", lb.output());
+    }
+    let log = |text: Vec<String>| -> Vec<String> {
+        text.into_iter()
+            .filter_map(|l| l.find("TLSLOG ").map(|i| l[i..].to_string()))
+            .collect()
+    };
+    let mut theirs = Vec::new();
+    assert!(wait_until(Duration::from_secs(5), || {
+        theirs = log(h.output());
+        theirs.len() >= cases.len()
+    }));
+    let mut ours = Vec::new();
+    wait_until(Duration::from_secs(5), || {
+        ours = log(lb.output().lines().map(String::from).collect());
+        ours.len() >= cases.len()
+    });
+    assert_eq!(ours, theirs);
 }

@@ -17,6 +17,7 @@
 
 mod client;
 mod der;
+mod info;
 mod transport;
 
 use std::collections::HashMap;
@@ -32,6 +33,7 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedCipherSuite};
 
 pub use client::{build_client, ClientOptions, ServerTls};
+pub use info::TlsInfo;
 pub use transport::{connect, handshake, HandshakeError, TlsTransport};
 
 /// What a `bind ... ssl` asked for, as written (compared on reload).
