@@ -202,3 +202,80 @@ fn tls_fetches_and_log_fields_match_haproxy() {
     });
     assert_eq!(ours, theirs);
 }
+
+/// What curl printed on stdout (the body and `-w` fields), not its errors.
+fn curl_stdout(args: &[&str]) -> String {
+    let out = Command::new("curl").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Client certificates on a bind: `verify optional` with the ignore lists
+/// (no certificate, a good one, one from another CA: `ssl_c_used`,
+/// `ssl_c_verify`, `ssl_c_s_dn`, `ssl_c_i_dn`) and `verify required` (only
+/// the good one gets an answer), against haproxy with the same haproxy.cfg.
+#[test]
+fn client_certificates_match_haproxy() {
+    if !require(&["openssl", "curl", "haproxy"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let good = pki.client("alice", "/C=FR/O=ringlb tests/CN=alice", false);
+    let other = pki.client("mallory", "/CN=mallory", true);
+    let cfg = |opt: u16, req: u16| {
+        format!(
+            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+             frontend opt\n  bind 127.0.0.1:{opt} ssl crt {crts} verify optional ca-file {ca} crt-ignore-err all ca-ignore-err all\n\
+             \x20 http-request return status 200 content-type text/plain lf-string \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn] i=%[ssl_c_i_dn]\"\n\
+             frontend req\n  bind 127.0.0.1:{req} ssl crt {crts} verify required ca-file {ca}\n\
+             \x20 http-request deny if !{{ ssl_c_used }}\n\
+             \x20 http-request return status 200 content-type text/plain lf-string \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn]\"\n",
+            crts = pki.crts(),
+            ca = pki.ca()
+        )
+    };
+    let (hopt, hreq) = (free_port(), free_port());
+    let _h = support::servers::Haproxy::start(&cfg(hopt, hreq), &[hopt, hreq]);
+    let (opt, req) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "haproxy.cfg", &cfg(opt, req));
+    let lb = Ringlb::start_file(dir, f, &[]);
+    let ca = pki.ca();
+    let get = |port: u16, cert: Option<&(String, String)>, tls12: bool| {
+        let resolve = format!("a.test:{port}:127.0.0.1");
+        let url = format!("https://a.test:{port}/");
+        let mut args = vec![
+            "-sS",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            "-w",
+            " %{http_code}",
+        ];
+        if let Some((crt, key)) = cert {
+            args.extend(["--cert", crt, "--key", key]);
+        }
+        if tls12 {
+            args.extend(["--tlsv1.2", "--tls-max", "1.2"]);
+        }
+        args.push(&url);
+        curl_stdout(&args)
+    };
+    for tls12 in [false, true] {
+        for cert in [None, Some(&good), Some(&other)] {
+            for (theirs, ours) in [(hopt, opt), (hreq, req)] {
+                let want = get(theirs, cert, tls12);
+                let got = get(ours, cert, tls12);
+                assert_eq!(got, want, "{cert:?} tls1.2 {tls12}\n{}", lb.output());
+            }
+        }
+    }
+    // The values themselves, not only their agreement.
+    assert_eq!(
+        get(opt, Some(&good), false),
+        "used=1 verify=0 s=/C=FR/O=ringlb tests/CN=alice i=/CN=ringlb test CA 200"
+    );
+    // OpenSSL's "unable to verify the first certificate": a lone leaf.
+    assert!(get(opt, Some(&other), false).starts_with("used=1 verify=21 "));
+    assert_eq!(get(req, None, false), " 000");
+}

@@ -160,7 +160,8 @@ pub async fn run(
     let live = ctx.live.register(origin, fe.default_backend, kill.clone());
     // TLS wraps the client socket in a transport once the handshake is done;
     // the mode's session then runs over that transport.
-    let client = match fe.binds.get(bind).and_then(|b| b.tls.as_ref()) {
+    let bind_tls = fe.binds.get(bind).and_then(|b| b.tls.as_ref());
+    let client = match bind_tls {
         None => Client::Plain(client),
         Some(tls) => {
             let deadline = fe.timeouts.client.and_then(|t| t0.checked_add(t));
@@ -181,7 +182,7 @@ pub async fn run(
             tcp::serve(&ctx, frontend, c, c, true, &mut report, t0, &live, &kill).await
         }
         (Mode::Tcp, Client::Tls(t)) => {
-            let info = t.info();
+            let info = t.info(None);
             report.ssl = Some((info.version, info.cipher));
             tcp::serve(
                 &ctx,
@@ -207,7 +208,7 @@ pub async fn run(
             return;
         }
         (Mode::Http, Client::Tls(t)) => {
-            let info = t.info();
+            let info = t.info(bind_tls.and_then(|b| b.client_auth.as_deref()));
             report.ssl = Some((info.version, info.cipher));
             http_over_tls(&ctx, frontend, t, &info, &report, t0, &live, &kill).await;
             drop(live);

@@ -1,8 +1,9 @@
 //! What a finished handshake tells the rules and the logs, in HAProxy's words:
 //! the SNI (`ssl_fc_sni`), the version (`ssl_fc_protocol`, `%sslv`:
 //! `TLSv1.2`, `TLSv1.3`) and the suite under OpenSSL's name (`ssl_fc_cipher`,
-//! `%sslc`: `TLS_AES_128_GCM_SHA256`, `ECDHE-ECDSA-AES128-GCM-SHA256`), read
-//! once per connection. Plain data: no I/O.
+//! `%sslc`: `TLS_AES_128_GCM_SHA256`, `ECDHE-ECDSA-AES128-GCM-SHA256`) and
+//! the client's certificate (`ssl_c_*`), read once per connection. Plain
+//! data: no I/O.
 
 use rustls::{CipherSuite, ProtocolVersion};
 
@@ -13,6 +14,30 @@ pub struct TlsInfo {
     pub sni: Option<Box<str>>,
     pub version: &'static str,
     pub cipher: &'static str,
+    /// The certificate the client sent (`ssl_c_used`), if it sent one.
+    pub client_cert: Option<ClientCert>,
+}
+
+/// A client certificate the handshake accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClientCert {
+    /// `ssl_c_verify`: 0, or the OpenSSL error an ignore list let through.
+    pub verify: i64,
+    /// `ssl_c_s_dn`, `ssl_c_i_dn`: OpenSSL's one-line form.
+    pub subject: Box<str>,
+    pub issuer: Box<str>,
+}
+
+impl ClientCert {
+    /// From the chain the client sent, leaf first.
+    pub fn new(chain: &[rustls::pki_types::CertificateDer<'_>], verify: i64) -> Option<ClientCert> {
+        let (subject, issuer) = super::der::subject_issuer(chain.first()?)?;
+        Some(ClientCert {
+            verify,
+            subject: subject.into(),
+            issuer: issuer.into(),
+        })
+    }
 }
 
 /// HAProxy's (OpenSSL's) name of a protocol version.

@@ -16,6 +16,7 @@
 //! 6 hours), so a ticket issued by one shard's listener resumes on any other.
 
 mod client;
+mod client_auth;
 mod der;
 mod info;
 mod transport;
@@ -33,7 +34,8 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedCipherSuite};
 
 pub use client::{build_client, ClientOptions, ServerTls};
-pub use info::TlsInfo;
+pub use client_auth::{ClientAuth, IgnoreErrors};
+pub use info::{ClientCert, TlsInfo};
 pub use transport::{connect, handshake, HandshakeError, TlsTransport};
 
 /// What a `bind ... ssl` asked for, as written (compared on reload).
@@ -48,12 +50,20 @@ pub struct TlsOptions {
     /// `ciphers` (TLS 1.2, OpenSSL names) and `ciphersuites` (TLS 1.3).
     pub ciphers: Option<String>,
     pub ciphersuites: Option<String>,
+    /// Client certificates: `verify none|optional|required` against
+    /// `ca-file`, with `ca-ignore-err` / `crt-ignore-err`.
+    pub verify: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub ca_ignore_err: IgnoreErrors,
+    pub crt_ignore_err: IgnoreErrors,
 }
 
 /// A bind's TLS: its options and the server config built from them.
 pub struct BindTls {
     pub options: TlsOptions,
     pub server: Arc<ServerConfig>,
+    /// `verify optional|required`: what `ssl_c_verify` asks after a handshake.
+    pub client_auth: Option<Arc<ClientAuth>>,
     /// Non-fatal findings (an expired certificate).
     pub warnings: Vec<String>,
 }
@@ -130,13 +140,12 @@ pub fn options(t: &toml::Table) -> Result<TlsOptions, String> {
             "ssl-max-ver" => o.max_ver = Some(ver(k, v)?),
             "ciphers" => o.ciphers = Some(string(k, v)?),
             "ciphersuites" => o.ciphersuites = Some(string(k, v)?),
-            "ca-file" | "verify" => {
-                return Err(format!(
-                    "ssl.{k}: client certificates (verify, ca-file) are not supported yet"
-                ))
-            }
+            "verify" => o.verify = Some(string(k, v)?),
+            "ca-file" => o.ca_file = Some(PathBuf::from(string(k, v)?)),
+            "ca-ignore-err" => o.ca_ignore_err = IgnoreErrors::parse(k, &string(k, v)?)?,
+            "crt-ignore-err" => o.crt_ignore_err = IgnoreErrors::parse(k, &string(k, v)?)?,
             "crt-list" => return Err("ssl.crt-list is not supported yet; name the certificates with crt (a file or a directory)".into()),
-            other => return Err(format!("ssl.{other}: unknown TLS option (crt, alpn, ssl-min-ver, ssl-max-ver, ciphers, ciphersuites)")),
+            other => return Err(format!("ssl.{other}: unknown TLS option (crt, alpn, ssl-min-ver, ssl-max-ver, ciphers, ciphersuites, verify, ca-file, ca-ignore-err, crt-ignore-err)")),
         }
     }
     if o.crt.is_empty() {
@@ -384,11 +393,23 @@ pub fn build(options: TlsOptions) -> Result<BindTls, String> {
             .filter(|(v, _)| (lo..=hi).contains(v))
             .map(|(_, v)| v)
             .collect();
-    let mut cfg = ServerConfig::builder_with_provider(provider)
+    let client_auth = ClientAuth::build(
+        options.verify.as_deref().unwrap_or("none"),
+        options.ca_file.as_deref(),
+        (
+            options.ca_ignore_err.clone(),
+            options.crt_ignore_err.clone(),
+        ),
+        provider.clone(),
+    )?;
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("ssl: {e}"))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver::new(&entries)));
+        .map_err(|e| format!("ssl: {e}"))?;
+    let builder = match &client_auth {
+        None => builder.with_no_client_auth(),
+        Some(a) => builder.with_client_cert_verifier(Arc::new(client_auth::Verifier(a.clone()))),
+    };
+    let mut cfg = builder.with_cert_resolver(Arc::new(SniResolver::new(&entries)));
     // HTTP/2 is not spoken yet: offering it would break clients that pick it.
     cfg.alpn_protocols = options
         .alpn
@@ -403,6 +424,7 @@ pub fn build(options: TlsOptions) -> Result<BindTls, String> {
     Ok(BindTls {
         options,
         server: Arc::new(cfg),
+        client_auth,
         warnings,
     })
 }
@@ -413,8 +435,8 @@ mod tests {
 
     #[test]
     fn options_refuse_what_is_not_supported() {
-        let t: toml::Table = toml::from_str("crt = \"/x.pem\"\nverify = \"required\"").unwrap();
-        assert!(options(&t).unwrap_err().contains("client certificates"));
+        let t: toml::Table = toml::from_str("crt = \"/x.pem\"\ncrt-ignore-err = \"x\"").unwrap();
+        assert!(options(&t).unwrap_err().contains("expected all"));
         let t: toml::Table = toml::from_str("crt = \"/x.pem\"\nssl-min-ver = \"TLSv1.1\"").unwrap();
         assert!(options(&t).unwrap_err().contains("refused"));
         let t: toml::Table = toml::from_str("alpn = \"h2\"").unwrap();

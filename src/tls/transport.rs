@@ -80,10 +80,18 @@ impl TlsTransport {
         }
     }
 
-    /// The connection's facts for rules and logs (after the handshake).
-    pub fn info(&self) -> TlsInfo {
+    /// The connection's facts for rules and logs (after the handshake);
+    /// `auth`: the bind's client-certificate policy, for `ssl_c_verify`.
+    pub fn info(&self, auth: Option<&super::ClientAuth>) -> TlsInfo {
         let conn = self.conn.borrow();
+        let client_cert = match (&*conn, auth) {
+            (Connection::Server(c), Some(auth)) => c
+                .peer_certificates()
+                .and_then(|chain| info::ClientCert::new(chain, auth.verify_code(chain))),
+            _ => None,
+        };
         TlsInfo {
+            client_cert,
             sni: self.sni().map(String::into_boxed_str),
             version: conn.protocol_version().map_or("", info::version_name),
             cipher: conn

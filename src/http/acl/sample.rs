@@ -153,6 +153,11 @@ pub enum Fetch {
     SslFcSni,
     SslFcProtocol,
     SslFcCipher,
+    /// `ssl_c_used`, `ssl_c_verify`, `ssl_c_s_dn`, `ssl_c_i_dn`.
+    SslCUsed,
+    SslCVerify,
+    SslCSubject,
+    SslCIssuer,
     Nbsrv(Option<usize>),
     BeConn(Option<usize>),
     FeConn,
@@ -217,10 +222,13 @@ impl Fetch {
             | Fetch::Status
             | Fetch::Date(_)
             | Fetch::Rand(_)
+            | Fetch::SslCVerify
             | Fetch::Int(_) => Method::Int,
-            Fetch::SslFc | Fetch::SslFcHasSni | Fetch::Const(_) | Fetch::HttpAuth(_) => {
-                Method::Bool
-            }
+            Fetch::SslFc
+            | Fetch::SslFcHasSni
+            | Fetch::SslCUsed
+            | Fetch::Const(_)
+            | Fetch::HttpAuth(_) => Method::Bool,
             _ => Method::Str,
         }
     }
@@ -362,6 +370,20 @@ impl Fetch {
                 .tls
                 .is_some_and(|t| f(Sample::Str(t.version.as_bytes()))),
             Fetch::SslFcCipher => ctx.tls.is_some_and(|t| f(Sample::Str(t.cipher.as_bytes()))),
+            Fetch::SslCUsed => ctx
+                .tls
+                .is_some_and(|t| f(Sample::Bool(t.client_cert.is_some()))),
+            Fetch::SslCVerify => ctx
+                .tls
+                .is_some_and(|t| f(Sample::Int(t.client_cert.as_ref().map_or(0, |c| c.verify)))),
+            Fetch::SslCSubject => ctx
+                .tls
+                .and_then(|t| t.client_cert.as_ref())
+                .is_some_and(|c| f(Sample::Str(c.subject.as_bytes()))),
+            Fetch::SslCIssuer => ctx
+                .tls
+                .and_then(|t| t.client_cert.as_ref())
+                .is_some_and(|c| f(Sample::Str(c.issuer.as_bytes()))),
             Fetch::Nbsrv(b) => match b.or(ctx.backend) {
                 Some(b) => f(Sample::Int(ctx.counters.nbsrv(b) as i64)),
                 None => false,
@@ -827,6 +849,10 @@ pub fn parse_fetch(
         "ssl_fc_sni" => Fetch::SslFcSni,
         "ssl_fc_protocol" => Fetch::SslFcProtocol,
         "ssl_fc_cipher" => Fetch::SslFcCipher,
+        "ssl_c_used" => Fetch::SslCUsed,
+        "ssl_c_verify" => Fetch::SslCVerify,
+        "ssl_c_s_dn" => Fetch::SslCSubject,
+        "ssl_c_i_dn" => Fetch::SslCIssuer,
         "nbsrv" => Fetch::Nbsrv(backend(env, 0)?),
         "be_conn" => Fetch::BeConn(backend(env, 0)?),
         "fe_conn" => Fetch::FeConn,

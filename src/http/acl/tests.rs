@@ -18,6 +18,7 @@ static TLS: crate::tls::TlsInfo = crate::tls::TlsInfo {
     sni: None,
     version: "TLSv1.3",
     cipher: "TLS_AES_128_GCM_SHA256",
+    client_cert: None,
 };
 
 const REQ: &[u8] = b"GET /api/v1/Items.JSON?id=7&x=a&id=9 HTTP/1.1\r\nHost: WWW.Example.com\r\nX-Fwd: a, b,c\r\nX-Fwd: d\r\nCookie: SRV=s1; lang=fr\r\nCookie: t=1\r\nContent-Length: 3\r\n\r\n";
