@@ -279,3 +279,48 @@ fn client_certificates_match_haproxy() {
     assert!(get(opt, Some(&other), false).starts_with("used=1 verify=21 "));
     assert_eq!(get(req, None, false), " 000");
 }
+
+/// Health checks over TLS: `option httpchk` to an `ssl` server goes over
+/// TLS by default (an HTTPS nginx stays UP: a plain request would get its
+/// 400), a wrong name takes a server DOWN at layer 6, and `check-ssl` on a
+/// plain server (no TLS there) fails its handshake: DOWN, L6RSP.
+#[test]
+fn health_checks_over_tls() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let tls = https_nginx(&pki);
+    let plain = Nginx::start(&[("index.html", "plain\n")]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki.ca();
+    let (n, p) = (tls.port, plain.port);
+    let fast = "check inter 100ms rise 1 fall 1";
+    let cfg = write_file(
+        dir.path(),
+        "haproxy.cfg",
+        &format!(
+            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             listen web\n  bind 127.0.0.1:{port}\n  option httpchk GET /index.html\n\
+             \x20 server good 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(a.test) {fast}\n\
+             \x20 server badname 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(b.test) {fast}\n\
+             \x20 server plain 127.0.0.1:{p} check-ssl verify none {fast}\n",
+        ),
+    );
+    let lb = Ringlb::start_file(dir, cfg, &[]);
+    let mut text = String::new();
+    let down = wait_until(Duration::from_secs(10), || {
+        text = lb.output();
+        text.contains("Server web/badname is DOWN, reason: Layer6 invalid response")
+            && text.contains("Server web/plain is DOWN, reason: Layer6 invalid response")
+    });
+    assert!(down, "{text}");
+    assert!(text.contains("SSL handshake failure"), "{text}");
+    assert!(!text.contains("Server web/good is DOWN"), "{text}");
+    // Only the good server is left to take requests.
+    for _ in 0..4 {
+        let out = curl_out(&["-sS", &format!("http://127.0.0.1:{port}/index.html")]);
+        assert_eq!(out, "hello from https nginx\n", "{}", lb.output());
+    }
+}

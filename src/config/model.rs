@@ -394,6 +394,9 @@ pub struct Server {
     pub send_proxy: Option<ProxyProtocol>,
     /// `ssl`: TLS to this server (client config built, CA loaded).
     pub ssl: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// What health checks speak TLS with (`check-ssl`, or `ssl` checked on
+    /// the server's own address); `None`: plain TCP.
+    pub check_tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
     pub slowstart: Option<Duration>,
     /// `pool-max-conn`: idle HTTP connections kept for this server, across
     /// shards (`None`: no limit, HAProxy's -1 default; 0: none kept).

@@ -191,6 +191,8 @@ pub(super) fn server_options(
                     "no-send-proxy" | "no-send-proxy-v2" => s.send_proxy = None,
                     "ssl" => s.ssl = Some(true),
                     "no-ssl" => s.ssl = Some(false),
+                    "check-ssl" => s.check_ssl = Some(true),
+                    "no-check-ssl" => s.check_ssl = Some(false),
                     _ => {
                         unsupported.get_or_insert_with(|| w.clone());
                     }
