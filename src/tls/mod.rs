@@ -17,6 +17,7 @@
 
 mod client;
 mod client_auth;
+mod crt_list;
 mod der;
 mod info;
 mod transport;
@@ -43,6 +44,8 @@ pub use transport::{connect, handshake, HandshakeError, TlsTransport};
 pub struct TlsOptions {
     /// `crt`: files or directories (every `.pem` in it, sorted by name).
     pub crt: Vec<PathBuf>,
+    /// `crt-list`: files of `CERT.pem [SNI filters]` lines, after `crt`.
+    pub crt_list: Vec<PathBuf>,
     pub alpn: Vec<String>,
     /// `ssl-min-ver` / `ssl-max-ver`: 12 or 13.
     pub min_ver: Option<u8>,
@@ -144,13 +147,15 @@ pub fn options(t: &toml::Table) -> Result<TlsOptions, String> {
             "ca-file" => o.ca_file = Some(PathBuf::from(string(k, v)?)),
             "ca-ignore-err" => o.ca_ignore_err = IgnoreErrors::parse(k, &string(k, v)?)?,
             "crt-ignore-err" => o.crt_ignore_err = IgnoreErrors::parse(k, &string(k, v)?)?,
-            "crt-list" => return Err("ssl.crt-list is not supported yet; name the certificates with crt (a file or a directory)".into()),
+            "crt-list" => o
+                .crt_list
+                .extend(list(k, v, '\u{0}')?.into_iter().map(PathBuf::from)),
             other => return Err(format!("ssl.{other}: unknown TLS option (crt, alpn, ssl-min-ver, ssl-max-ver, ciphers, ciphersuites, verify, ca-file, ca-ignore-err, crt-ignore-err)")),
         }
     }
-    if o.crt.is_empty() {
+    if o.crt.is_empty() && o.crt_list.is_empty() {
         return Err(
-            "ssl needs a certificate: crt FILE|DIR (PEM: certificate, chain and key)".into(),
+            "ssl needs a certificate: crt FILE|DIR (PEM: certificate, chain and key) or crt-list FILE".into(),
         );
     }
     if let (Some(a), Some(b)) = (o.min_ver, o.max_ver) {
@@ -223,6 +228,8 @@ fn suites(
 #[derive(Debug)]
 struct Entry {
     names: Vec<String>,
+    /// Names kept away from it (`!name` in a crt-list).
+    excluded: Vec<String>,
     key: Arc<CertifiedKey>,
 }
 
@@ -246,6 +253,15 @@ impl SniResolver {
                     None => exact.entry(n.clone()),
                 }
                 .or_insert_with(|| e.key.clone());
+            }
+        }
+        // `!name`: that name does not reach the certificate's wildcard; it
+        // gets an exact certificate if one has it, else the default.
+        for e in entries {
+            for n in &e.excluded {
+                exact
+                    .entry(n.clone())
+                    .or_insert_with(|| entries[0].key.clone());
             }
         }
         SniResolver {
@@ -345,6 +361,7 @@ fn load_pem(
     }
     Ok(Entry {
         names: info.names,
+        excluded: Vec::new(),
         key: Arc::new(ck),
     })
 }
@@ -384,6 +401,18 @@ pub fn build(options: TlsOptions) -> Result<BindTls, String> {
     for p in &options.crt {
         for f in pem_files(p)? {
             entries.push(load_pem(&f, &provider, now, &mut warnings)?);
+        }
+    }
+    for l in &options.crt_list {
+        let f = l.display().to_string();
+        let text = std::fs::read_to_string(l).map_err(|e| format!("crt-list {f}: {e}"))?;
+        for line in crt_list::parse(&f, &text)? {
+            let mut e = load_pem(&line.file, &provider, now, &mut warnings)?;
+            if !line.names.is_empty() {
+                e.names = line.names;
+            }
+            e.excluded = line.excluded;
+            entries.push(e);
         }
     }
     let (lo, hi) = (options.min_ver.unwrap_or(12), options.max_ver.unwrap_or(13));
