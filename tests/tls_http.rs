@@ -225,7 +225,7 @@ fn client_certificates_match_haproxy() {
         format!(
             "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
              frontend opt\n  bind 127.0.0.1:{opt} ssl crt {crts} verify optional ca-file {ca} crt-ignore-err all ca-ignore-err all\n\
-             \x20 http-request return status 200 content-type text/plain lf-string \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn] i=%[ssl_c_i_dn]\"\n\
+             \x20 http-request return status 200 content-type text/plain lf-string \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn] i=%[ssl_c_i_dn] cn=%[ssl_c_s_dn(CN)] o=%[ssl_c_s_dn(O)] ica=%[ssl_c_i_dn(CN,-1)]\"\n\
              frontend req\n  bind 127.0.0.1:{req} ssl crt {crts} verify required ca-file {ca}\n\
              \x20 http-request deny if !{{ ssl_c_used }}\n\
              \x20 http-request return status 200 content-type text/plain lf-string \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn]\"\n",
@@ -273,7 +273,7 @@ fn client_certificates_match_haproxy() {
     // The values themselves, not only their agreement.
     assert_eq!(
         get(opt, Some(&good), false),
-        "used=1 verify=0 s=/C=FR/O=ringlb tests/CN=alice i=/CN=ringlb test CA 200"
+        "used=1 verify=0 s=/C=FR/O=ringlb tests/CN=alice i=/CN=ringlb test CA cn=alice o=ringlb tests ica=ringlb test CA 200"
     );
     // OpenSSL's "unable to verify the first certificate": a lone leaf.
     assert!(get(opt, Some(&other), false).starts_with("used=1 verify=21 "));

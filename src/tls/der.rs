@@ -97,35 +97,45 @@ pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
     Some(CertInfo { names, not_after })
 }
 
-/// The subject's and the issuer's names, OpenSSL's one-line form.
-pub fn subject_issuer(der: &[u8]) -> Option<(String, String)> {
+/// A distinguished name: (short name, value) per attribute, in order.
+pub type Dn = Vec<(String, String)>;
+
+/// The subject's and the issuer's names.
+pub fn subject_issuer(der: &[u8]) -> Option<(Dn, Dn)> {
     let (_, cert, _) = tlv(der)?;
     let (_, tbs, _) = tlv(cert)?;
     let fields = items(tbs);
     let i = usize::from(fields.first()?.0 == 0xa0) + 2;
     let issuer = fields.get(i)?;
     let subject = fields.get(i + 2)?;
-    Some((oneline(subject.1), oneline(issuer.1)))
+    Some((dn(subject.1), dn(issuer.1)))
 }
 
-/// A Name as `/SN=value` per attribute, in order (what HAProxy's
-/// `ssl_sock_get_dn_oneline` writes): OpenSSL's short names, else the OID.
-fn oneline(name: &[u8]) -> String {
-    let mut out = String::new();
+/// A Name's attributes: OpenSSL's short names, else the dotted OID.
+fn dn(name: &[u8]) -> Dn {
+    let mut out = Vec::new();
     for (_, rdn) in items(name) {
         for (_, atv) in items(rdn) {
             let p = items(atv);
             let (Some((_, oid)), Some((_, v))) = (p.first(), p.get(1)) else {
                 continue;
             };
-            out.push('/');
-            match short_name(oid) {
-                Some(n) => out.push_str(n),
-                None => out.push_str(&dotted(oid)),
-            }
-            out.push('=');
-            out.push_str(&String::from_utf8_lossy(v));
+            let key = short_name(oid).map_or_else(|| dotted(oid), String::from);
+            out.push((key, String::from_utf8_lossy(v).into_owned()));
         }
+    }
+    out
+}
+
+/// `/SN=value` per attribute, in order: what HAProxy's
+/// `ssl_sock_get_dn_oneline` writes for `ssl_c_s_dn`.
+pub fn oneline(dn: &Dn) -> String {
+    let mut out = String::new();
+    for (k, v) in dn {
+        out.push('/');
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
     }
     out
 }
@@ -224,6 +234,7 @@ mod tests {
             .unwrap()
             .unwrap();
         let (s, i) = subject_issuer(&der).unwrap();
+        let (s, i) = (oneline(&s), oneline(&i));
         assert!(s.starts_with('/') && s.contains("CN="), "{s}");
         assert!(i.starts_with('/'), "{i}");
         assert_eq!(

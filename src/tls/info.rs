@@ -23,20 +23,44 @@ pub struct TlsInfo {
 pub struct ClientCert {
     /// `ssl_c_verify`: 0, or the OpenSSL error an ignore list let through.
     pub verify: i64,
-    /// `ssl_c_s_dn`, `ssl_c_i_dn`: OpenSSL's one-line form.
+    /// `ssl_c_s_dn`, `ssl_c_i_dn`: OpenSSL's one-line form, and the
+    /// attributes one by one (`ssl_c_s_dn(CN)`).
     pub subject: Box<str>,
     pub issuer: Box<str>,
+    pub subject_dn: super::der::Dn,
+    pub issuer_dn: super::der::Dn,
 }
 
 impl ClientCert {
     /// From the chain the client sent, leaf first.
     pub fn new(chain: &[rustls::pki_types::CertificateDer<'_>], verify: i64) -> Option<ClientCert> {
-        let (subject, issuer) = super::der::subject_issuer(chain.first()?)?;
+        let (subject_dn, issuer_dn) = super::der::subject_issuer(chain.first()?)?;
         Some(ClientCert {
             verify,
-            subject: subject.into(),
-            issuer: issuer.into(),
+            subject: super::der::oneline(&subject_dn).into(),
+            issuer: super::der::oneline(&issuer_dn).into(),
+            subject_dn,
+            issuer_dn,
         })
+    }
+}
+
+/// `ssl_c_s_dn(ENTRY[,OCC])`: the OCCth value of attribute ENTRY (1: the
+/// first from the start; -1: the last), as HAProxy.
+pub fn dn_entry<'a>(dn: &'a [(String, String)], entry: &str, occ: i32) -> Option<&'a str> {
+    let mut it = dn
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(entry))
+        .map(|(_, v)| v.as_str());
+    match occ {
+        0 | 1 => it.next(),
+        n if n > 0 => it.nth(n as usize - 1),
+        n => {
+            let all: Vec<&str> = it.collect();
+            all.len()
+                .checked_sub(n.unsigned_abs() as usize)
+                .map(|i| all[i])
+        }
     }
 }
 
@@ -86,5 +110,20 @@ mod tests {
         }
         assert_eq!(version_name(ProtocolVersion::TLSv1_3), "TLSv1.3");
         assert_eq!(version_name(ProtocolVersion::TLSv1_2), "TLSv1.2");
+    }
+
+    #[test]
+    fn dn_entries_by_occurrence() {
+        let dn: Vec<(String, String)> = [("C", "FR"), ("OU", "a"), ("OU", "b"), ("CN", "x")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(dn_entry(&dn, "cn", 0), Some("x"));
+        assert_eq!(dn_entry(&dn, "OU", 1), Some("a"));
+        assert_eq!(dn_entry(&dn, "OU", 2), Some("b"));
+        assert_eq!(dn_entry(&dn, "OU", -1), Some("b"));
+        assert_eq!(dn_entry(&dn, "OU", -2), Some("a"));
+        assert_eq!(dn_entry(&dn, "OU", 3), None);
+        assert_eq!(dn_entry(&dn, "O", 0), None);
     }
 }

@@ -36,7 +36,7 @@ use rustls::{ServerConfig, SupportedCipherSuite};
 
 pub use client::{build_client, ClientOptions, ServerTls};
 pub use client_auth::{ClientAuth, IgnoreErrors};
-pub use info::{ClientCert, TlsInfo};
+pub use info::{dn_entry, ClientCert, TlsInfo};
 pub use transport::{connect, handshake, HandshakeError, TlsTransport};
 
 /// What a `bind ... ssl` asked for, as written (compared on reload).

@@ -156,8 +156,9 @@ pub enum Fetch {
     /// `ssl_c_used`, `ssl_c_verify`, `ssl_c_s_dn`, `ssl_c_i_dn`.
     SslCUsed,
     SslCVerify,
-    SslCSubject,
-    SslCIssuer,
+    /// The whole DN, or one attribute (`ssl_c_s_dn(CN)`, occurrence).
+    SslCSubject(Option<(Box<str>, i32)>),
+    SslCIssuer(Option<(Box<str>, i32)>),
     Nbsrv(Option<usize>),
     BeConn(Option<usize>),
     FeConn,
@@ -376,14 +377,20 @@ impl Fetch {
             Fetch::SslCVerify => ctx
                 .tls
                 .is_some_and(|t| f(Sample::Int(t.client_cert.as_ref().map_or(0, |c| c.verify)))),
-            Fetch::SslCSubject => ctx
-                .tls
-                .and_then(|t| t.client_cert.as_ref())
-                .is_some_and(|c| f(Sample::Str(c.subject.as_bytes()))),
-            Fetch::SslCIssuer => ctx
-                .tls
-                .and_then(|t| t.client_cert.as_ref())
-                .is_some_and(|c| f(Sample::Str(c.issuer.as_bytes()))),
+            Fetch::SslCSubject(entry) | Fetch::SslCIssuer(entry) => {
+                let Some(c) = ctx.tls.and_then(|t| t.client_cert.as_ref()) else {
+                    return false;
+                };
+                let (line, dn) = match self {
+                    Fetch::SslCSubject(_) => (&c.subject, &c.subject_dn),
+                    _ => (&c.issuer, &c.issuer_dn),
+                };
+                match entry {
+                    None => f(Sample::Str(line.as_bytes())),
+                    Some((name, occ)) => crate::tls::dn_entry(dn, name, *occ)
+                        .is_some_and(|v| f(Sample::Str(v.as_bytes()))),
+                }
+            }
             Fetch::Nbsrv(b) => match b.or(ctx.backend) {
                 Some(b) => f(Sample::Int(ctx.counters.nbsrv(b) as i64)),
                 None => false,
@@ -851,8 +858,20 @@ pub fn parse_fetch(
         "ssl_fc_cipher" => Fetch::SslFcCipher,
         "ssl_c_used" => Fetch::SslCUsed,
         "ssl_c_verify" => Fetch::SslCVerify,
-        "ssl_c_s_dn" => Fetch::SslCSubject,
-        "ssl_c_i_dn" => Fetch::SslCIssuer,
+        "ssl_c_s_dn" | "ssl_c_i_dn" => {
+            let entry = match args.first() {
+                Some((_, e)) if !e.is_empty() => Some((
+                    e.as_str().into(),
+                    arg_int(args, 1, name)?.unwrap_or(0) as i32,
+                )),
+                _ => None,
+            };
+            if name == "ssl_c_s_dn" {
+                Fetch::SslCSubject(entry)
+            } else {
+                Fetch::SslCIssuer(entry)
+            }
+        }
         "nbsrv" => Fetch::Nbsrv(backend(env, 0)?),
         "be_conn" => Fetch::BeConn(backend(env, 0)?),
         "fe_conn" => Fetch::FeConn,
