@@ -182,6 +182,30 @@ impl Resolver<'_> {
         } else {
             None
         };
+        // Checks go over TLS with `check-ssl`, and by default for an `ssl`
+        // server checked on its own address (HAProxy: a check `port` or
+        // `addr` needs `check-ssl` to keep TLS).
+        let check_tls = match r.check_ssl {
+            Some(true) => match &ssl {
+                Some(t) => Some(t.clone()),
+                None => {
+                    let text =
+                        |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
+                    let opts = crate::tls::ClientOptions {
+                        verify: text(&r.verify),
+                        ca_file: text(&r.ca_file),
+                        sni: text(&r.sni),
+                        verifyhost: text(&r.verifyhost),
+                    };
+                    Some(std::sync::Arc::new(
+                        crate::tls::build_client(opts).map_err(|m| self.err(span(s), &sctx, m))?,
+                    ))
+                }
+            },
+            Some(false) => None,
+            None if r.port.is_none() && r.addr.is_none() => ssl.clone(),
+            None => None,
+        };
         Ok(Server {
             name: name.get_ref().clone(),
             addr,
@@ -217,6 +241,7 @@ impl Resolver<'_> {
             cookie: r.cookie.clone(),
             send_proxy,
             ssl,
+            check_tls,
             slowstart: dur(&r.slowstart, "slowstart")?,
             saved: None,
             pool_max_conn: match &r.pool_max_conn {
@@ -508,6 +533,7 @@ pub(super) fn merge_server(base: &RawServer, over: &RawServer) -> RawServer {
         cookie,
         send_proxy,
         ssl,
+        check_ssl,
         verify,
         ca_file,
         sni,

@@ -438,6 +438,9 @@ pub struct Server {
     pub send_proxy: Option<ProxyProtocol>,
     /// `ssl`: TLS to this server (client config built, CA loaded).
     pub ssl: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// What health checks speak TLS with (`check-ssl`, or `ssl` checked on
+    /// the server's own address); `None`: plain TCP.
+    pub check_tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
     pub slowstart: Option<Duration>,
     /// The state `load-server-state-from-file` found for this server at
     /// startup (set by `server_state::apply`, never by the parser).

@@ -237,6 +237,8 @@ pub struct RawServer {
     pub cookie: Option<String>,
     pub send_proxy: Option<Spanned<String>>,
     pub ssl: Option<bool>,
+    /// `check-ssl`: health checks over TLS (with this server's TLS options).
+    pub check_ssl: Option<bool>,
     /// TLS to the server: `"required"` (the default) or `"none"`.
     pub verify: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<String>>,

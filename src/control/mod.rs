@@ -269,7 +269,7 @@ impl ServerCheck {
                 s.check_addr.unwrap_or(cur.ip()),
                 s.check_port.unwrap_or(cur.port()),
             );
-            let r = check::probe(&b.check, addr, timeout).await;
+            let r = check::probe(&b.check, addr, timeout, s.check_tls.as_deref()).await;
             {
                 let mut t = self.table.borrow_mut();
                 let st = &mut t.servers[self.backend][self.server];
