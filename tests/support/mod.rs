@@ -13,6 +13,7 @@ pub mod load;
 pub mod servers;
 pub mod tls;
 
+#[allow(unused_imports)]
 pub use config::{Cfg, Proxy};
 
 use std::io::{BufRead, BufReader, Read, Write};
