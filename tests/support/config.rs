@@ -115,11 +115,14 @@ impl Cfg {
         self.defaults(format!("mode = {}", q(mode)))
     }
 
-    /// `[defaults]` sessions logged to the global targets in `format`
-    /// (`"tcplog"`, `"httplog"`).
+    /// `[defaults] log-format` (`"tcplog"`, `"httplog"`…).
+    pub fn log_format(self, format: &str) -> Cfg {
+        self.defaults(format!("log-format = {}", q(format)))
+    }
+
+    /// `[defaults]` sessions logged to the global targets in `format`.
     pub fn log_global(self, format: &str) -> Cfg {
-        self.defaults("log = \"global\"")
-            .defaults(format!("log-format = {}", q(format)))
+        self.defaults("log = \"global\"").log_format(format)
     }
 
     /// `[defaults] timeout`: exactly connect, client and server (any earlier
