@@ -72,22 +72,16 @@ fn hard_stop_ends_queued_sessions_with_no_timeouts() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("s.log");
     // No timeout queue, no timeout connect: only hard-stop-after can end them.
-    let cfg = format!(
-        r#"
-[global]
-hard-stop-after = "1s"
-log = [{{ target = "{}" }}]
-[defaults]
-log = "global"
-log-format = "tcplog"
-[[listen]]
-name = "l"
-bind = ["127.0.0.1:{port}"]
-servers = [{{ name = "s", address = "{}", maxconn = 1 }}]
-"#,
-        log.display(),
-        srv.addr
-    );
+    let cfg = Cfg::new()
+        .global("hard-stop-after = \"1s\"")
+        .log(log.display())
+        .log_global("tcplog")
+        .listen(
+            Proxy::new("l")
+                .port(port)
+                .server_with("s", srv.addr, "maxconn = 1"),
+        )
+        .build();
     let mut lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let base = socket_fds(lb.pid());
     let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -139,21 +133,12 @@ fn hard_stop_ends_sessions_stuck_connecting() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("s.log");
-    let cfg = format!(
-        r#"
-[global]
-hard-stop-after = "500ms"
-log = [{{ target = "{}" }}]
-[defaults]
-log = "global"
-log-format = "tcplog"
-[[listen]]
-name = "l"
-bind = ["127.0.0.1:{port}"]
-servers = [{{ name = "s", address = "{addr}" }}]
-"#,
-        log.display()
-    );
+    let cfg = Cfg::new()
+        .global("hard-stop-after = \"500ms\"")
+        .log(log.display())
+        .log_global("tcplog")
+        .listen(Proxy::new("l").port(port).server("s", addr))
+        .build();
     let mut lb = Ringlb::start(&cfg, &[]);
     let base = socket_fds(lb.pid());
     let mut clients: Vec<TcpStream> = (0..5)
@@ -206,25 +191,20 @@ fn a_dead_server_is_redispatched_at_once_like_haproxy() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("s.log");
     let port = free_port();
-    let cfg = format!(
-        r#"
-[global]
-log = [{{ target = "{}" }}]
-[defaults]
-log = "global"
-log-format = "tcplog"
-retries = 3
-redispatch = true
-timeout = {{ connect = "5s", client = "5s", server = "5s" }}
-[[listen]]
-name = "l"
-bind = ["127.0.0.1:{port}"]
-balance = "roundrobin"
-servers = [{{ name = "dead", address = "{dead}" }}, {{ name = "live", address = "{}" }}]
-"#,
-        log.display(),
-        live.addr
-    );
+    let cfg = Cfg::new()
+        .log(log.display())
+        .log_global("tcplog")
+        .defaults("retries = 3")
+        .defaults("redispatch = true")
+        .timeouts("5s", "5s", "5s")
+        .listen(
+            Proxy::new("l")
+                .port(port)
+                .balance("roundrobin")
+                .server("dead", &dead)
+                .server("live", live.addr),
+        )
+        .build();
     let lb = Ringlb::start(&cfg, &["--shards", "1"]);
     for _ in 0..6 {
         echo_once(port);
@@ -288,25 +268,19 @@ fn running_out_of_fds_is_logged_and_counted_and_service_resumes() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("s.log");
-    let cfg = format!(
-        r#"
-[global]
-maxconn = 1000
-log = [{{ target = "{}" }}]
-[defaults]
-log = "global"
-log-format = "tcplog"
-retries = 3
-timeout = {{ connect = "2s", client = "10s", server = "10s" }}
-check = {{ type = "tcp" }}
-[[listen]]
-name = "l"
-bind = ["127.0.0.1:{port}"]
-servers = [{{ name = "s", address = "{}", check = true, inter = "100ms", fall = 2 }}]
-"#,
-        log.display(),
-        srv.addr
-    );
+    let cfg = Cfg::new()
+        .global("maxconn = 1000")
+        .log(log.display())
+        .log_global("tcplog")
+        .defaults("retries = 3")
+        .timeouts("2s", "10s", "10s")
+        .defaults("check = { type = \"tcp\" }")
+        .listen(Proxy::new("l").port(port).server_with(
+            "s",
+            srv.addr,
+            "check = true, inter = \"100ms\", fall = 2",
+        ))
+        .build();
     let lb = Ringlb::start(&cfg, &["--shards", "1"]);
     echo_once(port);
     // Lower the running process's fd limit to what it holds now plus a few.
@@ -368,10 +342,9 @@ servers = [{{ name = "s", address = "{}", check = true, inter = "100ms", fall = 
 fn a_shard_that_dies_stops_the_process_with_a_clear_message() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
-    let cfg = format!(
-        "[[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\nservers = [{{ name = \"s\", address = \"{}\" }}]\n",
-        srv.addr
-    );
+    let cfg = Cfg::new()
+        .listen(Proxy::new("l").port(port).server("s", srv.addr))
+        .build();
     let mut lb = Ringlb::start_env(
         &cfg,
         &["--shards", "1"],

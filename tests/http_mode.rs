@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::http::{KeepAliveOrigin, OriginFault};
 use support::servers::Nginx;
-use support::{free_port, pattern, wait_until, Ringlb};
+use support::{free_port, pattern, wait_until, Cfg, Proxy, Ringlb};
 
 /// Is `tool` installed? Missing: skipped loudly, or a failure under CI=true.
 fn have(tool: &str) -> bool {
@@ -39,56 +39,58 @@ struct Lb {
     _dir: tempfile::TempDir,
 }
 
-fn start(servers: &[u16], extra_defaults: &str, extra_backend: &str) -> Lb {
-    let list: Vec<String> = servers
+/// Backend `app` with servers `s1`, `s2`… on the loopback `ports`.
+fn app(ports: &[u16]) -> Proxy {
+    ports
         .iter()
         .enumerate()
-        .map(|(i, p)| format!("{{ name = \"s{}\", address = \"127.0.0.1:{p}\" }}", i + 1))
-        .collect();
-    start_list(&list.join(", "), "", extra_defaults, extra_backend)
+        .fold(Proxy::new("app"), |b, (i, p)| {
+            b.server(&format!("s{}", i + 1), format!("127.0.0.1:{p}"))
+        })
 }
 
-/// One server given as its TOML table.
-fn start_with_server(server: &str) -> Lb {
-    start_list(server, "", "", "")
+fn start(servers: &[u16], extra_defaults: &str, extra_backend: &str) -> Lb {
+    start_cfg(
+        Cfg::new().defaults(extra_defaults),
+        app(servers).extra(extra_backend),
+    )
 }
 
-fn start_list(list: &str, extra_global: &str, extra_defaults: &str, extra_backend: &str) -> Lb {
+/// One server `s1` on the loopback `port`, with `extra` keys.
+fn start_with_server(port: u16, extra: &str) -> Lb {
+    start_cfg(
+        Cfg::new(),
+        Proxy::new("app").server_with("s1", format!("127.0.0.1:{port}"), extra),
+    )
+}
+
+/// `cfg` (its global and defaults lines) with frontend `web` in front of the
+/// backend `app`.
+fn start_cfg(cfg: Cfg, app: Proxy) -> Lb {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("http.log");
     let port = free_port();
-    let timeouts = if extra_defaults.contains("timeout") {
-        ""
+    let cfg = if cfg.has_timeouts() {
+        cfg
     } else {
         // Generous, so a loaded machine does not time out requests between
         // steps of a test; tests of timeouts set their own.
-        r#"timeout = { connect = "1s", client = "10s", server = "5s", http-request = "5s", http-keep-alive = "10s" }"#
+        cfg.timeouts("1s", "10s", "5s")
+            .timeout("http-request", "5s")
+            .timeout("http-keep-alive", "10s")
     };
-    let toml = format!(
-        r#"[global]
-{extra_global}
-
-[defaults]
-mode = "http"
-log-format = "httplog"
-retries = 0
-{timeouts}
-{extra_defaults}
-
-[[frontend]]
-name = "web"
-bind = ["127.0.0.1:{port}"]
-default-backend = "app"
-log = [{{ target = "{}" }}]
-
-[[backend]]
-name = "app"
-{extra_backend}
-servers = [{}]
-"#,
-        log.display(),
-        list
-    );
+    let toml = cfg
+        .mode("http")
+        .log_format("httplog")
+        .defaults("retries = 0")
+        .frontend(
+            Proxy::new("web")
+                .port(port)
+                .default_backend("app")
+                .log(log.display()),
+        )
+        .backend(app)
+        .build();
     let lb = Ringlb::start(&toml, &["--shards", "1"]);
     Lb {
         port,
@@ -405,10 +407,11 @@ fn no_server_answers_haproxys_503() {
 #[test]
 fn slowloris_is_cut_at_timeout_http_request_with_408() {
     let origin = KeepAliveOrigin::start("S", OriginFault::None);
-    let lb = start(
-        &[origin.port],
-        r#"timeout = { connect = "1s", client = "5s", server = "3s", http-request = "1s" }"#,
-        "",
+    let lb = start_cfg(
+        Cfg::new()
+            .timeouts("1s", "5s", "3s")
+            .timeout("http-request", "1s"),
+        app(&[origin.port]),
     );
     let mut s = lb.connect();
     let t0 = Instant::now();
@@ -628,10 +631,11 @@ fn httplog_lines_match_haproxys_field_by_field() {
         &[hport],
     );
     // The same timeouts as the haproxy above.
-    let timeouts =
-        r#"timeout = { connect = "1s", client = "5s", server = "3s", http-request = "1s" }"#;
-    let lb = start(&[nginx.port], timeouts, "");
-    let lb_down = start(&[closed], timeouts, "");
+    let timeouts = Cfg::new()
+        .timeouts("1s", "5s", "3s")
+        .timeout("http-request", "1s");
+    let lb = start_cfg(timeouts.clone(), app(&[nginx.port]));
+    let lb_down = start_cfg(timeouts, app(&[closed]));
     // Each exchange: what the client sends, then whether it waits for the
     // proxy's close.
     let exchanges: [(&[u8], bool); 3] = [
@@ -749,10 +753,7 @@ fn server_maxconn_counts_requests_in_flight_not_connections() {
     // maxconn 1: two clients holding keep-alive connections still both get
     // answers, because the slot is held only while a request is in flight.
     let origin = KeepAliveOrigin::start("M", OriginFault::None);
-    let dir_lb = start_with_server(&format!(
-        "{{ name = \"s1\", address = \"127.0.0.1:{}\", maxconn = 1 }}",
-        origin.port
-    ));
+    let dir_lb = start_with_server(origin.port, "maxconn = 1");
     let mut a = dir_lb.connect();
     let mut b = dir_lb.connect();
     for _ in 0..3 {
@@ -801,11 +802,10 @@ fn bodies_cross_byte_exact_on_the_copy_path_too() {
     let file = dir.path().join("body.bin");
     std::fs::write(&file, &data).unwrap();
     let origin = KeepAliveOrigin::start("E", OriginFault::None);
-    let server = format!(
-        "{{ name = \"s1\", address = \"127.0.0.1:{}\" }}",
-        origin.port
+    let lb = start_cfg(
+        Cfg::new().global("tune = { splice = false }"),
+        app(&[origin.port]),
     );
-    let lb = start_list(&server, "tune = { splice = false }", "", "");
     let upload = format!("@{}", file.display());
     let (err, out) = curl(&["--data-binary", &upload, &lb.url("/echo")]);
     assert!(out == data, "length body: {} bytes back; {err}", out.len());
@@ -845,10 +845,11 @@ fn http_reuse_never_and_always() {
 #[test]
 fn a_soft_stop_closes_idle_keep_alive_connections_at_once() {
     let origin = KeepAliveOrigin::start("K", OriginFault::None);
-    let mut lb = start(
-        &[origin.port],
-        "timeout = { connect = \"1s\", client = \"60s\", server = \"60s\", http-keep-alive = \"60s\" }",
-        "",
+    let mut lb = start_cfg(
+        Cfg::new()
+            .timeouts("1s", "60s", "60s")
+            .timeout("http-keep-alive", "60s"),
+        app(&[origin.port]),
     );
     let mut s = lb.connect();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
@@ -966,8 +967,13 @@ fn balance_options_choose_what_is_hashed() {
     let cfg = support::write_file(
         dir.path(),
         "bad.toml",
-        "[[backend]]\nname = \"b\"\nbalance = \"roundrobin depth 2\"\n\
-         servers = [{ name = \"s\", address = \"127.0.0.1:1\" }]\n",
+        &Cfg::new()
+            .backend(
+                Proxy::new("b")
+                    .balance("roundrobin depth 2")
+                    .server("s", "127.0.0.1:1"),
+            )
+            .build(),
     );
     let (code, _, err) = support::ringlb_cmd(&["check", "-f", cfg.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
@@ -1036,11 +1042,7 @@ fn a_server_that_never_answers_gives_504_sh_at_timeout_server() {
             held.push(c);
         }
     });
-    let lb = start(
-        &[port],
-        "timeout = { connect = \"1s\", client = \"5s\", server = \"500ms\" }",
-        "",
-    );
+    let lb = start_cfg(Cfg::new().timeouts("1s", "5s", "500ms"), app(&[port]));
     let mut s = lb.connect();
     s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -1063,10 +1065,7 @@ fn garbage_and_aborts_leave_the_proxy_serving_with_no_slot_held() {
     let origin = KeepAliveOrigin::start("G", OriginFault::None);
     // maxconn 1: a slot leaked by any failure below would make the last
     // requests queue and time out (503 sQ).
-    let lb = start_with_server(&format!(
-        "{{ name = \"s1\", address = \"127.0.0.1:{}\", maxconn = 1 }}",
-        origin.port
-    ));
+    let lb = start_with_server(origin.port, "maxconn = 1");
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut rnd = || {
         x ^= x << 13;
@@ -1114,10 +1113,11 @@ fn garbage_and_aborts_leave_the_proxy_serving_with_no_slot_held() {
 #[test]
 fn request_timers_start_at_the_first_byte_not_the_accept() {
     let origin = KeepAliveOrigin::start("T", OriginFault::None);
-    let lb = start(
-        &[origin.port],
-        "timeout = { connect = \"1s\", client = \"5s\", server = \"3s\", http-request = \"5s\" }",
-        "",
+    let lb = start_cfg(
+        Cfg::new()
+            .timeouts("1s", "5s", "3s")
+            .timeout("http-request", "5s"),
+        app(&[origin.port]),
     );
     let mut s = lb.connect();
     // Idle for 1 s (HAProxy's Ti), then a head that takes 200 ms (TR): the
@@ -1214,12 +1214,11 @@ fn a_request_killed_by_hard_stop_after_is_logged_kh() {
             held.push(c);
         }
     });
-    let server = format!("{{ name = \"s1\", address = \"127.0.0.1:{port}\" }}");
-    let mut lb = start_list(
-        &server,
-        "hard-stop-after = \"300ms\"",
-        "timeout = { connect = \"1s\", client = \"30s\", server = \"30s\" }",
-        "",
+    let mut lb = start_cfg(
+        Cfg::new()
+            .global("hard-stop-after = \"300ms\"")
+            .timeouts("1s", "30s", "30s"),
+        app(&[port]),
     );
     let mut s = lb.connect();
     s.write_all(b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -1250,11 +1249,13 @@ fn forwardfor_has_the_client_address_even_without_a_log() {
     let (origin, seen) = support::http::start_recording_origin();
     let port = free_port();
     let _lb = Ringlb::start(
-        &format!(
-            "[defaults]\nmode = \"http\"\nforwardfor = true\ntimeout = {{ connect = \"1s\", client = \"5s\", server = \"3s\" }}\n\
-             [[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\"]\ndefault-backend = \"app\"\n\
-             [[backend]]\nname = \"app\"\nservers = [{{ name = \"s1\", address = \"127.0.0.1:{origin}\" }}]\n"
-        ),
+        &Cfg::new()
+            .mode("http")
+            .defaults("forwardfor = true")
+            .timeouts("1s", "5s", "3s")
+            .frontend(Proxy::new("web").port(port).default_backend("app"))
+            .backend(app(&[origin]))
+            .build(),
         &["--shards", "1"],
     );
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -1311,17 +1312,21 @@ fn use_backend_rules_route_each_request_of_one_connection() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("http.log");
     let _lb = Ringlb::start(
-        &format!(
-            "[defaults]\nmode = \"http\"\nlog-format = \"httplog\"\ntimeout = {{ connect = \"1s\", client = \"10s\", server = \"5s\" }}\n\
-             [[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\"]\nlog = [{{ target = \"{}\" }}]\n\
-             acl = {{ is_api = \"path_beg -i /api/\", down = \"nbsrv(api) lt 1\" }}\n\
-             use-backend = [{{ backend = \"api\", if = \"is_api !down\" }}]\ndefault-backend = \"site\"\n\
-             [[backend]]\nname = \"api\"\nservers = [{{ name = \"a1\", address = \"127.0.0.1:{}\" }}]\n\
-             [[backend]]\nname = \"site\"\nservers = [{{ name = \"w1\", address = \"127.0.0.1:{}\" }}]\n",
-            log.display(),
-            api.port,
-            web.port
-        ),
+        &Cfg::new()
+            .mode("http")
+            .log_format("httplog")
+            .timeouts("1s", "10s", "5s")
+            .frontend(
+                Proxy::new("web")
+                    .port(port)
+                    .log(log.display())
+                    .extra(r#"acl = { is_api = "path_beg -i /api/", down = "nbsrv(api) lt 1" }"#)
+                    .extra(r#"use-backend = [{ backend = "api", if = "is_api !down" }]"#)
+                    .default_backend("site"),
+            )
+            .backend(Proxy::new("api").server("a1", format!("127.0.0.1:{}", api.port)))
+            .backend(Proxy::new("site").server("w1", format!("127.0.0.1:{}", web.port)))
+            .build(),
         &["--shards", "1"],
     );
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -1360,13 +1365,16 @@ fn http_requests_are_counted_in_show_stat() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
     let _lb = Ringlb::start(
-        &format!(
-            "[global]\nadmin-socket = \"{}\"\n[defaults]\nmode = \"http\"\ntimeout = {{ connect = \"1s\", client = \"10s\", server = \"5s\" }}\n\
-             [[frontend]]\nname = \"web\"\nbind = [\"127.0.0.1:{port}\"]\ndefault-backend = \"app\"\n\
-             [[backend]]\nname = \"app\"\nservers = [{{ name = \"s1\", address = \"127.0.0.1:{}\" }}]\n",
-            sock.display(),
-            origin.port
-        ),
+        &Cfg::new()
+            .global(format!(
+                "admin-socket = {}",
+                support::config::q(sock.display())
+            ))
+            .mode("http")
+            .timeouts("1s", "10s", "5s")
+            .frontend(Proxy::new("web").port(port).default_backend("app"))
+            .backend(app(&[origin.port]))
+            .build(),
         &["--shards", "1"],
     );
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -1439,19 +1447,13 @@ fn pool_max_conn_and_pool_purge_delay_bound_idle_server_connections() {
     assert_eq!((o.accepted(), o.requests()), (1, 3));
     // pool-max-conn 0: nothing is kept, each request connects anew.
     let o = KeepAliveOrigin::start("kept", OriginFault::None);
-    let lb = start_with_server(&format!(
-        "{{ name = \"s1\", address = \"127.0.0.1:{}\", pool-max-conn = 0 }}",
-        o.port
-    ));
+    let lb = start_with_server(o.port, "pool-max-conn = 0");
     three(&lb);
     assert_eq!((o.accepted(), o.requests()), (3, 3));
     // pool-purge-delay 100ms: the idle connection left after the last
     // request is closed within a few periods (half, rounded up, each one).
     let o = KeepAliveOrigin::start("kept", OriginFault::None);
-    let lb = start_with_server(&format!(
-        "{{ name = \"s1\", address = \"127.0.0.1:{}\", pool-purge-delay = \"100ms\" }}",
-        o.port
-    ));
+    let lb = start_with_server(o.port, "pool-purge-delay = \"100ms\"");
     three(&lb);
     assert_eq!(o.accepted(), 1);
     assert!(
@@ -1521,12 +1523,13 @@ fn a_1_gib_body_crosses_byte_exact_both_ways_by_splice() {
     let dir = tempfile::tempdir().unwrap();
     // Down: nginx's file through ringlb.
     let sock_down = dir.path().join("down.sock");
-    let global = |s: &std::path::Path| format!("admin-socket = \"{}\"", s.display());
-    let list = format!(
-        "{{ name = \"s1\", address = \"127.0.0.1:{}\" }}",
-        nginx.port
-    );
-    let lb = start_list(&list, &global(&sock_down), "", "");
+    let global = |s: &std::path::Path| {
+        Cfg::new().global(format!(
+            "admin-socket = {}",
+            support::config::q(s.display())
+        ))
+    };
+    let lb = start_cfg(global(&sock_down), app(&[nginx.port]));
     let down = dir.path().join("down.bin");
     let (err, _) = curl(&["-o", down.to_str().unwrap(), &lb.url("/1g.bin")]);
     assert!(same_file(&src, &down), "download differs: {err}");
@@ -1534,11 +1537,7 @@ fn a_1_gib_body_crosses_byte_exact_both_ways_by_splice() {
     // Up and back: the origin echoes the body (Content-Length both ways).
     let origin = KeepAliveOrigin::start("E", OriginFault::None);
     let sock_up = dir.path().join("up.sock");
-    let list = format!(
-        "{{ name = \"s1\", address = \"127.0.0.1:{}\" }}",
-        origin.port
-    );
-    let lb2 = start_list(&list, &global(&sock_up), "", "");
+    let lb2 = start_cfg(global(&sock_up), app(&[origin.port]));
     let back = dir.path().join("back.bin");
     // `-T` streams the file (a PUT with its Content-Length).
     let (err, _) = curl(&[
@@ -1584,16 +1583,15 @@ fn tune_http_maxhdr_sets_how_many_header_lines_a_request_may_have() {
         s.write_all(request(n).as_bytes()).unwrap();
         read_response(&mut s, false).0
     };
-    let list = format!(
-        "{{ name = \"s1\", address = \"127.0.0.1:{}\" }}",
-        origin.port
-    );
     // HAProxy 2.6's default, 101: fewer lines than that pass (Host and 99
     // more), 101 are refused (checked against haproxy).
-    let lb = start_list(&list, "", "", "");
+    let lb = start_cfg(Cfg::new(), app(&[origin.port]));
     assert_eq!(status(&lb, 99), 200);
     assert_eq!(status(&lb, 100), 400);
-    let lb = start_list(&list, "tune = { http-maxhdr = 150 }", "", "");
+    let lb = start_cfg(
+        Cfg::new().global("tune = { http-maxhdr = 150 }"),
+        app(&[origin.port]),
+    );
     assert_eq!(status(&lb, 148), 200);
     assert_eq!(status(&lb, 149), 400);
 }

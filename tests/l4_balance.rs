@@ -10,34 +10,20 @@ use std::time::Duration;
 
 use support::*;
 
-fn config(port: u16, balance: &str, servers: &[(&TestServer, &str)]) -> String {
-    let list: Vec<String> = servers
+/// Frontend `fe` on `port` in front of backend `b` balancing `servers` (each
+/// with its extra keys) by `balance`.
+fn config(port: u16, balance: &str, servers: &[(&TestServer, &str)]) -> Cfg {
+    let b = servers
         .iter()
-        .map(|(s, extra)| {
-            format!(
-                "{{ name = \"{}\", address = \"{}\"{extra} }}",
-                s.name, s.addr
-            )
-        })
-        .collect();
-    format!(
-        r#"
-[defaults]
-mode = "tcp"
-timeout = {{ connect = "2s", client = "30s", server = "30s", queue = "10s" }}
-
-[[frontend]]
-name = "fe"
-bind = ["127.0.0.1:{port}"]
-default-backend = "b"
-
-[[backend]]
-name = "b"
-balance = "{balance}"
-servers = [{}]
-"#,
-        list.join(", ")
-    )
+        .fold(Proxy::new("b").balance(balance), |b, (s, extra)| {
+            b.server_with(&s.name, s.addr, extra)
+        });
+    Cfg::new()
+        .mode("tcp")
+        .timeouts("2s", "30s", "30s")
+        .timeout("queue", "10s")
+        .frontend(Proxy::new("fe").port(port).default_backend("b"))
+        .backend(b)
 }
 
 fn hello(port: u16) -> (TcpStream, String) {
@@ -57,11 +43,12 @@ fn roundrobin_weights_1_2_3_over_600_sessions() {
         port,
         "roundrobin",
         &[
-            (&s[0], ", weight = 1"),
-            (&s[1], ", weight = 2"),
-            (&s[2], ", weight = 3"),
+            (&s[0], "weight = 1"),
+            (&s[1], "weight = 2"),
+            (&s[2], "weight = 3"),
         ],
-    );
+    )
+    .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let mut counts: HashMap<String, u32> = HashMap::new();
     for _ in 0..600 {
@@ -84,7 +71,7 @@ fn source_sends_one_client_address_to_one_server_from_every_shard() {
         .map(|n| TestServer::start(n, Behaviour::Hello))
         .collect();
     let port = free_port();
-    let cfg = config(port, "source", &[(&s[0], ""), (&s[1], ""), (&s[2], "")]);
+    let cfg = config(port, "source", &[(&s[0], ""), (&s[1], ""), (&s[2], "")]).build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let mut used = std::collections::HashSet::new();
     for ip in 2..26u8 {
@@ -122,14 +109,10 @@ fn leastconn_prefers_the_idle_server() {
     let log = dir.path().join("s.log");
     // The session's log line is written after its server slot is released:
     // that line, not the server's own count, says ringlb sees the server idle.
-    let cfg = format!(
-        "[global]\nlog = [{{ target = \"{}\" }}]\n{}",
-        log.display(),
-        config(port, "leastconn", &[(&s[0], ""), (&s[1], "")]).replace(
-            "[defaults]\n",
-            "[defaults]\nlog = \"global\"\nlog-format = \"tcplog\"\n"
-        )
-    );
+    let cfg = config(port, "leastconn", &[(&s[0], ""), (&s[1], "")])
+        .log(log.display())
+        .log_global("tcplog")
+        .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let (c1, n1) = hello(port);
     let (_c2, n2) = hello(port);
@@ -159,11 +142,12 @@ fn first_fills_servers_in_order() {
         port,
         "first",
         &[
-            (&s[0], ", maxconn = 2"),
-            (&s[1], ", maxconn = 2"),
-            (&s[2], ", maxconn = 2"),
+            (&s[0], "maxconn = 2"),
+            (&s[1], "maxconn = 2"),
+            (&s[2], "maxconn = 2"),
         ],
-    );
+    )
+    .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let mut held = Vec::new();
     let mut names = Vec::new();

@@ -10,32 +10,18 @@ use std::time::Duration;
 
 use support::*;
 
-fn l4_config(port: u16, servers: &[&TestServer], extra_global: &str) -> String {
-    let list: Vec<String> = servers
+/// A TCP frontend `tcp-in` on `port` in front of backend `b` with `servers`.
+fn l4_config(port: u16, servers: &[&TestServer], extra_global: &str) -> Cfg {
+    let b = servers
         .iter()
-        .map(|s| format!("{{ name = \"{}\", address = \"{}\" }}", s.name, s.addr))
-        .collect();
-    format!(
-        r#"
-[global]
-maxconn = 5000
-{extra_global}
-
-[defaults]
-mode = "tcp"
-timeout = {{ connect = "2s", client = "30s", server = "30s" }}
-
-[[frontend]]
-name = "tcp-in"
-bind = ["127.0.0.1:{port}"]
-default-backend = "b"
-
-[[backend]]
-name = "b"
-servers = [{}]
-"#,
-        list.join(", ")
-    )
+        .fold(Proxy::new("b"), |b, s| b.server(&s.name, s.addr));
+    Cfg::new()
+        .global("maxconn = 5000")
+        .global(extra_global)
+        .mode("tcp")
+        .timeouts("2s", "30s", "30s")
+        .frontend(Proxy::new("tcp-in").port(port).default_backend("b"))
+        .backend(b)
 }
 
 fn fnv(h: &mut u64, data: &[u8]) {
@@ -80,7 +66,7 @@ fn sixty_four_mib_each_way_byte_exact_with_splice() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
     let _lb = Ringlb::start(
-        &l4_config(port, &[&srv], "tune = { pipesize = 1048576 }"),
+        &l4_config(port, &[&srv], "tune = { pipesize = 1048576 }").build(),
         &["--shards", "1"],
     );
     let (n, got, want) = echo_roundtrip(port, 64 << 20, 1);
@@ -97,7 +83,7 @@ fn sixty_four_mib_each_way_byte_exact_with_copy_path() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
     let _lb = Ringlb::start(
-        &l4_config(port, &[&srv], "tune = { splice = false }"),
+        &l4_config(port, &[&srv], "tune = { splice = false }").build(),
         &["--shards", "1"],
     );
     let (n, got, want) = echo_roundtrip(port, 64 << 20, 2);
@@ -109,7 +95,7 @@ fn sixty_four_mib_each_way_byte_exact_with_copy_path() {
 fn half_close_client_still_receives_the_full_reply() {
     let srv = TestServer::start("eof", Behaviour::ReplyAfterEof);
     let port = free_port();
-    let _lb = Ringlb::start(&l4_config(port, &[&srv], ""), &[]);
+    let _lb = Ringlb::start(&l4_config(port, &[&srv], "").build(), &[]);
     let data = pattern(9, 300_000);
     let want_sum = data
         .iter()
@@ -130,7 +116,9 @@ fn two_thousand_concurrent_sessions_across_shards_complete_byte_exact() {
     // A connect timeout past the kernel's SYN retransmits (1 s, 3 s): the test
     // server's accept backlog (128) overflows under 2,000 simultaneous
     // connects, and a retried connect would be a second connection it counts.
-    let cfg = l4_config(port, &[&srv], "").replace("connect = \"2s\"", "connect = \"10s\"");
+    let cfg = l4_config(port, &[&srv], "")
+        .timeout("connect", "10s")
+        .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     // Open all 2,000 first so they are truly concurrent, then exchange.
     let mut conns: Vec<TcpStream> = (0..2000)
@@ -160,7 +148,7 @@ fn two_thousand_concurrent_sessions_across_shards_complete_byte_exact() {
 fn each_shard_has_its_own_listener() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
-    let _lb = Ringlb::start(&l4_config(port, &[&srv], ""), &["--shards", "2"]);
+    let _lb = Ringlb::start(&l4_config(port, &[&srv], "").build(), &["--shards", "2"]);
     let out = std::process::Command::new("ss")
         .args(["-ltnH", &format!("sport = :{port}")])
         .output()
@@ -224,7 +212,7 @@ fn wakeups_of(list: &[(String, u64)], prefix: &str) -> u64 {
 fn idle_connections_hold_no_pipes_and_spawn_no_io_workers() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
-    let lb = Ringlb::start(&l4_config(port, &[&srv], ""), &["--shards", "1"]);
+    let lb = Ringlb::start(&l4_config(port, &[&srv], "").build(), &["--shards", "1"]);
     let base_pipes = pipe_fds(lb.pid());
     let mut conns: Vec<TcpStream> = (0..200)
         .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
@@ -269,10 +257,10 @@ fn one_way_bulk_upload_never_stalls_waiting_for_readiness() {
     // by a timer minutes later, so a stall shows up as our read timing out.
     let srv = TestServer::start("eof", Behaviour::ReplyAfterEof);
     let port = free_port();
-    let cfg = l4_config(port, &[&srv], "tune = { pipesize = 1048576 }").replace(
-        "client = \"30s\", server = \"30s\"",
-        "client = \"10m\", server = \"10m\"",
-    );
+    let cfg = l4_config(port, &[&srv], "tune = { pipesize = 1048576 }")
+        .timeout("client", "10m")
+        .timeout("server", "10m")
+        .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "1"]);
     let data = pattern(21, 64 << 20);
     let want_sum = data

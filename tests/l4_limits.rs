@@ -11,36 +11,34 @@ use std::time::Duration;
 
 use support::*;
 
-fn config(port: u16, global: &str, frontend: &str, backend: &str, servers: &[String]) -> String {
-    format!(
-        r#"
-[global]
-{global}
-
-[defaults]
-mode = "tcp"
-timeout = {{ connect = "1s", client = "30s", server = "30s", queue = "20s" }}
-
-[[frontend]]
-name = "fe"
-bind = ["127.0.0.1:{port}"]
-default-backend = "b"
-{frontend}
-
-[[backend]]
-name = "b"
-{backend}
-servers = [{}]
-"#,
-        servers.join(", ")
-    )
+/// Frontend `fe` on `port` (plus `frontend` lines) in front of backend `b`
+/// (plus `backend` lines) with `servers`; `global` lines in `[global]`.
+fn config(port: u16, global: &str, frontend: &str, backend: &str, servers: &[Srv]) -> String {
+    let b = servers
+        .iter()
+        .fold(Proxy::new("b").extra(backend), |b, (name, addr, extra)| {
+            b.server_with(name, addr, extra)
+        });
+    Cfg::new()
+        .global(global)
+        .mode("tcp")
+        .timeouts("1s", "30s", "30s")
+        .timeout("queue", "20s")
+        .frontend(
+            Proxy::new("fe")
+                .port(port)
+                .default_backend("b")
+                .extra(frontend),
+        )
+        .backend(b)
+        .build()
 }
 
-fn srv(s: &TestServer, extra: &str) -> String {
-    format!(
-        "{{ name = \"{}\", address = \"{}\"{extra} }}",
-        s.name, s.addr
-    )
+/// A server: name, address, extra keys.
+type Srv = (String, String, &'static str);
+
+fn srv(s: &TestServer, extra: &'static str) -> Srv {
+    (s.name.clone(), s.addr.to_string(), extra)
 }
 
 /// Sends a line and expects it echoed.
@@ -58,7 +56,7 @@ fn server_maxconn_5_is_exact_under_50_concurrent_clients_across_shards() {
     let s = TestServer::start("slow", Behaviour::SlowEcho(Duration::from_millis(100)));
     let port = free_port();
     let _lb = Ringlb::start(
-        &config(port, "", "", "", &[srv(&s, ", maxconn = 5")]),
+        &config(port, "", "", "", &[srv(&s, "maxconn = 5")]),
         &["--shards", "2"],
     );
     let clients: Vec<_> = (0..50)
@@ -177,7 +175,7 @@ fn queue_timeout_closes_the_waiting_session() {
         "",
         "",
         "timeout = { queue = \"300ms\" }",
-        &[srv(&s, ", maxconn = 1")],
+        &[srv(&s, "maxconn = 1")],
     );
     let _lb = Ringlb::start(&cfg, &["--shards", "1"]);
     let mut first = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -203,7 +201,7 @@ fn dead_server_with_retries_and_redispatch_loses_no_session() {
     let dead_port = free_port(); // nothing listens there: connects are refused
     let port = free_port();
     let servers = [
-        format!("{{ name = \"dead\", address = \"127.0.0.1:{dead_port}\" }}"),
+        ("dead".to_string(), format!("127.0.0.1:{dead_port}"), ""),
         srv(&live, ""),
     ];
     let cfg = config(port, "", "", "retries = 1\nredispatch = true", &servers);

@@ -12,17 +12,19 @@ use std::time::Duration;
 
 use support::*;
 
-fn listen_cfg(port: u16, servers: &[String]) -> String {
-    let list: Vec<String> = servers
+/// Listen `l` on `port` with servers `s0`, `s1`… at `servers`, plus `extra`
+/// lines in the listen section.
+fn listen_cfg(port: u16, servers: &[String], extra: &str) -> Cfg {
+    let l = servers
         .iter()
         .enumerate()
-        .map(|(i, a)| format!("{{ name = \"s{i}\", address = \"{a}\" }}"))
-        .collect();
-    format!(
-        "[defaults]\ntimeout = {{ connect = \"2s\", client = \"20s\", server = \"20s\" }}\nretries = 1\n\
-         [[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\nservers = [{}]\n",
-        list.join(", ")
-    )
+        .fold(Proxy::new("l").port(port).extra(extra), |l, (i, a)| {
+            l.server(&format!("s{i}"), a)
+        });
+    Cfg::new()
+        .timeouts("2s", "20s", "20s")
+        .defaults("retries = 1")
+        .listen(l)
 }
 
 #[test]
@@ -30,7 +32,7 @@ fn two_thousand_short_connections_all_complete_byte_exact() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
     let _lb = Ringlb::start(
-        &listen_cfg(port, &[srv.addr.to_string()]),
+        &listen_cfg(port, &[srv.addr.to_string()], "").build(),
         &["--shards", "2"],
     );
     let threads: Vec<_> = (0..4u64)
@@ -89,9 +91,10 @@ fn a_server_killed_under_200_sessions_closes_them_all_and_service_goes_on() {
     let cfg = listen_cfg(
         port,
         &[format!("127.0.0.1:{vport}"), stable.addr.to_string()],
+        "balance = \"first\"",
     )
-    .replace("retries = 1", "retries = 1\nredispatch = true")
-    .replace("name = \"l\"", "name = \"l\"\nbalance = \"first\"");
+    .defaults("redispatch = true")
+    .build();
     let lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let mut clients: Vec<TcpStream> = (0..200)
         .map(|i| {
@@ -139,7 +142,7 @@ fn a_server_killed_under_200_sessions_closes_them_all_and_service_goes_on() {
 fn one_byte_trickles_arrive_byte_exact() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
-    let _lb = Ringlb::start(&listen_cfg(port, &[srv.addr.to_string()]), &[]);
+    let _lb = Ringlb::start(&listen_cfg(port, &[srv.addr.to_string()], "").build(), &[]);
     let msg = pattern(7, 300);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -169,7 +172,7 @@ fn io_uring_refused_by_seccomp_stops_at_startup_with_exit_2() {
     let cfg = write_file(
         dir.path(),
         "lb.toml",
-        &listen_cfg(port, &["127.0.0.1:9".to_string()]),
+        &listen_cfg(port, &["127.0.0.1:9".to_string()], "").build(),
     );
     let out = Command::new(ringlb_bin())
         .args(["run", "-f", cfg.to_str().unwrap()])

@@ -11,24 +11,17 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
-fn config(port: u16, server: &str, timeouts: &str) -> String {
-    format!(
-        r#"
-[defaults]
-mode = "tcp"
-retries = 0
-timeout = {{ {timeouts} }}
-
-[[frontend]]
-name = "fe"
-bind = ["127.0.0.1:{port}"]
-default-backend = "b"
-
-[[backend]]
-name = "b"
-servers = [{{ name = "s", address = "{server}" }}]
-"#
-    )
+/// Frontend `fe` on `port` in front of one server; `timeouts` are connect,
+/// client and server.
+fn config(port: u16, server: &str, timeouts: (&str, &str, &str)) -> String {
+    let (connect, client, srv) = timeouts;
+    Cfg::new()
+        .mode("tcp")
+        .defaults("retries = 0")
+        .timeouts(connect, client, srv)
+        .frontend(Proxy::new("fe").port(port).default_backend("b"))
+        .backend(Proxy::new("b").server("s", server))
+        .build()
 }
 
 fn expect_closed(c: &mut TcpStream, within: Duration) -> Duration {
@@ -48,11 +41,7 @@ fn idle_client_is_closed_after_timeout_client() {
     let s = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
     let _lb = Ringlb::start(
-        &config(
-            port,
-            &s.addr.to_string(),
-            "connect = \"1s\", client = \"300ms\", server = \"30s\"",
-        ),
+        &config(port, &s.addr.to_string(), ("1s", "300ms", "30s")),
         &[],
     );
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -82,11 +71,7 @@ fn connect_to_a_server_that_never_answers_ends_after_timeout_connect() {
     }
     let port = free_port();
     let _lb = Ringlb::start(
-        &config(
-            port,
-            &addr.to_string(),
-            "connect = \"400ms\", client = \"30s\", server = \"30s\"",
-        ),
+        &config(port, &addr.to_string(), ("400ms", "30s", "30s")),
         &[],
     );
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();

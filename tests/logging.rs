@@ -28,40 +28,21 @@ fn tcplog_lines_in_a_file_are_parsed_by_halog() {
     let (port, dead_port) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("sessions.log");
-    let cfg = format!(
-        r#"
-[global]
-log = [{{ target = "{}", facility = "local0", level = "info" }}]
-
-[defaults]
-mode = "tcp"
-log = "global"
-log-format = "tcplog"
-retries = 0
-timeout = {{ connect = "1s", client = "10s", server = "10s" }}
-
-[[frontend]]
-name = "tcp-in"
-bind = ["127.0.0.1:{port}"]
-default-backend = "app"
-
-[[frontend]]
-name = "to-dead"
-bind = ["127.0.0.1:{dead_port}"]
-default-backend = "dead"
-
-[[backend]]
-name = "app"
-servers = [{{ name = "app1", address = "{}" }}]
-
-[[backend]]
-name = "dead"
-servers = [{{ name = "gone", address = "127.0.0.1:{}" }}]
-"#,
-        log.display(),
-        srv.addr,
-        free_port()
-    );
+    let cfg = Cfg::new()
+        .log_with(log.display(), "facility = \"local0\", level = \"info\"")
+        .mode("tcp")
+        .log_global("tcplog")
+        .defaults("retries = 0")
+        .timeouts("1s", "10s", "10s")
+        .frontend(Proxy::new("tcp-in").port(port).default_backend("app"))
+        .frontend(
+            Proxy::new("to-dead")
+                .port(dead_port)
+                .default_backend("dead"),
+        )
+        .backend(Proxy::new("app").server("app1", srv.addr))
+        .backend(Proxy::new("dead").server("gone", format!("127.0.0.1:{}", free_port())))
+        .build();
     let mut lb = Ringlb::start(&cfg, &["--shards", "2"]);
     for _ in 0..20 {
         session(port);
@@ -136,27 +117,14 @@ fn syslog_udp_targets_filter_by_level_like_the_tutorial() {
         .unwrap();
     let target = format!("udp://{}", syslog.local_addr().unwrap());
     let port = free_port();
-    let cfg = format!(
-        r#"
-[global]
-log = [
-  {{ target = "{target}", facility = "local0", level = "info" }},
-  {{ target = "{target}", facility = "local1", level = "warning" }},
-]
-
-[defaults]
-mode = "tcp"
-log = "global"
-log-format = "tcplog"
-timeout = {{ connect = "1s", client = "10s", server = "10s" }}
-
-[[listen]]
-name = "tcp-in"
-bind = ["127.0.0.1:{port}"]
-servers = [{{ name = "s1", address = "{}" }}]
-"#,
-        srv.addr
-    );
+    let cfg = Cfg::new()
+        .log_with(&target, "facility = \"local0\", level = \"info\"")
+        .log_with(&target, "facility = \"local1\", level = \"warning\"")
+        .mode("tcp")
+        .log_global("tcplog")
+        .timeouts("1s", "10s", "10s")
+        .listen(Proxy::new("tcp-in").port(port).server("s1", srv.addr))
+        .build();
     let mut lb = Ringlb::start(&cfg, &[]);
     for _ in 0..3 {
         session(port);

@@ -2,14 +2,19 @@
 //! real `ringlb` binary with a config and waiting for its readiness line, small
 //! counting TCP servers (the only home-made peers: they count or inject faults),
 //! and (in `servers`) the real servers users run — nginx, redis-server,
-//! PostgreSQL — on loopback; (in `load`) load that runs across reloads.
+//! PostgreSQL — on loopback; (in `load`) load that runs across reloads; (in
+//! `config`) the builder of every test's TOML configuration.
 #![allow(dead_code)]
 
 pub mod clients;
+pub mod config;
 pub mod http;
 pub mod load;
 pub mod servers;
 pub mod tls;
+
+#[allow(unused_imports)]
+pub use config::{Cfg, Proxy};
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
