@@ -12,23 +12,7 @@ use std::time::{Duration, Instant};
 
 use support::http::{KeepAliveOrigin, OriginFault};
 use support::servers::Nginx;
-use support::{free_port, pattern, wait_until, Cfg, Proxy, Ringlb};
-
-/// Is `tool` installed? Missing: skipped loudly, or a failure under CI=true.
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is not installed and CI=true"
-        );
-        eprintln!("SKIPPED: {tool} is not installed");
-    }
-    found
-}
+use support::{free_port, have, pattern, wait_until, Cfg, Proxy, Ringlb};
 
 /// A ringlb in `mode http` (one shard, so round robin and pools are one
 /// shard's) in front of `servers`, logging httplog lines to a file.

@@ -16,26 +16,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use support::servers::{Haproxy, Nginx};
-use support::{free_port, wait_until, Ringlb};
+use support::{free_port, have, wait_until, Ringlb};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Is `tool` installed? Missing: skipped loudly, or a failure under CI=true.
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is not installed and CI=true"
-        );
-        eprintln!("SKIPPED: {tool} is not installed");
-    }
-    found
 }
 
 /// One response as curl saw it.
@@ -215,6 +199,39 @@ impl Syslog {
             }
         }
         panic!("no httplog line within 10 s");
+    }
+}
+
+/// One haproxy.cfg run by both proxies: `cfg(port, syslog_port)` written for
+/// each, haproxy on `theirs`, ringlb (`ringlb -f FILE -db`) on `ours`, each
+/// logging to its own syslog socket.
+struct Pair {
+    ours: u16,
+    theirs: u16,
+    log_ours: Syslog,
+    log_theirs: Syslog,
+    _h: Haproxy,
+    _lb: Ringlb,
+}
+
+impl Pair {
+    fn start(cfg: impl Fn(u16, u16) -> String) -> Pair {
+        let (ours, theirs) = (free_port(), free_port());
+        let (log_ours, log_theirs) = (Syslog::new(), Syslog::new());
+        let h = Haproxy::start(&cfg(theirs, log_theirs.port()), &[theirs]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ringlb.cfg");
+        std::fs::write(&path, cfg(ours, log_ours.port())).unwrap();
+        let argv: Vec<String> = vec!["-f".into(), path.display().to_string(), "-db".into()];
+        let lb = Ringlb::start_argv(dir, path, &argv);
+        Pair {
+            ours,
+            theirs,
+            log_ours,
+            log_theirs,
+            _h: h,
+            _lb: lb,
+        }
     }
 }
 
@@ -679,8 +696,6 @@ fn cookie_modes_on_the_wire_match_haproxy() {
     }
     let one = named_nginx("one");
     let two = named_nginx("two");
-    let (ours, theirs) = (free_port(), free_port());
-    let (log_ours, log_theirs) = (Syslog::new(), Syslog::new());
     let modes = [
         (
             "ins",
@@ -714,12 +729,9 @@ fn cookie_modes_on_the_wire_match_haproxy() {
         }
         c
     };
-    let _h = Haproxy::start(&cfg(theirs, log_theirs.port()), &[theirs]);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cookies.cfg");
-    std::fs::write(&path, cfg(ours, log_ours.port())).unwrap();
-    let argv: Vec<String> = vec!["-f".into(), path.display().to_string(), "-db".into()];
-    let _lb = Ringlb::start_argv(tempfile::tempdir().unwrap(), path.clone(), &argv);
+    let pair = Pair::start(cfg);
+    let (ours, theirs) = (pair.ours, pair.theirs);
+    let (log_ours, log_theirs) = (&pair.log_ours, &pair.log_theirs);
 
     let shown = ["set-cookie", "cache-control"];
     let mut seen = Vec::new();
@@ -763,8 +775,6 @@ fn captures_and_log_levels_match_haproxy() {
         return;
     }
     let app = named_nginx("app");
-    let (ours, theirs) = (free_port(), free_port());
-    let (log_ours, log_theirs) = (Syslog::new(), Syslog::new());
     let cfg = |port: u16, log: u16| {
         format!(
             "global\n    log 127.0.0.1:{log} local0 debug\n\
@@ -784,12 +794,9 @@ fn captures_and_log_levels_match_haproxy() {
             app.port
         )
     };
-    let _h = Haproxy::start(&cfg(theirs, log_theirs.port()), &[theirs]);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("captures.cfg");
-    std::fs::write(&path, cfg(ours, log_ours.port())).unwrap();
-    let argv: Vec<String> = vec!["-f".into(), path.display().to_string(), "-db".into()];
-    let _lb = Ringlb::start_argv(tempfile::tempdir().unwrap(), path.clone(), &argv);
+    let pair = Pair::start(cfg);
+    let (ours, theirs) = (pair.ours, pair.theirs);
+    let (log_ours, log_theirs) = (&pair.log_ours, &pair.log_theirs);
 
     // The part of a line both proxies must agree on: the syslog priority and
     // everything from the captures to the end.
@@ -833,8 +840,6 @@ fn custom_log_format_matches_haproxy() {
         return;
     }
     let app = named_nginx("app");
-    let (ours, theirs) = (free_port(), free_port());
-    let (log_ours, log_theirs) = (Syslog::new(), Syslog::new());
     let cfg = |port: u16, log: u16| {
         format!(
             "global\n    log 127.0.0.1:{log} local0 info\n\
@@ -850,12 +855,9 @@ fn custom_log_format_matches_haproxy() {
             app.port
         )
     };
-    let _h = Haproxy::start(&cfg(theirs, log_theirs.port()), &[theirs]);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("logformat.cfg");
-    std::fs::write(&path, cfg(ours, log_ours.port())).unwrap();
-    let argv: Vec<String> = vec!["-f".into(), path.display().to_string(), "-db".into()];
-    let _lb = Ringlb::start_argv(tempfile::tempdir().unwrap(), path.clone(), &argv);
+    let pair = Pair::start(cfg);
+    let (ours, theirs) = (pair.ours, pair.theirs);
+    let (log_ours, log_theirs) = (&pair.log_ours, &pair.log_theirs);
     // The line after the syslog header (`<PRI>date tag[pid]: `), `%B` left
     // out: haproxy 2.6 logs one byte less than it sends for these responses
     // (137 bytes on the wire, `%B` 136); ringlb logs what it sent.

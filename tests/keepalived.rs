@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{ringlb_bin, wait_until};
+use support::{have, ringlb_bin, wait_until};
 
 const VIP: &str = "10.231.0.50";
 
@@ -237,21 +237,6 @@ fn start_keepalived(net: &Net, n: &str, file: &str, dir: &Path) -> Proc {
         .spawn()
         .expect("keepalived (Debian package keepalived) must be installed");
     Proc(child)
-}
-
-fn have(tool: &str) -> bool {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is not installed and CI=true"
-        );
-        eprintln!("SKIPPED: {tool} is not installed");
-    }
-    found
 }
 
 #[test]

@@ -239,6 +239,15 @@ fn idle_connections_hold_no_pipes_and_spawn_no_io_workers() {
         base_pipes,
         "idle sessions must not hold pipes"
     );
+    // The sessions just exchanged bytes: what the kernel still owes them
+    // (acknowledgements, completions of the last sends) arrives in the next
+    // moments. Settled: a 300 ms stretch in which the shard did not wake.
+    let settled = wait_until(Duration::from_secs(10), || {
+        let a = wakeups_of(&wakeups_by_thread(lb.pid()), "ringlb-shard");
+        std::thread::sleep(Duration::from_millis(300));
+        wakeups_of(&wakeups_by_thread(lb.pid()), "ringlb-shard") == a
+    });
+    assert!(settled, "the shard never went quiet with idle sessions");
     // Holding idle sessions (their timeouts 30 s away) and checking nothing, the
     // shard and the control shard sleep: no timer-wheel or stop-flag polling.
     // One second is an observation window, not a synchronisation.

@@ -47,6 +47,23 @@ pub fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Is `tool` installed? A test that needs it skips loudly when it is not,
+/// and fails under `CI=true` (where `.ci/run` installed it).
+pub fn have(tool: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is not installed and CI=true"
+        );
+        eprintln!("SKIPPED: {tool} is not installed");
+    }
+    found
+}
+
 pub fn ringlb_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ringlb"))
 }
