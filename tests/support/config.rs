@@ -88,6 +88,11 @@ impl Cfg {
         self
     }
 
+    /// `[global] admin-socket`: the runtime API's UNIX socket.
+    pub fn admin_socket(self, path: impl Display) -> Cfg {
+        self.global(format!("admin-socket = {}", q(path)))
+    }
+
     /// A `[global]` `log` target (`"stdout"`, `"udp://H:P"`, a file path…).
     pub fn log(self, target: impl Display) -> Cfg {
         self.log_with(target, "")
