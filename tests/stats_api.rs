@@ -273,17 +273,19 @@ fn the_tutorials_stats_page_with_auth_refresh_and_csv() {
     let cfg = Cfg::new()
         .admin_socket(sock.display())
         .timeouts("2s", "10s", "10s")
-        .listen(Proxy::new("app").port(port).server("a", a.addr).server_with(
-            "gone",
-            "127.0.0.1:1",
-            r#"check = true, inter = "100ms", fall = 1"#,
-        ))
         .listen(
-            Proxy::new("stats")
-                .port(sport)
-                .mode("http")
-                .extra(r#"stats = { uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["admin:admin"] }"#),
+            Proxy::new("app")
+                .port(port)
+                .server("a", a.addr)
+                .server_with(
+                    "gone",
+                    "127.0.0.1:1",
+                    r#"check = true, inter = "100ms", fall = 1"#,
+                ),
         )
+        .listen(Proxy::new("stats").port(sport).mode("http").stats(
+            r#"uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["admin:admin"]"#,
+        ))
         .build();
     let _lb = Ringlb::start(&cfg, &[]);
     who(port);
@@ -410,7 +412,7 @@ fn chromium_shows_the_stats_page_with_rows_coloured_by_state() {
         .listen(
             Proxy::new("stats")
                 .port(sport)
-                .extra(r#"stats = { uri = "/stats", refresh = "30s" }"#),
+                .stats(r#"uri = "/stats", refresh = "30s""#),
         )
         .build();
     let _lb = Ringlb::start(&cfg, &[]);

@@ -273,6 +273,12 @@ impl Proxy {
         self.extra(format!("mode = {}", q(mode)))
     }
 
+    /// The section's stats page: `stats = { KEYS }`, e.g.
+    /// `uri = "/stats", auth = ["admin:admin"]`.
+    pub fn stats(self, keys: &str) -> Proxy {
+        self.extra(format!("stats = {{ {} }}", keys.trim()))
+    }
+
     /// A section `log` target (a file path, `"udp://H:P"`…).
     pub fn log(mut self, target: impl Display) -> Proxy {
         self.log
