@@ -279,6 +279,12 @@ impl Proxy {
         self.extra(format!("stats = {{ {} }}", keys.trim()))
     }
 
+    /// The section's health check: `check = { KEYS }`, e.g.
+    /// `type = "http", uri = "/"`.
+    pub fn check(self, keys: &str) -> Proxy {
+        self.extra(format!("check = {{ {} }}", keys.trim()))
+    }
+
     /// A section `log` target (a file path, `"udp://H:P"`…).
     pub fn log(mut self, target: impl Display) -> Proxy {
         self.log
