@@ -47,12 +47,11 @@ fn every_thread_runs_as_the_configured_user_after_binding() {
     }
     let srv = TestServer::start("s", Behaviour::Hello);
     let port = free_port();
-    let cfg = format!(
-        "[global]\nuser = \"nobody\"\ngroup = \"nogroup\"\n\
-         [[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\n\
-         servers = [{{ name = \"s\", address = \"{}\" }}]\n",
-        srv.addr
-    );
+    let cfg = Cfg::new()
+        .global("user = \"nobody\"")
+        .global("group = \"nogroup\"")
+        .listen(Proxy::new("l").port(port).server("s", srv.addr))
+        .build();
     let lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let ids = thread_ids(lb.pid());
     assert!(ids.len() >= 4, "main, 2 shards, control, log: {ids:?}");
@@ -71,10 +70,10 @@ fn an_unknown_user_is_a_startup_error() {
     let p = write_file(
         dir.path(),
         "c.toml",
-        &format!(
-            "[global]\nuser = \"no-such-user-here\"\n[[listen]]\nname = \"l\"\n\
-             bind = [\"127.0.0.1:{port}\"]\nservers = [{{ name = \"s\", address = \"127.0.0.1:1\" }}]\n"
-        ),
+        &Cfg::new()
+            .global("user = \"no-such-user-here\"")
+            .listen(Proxy::new("l").port(port).server("s", "127.0.0.1:1"))
+            .build(),
     );
     let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
@@ -95,10 +94,9 @@ fn readiness_and_stopping_are_notified_to_systemd() {
     sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let port = free_port();
-    let cfg = format!(
-        "[[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\n\
-         servers = [{{ name = \"s\", address = \"127.0.0.1:1\" }}]\n"
-    );
+    let cfg = Cfg::new()
+        .listen(Proxy::new("l").port(port).server("s", "127.0.0.1:1"))
+        .build();
     let mut lb = Ringlb::start_env(&cfg, &[], &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
     let mut buf = [0u8; 512];
     let n = sock.recv(&mut buf).expect("READY=1 datagram");
