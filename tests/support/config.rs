@@ -1,10 +1,12 @@
 //! The one place integration tests build ringlb's TOML configuration (the
 //! contract in /work/shared/CONFIG.md): `[global]`, `[defaults]`, and
 //! `[[listen]]` / `[[frontend]]` / `[[backend]]` sections with their binds and
-//! servers. Common keys have methods; any other key is one `key = value` line
-//! (`global`, `defaults`, `Proxy::extra`), and `raw` appends whole sections.
-//! Strings are quoted and escaped here, so tests never write TOML syntax.
-//! haproxy.cfg text (fed to HAProxy or `ringlb -f x.cfg`) is not built here.
+//! servers. Names, addresses, paths and durations are quoted and escaped here;
+//! common keys have methods, any other key is one `key = value` line
+//! (`Cfg::global`, `Cfg::defaults`, `Proxy::extra`), and `Cfg::raw` appends
+//! whole sections. Not built here: haproxy.cfg text (fed to HAProxy or
+//! `ringlb -f x.cfg`, HAProxy's syntax on purpose), shipped config files, and
+//! the few configs whose exact layout a test pins (`FILE:LINE:COL` checks).
 //!
 //! ```ignore
 //! let toml = Cfg::new()
