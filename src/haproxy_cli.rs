@@ -221,6 +221,7 @@ pub fn main(args: &[String]) -> ExitCode {
         master_worker: a.master_worker,
         worker_args,
         master_cli: a.master_cli.clone(),
+        no_root: false,
     };
     let foreground = a.foreground;
     let maxconn = a.maxconn;

@@ -63,6 +63,10 @@ struct RunArgs {
     /// unix socket (HAProxy's `-S`).
     #[arg(long = "master-socket", value_name = "PATH")]
     master_socket: Option<PathBuf>,
+    /// Refuse to run as root unless the configuration drops privileges
+    /// (`user`/`uid` in global).
+    #[arg(long = "no-root")]
+    no_root: bool,
 }
 
 impl RunArgs {
@@ -340,6 +344,7 @@ fn run_file(files: &[PathBuf], args: RunArgs) -> ExitCode {
         master_worker: args.master_worker,
         worker_args,
         master_cli: args.master_socket.clone(),
+        no_root: args.no_root,
     };
     run_with(files, &args.load_options(), opts, false, launch, |_| {})
 }
@@ -351,6 +356,8 @@ pub(crate) struct Launch {
     pub worker_args: Vec<String>,
     /// `-S PATH`: the master CLI.
     pub master_cli: Option<PathBuf>,
+    /// `--no-root`: refuse to serve as root with no `user` to become.
+    pub no_root: bool,
 }
 
 /// Loads the configuration, applies `adjust` and refuses what `run` cannot do
@@ -409,6 +416,13 @@ pub(crate) fn run_with(
         for w in ringlb::kernel::startup_warnings(&cfg) {
             eprintln!("{w}");
         }
+    }
+    if launch.no_root && ringlb::sys::privs::is_root() && cfg.global.user.is_none() {
+        eprintln!(
+            "ringlb: --no-root: refusing to run as root with no user to become; set 'user' \
+             (or 'uid') in global, or run as an unprivileged user"
+        );
+        return ExitCode::from(1);
     }
     let result = match worker {
         Some(Ok(ch)) => {

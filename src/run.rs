@@ -147,7 +147,14 @@ pub fn unsupported(config: &Config) -> Vec<String> {
 }
 
 /// Runs until SIGTERM/SIGINT and the drain that follows.
-pub fn run(config: Config, opts: RunOptions) -> Result<(), RunError> {
+pub fn run(mut config: Config, opts: RunOptions) -> Result<(), RunError> {
+    // What the previous process saved (`show servers state` into
+    // `server-state-file`) is where servers start.
+    for w in crate::config::server_state::apply(&mut config) {
+        if !opts.quiet {
+            eprintln!("{w}");
+        }
+    }
     let config = Arc::new(config);
     let n = shard::shard_count(&config, opts.shards);
     let need = fds_needed(&config, n);

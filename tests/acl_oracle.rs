@@ -209,7 +209,7 @@ fn acl_matches_agree_with_haproxy() {
             let conn = Conn {
                 client: "127.0.0.1:40000".parse().unwrap(),
                 local: format!("127.0.0.1:{port}").parse().unwrap(),
-                ssl: false,
+                tls: None,
                 backend: None,
                 counters: &NoCounters,
             };

@@ -376,3 +376,65 @@ fn mysql_check_against_a_real_mariadb() {
         );
     }
 }
+
+/// `on-marked-up shutdown-backup-sessions`: while the active server is DOWN
+/// sessions go to the backup; when it is marked UP again, those are closed
+/// (their clients reconnect to the active one). Without the option they stay.
+#[test]
+fn on_marked_up_shuts_the_backup_sessions() {
+    for shut in [true, false] {
+        let backup = TestServer::start("backup", Behaviour::Echo);
+        let active_port = free_port();
+        let port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("ringlb.log");
+        let backend = format!(
+            "{}servers = [\n\
+             {{ name = \"a\", address = \"127.0.0.1:{active_port}\", check = true, inter = \"100ms\", rise = 1, fall = 1 }},\n\
+             {{ name = \"b\", address = \"{}\", backup = true }},\n]",
+            if shut {
+                "on-marked-up = \"shutdown-backup-sessions\"\n"
+            } else {
+                ""
+            },
+            backup.addr
+        );
+        let _lb = Ringlb::start(&config(port, &log, &backend), &["--shards", "2"]);
+        assert!(wait_until(Duration::from_secs(10), || log_has(
+            &log,
+            "Server app/a is DOWN"
+        )));
+        // Sessions on the backup, echoing.
+        let mut held: Vec<TcpStream> = (0..4)
+            .map(|_| {
+                let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                c.write_all(b"x").unwrap();
+                let mut b = [0u8; 1];
+                c.read_exact(&mut b).unwrap();
+                c
+            })
+            .collect();
+        // The active server comes up.
+        let _active = std::net::TcpListener::bind(("127.0.0.1", active_port)).unwrap();
+        assert!(wait_until(Duration::from_secs(10), || log_has(
+            &log,
+            "Server app/a is UP"
+        )));
+        for c in &mut held {
+            if shut {
+                let mut rest = Vec::new();
+                match c.read_to_end(&mut rest) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+                    Err(e) => panic!("a backup session was not closed: {e}"),
+                }
+            } else {
+                c.write_all(b"y").unwrap();
+                let mut b = [0u8; 1];
+                c.read_exact(&mut b).unwrap();
+                assert_eq!(&b, b"y", "without the option the session goes on");
+            }
+        }
+    }
+}

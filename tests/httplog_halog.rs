@@ -78,6 +78,7 @@ fn lines(n: usize) -> (String, [usize; 4]) {
                 srv_conn: 1,
                 srv_queue: 0,
                 backend_queue: 0,
+                ssl: None,
             },
             request_time: t,
             tr_request_ms: if status == 400 { -1 } else { 0 },

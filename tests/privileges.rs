@@ -1,7 +1,8 @@
 //! Privilege drop through the real binary (HAProxy's `user`/`group`/`chroot`,
 //! the tutorial's `user ha`): once ready, every thread of ringlb runs as the
 //! configured user and group and the proxy still serves; an unknown user is a
-//! startup error before anything is bound.
+//! startup error before anything is bound; `--no-root` refuses root without a
+//! user to become.
 
 mod support;
 
@@ -59,6 +60,17 @@ fn every_thread_runs_as_the_configured_user_after_binding() {
         ids.iter().all(|&(u, g)| u == 65534 && g == 65534),
         "every thread as nobody:nogroup: {ids:?}"
     );
+    // No capability left: root's files (a key, /etc/shadow) cannot be
+    // opened again by the process.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", lb.pid())).unwrap();
+    for cap in ["CapEff:", "CapPrm:"] {
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix(cap))
+            .map(str::trim)
+            .unwrap();
+        assert_eq!(v, "0000000000000000", "{cap} {v}");
+    }
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     assert_eq!(read_line(&mut c), "s", "still serving after the drop");
 }
@@ -82,6 +94,48 @@ fn an_unknown_user_is_a_startup_error() {
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nothing was bound"
     );
+}
+
+/// `--no-root`: as root with no `user` to become, ringlb refuses to start
+/// (nothing bound); with one, it starts and drops to it.
+#[test]
+fn no_root_refuses_root_without_a_user_to_become() {
+    if !std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+    {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI runs as root"
+        );
+        eprintln!("SKIPPED: not root; --no-root only refuses root");
+        return;
+    }
+    let srv = TestServer::start("s", Behaviour::Hello);
+    let port = free_port();
+    let listen = format!(
+        "[[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\n\
+         servers = [{{ name = \"s\", address = \"{}\" }}]\n",
+        srv.addr
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let p = write_file(dir.path(), "c.toml", &listen);
+    let (code, _, err) = ringlb_cmd(&["run", "--no-root", "-f", p.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--no-root: refusing to run as root with no user to become"),
+        "{err}"
+    );
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "nothing bound"
+    );
+    let cfg = format!("[global]\nuser = \"nobody\"\ngroup = \"nogroup\"\n{listen}");
+    let lb = Ringlb::start(&cfg, &["--no-root", "--shards", "1"]);
+    assert!(thread_ids(lb.pid()).iter().all(|&(u, _)| u == 65534));
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert_eq!(read_line(&mut c), "s");
 }
 
 /// systemd's notify protocol, checked by binding `$NOTIFY_SOCKET` ourselves

@@ -161,7 +161,7 @@ backend be
         let conn = Conn {
             client: "127.0.0.1:40000".parse().unwrap(),
             local: "127.0.0.1:80".parse().unwrap(),
-            ssl: false,
+            tls: None,
             backend: Some(0),
             counters: &NoCounters,
         };

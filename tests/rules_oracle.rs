@@ -124,7 +124,7 @@ fn ringlb_response(c: &ringlb::config::model::Config, raw: &[u8]) -> Vec<u8> {
     let mut conn = Conn {
         client: "127.0.0.1:40000".parse().unwrap(),
         local: "127.0.0.1:80".parse().unwrap(),
-        ssl: false,
+        tls: None,
         backend: None,
         counters: &NoCounters,
     };
@@ -319,7 +319,7 @@ backend be
         let conn = Conn {
             client: "127.0.0.1:40000".parse().unwrap(),
             local: format!("127.0.0.1:{port}").parse().unwrap(),
-            ssl: false,
+            tls: None,
             backend: None,
             counters: &NoCounters,
         };

@@ -1,6 +1,7 @@
 //! TLS in `mode http` beyond termination, through the real binary against real
 //! peers: `server ... ssl` to an HTTPS nginx (verified against the test CA, a
-//! wrong name refused with a 503, kept-alive server connections reused).
+//! wrong name refused with a 503, kept-alive server connections reused), and
+//! the `ssl_fc_*` fetches, `%sslv`/`%sslc` compared with haproxy.
 //! Certificates come from `support::tls::Pki` (made with `openssl`).
 
 mod support;
@@ -96,4 +97,230 @@ fn tls_to_servers_in_mode_http() {
     });
     assert!(logged, "output:\n{text}");
     assert!(text.contains("not valid for name \"b.test\""), "{text}");
+}
+
+/// `curl` over TLS to `port` as `a.test` (or by address: no SNI), with the
+/// version and suite pinned so both proxies settle the same ones.
+fn curl_tls(pki: &Pki, port: u16, sni: bool, pin: &[&str], path: &str) -> String {
+    let resolve = format!("a.test:{port}:127.0.0.1");
+    let host = if sni { "a.test" } else { "127.0.0.1" };
+    let url = format!("https://{host}:{port}{path}");
+    let ca = pki.ca();
+    let mut args = vec!["-sS", "--cacert", &ca, "--resolve", &resolve];
+    if !sni {
+        // The certificate names a.test, not the address.
+        args.push("-k");
+    }
+    args.extend(pin);
+    args.extend(["-w", "%{http_code}\n", &url]);
+    curl_out(&args)
+}
+
+/// `ssl_fc_sni`, `ssl_fc_has_sni`, `ssl_fc_protocol`, `ssl_fc_cipher` in an
+/// ACL, `set-header` and a `return ... lf-string`, and `%[ssl_fc_sni]`,
+/// `%sslv`, `%sslc` in `log-format`: the same haproxy.cfg run by haproxy
+/// (OpenSSL) and ringlb (rustls), the same clients, the same answers and
+/// log fields.
+#[test]
+fn tls_fetches_and_log_fields_match_haproxy() {
+    if !require(&["openssl", "curl", "haproxy"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let cfg = |port: u16| {
+        format!(
+            "global\n  log stdout format raw local0\n\
+             defaults\n  mode http\n  log global\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+             frontend fe\n  bind 127.0.0.1:{port} ssl crt {crts}\n\
+             \x20 log-format \"TLSLOG %[ssl_fc_sni] %sslv %sslc %{{+Q}}sslv %ST\"\n\
+             \x20 http-request set-header X-Proto %[ssl_fc_protocol]\n\
+             \x20 http-request deny deny_status 403 if {{ path /only13 }} !{{ ssl_fc_protocol TLSv1.3 }}\n\
+             \x20 http-request return status 200 content-type text/plain lf-string \"sni=%[ssl_fc_sni] has_sni=%[ssl_fc_has_sni] proto=%[ssl_fc_protocol] cipher=%[ssl_fc_cipher] v=%sslv c=%sslc x=%[req.hdr(x-proto)] ssl=%[ssl_fc]\"\n",
+            crts = pki.crts()
+        )
+    };
+    let hport = free_port();
+    let h = support::servers::Haproxy::start(&cfg(hport), &[hport]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "haproxy.cfg", &cfg(port));
+    let lb = Ringlb::start_file(dir, f, &[]);
+    let cases: [(bool, &[&str], &str); 5] = [
+        (
+            true,
+            &["--tls13-ciphers", "TLS_CHACHA20_POLY1305_SHA256"],
+            "/",
+        ),
+        (
+            true,
+            &["--tls13-ciphers", "TLS_AES_128_GCM_SHA256"],
+            "/only13",
+        ),
+        (
+            true,
+            &[
+                "--tlsv1.2",
+                "--tls-max",
+                "1.2",
+                "--ciphers",
+                "ECDHE-ECDSA-AES256-GCM-SHA384",
+            ],
+            "/",
+        ),
+        (
+            true,
+            &[
+                "--tlsv1.2",
+                "--tls-max",
+                "1.2",
+                "--ciphers",
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+            ],
+            "/only13",
+        ),
+        (false, &["--tls13-ciphers", "TLS_AES_256_GCM_SHA384"], "/"),
+    ];
+    for (sni, pin, path) in cases {
+        let theirs = curl_tls(&pki, hport, sni, pin, path);
+        let ours = curl_tls(&pki, port, sni, pin, path);
+        assert_eq!(ours, theirs, "{pin:?} {path}\n{}", lb.output());
+    }
+    let log = |text: Vec<String>| -> Vec<String> {
+        text.into_iter()
+            .filter_map(|l| l.find("TLSLOG ").map(|i| l[i..].to_string()))
+            .collect()
+    };
+    let mut theirs = Vec::new();
+    assert!(wait_until(Duration::from_secs(5), || {
+        theirs = log(h.output());
+        theirs.len() >= cases.len()
+    }));
+    let mut ours = Vec::new();
+    wait_until(Duration::from_secs(5), || {
+        ours = log(lb.output().lines().map(String::from).collect());
+        ours.len() >= cases.len()
+    });
+    assert_eq!(ours, theirs);
+}
+
+/// What curl printed on stdout (the body and `-w` fields), not its errors.
+fn curl_stdout(args: &[&str]) -> String {
+    let out = Command::new("curl").args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Client certificates on a bind: `verify optional` with the ignore lists
+/// (no certificate, a good one, one from another CA: `ssl_c_used`,
+/// `ssl_c_verify`, `ssl_c_s_dn`, `ssl_c_i_dn`) and `verify required` (only
+/// the good one gets an answer), against haproxy with the same haproxy.cfg.
+#[test]
+fn client_certificates_match_haproxy() {
+    if !require(&["openssl", "curl", "haproxy"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let good = pki.client("alice", "/C=FR/O=ringlb tests/CN=alice", false);
+    let other = pki.client("mallory", "/CN=mallory", true);
+    let cfg = |opt: u16, req: u16| {
+        format!(
+            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+             frontend opt\n  bind 127.0.0.1:{opt} ssl crt {crts} verify optional ca-file {ca} crt-ignore-err all ca-ignore-err all\n\
+             \x20 http-request return status 200 content-type text/plain lf-string \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn] i=%[ssl_c_i_dn] cn=%[ssl_c_s_dn(CN)] o=%[ssl_c_s_dn(O)] ica=%[ssl_c_i_dn(CN,-1)]\"\n\
+             frontend req\n  bind 127.0.0.1:{req} ssl crt {crts} verify required ca-file {ca}\n\
+             \x20 http-request deny if !{{ ssl_c_used }}\n\
+             \x20 http-request return status 200 content-type text/plain lf-string \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn]\"\n",
+            crts = pki.crts(),
+            ca = pki.ca()
+        )
+    };
+    let (hopt, hreq) = (free_port(), free_port());
+    let _h = support::servers::Haproxy::start(&cfg(hopt, hreq), &[hopt, hreq]);
+    let (opt, req) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "haproxy.cfg", &cfg(opt, req));
+    let lb = Ringlb::start_file(dir, f, &[]);
+    let ca = pki.ca();
+    let get = |port: u16, cert: Option<&(String, String)>, tls12: bool| {
+        let resolve = format!("a.test:{port}:127.0.0.1");
+        let url = format!("https://a.test:{port}/");
+        let mut args = vec![
+            "-sS",
+            "--cacert",
+            &ca,
+            "--resolve",
+            &resolve,
+            "-w",
+            " %{http_code}",
+        ];
+        if let Some((crt, key)) = cert {
+            args.extend(["--cert", crt, "--key", key]);
+        }
+        if tls12 {
+            args.extend(["--tlsv1.2", "--tls-max", "1.2"]);
+        }
+        args.push(&url);
+        curl_stdout(&args)
+    };
+    for tls12 in [false, true] {
+        for cert in [None, Some(&good), Some(&other)] {
+            for (theirs, ours) in [(hopt, opt), (hreq, req)] {
+                let want = get(theirs, cert, tls12);
+                let got = get(ours, cert, tls12);
+                assert_eq!(got, want, "{cert:?} tls1.2 {tls12}\n{}", lb.output());
+            }
+        }
+    }
+    // The values themselves, not only their agreement.
+    assert_eq!(
+        get(opt, Some(&good), false),
+        "used=1 verify=0 s=/C=FR/O=ringlb tests/CN=alice i=/CN=ringlb test CA cn=alice o=ringlb tests ica=ringlb test CA 200"
+    );
+    // OpenSSL's "unable to verify the first certificate": a lone leaf.
+    assert!(get(opt, Some(&other), false).starts_with("used=1 verify=21 "));
+    assert_eq!(get(req, None, false), " 000");
+}
+
+/// Health checks over TLS: `option httpchk` to an `ssl` server goes over
+/// TLS by default (an HTTPS nginx stays UP: a plain request would get its
+/// 400), a wrong name takes a server DOWN at layer 6, and `check-ssl` on a
+/// plain server (no TLS there) fails its handshake: DOWN, L6RSP.
+#[test]
+fn health_checks_over_tls() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let tls = https_nginx(&pki);
+    let plain = Nginx::start(&[("index.html", "plain\n")]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = pki.ca();
+    let (n, p) = (tls.port, plain.port);
+    let fast = "check inter 100ms rise 1 fall 1";
+    let cfg = write_file(
+        dir.path(),
+        "haproxy.cfg",
+        &format!(
+            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             listen web\n  bind 127.0.0.1:{port}\n  option httpchk GET /index.html\n\
+             \x20 server good 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(a.test) {fast}\n\
+             \x20 server badname 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(b.test) {fast}\n\
+             \x20 server plain 127.0.0.1:{p} check-ssl verify none {fast}\n",
+        ),
+    );
+    let lb = Ringlb::start_file(dir, cfg, &[]);
+    let mut text = String::new();
+    let down = wait_until(Duration::from_secs(10), || {
+        text = lb.output();
+        text.contains("Server web/badname is DOWN, reason: Layer6 invalid response")
+            && text.contains("Server web/plain is DOWN, reason: Layer6 invalid response")
+    });
+    assert!(down, "{text}");
+    assert!(text.contains("SSL handshake failure"), "{text}");
+    assert!(!text.contains("Server web/good is DOWN"), "{text}");
+    // Only the good server is left to take requests.
+    for _ in 0..4 {
+        let out = curl_out(&["-sS", &format!("http://127.0.0.1:{port}/index.html")]);
+        assert_eq!(out, "hello from https nginx\n", "{}", lb.output());
+    }
 }

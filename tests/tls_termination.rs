@@ -199,6 +199,62 @@ fn sni_picks_exact_wildcard_and_default_certificates_from_haproxy_cfg() {
     assert!(!out.contains("ALPN protocol: h2"), "{out}");
 }
 
+/// `crt-list FILE`: certificates with SNI filters, as HAProxy reads the
+/// file: filters replace a certificate's own names
+/// and `!name` keeps a name off a wildcard. The same list, checked against
+/// haproxy when it is installed: the same certificate for every name.
+#[test]
+fn crt_list_with_sni_filters() {
+    if !require(&["openssl"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let echo = TestServer::start("echo", Behaviour::Echo);
+    let crts = pki.crts();
+    let list = write_file(
+        pki.dir.path(),
+        "certs.list",
+        &format!(
+            "# default first\n{crts}/1-a.pem\n\n{crts}/2-b.pem other.test   # b.test's cert for other.test only\n\
+             {crts}/3-w.pem [ ] *.wild.test !secret.wild.test\n"
+        ),
+    );
+    let cfg = |port: u16| {
+        format!(
+            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             frontend tls\n  bind 127.0.0.1:{port} ssl crt-list {}\n  default_backend be\n\
+             backend be\n  server s1 {}\n",
+            list.display(),
+            echo.addr
+        )
+    };
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let f = write_file(dir.path(), "haproxy.cfg", &cfg(port));
+    let _lb = Ringlb::start_file(dir, f, &[]);
+    let cases = [
+        ("a.test", "a.test"),
+        ("other.test", "b.test"),
+        // b.test is no longer among its certificate's names: the default.
+        ("b.test", "a.test"),
+        ("x.wild.test", "*.wild.test"),
+        ("secret.wild.test", "a.test"),
+    ];
+    for (sni, cn) in cases {
+        let out = s_client(port, &pki.ca(), Some(sni), &[]);
+        assert_eq!(subject_cn(&out), cn, "SNI {sni}:\n{out}");
+    }
+    if require(&["haproxy"]) {
+        let hport = free_port();
+        let _h = support::servers::Haproxy::start(&cfg(hport), &[hport]);
+        for (sni, _) in cases {
+            let theirs = subject_cn(&s_client(hport, &pki.ca(), Some(sni), &[]));
+            let ours = subject_cn(&s_client(port, &pki.ca(), Some(sni), &[]));
+            assert_eq!(ours, theirs, "SNI {sni}");
+        }
+    }
+}
+
 #[test]
 fn curl_over_tls_1_2_and_1_3_to_a_plain_nginx_and_a_64_mib_download() {
     if !require(&["openssl", "curl", "nginx"]) {

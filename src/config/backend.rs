@@ -182,6 +182,30 @@ impl Resolver<'_> {
         } else {
             None
         };
+        // Checks go over TLS with `check-ssl`, and by default for an `ssl`
+        // server checked on its own address (HAProxy: a check `port` or
+        // `addr` needs `check-ssl` to keep TLS).
+        let check_tls = match r.check_ssl {
+            Some(true) => match &ssl {
+                Some(t) => Some(t.clone()),
+                None => {
+                    let text =
+                        |v: &Option<Spanned<String>>| v.as_ref().map(|v| v.get_ref().clone());
+                    let opts = crate::tls::ClientOptions {
+                        verify: text(&r.verify),
+                        ca_file: text(&r.ca_file),
+                        sni: text(&r.sni),
+                        verifyhost: text(&r.verifyhost),
+                    };
+                    Some(std::sync::Arc::new(
+                        crate::tls::build_client(opts).map_err(|m| self.err(span(s), &sctx, m))?,
+                    ))
+                }
+            },
+            Some(false) => None,
+            None if r.port.is_none() && r.addr.is_none() => ssl.clone(),
+            None => None,
+        };
         Ok(Server {
             name: name.get_ref().clone(),
             addr,
@@ -217,7 +241,9 @@ impl Resolver<'_> {
             cookie: r.cookie.clone(),
             send_proxy,
             ssl,
+            check_tls,
             slowstart: dur(&r.slowstart, "slowstart")?,
+            saved: None,
             pool_max_conn: match &r.pool_max_conn {
                 Some(v) if *v.get_ref() >= 0 => {
                     Some(self.int(v, &sctx, "pool-max-conn", -1, 10_000_000)?)
@@ -261,6 +287,24 @@ impl Resolver<'_> {
                 }
             },
         };
+        let shutdown_backup_sessions = match raw
+            .on_marked_up
+            .as_ref()
+            .or(self.defaults.on_marked_up.as_ref())
+        {
+            None => false,
+            Some(o) if o.get_ref() == "shutdown-backup-sessions" => true,
+            Some(o) => {
+                return Err(self.err(
+                    span(o),
+                    &ctx,
+                    format!(
+                        "unknown on-marked-up \"{}\" (shutdown-backup-sessions)",
+                        o.get_ref()
+                    ),
+                ))
+            }
+        };
         let on_marked_down = match raw
             .on_marked_down
             .as_ref()
@@ -275,6 +319,27 @@ impl Resolver<'_> {
                         span(o),
                         &ctx,
                         format!("unknown on-marked-down \"{other}\" (shutdown-sessions)"),
+                    ))
+                }
+            },
+        };
+        let load_server_state = match raw
+            .load_server_state_from_file
+            .as_ref()
+            .or(self.defaults.load_server_state_from_file.as_ref())
+        {
+            None => false,
+            Some(o) => match o.get_ref().as_str() {
+                "global" => true,
+                "none" => false,
+                other => {
+                    return Err(self.err(
+                        span(o),
+                        &ctx,
+                        format!(
+                            "load-server-state-from-file \"{other}\": only global and none \
+                             are supported (local with server-state-file-name is not)"
+                        ),
                     ))
                 }
             },
@@ -369,7 +434,9 @@ impl Resolver<'_> {
             persist: raw.persist.or(self.defaults.persist).unwrap_or(false),
             check: self.check_spec(raw.check.as_ref(), &ctx)?,
             on_marked_down,
+            shutdown_backup_sessions,
             http_reuse,
+            load_server_state,
             disabled: raw.disabled.unwrap_or(false),
             cookie,
             errorfiles: self.errorfiles(raw, &ctx)?,
@@ -466,6 +533,7 @@ pub(super) fn merge_server(base: &RawServer, over: &RawServer) -> RawServer {
         cookie,
         send_proxy,
         ssl,
+        check_ssl,
         verify,
         ca_file,
         sni,

@@ -115,6 +115,7 @@ pub(super) fn global(g: Option<&RawGlobal>, loc: &Locator) -> R<Global> {
         log: global_log,
         hard_stop_after,
         admin_socket: g.and_then(|g| g.admin_socket.clone()).map(Into::into),
+        server_state_file: g.and_then(|g| g.server_state_file.clone()).map(Into::into),
         expose_fd_listeners: g.and_then(|g| g.expose_fd_listeners).unwrap_or(false),
         master_worker: g.and_then(|g| g.master_worker).unwrap_or(false),
         tune,

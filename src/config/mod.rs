@@ -15,6 +15,7 @@ pub mod model;
 mod resolve;
 mod rules;
 mod schema;
+pub mod server_state;
 mod values;
 
 use std::path::{Path, PathBuf};

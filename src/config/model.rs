@@ -41,6 +41,9 @@ pub struct Global {
     pub log: Vec<LogTarget>,
     pub hard_stop_after: Option<Duration>,
     pub admin_socket: Option<PathBuf>,
+    /// `server-state-file`: read at startup by the backends with
+    /// `load-server-state-from-file global`.
+    pub server_state_file: Option<PathBuf>,
     /// `stats socket ... expose-fd listeners`: a successor started with `-x`
     /// may take this process's listening sockets (served beside the admin
     /// socket, `crate::handover`).
@@ -342,7 +345,14 @@ pub struct Backend {
     pub persist: bool,
     pub check: CheckSpec,
     pub on_marked_down: OnMarkedDown,
+    /// `on-marked-up shutdown-backup-sessions`: when an active server comes
+    /// back up, the sessions on backup servers are closed (their clients
+    /// reconnect to the active ones).
+    pub shutdown_backup_sessions: bool,
     /// `http-reuse`: which requests may ride an idle server connection.
+    /// `load-server-state-from-file global`: servers start as the global
+    /// `server-state-file` saved them.
+    pub load_server_state: bool,
     pub http_reuse: HttpReuse,
     pub disabled: bool,
     /// `option forwardfor` in the backend: used (its header name, its
@@ -363,6 +373,19 @@ pub struct Backend {
 pub struct BalanceOptions {
     pub uri: crate::http::hashkey::UriOptions,
     pub use_domain_only: bool,
+}
+
+/// A server's state as `show servers state` saved it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SavedState {
+    /// Operational state was running (HAProxy's `srv_op_state` 2).
+    pub up: bool,
+    /// Forced maintenance (`srv_admin_state` bit 0x01).
+    pub maint: bool,
+    /// Forced drain (`srv_admin_state` bit 0x08).
+    pub drain: bool,
+    /// `srv_uweight`.
+    pub weight: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -415,7 +438,13 @@ pub struct Server {
     pub send_proxy: Option<ProxyProtocol>,
     /// `ssl`: TLS to this server (client config built, CA loaded).
     pub ssl: Option<std::sync::Arc<crate::tls::ServerTls>>,
+    /// What health checks speak TLS with (`check-ssl`, or `ssl` checked on
+    /// the server's own address); `None`: plain TCP.
+    pub check_tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
     pub slowstart: Option<Duration>,
+    /// The state `load-server-state-from-file` found for this server at
+    /// startup (set by `server_state::apply`, never by the parser).
+    pub saved: Option<SavedState>,
     /// `pool-max-conn`: idle HTTP connections kept for this server, across
     /// shards (`None`: no limit, HAProxy's -1 default; 0: none kept).
     pub pool_max_conn: Option<u32>,

@@ -64,7 +64,9 @@ impl Kind {
                 "redispatch",
                 "persist",
                 "on-marked-down",
+                "on-marked-up",
                 "http-reuse",
+                "load-server-state-from-file",
             ],
             Kind::Backend => &[
                 "bind",
@@ -107,7 +109,12 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     add(p.redispatch.is_some(), "redispatch");
     add(p.persist.is_some(), "persist");
     add(p.on_marked_down.is_some(), "on-marked-down");
+    add(p.on_marked_up.is_some(), "on-marked-up");
     add(p.http_reuse.is_some(), "http-reuse");
+    add(
+        p.load_server_state_from_file.is_some(),
+        "load-server-state-from-file",
+    );
     add(p.stats.is_some(), "stats");
     add(p.errorfile.is_some(), "errorfile");
     add(p.capture.is_some(), "capture");

@@ -354,7 +354,7 @@ backend api
         let conn = Conn {
             client: "192.0.2.1:1000".parse().unwrap(),
             local: "127.0.0.1:9000".parse().unwrap(),
-            ssl: false,
+            tls: None,
             backend: None,
             counters: &NoCounters,
         };
@@ -581,7 +581,7 @@ mod use_server_tests {
         let conn = Conn {
             client: "192.0.2.1:1000".parse().unwrap(),
             local: "127.0.0.1:9000".parse().unwrap(),
-            ssl: false,
+            tls: None,
             backend: Some(b),
             counters: &NoCounters,
         };
@@ -681,7 +681,7 @@ mod tutorial {
             let conn = Conn {
                 client: "192.0.2.7:5000".parse().unwrap(),
                 local: "192.0.2.1:80".parse().unwrap(),
-                ssl: false,
+                tls: None,
                 backend: None,
                 counters: &NoCounters,
             };

@@ -39,6 +39,9 @@ pub struct RawGlobal {
     pub log: Option<Vec<Spanned<RawLogTarget>>>,
     pub hard_stop_after: Option<Spanned<RawDuration>>,
     pub admin_socket: Option<String>,
+    /// `server-state-file`: where `show servers state` was saved before a
+    /// reload, read at startup by backends that ask for it.
+    pub server_state_file: Option<String>,
     pub expose_fd_listeners: Option<bool>,
     pub master_worker: Option<bool>,
     pub tune: Option<RawTune>,
@@ -234,6 +237,8 @@ pub struct RawServer {
     pub cookie: Option<String>,
     pub send_proxy: Option<Spanned<String>>,
     pub ssl: Option<bool>,
+    /// `check-ssl`: health checks over TLS (with this server's TLS options).
+    pub check_ssl: Option<bool>,
     /// TLS to the server: `"required"` (the default) or `"none"`.
     pub verify: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<String>>,
@@ -294,7 +299,11 @@ pub struct RawProxy {
     /// `option persist`: a persistence cookie still sticks to a DOWN server.
     pub persist: Option<bool>,
     pub on_marked_down: Option<Spanned<String>>,
+    /// `on-marked-up shutdown-backup-sessions`.
+    pub on_marked_up: Option<Spanned<String>>,
     pub http_reuse: Option<Spanned<String>>,
+    /// `load-server-state-from-file global|none`.
+    pub load_server_state_from_file: Option<Spanned<String>>,
     pub stats: Option<RawStats>,
     /// haproxy.cfg only: the source span of each word of each ACL's text (in
     /// token order, across every line that defined it), so an error in a

@@ -249,6 +249,9 @@ impl ServerCheck {
         let b = &self.config.backends[self.backend];
         let s = &b.servers[self.server];
         let mut health = Health::new(s.rise, s.fall, s.inter, s.fastinter, s.downinter);
+        // A server the previous process saw DOWN stays DOWN until `rise`
+        // checks pass (`load-server-state-from-file`).
+        health.up = s.saved.is_none_or(|st| st.up);
 
         // HAProxy: without `timeout check`, `inter` bounds the whole check.
         let timeout = b.timeouts.check.unwrap_or(s.inter);
@@ -266,7 +269,7 @@ impl ServerCheck {
                 s.check_addr.unwrap_or(cur.ip()),
                 s.check_port.unwrap_or(cur.port()),
             );
-            let r = check::probe(&b.check, addr, timeout).await;
+            let r = check::probe(&b.check, addr, timeout, s.check_tls.as_deref()).await;
             {
                 let mut t = self.table.borrow_mut();
                 let st = &mut t.servers[self.backend][self.server];

@@ -138,7 +138,7 @@ impl AdminRule {
             res: None,
             client,
             local,
-            ssl: false,
+            tls: None,
             backend: None,
             counters: &NoCounters,
             vars: &vars,

@@ -115,15 +115,16 @@ impl StatusTable {
                     b.servers
                         .iter()
                         .map(|s| ServerStatus {
-                            up: true,
-                            admin: if s.disabled {
-                                Admin::Maint
-                            } else {
-                                Admin::Ready
+                            up: s.saved.is_none_or(|st| st.up),
+                            admin: match s.saved {
+                                _ if s.disabled => Admin::Maint,
+                                Some(st) if st.maint => Admin::Maint,
+                                Some(st) if st.drain => Admin::Drain,
+                                _ => Admin::Ready,
                             },
-                            drain_under_maint: false,
+                            drain_under_maint: s.saved.is_some_and(|st| st.maint && st.drain),
                             checks_enabled: s.check,
-                            weight: s.weight,
+                            weight: s.saved.map_or(s.weight, |st| st.weight),
                             last_change: now,
                             down_total: 0,
                             down_since: None,

@@ -248,6 +248,7 @@ mod tests {
             srv_conn: 1,
             srv_queue: 0,
             backend_queue: 0,
+            ssl: None,
         };
         assert_eq!(
             tcplog(&r, &names),
@@ -295,6 +296,7 @@ mod tests {
                 srv_conn: 0,
                 srv_queue: 0,
                 backend_queue: 0,
+                ssl: None,
             },
             request_time: t,
             tr_request_ms: 0,

@@ -54,6 +54,9 @@ pub enum Var {
     ResponseCaptures,
     RequestCookie,
     ResponseCookie,
+    /// `%sslv`, `%sslc`: the client connection's TLS version and suite.
+    SslVersion,
+    SslCipher,
 }
 
 impl Var {
@@ -71,6 +74,8 @@ impl Var {
                 | Var::ResponseCaptures
                 | Var::RequestCookie
                 | Var::ResponseCookie
+                | Var::SslVersion
+                | Var::SslCipher
         )
     }
 
@@ -106,6 +111,8 @@ impl Var {
             "hs" => Var::ResponseCaptures,
             "CC" => Var::RequestCookie,
             "CS" => Var::ResponseCookie,
+            "sslv" => Var::SslVersion,
+            "sslc" => Var::SslCipher,
             _ => return None,
         })
     }
@@ -442,6 +449,12 @@ fn render_var(out: &mut String, var: Var, quoted: bool, r: LogRecord, names: &Na
                 out.push('-');
             }
         }
+        // As HAProxy's `lf_text`: `-` for a plain connection, `""` quoted.
+        Var::SslVersion | Var::SslCipher => match s.ssl {
+            Some((v, c)) => out.push_str(if var == Var::SslVersion { v } else { c }),
+            None if !quoted => out.push('-'),
+            None => {}
+        },
     }
     true
 }
@@ -481,6 +494,7 @@ mod tests {
             srv_conn: 0,
             srv_queue: 0,
             backend_queue: 0,
+            ssl: None,
         }
     }
 
@@ -562,6 +576,18 @@ mod tests {
         assert_eq!(
             f.render(LogRecord::Tcp(&s), &names()),
             r#"0 -1 "<BADREQ>" "-""#
+        );
+    }
+
+    #[test]
+    fn ssl_version_and_cipher() {
+        let f = LogFormat::parse("%sslv %sslc %{+Q}sslv").unwrap();
+        let mut s = session();
+        assert_eq!(f.render(LogRecord::Tcp(&s), &names()), r#"- - """#);
+        s.ssl = Some(("TLSv1.3", "TLS_AES_256_GCM_SHA384"));
+        assert_eq!(
+            f.render(LogRecord::Tcp(&s), &names()),
+            r#"TLSv1.3 TLS_AES_256_GCM_SHA384 "TLSv1.3""#
         );
     }
 

@@ -437,6 +437,7 @@ mod tests {
             srv_conn: 0,
             srv_queue: 0,
             backend_queue: 0,
+            ssl: None,
         }
     }
 

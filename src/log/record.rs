@@ -66,6 +66,9 @@ pub struct SessionRecord {
     pub srv_conn: u32,
     pub srv_queue: u32,
     pub backend_queue: u32,
+    /// The client's TLS version and suite, HAProxy's names (`%sslv`,
+    /// `%sslc`); `None` for a plain connection.
+    pub ssl: Option<(&'static str, &'static str)>,
 }
 
 /// The termination states an HTTP session adds (HAProxy's letters).

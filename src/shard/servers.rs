@@ -32,9 +32,27 @@ impl ShardCtx {
 
     /// Applies a state change from the control shard.
     pub fn apply(self: &Rc<Self>, ev: &ServerEvent) {
+        let known = self
+            .config
+            .backends
+            .get(ev.backend)
+            .is_some_and(|b| ev.server < b.servers.len());
+        // Marked up: from DOWN (checks), not out of DRAIN or MAINT.
+        let was_down = known && self.replica(ev.backend, ev.server).state == ServerState::Down;
         let applied = self.replica.borrow_mut().apply(ev);
         if applied.is_none() {
             return;
+        }
+        let be = &self.config.backends[ev.backend];
+        if ev.state == ServerState::Up
+            && was_down
+            && be.shutdown_backup_sessions
+            && !be.servers[ev.server].backup
+        {
+            // `on-marked-up shutdown-backup-sessions`.
+            self.live.kill(false, |b, s| {
+                b == ev.backend && s.is_some_and(|s| be.servers[s].backup)
+            });
         }
         match ev.state {
             ServerState::Down | ServerState::Maint => {

@@ -144,6 +144,7 @@ pub async fn run(
         srv_conn: 0,
         srv_queue: 0,
         backend_queue: 0,
+        ssl: None,
     };
     let kill = Rc::new(KillSwitch::default());
     let origin = super::live::Origin {
@@ -159,7 +160,8 @@ pub async fn run(
     let live = ctx.live.register(origin, fe.default_backend, kill.clone());
     // TLS wraps the client socket in a transport once the handshake is done;
     // the mode's session then runs over that transport.
-    let client = match fe.binds.get(bind).and_then(|b| b.tls.as_ref()) {
+    let bind_tls = fe.binds.get(bind).and_then(|b| b.tls.as_ref());
+    let client = match bind_tls {
         None => Client::Plain(client),
         Some(tls) => {
             let deadline = fe.timeouts.client.and_then(|t| t0.checked_add(t));
@@ -180,6 +182,8 @@ pub async fn run(
             tcp::serve(&ctx, frontend, c, c, true, &mut report, t0, &live, &kill).await
         }
         (Mode::Tcp, Client::Tls(t)) => {
+            let info = t.info(None);
+            report.ssl = Some((info.version, info.cipher));
             tcp::serve(
                 &ctx,
                 frontend,
@@ -204,7 +208,9 @@ pub async fn run(
             return;
         }
         (Mode::Http, Client::Tls(t)) => {
-            http_over_tls(&ctx, frontend, t, &report, t0, &live, &kill).await;
+            let info = t.info(bind_tls.and_then(|b| b.client_auth.as_deref()));
+            report.ssl = Some((info.version, info.cipher));
+            http_over_tls(&ctx, frontend, t, &info, &report, t0, &live, &kill).await;
             drop(live);
             drop(client);
             drop(permit);
@@ -256,10 +262,12 @@ fn handshake_failed(
 /// (decrypting up, encrypting down). The HTTP code stays socket-only; the cost
 /// is one local copy each way. When the HTTP session ends its end closes, the
 /// pump sends close_notify and FIN to the client, and the session is over.
+#[allow(clippy::too_many_arguments)]
 async fn http_over_tls(
     ctx: &Rc<ShardCtx>,
     frontend: usize,
     tls: &crate::tls::TlsTransport,
+    info: &crate::tls::TlsInfo,
     report: &SessionRecord,
     t0: Instant,
     live: &super::live::LiveKey<'_>,
@@ -287,7 +295,7 @@ async fn http_over_tls(
             ctx,
             frontend,
             &inner,
-            Some(tls.socket()),
+            Some((tls.socket(), info)),
             report,
             t0,
             live,

@@ -39,12 +39,16 @@ impl HealthReplica {
                 b.servers
                     .iter()
                     .map(|s| ServerReplica {
-                        state: if s.disabled {
-                            ServerState::Maint
-                        } else {
-                            ServerState::Up
+                        state: match s.saved {
+                            _ if s.disabled => ServerState::Maint,
+                            // As the previous process left it (a reload
+                            // with `load-server-state-from-file`).
+                            Some(st) if st.maint => ServerState::Maint,
+                            Some(st) if !st.up => ServerState::Down,
+                            Some(st) if st.drain => ServerState::Drain,
+                            _ => ServerState::Up,
                         },
-                        weight: s.weight,
+                        weight: s.saved.map_or(s.weight, |st| st.weight),
                         addr: None,
                     })
                     .collect()

@@ -106,6 +106,12 @@ pub fn chroot(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether the process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no arguments and cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Becomes `id` for good: supplementary groups, gid, uid. A process that is not
 /// root can only "become" itself.
 pub fn become_(id: &Identity) -> io::Result<()> {

@@ -1,6 +1,7 @@
 //! Just enough DER to read what a certificate file check needs from an X.509
 //! certificate: its DNS names (subjectAltName, else the subject's CN) for SNI,
-//! and its notAfter for the expiry warning. Anything unexpected is `None`; the
+//! its notAfter for the expiry warning, and its subject and issuer as
+//! HAProxy's `ssl_c_s_dn`/`ssl_c_i_dn` print them (`/C=FR/O=Org/CN=name`). Anything unexpected is `None`; the
 //! certificate itself is validated by rustls/webpki when it is used.
 
 /// One TLV: (tag, contents, rest).
@@ -96,6 +97,94 @@ pub fn cert_info(der: &[u8]) -> Option<CertInfo> {
     Some(CertInfo { names, not_after })
 }
 
+/// A distinguished name: (short name, value) per attribute, in order.
+pub type Dn = Vec<(String, String)>;
+
+/// The subject's and the issuer's names.
+pub fn subject_issuer(der: &[u8]) -> Option<(Dn, Dn)> {
+    let (_, cert, _) = tlv(der)?;
+    let (_, tbs, _) = tlv(cert)?;
+    let fields = items(tbs);
+    let i = usize::from(fields.first()?.0 == 0xa0) + 2;
+    let issuer = fields.get(i)?;
+    let subject = fields.get(i + 2)?;
+    Some((dn(subject.1), dn(issuer.1)))
+}
+
+/// A Name's attributes: OpenSSL's short names, else the dotted OID.
+fn dn(name: &[u8]) -> Dn {
+    let mut out = Vec::new();
+    for (_, rdn) in items(name) {
+        for (_, atv) in items(rdn) {
+            let p = items(atv);
+            let (Some((_, oid)), Some((_, v))) = (p.first(), p.get(1)) else {
+                continue;
+            };
+            let key = short_name(oid).map_or_else(|| dotted(oid), String::from);
+            out.push((key, String::from_utf8_lossy(v).into_owned()));
+        }
+    }
+    out
+}
+
+/// `/SN=value` per attribute, in order: what HAProxy's
+/// `ssl_sock_get_dn_oneline` writes for `ssl_c_s_dn`.
+pub fn oneline(dn: &Dn) -> String {
+    let mut out = String::new();
+    for (k, v) in dn {
+        out.push('/');
+        out.push_str(k);
+        out.push('=');
+        out.push_str(v);
+    }
+    out
+}
+
+fn short_name(oid: &[u8]) -> Option<&'static str> {
+    Some(match oid {
+        [0x55, 0x04, 0x03] => "CN",
+        [0x55, 0x04, 0x05] => "serialNumber",
+        [0x55, 0x04, 0x06] => "C",
+        [0x55, 0x04, 0x07] => "L",
+        [0x55, 0x04, 0x08] => "ST",
+        [0x55, 0x04, 0x09] => "street",
+        [0x55, 0x04, 0x0a] => "O",
+        [0x55, 0x04, 0x0b] => "OU",
+        [0x55, 0x04, 0x0c] => "title",
+        [0x55, 0x04, 0x2a] => "GN",
+        [0x55, 0x04, 0x04] => "SN",
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x01] => "emailAddress",
+        [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x19] => "DC",
+        [0x09, 0x92, 0x26, 0x89, 0x93, 0xf2, 0x2c, 0x64, 0x01, 0x01] => "UID",
+        _ => return None,
+    })
+}
+
+fn dotted(oid: &[u8]) -> String {
+    let mut arcs = Vec::new();
+    let mut v: u64 = 0;
+    for &b in oid {
+        v = (v << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(v);
+            v = 0;
+        }
+    }
+    let Some(&first) = arcs.first() else {
+        return String::new();
+    };
+    let (a, b) = if first < 80 {
+        (first / 40, first % 40)
+    } else {
+        (2, first - 80)
+    };
+    let mut s = format!("{a}.{b}");
+    for x in &arcs[1..] {
+        s.push_str(&format!(".{x}"));
+    }
+    s
+}
+
 /// UTCTime (0x17, YYMMDDHHMMSSZ) or GeneralizedTime (0x18, YYYYMMDDHHMMSSZ).
 fn time(tag: u8, v: &[u8]) -> Option<i64> {
     let s = std::str::from_utf8(v).ok()?;
@@ -134,5 +223,23 @@ mod tests {
         assert_eq!(days_from_civil(2000, 3, 1), 11017);
         assert_eq!(time(0x17, b"491231235959Z"), Some(2524607999));
         assert_eq!(time(0x18, b"20380119031408Z"), Some(2147483648));
+    }
+
+    #[test]
+    fn names_in_one_line() {
+        use rustls::pki_types::pem::PemObject;
+        let pem = include_str!("testdata/unit.pem");
+        let der = rustls::pki_types::CertificateDer::pem_slice_iter(pem.as_bytes())
+            .next()
+            .unwrap()
+            .unwrap();
+        let (s, i) = subject_issuer(&der).unwrap();
+        let (s, i) = (oneline(&s), oneline(&i));
+        assert!(s.starts_with('/') && s.contains("CN="), "{s}");
+        assert!(i.starts_with('/'), "{i}");
+        assert_eq!(
+            dotted(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d]),
+            "1.2.840.113549"
+        );
     }
 }

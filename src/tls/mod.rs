@@ -16,7 +16,10 @@
 //! 6 hours), so a ticket issued by one shard's listener resumes on any other.
 
 mod client;
+mod client_auth;
+mod crt_list;
 mod der;
+mod info;
 mod transport;
 
 use std::collections::HashMap;
@@ -32,6 +35,8 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedCipherSuite};
 
 pub use client::{build_client, ClientOptions, ServerTls};
+pub use client_auth::{ClientAuth, IgnoreErrors};
+pub use info::{dn_entry, ClientCert, TlsInfo};
 pub use transport::{connect, handshake, HandshakeError, TlsTransport};
 
 /// What a `bind ... ssl` asked for, as written (compared on reload).
@@ -39,6 +44,8 @@ pub use transport::{connect, handshake, HandshakeError, TlsTransport};
 pub struct TlsOptions {
     /// `crt`: files or directories (every `.pem` in it, sorted by name).
     pub crt: Vec<PathBuf>,
+    /// `crt-list`: files of `CERT.pem [SNI filters]` lines, after `crt`.
+    pub crt_list: Vec<PathBuf>,
     pub alpn: Vec<String>,
     /// `ssl-min-ver` / `ssl-max-ver`: 12 or 13.
     pub min_ver: Option<u8>,
@@ -46,12 +53,20 @@ pub struct TlsOptions {
     /// `ciphers` (TLS 1.2, OpenSSL names) and `ciphersuites` (TLS 1.3).
     pub ciphers: Option<String>,
     pub ciphersuites: Option<String>,
+    /// Client certificates: `verify none|optional|required` against
+    /// `ca-file`, with `ca-ignore-err` / `crt-ignore-err`.
+    pub verify: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub ca_ignore_err: IgnoreErrors,
+    pub crt_ignore_err: IgnoreErrors,
 }
 
 /// A bind's TLS: its options and the server config built from them.
 pub struct BindTls {
     pub options: TlsOptions,
     pub server: Arc<ServerConfig>,
+    /// `verify optional|required`: what `ssl_c_verify` asks after a handshake.
+    pub client_auth: Option<Arc<ClientAuth>>,
     /// Non-fatal findings (an expired certificate).
     pub warnings: Vec<String>,
 }
@@ -128,18 +143,19 @@ pub fn options(t: &toml::Table) -> Result<TlsOptions, String> {
             "ssl-max-ver" => o.max_ver = Some(ver(k, v)?),
             "ciphers" => o.ciphers = Some(string(k, v)?),
             "ciphersuites" => o.ciphersuites = Some(string(k, v)?),
-            "ca-file" | "verify" => {
-                return Err(format!(
-                    "ssl.{k}: client certificates (verify, ca-file) are not supported yet"
-                ))
-            }
-            "crt-list" => return Err("ssl.crt-list is not supported yet; name the certificates with crt (a file or a directory)".into()),
-            other => return Err(format!("ssl.{other}: unknown TLS option (crt, alpn, ssl-min-ver, ssl-max-ver, ciphers, ciphersuites)")),
+            "verify" => o.verify = Some(string(k, v)?),
+            "ca-file" => o.ca_file = Some(PathBuf::from(string(k, v)?)),
+            "ca-ignore-err" => o.ca_ignore_err = IgnoreErrors::parse(k, &string(k, v)?)?,
+            "crt-ignore-err" => o.crt_ignore_err = IgnoreErrors::parse(k, &string(k, v)?)?,
+            "crt-list" => o
+                .crt_list
+                .extend(list(k, v, '\u{0}')?.into_iter().map(PathBuf::from)),
+            other => return Err(format!("ssl.{other}: unknown TLS option (crt, alpn, ssl-min-ver, ssl-max-ver, ciphers, ciphersuites, verify, ca-file, ca-ignore-err, crt-ignore-err)")),
         }
     }
-    if o.crt.is_empty() {
+    if o.crt.is_empty() && o.crt_list.is_empty() {
         return Err(
-            "ssl needs a certificate: crt FILE|DIR (PEM: certificate, chain and key)".into(),
+            "ssl needs a certificate: crt FILE|DIR (PEM: certificate, chain and key) or crt-list FILE".into(),
         );
     }
     if let (Some(a), Some(b)) = (o.min_ver, o.max_ver) {
@@ -212,6 +228,8 @@ fn suites(
 #[derive(Debug)]
 struct Entry {
     names: Vec<String>,
+    /// Names kept away from it (`!name` in a crt-list).
+    excluded: Vec<String>,
     key: Arc<CertifiedKey>,
 }
 
@@ -235,6 +253,15 @@ impl SniResolver {
                     None => exact.entry(n.clone()),
                 }
                 .or_insert_with(|| e.key.clone());
+            }
+        }
+        // `!name`: that name does not reach the certificate's wildcard; it
+        // gets an exact certificate if one has it, else the default.
+        for e in entries {
+            for n in &e.excluded {
+                exact
+                    .entry(n.clone())
+                    .or_insert_with(|| entries[0].key.clone());
             }
         }
         SniResolver {
@@ -334,6 +361,7 @@ fn load_pem(
     }
     Ok(Entry {
         names: info.names,
+        excluded: Vec::new(),
         key: Arc::new(ck),
     })
 }
@@ -375,6 +403,18 @@ pub fn build(options: TlsOptions) -> Result<BindTls, String> {
             entries.push(load_pem(&f, &provider, now, &mut warnings)?);
         }
     }
+    for l in &options.crt_list {
+        let f = l.display().to_string();
+        let text = std::fs::read_to_string(l).map_err(|e| format!("crt-list {f}: {e}"))?;
+        for line in crt_list::parse(&f, &text)? {
+            let mut e = load_pem(&line.file, &provider, now, &mut warnings)?;
+            if !line.names.is_empty() {
+                e.names = line.names;
+            }
+            e.excluded = line.excluded;
+            entries.push(e);
+        }
+    }
     let (lo, hi) = (options.min_ver.unwrap_or(12), options.max_ver.unwrap_or(13));
     let versions: Vec<&'static rustls::SupportedProtocolVersion> =
         [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
@@ -382,11 +422,23 @@ pub fn build(options: TlsOptions) -> Result<BindTls, String> {
             .filter(|(v, _)| (lo..=hi).contains(v))
             .map(|(_, v)| v)
             .collect();
-    let mut cfg = ServerConfig::builder_with_provider(provider)
+    let client_auth = ClientAuth::build(
+        options.verify.as_deref().unwrap_or("none"),
+        options.ca_file.as_deref(),
+        (
+            options.ca_ignore_err.clone(),
+            options.crt_ignore_err.clone(),
+        ),
+        provider.clone(),
+    )?;
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&versions)
-        .map_err(|e| format!("ssl: {e}"))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(SniResolver::new(&entries)));
+        .map_err(|e| format!("ssl: {e}"))?;
+    let builder = match &client_auth {
+        None => builder.with_no_client_auth(),
+        Some(a) => builder.with_client_cert_verifier(Arc::new(client_auth::Verifier(a.clone()))),
+    };
+    let mut cfg = builder.with_cert_resolver(Arc::new(SniResolver::new(&entries)));
     // HTTP/2 is not spoken yet: offering it would break clients that pick it.
     cfg.alpn_protocols = options
         .alpn
@@ -401,6 +453,7 @@ pub fn build(options: TlsOptions) -> Result<BindTls, String> {
     Ok(BindTls {
         options,
         server: Arc::new(cfg),
+        client_auth,
         warnings,
     })
 }
@@ -411,8 +464,8 @@ mod tests {
 
     #[test]
     fn options_refuse_what_is_not_supported() {
-        let t: toml::Table = toml::from_str("crt = \"/x.pem\"\nverify = \"required\"").unwrap();
-        assert!(options(&t).unwrap_err().contains("client certificates"));
+        let t: toml::Table = toml::from_str("crt = \"/x.pem\"\ncrt-ignore-err = \"x\"").unwrap();
+        assert!(options(&t).unwrap_err().contains("expected all"));
         let t: toml::Table = toml::from_str("crt = \"/x.pem\"\nssl-min-ver = \"TLSv1.1\"").unwrap();
         assert!(options(&t).unwrap_err().contains("refused"));
         let t: toml::Table = toml::from_str("alpn = \"h2\"").unwrap();

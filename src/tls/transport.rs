@@ -12,6 +12,7 @@ use std::time::Instant;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
+use super::info::{self, TlsInfo};
 use crate::l4::Transport;
 use crate::ring::{self, events};
 use crate::sys::socket::Socket;
@@ -76,6 +77,26 @@ impl TlsTransport {
         match &*self.conn.borrow() {
             Connection::Server(c) => c.server_name().map(String::from),
             Connection::Client(_) => None,
+        }
+    }
+
+    /// The connection's facts for rules and logs (after the handshake);
+    /// `auth`: the bind's client-certificate policy, for `ssl_c_verify`.
+    pub fn info(&self, auth: Option<&super::ClientAuth>) -> TlsInfo {
+        let conn = self.conn.borrow();
+        let client_cert = match (&*conn, auth) {
+            (Connection::Server(c), Some(auth)) => c
+                .peer_certificates()
+                .and_then(|chain| info::ClientCert::new(chain, auth.verify_code(chain))),
+            _ => None,
+        };
+        TlsInfo {
+            client_cert,
+            sni: self.sni().map(String::into_boxed_str),
+            version: conn.protocol_version().map_or("", info::version_name),
+            cipher: conn
+                .negotiated_cipher_suite()
+                .map_or("", |s| info::cipher_name(s.suite())),
         }
     }
 

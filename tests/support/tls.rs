@@ -137,3 +137,85 @@ impl Pki {
         self.dir.path().join("crts").join(file)
     }
 }
+
+impl Pki {
+    /// A client certificate for `subject` (`/C=FR/O=Org/CN=alice`) issued by
+    /// the test CA, or (`other_ca`) by a second CA the proxies do not trust;
+    /// returns the certificate and key files.
+    pub fn client(&self, name: &str, subject: &str, other_ca: bool) -> (String, String) {
+        let d = self.dir.path();
+        let ca = if other_ca { "other-ca" } else { "ca" };
+        if other_ca && !d.join("other-ca.crt").exists() {
+            ec_key(d, "other-ca.key");
+            run(
+                d,
+                "openssl",
+                &[
+                    "req",
+                    "-x509",
+                    "-new",
+                    "-key",
+                    "other-ca.key",
+                    "-subj",
+                    "/CN=another CA",
+                    "-days",
+                    "2",
+                    "-addext",
+                    "basicConstraints=critical,CA:TRUE",
+                    "-addext",
+                    "keyUsage=critical,keyCertSign,cRLSign",
+                    "-out",
+                    "other-ca.crt",
+                ],
+            );
+        }
+        let key = format!("{name}.key");
+        let crt = format!("{name}.crt");
+        ec_key(d, &key);
+        run(
+            d,
+            "openssl",
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                &key,
+                "-subj",
+                subject,
+                "-CA",
+                &format!("{ca}.crt"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-days",
+                "2",
+                "-addext",
+                "basicConstraints=CA:FALSE",
+                "-addext",
+                "extendedKeyUsage=clientAuth",
+                "-out",
+                &crt,
+            ],
+        );
+        (
+            d.join(crt).display().to_string(),
+            d.join(key).display().to_string(),
+        )
+    }
+}
+
+fn ec_key(d: &Path, name: &str) {
+    run(
+        d,
+        "openssl",
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            name,
+        ],
+    );
+}

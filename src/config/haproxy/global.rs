@@ -108,6 +108,7 @@ pub(super) fn key_of(kw: &str) -> Option<&'static str> {
         "pidfile" => "pidfile",
         "daemon" => "daemon",
         "user" | "uid" => "user",
+        "server-state-file" => "server-state-file",
         "group" | "gid" => "group",
         "log" => "log",
         "hard-stop-after" => "hard-stop-after",
@@ -140,6 +141,7 @@ pub(super) fn keyword(g: &mut RawGlobal, words: &[Word], notices: &mut Vec<(usiz
         "user" => g.user = Some(arg(words, 1)?.text.clone()),
         "group" => g.group = Some(arg(words, 1)?.text.clone()),
         "uid" => g.user = Some(arg(words, 1)?.text.clone()),
+        "server-state-file" => g.server_state_file = Some(arg(words, 1)?.text.clone()),
         "gid" => g.group = Some(arg(words, 1)?.text.clone()),
         "log" => {
             let t = log_target(words)?;

@@ -853,8 +853,9 @@ fn inherit(def: &RawProxy, own: &mut RawProxy, kind: Kind) {
         forwardfor_except => "forwardfor-except", forwardfor_if_none => "forwardfor-if-none",
         http_keep_alive => "http-keep-alive",
         httpclose => "httpclose", http_server_close => "http-server-close", balance => "balance", hash_type => "hash-type",
-        on_marked_down => "on-marked-down", cookie => "cookie", retries => "retries",
+        on_marked_down => "on-marked-down", on_marked_up => "on-marked-up", cookie => "cookie", retries => "retries",
         redispatch => "redispatch", persist => "persist", http_reuse => "http-reuse",
+        load_server_state_from_file => "load-server-state-from-file",
     );
     // Error files merge by status code, the section's own winning.
     if let Some(d) = &def.errorfile {

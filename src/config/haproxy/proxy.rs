@@ -63,6 +63,7 @@ pub(super) fn is_proxy_keyword(k: &str) -> bool {
             | "errorfile"
             | "capture"
             | "log-format"
+            | "load-server-state-from-file"
     )
 }
 
@@ -249,6 +250,11 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
             };
             notice(format!("{legacy} is deprecated; read as timeout {new}"));
             "timeout"
+        }
+        "load-server-state-from-file" => {
+            let w = arg(words, 1)?;
+            p.load_server_state_from_file = Some(sp(w, w.text.clone()));
+            "load-server-state-from-file"
         }
         "http-reuse" => {
             let w = arg(words, 1)?;

@@ -45,7 +45,7 @@ pub(super) fn bind(p: &mut RawProxy, words: &[Word]) -> Result<(), KwErr> {
                 table.ssl.get_or_insert_with(toml::Table::new);
             }
             "crt" | "alpn" | "ciphers" | "ca-file" | "verify" | "ssl-min-ver" | "ssl-max-ver"
-            | "ciphersuites" | "crt-list" => {
+            | "ciphersuites" | "crt-list" | "ca-ignore-err" | "crt-ignore-err" => {
                 let v = next(words, i)?;
                 let ssl = table.ssl.get_or_insert_with(toml::Table::new);
                 let val = toml::Value::String(v.text.clone());
@@ -173,6 +173,10 @@ pub(super) fn server_options(
                 let v = next(words, i)?;
                 p.on_marked_down = Some(sp(v, v.text.clone()));
             }
+            "on-marked-up" => {
+                let v = next(words, i)?;
+                p.on_marked_up = Some(sp(v, v.text.clone()));
+            }
             "verify" | "ca-file" | "sni" | "verifyhost" => {
                 let v = next(words, i)?;
                 let val = Some(sp(v, v.text.clone()));
@@ -200,6 +204,8 @@ pub(super) fn server_options(
                     "no-send-proxy" | "no-send-proxy-v2" => s.send_proxy = None,
                     "ssl" => s.ssl = Some(true),
                     "no-ssl" => s.ssl = Some(false),
+                    "check-ssl" => s.check_ssl = Some(true),
+                    "no-check-ssl" => s.check_ssl = Some(false),
                     _ => {
                         unsupported.get_or_insert_with(|| w.clone());
                     }

@@ -97,6 +97,12 @@ impl TlsGlobals {
             for (k, v) in &self.bind {
                 ssl.entry(k.clone()).or_insert_with(|| v.clone());
             }
+            if let Some(toml::Value::String(c)) = ssl.get_mut("ca-file") {
+                *c = join(&self.ca_base, c);
+            }
+            if let Some(toml::Value::String(c)) = ssl.get_mut("crt-list") {
+                *c = join(&self.crt_base, c);
+            }
             match ssl.get_mut("crt") {
                 Some(toml::Value::String(c)) => *c = join(&self.crt_base, c),
                 Some(toml::Value::Array(a)) => {

@@ -1,12 +1,10 @@
 //! `check = { type = "http" }` — HAProxy's `option httpchk`: send one request,
 //! judge the status line (default: any 2xx or 3xx) or the body (`expect string`).
 
-use glommio::net::TcpStream;
-
-use super::{read_until, send, CheckStatus, Verdict};
+use super::{read_until, send, CheckStatus, Stream, Verdict};
 use crate::config::model::{CheckSpec, HttpExpect};
 
-pub(super) async fn check(s: &mut TcpStream, spec: &CheckSpec) -> std::io::Result<Verdict> {
+pub(super) async fn check(s: &mut dyn Stream, spec: &CheckSpec) -> std::io::Result<Verdict> {
     let CheckSpec::Http {
         method,
         uri,

@@ -6,11 +6,12 @@
 
 mod http;
 mod proto;
+mod tls;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 
 use crate::config::model::CheckSpec;
@@ -20,6 +21,9 @@ pub enum CheckStatus {
     L4Ok,
     L4Con,
     L4Tout,
+    /// Over TLS (`check-ssl`): the handshake passed, timed out, failed.
+    L6Ok,
+    L6Tout,
     L6Rsp,
     L7Ok,
     L7Rsp,
@@ -30,7 +34,10 @@ pub enum CheckStatus {
 
 impl CheckStatus {
     pub fn is_ok(self) -> bool {
-        matches!(self, CheckStatus::L4Ok | CheckStatus::L7Ok)
+        matches!(
+            self,
+            CheckStatus::L4Ok | CheckStatus::L6Ok | CheckStatus::L7Ok
+        )
     }
 
     /// HAProxy's short name, as on its stats page.
@@ -39,6 +46,8 @@ impl CheckStatus {
             CheckStatus::L4Ok => "L4OK",
             CheckStatus::L4Con => "L4CON",
             CheckStatus::L4Tout => "L4TOUT",
+            CheckStatus::L6Ok => "L6OK",
+            CheckStatus::L6Tout => "L6TOUT",
             CheckStatus::L6Rsp => "L6RSP",
             CheckStatus::L7Ok => "L7OK",
             CheckStatus::L7Rsp => "L7RSP",
@@ -54,6 +63,8 @@ impl CheckStatus {
             CheckStatus::L4Ok => "Layer4 check passed",
             CheckStatus::L4Con => "Layer4 connection problem",
             CheckStatus::L4Tout => "Layer4 timeout",
+            CheckStatus::L6Ok => "Layer6 check passed",
+            CheckStatus::L6Tout => "Layer6 timeout",
             CheckStatus::L6Rsp => "Layer6 invalid response",
             CheckStatus::L7Ok => "Layer7 check passed",
             CheckStatus::L7Rsp => "Layer7 invalid response",
@@ -105,11 +116,21 @@ impl Verdict {
     }
 }
 
-/// Runs one check of `spec` against `addr`, bounded by `timeout` in total.
-pub async fn probe(spec: &CheckSpec, addr: SocketAddr, timeout: Duration) -> CheckResult {
+/// What a probe talks through: the TCP socket, or TLS over it.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Unpin {}
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for S {}
+
+/// Runs one check of `spec` against `addr`, bounded by `timeout` in total;
+/// over TLS when `tls` is given (`check-ssl`).
+pub async fn probe(
+    spec: &CheckSpec,
+    addr: SocketAddr,
+    timeout: Duration,
+    tls: Option<&crate::tls::ServerTls>,
+) -> CheckResult {
     let t0 = Instant::now();
     let deadline = t0 + timeout;
-    let v = run(spec, addr, deadline).await;
+    let v = run(spec, addr, deadline, tls).await;
     CheckResult {
         status: v.status,
         code: v.code,
@@ -118,7 +139,12 @@ pub async fn probe(spec: &CheckSpec, addr: SocketAddr, timeout: Duration) -> Che
     }
 }
 
-async fn run(spec: &CheckSpec, addr: SocketAddr, deadline: Instant) -> Verdict {
+async fn run(
+    spec: &CheckSpec,
+    addr: SocketAddr,
+    deadline: Instant,
+    tls: Option<&crate::tls::ServerTls>,
+) -> Verdict {
     let left = deadline.saturating_duration_since(Instant::now());
     let conn = within(left, async {
         TcpStream::connect(addr).await.map_err(std::io::Error::from)
@@ -136,14 +162,38 @@ async fn run(spec: &CheckSpec, addr: SocketAddr, deadline: Instant) -> Verdict {
         }
         Err(e) => return Verdict::new(CheckStatus::L4Con, None, connect_error(&e)),
     };
+    // `check-ssl`: the handshake is layer 6 (L6OK, L6TOUT, L6RSP as HAProxy).
+    let mut tls_stream;
+    let (s, connected): (&mut dyn Stream, CheckStatus) = match tls {
+        None => (&mut s, CheckStatus::L4Ok),
+        Some(tls) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match within(left, tls::TlsStream::connect(tls, &mut s, addr)).await {
+                Ok(t) => {
+                    tls_stream = t;
+                    (&mut tls_stream, CheckStatus::L6Ok)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    return Verdict::new(CheckStatus::L6Tout, None, "SSL handshake timeout")
+                }
+                Err(e) => {
+                    return Verdict::new(
+                        CheckStatus::L6Rsp,
+                        None,
+                        format!("SSL handshake failure: {e}"),
+                    )
+                }
+            }
+        }
+    };
     let talk = async {
         Ok::<Verdict, std::io::Error>(match spec {
-            CheckSpec::Tcp => Verdict::new(CheckStatus::L4Ok, None, ""),
-            CheckSpec::Http { .. } => http::check(&mut s, spec).await?,
-            CheckSpec::Redis => proto::redis(&mut s).await,
-            CheckSpec::Pgsql { user } => proto::pgsql(&mut s, user).await,
-            CheckSpec::Mysql { user } => proto::mysql(&mut s, user.as_deref()).await,
-            CheckSpec::TcpCheck { steps } => proto::tcp_check(&mut s, steps).await,
+            CheckSpec::Tcp => Verdict::new(connected, None, ""),
+            CheckSpec::Http { .. } => http::check(s, spec).await?,
+            CheckSpec::Redis => proto::redis(s).await,
+            CheckSpec::Pgsql { user } => proto::pgsql(s, user).await,
+            CheckSpec::Mysql { user } => proto::mysql(s, user.as_deref()).await,
+            CheckSpec::TcpCheck { steps } => proto::tcp_check(s, steps).await,
         })
     };
     let left = deadline.saturating_duration_since(Instant::now());
@@ -198,14 +248,14 @@ fn connect_error(e: &std::io::Error) -> String {
 }
 
 /// Sends `data`.
-pub(crate) async fn send(s: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+pub(crate) async fn send(s: &mut dyn Stream, data: &[u8]) -> std::io::Result<()> {
     s.write_all(data).await?;
     s.flush().await
 }
 
 /// Reads until `enough(buf)` holds, EOF, or `max` bytes; returns what was read.
 pub(crate) async fn read_until(
-    s: &mut TcpStream,
+    s: &mut dyn Stream,
     max: usize,
     enough: impl Fn(&[u8]) -> bool,
 ) -> std::io::Result<Vec<u8>> {

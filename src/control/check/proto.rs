@@ -4,12 +4,10 @@
 //! handshake, then, with `user`, a login whose OK or access error both prove a
 //! live server, as HAProxy's mysql-check), and ordered send/expect steps.
 
-use glommio::net::TcpStream;
-
-use super::{read_until, send, CheckStatus, Verdict};
+use super::{read_until, send, CheckStatus, Stream, Verdict};
 use crate::config::model::TcpCheckStep;
 
-pub(super) async fn redis(s: &mut TcpStream) -> Verdict {
+pub(super) async fn redis(s: &mut dyn Stream) -> Verdict {
     tcp_check(
         s,
         &[
@@ -20,7 +18,7 @@ pub(super) async fn redis(s: &mut TcpStream) -> Verdict {
     .await
 }
 
-pub(super) async fn pgsql(s: &mut TcpStream, user: &str) -> Verdict {
+pub(super) async fn pgsql(s: &mut dyn Stream, user: &str) -> Verdict {
     // StartupMessage: length, protocol 3.0, "user" NUL name NUL, terminating NUL.
     let mut body = Vec::new();
     body.extend_from_slice(&196_608u32.to_be_bytes());
@@ -50,7 +48,7 @@ pub(super) async fn pgsql(s: &mut TcpStream, user: &str) -> Verdict {
     }
 }
 
-pub(super) async fn mysql(s: &mut TcpStream, user: Option<&str>) -> Verdict {
+pub(super) async fn mysql(s: &mut dyn Stream, user: Option<&str>) -> Verdict {
     let hello = match read_until(s, 4096, |b| b.len() >= 5).await {
         Ok(h) => h,
         Err(e) => return Verdict::new(CheckStatus::L7Rsp, None, e.to_string()),
@@ -111,7 +109,7 @@ pub(super) async fn mysql(s: &mut TcpStream, user: Option<&str>) -> Verdict {
 }
 
 /// Runs send/expect steps in order over one connection.
-pub(super) async fn tcp_check(s: &mut TcpStream, steps: &[TcpCheckStep]) -> Verdict {
+pub(super) async fn tcp_check(s: &mut dyn Stream, steps: &[TcpCheckStep]) -> Verdict {
     let mut seen: Vec<u8> = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let n = i + 1;
@@ -154,7 +152,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 /// Reads into `seen` until `matches` holds; EOF without a match is InvalidData.
 async fn expect(
-    s: &mut TcpStream,
+    s: &mut dyn Stream,
     seen: &mut Vec<u8>,
     matches: impl Fn(&[u8]) -> bool,
 ) -> std::io::Result<()> {

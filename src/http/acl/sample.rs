@@ -95,7 +95,8 @@ pub struct Ctx<'a> {
     pub res: Option<&'a Message>,
     pub client: SocketAddr,
     pub local: SocketAddr,
-    pub ssl: bool,
+    /// The client connection's TLS facts (`ssl_fc*`); `None` for plain TCP.
+    pub tls: Option<&'a crate::tls::TlsInfo>,
     /// The backend chosen so far (`nbsrv`, `be_conn` without argument).
     pub backend: Option<usize>,
     pub counters: &'a dyn Counters,
@@ -147,6 +148,17 @@ pub enum Fetch {
     Dst,
     DstPort,
     SslFc,
+    /// `ssl_fc_has_sni`, `ssl_fc_sni`, `ssl_fc_protocol`, `ssl_fc_cipher`.
+    SslFcHasSni,
+    SslFcSni,
+    SslFcProtocol,
+    SslFcCipher,
+    /// `ssl_c_used`, `ssl_c_verify`, `ssl_c_s_dn`, `ssl_c_i_dn`.
+    SslCUsed,
+    SslCVerify,
+    /// The whole DN, or one attribute (`ssl_c_s_dn(CN)`, occurrence).
+    SslCSubject(Option<(Box<str>, i32)>),
+    SslCIssuer(Option<(Box<str>, i32)>),
     Nbsrv(Option<usize>),
     BeConn(Option<usize>),
     FeConn,
@@ -211,8 +223,13 @@ impl Fetch {
             | Fetch::Status
             | Fetch::Date(_)
             | Fetch::Rand(_)
+            | Fetch::SslCVerify
             | Fetch::Int(_) => Method::Int,
-            Fetch::SslFc | Fetch::Const(_) | Fetch::HttpAuth(_) => Method::Bool,
+            Fetch::SslFc
+            | Fetch::SslFcHasSni
+            | Fetch::SslCUsed
+            | Fetch::Const(_)
+            | Fetch::HttpAuth(_) => Method::Bool,
             _ => Method::Str,
         }
     }
@@ -343,7 +360,37 @@ impl Fetch {
             Fetch::SrcPort => f(Sample::Int(ctx.client.port() as i64)),
             Fetch::Dst => f(Sample::Ip(unmap(ctx.local.ip()))),
             Fetch::DstPort => f(Sample::Int(ctx.local.port() as i64)),
-            Fetch::SslFc => f(Sample::Bool(ctx.ssl)),
+            Fetch::SslFc => f(Sample::Bool(ctx.tls.is_some())),
+            // On a plain connection the TLS fetches have no sample (HAProxy).
+            Fetch::SslFcHasSni => ctx.tls.is_some_and(|t| f(Sample::Bool(t.sni.is_some()))),
+            Fetch::SslFcSni => ctx
+                .tls
+                .and_then(|t| t.sni.as_deref())
+                .is_some_and(|n| f(Sample::Str(n.as_bytes()))),
+            Fetch::SslFcProtocol => ctx
+                .tls
+                .is_some_and(|t| f(Sample::Str(t.version.as_bytes()))),
+            Fetch::SslFcCipher => ctx.tls.is_some_and(|t| f(Sample::Str(t.cipher.as_bytes()))),
+            Fetch::SslCUsed => ctx
+                .tls
+                .is_some_and(|t| f(Sample::Bool(t.client_cert.is_some()))),
+            Fetch::SslCVerify => ctx
+                .tls
+                .is_some_and(|t| f(Sample::Int(t.client_cert.as_ref().map_or(0, |c| c.verify)))),
+            Fetch::SslCSubject(entry) | Fetch::SslCIssuer(entry) => {
+                let Some(c) = ctx.tls.and_then(|t| t.client_cert.as_ref()) else {
+                    return false;
+                };
+                let (line, dn) = match self {
+                    Fetch::SslCSubject(_) => (&c.subject, &c.subject_dn),
+                    _ => (&c.issuer, &c.issuer_dn),
+                };
+                match entry {
+                    None => f(Sample::Str(line.as_bytes())),
+                    Some((name, occ)) => crate::tls::dn_entry(dn, name, *occ)
+                        .is_some_and(|v| f(Sample::Str(v.as_bytes()))),
+                }
+            }
             Fetch::Nbsrv(b) => match b.or(ctx.backend) {
                 Some(b) => f(Sample::Int(ctx.counters.nbsrv(b) as i64)),
                 None => false,
@@ -805,6 +852,26 @@ pub fn parse_fetch(
         "dst" => Fetch::Dst,
         "dst_port" => Fetch::DstPort,
         "ssl_fc" => Fetch::SslFc,
+        "ssl_fc_has_sni" => Fetch::SslFcHasSni,
+        "ssl_fc_sni" => Fetch::SslFcSni,
+        "ssl_fc_protocol" => Fetch::SslFcProtocol,
+        "ssl_fc_cipher" => Fetch::SslFcCipher,
+        "ssl_c_used" => Fetch::SslCUsed,
+        "ssl_c_verify" => Fetch::SslCVerify,
+        "ssl_c_s_dn" | "ssl_c_i_dn" => {
+            let entry = match args.first() {
+                Some((_, e)) if !e.is_empty() => Some((
+                    e.as_str().into(),
+                    arg_int(args, 1, name)?.unwrap_or(0) as i32,
+                )),
+                _ => None,
+            };
+            if name == "ssl_c_s_dn" {
+                Fetch::SslCSubject(entry)
+            } else {
+                Fetch::SslCIssuer(entry)
+            }
+        }
         "nbsrv" => Fetch::Nbsrv(backend(env, 0)?),
         "be_conn" => Fetch::BeConn(backend(env, 0)?),
         "fe_conn" => Fetch::FeConn,

@@ -14,6 +14,13 @@ impl Counters for Cnt {
     }
 }
 
+static TLS: crate::tls::TlsInfo = crate::tls::TlsInfo {
+    sni: None,
+    version: "TLSv1.3",
+    cipher: "TLS_AES_128_GCM_SHA256",
+    client_cert: None,
+};
+
 const REQ: &[u8] = b"GET /api/v1/Items.JSON?id=7&x=a&id=9 HTTP/1.1\r\nHost: WWW.Example.com\r\nX-Fwd: a, b,c\r\nX-Fwd: d\r\nCookie: SRV=s1; lang=fr\r\nCookie: t=1\r\nContent-Length: 3\r\n\r\n";
 
 fn env() -> Env {
@@ -52,7 +59,7 @@ fn eval_with(raw: &[u8], res: Option<&[u8]>, acl: &str) -> bool {
         res: res.as_ref(),
         client: "10.1.2.3:5555".parse::<SocketAddr>().unwrap(),
         local: "192.168.0.1:80".parse().unwrap(),
-        ssl: false,
+        tls: None,
         backend: Some(0),
         counters: &Cnt,
         vars: &vars,
@@ -220,7 +227,7 @@ fn ipv6_client() {
         res: None,
         client: client.parse().unwrap(),
         local: "[::1]:80".parse().unwrap(),
-        ssl: true,
+        tls: Some(&TLS),
         backend: None,
         counters: &NoCounters,
         vars: &vars,
@@ -242,6 +249,21 @@ fn ipv6_client() {
         "no backend: no nbsrv"
     );
     let c = set.cond_str("{ ssl_fc }", false, &mut e).unwrap();
+    assert!(c.eval(&set, &mk("[::1]:1"), &mut s));
+    let c = set
+        .cond_str(
+            "{ ssl_fc_protocol TLSv1.3 } { ssl_fc_cipher -m beg TLS_AES_ }",
+            false,
+            &mut e,
+        )
+        .unwrap();
+    assert!(c.eval(&set, &mk("[::1]:1"), &mut s));
+    // No SNI: no sample, so neither a match nor a negated match's miss.
+    let c = set
+        .cond_str("{ ssl_fc_sni -m found }", false, &mut e)
+        .unwrap();
+    assert!(!c.eval(&set, &mk("[::1]:1"), &mut s));
+    let c = set.cond_str("!{ ssl_fc_has_sni }", false, &mut e).unwrap();
     assert!(c.eval(&set, &mk("[::1]:1"), &mut s));
 }
 
@@ -279,7 +301,7 @@ fn conditions() {
         res: None,
         client: "10.1.2.3:5555".parse().unwrap(),
         local: "192.168.0.1:80".parse().unwrap(),
-        ssl: false,
+        tls: None,
         backend: None,
         counters: &NoCounters,
         vars: &vars,
@@ -345,7 +367,7 @@ fn vars_and_converters() {
         res: None,
         client: "10.1.2.3:5555".parse().unwrap(),
         local: "192.168.0.1:80".parse().unwrap(),
-        ssl: false,
+        tls: None,
         backend: None,
         counters: &NoCounters,
         vars: &vars,
@@ -454,7 +476,7 @@ fn pattern_file_of_ten_thousand_paths() {
         res: None,
         client: "10.1.2.3:5555".parse().unwrap(),
         local: "192.168.0.1:80".parse().unwrap(),
-        ssl: false,
+        tls: None,
         backend: None,
         counters: &NoCounters,
         vars: &vars,
@@ -498,7 +520,7 @@ fn http_auth_fetches() {
             res: None,
             client: "10.1.2.3:5555".parse().unwrap(),
             local: "192.168.0.1:80".parse().unwrap(),
-            ssl: false,
+            tls: None,
             backend: None,
             counters: &NoCounters,
             vars: &vars,
@@ -573,7 +595,7 @@ fn date_rand_be_name_and_all_header_count() {
         res: None,
         client: "10.1.2.3:5555".parse().unwrap(),
         local: "192.168.0.1:80".parse().unwrap(),
-        ssl: false,
+        tls: None,
         backend: Some(1),
         counters: &Clock,
         vars: &vars,

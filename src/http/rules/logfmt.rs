@@ -1,6 +1,7 @@
 //! Log-format strings in rule values: literal text, `%[FETCH,CONV...]`
-//! sample expressions, `%%`, and the address variables `%ci %cp %fi %fp`
-//! (`%bi`/`%bp`, unknown before connecting, render as `-`).
+//! sample expressions, `%%`, the address variables `%ci %cp %fi %fp`
+//! (`%bi`/`%bp`, unknown before connecting, render as `-`) and the client
+//! connection's TLS version and suite `%sslv %sslc` (`-` without TLS).
 
 use crate::http::acl::sample::{parse_expr, Expr};
 use crate::http::acl::{Ctx, Env, Error, Scratch};
@@ -13,6 +14,8 @@ enum Part {
     ClientPort,
     FrontIp,
     FrontPort,
+    SslVersion,
+    SslCipher,
     Dash,
 }
 
@@ -78,12 +81,16 @@ impl LogFmt {
                         (Part::FrontIp, 2)
                     } else if var.starts_with("fp") {
                         (Part::FrontPort, 2)
+                    } else if var.starts_with("sslv") {
+                        (Part::SslVersion, 4)
+                    } else if var.starts_with("sslc") {
+                        (Part::SslCipher, 4)
                     } else if var.starts_with("bi") || var.starts_with("bp") {
                         (Part::Dash, 2)
                     } else {
                         return Err(Error {
                             at: at + i,
-                            msg: "unsupported log-format variable (use %[fetch], %ci, %cp, %fi, %fp or %%)"
+                            msg: "unsupported log-format variable (use %[fetch], %ci, %cp, %fi, %fp, %sslv, %sslc or %%)"
                                 .into(),
                         });
                     };
@@ -128,6 +135,14 @@ impl LogFmt {
                 Part::FrontPort => {
                     let _ = write!(out, "{}", ctx.local.port());
                 }
+                Part::SslVersion => match ctx.tls {
+                    Some(t) => out.extend_from_slice(t.version.as_bytes()),
+                    None => out.push(b'-'),
+                },
+                Part::SslCipher => match ctx.tls {
+                    Some(t) => out.extend_from_slice(t.cipher.as_bytes()),
+                    None => out.push(b'-'),
+                },
                 Part::Dash => out.push(b'-'),
             }
         }

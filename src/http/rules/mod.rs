@@ -15,7 +15,7 @@
 //!
 //! ```text
 //! txn.req.load_request(&head, buf); txn.begin();
-//! conn = Conn { client, local, ssl, backend: None, counters: &shard_counters };
+//! conn = Conn { client, local, tls, backend: None, counters: &shard_counters };
 //! fe.apply_request(&mut txn, &conn, &mut out)   -> Respond/Tarpit: send `out`, done
 //! b = fe.route(&mut txn, &conn)                 -> use_backend / default_backend
 //! conn.backend = Some(b);
@@ -135,7 +135,8 @@ pub struct SectionRules {
 pub struct Conn<'a> {
     pub client: SocketAddr,
     pub local: SocketAddr,
-    pub ssl: bool,
+    /// The client connection's TLS facts; `None` for plain TCP.
+    pub tls: Option<&'a crate::tls::TlsInfo>,
     /// The backend chosen so far.
     pub backend: Option<usize>,
     pub counters: &'a dyn Counters,
@@ -180,7 +181,7 @@ impl Txn {
             res: self.has_res.then_some(&self.res),
             client: conn.client,
             local: conn.local,
-            ssl: conn.ssl,
+            tls: conn.tls,
             backend: conn.backend,
             counters: conn.counters,
             vars: &self.vars,
@@ -207,7 +208,7 @@ impl SectionRules {
             res: None,
             client: conn.client,
             local: conn.local,
-            ssl: conn.ssl,
+            tls: conn.tls,
             backend: conn.backend,
             counters: conn.counters,
             vars: &txn.vars,
@@ -229,7 +230,7 @@ impl SectionRules {
             res: None,
             client: conn.client,
             local: conn.local,
-            ssl: conn.ssl,
+            tls: conn.tls,
             backend: conn.backend,
             counters: conn.counters,
             vars: &txn.vars,

@@ -40,7 +40,7 @@ fn conn() -> Conn<'static> {
     Conn {
         client: "10.1.2.3:5555".parse().unwrap(),
         local: "192.168.0.1:80".parse().unwrap(),
-        ssl: false,
+        tls: None,
         backend: None,
         counters: &NoCounters,
     }

@@ -77,8 +77,8 @@ struct Conn<'a> {
     res_caps: Vec<Box<[u8]>>,
     /// The address the client connected to (`dst`), read when rules route.
     local: SocketAddr,
-    /// The connection came over TLS (`ssl_fc`).
-    ssl: bool,
+    /// The connection came over TLS: its facts (`ssl_fc*` fetches).
+    tls: Option<&'a crate::tls::TlsInfo>,
 }
 
 /// Whether some server of the config gets a PROXY header (which carries the
@@ -96,13 +96,13 @@ fn deadline(t: Option<Duration>) -> Option<Instant> {
 
 /// Serves one client connection in `mode http` until it closes. `tls`: the
 /// client's own socket when `client` is the local end of a TLS bridge (its
-/// address is `dst`, and `ssl_fc` is true).
+/// address is `dst`), and what the handshake settled (`ssl_fc*`).
 #[allow(clippy::too_many_arguments)]
 pub async fn serve(
     ctx: &Rc<ShardCtx>,
     frontend: usize,
     client: &Socket,
-    tls: Option<&Socket>,
+    tls: Option<(&Socket, &crate::tls::TlsInfo)>,
     base: &SessionRecord,
     t0: Instant,
     live: &LiveKey<'_>,
@@ -140,11 +140,13 @@ pub async fn serve(
         req_caps: Vec::new(),
         res_caps: Vec::new(),
         local: if rules::wants_local(ctx, frontend) || sends_proxy(ctx) {
-            tls.unwrap_or(client).local_addr().unwrap_or(base.client)
+            tls.map_or(client, |t| t.0)
+                .local_addr()
+                .unwrap_or(base.client)
         } else {
             base.client
         },
-        ssl: tls.is_some(),
+        tls: tls.map(|t| t.1),
     };
     let mut reader = RequestReader::new(conn.limits);
     let mut first = true;
@@ -300,7 +302,7 @@ impl Conn<'_> {
             frontend: self.frontend,
             client: rec.client,
             local: self.local,
-            ssl: self.ssl,
+            tls: self.tls,
         };
         let (decision, edited) = self.rules.request(&facts, head, buf, &mut self.out);
         let (backend, directed) = match decision {

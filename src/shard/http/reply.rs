@@ -255,7 +255,7 @@ impl Conn<'_> {
                     frontend: self.frontend,
                     client: rec.client,
                     local: self.local,
-                    ssl: self.ssl,
+                    tls: self.tls,
                 };
                 self.rules.log_samples(&facts, rec.backend)
             },

@@ -77,7 +77,7 @@ pub(super) struct Facts<'a> {
     pub frontend: usize,
     pub client: SocketAddr,
     pub local: SocketAddr,
-    pub ssl: bool,
+    pub tls: Option<&'a crate::tls::TlsInfo>,
 }
 
 impl Facts<'_> {
@@ -158,7 +158,7 @@ impl RuleState {
             let conn = RuleConn {
                 client: f.client,
                 local: f.local,
-                ssl: f.ssl,
+                tls: f.tls,
                 backend,
                 counters: &counters,
             };
@@ -205,7 +205,7 @@ impl RuleState {
         let mut conn = RuleConn {
             client: f.client,
             local: f.local,
-            ssl: f.ssl,
+            tls: f.tls,
             backend: None,
             counters: &counters,
         };
@@ -317,7 +317,7 @@ impl RuleState {
         let conn = RuleConn {
             client: f.client,
             local: f.local,
-            ssl: f.ssl,
+            tls: f.tls,
             backend: Some(backend),
             counters: &counters,
         };
