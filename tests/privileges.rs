@@ -114,13 +114,13 @@ fn no_root_refuses_root_without_a_user_to_become() {
     }
     let srv = TestServer::start("s", Behaviour::Hello);
     let port = free_port();
-    let listen = format!(
-        "[[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\n\
-         servers = [{{ name = \"s\", address = \"{}\" }}]\n",
-        srv.addr
-    );
+    let listen = Proxy::new("l").port(port).server("s", srv.addr);
     let dir = tempfile::tempdir().unwrap();
-    let p = write_file(dir.path(), "c.toml", &listen);
+    let p = write_file(
+        dir.path(),
+        "c.toml",
+        &Cfg::new().listen(listen.clone()).build(),
+    );
     let (code, _, err) = ringlb_cmd(&["run", "--no-root", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -131,7 +131,11 @@ fn no_root_refuses_root_without_a_user_to_become() {
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nothing bound"
     );
-    let cfg = format!("[global]\nuser = \"nobody\"\ngroup = \"nogroup\"\n{listen}");
+    let cfg = Cfg::new()
+        .global("user = \"nobody\"")
+        .global("group = \"nogroup\"")
+        .listen(listen)
+        .build();
     let lb = Ringlb::start(&cfg, &["--no-root", "--shards", "1"]);
     assert!(thread_ids(lb.pid()).iter().all(|&(u, _)| u == 65534));
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
