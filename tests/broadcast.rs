@@ -19,12 +19,15 @@ fn every_shard_applies_every_event_in_order() {
     let a = TestServer::start("a", Behaviour::Hello);
     let b = TestServer::start("b", Behaviour::Hello);
     let port = free_port();
-    let text = format!(
-        "[defaults]\ntimeout = {{ connect = \"2s\", client = \"10s\", server = \"10s\" }}\n\
-         [[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\n\
-         servers = [{{ name = \"a\", address = \"{}\" }}, {{ name = \"b\", address = \"{}\" }}]\n",
-        a.addr, b.addr
-    );
+    let text = Cfg::new()
+        .timeouts("2s", "10s", "10s")
+        .listen(
+            Proxy::new("l")
+                .port(port)
+                .server("a", a.addr)
+                .server("b", b.addr),
+        )
+        .build();
     let cfg = ringlb::config::parse_str(&text, std::path::Path::new("t.toml")).unwrap();
     let listeners = shard::bind_all(&cfg, 2).unwrap();
     let shards = Shards::start(Arc::new(cfg), listeners, Logger::disabled()).unwrap();

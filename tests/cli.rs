@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 
 use support::*;
 
+/// A config whose layout is pinned: the `check` tests below edit it and assert
+/// `FILE:LINE:COL` positions into it, so it is written out here by hand rather
+/// than by `support::config` (whose layout is free to change).
 fn cfg(port: u16, server: &str, extra_global: &str) -> String {
     format!(
         r#"[global]
@@ -30,6 +33,15 @@ servers = [{{ name = "a", address = "{server}" }}]
     )
 }
 
+/// Frontend `fe` (with the default backend `be`) in front of server `a`.
+fn tcp_cfg(fe: Proxy, server: &str) -> Cfg {
+    Cfg::new()
+        .mode("tcp")
+        .timeouts("1s", "30s", "30s")
+        .frontend(fe.default_backend("be"))
+        .backend(Proxy::new("be").server("a", server))
+}
+
 fn check(text: &str) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let p = write_file(dir.path(), "c.toml", text);
@@ -38,7 +50,7 @@ fn check(text: &str) -> (i32, String, String) {
 
 #[test]
 fn check_accepts_a_valid_config() {
-    let (code, out, _) = check(&cfg(9000, "127.0.0.1:8000", ""));
+    let (code, out, _) = check(&tcp_cfg(Proxy::new("fe").port(9000), "127.0.0.1:8000").build());
     assert_eq!(code, 0);
     assert!(out.trim_end().ends_with("configuration is valid"), "{out}");
 }
@@ -125,7 +137,13 @@ fn check_refuses_overflowing_durations_invalid_utf8_and_huge_values_briefly() {
 
 #[test]
 fn check_warns_about_missing_timeouts_like_haproxy() {
-    let text = cfg(9000, "127.0.0.1:8000", "").replace("client = \"30s\", ", "");
+    let text = Cfg::new()
+        .mode("tcp")
+        .timeout("connect", "1s")
+        .timeout("server", "30s")
+        .frontend(Proxy::new("fe").port(9000).default_backend("be"))
+        .backend(Proxy::new("be").server("a", "127.0.0.1:8000"))
+        .build();
     let (code, out, _) = check(&text);
     assert_eq!(code, 0);
     assert!(
@@ -142,13 +160,8 @@ fn check_warns_when_the_backlog_exceeds_somaxconn() {
         .trim()
         .parse()
         .unwrap();
-    let text = cfg(9000, "127.0.0.1:8000", "").replace(
-        "bind = [\"127.0.0.1:9000\"]",
-        &format!(
-            "bind = [{{ address = \"127.0.0.1:9000\", backlog = {} }}]",
-            somaxconn + 1
-        ),
-    );
+    let fe = Proxy::new("fe").bind_with("127.0.0.1:9000", &format!("backlog = {}", somaxconn + 1));
+    let text = tcp_cfg(fe, "127.0.0.1:8000").build();
     let (code, out, _) = check(&text);
     assert_eq!(code, 0);
     assert!(
@@ -161,13 +174,21 @@ fn check_warns_when_the_backlog_exceeds_somaxconn() {
 #[test]
 fn run_exits_1_on_a_bad_config_and_2_when_the_port_is_taken() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = write_file(dir.path(), "bad.toml", "[global]\nmaxconn = \"lots\"\n");
+    let bad = write_file(
+        dir.path(),
+        "bad.toml",
+        &Cfg::new().global("maxconn = \"lots\"").build(),
+    );
     let (code, _, err) = ringlb_cmd(&["run", "-f", bad.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     // SO_REUSEPORT would share a port with another SO_REUSEPORT socket, not with this one.
-    let p = write_file(dir.path(), "c.toml", &cfg(port, "127.0.0.1:1", ""));
+    let p = write_file(
+        dir.path(),
+        "c.toml",
+        &tcp_cfg(Proxy::new("fe").port(port), "127.0.0.1:1").build(),
+    );
     let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
     assert!(
@@ -182,7 +203,9 @@ fn run_refuses_a_maxconn_the_fd_limit_cannot_carry() {
     let p = write_file(
         dir.path(),
         "c.toml",
-        &cfg(free_port(), "127.0.0.1:1", "maxconn = 9000000"),
+        &tcp_cfg(Proxy::new("fe").port(free_port()), "127.0.0.1:1")
+            .global("maxconn = 9000000")
+            .build(),
     );
     let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
@@ -198,11 +221,12 @@ fn pidfile_is_written_and_sigterm_stops_gracefully_after_draining() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let pidfile = dir.path().join("ringlb.pid");
-    let text = cfg(
-        port,
-        &srv.addr.to_string(),
-        &format!("pidfile = \"{}\"", pidfile.display()),
-    );
+    let text = tcp_cfg(Proxy::new("fe").port(port), &srv.addr.to_string())
+        .global(format!(
+            "pidfile = {}",
+            support::config::q(pidfile.display())
+        ))
+        .build();
     let mut lb = Ringlb::start(&text, &[]);
     let pid: u32 = std::fs::read_to_string(&pidfile)
         .unwrap()
@@ -239,7 +263,9 @@ fn hard_stop_after_closes_sessions_that_do_not_end() {
     let srv = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
     let mut lb = Ringlb::start(
-        &cfg(port, &srv.addr.to_string(), "hard-stop-after = \"300ms\""),
+        &tcp_cfg(Proxy::new("fe").port(port), &srv.addr.to_string())
+            .global("hard-stop-after = \"300ms\"")
+            .build(),
         &[],
     );
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -264,10 +290,11 @@ fn hard_stop_after_closes_sessions_that_do_not_end() {
 #[test]
 fn use_backend_rules_are_refused_by_run_in_mode_tcp() {
     let dir = tempfile::tempdir().unwrap();
-    let text = cfg(free_port(), "127.0.0.1:1", "").replace(
-        "default-backend = \"be\"",
-        "default-backend = \"be\"\nacl = { local = \"src 127.0.0.1\" }\nuse-backend = [{ backend = \"be\", if = \"local\" }]",
-    );
+    let fe = Proxy::new("fe")
+        .port(free_port())
+        .extra(r#"acl = { local = "src 127.0.0.1" }"#)
+        .extra(r#"use-backend = [{ backend = "be", if = "local" }]"#);
+    let text = tcp_cfg(fe, "127.0.0.1:1").build();
     let p = write_file(dir.path(), "c.toml", &text);
     let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");

@@ -20,6 +20,7 @@ fn a_full_config_parses_and_round_trips() {
     let text = Cfg::new()
         .global("maxconn = 5000")
         .global("hard-stop-after = \"3s\"")
+        .admin_socket("/tmp/admin.sock")
         .log("/tmp/x \"quoted\" \\ path.log")
         .log_with("udp://127.0.0.1:514", "facility = \"local1\", level = \"warning\"")
         .mode("tcp")
@@ -44,6 +45,12 @@ fn a_full_config_parses_and_round_trips() {
                 .server_with("s2", "127.0.0.1:19002", "weight = 3, maxconn = 4, send-proxy = \"v2\""),
         )
         .listen(Proxy::new("l").bind("127.0.0.1:18003").server("s", "127.0.0.1:19003"))
+        .listen(
+            Proxy::new("stats")
+                .port(18004)
+                .mode("http")
+                .stats(r#"uri = "/st", auth = ["admin:admin"]"#),
+        )
         .raw("[[backend]]\nname = \"spare\"\nservers = [{ name = \"x\", address = \"127.0.0.1:19004\" }]\n")
         .build();
     let c = parse(&text);
@@ -81,6 +88,14 @@ fn a_full_config_parses_and_round_trips() {
     let l = c.backends.iter().find(|b| b.name == "l").unwrap();
     assert_eq!(l.servers[0].addr, "127.0.0.1:19003".parse().unwrap());
     assert!(c.backends.iter().any(|b| b.name == "spare"));
+    assert_eq!(
+        c.global.admin_socket.as_deref(),
+        Some(Path::new("/tmp/admin.sock"))
+    );
+    let st = c.frontends.iter().find(|f| f.name == "stats").unwrap();
+    assert_eq!(st.mode, Mode::Http);
+    assert_eq!(st.stats.as_ref().unwrap().uri, "/st");
+    assert_eq!(st.stats.as_ref().unwrap().auth, ["admin:admin"]);
 }
 
 #[test]

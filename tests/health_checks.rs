@@ -31,24 +31,20 @@ fn get(port: u16, path: &str) -> String {
     out.split("\r\n\r\n").nth(1).unwrap_or("").to_string()
 }
 
-fn config(port: u16, log: &Path, backend: &str) -> String {
-    format!(
-        r#"
-[global]
-log = [{{ target = "{}", level = "info" }}]
-
-[defaults]
-mode = "tcp"
-timeout = {{ connect = "1s", client = "10s", server = "10s", check = "500ms" }}
-
-[[listen]]
-name = "app"
-bind = ["127.0.0.1:{port}"]
-{backend}
-"#,
-        log.display()
-    )
+/// Listen `app` on `port` (the section given), logging to `log`.
+fn config(port: u16, log: &Path, app: Proxy) -> Cfg {
+    Cfg::new()
+        .log_with(log.display(), "level = \"info\"")
+        .mode("tcp")
+        .timeouts("1s", "10s", "10s")
+        .timeout("check", "500ms")
+        .listen(app.port(port))
 }
+
+/// Server keys: checked every 200 ms, rise 2, fall 2.
+const CHECK_200MS: &str = r#"check = true, inter = "200ms", rise = 2, fall = 2"#;
+/// Server keys: checked every 100 ms, fall 1.
+const CHECK_100MS_FALL_1: &str = r#"check = true, inter = "100ms", fall = 1"#;
 
 #[test]
 fn tutorial_http_check_marks_a_server_down_and_up_again() {
@@ -57,15 +53,11 @@ fn tutorial_http_check_marks_a_server_down_and_up_again() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ringlb.log");
-    let backend = format!(
-        r#"check = {{ type = "http", method = "GET", uri = "/healthCheck.html" }}
-servers = [
-  {{ name = "a", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 2 }},
-  {{ name = "b", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 2 }},
-]"#,
-        a.port, b.port
-    );
-    let _lb = Ringlb::start(&config(port, &log, &backend), &["--shards", "2"]);
+    let backend = Proxy::new("app")
+        .check(r#"type = "http", method = "GET", uri = "/healthCheck.html""#)
+        .server_with("a", format!("127.0.0.1:{}", a.port), CHECK_200MS)
+        .server_with("b", format!("127.0.0.1:{}", b.port), CHECK_200MS);
+    let _lb = Ringlb::start(&config(port, &log, backend).build(), &["--shards", "2"]);
     let seen: std::collections::HashSet<String> = (0..10).map(|_| get(port, "/who.txt")).collect();
     assert_eq!(
         seen.len(),
@@ -112,21 +104,19 @@ fn redis_role_master_check_follows_a_failover_and_shuts_old_sessions() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ringlb.log");
-    let backend = format!(
-        r#"balance = "first"
-on-marked-down = "shutdown-sessions"
-check = {{ type = "tcp-check", steps = [
-  {{ send = "PING\\r\\n" }}, {{ expect = "string +PONG" }},
-  {{ send = "info replication\\r\\n" }}, {{ expect = "string role:master" }},
-  {{ send = "QUIT\\r\\n" }}, {{ expect = "string +OK" }},
-] }}
-servers = [
-  {{ name = "r1", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 2 }},
-  {{ name = "r2", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 2 }},
+    let backend = Proxy::new("app")
+        .balance("first")
+        .extra(r#"on-marked-down = "shutdown-sessions""#)
+        .check(
+            r#"type = "tcp-check", steps = [
+  { send = "PING\\r\\n" }, { expect = "string +PONG" },
+  { send = "info replication\\r\\n" }, { expect = "string role:master" },
+  { send = "QUIT\\r\\n" }, { expect = "string +OK" },
 ]"#,
-        r.port, m.port
-    );
-    let _lb = Ringlb::start(&config(port, &log, &backend), &["--shards", "2"]);
+        )
+        .server_with("r1", format!("127.0.0.1:{}", r.port), CHECK_200MS)
+        .server_with("r2", format!("127.0.0.1:{}", m.port), CHECK_200MS);
+    let _lb = Ringlb::start(&config(port, &log, backend).build(), &["--shards", "2"]);
     // r1 (the replica) is listed first but fails the role check.
     assert!(
         wait_until(Duration::from_secs(10), || log_has(
@@ -177,12 +167,13 @@ fn a_server_that_never_answers_goes_down_after_fall_timeouts() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ringlb.log");
-    let backend = format!(
-        r#"check = {{ type = "http", uri = "/" }}
-servers = [{{ name = "silent", address = "{addr}", check = true, inter = "200ms", fall = 2 }}]"#
-    );
+    let backend = Proxy::new("app")
+        .check(r#"type = "http", uri = "/""#)
+        .server_with("silent", addr, r#"check = true, inter = "200ms", fall = 2"#);
     let _lb = Ringlb::start(
-        &config(port, &log, &backend).replace("check = \"500ms\"", "check = \"300ms\""),
+        &config(port, &log, backend)
+            .timeout("check", "300ms")
+            .build(),
         &[],
     );
     assert!(
@@ -193,7 +184,11 @@ servers = [{{ name = "silent", address = "{addr}", check = true, inter = "200ms"
         "{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
-    assert!(log_has(&log, "backend app has no server available!"));
+    // A separate event, written a moment after the DOWN line.
+    assert!(wait_until(Duration::from_secs(5), || log_has(
+        &log,
+        "backend app has no server available!"
+    )));
 }
 
 #[test]
@@ -202,13 +197,10 @@ fn with_every_server_down_new_sessions_are_closed_at_once() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ringlb.log");
-    let backend = format!(
-        r#"servers = [
-  {{ name = "d1", address = "127.0.0.1:{d1}", check = true, inter = "100ms", fall = 1 }},
-  {{ name = "d2", address = "127.0.0.1:{d2}", check = true, inter = "100ms", fall = 1 }},
-]"#
-    );
-    let _lb = Ringlb::start(&config(port, &log, &backend), &["--shards", "2"]);
+    let backend = Proxy::new("app")
+        .server_with("d1", format!("127.0.0.1:{d1}"), CHECK_100MS_FALL_1)
+        .server_with("d2", format!("127.0.0.1:{d2}"), CHECK_100MS_FALL_1);
+    let _lb = Ringlb::start(&config(port, &log, backend).build(), &["--shards", "2"]);
     assert!(wait_until(Duration::from_secs(10), || log_has(
         &log,
         "backend app has no server available!"
@@ -240,12 +232,10 @@ fn pgsql_check_against_a_real_postgresql() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ringlb.log");
-    let backend = format!(
-        r#"check = {{ type = "pgsql", user = "postgres" }}
-servers = [{{ name = "pg", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 2 }}]"#,
-        pg.port
-    );
-    let _lb = Ringlb::start(&config(port, &log, &backend), &[]);
+    let backend = Proxy::new("app")
+        .check(r#"type = "pgsql", user = "postgres""#)
+        .server_with("pg", format!("127.0.0.1:{}", pg.port), CHECK_200MS);
+    let _lb = Ringlb::start(&config(port, &log, backend).build(), &[]);
     // Not running yet: DOWN on connection errors.
     assert!(
         wait_until(Duration::from_secs(10), || log_has(
@@ -306,16 +296,16 @@ fn a_backup_takes_over_when_every_active_server_is_down() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ringlb.log");
-    let backend = format!(
-        r#"retries = 0
-servers = [
-  {{ name = "dead", address = "127.0.0.1:{dead}", check = true, inter = "100ms", fall = 1 }},
-  {{ name = "alive", address = "127.0.0.1:{}", check = true, inter = "100ms", fall = 1 }},
-  {{ name = "spare", address = "{}", backup = true }},
-]"#,
-        active.port, spare.addr
-    );
-    let _lb = Ringlb::start(&config(port, &log, &backend), &["--shards", "2"]);
+    let backend = Proxy::new("app")
+        .extra("retries = 0")
+        .server_with("dead", format!("127.0.0.1:{dead}"), CHECK_100MS_FALL_1)
+        .server_with(
+            "alive",
+            format!("127.0.0.1:{}", active.port),
+            CHECK_100MS_FALL_1,
+        )
+        .server_with("spare", spare.addr, "backup = true");
+    let _lb = Ringlb::start(&config(port, &log, backend).build(), &["--shards", "2"]);
     assert!(wait_until(Duration::from_secs(10), || log_has(
         &log,
         "Server app/dead is DOWN"
@@ -347,25 +337,26 @@ fn mysql_check_against_a_real_mariadb() {
     let mut db = support::servers::MariaDb::init();
     let dir = tempfile::tempdir().unwrap();
     let backend = |check: &str| {
-        format!(
-            r#"check = {{ {check} }}
-servers = [{{ name = "db", address = "127.0.0.1:{}", check = true, inter = "200ms", rise = 2, fall = 1 }}]"#,
-            db.port
+        Proxy::new("app").check(check).server_with(
+            "db",
+            format!("127.0.0.1:{}", db.port),
+            r#"check = true, inter = "200ms", rise = 2, fall = 1"#,
         )
     };
     // Handshake only, and a login (HAProxy's mysql-check with `user`).
     let log1 = dir.path().join("handshake.log");
     let log2 = dir.path().join("login.log");
     let _lb1 = Ringlb::start(
-        &config(free_port(), &log1, &backend("type = \"mysql\"")),
+        &config(free_port(), &log1, backend("type = \"mysql\"")).build(),
         &[],
     );
     let _lb2 = Ringlb::start(
         &config(
             free_port(),
             &log2,
-            &backend("type = \"mysql\", user = \"haproxy_check\""),
-        ),
+            backend("type = \"mysql\", user = \"haproxy_check\""),
+        )
+        .build(),
         &[],
     );
     for log in [&log1, &log2] {
@@ -401,18 +392,19 @@ fn on_marked_up_shuts_the_backup_sessions() {
         let port = free_port();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("ringlb.log");
-        let backend = format!(
-            "{}servers = [\n\
-             {{ name = \"a\", address = \"127.0.0.1:{active_port}\", check = true, inter = \"100ms\", rise = 1, fall = 1 }},\n\
-             {{ name = \"b\", address = \"{}\", backup = true }},\n]",
-            if shut {
-                "on-marked-up = \"shutdown-backup-sessions\"\n"
+        let backend = Proxy::new("app")
+            .extra(if shut {
+                "on-marked-up = \"shutdown-backup-sessions\""
             } else {
                 ""
-            },
-            backup.addr
-        );
-        let _lb = Ringlb::start(&config(port, &log, &backend), &["--shards", "2"]);
+            })
+            .server_with(
+                "a",
+                format!("127.0.0.1:{active_port}"),
+                r#"check = true, inter = "100ms", rise = 1, fall = 1"#,
+            )
+            .server_with("b", backup.addr, "backup = true");
+        let _lb = Ringlb::start(&config(port, &log, backend).build(), &["--shards", "2"]);
         assert!(wait_until(Duration::from_secs(10), || log_has(
             &log,
             "Server app/a is DOWN"

@@ -1350,10 +1350,7 @@ fn http_requests_are_counted_in_show_stat() {
     let sock = dir.path().join("admin.sock");
     let _lb = Ringlb::start(
         &Cfg::new()
-            .global(format!(
-                "admin-socket = {}",
-                support::config::q(sock.display())
-            ))
+            .admin_socket(sock.display())
             .mode("http")
             .timeouts("1s", "10s", "5s")
             .frontend(Proxy::new("web").port(port).default_backend("app"))
@@ -1507,12 +1504,7 @@ fn a_1_gib_body_crosses_byte_exact_both_ways_by_splice() {
     let dir = tempfile::tempdir().unwrap();
     // Down: nginx's file through ringlb.
     let sock_down = dir.path().join("down.sock");
-    let global = |s: &std::path::Path| {
-        Cfg::new().global(format!(
-            "admin-socket = {}",
-            support::config::q(s.display())
-        ))
-    };
+    let global = |s: &std::path::Path| Cfg::new().admin_socket(s.display());
     let lb = start_cfg(global(&sock_down), app(&[nginx.port]));
     let down = dir.path().join("down.bin");
     let (err, _) = curl(&["-o", down.to_str().unwrap(), &lb.url("/1g.bin")]);

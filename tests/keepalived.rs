@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{have, ringlb_bin, wait_until};
+use support::{have, ringlb_bin, wait_until, Cfg, Proxy};
 
 const VIP: &str = "10.231.0.50";
 
@@ -149,15 +149,20 @@ fn start_ringlb(net: &Net, n: &str, dir: &Path) -> Proc {
     let cfg = dir.join(format!("{n}.toml"));
     std::fs::write(
         &cfg,
-        format!(
-            "[defaults]\nmode = \"http\"\n\
-             timeout = {{ connect = \"1s\", client = \"5s\", server = \"5s\" }}\n\
-             [[frontend]]\nname = \"web\"\n\
-             bind = [\"*:9001\", {{ address = \"{VIP}:9002\", freebind = true }}]\n\
-             http-request = [\"return status 200 content-type text/plain string {n}\"]\n\
-             default-backend = \"app\"\n\
-             [[backend]]\nname = \"app\"\nservers = [{{ name = \"s\", address = \"127.0.0.1:1\" }}]\n"
-        ),
+        Cfg::new()
+            .mode("http")
+            .timeouts("1s", "5s", "5s")
+            .frontend(
+                Proxy::new("web")
+                    .bind("*:9001")
+                    .bind_with(format!("{VIP}:9002"), "freebind = true")
+                    .extra(format!(
+                        "http-request = [\"return status 200 content-type text/plain string {n}\"]"
+                    ))
+                    .default_backend("app"),
+            )
+            .backend(Proxy::new("app").server("s", "127.0.0.1:1"))
+            .build(),
     )
     .unwrap();
     let mut child = net

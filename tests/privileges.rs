@@ -48,12 +48,11 @@ fn every_thread_runs_as_the_configured_user_after_binding() {
     }
     let srv = TestServer::start("s", Behaviour::Hello);
     let port = free_port();
-    let cfg = format!(
-        "[global]\nuser = \"nobody\"\ngroup = \"nogroup\"\n\
-         [[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\n\
-         servers = [{{ name = \"s\", address = \"{}\" }}]\n",
-        srv.addr
-    );
+    let cfg = Cfg::new()
+        .global("user = \"nobody\"")
+        .global("group = \"nogroup\"")
+        .listen(Proxy::new("l").port(port).server("s", srv.addr))
+        .build();
     let lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let ids = thread_ids(lb.pid());
     assert!(ids.len() >= 4, "main, 2 shards, control, log: {ids:?}");
@@ -83,10 +82,10 @@ fn an_unknown_user_is_a_startup_error() {
     let p = write_file(
         dir.path(),
         "c.toml",
-        &format!(
-            "[global]\nuser = \"no-such-user-here\"\n[[listen]]\nname = \"l\"\n\
-             bind = [\"127.0.0.1:{port}\"]\nservers = [{{ name = \"s\", address = \"127.0.0.1:1\" }}]\n"
-        ),
+        &Cfg::new()
+            .global("user = \"no-such-user-here\"")
+            .listen(Proxy::new("l").port(port).server("s", "127.0.0.1:1"))
+            .build(),
     );
     let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 2, "{err}");
@@ -115,13 +114,13 @@ fn no_root_refuses_root_without_a_user_to_become() {
     }
     let srv = TestServer::start("s", Behaviour::Hello);
     let port = free_port();
-    let listen = format!(
-        "[[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\n\
-         servers = [{{ name = \"s\", address = \"{}\" }}]\n",
-        srv.addr
-    );
+    let listen = Proxy::new("l").port(port).server("s", srv.addr);
     let dir = tempfile::tempdir().unwrap();
-    let p = write_file(dir.path(), "c.toml", &listen);
+    let p = write_file(
+        dir.path(),
+        "c.toml",
+        &Cfg::new().listen(listen.clone()).build(),
+    );
     let (code, _, err) = ringlb_cmd(&["run", "--no-root", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(
@@ -132,7 +131,11 @@ fn no_root_refuses_root_without_a_user_to_become() {
         TcpStream::connect(("127.0.0.1", port)).is_err(),
         "nothing bound"
     );
-    let cfg = format!("[global]\nuser = \"nobody\"\ngroup = \"nogroup\"\n{listen}");
+    let cfg = Cfg::new()
+        .global("user = \"nobody\"")
+        .global("group = \"nogroup\"")
+        .listen(listen)
+        .build();
     let lb = Ringlb::start(&cfg, &["--no-root", "--shards", "1"]);
     assert!(thread_ids(lb.pid()).iter().all(|&(u, _)| u == 65534));
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -149,10 +152,9 @@ fn readiness_and_stopping_are_notified_to_systemd() {
     sock.set_read_timeout(Some(std::time::Duration::from_secs(10)))
         .unwrap();
     let port = free_port();
-    let cfg = format!(
-        "[[listen]]\nname = \"l\"\nbind = [\"127.0.0.1:{port}\"]\n\
-         servers = [{{ name = \"s\", address = \"127.0.0.1:1\" }}]\n"
-    );
+    let cfg = Cfg::new()
+        .listen(Proxy::new("l").port(port).server("s", "127.0.0.1:1"))
+        .build();
     let mut lb = Ringlb::start_env(&cfg, &[], &[("NOTIFY_SOCKET", path.to_str().unwrap())]);
     let mut buf = [0u8; 512];
     let n = sock.recv(&mut buf).expect("READY=1 datagram");

@@ -43,11 +43,13 @@ fn nginx_proxy_protocol() -> Nginx {
     })
 }
 
-fn listen(port: u16, server: &str, extra_server: &str, extra_bind: &str) -> String {
-    format!(
-        "[defaults]\ntimeout = {{ connect = \"2s\", client = \"5s\", server = \"5s\" }}\n\
-         [[listen]]\nname = \"l\"\nbind = [{{ address = \"127.0.0.1:{port}\"{extra_bind} }}]\n\
-         servers = [{{ name = \"s\", address = \"{server}\"{extra_server} }}]\n"
+/// Listen `l` bound to `127.0.0.1:port` (with `extra_bind` keys) in front of
+/// server `s` at `server` (with `extra_server` keys).
+fn listen(port: u16, server: &str, extra_server: &str, extra_bind: &str) -> Cfg {
+    Cfg::new().timeouts("2s", "5s", "5s").listen(
+        Proxy::new("l")
+            .bind_with(format!("127.0.0.1:{port}"), extra_bind)
+            .server_with("s", server, extra_server),
     )
 }
 
@@ -67,9 +69,10 @@ fn nginx_sees_the_real_client_with_v1_and_v2() {
             &listen(
                 port,
                 &format!("127.0.0.1:{}", ng.port),
-                &format!(", send-proxy = \"{v}\""),
+                &format!("send-proxy = \"{v}\""),
                 "",
-            ),
+            )
+            .build(),
             &[],
         );
         let mut c = connect_from("127.0.0.7", port);
@@ -85,28 +88,19 @@ fn a_ringlb_chain_carries_the_client_address_and_refuses_garbage() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("back.log");
     let (front_port, back_port) = (free_port(), free_port());
-    let back_cfg = format!(
-        "[global]\nlog = [{{ target = \"{}\" }}]\n{}",
-        log.display(),
-        listen(
-            back_port,
-            &srv.addr.to_string(),
-            "",
-            ", accept-proxy = true"
-        )
-        .replace(
-            "[defaults]\n",
-            "[defaults]\nlog = \"global\"\nlog-format = \"tcplog\"\n"
-        )
-    );
+    let back_cfg = listen(back_port, &srv.addr.to_string(), "", "accept-proxy = true")
+        .log(log.display())
+        .log_global("tcplog")
+        .build();
     let _back = Ringlb::start(&back_cfg, &[]);
     let _front = Ringlb::start(
         &listen(
             front_port,
             &format!("127.0.0.1:{back_port}"),
-            ", send-proxy = \"v2\"",
+            "send-proxy = \"v2\"",
             "",
-        ),
+        )
+        .build(),
         &[],
     );
     let mut c = connect_from("127.0.0.9", front_port);
@@ -170,10 +164,11 @@ fn mode_http_sends_the_header_and_keeps_such_connections_private() {
         let toml = listen(
             port,
             &format!("127.0.0.1:{}", ng.port),
-            &format!(", send-proxy = \"{v}\""),
+            &format!("send-proxy = \"{v}\""),
             "",
         )
-        .replace("[defaults]\n", "[defaults]\nmode = \"http\"\n");
+        .mode("http")
+        .build();
         let _lb = Ringlb::start(&toml, &["--shards", "1"]);
         let ask = |c: &mut TcpStream| {
             c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();

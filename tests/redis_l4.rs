@@ -12,19 +12,15 @@ use support::*;
 fn redis_benchmark_through_ringlb_has_no_errors() {
     let redis = RedisServer::start(&[]);
     let port = free_port();
-    let cfg = format!(
-        r#"
-[defaults]
-mode = "tcp"
-timeout = {{ connect = "2s", client = "30s", server = "30s" }}
-
-[[listen]]
-name = "redis"
-bind = ["127.0.0.1:{port}"]
-servers = [{{ name = "r1", address = "127.0.0.1:{}" }}]
-"#,
-        redis.port
-    );
+    let cfg = Cfg::new()
+        .mode("tcp")
+        .timeouts("2s", "30s", "30s")
+        .listen(
+            Proxy::new("redis")
+                .port(port)
+                .server("r1", format!("127.0.0.1:{}", redis.port)),
+        )
+        .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let out = Command::new("redis-cli")
         .args(["-p", &port.to_string(), "SET", "ringlb", "works"])

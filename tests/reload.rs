@@ -27,25 +27,26 @@ use support::*;
 const SHARDS: [usize; 4] = [2, 1, 1, 2];
 const RELOADS: usize = 20;
 
+/// Global and defaults of every generation: `shards`, the admin socket in
+/// `dir` with its listeners exposed for `-x`.
+fn base(shards: usize, dir: &Path) -> Cfg {
+    Cfg::new()
+        .global(format!("shards = {shards}"))
+        .admin_socket(dir.join("admin.sock").display())
+        .global("expose-fd-listeners = true")
+        .mode("tcp")
+        .timeouts("2s", "60s", "60s")
+}
+
+/// Listen `redis` on `port` in front of server `r1` at `server`.
+fn redis_listen(port: u16, server: &str) -> Proxy {
+    Proxy::new("redis").port(port).server("r1", server)
+}
+
 fn config(port: u16, redis: u16, shards: usize, dir: &Path) -> String {
-    format!(
-        r#"
-[global]
-shards = {shards}
-admin-socket = "{admin}"
-expose-fd-listeners = true
-
-[defaults]
-mode = "tcp"
-timeout = {{ connect = "2s", client = "60s", server = "60s" }}
-
-[[listen]]
-name = "redis"
-bind = ["127.0.0.1:{port}"]
-servers = [{{ name = "r1", address = "127.0.0.1:{redis}" }}]
-"#,
-        admin = dir.join("admin.sock").display()
-    )
+    base(shards, dir)
+        .listen(redis_listen(port, &format!("127.0.0.1:{redis}")))
+        .build()
 }
 
 fn argv(items: &[&str]) -> Vec<String> {
@@ -209,10 +210,9 @@ fn a_bad_config_on_reload_keeps_the_old_worker_serving() {
     assert!(wait_until(Duration::from_secs(5), || pidfile.exists()));
     let held = Stream::start(port);
     // A server address with a port out of range: the config does not load.
-    let bad = config(port, redis.port, 1, root.path()).replace(
-        &format!("127.0.0.1:{}\" }}", redis.port),
-        "127.0.0.1:99999\" }",
-    );
+    let bad = base(1, root.path())
+        .listen(redis_listen(port, "127.0.0.1:99999"))
+        .build();
     assert_ne!(bad, config(port, redis.port, 1, root.path()));
     std::fs::write(&cfg, bad).unwrap();
     let (code, out, err) = reload(&pidfile);
@@ -241,8 +241,14 @@ fn a_bad_config_on_reload_keeps_the_old_worker_serving() {
     // failed reload too, and still nothing changes.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_port = taken.local_addr().unwrap().port();
-    let with_taken = config(port, redis.port, 1, root.path())
-        .replace("bind = [", &format!("bind = [\"127.0.0.1:{taken_port}\", "));
+    let with_taken = base(1, root.path())
+        .listen(
+            Proxy::new("redis")
+                .port(taken_port)
+                .port(port)
+                .server("r1", format!("127.0.0.1:{}", redis.port)),
+        )
+        .build();
     std::fs::write(&cfg, with_taken).unwrap();
     let (code, out, err) = reload(&pidfile);
     assert_eq!(code, 1, "{out}{err}");
@@ -276,8 +282,10 @@ fn a_worker_that_dies_stops_the_master_loudly() {
     let port = free_port();
     let cfg = root.path().join("ringlb.toml");
     // Master-worker from the configuration (TOML `global.master-worker`).
-    let text = config(port, redis.port, 1, root.path())
-        .replace("[global]\n", "[global]\nmaster-worker = true\n");
+    let text = base(1, root.path())
+        .global("master-worker = true")
+        .listen(redis_listen(port, &format!("127.0.0.1:{}", redis.port)))
+        .build();
     std::fs::write(&cfg, text).unwrap();
     let mut master = start(&cfg, &["run", "-f", cfg.to_str().unwrap()]);
     ping_once(port).unwrap();
@@ -374,7 +382,7 @@ fn a_systemd_master_says_ready_reloading_ready() {
     );
     ping_once(port).unwrap();
     // A failed reload: RELOADING=1, then READY=1 with the failure in STATUS.
-    std::fs::write(&cfg, "[global]\nno-such-key = 1\n").unwrap();
+    std::fs::write(&cfg, Cfg::new().global("no-such-key = 1").build()).unwrap();
     master.signal(libc::SIGUSR2);
     assert!(datagram(&sock).contains("RELOADING=1"));
     let failed = datagram(&sock);

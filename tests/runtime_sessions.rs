@@ -43,24 +43,17 @@ fn show_sess_lists_live_sessions_and_shutdown_session_closes_one() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
     let log = dir.path().join("sessions.log");
-    let cfg = format!(
-        r#"
-[global]
-admin-socket = "{}"
-log = [{{ target = "{}" }}]
-[defaults]
-log = "global"
-log-format = "tcplog"
-timeout = {{ connect = "2s", client = "30s", server = "30s" }}
-[[listen]]
-name = "cache"
-bind = ["127.0.0.1:{port}"]
-servers = [{{ name = "r1", address = "127.0.0.1:{}" }}]
-"#,
-        sock.display(),
-        log.display(),
-        redis.port
-    );
+    let cfg = Cfg::new()
+        .admin_socket(sock.display())
+        .log(log.display())
+        .log_global("tcplog")
+        .timeouts("2s", "30s", "30s")
+        .listen(
+            Proxy::new("cache")
+                .port(port)
+                .server("r1", format!("127.0.0.1:{}", redis.port)),
+        )
+        .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     assert_eq!(socat(&sock, "show sess"), "\n", "no session yet");
 
@@ -233,20 +226,16 @@ fn show_errors_shows_the_bad_bytes_as_haproxy_does() {
     let (ours, theirs) = (free_port(), free_port());
     let sock = dir.path().join("admin.sock");
     let hsock = dir.path().join("haproxy.sock");
-    let cfg = format!(
-        r#"
-[global]
-admin-socket = "{}"
-[defaults]
-timeout = {{ connect = "2s", client = "10s", server = "10s" }}
-[[listen]]
-name = "web"
-bind = ["127.0.0.1:{ours}"]
-mode = "http"
-servers = [{{ name = "w1", address = "127.0.0.1:{origin}" }}]
-"#,
-        sock.display()
-    );
+    let cfg = Cfg::new()
+        .admin_socket(sock.display())
+        .timeouts("2s", "10s", "10s")
+        .listen(
+            Proxy::new("web")
+                .port(ours)
+                .mode("http")
+                .server("w1", format!("127.0.0.1:{origin}")),
+        )
+        .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let _h = Haproxy::start(
         &format!(
@@ -326,32 +315,29 @@ fn the_stats_pages_admin_form_sets_servers_as_haproxys_does() {
     let (port, admin_port, ro_port) = (free_port(), free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
-    let cfg = format!(
-        r#"
-[global]
-admin-socket = "{}"
-[defaults]
-timeout = {{ connect = "2s", client = "10s", server = "10s" }}
-[[listen]]
-name = "app"
-bind = ["127.0.0.1:{port}"]
-balance = "roundrobin"
-servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
-[[listen]]
-name = "stats"
-bind = ["127.0.0.1:{admin_port}"]
-mode = "http"
-stats = {{ uri = "/stats", auth = ["admin:admin"], admin = "LOCALHOST" }}
-[[listen]]
-name = "readonly"
-bind = ["127.0.0.1:{ro_port}"]
-mode = "http"
-stats = {{ uri = "/stats", auth = ["admin:admin"], admin = "FALSE" }}
-"#,
-        sock.display(),
-        a.addr,
-        b.addr
-    );
+    let cfg = Cfg::new()
+        .admin_socket(sock.display())
+        .timeouts("2s", "10s", "10s")
+        .listen(
+            Proxy::new("app")
+                .port(port)
+                .balance("roundrobin")
+                .server("a", a.addr)
+                .server("b", b.addr),
+        )
+        .listen(
+            Proxy::new("stats")
+                .port(admin_port)
+                .mode("http")
+                .stats(r#"uri = "/stats", auth = ["admin:admin"], admin = "LOCALHOST""#),
+        )
+        .listen(
+            Proxy::new("readonly")
+                .port(ro_port)
+                .mode("http")
+                .stats(r#"uri = "/stats", auth = ["admin:admin"], admin = "FALSE""#),
+        )
+        .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let url = format!("http://127.0.0.1:{admin_port}/stats");
     let ro = format!("http://127.0.0.1:{ro_port}/stats");
@@ -459,21 +445,16 @@ fn show_sess_shows_a_keep_alive_http_session_and_shutdown_session_ends_it() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
-    let cfg = format!(
-        r#"
-[global]
-admin-socket = "{}"
-[defaults]
-timeout = {{ connect = "2s", client = "30s", server = "30s" }}
-[[listen]]
-name = "web"
-bind = ["127.0.0.1:{port}"]
-mode = "http"
-servers = [{{ name = "n1", address = "127.0.0.1:{}" }}]
-"#,
-        sock.display(),
-        nginx.port
-    );
+    let cfg = Cfg::new()
+        .admin_socket(sock.display())
+        .timeouts("2s", "30s", "30s")
+        .listen(
+            Proxy::new("web")
+                .port(port)
+                .mode("http")
+                .server("n1", format!("127.0.0.1:{}", nginx.port)),
+        )
+        .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
@@ -512,27 +493,27 @@ fn admin_posts_are_answered_as_haproxy_answers_them() {
     let b = TestServer::start("b", Behaviour::Hello);
     let (port, page, ro) = (free_port(), free_port(), free_port());
     let (hport, hpage, hro) = (free_port(), free_port(), free_port());
-    let cfg = format!(
-        r#"
-[defaults]
-timeout = {{ connect = "2s", client = "10s", server = "10s" }}
-[[listen]]
-name = "app"
-bind = ["127.0.0.1:{port}"]
-servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
-[[listen]]
-name = "stats"
-bind = ["127.0.0.1:{page}"]
-mode = "http"
-stats = {{ uri = "/stats", auth = ["admin:admin"], admin = "LOCALHOST" }}
-[[listen]]
-name = "readonly"
-bind = ["127.0.0.1:{ro}"]
-mode = "http"
-stats = {{ uri = "/stats", auth = ["admin:admin"] }}
-"#,
-        a.addr, b.addr
-    );
+    let cfg = Cfg::new()
+        .timeouts("2s", "10s", "10s")
+        .listen(
+            Proxy::new("app")
+                .port(port)
+                .server("a", a.addr)
+                .server("b", b.addr),
+        )
+        .listen(
+            Proxy::new("stats")
+                .port(page)
+                .mode("http")
+                .stats(r#"uri = "/stats", auth = ["admin:admin"], admin = "LOCALHOST""#),
+        )
+        .listen(
+            Proxy::new("readonly")
+                .port(ro)
+                .mode("http")
+                .stats(r#"uri = "/stats", auth = ["admin:admin"]"#),
+        )
+        .build();
     let _lb = Ringlb::start(&cfg, &[]);
     let _h = support::servers::Haproxy::start(
         &format!(

@@ -32,22 +32,31 @@ fn state(sock: &Path, srv: &str) -> (u32, u32, u32) {
     (f[0], f[1], f[2])
 }
 
-fn config(port: u16, sock: &Path, state_file: &Path, load: bool, servers: &[String]) -> String {
-    format!(
-        "[global]\nadmin-socket = \"{}\"\nserver-state-file = \"{}\"\n\
-         [defaults]\ntimeout = {{ connect = \"1s\", client = \"5s\", server = \"5s\" }}\n{}\
-         [[listen]]\nname = \"app\"\nbind = [\"127.0.0.1:{port}\"]\n\
-         servers = [{}]\n",
-        sock.display(),
-        state_file.display(),
-        if load {
-            "load-server-state-from-file = \"global\"\n"
-        } else {
-            ""
-        },
-        servers.join(", ")
-    )
+/// Listen `app` on `port` with `servers` (name, address, extra keys), the
+/// admin socket `sock` and `server-state-file`, loaded if `load`.
+fn config(port: u16, sock: &Path, state_file: &Path, load: bool, servers: &[Srv]) -> String {
+    let app = servers
+        .iter()
+        .fold(Proxy::new("app").port(port), |l, (name, addr, extra)| {
+            l.server_with(name, addr, extra)
+        });
+    let cfg = Cfg::new()
+        .admin_socket(sock.display())
+        .global(format!(
+            "server-state-file = {}",
+            support::config::q(state_file.display())
+        ))
+        .timeouts("1s", "5s", "5s");
+    let cfg = if load {
+        cfg.defaults("load-server-state-from-file = \"global\"")
+    } else {
+        cfg
+    };
+    cfg.listen(app).build()
 }
+
+/// A server: name, address, extra keys.
+type Srv = (&'static str, String, &'static str);
 
 #[test]
 fn a_new_process_starts_from_the_saved_server_state() {
@@ -57,13 +66,14 @@ fn a_new_process_starts_from_the_saved_server_state() {
     let dead = free_port();
     // `dead` is checked (nothing listens there: DOWN after `fall` checks);
     // the others are not checked.
-    let servers = vec![
-        format!("{{ name = \"a\", address = \"{}\" }}", a.addr),
-        format!("{{ name = \"b\", address = \"{}\" }}", b.addr),
-        format!("{{ name = \"c\", address = \"{}\" }}", c.addr),
-        format!(
-            "{{ name = \"dead\", address = \"127.0.0.1:{dead}\", check = true, inter = \"100ms\", \
-             fall = 1, rise = 100 }}"
+    let servers: Vec<Srv> = vec![
+        ("a", a.addr.to_string(), ""),
+        ("b", b.addr.to_string(), ""),
+        ("c", c.addr.to_string(), ""),
+        (
+            "dead",
+            format!("127.0.0.1:{dead}"),
+            r#"check = true, inter = "100ms", fall = 1, rise = 100"#,
         ),
     ];
     let dir = tempfile::tempdir().unwrap();

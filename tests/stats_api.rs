@@ -43,22 +43,17 @@ fn runtime_api_and_csv_as_haproxy() {
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
-    let cfg = format!(
-        r#"
-[global]
-admin-socket = "{}"
-[defaults]
-timeout = {{ connect = "2s", client = "10s", server = "10s" }}
-[[listen]]
-name = "app"
-bind = ["127.0.0.1:{port}"]
-balance = "roundrobin"
-servers = [{{ name = "a", address = "{}" }}, {{ name = "b", address = "{}" }}]
-"#,
-        sock.display(),
-        a.addr,
-        b.addr
-    );
+    let cfg = Cfg::new()
+        .admin_socket(sock.display())
+        .timeouts("2s", "10s", "10s")
+        .listen(
+            Proxy::new("app")
+                .port(port)
+                .balance("roundrobin")
+                .server("a", a.addr)
+                .server("b", b.addr),
+        )
+        .build();
     let lb = Ringlb::start(&cfg, &["--shards", "2"]);
 
     // The CSV header is HAProxy 2.6's, column for column.
@@ -275,25 +270,23 @@ fn the_tutorials_stats_page_with_auth_refresh_and_csv() {
     let sock = dir.path().join("admin.sock");
     // The tutorial's `listen stats` (bind *:1080, stats uri /stats, refresh 30s,
     // realm, auth admin:admin), on loopback and an ephemeral port.
-    let cfg = format!(
-        r#"
-[global]
-admin-socket = "{}"
-[defaults]
-timeout = {{ connect = "2s", client = "10s", server = "10s" }}
-[[listen]]
-name = "app"
-bind = ["127.0.0.1:{port}"]
-servers = [{{ name = "a", address = "{}" }}, {{ name = "gone", address = "127.0.0.1:1", check = true, inter = "100ms", fall = 1 }}]
-[[listen]]
-name = "stats"
-bind = ["127.0.0.1:{sport}"]
-mode = "http"
-stats = {{ uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["admin:admin"] }}
-"#,
-        sock.display(),
-        a.addr
-    );
+    let cfg = Cfg::new()
+        .admin_socket(sock.display())
+        .timeouts("2s", "10s", "10s")
+        .listen(
+            Proxy::new("app")
+                .port(port)
+                .server("a", a.addr)
+                .server_with(
+                    "gone",
+                    "127.0.0.1:1",
+                    r#"check = true, inter = "100ms", fall = 1"#,
+                ),
+        )
+        .listen(Proxy::new("stats").port(sport).mode("http").stats(
+            r#"uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["admin:admin"]"#,
+        ))
+        .build();
     let _lb = Ringlb::start(&cfg, &[]);
     who(port);
     let url = format!("http://127.0.0.1:{sport}/stats");
@@ -401,29 +394,27 @@ fn chromium_shows_the_stats_page_with_rows_coloured_by_state() {
     let (port, sport) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
-    let cfg = format!(
-        r#"
-[global]
-admin-socket = "{}"
-[defaults]
-timeout = {{ connect = "2s", client = "10s", server = "10s" }}
-[[listen]]
-name = "app"
-bind = ["127.0.0.1:{port}"]
-servers = [
-  {{ name = "up", address = "{a}" }},
-  {{ name = "down", address = "127.0.0.1:1", check = true, inter = "100ms", fall = 1 }},
-  {{ name = "maint", address = "{a}" }},
-  {{ name = "spare", address = "{a}", backup = true }},
-]
-[[listen]]
-name = "stats"
-bind = ["127.0.0.1:{sport}"]
-stats = {{ uri = "/stats", refresh = "30s" }}
-"#,
-        sock.display(),
-        a = up.addr
-    );
+    let cfg = Cfg::new()
+        .admin_socket(sock.display())
+        .timeouts("2s", "10s", "10s")
+        .listen(
+            Proxy::new("app")
+                .port(port)
+                .server("up", up.addr)
+                .server_with(
+                    "down",
+                    "127.0.0.1:1",
+                    r#"check = true, inter = "100ms", fall = 1"#,
+                )
+                .server("maint", up.addr)
+                .server_with("spare", up.addr, "backup = true"),
+        )
+        .listen(
+            Proxy::new("stats")
+                .port(sport)
+                .stats(r#"uri = "/stats", refresh = "30s""#),
+        )
+        .build();
     let _lb = Ringlb::start(&cfg, &[]);
     assert_eq!(socat(&sock, "set server app/maint state maint"), "\n");
     assert!(wait_until(Duration::from_secs(5), || {
@@ -499,19 +490,15 @@ fn slowstart_ramps_the_weight_of_a_server_back_from_down() {
     let dead = free_port();
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
-    let cfg = format!(
-        r#"
-[global]
-admin-socket = "{}"
-[defaults]
-timeout = {{ connect = "1s", client = "10s", server = "10s" }}
-[[listen]]
-name = "app"
-bind = ["127.0.0.1:{port}"]
-servers = [{{ name = "w", address = "127.0.0.1:{dead}", weight = 100, check = true, inter = "50ms", rise = 1, fall = 1, slowstart = "2s" }}]
-"#,
-        sock.display()
-    );
+    let cfg = Cfg::new()
+        .admin_socket(sock.display())
+        .timeouts("1s", "10s", "10s")
+        .listen(Proxy::new("app").port(port).server_with(
+            "w",
+            format!("127.0.0.1:{dead}"),
+            r#"weight = 100, check = true, inter = "50ms", rise = 1, fall = 1, slowstart = "2s""#,
+        ))
+        .build();
     let _lb = Ringlb::start(&cfg, &[]);
     let csv = || socat(&sock, "show stat");
     assert!(wait_until(Duration::from_secs(5), || column(

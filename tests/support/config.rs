@@ -1,10 +1,12 @@
 //! The one place integration tests build ringlb's TOML configuration (the
 //! contract in /work/shared/CONFIG.md): `[global]`, `[defaults]`, and
 //! `[[listen]]` / `[[frontend]]` / `[[backend]]` sections with their binds and
-//! servers. Common keys have methods; any other key is one `key = value` line
-//! (`global`, `defaults`, `Proxy::extra`), and `raw` appends whole sections.
-//! Strings are quoted and escaped here, so tests never write TOML syntax.
-//! haproxy.cfg text (fed to HAProxy or `ringlb -f x.cfg`) is not built here.
+//! servers. Names, addresses, paths and durations are quoted and escaped here;
+//! common keys have methods, any other key is one `key = value` line
+//! (`Cfg::global`, `Cfg::defaults`, `Proxy::extra`), and `Cfg::raw` appends
+//! whole sections. Not built here: haproxy.cfg text (fed to HAProxy or
+//! `ringlb -f x.cfg`, HAProxy's syntax on purpose), shipped config files, and
+//! the few configs whose exact layout a test pins (`FILE:LINE:COL` checks).
 //!
 //! ```ignore
 //! let toml = Cfg::new()
@@ -86,6 +88,11 @@ impl Cfg {
             self.global.push(line);
         }
         self
+    }
+
+    /// `[global] admin-socket`: the runtime API's UNIX socket.
+    pub fn admin_socket(self, path: impl Display) -> Cfg {
+        self.global(format!("admin-socket = {}", q(path)))
     }
 
     /// A `[global]` `log` target (`"stdout"`, `"udp://H:P"`, a file path…).
@@ -266,6 +273,18 @@ impl Proxy {
 
     pub fn mode(self, mode: &str) -> Proxy {
         self.extra(format!("mode = {}", q(mode)))
+    }
+
+    /// The section's stats page: `stats = { KEYS }`, e.g.
+    /// `uri = "/stats", auth = ["admin:admin"]`.
+    pub fn stats(self, keys: &str) -> Proxy {
+        self.extra(format!("stats = {{ {} }}", keys.trim()))
+    }
+
+    /// The section's health check: `check = { KEYS }`, e.g.
+    /// `type = "http", uri = "/"`.
+    pub fn check(self, keys: &str) -> Proxy {
+        self.extra(format!("check = {{ {} }}", keys.trim()))
     }
 
     /// A section `log` target (a file path, `"udp://H:P"`…).
