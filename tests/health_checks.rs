@@ -162,8 +162,9 @@ fn redis_role_master_check_follows_a_failover_and_shuts_old_sessions() {
 
 #[test]
 fn a_server_that_never_answers_goes_down_after_fall_timeouts() {
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _silent = std::net::TcpListener::bind(addr).unwrap();
+    // Bound by the kernel's choice: no window in which another test takes it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("ringlb.log");
