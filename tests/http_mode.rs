@@ -1507,7 +1507,15 @@ fn a_1_gib_body_crosses_byte_exact_both_ways_by_splice() {
     let global = |s: &std::path::Path| Cfg::new().admin_socket(s.display());
     let lb = start_cfg(global(&sock_down), app(&[nginx.port]));
     let down = dir.path().join("down.bin");
-    let (err, _) = curl(&["-o", down.to_str().unwrap(), &lb.url("/1g.bin")]);
+    // A loaded machine (the whole suite at once) may need more than the
+    // helper's 20 s for a GiB: curl takes the last --max-time given.
+    let (err, _) = curl(&[
+        "--max-time",
+        "180",
+        "-o",
+        down.to_str().unwrap(),
+        &lb.url("/1g.bin"),
+    ]);
     assert!(same_file(&src, &down), "download differs: {err}");
     std::fs::remove_file(&down).unwrap();
     // Up and back: the origin echoes the body (Content-Length both ways).
@@ -1517,6 +1525,8 @@ fn a_1_gib_body_crosses_byte_exact_both_ways_by_splice() {
     let back = dir.path().join("back.bin");
     // `-T` streams the file (a PUT with its Content-Length).
     let (err, _) = curl(&[
+        "--max-time",
+        "180",
         "-T",
         src.to_str().unwrap(),
         "-o",
