@@ -134,6 +134,17 @@ enum Cmd {
     },
 }
 
+/// The load options of a subcommand that takes only `--lenient` and
+/// `--format`.
+fn load_opts(lenient: bool, format: Option<String>) -> LoadOptions {
+    RunArgs {
+        lenient,
+        format,
+        ..RunArgs::default()
+    }
+    .load_options()
+}
+
 fn main() -> ExitCode {
     // The test suite's stand-in for a container that refuses io_uring
     // (debug builds only).
@@ -153,14 +164,12 @@ fn main() -> ExitCode {
             file,
             lenient,
             format,
-        }) => {
-            let run = RunArgs {
-                lenient,
-                format,
-                ..RunArgs::default()
-            };
-            check(&file, &run.load_options(), "configuration is valid", false)
-        }
+        }) => check(
+            &file,
+            &load_opts(lenient, format),
+            "configuration is valid",
+            false,
+        ),
         Some(Cmd::Run { file, run }) => run_file(&file, run),
         Some(Cmd::Reload {
             pidfile,
@@ -168,14 +177,7 @@ fn main() -> ExitCode {
             timeout,
             lenient,
             format,
-        }) => {
-            let run = RunArgs {
-                lenient,
-                format,
-                ..RunArgs::default()
-            };
-            reload(pidfile, &file, &run.load_options(), timeout)
-        }
+        }) => reload(pidfile, &file, &load_opts(lenient, format), timeout),
         Some(Cmd::Import {
             files,
             out,
