@@ -40,6 +40,15 @@
 # measured at the start) — and the rest, the kernel's TCP/loopback work that any
 # proxy pays for the same bytes.
 #
+# TLS (the same ECDSA P-256 certificate for both, made here with openssl; a
+# mode-http front on each proxy, to the same nginx): tls-handshake is full TLS
+# 1.3 handshakes per second (`openssl s_time -new`: connect, handshake, close;
+# no request, so no server connection either), tls-resume resumed TLS 1.2
+# handshakes (`s_time -reuse`: a ticket for ringlb, HAProxy's session cache or
+# ticket), https-keepalive wrk over HTTPS on 50 kept-alive connections. On 2
+# cores the client's handshake costs about what the server's does, so compare
+# them with --cpu-cap, where the proxy is the bottleneck.
+#
 # --cpu-cap PCT gives each proxy the same CPU budget, PCT % of one CPU per
 # shard/thread (a cgroup CPU-bandwidth limit, 10 ms period; needs root). On a
 # machine whose load generators saturate before the proxy does (2 cores: one for
@@ -70,8 +79,8 @@ while [ $# -gt 0 ]; do
 done
 if [ "$quick" -eq 1 ]; then secs=1; redis_n=20000; idle_n=1000; else secs=5; redis_n=100000; idle_n=5000; fi
 
-for tool in haproxy iperf3 redis-server redis-benchmark python3 taskset nginx wrk; do
-    command -v "$tool" >/dev/null || { echo "compare.sh: $tool is missing (apt-get install haproxy iperf3 redis-server redis-tools nginx wrk)" >&2; exit 2; }
+for tool in haproxy iperf3 redis-server redis-benchmark python3 taskset nginx wrk openssl; do
+    command -v "$tool" >/dev/null || { echo "compare.sh: $tool is missing (apt-get install haproxy iperf3 redis-server redis-tools nginx wrk openssl)" >&2; exit 2; }
 done
 if [ -n "$perfdir" ]; then
     command -v perf >/dev/null || { echo "compare.sh: --perf needs perf (apt-get install linux-perf)" >&2; exit 2; }
@@ -124,7 +133,12 @@ for p in $t_echo $t_sink $t_iperf $t_redis $t_web; do wait_port "$p"; done
 
 # Proxy ports: one listener per target for each proxy.
 declare -A R H
-for t in echo sink iperf redis web webrules; do R[$t]=$(port); H[$t]=$(port); done
+for t in echo sink iperf redis web webrules tlsweb; do R[$t]=$(port); H[$t]=$(port); done
+# The TLS fronts' certificate: ECDSA P-256, self-signed, key in the same PEM
+# (as both proxies read it).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench.test \
+    -addext subjectAltName=DNS:bench.test -days 2 -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
+cat "$work/tls.crt" "$work/tls.key" > "$work/tls.pem"
 # The same ringlb without counters, for the workloads in stats_ab.
 stats_ab="bench-rr bench-connrate http-keepalive"
 n_echo=$(port); n_web=$(port)
@@ -157,6 +171,11 @@ done)
 name = "web"
 mode = "http"
 bind = ["127.0.0.1:${R[web]}"]
+servers = [{ name = "s", address = "127.0.0.1:$t_web" }]
+[[listen]]
+name = "tlsweb"
+mode = "http"
+bind = [{ address = "127.0.0.1:${R[tlsweb]}", ssl = { crt = "$work/tls.pem" } }]
 servers = [{ name = "s", address = "127.0.0.1:$t_web" }]
 [[frontend]]
 name = "webrules"
@@ -206,6 +225,10 @@ listen web
     mode http
     bind 127.0.0.1:${H[web]}
     option splice-auto
+    server s 127.0.0.1:$t_web
+listen tlsweb
+    mode http
+    bind 127.0.0.1:${H[tlsweb]} ssl crt $work/tls.pem
     server s 127.0.0.1:$t_web
 frontend webrules
     mode http
@@ -308,6 +331,23 @@ p99="-"
 if m:
     v=float(m.group(1)); p99=v/1000 if m.group(2)=="us" else (v*1000 if m.group(2)=="s" else v)
 print(rps.group(1) if rps else "-", n.group(1) if n else "-", p99)' ;;
+        tls-handshake|tls-resume)
+            local how=(-new) t0 t1 txt
+            [ "$w" = tls-resume ] && how=(-reuse -tls1_2)
+            t0=$(date +%s.%N)
+            txt=$(load openssl s_time -connect "127.0.0.1:$p" -time "$secs" "${how[@]}" 2>/dev/null || true)
+            t1=$(date +%s.%N)
+            python3 -c '
+import re,sys
+n=re.findall(r"(\d+) connections in [\d.]+s;",sys.stdin.read())
+print(int(n[-1])/(float(sys.argv[2])-float(sys.argv[1])) if n else "-", n[-1] if n else "-", "-")' "$t0" "$t1" <<<"$txt" ;;
+        https-keepalive)
+            load wrk -t 1 -c 50 -d "${secs}s" "https://127.0.0.1:$p/small" |
+                python3 -c '
+import re,sys
+t=sys.stdin.read()
+rps=re.search(r"Requests/sec:\s+([\d.]+)",t); n=re.search(r"(\d+) requests in",t)
+print(rps.group(1) if rps else "-", n.group(1) if n else "-", "-")' ;;
         bench-connrate)
             json=$(load "$bench" connrate --addr "127.0.0.1:$p" --conns 16 --duration "${secs}s" --json)
             python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["connections_per_s"], d["connections"], d["latency"]["p99_us"]/1000)' <<<"$json" ;;
@@ -320,19 +360,23 @@ target_port() {
         bench-throughput) echo "$2" | cut -d' ' -f2 ;;
         redis-*) echo "$2" | cut -d' ' -f3 ;;
         http-rules) echo "$2" | cut -d' ' -f6 ;;
+        tls-*|https-*) echo "$2" | cut -d' ' -f7 ;;
         http-*) echo "$2" | cut -d' ' -f5 ;;
         *) echo "$2" | cut -d' ' -f4 ;;
     esac
 }
 
-workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-rules http-close http-1m"
+workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-rules http-close http-1m tls-handshake tls-resume https-keepalive"
 start=$(date +%s)
 for w in $workloads; do
     want "$w" || continue
-    rp=$(target_port "$w" "${R[iperf]} ${R[sink]} ${R[redis]} ${R[echo]} ${R[web]} ${R[webrules]}")
-    hp=$(target_port "$w" "${H[iperf]} ${H[sink]} ${H[redis]} ${H[echo]} ${H[web]} ${H[webrules]}")
-    dp=$(target_port "$w" "$t_iperf $t_sink $t_redis $t_echo $t_web $t_web")
-    read -r v b p99 <<<"$(measure "$w" "$dp")"; record "$w" direct "$v" "$b" "" "$p99"
+    rp=$(target_port "$w" "${R[iperf]} ${R[sink]} ${R[redis]} ${R[echo]} ${R[web]} ${R[webrules]} ${R[tlsweb]}")
+    hp=$(target_port "$w" "${H[iperf]} ${H[sink]} ${H[redis]} ${H[echo]} ${H[web]} ${H[webrules]} ${H[tlsweb]}")
+    dp=$(target_port "$w" "$t_iperf $t_sink $t_redis $t_echo $t_web $t_web -")
+    # No direct figure for TLS: the target speaks plain HTTP.
+    if [ "$dp" != - ]; then
+        read -r v b p99 <<<"$(measure "$w" "$dp")"; record "$w" direct "$v" "$b" "" "$p99"
+    fi
     if [ -n "$perfdir" ]; then
         for side in ringlb haproxy; do
             if [ "$side" = ringlb ]; then [ "$ringlb_ok" -eq 1 ] || continue; pid=$rl_pid; p=$rp; else pid=$hp_pid; p=$hp; fi
@@ -386,7 +430,7 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 rounds, elapsed, threads, secs, cap, check = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7] == "1"
 perfdir = sys.argv[8]
 null_us = float(sys.argv[9]) if sys.argv[9] else None
-units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s"}
+units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s", "tls-handshake": "handshakes/s", "tls-resume": "handshakes/s"}
 def vals(w, side, col=2):
     return [float(r[col]) for r in rows if r[0] == w and r[1] == side and r[col] not in ("", "-")]
 def fmt(x):

@@ -324,3 +324,71 @@ fn health_checks_over_tls() {
         assert_eq!(out, "hello from https nginx\n", "{}", lb.output());
     }
 }
+
+/// Clients that reset their connection right after the handshake (HTTPS,
+/// mode http): each session ends at once, its descriptors (the client
+/// socket and the bridge's socket pair) closed, not held until a timeout;
+/// the process then serves as before. A regression: the bridge's end of the
+/// pair outlived the bridge, so the HTTP session waited for `timeout client`.
+#[test]
+fn handshake_then_reset_leaves_no_descriptor_behind() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let nginx = Nginx::start(&[("index.html", "still here\n")]);
+    let port = free_port();
+    let cfg = format!(
+        "[defaults]\nmode = \"http\"\ntimeout = {{ connect = \"2s\", client = \"60s\", server = \"60s\" }}\n\
+         [[listen]]\nname = \"https\"\nbind = [{{ address = \"127.0.0.1:{port}\", ssl = {{ crt = \"{}\" }} }}]\n\
+         servers = [{{ name = \"s\", address = \"127.0.0.1:{}\" }}]\n",
+        pki.crts(),
+        nginx.port
+    );
+    let lb = Ringlb::start(&cfg, &["--shards", "1"]);
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", lb.pid()))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(pki.ca()).unwrap();
+    use rustls::pki_types::pem::PemObject;
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    for _ in 0..50 {
+        let mut conn =
+            rustls::ClientConnection::new(config.clone(), "a.test".try_into().unwrap()).unwrap();
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        while conn.is_handshaking() {
+            conn.complete_io(&mut tcp).unwrap();
+        }
+        let sock = ringlb::sys::socket::Socket::from(std::os::fd::OwnedFd::from(tcp));
+        sock.set_reset_on_close().unwrap();
+    }
+    let mut now = 0;
+    let drained = wait_until(Duration::from_secs(5), || {
+        now = fds();
+        now <= before
+    });
+    assert!(drained, "{before} descriptors before, {now} after");
+    let out = curl_out(&[
+        "-sS",
+        "--cacert",
+        &pki.ca(),
+        "--resolve",
+        &format!("a.test:{port}:127.0.0.1"),
+        &format!("https://a.test:{port}/index.html"),
+    ]);
+    assert_eq!(out, "still here\n");
+}

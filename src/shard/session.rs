@@ -288,7 +288,13 @@ async fn http_over_tls(
         client: fe.timeouts.client,
         ..Default::default()
     };
-    let bridge = crate::l4::Pump::run(tls, &outer, &ctx.pools, limits, kill.clone());
+    // The bridge owns its end of the pair: when it stops (the client reset,
+    // timed out), that end closes and the HTTP session sees EOF at once,
+    // rather than waiting on a pair nobody writes to until its timeout.
+    let bridge = async move {
+        let outer = outer;
+        crate::l4::Pump::run(tls, &outer, &ctx.pools, limits, kill.clone()).await;
+    };
     let session = async {
         let inner = inner;
         http::serve(
