@@ -313,6 +313,7 @@ fn the_stats_pages_admin_form_sets_servers_as_haproxys_does() {
     let a = TestServer::start("a", Behaviour::Hello);
     let b = TestServer::start("b", Behaviour::Hello);
     let (port, admin_port, ro_port) = (free_port(), free_port(), free_port());
+    let (unless_local, unless_false) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
     let cfg = Cfg::new()
@@ -337,6 +338,18 @@ fn the_stats_pages_admin_form_sets_servers_as_haproxys_does() {
                 .mode("http")
                 .stats(r#"uri = "/stats", auth = ["admin:admin"], admin = "FALSE""#),
         )
+        .listen(
+            Proxy::new("unless_local")
+                .port(unless_local)
+                .mode("http")
+                .stats(r#"uri = "/stats", auth = ["admin:admin"], admin-unless = "LOCALHOST""#),
+        )
+        .listen(
+            Proxy::new("unless_false")
+                .port(unless_false)
+                .mode("http")
+                .stats(r#"uri = "/stats", auth = ["admin:admin"], admin-unless = "FALSE""#),
+        )
         .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let url = format!("http://127.0.0.1:{admin_port}/stats");
@@ -351,6 +364,20 @@ fn the_stats_pages_admin_form_sets_servers_as_haproxys_does() {
     assert!(page.contains("<input type=\"hidden\" name=\"b\" value=\"#1\">"));
     let (_, page) = support::clients::curl(&["-u", "admin:admin", &ro]);
     assert!(!page.contains("checkbox"), "no admin rights, no form");
+    // `stats admin unless COND`: the negation.
+    let form = |port: u16| {
+        let (_, page) = support::clients::curl(&[
+            "-u",
+            "admin:admin",
+            &format!("http://127.0.0.1:{port}/stats"),
+        ]);
+        page.contains("checkbox")
+    };
+    assert!(
+        !form(unless_local),
+        "unless LOCALHOST: no form from 127.0.0.1"
+    );
+    assert!(form(unless_false), "unless FALSE: the form");
 
     // MAINT from the page, as a browser posts the form: no traffic to a.
     assert_eq!(

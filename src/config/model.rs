@@ -258,6 +258,8 @@ pub struct StatsSpec {
     /// `user:password` pairs.
     pub auth: Vec<String>,
     pub admin: Option<String>,
+    /// `stats admin unless COND`: `admin` holds the condition, negated.
+    pub admin_negate: bool,
     /// `stats hide-version`: the page does not show ringlb's version.
     pub hide_version: bool,
 }

@@ -235,7 +235,8 @@ pub(super) fn compile(
             for (name, def) in &fe.acl {
                 let _ = acls.define(name, def, &mut env);
             }
-            acls.cond_str(text, false, &mut env).map_err(|e| {
+            let negate = fe.stats.as_ref().is_some_and(|s| s.admin_negate);
+            acls.cond_str(text, negate, &mut env).map_err(|e| {
                 let at = p.span().start;
                 loc.error(at..at, &ctx, format!("stats admin if {text}: {}", e.msg))
             })?;

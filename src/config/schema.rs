@@ -212,6 +212,8 @@ pub struct RawStats {
     pub realm: Option<String>,
     pub auth: Option<Vec<String>>,
     pub admin: Option<String>,
+    /// `stats admin unless COND`.
+    pub admin_unless: Option<String>,
     pub hide_version: Option<bool>,
 }
 

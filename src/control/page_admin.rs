@@ -116,8 +116,9 @@ impl AdminRule {
         for (name, def) in &fe.acl {
             acls.define(name, def, &mut env).map_err(|e| e.msg)?;
         }
+        let negate = fe.stats.as_ref().is_some_and(|s| s.admin_negate);
         let cond = acls
-            .cond_str(text, false, &mut env)
+            .cond_str(text, negate, &mut env)
             .map_err(|e| format!("stats admin if {text}: {}", e.msg))?;
         Ok(Some(AdminRule { acls, cond }))
     }

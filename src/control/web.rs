@@ -413,6 +413,7 @@ mod tests {
             realm: None,
             auth: vec!["admin:admin".into(), "ops:s3cret".into()],
             admin: None,
+            admin_negate: false,
             hide_version: false,
         };
         assert!(authorized(&spec, Some(b"Basic YWRtaW46YWRtaW4=")));

@@ -824,13 +824,11 @@ fn stats(p: &mut RawProxy, words: &[Word], notice: &mut dyn FnMut(String)) -> Re
             let w = arg(words, 2)?;
             s.refresh = Some(sp(w, RawDuration::Text(w.text.clone())));
         }
-        "admin" => {
-            let c = match words.get(2).map(|w| w.text.as_str()) {
-                Some("if") => cond(words, 3)?,
-                _ => return Err(bad(sub, "stats admin needs \"if COND\"")),
-            };
-            s.admin = Some(c.into_inner());
-        }
+        "admin" => match words.get(2).map(|w| w.text.as_str()) {
+            Some("if") => s.admin = Some(cond(words, 3)?.into_inner()),
+            Some("unless") => s.admin_unless = Some(cond(words, 3)?.into_inner()),
+            _ => return Err(bad(sub, "stats admin needs \"if COND\" or \"unless COND\"")),
+        },
         "hide-version" => s.hide_version = Some(true),
         "show-legends" | "show-node" | "show-desc" => {
             notice(format!("stats {} is not implemented; ignored", sub.text))
