@@ -392,3 +392,56 @@ fn handshake_then_reset_leaves_no_descriptor_behind() {
     ]);
     assert_eq!(out, "still here\n");
 }
+
+/// `server ... ssl crt FILE`: a client certificate for a server that asks
+/// for one (nginx with `ssl_verify_client on`): with it, the page; without
+/// it, nginx's 400.
+#[test]
+fn client_certificate_to_a_server() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let (crt, key) = pki.client("proxy", "/CN=ringlb proxy", false);
+    let pem = pki.dir.path().join("proxy.pem");
+    let mut bytes = std::fs::read(&crt).unwrap();
+    bytes.extend(std::fs::read(&key).unwrap());
+    std::fs::write(&pem, bytes).unwrap();
+    let d = pki.dir.path().to_path_buf();
+    let ca = pki.ca();
+    let nginx = Nginx::start_with(&[("index.html", "certified\n")], move |port, root| {
+        format!(
+            "listen 127.0.0.1:{port} ssl; ssl_certificate {}; ssl_certificate_key {}; \
+             ssl_verify_client on; ssl_client_certificate {ca}; root {};",
+            d.join("1-a.crt").display(),
+            d.join("1-a.key").display(),
+            root.display()
+        )
+    });
+    let (with, without) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let (n, ca) = (nginx.port, pki.ca());
+    let cfg = write_file(
+        dir.path(),
+        "haproxy.cfg",
+        &format!(
+            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             listen with\n  bind 127.0.0.1:{with}\n  server n 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(a.test) crt {}\n\
+             listen without\n  bind 127.0.0.1:{without}\n  server n 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(a.test)\n",
+            pem.display()
+        ),
+    );
+    let lb = Ringlb::start_file(dir, cfg, &[]);
+    let get = |port: u16| {
+        curl_out(&[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{port}/index.html"),
+        ])
+    };
+    assert_eq!(get(with), "200", "{}", lb.output());
+    assert_eq!(get(without), "400");
+}
