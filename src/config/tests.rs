@@ -295,7 +295,7 @@ servers = [
     let c = parse_str(&text, Path::new("t.toml")).unwrap();
     let tls = c.frontends[0].binds[0].tls.as_ref().unwrap();
     assert!(tls.client_auth.is_some());
-    assert_eq!(tls.options.crt_list, [list.clone()]);
+    assert_eq!(tls.options.crt_list, std::slice::from_ref(&list));
     let s = &c.backends[0].servers;
     assert_eq!(s[0].ssl.as_ref().unwrap().options.crt.as_deref(), Some(pem));
     assert!(
