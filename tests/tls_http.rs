@@ -131,11 +131,11 @@ fn tls_fetches_and_log_fields_match_haproxy() {
         format!(
             "global\n  log stdout format raw local0\n\
              defaults\n  mode http\n  log global\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
-             frontend fe\n  bind 127.0.0.1:{port} ssl crt {crts}\n\
+             frontend fe\n  bind 127.0.0.1:{port} ssl crt {crts} alpn http/1.1\n\
              \x20 log-format \"TLSLOG %[ssl_fc_sni] %sslv %sslc %{{+Q}}sslv %ST\"\n\
              \x20 http-request set-header X-Proto %[ssl_fc_protocol]\n\
              \x20 http-request deny deny_status 403 if {{ path /only13 }} !{{ ssl_fc_protocol TLSv1.3 }}\n\
-             \x20 http-request return status 200 content-type text/plain lf-string \"sni=%[ssl_fc_sni] has_sni=%[ssl_fc_has_sni] proto=%[ssl_fc_protocol] cipher=%[ssl_fc_cipher] v=%sslv c=%sslc x=%[req.hdr(x-proto)] ssl=%[ssl_fc]\"\n",
+             \x20 http-request return status 200 content-type text/plain lf-string \"sni=%[ssl_fc_sni] has_sni=%[ssl_fc_has_sni] proto=%[ssl_fc_protocol] cipher=%[ssl_fc_cipher] v=%sslv c=%sslc x=%[req.hdr(x-proto)] ssl=%[ssl_fc] alpn=%[ssl_fc_alpn] resumed=%[ssl_fc_is_resumed]\"\n",
             crts = pki.crts()
         )
     };
@@ -201,6 +201,16 @@ fn tls_fetches_and_log_fields_match_haproxy() {
         ours.len() >= cases.len()
     });
     assert_eq!(ours, theirs);
+    // Not only equal: ALPN settled on what the bind offers.
+    let ours = curl_tls(&pki, port, true, &[], "/");
+    assert!(ours.contains(" alpn=http/1.1 resumed=0"), "{ours}");
+    // curl resumes its second connection with the first one's ticket.
+    let url = format!("https://a.test:{port}/");
+    let ours = curl_tls(&pki, port, true, &["-H", "Connection: close", &url], "/");
+    assert!(
+        ours.contains("resumed=0") && ours.contains("resumed=1"),
+        "{ours}"
+    );
 }
 
 /// What curl printed on stdout (the body and `-w` fields), not its errors.
