@@ -45,7 +45,8 @@
 # 1.3 handshakes per second (`openssl s_time -new`: connect, handshake, close;
 # no request, so no server connection either), tls-resume resumed TLS 1.2
 # handshakes (`s_time -reuse`: a ticket for ringlb, HAProxy's session cache or
-# ticket), https-keepalive wrk over HTTPS on 50 kept-alive connections. On 2
+# ticket), https-keepalive wrk over HTTPS on 50 kept-alive connections,
+# https-1m the same for a 1 MiB page on 8 connections (TLS bulk, down). On 2
 # cores the client's handshake costs about what the server's does, so compare
 # them with --cpu-cap, where the proxy is the bottleneck.
 #
@@ -341,8 +342,10 @@ print(rps.group(1) if rps else "-", n.group(1) if n else "-", p99)' ;;
 import re,sys
 n=re.findall(r"(\d+) connections in [\d.]+s;",sys.stdin.read())
 print(int(n[-1])/(float(sys.argv[2])-float(sys.argv[1])) if n else "-", n[-1] if n else "-", "-")' "$t0" "$t1" <<<"$txt" ;;
-        https-keepalive)
-            load wrk -t 1 -c 50 -d "${secs}s" "https://127.0.0.1:$p/small" |
+        https-keepalive|https-1m)
+            local path=/small conns=50
+            [ "$w" = https-1m ] && { path=/1m; conns=8; }
+            load wrk -t 1 -c "$conns" -d "${secs}s" "https://127.0.0.1:$p$path" |
                 python3 -c '
 import re,sys
 t=sys.stdin.read()
@@ -366,7 +369,7 @@ target_port() {
     esac
 }
 
-workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-rules http-close http-1m tls-handshake tls-resume https-keepalive"
+workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-rules http-close http-1m tls-handshake tls-resume https-keepalive https-1m"
 start=$(date +%s)
 for w in $workloads; do
     want "$w" || continue
@@ -430,7 +433,7 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 rounds, elapsed, threads, secs, cap, check = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7] == "1"
 perfdir = sys.argv[8]
 null_us = float(sys.argv[9]) if sys.argv[9] else None
-units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s", "tls-handshake": "handshakes/s", "tls-resume": "handshakes/s"}
+units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s", "tls-handshake": "handshakes/s", "tls-resume": "handshakes/s", "https-1m": "req/s (1 MiB)"}
 def vals(w, side, col=2):
     return [float(r[col]) for r in rows if r[0] == w and r[1] == side and r[col] not in ("", "-")]
 def fmt(x):

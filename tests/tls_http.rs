@@ -131,11 +131,11 @@ fn tls_fetches_and_log_fields_match_haproxy() {
         format!(
             "global\n  log stdout format raw local0\n\
              defaults\n  mode http\n  log global\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
-             frontend fe\n  bind 127.0.0.1:{port} ssl crt {crts}\n\
+             frontend fe\n  bind 127.0.0.1:{port} ssl crt {crts} alpn http/1.1\n\
              \x20 log-format \"TLSLOG %[ssl_fc_sni] %sslv %sslc %{{+Q}}sslv %ST\"\n\
              \x20 http-request set-header X-Proto %[ssl_fc_protocol]\n\
              \x20 http-request deny deny_status 403 if {{ path /only13 }} !{{ ssl_fc_protocol TLSv1.3 }}\n\
-             \x20 http-request return status 200 content-type text/plain lf-string \"sni=%[ssl_fc_sni] has_sni=%[ssl_fc_has_sni] proto=%[ssl_fc_protocol] cipher=%[ssl_fc_cipher] v=%sslv c=%sslc x=%[req.hdr(x-proto)] ssl=%[ssl_fc]\"\n",
+             \x20 http-request return status 200 content-type text/plain lf-string \"sni=%[ssl_fc_sni] has_sni=%[ssl_fc_has_sni] proto=%[ssl_fc_protocol] cipher=%[ssl_fc_cipher] v=%sslv c=%sslc x=%[req.hdr(x-proto)] ssl=%[ssl_fc] alpn=%[ssl_fc_alpn] resumed=%[ssl_fc_is_resumed]\"\n",
             crts = pki.crts()
         )
     };
@@ -201,6 +201,16 @@ fn tls_fetches_and_log_fields_match_haproxy() {
         ours.len() >= cases.len()
     });
     assert_eq!(ours, theirs);
+    // Not only equal: ALPN settled on what the bind offers.
+    let ours = curl_tls(&pki, port, true, &[], "/");
+    assert!(ours.contains(" alpn=http/1.1 resumed=0"), "{ours}");
+    // curl resumes its second connection with the first one's ticket.
+    let url = format!("https://a.test:{port}/");
+    let ours = curl_tls(&pki, port, true, &["-H", "Connection: close", &url], "/");
+    assert!(
+        ours.contains("resumed=0") && ours.contains("resumed=1"),
+        "{ours}"
+    );
 }
 
 /// What curl printed on stdout (the body and `-w` fields), not its errors.
@@ -391,4 +401,57 @@ fn handshake_then_reset_leaves_no_descriptor_behind() {
         &format!("https://a.test:{port}/index.html"),
     ]);
     assert_eq!(out, "still here\n");
+}
+
+/// `server ... ssl crt FILE`: a client certificate for a server that asks
+/// for one (nginx with `ssl_verify_client on`): with it, the page; without
+/// it, nginx's 400.
+#[test]
+fn client_certificate_to_a_server() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let (crt, key) = pki.client("proxy", "/CN=ringlb proxy", false);
+    let pem = pki.dir.path().join("proxy.pem");
+    let mut bytes = std::fs::read(&crt).unwrap();
+    bytes.extend(std::fs::read(&key).unwrap());
+    std::fs::write(&pem, bytes).unwrap();
+    let d = pki.dir.path().to_path_buf();
+    let ca = pki.ca();
+    let nginx = Nginx::start_with(&[("index.html", "certified\n")], move |port, root| {
+        format!(
+            "listen 127.0.0.1:{port} ssl; ssl_certificate {}; ssl_certificate_key {}; \
+             ssl_verify_client on; ssl_client_certificate {ca}; root {};",
+            d.join("1-a.crt").display(),
+            d.join("1-a.key").display(),
+            root.display()
+        )
+    });
+    let (with, without) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let (n, ca) = (nginx.port, pki.ca());
+    let cfg = write_file(
+        dir.path(),
+        "haproxy.cfg",
+        &format!(
+            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             listen with\n  bind 127.0.0.1:{with}\n  server n 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(a.test) crt {}\n\
+             listen without\n  bind 127.0.0.1:{without}\n  server n 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(a.test)\n",
+            pem.display()
+        ),
+    );
+    let lb = Ringlb::start_file(dir, cfg, &[]);
+    let get = |port: u16| {
+        curl_out(&[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &format!("http://127.0.0.1:{port}/index.html"),
+        ])
+    };
+    assert_eq!(get(with), "200", "{}", lb.output());
+    assert_eq!(get(without), "400");
 }

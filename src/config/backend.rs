@@ -169,12 +169,14 @@ impl Resolver<'_> {
                 ca_file: text(&r.ca_file),
                 sni: text(&r.sni),
                 verifyhost: text(&r.verifyhost),
+                crt: text(&r.crt),
             };
             let at = r
                 .verify
                 .as_ref()
                 .or(r.ca_file.as_ref())
                 .or(r.sni.as_ref())
+                .or(r.crt.as_ref())
                 .map_or_else(|| span(s), span);
             Some(std::sync::Arc::new(
                 crate::tls::build_client(opts).map_err(|m| self.err(at, &sctx, m))?,
@@ -196,6 +198,7 @@ impl Resolver<'_> {
                         ca_file: text(&r.ca_file),
                         sni: text(&r.sni),
                         verifyhost: text(&r.verifyhost),
+                        crt: text(&r.crt),
                     };
                     Some(std::sync::Arc::new(
                         crate::tls::build_client(opts).map_err(|m| self.err(span(s), &sctx, m))?,
@@ -538,6 +541,7 @@ pub(super) fn merge_server(base: &RawServer, over: &RawServer) -> RawServer {
         ca_file,
         sni,
         verifyhost,
+        crt,
         slowstart,
         pool_max_conn,
         pool_purge_delay,

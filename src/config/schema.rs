@@ -248,6 +248,9 @@ pub struct RawServer {
     pub sni: Option<Spanned<String>>,
     /// The name the certificate must carry, when it differs from `sni`.
     pub verifyhost: Option<Spanned<String>>,
+    /// `crt`: the client certificate (PEM: certificate, chain, key) shown to
+    /// a server that asks for one.
+    pub crt: Option<Spanned<String>>,
     pub slowstart: Option<Spanned<RawDuration>>,
     /// Idle HTTP connections kept for the server (-1: no limit, 0: none).
     pub pool_max_conn: Option<Spanned<i64>>,

@@ -263,3 +263,51 @@ fn a_stats_admin_condition_that_does_not_compile_is_refused() {
     let e = err(&bad);
     assert!(e.contains("stats admin if nosuchacl"), "{e}");
 }
+
+/// The TLS keys of issue 14 in TOML: client certificates and `crt-list` on a
+/// bind, `check-ssl` and `crt` on a server; the same as haproxy.cfg's words.
+#[test]
+fn tls_keys_in_toml() {
+    let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tls/testdata/unit.pem");
+    let dir = std::env::temp_dir().join(format!("ringlb-tls-keys-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let list = dir.join("certs.list");
+    std::fs::write(&list, format!("{pem} unit.test\n")).unwrap();
+    let text = format!(
+        r#"
+[[frontend]]
+name = "f"
+mode = "http"
+bind = [{{ address = "127.0.0.1:1", ssl = {{ crt-list = "{}", verify = "optional", ca-file = "{pem}", crt-ignore-err = "all" }} }}]
+default-backend = "b"
+
+[[backend]]
+name = "b"
+mode = "http"
+servers = [
+  {{ name = "s", address = "127.0.0.1:2", ssl = true, verify = "none", crt = "{pem}", check = true }},
+  {{ name = "t", address = "127.0.0.1:3", check = true, check-ssl = true, verify = "none" }},
+  {{ name = "u", address = "127.0.0.1:4", ssl = true, verify = "none", check = true, port = 5 }},
+]
+"#,
+        list.display()
+    );
+    let c = parse_str(&text, Path::new("t.toml")).unwrap();
+    let tls = c.frontends[0].binds[0].tls.as_ref().unwrap();
+    assert!(tls.client_auth.is_some());
+    assert_eq!(tls.options.crt_list, std::slice::from_ref(&list));
+    let s = &c.backends[0].servers;
+    assert_eq!(s[0].ssl.as_ref().unwrap().options.crt.as_deref(), Some(pem));
+    assert!(
+        s[0].check_tls.is_some(),
+        "an ssl server is checked over TLS"
+    );
+    assert!(
+        s[1].ssl.is_none() && s[1].check_tls.is_some(),
+        "check-ssl alone"
+    );
+    assert!(s[2].check_tls.is_none(), "a check port needs check-ssl");
+    let e = err(&text.replace("\"optional\"", "\"sometimes\""));
+    assert!(e.contains("expected none, optional or required"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,5 +1,6 @@
 //! TLS to servers: `server ... ssl [verify required|none] [ca-file FILE]
-//! [sni str(NAME)] [verifyhost NAME]`, as HAProxy. With `verify required` (the
+//! [sni str(NAME)] [verifyhost NAME] [crt FILE]`, as HAProxy (`crt`: the
+//! client certificate shown to a server that asks for one). With `verify required` (the
 //! default, which needs `ca-file`) the chain must lead to the CA file, and the
 //! name is checked when one is given (`verifyhost`, else `sni`); HAProxy checks
 //! no name when neither is set, and neither does ringlb.
@@ -22,6 +23,8 @@ pub struct ClientOptions {
     pub ca_file: Option<String>,
     pub sni: Option<String>,
     pub verifyhost: Option<String>,
+    /// A PEM with the client certificate, its chain and its key.
+    pub crt: Option<String>,
 }
 
 /// A server's TLS: the client config and the SNI to send.
@@ -110,15 +113,46 @@ pub fn build_client(o: ClientOptions) -> Result<ServerTls, String> {
         ))
         }
     };
-    let config = builder
+    let builder = builder
         .dangerous()
-        .with_custom_certificate_verifier(verifier)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(verifier);
+    let config = match &o.crt {
+        None => builder.with_no_client_auth(),
+        Some(f) => {
+            let (chain, key) = client_cert(f)?;
+            builder
+                .with_client_auth_cert(chain, key)
+                .map_err(|e| format!("crt {f}: {e}"))?
+        }
+    };
     Ok(ServerTls {
         options: o,
         config: Arc::new(config),
         sni: sni_name,
     })
+}
+
+/// `crt FILE` on a server line: the certificate chain and key of one PEM.
+fn client_cert(
+    f: &str,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    String,
+> {
+    let bytes = std::fs::read(f).map_err(|e| format!("crt {f}: {e}"))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("crt {f}: bad PEM: {e:?}"))?;
+    if chain.is_empty() {
+        return Err(format!("crt {f}: no certificate in this file"));
+    }
+    let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(&bytes).map_err(|_| {
+        format!("crt {f}: no private key in this file (PEM with certificate, chain and key)")
+    })?;
+    Ok((chain, key))
 }
 
 /// `verify required`: the chain must lead to the CA file; the name is checked

@@ -14,6 +14,10 @@ pub struct TlsInfo {
     pub sni: Option<Box<str>>,
     pub version: &'static str,
     pub cipher: &'static str,
+    /// `ssl_fc_alpn`: the protocol ALPN settled on, if any.
+    pub alpn: Option<Box<str>>,
+    /// `ssl_fc_is_resumed`: the session was resumed (a ticket).
+    pub resumed: bool,
     /// The certificate the client sent (`ssl_c_used`), if it sent one.
     pub client_cert: Option<ClientCert>,
 }

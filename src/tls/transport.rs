@@ -92,6 +92,10 @@ impl TlsTransport {
         };
         TlsInfo {
             client_cert,
+            alpn: conn
+                .alpn_protocol()
+                .map(|p| String::from_utf8_lossy(p).into()),
+            resumed: conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
             sni: self.sni().map(String::into_boxed_str),
             version: conn.protocol_version().map_or("", info::version_name),
             cipher: conn

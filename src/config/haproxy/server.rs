@@ -177,13 +177,14 @@ pub(super) fn server_options(
                 let v = next(words, i)?;
                 p.on_marked_up = Some(sp(v, v.text.clone()));
             }
-            "verify" | "ca-file" | "sni" | "verifyhost" => {
+            "verify" | "ca-file" | "sni" | "verifyhost" | "crt" => {
                 let v = next(words, i)?;
                 let val = Some(sp(v, v.text.clone()));
                 match w.text.as_str() {
                     "verify" => s.verify = val,
                     "ca-file" => s.ca_file = val,
                     "sni" => s.sni = val,
+                    "crt" => s.crt = val,
                     _ => s.verifyhost = val,
                 }
             }

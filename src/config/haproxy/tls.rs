@@ -120,6 +120,10 @@ impl TlsGlobals {
                 let path = join(&self.ca_base, ca.get_ref());
                 *ca = Spanned::new(ca.span(), path);
             }
+            if let Some(crt) = s.crt.as_mut() {
+                let path = join(&self.crt_base, crt.get_ref());
+                *crt = Spanned::new(crt.span(), path);
+            }
         };
         if let Some(d) = p.default_server.as_mut() {
             fix(d);

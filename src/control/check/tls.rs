@@ -175,8 +175,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        // Records queued earlier go out first, so rustls' buffer has room
+        // (a full one would accept 0 bytes, which `write_all` takes for EOF).
+        match this.poll_write_out(cx) {
+            Poll::Ready(Ok(())) => {}
+            other => return other.map(|r| r.map(|()| 0)),
+        }
         let n = this.conn.writer().write(buf)?;
-        // What the socket cannot take now goes out with `poll_flush`.
+        // What the socket cannot take now goes out with the next write or
+        // `poll_flush`.
         if let Poll::Ready(Err(e)) = this.poll_write_out(cx) {
             return Poll::Ready(Err(e));
         }

@@ -153,6 +153,9 @@ pub enum Fetch {
     SslFcSni,
     SslFcProtocol,
     SslFcCipher,
+    /// `ssl_fc_alpn`, `ssl_fc_is_resumed`.
+    SslFcAlpn,
+    SslFcIsResumed,
     /// `ssl_c_used`, `ssl_c_verify`, `ssl_c_s_dn`, `ssl_c_i_dn`.
     SslCUsed,
     SslCVerify,
@@ -227,6 +230,7 @@ impl Fetch {
             | Fetch::Int(_) => Method::Int,
             Fetch::SslFc
             | Fetch::SslFcHasSni
+            | Fetch::SslFcIsResumed
             | Fetch::SslCUsed
             | Fetch::Const(_)
             | Fetch::HttpAuth(_) => Method::Bool,
@@ -371,6 +375,11 @@ impl Fetch {
                 .tls
                 .is_some_and(|t| f(Sample::Str(t.version.as_bytes()))),
             Fetch::SslFcCipher => ctx.tls.is_some_and(|t| f(Sample::Str(t.cipher.as_bytes()))),
+            Fetch::SslFcAlpn => ctx
+                .tls
+                .and_then(|t| t.alpn.as_deref())
+                .is_some_and(|p| f(Sample::Str(p.as_bytes()))),
+            Fetch::SslFcIsResumed => ctx.tls.is_some_and(|t| f(Sample::Bool(t.resumed))),
             Fetch::SslCUsed => ctx
                 .tls
                 .is_some_and(|t| f(Sample::Bool(t.client_cert.is_some()))),
@@ -856,6 +865,8 @@ pub fn parse_fetch(
         "ssl_fc_sni" => Fetch::SslFcSni,
         "ssl_fc_protocol" => Fetch::SslFcProtocol,
         "ssl_fc_cipher" => Fetch::SslFcCipher,
+        "ssl_fc_alpn" => Fetch::SslFcAlpn,
+        "ssl_fc_is_resumed" => Fetch::SslFcIsResumed,
         "ssl_c_used" => Fetch::SslCUsed,
         "ssl_c_verify" => Fetch::SslCVerify,
         "ssl_c_s_dn" | "ssl_c_i_dn" => {

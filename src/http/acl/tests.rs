@@ -18,6 +18,8 @@ static TLS: crate::tls::TlsInfo = crate::tls::TlsInfo {
     sni: None,
     version: "TLSv1.3",
     cipher: "TLS_AES_128_GCM_SHA256",
+    alpn: None,
+    resumed: false,
     client_cert: None,
 };
 
