@@ -9,6 +9,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
+use support::config::q;
 use support::servers::Nginx;
 use support::tls::{require, Pki};
 use support::*;
@@ -348,13 +349,18 @@ fn handshake_then_reset_leaves_no_descriptor_behind() {
     let pki = Pki::new();
     let nginx = Nginx::start(&[("index.html", "still here\n")]);
     let port = free_port();
-    let cfg = format!(
-        "[defaults]\nmode = \"http\"\ntimeout = {{ connect = \"2s\", client = \"60s\", server = \"60s\" }}\n\
-         [[listen]]\nname = \"https\"\nbind = [{{ address = \"127.0.0.1:{port}\", ssl = {{ crt = \"{}\" }} }}]\n\
-         servers = [{{ name = \"s\", address = \"127.0.0.1:{}\" }}]\n",
-        pki.crts(),
-        nginx.port
-    );
+    let cfg = Cfg::new()
+        .mode("http")
+        .timeouts("2s", "60s", "60s")
+        .listen(
+            Proxy::new("https")
+                .bind_with(
+                    format!("127.0.0.1:{port}"),
+                    &format!("ssl = {{ crt = {} }}", q(pki.crts())),
+                )
+                .server("s", format!("127.0.0.1:{}", nginx.port)),
+        )
+        .build();
     let lb = Ringlb::start(&cfg, &["--shards", "1"]);
     let fds = || {
         std::fs::read_dir(format!("/proc/{}/fd", lb.pid()))

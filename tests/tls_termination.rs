@@ -14,24 +14,26 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::config::q;
 use support::servers::{Nginx, RedisServer};
 use support::tls::{require, run, Pki};
 use support::*;
 
-/// A TCP-mode listen section with TLS on its bind.
+/// A TCP-mode listen section with TLS on its bind (`extra`: more `ssl` keys,
+/// each starting with `, `).
 fn tls_front(port: u16, crt: &str, server: &str, extra: &str) -> String {
-    format!(
-        r#"
-[defaults]
-mode = "tcp"
-timeout = {{ connect = "2s", client = "30s", server = "30s" }}
-
-[[listen]]
-name = "tls"
-bind = [{{ address = "127.0.0.1:{port}", ssl = {{ crt = "{crt}"{extra} }} }}]
-servers = [{{ name = "s1", address = "{server}" }}]
-"#
-    )
+    Cfg::new()
+        .mode("tcp")
+        .timeouts("2s", "30s", "30s")
+        .listen(
+            Proxy::new("tls")
+                .bind_with(
+                    format!("127.0.0.1:{port}"),
+                    &format!("ssl = {{ crt = {}{extra} }}", q(crt)),
+                )
+                .server("s1", server),
+        )
+        .build()
 }
 
 fn redis_cli(port: u16, ca: &str, sni: &str, args: &[&str]) -> String {
@@ -439,26 +441,20 @@ fn garbage_and_stalled_handshakes_are_closed_counted_logged_and_harm_no_one() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("admin.sock");
     let log = dir.path().join("events.log");
-    let cfg = format!(
-        r#"
-[global]
-admin-socket = "{}"
-log = [{{ target = "{}", facility = "local0", level = "info" }}]
-
-[defaults]
-mode = "tcp"
-timeout = {{ connect = "2s", client = "1500ms", server = "30s" }}
-
-[[listen]]
-name = "tls"
-bind = [{{ address = "127.0.0.1:{port}", ssl = {{ crt = "{}" }} }}]
-servers = [{{ name = "s1", address = "127.0.0.1:{}" }}]
-"#,
-        sock.display(),
-        log.display(),
-        pki.crts(),
-        redis.port
-    );
+    let cfg = Cfg::new()
+        .admin_socket(sock.display())
+        .log_with(log.display(), r#"facility = "local0", level = "info""#)
+        .mode("tcp")
+        .timeouts("2s", "1500ms", "30s")
+        .listen(
+            Proxy::new("tls")
+                .bind_with(
+                    format!("127.0.0.1:{port}"),
+                    &format!("ssl = {{ crt = {} }}", q(pki.crts())),
+                )
+                .server("s1", format!("127.0.0.1:{}", redis.port)),
+        )
+        .build();
     let lb = Ringlb::start(&cfg, &["--shards", "1"]);
     let mut good = Session::open(port, &pki.ca(), None);
     assert_eq!(good.ask("PING"), "+PONG");
@@ -765,20 +761,18 @@ fn a_proxy_header_before_the_handshake() {
     let pki = Pki::new();
     let nginx = Nginx::start(&[("index.html", "behind proxy and tls\n")]);
     let port = free_port();
-    let cfg = format!(
-        r#"
-[defaults]
-mode = "tcp"
-timeout = {{ connect = "2s", client = "30s", server = "30s" }}
-
-[[listen]]
-name = "tls"
-bind = [{{ address = "127.0.0.1:{port}", accept-proxy = true, ssl = {{ crt = "{}" }} }}]
-servers = [{{ name = "s1", address = "127.0.0.1:{}" }}]
-"#,
-        pki.crts(),
-        nginx.port
-    );
+    let cfg = Cfg::new()
+        .mode("tcp")
+        .timeouts("2s", "30s", "30s")
+        .listen(
+            Proxy::new("tls")
+                .bind_with(
+                    format!("127.0.0.1:{port}"),
+                    &format!("accept-proxy = true, ssl = {{ crt = {} }}", q(pki.crts())),
+                )
+                .server("s1", format!("127.0.0.1:{}", nginx.port)),
+        )
+        .build();
     let lb = Ringlb::start(&cfg, &[]);
     let out = Command::new("curl")
         .args([
@@ -821,20 +815,21 @@ fn https_in_mode_http_to_a_plain_nginx() {
     let big = pattern(21, 64 << 20);
     std::fs::write(nginx.root.join("big.bin"), &big).unwrap();
     let port = free_port();
-    let cfg = format!(
-        r#"
-[defaults]
-mode = "http"
-timeout = {{ connect = "2s", client = "30s", server = "30s" }}
-
-[[listen]]
-name = "https"
-bind = [{{ address = "127.0.0.1:{port}", ssl = {{ crt = "{}", alpn = "h2,http/1.1" }} }}]
-servers = [{{ name = "s1", address = "127.0.0.1:{}" }}]
-"#,
-        pki.crts(),
-        nginx.port
-    );
+    let cfg = Cfg::new()
+        .mode("http")
+        .timeouts("2s", "30s", "30s")
+        .listen(
+            Proxy::new("https")
+                .bind_with(
+                    format!("127.0.0.1:{port}"),
+                    &format!(
+                        "ssl = {{ crt = {}, alpn = \"h2,http/1.1\" }}",
+                        q(pki.crts())
+                    ),
+                )
+                .server("s1", format!("127.0.0.1:{}", nginx.port)),
+        )
+        .build();
     let lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let resolve = format!("a.test:{port}:127.0.0.1");
     let out = Command::new("curl")
@@ -887,30 +882,24 @@ fn ssl_fc_and_dst_port_route_https_requests() {
     let plain_srv = Nginx::start(&[("index.html", "plain backend\n")]);
     let tls_srv = Nginx::start(&[("index.html", "tls backend\n")]);
     let (http_port, https_port) = (free_port(), free_port());
-    let cfg = format!(
-        r#"
-[defaults]
-mode = "http"
-timeout = {{ connect = "2s", client = "30s", server = "30s" }}
-
-[[frontend]]
-name = "web"
-bind = ["127.0.0.1:{http_port}", {{ address = "127.0.0.1:{https_port}", ssl = {{ crt = "{}" }} }}]
-use-backend = [{{ backend = "secure", if = "{{ ssl_fc }} {{ dst_port {https_port} }}" }}]
-default-backend = "plain"
-
-[[backend]]
-name = "plain"
-servers = [{{ name = "p", address = "127.0.0.1:{}" }}]
-
-[[backend]]
-name = "secure"
-servers = [{{ name = "t", address = "127.0.0.1:{}" }}]
-"#,
-        pki.crts(),
-        plain_srv.port,
-        tls_srv.port
-    );
+    let cfg = Cfg::new()
+        .mode("http")
+        .timeouts("2s", "30s", "30s")
+        .frontend(
+            Proxy::new("web")
+                .port(http_port)
+                .bind_with(
+                    format!("127.0.0.1:{https_port}"),
+                    &format!("ssl = {{ crt = {} }}", q(pki.crts())),
+                )
+                .extra(format!(
+                    "use-backend = [{{ backend = \"secure\", if = \"{{ ssl_fc }} {{ dst_port {https_port} }}\" }}]"
+                ))
+                .default_backend("plain"),
+        )
+        .backend(Proxy::new("plain").server("p", format!("127.0.0.1:{}", plain_srv.port)))
+        .backend(Proxy::new("secure").server("t", format!("127.0.0.1:{}", tls_srv.port)))
+        .build();
     let lb = Ringlb::start(&cfg, &[]);
     let get = |url: String| {
         let out = Command::new("curl")
