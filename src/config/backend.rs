@@ -248,12 +248,16 @@ impl Resolver<'_> {
             slowstart: dur(&r.slowstart, "slowstart")?,
             saved: None,
             pool_max_conn: match &r.pool_max_conn {
-                Some(v) if *v.get_ref() >= 0 => {
-                    Some(self.int(v, &sctx, "pool-max-conn", -1, 10_000_000)?)
-                }
+                Some(v) if *v.get_ref() >= 0 => Some(PoolMax::Max(self.int(
+                    v,
+                    &sctx,
+                    "pool-max-conn",
+                    -1,
+                    10_000_000,
+                )?)),
                 Some(v) => {
                     self.int(v, &sctx, "pool-max-conn", -1, 10_000_000)?;
-                    None
+                    Some(PoolMax::Unlimited)
                 }
                 None => None,
             },

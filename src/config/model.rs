@@ -377,6 +377,15 @@ pub struct BalanceOptions {
     pub use_domain_only: bool,
 }
 
+/// An explicit `pool-max-conn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolMax {
+    /// `-1`: no bound at all.
+    Unlimited,
+    /// Idle connections kept across shards.
+    Max(u32),
+}
+
 /// A server's state as `show servers state` saved it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SavedState {
@@ -448,8 +457,11 @@ pub struct Server {
     /// startup (set by `server_state::apply`, never by the parser).
     pub saved: Option<SavedState>,
     /// `pool-max-conn`: idle HTTP connections kept for this server, across
-    /// shards (`None`: no limit, HAProxy's -1 default; 0: none kept).
-    pub pool_max_conn: Option<u32>,
+    /// shards (`Some(0)`: none kept). `None` when not set: each shard then
+    /// keeps at most `idle::DEFAULT_MAX_IDLE` per server, standing in for
+    /// HAProxy's bound on idle connections (`tune.pool-high-fd-ratio`, a share
+    /// of the fd limit); `pool-max-conn -1` lifts every bound.
+    pub pool_max_conn: Option<PoolMax>,
     /// `pool-purge-delay`: each period, half of the server's idle connections
     /// are closed (HAProxy's default 5 s; zero: never).
     pub pool_purge_delay: Duration,

@@ -15,8 +15,15 @@ use std::cell::RefCell;
 use std::io;
 use std::time::{Duration, Instant};
 
-use crate::config::model::Config;
+use crate::config::model::{Config, PoolMax};
 use crate::sys::socket::Socket;
+
+/// Idle connections a shard keeps per server when `pool-max-conn` is not set.
+/// Unbounded, a client that closes after each request (each one's first
+/// request gets a server connection of its own under `http-reuse safe`) would
+/// park a connection per client until the server ran out of room; HAProxy
+/// bounds idle connections by a share of its fd limit instead.
+pub const DEFAULT_MAX_IDLE: usize = 64;
 
 /// How long a shard's purge task sleeps at most between looks at its pools.
 pub const PURGE_TICK_MAX: Duration = Duration::from_secs(5);
@@ -38,8 +45,8 @@ pub struct IdlePool {
 
 impl IdlePool {
     /// An empty pool shaped after the servers of each backend: a server's
-    /// `pool-max-conn` is divided among `shards` (rounded up), unlimited when
-    /// not set, as HAProxy's -1 default.
+    /// `pool-max-conn` is divided among `shards` (rounded up); not set,
+    /// [`DEFAULT_MAX_IDLE`] per shard; `-1`, no bound.
     pub fn new(config: &Config, shards: usize) -> IdlePool {
         let now = Instant::now();
         IdlePool {
@@ -58,9 +65,11 @@ impl IdlePool {
                         b.servers
                             .iter()
                             .map(|s| Limits {
-                                max: s
-                                    .pool_max_conn
-                                    .map_or(usize::MAX, |m| (m as usize).div_ceil(shards.max(1))),
+                                max: match s.pool_max_conn {
+                                    None => DEFAULT_MAX_IDLE,
+                                    Some(PoolMax::Unlimited) => usize::MAX,
+                                    Some(PoolMax::Max(m)) => (m as usize).div_ceil(shards.max(1)),
+                                },
                                 purge_every: s.pool_purge_delay,
                                 last_purge: now,
                             })
@@ -226,13 +235,21 @@ mod tests {
             pool.put(0, 0, s);
         }
         assert_eq!(pool.len(0, 0), 3);
-        // No limit on the other server (HAProxy's -1 default).
-        for _ in 0..4 {
+        // Not set: DEFAULT_MAX_IDLE per shard (the oldest goes first).
+        for _ in 0..DEFAULT_MAX_IDLE + 3 {
             let (s, p) = pair(&l);
             peers.push(p);
             pool.put(0, 1, s);
         }
-        assert_eq!(pool.len(0, 1), 4);
+        assert_eq!(pool.len(0, 1), DEFAULT_MAX_IDLE);
+        // -1: no bound.
+        let unbounded = IdlePool::new(&config(", pool-max-conn = -1"), 2);
+        for _ in 0..DEFAULT_MAX_IDLE + 3 {
+            let (s, p) = pair(&l);
+            peers.push(p);
+            unbounded.put(0, 0, s);
+        }
+        assert_eq!(unbounded.len(0, 0), DEFAULT_MAX_IDLE + 3);
         let none = IdlePool::new(&config(", pool-max-conn = 0"), 1);
         let (s, _p) = pair(&l);
         none.put(0, 0, s);
