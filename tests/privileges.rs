@@ -31,19 +31,27 @@ fn thread_ids(pid: u32) -> Vec<(u32, u32)> {
     out
 }
 
-#[test]
-fn every_thread_runs_as_the_configured_user_after_binding() {
-    // Only root can switch users.
-    if !std::fs::read_to_string("/proc/self/status")
+/// Whether the test runs as root; if not, it skips loudly (`why`), and
+/// fails under `CI=true`, where it runs as root.
+fn root_or_skip(why: &str) -> bool {
+    let root = std::fs::read_to_string("/proc/self/status")
         .unwrap()
         .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    {
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"));
+    if !root {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
             "CI runs as root"
         );
-        eprintln!("SKIPPED: not root; privilege drop needs root");
+        eprintln!("SKIPPED: not root; {why}");
+    }
+    root
+}
+
+#[test]
+fn every_thread_runs_as_the_configured_user_after_binding() {
+    // Only root can switch users.
+    if !root_or_skip("privilege drop needs root") {
         return;
     }
     let srv = TestServer::start("s", Behaviour::Hello);
@@ -100,16 +108,7 @@ fn an_unknown_user_is_a_startup_error() {
 /// (nothing bound); with one, it starts and drops to it.
 #[test]
 fn no_root_refuses_root_without_a_user_to_become() {
-    if !std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-    {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI runs as root"
-        );
-        eprintln!("SKIPPED: not root; --no-root only refuses root");
+    if !root_or_skip("--no-root only refuses root") {
         return;
     }
     let srv = TestServer::start("s", Behaviour::Hello);
