@@ -123,9 +123,10 @@ fn a_new_process_starts_from_the_saved_server_state() {
         &config(free_port(), &sock3, &file, false, &servers),
         &["--shards", "1"],
     );
+    // (`dead` is not looked at here: its own checks mark it DOWN within
+    // 100 ms, whatever the file says.)
     assert_eq!(state(&sock3, "b").1, 0);
     assert_eq!(state(&sock3, "c").2, 1);
-    assert_eq!(state(&sock3, "dead").0, 2, "up until checks say otherwise");
 }
 
 #[test]
