@@ -1446,24 +1446,28 @@ fn pool_max_conn_and_pool_purge_delay_bound_idle_server_connections() {
     assert_eq!(o.accepted(), 2);
 }
 
-/// Whether two files hold the same bytes, read a MiB at a time.
-fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+/// Whether two files hold the same bytes, read a MiB at a time; if not,
+/// where they part (for the failure message).
+fn same_file(a: &std::path::Path, b: &std::path::Path) -> Result<(), String> {
     let (Ok(mut fa), Ok(mut fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
-        return false;
+        return Err("a file is missing".into());
     };
-    if fa.metadata().unwrap().len() != fb.metadata().unwrap().len() {
-        return false;
+    let (la, lb) = (fa.metadata().unwrap().len(), fb.metadata().unwrap().len());
+    if la != lb {
+        return Err(format!("{la} bytes sent, {lb} received"));
     }
     let (mut ba, mut bb) = (vec![0u8; 1 << 20], vec![0u8; 1 << 20]);
+    let mut at = 0u64;
     loop {
         let n = fa.read(&mut ba).unwrap();
         if n == 0 {
-            return true;
+            return Ok(());
         }
         fb.read_exact(&mut bb[..n]).unwrap();
-        if ba[..n] != bb[..n] {
-            return false;
+        if let Some(i) = (0..n).find(|&i| ba[i] != bb[i]) {
+            return Err(format!("first difference at byte {}", at + i as u64));
         }
+        at += n as u64;
     }
 }
 
@@ -1516,7 +1520,9 @@ fn a_1_gib_body_crosses_byte_exact_both_ways_by_splice() {
         down.to_str().unwrap(),
         &lb.url("/1g.bin"),
     ]);
-    assert!(same_file(&src, &down), "download differs: {err}");
+    if let Err(d) = same_file(&src, &down) {
+        panic!("download differs: {d}; {err}");
+    }
     std::fs::remove_file(&down).unwrap();
     // Up and back: the origin echoes the body (Content-Length both ways).
     let origin = KeepAliveOrigin::start("E", OriginFault::None);
@@ -1533,7 +1539,9 @@ fn a_1_gib_body_crosses_byte_exact_both_ways_by_splice() {
         back.to_str().unwrap(),
         &lb2.url("/echo"),
     ]);
-    assert!(same_file(&src, &back), "echoed body differs: {err}");
+    if let Err(d) = same_file(&src, &back) {
+        panic!("echoed body differs: {d}; {err}");
+    }
     // The bodies went by splice (the shards publish their counts about once
     // a second): all but the first bytes, which leave with the head in one
     // send, of 1 GiB down through the first, 2 GiB through the second.

@@ -58,6 +58,7 @@ pub(super) async fn read_final_head(
     version: Version,
     (server_t, client_t): (Option<Duration>, Option<Duration>),
     bytes_down: &mut u64,
+    sending: &Cell<bool>,
 ) -> Result<usize, (u16, Termination)> {
     loop {
         match resp.next(sin.data(), Instant::now()) {
@@ -87,6 +88,11 @@ pub(super) async fn read_final_head(
         };
         match read {
             Read::Data => {}
+            // While the request body is still going up the server is not
+            // idle (it is reading): `timeout server` counts from then on,
+            // as HAProxy's does. Its own inactivity while reading is the
+            // upload's send deadline.
+            Read::Timeout if sending.get() => continue,
             Read::Timeout => return Err((504, Termination::SERVER_HEADERS_TIMEOUT)),
             Read::Eof | Read::Failed | Read::Full => {
                 return Err((502, Termination::SERVER_HEADERS_ABORT))
@@ -131,18 +137,27 @@ impl Conn<'_> {
         let rules = &mut self.rules;
         let res_caps = &mut self.res_caps;
         let captures = &self.ctx.config.frontends[self.frontend].response_captures;
+        // The request body is still being sent (the response head's wait
+        // does not time out meanwhile).
+        let sending = Cell::new(true);
         let (up_res, down_res) = {
-            let up = pump_body(
-                Dir::Up(reader),
-                cin,
-                &mut scratch,
-                client,
-                server,
-                (client_t, server_t),
-                &mut up_bytes,
-                false,
-                io,
-            );
+            let sending = &sending;
+            let up = async {
+                let r = pump_body(
+                    Dir::Up(reader),
+                    cin,
+                    &mut scratch,
+                    client,
+                    server,
+                    (client_t, server_t),
+                    &mut up_bytes,
+                    false,
+                    io,
+                )
+                .await;
+                sending.set(false);
+                r
+            };
             let down_bytes = &mut down_bytes;
             let down = async {
                 let len = read_final_head(
@@ -154,6 +169,7 @@ impl Conn<'_> {
                     version,
                     (server_t, client_t),
                     down_bytes,
+                    sending,
                 )
                 .await
                 .map_err(|(s, t)| DownFail::Head(s, t))?;
