@@ -41,6 +41,10 @@ pub struct ShardCtx {
     /// Its log line, `balance source`, `X-Forwarded-For`, `use_backend` rules
     /// and `send-proxy` read it. Decided once, from the configuration.
     pub wants_client_addr: Vec<bool>,
+    /// Per frontend (mode http): does a session need the address the client
+    /// connected to (a syscall)? Rules read it (`dst`), and so does a PROXY
+    /// header to a server. Decided once, from the configuration.
+    pub wants_local_addr: Vec<bool>,
     /// Bytes forwarded on the ring copy path and on the poll + splice path.
     pub ring_bytes: Cell<u64>,
     pub poll_bytes: Cell<u64>,
@@ -83,6 +87,15 @@ impl ShardCtx {
         let idle = IdlePool::new(&config, shards);
         let latency = LatencyBook::new(&config);
         let counting = tune.stats_counters;
+        let sends_proxy = config
+            .backends
+            .iter()
+            .any(|b| b.servers.iter().any(|s| s.send_proxy.is_some()));
+        let wants_local_addr = config
+            .frontends
+            .iter()
+            .map(|fe| fe.rules.get().is_some() || sends_proxy)
+            .collect();
         let wants_client_addr = config
             .frontends
             .iter()
@@ -117,6 +130,7 @@ impl ShardCtx {
             limit_waiters: RefCell::new(Vec::new()),
             live: LiveSessions::new(id),
             wants_client_addr,
+            wants_local_addr,
             idle,
             latency: RefCell::new(latency),
             ring_bytes: Cell::new(0),

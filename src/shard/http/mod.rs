@@ -81,15 +81,6 @@ struct Conn<'a> {
     tls: Option<&'a crate::tls::TlsInfo>,
 }
 
-/// Whether some server of the config gets a PROXY header (which carries the
-/// address the client connected to).
-fn sends_proxy(ctx: &ShardCtx) -> bool {
-    ctx.config
-        .backends
-        .iter()
-        .any(|b| b.servers.iter().any(|s| s.send_proxy.is_some()))
-}
-
 fn deadline(t: Option<Duration>) -> Option<Instant> {
     t.and_then(|t| Instant::now().checked_add(t))
 }
@@ -139,7 +130,7 @@ pub async fn serve(
         rules: RuleState::default(),
         req_caps: Vec::new(),
         res_caps: Vec::new(),
-        local: if rules::wants_local(ctx, frontend) || sends_proxy(ctx) {
+        local: if ctx.wants_local_addr[frontend] {
             tls.map_or(client, |t| t.0)
                 .local_addr()
                 .unwrap_or(base.client)

@@ -90,11 +90,6 @@ impl Facts<'_> {
     }
 }
 
-/// Whether `frontend` needs the client's local address (`dst` in a rule).
-pub(super) fn wants_local(ctx: &ShardCtx, frontend: usize) -> bool {
-    ctx.config.frontends[frontend].rules.get().is_some()
-}
-
 impl Default for RuleState {
     fn default() -> RuleState {
         RuleState {
@@ -170,12 +165,6 @@ impl RuleState {
     /// `set-log-level`, if a rule ran it for this request.
     pub(super) fn log_level(&self) -> Option<u8> {
         self.loaded.then_some(self.txn.log_level).flatten()
-    }
-
-    /// The request method as the rules left it (the cookie's `postonly` and
-    /// `nocache` read it).
-    fn method(&self) -> &[u8] {
-        self.txn.req.method()
     }
 
     fn load(&mut self, head: &RequestHead, buf: &[u8]) {
@@ -336,14 +325,15 @@ impl RuleState {
         if let Some(spec) = &be.cookie {
             let srv_cookie = be.servers[server].cookie.as_deref();
             let now = crate::ring::unix_now_coarse();
-            let method = self.method().to_vec();
+            // The request's method as the rules left it (`postonly`,
+            // `nocache` read it), beside the response being edited.
             self.cookie_flags[1] = cookie::on_response_at(
                 spec,
                 &mut self.txn.res,
                 Some((server, srv_cookie)),
                 self.stick,
                 self.dates,
-                &method,
+                self.txn.req.method(),
                 Some(now),
             );
         }
