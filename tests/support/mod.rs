@@ -25,12 +25,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// A port that was free a moment ago on 127.0.0.1.
+///
+/// Never the same port twice in one test binary: its tests run at once, the
+/// kernel may hand a just-closed port out again, and two ringlb processes
+/// binding one port with `SO_REUSEPORT` would split each other's clients.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    for _ in 0..1000 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no fresh port in 1000 tries");
 }
 
 /// Polls `f` every few milliseconds until it holds or `timeout` passes.
