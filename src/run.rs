@@ -250,6 +250,12 @@ pub fn run(mut config: Config, opts: RunOptions) -> Result<(), RunError> {
         crate::sys::privs::become_(id)
             .map_err(|e| RunError::Io("cannot drop privileges (global user/group)", e))?;
     }
+    // The master hears first: whoever reads the line below may act on the
+    // worker at once (a test kills it), and the master must already count
+    // it as serving.
+    if let Some(ch) = &opts.worker {
+        tell_master(ch.clone())?;
+    }
     // Tests and scripts wait for this line: every listener is bound and every
     // shard's ring is running.
     eprintln!(
@@ -264,9 +270,6 @@ pub fn run(mut config: Config, opts: RunOptions) -> Result<(), RunError> {
         if let Err(e) = signals::send(*pid, *sig) {
             eprintln!("ringlb: cannot signal old process {pid}: {e}");
         }
-    }
-    if let Some(ch) = &opts.worker {
-        tell_master(ch.clone())?;
     }
     // A dying shard raises its own signal, so the wait needs no timeout.
     let died = loop {
