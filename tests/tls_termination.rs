@@ -921,3 +921,156 @@ fn ssl_fc_and_dst_port_route_https_requests() {
         "plain backend\n"
     );
 }
+
+/// A rustls client trusting the test CA, connected to `port` as `a.test`.
+fn rustls_client(ca: &str, port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    use std::sync::Arc;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(ca).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(Arc::new(cfg), "a.test".try_into().unwrap()).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    rustls::StreamOwned::new(conn, sock)
+}
+
+/// Reads one response with a `Content-Length` body: (head, body).
+fn read_response(r: &mut impl BufRead) -> (String, Vec<u8>) {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "closed in a head: {head}"
+        );
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let len = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().unwrap())
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).unwrap();
+    (head, body)
+}
+
+/// Mode http straight on the TLS session (no bridge): one TLS connection
+/// carries pipelined requests (64 KiB of them in one write: some wait
+/// decrypted inside the TLS session, not on the socket), a 4 MiB
+/// upload echoed back byte-exact, a request with `Expect: 100-continue`, and
+/// then a WebSocket-style upgrade whose tunnel echoes 1 MiB.
+#[test]
+fn one_tls_connection_pipelines_uploads_and_upgrades_in_mode_http() {
+    if !require(&["openssl"]) {
+        return;
+    }
+    use support::http::{KeepAliveOrigin, OriginFault};
+    let pki = Pki::new();
+    let origin = KeepAliveOrigin::start("s1", OriginFault::None);
+    let port = free_port();
+    let cfg = Cfg::new()
+        .mode("http")
+        .timeouts("2s", "30s", "30s")
+        .listen(
+            Proxy::new("https")
+                .bind_with(
+                    format!("127.0.0.1:{port}"),
+                    &format!("ssl = {{ crt = {} }}", q(pki.crts())),
+                )
+                .server("s1", format!("127.0.0.1:{}", origin.port)),
+        )
+        .build();
+    let lb = Ringlb::start(&cfg, &[]);
+    let mut tls = BufReader::with_capacity(1 << 16, rustls_client(&pki.ca(), port));
+    let upload = pattern(5, 4 << 20);
+    let mut batch = Vec::new();
+    batch.extend_from_slice(b"GET /one HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    batch.extend_from_slice(b"GET /two HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    batch.extend_from_slice(b"GET /three HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    tls.get_mut().write_all(&batch).unwrap();
+    tls.get_mut().flush().unwrap();
+    for _ in 0..3 {
+        let (head, body) = read_response(&mut tls);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{}", lb.output());
+        assert_eq!(body, b"s1");
+    }
+    assert_eq!(origin.requests(), 3);
+    // 64 requests of exactly 1 KiB in one write: the session's buffer fills
+    // at a request's end while the next ones wait decrypted inside the TLS
+    // session, with nothing left on the socket to wake a wait for it.
+    let mut batch = Vec::new();
+    for i in 0..64 {
+        let start = format!("GET /p{i:02} HTTP/1.1\r\nHost: a.test\r\nX-Pad: ");
+        let pad = 1024 - start.len() - 4;
+        batch.extend_from_slice(start.as_bytes());
+        batch.extend(std::iter::repeat_n(b'p', pad));
+        batch.extend_from_slice(b"\r\n\r\n");
+    }
+    assert_eq!(batch.len(), 64 * 1024);
+    tls.get_mut().write_all(&batch).unwrap();
+    tls.get_mut().flush().unwrap();
+    for _ in 0..64 {
+        let (head, body) = read_response(&mut tls);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}\n{}", lb.output());
+        assert_eq!(body, b"s1");
+    }
+    assert_eq!(origin.requests(), 67);
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: {}\r\n\r\n",
+        upload.len()
+    );
+    tls.get_mut().write_all(head.as_bytes()).unwrap();
+    tls.get_mut().write_all(&upload).unwrap();
+    tls.get_mut().flush().unwrap();
+    let (head, body) = read_response(&mut tls);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body.len(), upload.len());
+    assert!(body == upload, "the echoed upload differs");
+    // `Expect: 100-continue`: the interim answer first, then the body.
+    tls.get_mut()
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+        .unwrap();
+    tls.get_mut().flush().unwrap();
+    let (interim, _) = read_response(&mut tls);
+    assert!(interim.starts_with("HTTP/1.1 100"), "{interim}");
+    tls.get_mut().write_all(b"hello").unwrap();
+    tls.get_mut().flush().unwrap();
+    let (head, body) = read_response(&mut tls);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"hello");
+    // The upgrade: a tunnel over the same TLS session.
+    tls.get_mut()
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+        .unwrap();
+    tls.get_mut().flush().unwrap();
+    let (head, _) = read_response(&mut tls);
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    let frames = pattern(9, 1 << 20);
+    let mut echoed = vec![0u8; frames.len()];
+    for (part, back) in frames.chunks(64 << 10).zip(echoed.chunks_mut(64 << 10)) {
+        tls.get_mut().write_all(part).unwrap();
+        tls.get_mut().flush().unwrap();
+        tls.read_exact(back).unwrap();
+    }
+    assert!(echoed == frames, "the tunnel's echo differs");
+    // Everything went over one client connection and one server connection.
+    assert_eq!(origin.accepted(), 1, "{}", lb.output());
+    assert_eq!(origin.requests(), 70);
+}

@@ -108,6 +108,12 @@ pub trait Transport {
     fn flush(&self) -> io::Result<()> {
         Ok(())
     }
+    /// Bytes already read from the socket wait inside the transport (TLS
+    /// plaintext decrypted with an earlier record): read them before waiting
+    /// for the socket, which may never become readable again for them.
+    fn has_buffered_input(&self) -> bool {
+        false
+    }
 }
 
 impl Transport for Socket {
@@ -313,7 +319,7 @@ enum Readable {
     Once(Option<ring::PollOnce>),
 }
 
-struct Side<'a, T: Transport> {
+struct Side<'a, T: Transport + ?Sized> {
     sock: &'a T,
     poll: Readable,
     out: Option<ring::PollOnce>,
@@ -325,7 +331,7 @@ struct Side<'a, T: Transport> {
     last_active: Instant,
 }
 
-impl<'a, T: Transport> Side<'a, T> {
+impl<'a, T: Transport + ?Sized> Side<'a, T> {
     /// `speaks_first`: bytes are likely waiting already (the client, which
     /// usually sent its request while we connected), so read before the poll
     /// reports. Otherwise the poll, which checks the socket when armed, says
@@ -423,7 +429,7 @@ impl Flow {
     }
 
     /// Moves bytes from `src` to `dst` until blocked, idle, done or over budget.
-    fn step<A: Transport, B: Transport>(
+    fn step<A: Transport + ?Sized, B: Transport + ?Sized>(
         &mut self,
         src: &mut Side<A>,
         dst: &mut Side<B>,
@@ -621,7 +627,7 @@ pub struct Pools {
 pub struct Pump;
 
 impl Pump {
-    pub async fn run<C: Transport, S: Transport>(
+    pub async fn run<C: Transport + ?Sized, S: Transport + ?Sized>(
         client: &C,
         server: &S,
         pools: &Pools,

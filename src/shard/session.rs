@@ -201,7 +201,16 @@ pub async fn run(
             // One log line per request, written by the HTTP session itself.
             // The kill switch is watched request by request inside, so a killed
             // request still gets its log line.
-            http::serve(&ctx, frontend, c, None, &report, t0, &live, &kill).await;
+            http::serve(
+                &ctx,
+                frontend,
+                http::Client::Plain(c),
+                &report,
+                t0,
+                &live,
+                &kill,
+            )
+            .await;
             drop(live);
             drop(client);
             drop(permit);
@@ -210,7 +219,9 @@ pub async fn run(
         (Mode::Http, Client::Tls(t)) => {
             let info = t.info(bind_tls.and_then(|b| b.client_auth.as_deref()));
             report.ssl = Some((info.version, info.cipher));
-            http_over_tls(&ctx, frontend, t, &info, &report, t0, &live, &kill).await;
+            let c = http::Client::Tls(t, &info);
+            http::serve(&ctx, frontend, c, &report, t0, &live, &kill).await;
+            close_tls(t, fe.timeouts.client).await;
             drop(live);
             drop(client);
             drop(permit);
@@ -257,58 +268,30 @@ fn handshake_failed(
     );
 }
 
-/// Mode http behind TLS: the HTTP session speaks to one end of a local socket
-/// pair, and a pump moves bytes between the other end and the TLS transport
-/// (decrypting up, encrypting down). The HTTP code stays socket-only; the cost
-/// is one local copy each way. When the HTTP session ends its end closes, the
-/// pump sends close_notify and FIN to the client, and the session is over.
-#[allow(clippy::too_many_arguments)]
-async fn http_over_tls(
-    ctx: &Rc<ShardCtx>,
-    frontend: usize,
-    tls: &crate::tls::TlsTransport,
-    info: &crate::tls::TlsInfo,
-    report: &SessionRecord,
-    t0: Instant,
-    live: &super::live::LiveKey<'_>,
-    kill: &Rc<KillSwitch>,
-) {
-    let (outer, inner) = match Socket::pair() {
-        Ok(p) => p,
-        Err(e) => {
-            ctx.logger.event(
-                crate::log::level::ALERT,
-                format!("cannot create a socket pair for HTTP over TLS: {e}"),
-            );
+/// Ends a TLS client connection whose HTTP session is over: close_notify
+/// and FIN after everything still held, for at most `limit` (a client that
+/// stopped reading must not keep the session).
+async fn close_tls(t: &crate::tls::TlsTransport, limit: Option<std::time::Duration>) {
+    use crate::l4::Transport;
+    if t.shutdown_write().is_err() {
+        return;
+    }
+    let end = limit
+        .unwrap_or(std::time::Duration::from_secs(1))
+        .min(std::time::Duration::from_secs(5));
+    let end = Instant::now() + end;
+    while t.has_pending_output() {
+        match t.flush() {
+            Ok(()) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+        }
+        let room = crate::ring::poll_once(t.fd(), crate::ring::events::OUT);
+        if !matches!(
+            crate::ring::with_deadline(Some(end), room).await,
+            Some(Ok(_))
+        ) {
             return;
         }
-    };
-    let fe = &ctx.config.frontends[frontend];
-    let limits = crate::l4::PumpLimits {
-        client: fe.timeouts.client,
-        ..Default::default()
-    };
-    // The bridge owns its end of the pair: when it stops (the client reset,
-    // timed out), that end closes and the HTTP session sees EOF at once,
-    // rather than waiting on a pair nobody writes to until its timeout.
-    let bridge = async move {
-        let outer = outer;
-        crate::l4::Pump::run(tls, &outer, &ctx.pools, limits, kill.clone()).await;
-    };
-    let session = async {
-        let inner = inner;
-        http::serve(
-            ctx,
-            frontend,
-            &inner,
-            Some((tls.socket(), info)),
-            report,
-            t0,
-            live,
-            kill,
-        )
-        .await;
-        // `inner` closes here: the bridge sees EOF and closes the client side.
-    };
-    futures_lite::future::zip(bridge, session).await;
+    }
 }

@@ -302,6 +302,14 @@ impl Transport for TlsTransport {
     fn flush(&self) -> io::Result<()> {
         self.write_out()
     }
+
+    fn has_buffered_input(&self) -> bool {
+        // Processing with nothing new read only reports the state.
+        self.conn
+            .borrow_mut()
+            .process_new_packets()
+            .is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
+    }
 }
 
 #[cfg(test)]

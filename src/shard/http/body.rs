@@ -13,7 +13,7 @@ use crate::config::model::Backend;
 use crate::http::head::Version;
 use crate::http::message::{Event, RequestReader, ResponseReader};
 use crate::http::rewrite::write_response;
-use crate::l4::{Pools, Pump, PumpEnd, PumpLimits};
+use crate::l4::{Pools, Pump, PumpEnd, PumpLimits, Transport};
 use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
 
@@ -123,7 +123,7 @@ impl Conn<'_> {
         head_pending: bool,
     ) -> Result<(), BodyEnd> {
         let up = matches!(dir, Dir::Up(_));
-        let (src, dst, inbuf) = if up {
+        let (src, dst, inbuf): (&dyn Transport, &dyn Transport, _) = if up {
             (self.client, server, &mut self.cin)
         } else {
             (server, self.client, &mut self.sin)
@@ -300,15 +300,16 @@ pub(super) async fn pump_body(
     mut dir: Dir<'_>,
     inbuf: &mut Inbuf,
     out: &mut Vec<u8>,
-    src: &Socket,
-    dst: &Socket,
+    src: &dyn Transport,
+    dst: &dyn Transport,
     timeouts: (Option<Duration>, Option<Duration>),
     counted: &mut u64,
     mut head_pending: bool,
     io: BodyIo<'_>,
 ) -> Result<(), BodyEnd> {
     let (src_t, dst_t) = timeouts;
-    let splice = io.splice;
+    // TLS has no splice (no kTLS here): its bodies are copied.
+    let splice = io.splice && src.can_splice() && dst.can_splice();
     loop {
         let ahead = dir.data_ahead();
         if splice && !head_pending && inbuf.is_empty() && ahead >= SPLICE_MIN {

@@ -19,6 +19,7 @@ use crate::http::head::Version;
 use crate::http::message::{Event, RequestReader, ResponseReader};
 use crate::http::rewrite::{client_keep_alive, write_response};
 use crate::http::validate::{RequestInfo, ResponseInfo};
+use crate::l4::Transport;
 use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
 
@@ -54,7 +55,7 @@ pub(super) async fn read_final_head(
     sin: &mut Inbuf,
     out: &mut Vec<u8>,
     server: &Socket,
-    client: &Socket,
+    client: &dyn Transport,
     version: Version,
     (server_t, client_t): (Option<Duration>, Option<Duration>),
     bytes_down: &mut u64,

@@ -7,12 +7,10 @@
 
 use std::future::Future;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
-use crate::l4::Pools;
+use crate::l4::{Pools, Transport};
 use crate::ring::{self, events};
-use crate::sys::socket::Socket;
 
 /// Bytes read from one side and not consumed yet: `buf[start..end]`.
 pub struct Inbuf {
@@ -81,7 +79,7 @@ pub enum Sent {
 }
 
 /// Reads what `sock` has into `ib`, waiting for readiness until `deadline`.
-pub async fn fill(sock: &Socket, ib: &mut Inbuf, deadline: Option<Instant>) -> Read {
+pub async fn fill(sock: &dyn Transport, ib: &mut Inbuf, deadline: Option<Instant>) -> Read {
     if ib.end == ib.buf.len() {
         if ib.start == 0 {
             return Read::Full;
@@ -101,7 +99,7 @@ pub async fn fill(sock: &Socket, ib: &mut Inbuf, deadline: Option<Instant>) -> R
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return Read::Failed,
         }
-        let ready = ring::poll_once(sock.as_raw_fd(), events::IN | events::RDHUP);
+        let ready = ring::poll_once(sock.fd(), events::IN | events::RDHUP);
         match ring::with_deadline(deadline, ready).await {
             None => return Read::Timeout,
             Some(Err(_)) => return Read::Failed,
@@ -113,8 +111,11 @@ pub async fn fill(sock: &Socket, ib: &mut Inbuf, deadline: Option<Instant>) -> R
 /// As [`fill`], when the bytes cannot be there yet (a response just asked
 /// for, the next request of an idle client): waits for readiness first
 /// rather than spend a `recv` on `EAGAIN`.
-pub async fn fill_ready(sock: &Socket, ib: &mut Inbuf, deadline: Option<Instant>) -> Read {
-    let ready = ring::poll_once(sock.as_raw_fd(), events::IN | events::RDHUP);
+pub async fn fill_ready(sock: &dyn Transport, ib: &mut Inbuf, deadline: Option<Instant>) -> Read {
+    if sock.has_buffered_input() {
+        return fill(sock, ib, deadline).await;
+    }
+    let ready = ring::poll_once(sock.fd(), events::IN | events::RDHUP);
     match ring::with_deadline(deadline, ready).await {
         None => return Read::Timeout,
         Some(Err(_)) => return Read::Failed,
@@ -123,26 +124,33 @@ pub async fn fill_ready(sock: &Socket, ib: &mut Inbuf, deadline: Option<Instant>
     fill(sock, ib, deadline).await
 }
 
-/// Sends all of `data`, waiting for room until `deadline`.
-pub async fn send_all(sock: &Socket, mut data: &[u8], deadline: Option<Instant>) -> Sent {
-    while !data.is_empty() {
-        match sock.send(data) {
-            Ok(n) => {
-                data = &data[n..];
-                continue;
-            }
+/// Sends all of `data`, waiting for room until `deadline`. A transport that
+/// holds output of its own (TLS records) has it all on the socket on `Done`.
+pub async fn send_all(sock: &dyn Transport, mut data: &[u8], deadline: Option<Instant>) -> Sent {
+    loop {
+        let r = if !data.is_empty() {
+            sock.send(data).map(|n| data = &data[n..])
+        } else if sock.has_pending_output() {
+            sock.flush()
+        } else {
+            return Sent::Done;
+        };
+        match r {
+            // Held output is flushed before the next send: no wait needed
+            // unless the socket said so.
+            Ok(()) if data.is_empty() && sock.has_pending_output() => {}
+            Ok(()) => continue,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return Sent::Failed,
         }
-        let room = ring::poll_once(sock.as_raw_fd(), events::OUT);
+        let room = ring::poll_once(sock.fd(), events::OUT);
         match ring::with_deadline(deadline, room).await {
             None => return Sent::Timeout,
             Some(Err(_)) => return Sent::Failed,
             Some(Ok(_)) => {}
         }
     }
-    Sent::Done
 }
 
 /// Ends a connection whose request may not have been read to its end (an
@@ -150,7 +158,7 @@ pub async fn send_all(sock: &Socket, mut data: &[u8], deadline: Option<Instant>)
 /// read and dropped, for at most `limit` and 1 MiB, so that the close is not a
 /// reset that could destroy the answer on its way (HAProxy and nginx linger
 /// the same way).
-pub async fn linger_close(sock: &Socket, limit: Duration) {
+pub async fn linger_close(sock: &dyn Transport, limit: Duration) {
     if sock.shutdown_write().is_err() {
         return;
     }
@@ -158,6 +166,10 @@ pub async fn linger_close(sock: &Socket, limit: Duration) {
     let mut scratch = [0u8; 4096];
     let mut budget: usize = 1 << 20;
     while budget > 0 {
+        // Held output (a TLS close_notify the socket had no room for).
+        if sock.has_pending_output() {
+            let _ = sock.flush();
+        }
         match sock.recv(&mut scratch) {
             Ok(0) => return,
             Ok(n) => {
@@ -168,7 +180,7 @@ pub async fn linger_close(sock: &Socket, limit: Duration) {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => return,
         }
-        let ready = ring::poll_once(sock.as_raw_fd(), events::IN | events::RDHUP);
+        let ready = ring::poll_once(sock.fd(), events::IN | events::RDHUP);
         match ring::with_deadline(Some(end), ready).await {
             Some(Ok(_)) => {}
             None | Some(Err(_)) => return,
@@ -194,14 +206,17 @@ pub enum Spliced {
 /// through user space. `src_deadline`/`dst_deadline` are computed afresh for
 /// each wait (inactivity timeouts). `moved` counts bytes delivered to `dst`.
 pub async fn splice_exact(
-    src: &Socket,
-    dst: &Socket,
+    src: &dyn Transport,
+    dst: &dyn Transport,
     len: u64,
     pools: &Pools,
     src_deadline: impl Fn() -> Option<Instant>,
     dst_deadline: impl Fn() -> Option<Instant>,
     moved: &mut u64,
 ) -> Spliced {
+    if !src.can_splice() || !dst.can_splice() {
+        return Spliced::NoPipe;
+    }
     let Some(pipe) = pools.pipes.take() else {
         return Spliced::NoPipe;
     };
@@ -214,14 +229,14 @@ pub async fn splice_exact(
         }
         if in_pipe == 0 {
             let want = left.min(chunk as u64) as usize;
-            match pipe.fill_from(src.as_raw_fd(), want) {
+            match pipe.fill_from(src.fd(), want) {
                 Ok(0) => break Spliced::SrcEof,
                 Ok(n) => {
                     in_pipe = n;
                     left -= n as u64;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let ready = ring::poll_once(src.as_raw_fd(), events::IN | events::RDHUP);
+                    let ready = ring::poll_once(src.fd(), events::IN | events::RDHUP);
                     match ring::with_deadline(src_deadline(), ready).await {
                         None => break Spliced::SrcTimeout,
                         Some(Err(_)) => break Spliced::SrcFailed,
@@ -232,13 +247,13 @@ pub async fn splice_exact(
                 Err(_) => break Spliced::SrcFailed,
             }
         }
-        match pipe.drain_to(dst.as_raw_fd(), in_pipe) {
+        match pipe.drain_to(dst.fd(), in_pipe) {
             Ok(n) => {
                 in_pipe -= n;
                 *moved += n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                let room = ring::poll_once(dst.as_raw_fd(), events::OUT);
+                let room = ring::poll_once(dst.fd(), events::OUT);
                 match ring::with_deadline(dst_deadline(), room).await {
                     None => break Spliced::DstTimeout,
                     Some(Err(_)) => break Spliced::DstFailed,
@@ -266,10 +281,20 @@ pub enum First {
 }
 
 /// Waits until `a` or `b` is readable (or closed), until `deadline`.
-pub async fn readable_either(a: &Socket, b: &Socket, deadline: Option<Instant>) -> First {
+pub async fn readable_either(
+    a: &dyn Transport,
+    b: &dyn Transport,
+    deadline: Option<Instant>,
+) -> First {
+    if a.has_buffered_input() {
+        return First::A;
+    }
+    if b.has_buffered_input() {
+        return First::B;
+    }
     let mask = events::IN | events::RDHUP;
-    let mut pa = std::pin::pin!(ring::poll_once(a.as_raw_fd(), mask));
-    let mut pb = std::pin::pin!(ring::poll_once(b.as_raw_fd(), mask));
+    let mut pa = std::pin::pin!(ring::poll_once(a.fd(), mask));
+    let mut pb = std::pin::pin!(ring::poll_once(b.fd(), mask));
     let race = std::future::poll_fn(|cx| {
         if pa.as_mut().poll(cx).is_ready() {
             return std::task::Poll::Ready(First::A);

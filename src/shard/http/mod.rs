@@ -34,7 +34,7 @@ use crate::http::rewrite::{
 };
 use crate::http::timing::Timeline;
 use crate::http::validate::BodyKind;
-use crate::l4::KillSwitch;
+use crate::l4::{KillSwitch, Transport};
 use crate::log::{SessionRecord, Termination};
 use crate::sys::socket::Socket;
 use duplex::Duplex;
@@ -51,7 +51,10 @@ const SPLICE_MIN: u64 = 64 * 1024;
 struct Conn<'a> {
     ctx: &'a Rc<ShardCtx>,
     frontend: usize,
-    client: &'a Socket,
+    /// The client's socket, or the TLS session over it.
+    client: &'a dyn Transport,
+    /// The client's socket (its addresses).
+    sock: &'a Socket,
     cin: Inbuf,
     sin: Inbuf,
     /// The response head (or error page) going to the client.
@@ -85,26 +88,34 @@ fn deadline(t: Option<Duration>) -> Option<Instant> {
     t.and_then(|t| Instant::now().checked_add(t))
 }
 
-/// Serves one client connection in `mode http` until it closes. `tls`: the
-/// client's own socket when `client` is the local end of a TLS bridge (its
-/// address is `dst`), and what the handshake settled (`ssl_fc*`).
-#[allow(clippy::too_many_arguments)]
+/// The client side of an HTTP session.
+pub enum Client<'a> {
+    Plain(&'a Socket),
+    /// A TLS session, and what its handshake settled (`ssl_fc*`).
+    Tls(&'a crate::tls::TlsTransport, &'a crate::tls::TlsInfo),
+}
+
+/// Serves one client connection in `mode http` until it closes.
 pub async fn serve(
     ctx: &Rc<ShardCtx>,
     frontend: usize,
-    client: &Socket,
-    tls: Option<(&Socket, &crate::tls::TlsInfo)>,
+    client: Client<'_>,
     base: &SessionRecord,
     t0: Instant,
     live: &LiveKey<'_>,
     kill: &Rc<KillSwitch>,
 ) {
+    let (client, sock, tls): (&dyn Transport, &Socket, _) = match client {
+        Client::Plain(s) => (s, s, None),
+        Client::Tls(t, info) => (t, t.socket(), Some(info)),
+    };
     let fe = &ctx.config.frontends[frontend];
     let bufsize = ctx.config.global.tune.bufsize.max(1024);
     let mut conn = Conn {
         ctx,
         frontend,
         client,
+        sock,
         cin: Inbuf::new(ctx.pools.buffers.take()),
         sin: Inbuf::new(ctx.pools.buffers.take()),
         out: Vec::with_capacity(1024),
@@ -131,13 +142,11 @@ pub async fn serve(
         req_caps: Vec::new(),
         res_caps: Vec::new(),
         local: if ctx.wants_local_addr[frontend] {
-            tls.map_or(client, |t| t.0)
-                .local_addr()
-                .unwrap_or(base.client)
+            sock.local_addr().unwrap_or(base.client)
         } else {
             base.client
         },
-        tls: tls.map(|t| t.1),
+        tls,
     };
     let mut reader = RequestReader::new(conn.limits);
     let mut first = true;

@@ -177,7 +177,7 @@ impl Conn<'_> {
     fn capture(&self, dir: Direction, rec: &SessionRecord) {
         let ctx = self.ctx;
         let client = if rec.client.ip().is_unspecified() {
-            self.client.peer_addr().unwrap_or(rec.client)
+            self.sock.peer_addr().unwrap_or(rec.client)
         } else {
             rec.client
         };
