@@ -461,3 +461,131 @@ fn client_certificate_to_a_server() {
     assert_eq!(get(with), "200", "{}", lb.output());
     assert_eq!(get(without), "400");
 }
+
+/// Reads one `Content-Length` response from `r`: its body as text.
+fn body_of(r: &mut impl std::io::BufRead) -> String {
+    let mut len = 0;
+    let mut status = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).unwrap() > 0, "closed in a head");
+        if status.is_empty() {
+            status = line.clone();
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                len = v.trim().parse().unwrap();
+            }
+        }
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).unwrap();
+    format!("{}{}", status.trim_end(), String::from_utf8_lossy(&body))
+}
+
+/// `server ... ssl verify required ca-file F sni req.hdr(host)`: each
+/// request's server connection sends the request's Host as SNI, and the
+/// certificate is checked against it (nginx serves a.test and b.test with
+/// their own certificates); a pooled connection only serves requests for
+/// the name it was made with; a name no certificate carries is refused (503).
+/// A per-request expression in mode tcp, or an unknown fetch, is a config
+/// error naming the server.
+#[test]
+fn sni_from_the_request_picks_certificate_and_pooled_connection() {
+    if !require(&["openssl", "nginx"]) {
+        return;
+    }
+    use std::io::{BufReader, Write};
+    let pki = Pki::new();
+    let d = pki.dir.path().to_path_buf();
+    let nginx = Nginx::start_with(&[], move |port, root| {
+        let site = |name: &str, file: &str| {
+            format!(
+                "listen 127.0.0.1:{port} ssl; server_name {name}; root {root}; keepalive_requests 1000; \
+                 ssl_certificate {crt}; ssl_certificate_key {key}; \
+                 location /conn {{ return 200 \" $connection $ssl_server_name\\n\"; }}",
+                crt = d.join(format!("{file}.crt")).display(),
+                key = d.join(format!("{file}.key")).display(),
+                root = root.display()
+            )
+        };
+        // Two server blocks: the closing and opening braces join them.
+        format!(
+            "{} }} server {{ {}",
+            site("a.test", "1-a"),
+            site("b.test", "2-b")
+        )
+    });
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let server = format!(
+        "server n 127.0.0.1:{} ssl verify required ca-file {} sni req.hdr(host)",
+        nginx.port,
+        pki.ca()
+    );
+    let cfg = write_file(
+        dir.path(),
+        "haproxy.cfg",
+        &format!(
+            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             listen dyn\n  bind 127.0.0.1:{port}\n  {server}\n"
+        ),
+    );
+    let lb = Ringlb::start_file(dir, cfg, &["--shards", "1"]);
+    let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let mut r = BufReader::new(s);
+    let mut ask = |host: &str| {
+        write!(w, "GET /conn HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+        body_of(&mut r)
+    };
+    let a1 = ask("a.test");
+    let a2 = ask("a.test");
+    let b = ask("b.test");
+    let a3 = ask("a.test");
+    let conn = |s: &str| -> String {
+        assert!(s.starts_with("HTTP/1.1 200"), "{s}\n{}", lb.output());
+        let words: Vec<&str> = s.split_whitespace().collect();
+        words[words.len() - 2].to_string()
+    };
+    assert!(
+        a1.ends_with(" a.test\n") && b.ends_with(" b.test\n"),
+        "{a1}{b}"
+    );
+    assert_eq!(conn(&a1), conn(&a2), "a.test's connection not reused");
+    assert_ne!(conn(&b), conn(&a1), "b.test rode a.test's connection");
+    assert_eq!(conn(&a3), conn(&a1), "a.test's connection lost to b.test");
+    // No certificate names c.test: the handshake is refused.
+    let c = ask("c.test");
+    assert!(c.starts_with("HTTP/1.1 503"), "{c}");
+    let mut text = String::new();
+    let logged = wait_until(Duration::from_secs(5), || {
+        text = lb.output();
+        text.contains("dyn/n: SSL handshake failure")
+    });
+    assert!(logged, "{text}");
+    assert!(text.contains("not valid for name \"c.test\""), "{text}");
+    // Refused at check: an expression in mode tcp, an unknown fetch.
+    for (mode, sni, want) in [
+        ("tcp", "req.hdr(host)", "in mode tcp use a fixed name"),
+        ("http", "req.nosuch(host)", "sni req.nosuch(host)"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let f = write_file(
+            dir.path(),
+            "bad.cfg",
+            &format!(
+                "defaults\n  mode {mode}\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+                 listen dyn\n  bind 127.0.0.1:{port}\n  server n 127.0.0.1:1 ssl verify none sni {sni}\n"
+            ),
+        );
+        let (code, _, err) = ringlb_cmd(&["check", "-f", f.to_str().unwrap()]);
+        assert_ne!(code, 0, "{err}");
+        assert!(err.contains(want) && err.contains("server \"n\""), "{err}");
+        assert!(err.contains("bad.cfg:8:"), "{err}");
+    }
+}

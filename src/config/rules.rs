@@ -177,6 +177,7 @@ pub(super) fn compile(
         let s = section(p.get_ref(), false);
         b.rules = build(loc, &ctx, &b.name, &s, &[], None, &mut env)?;
         use_server(loc, &ctx, p.get_ref(), b, &mut env)?;
+        server_sni(loc, &ctx, p, b, &mut env)?;
     }
     // A listen's use-server rules go with its backend half.
     for (i, p) in raw.listen.iter().enumerate() {
@@ -194,6 +195,7 @@ pub(super) fn compile(
             b.rules = build(loc, &ctx, &b.name, &s, &[], None, &mut env)?;
         }
         use_server(loc, &ctx, p.get_ref(), b, &mut env)?;
+        server_sni(loc, &ctx, p, b, &mut env)?;
     }
     let raws = raw
         .frontend
@@ -242,6 +244,81 @@ pub(super) fn compile(
             })?;
         }
     }
+    Ok(())
+}
+
+/// Compiles the `sni EXPR` of a backend's `ssl` servers (`sni req.hdr(host)`)
+/// in its rules' environment; the shard computes it for each new server
+/// connection of a request.
+fn server_sni(
+    loc: &Locator,
+    ctx: &str,
+    p: &Spanned<RawProxy>,
+    b: &mut Backend,
+    env: &mut Env,
+) -> R<()> {
+    let dynamic: Vec<(usize, String)> = b
+        .servers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let t = s.ssl.as_deref().filter(|t| t.dynamic_sni)?;
+            Some((i, t.options.sni.clone()?))
+        })
+        .collect();
+    if dynamic.is_empty() {
+        return Ok(());
+    }
+    let raw_servers = p.get_ref().servers.as_deref().unwrap_or_default();
+    let at = |i: usize| {
+        raw_servers
+            .get(i)
+            .and_then(|s| s.get_ref().sni.as_ref())
+            .map_or(p.span(), |s| s.span())
+    };
+    if b.mode == crate::config::model::Mode::Tcp {
+        let (i, text) = &dynamic[0];
+        return Err(loc.error(
+            at(*i),
+            ctx,
+            format!(
+                "server \"{}\": sni {text}: an expression is computed per request, in mode http; \
+                 in mode tcp use a fixed name (sni str(NAME))",
+                b.servers[*i].name
+            ),
+        ));
+    }
+    env.response = false;
+    env.request_gone = false;
+    let mut compiled = b
+        .rules
+        .get()
+        .cloned()
+        .unwrap_or_else(|| crate::http::rules::SectionRules {
+            name: b.name.clone(),
+            ..Default::default()
+        });
+    for (i, text) in dynamic {
+        let lf = crate::http::rules::logfmt::LogFmt::parse(&format!("%[{text}]"), 0, env).map_err(
+            |e| {
+                let msg = format!("server \"{}\": sni {text}: {}", b.servers[i].name, e.msg);
+                match raw_servers.get(i).and_then(|s| s.get_ref().sni.as_ref()) {
+                    Some(s) => err_at(
+                        loc,
+                        s,
+                        &Error {
+                            at: e.at.saturating_sub(2),
+                            msg,
+                        },
+                        ctx,
+                    ),
+                    None => loc.error(p.span(), ctx, msg),
+                }
+            },
+        )?;
+        compiled.server_sni.push((i, lf));
+    }
+    b.rules = Rules(Some(Arc::new(compiled)));
     Ok(())
 }
 

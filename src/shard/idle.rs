@@ -36,10 +36,15 @@ struct Limits {
     last_purge: Instant,
 }
 
+/// An idle connection and its tag.
+type Tagged = (u64, Socket);
+
 /// The idle connections of one shard.
 pub struct IdlePool {
-    /// `[backend][server]`, most recently used last.
-    conns: RefCell<Vec<Vec<Vec<Socket>>>>,
+    /// `[backend][server]`, most recently used last, each with its tag: what
+    /// the connection was made for besides its server (a hash of the SNI of
+    /// `sni EXPR`; 0 for none), so a request only reuses one made alike.
+    conns: RefCell<Vec<Vec<Vec<Tagged>>>>,
     limits: RefCell<Vec<Vec<Limits>>>,
 }
 
@@ -80,11 +85,13 @@ impl IdlePool {
         }
     }
 
-    /// The most recently parked connection to this server that is still open.
-    pub fn take(&self, backend: usize, server: usize) -> Option<Socket> {
+    /// The most recently parked connection to this server, made with `tag`,
+    /// that is still open (closed ones met on the way are dropped).
+    pub fn take(&self, backend: usize, server: usize, tag: u64) -> Option<Socket> {
         let mut conns = self.conns.borrow_mut();
         let list = conns.get_mut(backend)?.get_mut(server)?;
-        while let Some(sock) = list.pop() {
+        while let Some(i) = list.iter().rposition(|(t, _)| *t == tag) {
+            let (_, sock) = list.remove(i);
             if still_open(&sock) {
                 return Some(sock);
             }
@@ -95,7 +102,7 @@ impl IdlePool {
     /// Parks a connection whose last exchange ended cleanly; beyond the
     /// server's share of `pool-max-conn`, the oldest one is closed (with
     /// `pool-max-conn 0` nothing is kept).
-    pub fn put(&self, backend: usize, server: usize, sock: Socket) {
+    pub fn put(&self, backend: usize, server: usize, tag: u64, sock: Socket) {
         let max = self
             .limits
             .borrow()
@@ -112,7 +119,7 @@ impl IdlePool {
         if list.len() >= max {
             list.remove(0);
         }
-        list.push(sock);
+        list.push((tag, sock));
     }
 
     /// Drops every idle connection the servers have closed (or written to),
@@ -128,7 +135,7 @@ impl IdlePool {
         for (lb, cb) in limits.iter_mut().zip(conns.iter_mut()) {
             for (l, list) in lb.iter_mut().zip(cb.iter_mut()) {
                 let before = list.len();
-                list.retain(still_open);
+                list.retain(|(_, s)| still_open(s));
                 if !l.purge_every.is_zero() {
                     let due = l.last_purge + l.purge_every;
                     if now >= due {
@@ -181,6 +188,7 @@ mod tests {
     use super::*;
     use std::io::Write;
     use std::net::TcpListener;
+    use std::os::fd::AsRawFd;
 
     fn pair(l: &TcpListener) -> (Socket, std::net::TcpStream) {
         let (s, _) = Socket::connect(&l.local_addr().unwrap()).unwrap();
@@ -206,9 +214,9 @@ mod tests {
         let (a, peer_a) = pair(&l);
         let (b, mut peer_b) = pair(&l);
         let (c, _peer_c) = pair(&l);
-        pool.put(0, 0, c);
-        pool.put(0, 0, b);
-        pool.put(0, 0, a);
+        pool.put(0, 0, 0, c);
+        pool.put(0, 0, 0, b);
+        pool.put(0, 0, 0, a);
         assert_eq!(pool.len(0, 0), 3);
         drop(peer_a);
         peer_b.write_all(b"HTTP/1.1 408 x\r\n\r\n").unwrap();
@@ -216,11 +224,31 @@ mod tests {
         // before write/close return (the softirq runs as the sender's bh ends).
         assert_eq!(pool.purge(Instant::now()).0, 2, "a closed, b spoke unasked");
         assert_eq!(pool.len(0, 0), 1);
-        assert!(pool.take(0, 0).is_some(), "c is still open");
+        assert!(pool.take(0, 0, 0).is_some(), "c is still open");
         assert_eq!(pool.len(0, 0), 0);
-        assert!(pool.take(0, 0).is_none());
-        assert!(pool.take(0, 1).is_none());
-        assert!(pool.take(5, 0).is_none());
+        assert!(pool.take(0, 0, 0).is_none());
+        assert!(pool.take(0, 1, 0).is_none());
+        assert!(pool.take(5, 0, 0).is_none());
+    }
+
+    /// A connection made for one SNI is never handed to a request for
+    /// another; the most recent one of the right tag is.
+    #[test]
+    fn connections_are_taken_by_their_tag() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let pool = IdlePool::new(&config(""), 1);
+        let (a, _pa) = pair(&l);
+        let (b, _pb) = pair(&l);
+        let (c, _pc) = pair(&l);
+        let (fa, fc) = (a.as_raw_fd(), c.as_raw_fd());
+        pool.put(0, 0, 7, a);
+        pool.put(0, 0, 9, b);
+        pool.put(0, 0, 7, c);
+        assert_eq!(pool.take(0, 0, 7).map(|s| s.as_raw_fd()), Some(fc));
+        assert_eq!(pool.take(0, 0, 7).map(|s| s.as_raw_fd()), Some(fa));
+        assert!(pool.take(0, 0, 7).is_none());
+        assert!(pool.take(0, 0, 0).is_none());
+        assert!(pool.take(0, 0, 9).is_some());
     }
 
     #[test]
@@ -232,14 +260,14 @@ mod tests {
         for _ in 0..4 {
             let (s, p) = pair(&l);
             peers.push(p);
-            pool.put(0, 0, s);
+            pool.put(0, 0, 0, s);
         }
         assert_eq!(pool.len(0, 0), 3);
         // Not set: DEFAULT_MAX_IDLE per shard (the oldest goes first).
         for _ in 0..DEFAULT_MAX_IDLE + 3 {
             let (s, p) = pair(&l);
             peers.push(p);
-            pool.put(0, 1, s);
+            pool.put(0, 1, 0, s);
         }
         assert_eq!(pool.len(0, 1), DEFAULT_MAX_IDLE);
         // -1: no bound.
@@ -247,12 +275,12 @@ mod tests {
         for _ in 0..DEFAULT_MAX_IDLE + 3 {
             let (s, p) = pair(&l);
             peers.push(p);
-            unbounded.put(0, 0, s);
+            unbounded.put(0, 0, 0, s);
         }
         assert_eq!(unbounded.len(0, 0), DEFAULT_MAX_IDLE + 3);
         let none = IdlePool::new(&config(", pool-max-conn = 0"), 1);
         let (s, _p) = pair(&l);
-        none.put(0, 0, s);
+        none.put(0, 0, 0, s);
         assert_eq!(none.len(0, 0), 0, "pool-max-conn 0 keeps nothing");
     }
 
@@ -265,7 +293,7 @@ mod tests {
         for _ in 0..5 {
             let (s, p) = pair(&l);
             peers.push(p);
-            pool.put(0, 0, s);
+            pool.put(0, 0, 0, s);
         }
         // Not due yet: nothing closed; the next look is when it is due.
         let (gone, next) = pool.purge(t0);

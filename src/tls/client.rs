@@ -1,9 +1,11 @@
 //! TLS to servers: `server ... ssl [verify required|none] [ca-file FILE]
-//! [sni str(NAME)] [verifyhost NAME] [crt FILE]`, as HAProxy (`crt`: the
+//! [sni EXPR] [verifyhost NAME] [crt FILE]`, as HAProxy (`crt`: the
 //! client certificate shown to a server that asks for one). With `verify required` (the
 //! default, which needs `ca-file`) the chain must lead to the CA file, and the
-//! name is checked when one is given (`verifyhost`, else `sni`); HAProxy checks
-//! no name when neither is set, and neither does ringlb.
+//! name is checked when one is given (`verifyhost`, else the SNI sent); HAProxy checks
+//! no name when neither is set, and neither does ringlb. `sni str(NAME)` (or a
+//! bare name) is fixed here; any other expression (`sni req.hdr(host)`) is
+//! compiled with the backend's rules and computed per request in mode http.
 
 use std::sync::Arc;
 
@@ -32,8 +34,10 @@ pub struct ServerTls {
     pub options: ClientOptions,
     pub config: Arc<ClientConfig>,
     /// Sent as SNI; `None`: no SNI (the server's IP is used as the name, and
-    /// not checked).
+    /// not checked), unless `dynamic_sni`.
     pub sni: Option<ServerName<'static>>,
+    /// `sni EXPR` is computed per request (the expression is `options.sni`).
+    pub dynamic_sni: bool,
 }
 
 impl PartialEq for ServerTls {
@@ -50,19 +54,20 @@ impl std::fmt::Debug for ServerTls {
     }
 }
 
-/// `sni str(NAME)` or a bare name; expressions computed per request are not
-/// supported yet.
-fn sni_name(expr: &str) -> Result<String, String> {
-    let name = match expr.strip_prefix("str(").and_then(|r| r.strip_suffix(')')) {
-        Some(n) => n,
-        None if expr.contains('(') => {
-            return Err(format!(
-                "sni {expr}: only a fixed name (sni str(NAME)) is supported yet"
-            ))
+/// The fixed name of `sni str(NAME)` (or of a bare dotted host name,
+/// `sni api.test`, which HAProxy would refuse as an unknown fetch); `None`
+/// for an expression computed per request (`req.hdr(host)`, `ssl_fc_sni`).
+pub fn fixed_sni(expr: &str) -> Option<&str> {
+    match expr.strip_prefix("str(").and_then(|r| r.strip_suffix(')')) {
+        Some(n) => Some(n),
+        None if expr.contains('.')
+            && !expr.contains(['(', ','])
+            && ServerName::try_from(expr).is_ok() =>
+        {
+            Some(expr)
         }
-        None => expr,
-    };
-    Ok(name.to_string())
+        None => None,
+    }
 }
 
 fn dns(key: &str, n: &str) -> Result<ServerName<'static>, String> {
@@ -71,8 +76,13 @@ fn dns(key: &str, n: &str) -> Result<ServerName<'static>, String> {
 
 pub fn build_client(o: ClientOptions) -> Result<ServerTls, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let sni = o.sni.as_deref().map(sni_name).transpose()?;
-    let sni_name = sni.as_deref().map(|n| dns("sni", n)).transpose()?;
+    let dynamic_sni = o.sni.as_deref().is_some_and(|e| fixed_sni(e).is_none());
+    let sni_name = o
+        .sni
+        .as_deref()
+        .and_then(fixed_sni)
+        .map(|n| dns("sni", n))
+        .transpose()?;
     let host = o
         .verifyhost
         .as_deref()
@@ -104,7 +114,11 @@ pub fn build_client(o: ClientOptions) -> Result<ServerTls, String> {
             let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|e| format!("ca-file {ca}: {e}"))?;
-            let check = host.clone().or(sni_name.clone());
+            let check = match (host.clone().or(sni_name.clone()), dynamic_sni) {
+                (Some(n), _) => Check::Name(n),
+                (None, true) => Check::SentSni,
+                (None, false) => Check::Nothing,
+            };
             Arc::new(Verify { inner, check })
         }
         other => {
@@ -129,6 +143,7 @@ pub fn build_client(o: ClientOptions) -> Result<ServerTls, String> {
         options: o,
         config: Arc::new(config),
         sni: sni_name,
+        dynamic_sni,
     })
 }
 
@@ -160,7 +175,18 @@ fn client_cert(
 #[derive(Debug)]
 struct Verify {
     inner: Arc<WebPkiServerVerifier>,
-    check: Option<ServerName<'static>>,
+    check: Check,
+}
+
+/// Which name a server's certificate must carry.
+#[derive(Debug)]
+enum Check {
+    /// `verifyhost`, or a fixed `sni`.
+    Name(ServerName<'static>),
+    /// The SNI computed for this connection, when one was sent (HAProxy
+    /// checks the name it sent when `verifyhost` is not set).
+    SentSni,
+    Nothing,
 }
 
 impl ServerCertVerifier for Verify {
@@ -172,14 +198,23 @@ impl ServerCertVerifier for Verify {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let name = self.check.as_ref().unwrap_or(server_name);
+        // No SNI sent: rustls was given the server's address as its name.
+        let strict = match &self.check {
+            Check::Name(_) => true,
+            Check::SentSni => matches!(server_name, ServerName::DnsName(_)),
+            Check::Nothing => false,
+        };
+        let name = match &self.check {
+            Check::Name(n) => n,
+            _ => server_name,
+        };
         match self
             .inner
             .verify_server_cert(end_entity, intermediates, name, ocsp, now)
         {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if self.check.is_none() => Ok(ServerCertVerified::assertion()),
+            )) if !strict => Ok(ServerCertVerified::assertion()),
             r => r,
         }
     }
@@ -265,13 +300,22 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.contains("expected required or none"), "{e}");
-        let e = build_client(ClientOptions {
+        for (expr, fixed) in [
+            ("req.hdr(host)", None),
+            ("ssl_fc_sni", None),
+            ("req.hdr(host),field(1,:)", None),
+            ("str(api.test)", Some("api.test")),
+            ("api.test", Some("api.test")),
+        ] {
+            assert_eq!(fixed_sni(expr), fixed, "{expr}");
+        }
+        let t = build_client(ClientOptions {
             verify: Some("none".into()),
             sni: Some("req.hdr(host)".into()),
             ..Default::default()
         })
-        .unwrap_err();
-        assert!(e.contains("fixed name"), "{e}");
+        .unwrap();
+        assert!(t.dynamic_sni && t.sni.is_none());
         let t = build_client(ClientOptions {
             verify: Some("none".into()),
             sni: Some("str(api.test)".into()),

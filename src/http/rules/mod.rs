@@ -128,6 +128,8 @@ pub struct SectionRules {
     pub capture_slots: usize,
     /// The frontend's `log-format` `%[...]` samples.
     pub log_samples: Vec<LogFmt>,
+    /// A backend's servers with `ssl sni EXPR`: server index and expression.
+    pub server_sni: Vec<(usize, LogFmt)>,
 }
 
 /// The connection facts rules read.
@@ -252,6 +254,23 @@ impl SectionRules {
             f.render(&txn.ctx(conn), &mut scratch, &mut buf);
             out.push(Box::from(&buf[..]));
         }
+    }
+
+    /// The SNI `server`'s `sni EXPR` gives this request, into `out`; false
+    /// when the server has no such expression.
+    pub fn render_server_sni(
+        &self,
+        server: usize,
+        txn: &Txn,
+        conn: &Conn,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some((_, f)) = self.server_sni.iter().find(|(s, _)| *s == server) else {
+            return false;
+        };
+        out.clear();
+        f.render(&txn.ctx(conn), &mut Scratch::default(), out);
+        true
     }
 
     /// Compiles `use-server` conditions (server indexes already resolved).

@@ -67,7 +67,12 @@ struct Conn<'a> {
     live: &'a LiveKey<'a>,
     kill: &'a Rc<KillSwitch>,
     /// `http-reuse never`: this client's server connection (backend, server).
-    private: Option<(usize, usize, Socket)>,
+    private: Option<(usize, usize, u64, Socket)>,
+    /// The idle-pool tag of the server connection in use (see
+    /// [`Conn::sni_for`]), for when it is parked.
+    server_tag: u64,
+    /// The SNI computed for a request (`ssl sni EXPR`), reused.
+    sni_buf: Vec<u8>,
     /// The request being served: its line and when it began (`%tr`, and the
     /// instant for `%Ta`), for the log line of a request killed midway.
     in_flight: Option<(Box<[u8]>, SystemTime, Instant)>,
@@ -136,6 +141,8 @@ pub async fn serve(
         live,
         kill,
         private: None,
+        server_tag: 0,
+        sni_buf: Vec::new(),
         in_flight: None,
         linger: false,
         rules: RuleState::default(),
@@ -374,17 +381,21 @@ impl Conn<'_> {
         // connection of its own and lets later ones take any idle one;
         // `never` reuses only this client's own previous connection.
         let private = self.private_only(backend, slot.server);
+        let (tag, _) = self.sni_for(backend, slot.server, rec.client);
         let pooled = match (be.http_reuse, first) {
             _ if self.mode != HttpMode::KeepAlive => None,
             _ if private => match self.private.take() {
-                Some((b, s, sock)) if b == backend && s == slot.server && still_open(&sock) => {
+                Some((b, s, t, sock))
+                    if b == backend && s == slot.server && t == tag && still_open(&sock) =>
+                {
                     Some(sock)
                 }
                 _ => None,
             },
             (HttpReuse::Safe, true) => None,
-            _ => ctx.idle.take(backend, slot.server),
+            _ => ctx.idle.take(backend, slot.server, tag),
         };
+        self.server_tag = tag;
         let no_body = info.body == BodyKind::None || info.body == BodyKind::Length(0);
         let retryable = method.is_idempotent() && no_body;
         let (mut slot, mut server, mut reused) = match pooled {
@@ -730,7 +741,7 @@ impl Conn<'_> {
     /// first when the server has `send-proxy`/`send-proxy-v2` (the client's
     /// address and the one it connected to), then TLS when it has `ssl`.
     async fn connect_new(
-        &self,
+        &mut self,
         backend: usize,
         key: crate::balance::HashKey<'_>,
         slot: super::dispatch::ServerSlot,
@@ -753,20 +764,75 @@ impl Conn<'_> {
             }
         }
         // `ssl`: TLS after the PROXY header, as HAProxy sends them.
+        let (tag, sni) = self.sni_for(backend, slot.server, client);
+        self.server_tag = tag;
         let sock = match be.servers[slot.server].ssl.as_deref() {
             None => sock,
-            Some(tls) => server_tls::bridge(ctx, backend, slot.server, tls, sock).await?,
+            Some(tls) => {
+                let sni = if tls.dynamic_sni {
+                    sni
+                } else {
+                    tls.sni.clone()
+                };
+                server_tls::bridge(ctx, backend, slot.server, tls, sni, sock).await?
+            }
         };
         Ok((slot, sock))
+    }
+
+    /// For a server with `ssl sni EXPR`: the name this request's connection
+    /// sends, and the idle-pool tag of connections made with it (a hash of
+    /// the name; 0 for no SNI, as for every other server). An empty or
+    /// unusable value sends no SNI, as HAProxy sends none for an empty one.
+    fn sni_for(
+        &mut self,
+        backend: usize,
+        server: usize,
+        client: SocketAddr,
+    ) -> (u64, Option<rustls::pki_types::ServerName<'static>>) {
+        let dynamic = self.ctx.config.backends[backend].servers[server]
+            .ssl
+            .as_deref()
+            .is_some_and(|t| t.dynamic_sni);
+        if !dynamic {
+            return (0, None);
+        }
+        let facts = Facts {
+            ctx: self.ctx,
+            frontend: self.frontend,
+            client,
+            local: self.local,
+            tls: self.tls,
+        };
+        let mut buf = std::mem::take(&mut self.sni_buf);
+        let name = if self.rules.server_sni(&facts, (backend, server), &mut buf) {
+            std::str::from_utf8(&buf)
+                .ok()
+                .filter(|s| !s.is_empty())
+                .and_then(|s| rustls::pki_types::ServerName::try_from(s.to_string()).ok())
+        } else {
+            None
+        };
+        let tag = match &name {
+            Some(_) => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                buf.hash(&mut h);
+                h.finish() | 1
+            }
+            None => 0,
+        };
+        self.sni_buf = buf;
+        (tag, name)
     }
 
     /// Keeps a server connection whose exchange ended cleanly for the next
     /// request: this client's own (`http-reuse never`) or the shard's pool.
     fn park(&mut self, backend: usize, server: usize, sock: Socket) {
         if self.private_only(backend, server) {
-            self.private = Some((backend, server, sock));
+            self.private = Some((backend, server, self.server_tag, sock));
         } else {
-            self.ctx.idle.put(backend, server, sock);
+            self.ctx.idle.put(backend, server, self.server_tag, sock);
         }
     }
 }

@@ -133,6 +133,31 @@ impl RuleState {
         self.cookie_flags = *b"--";
     }
 
+    /// The SNI a new TLS connection to `server` sends for this request
+    /// (`ssl sni EXPR`), into `out`; false when the server has none to compute.
+    pub(super) fn server_sni(
+        &self,
+        f: &Facts,
+        (backend, server): (usize, usize),
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let Some(r) = f.ctx.config.backends[backend].rules.get() else {
+            return false;
+        };
+        if !self.loaded || r.server_sni.is_empty() {
+            return false;
+        }
+        let counters = f.counters();
+        let conn = RuleConn {
+            client: f.client,
+            local: f.local,
+            tls: f.tls,
+            backend: Some(backend),
+            counters: &counters,
+        };
+        r.render_server_sni(server, &self.txn, &conn, out)
+    }
+
     /// This request's `http-request capture` values by slot (none when no
     /// rule looked at the request).
     pub(super) fn captures(&self) -> &[Vec<u8>] {
@@ -267,6 +292,10 @@ impl RuleState {
                     .use_server(&mut self.txn, &conn)
                     .filter(|&s| be.persist || persistent(ctx.replica(b, s).state));
             }
+        }
+        // `sni EXPR` on a server reads the request once a server is picked.
+        if be_rules.is_some_and(|r| !r.server_sni.is_empty()) {
+            self.load(head, buf);
         }
         let edited = self.loaded && self.txn.req.edited();
         if edited {

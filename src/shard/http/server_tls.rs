@@ -33,6 +33,7 @@ pub(super) async fn bridge(
     backend: usize,
     server: usize,
     tls: &ServerTls,
+    sni: Option<rustls::pki_types::ServerName<'static>>,
     sock: Socket,
 ) -> Result<Socket, Termination> {
     let be = &ctx.config.backends[backend];
@@ -40,7 +41,7 @@ pub(super) async fn bridge(
         .timeouts
         .connect
         .and_then(|t| Instant::now().checked_add(t));
-    let t = match crate::tls::connect(tls.config.clone(), tls.sni.clone(), sock, deadline).await {
+    let t = match crate::tls::connect(tls.config.clone(), sni, sock, deadline).await {
         Ok(t) => t,
         Err((_, e)) => {
             ctx.logger.event(
