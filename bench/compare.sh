@@ -40,12 +40,16 @@
 # measured at the start) — and the rest, the kernel's TCP/loopback work that any
 # proxy pays for the same bytes.
 #
-# TLS (the same ECDSA P-256 certificate for both, made here with openssl; a
-# mode-http front on each proxy, to the same nginx): tls-handshake is full TLS
-# 1.3 handshakes per second (`openssl s_time -new`: connect, handshake, close;
-# no request, so no server connection either), tls-resume resumed TLS 1.2
-# handshakes (`s_time -reuse`: a ticket for ringlb, HAProxy's session cache or
-# ticket), https-keepalive wrk over HTTPS on 50 kept-alive connections,
+# TLS (the same certificates for both, made here with openssl: ECDSA P-256, and
+# RSA-2048 for tls-handshake-rsa; a mode-http front on each proxy, to the same
+# nginx): tls-handshake is full TLS 1.3 handshakes per second
+# (`ringlb-bench handshake`: a rustls client with 16 handshakes in flight;
+# connect, handshake, close_notify, the proxy's close; no request, so no server
+# connection either), tls-handshake-rsa the same with the RSA certificate,
+# tls-resume resumed TLS 1.2 handshakes (`handshake --resume`: a ticket for
+# both). A ringlb-bench without the handshake mode falls back to `openssl s_time`
+# (`-new`, `-reuse -tls1_2`; one handshake in flight, which cannot saturate a
+# proxy). https-keepalive is wrk over HTTPS on 50 kept-alive connections,
 # https-1m the same for a 1 MiB page on 8 connections (TLS bulk, down). On 2
 # cores the client's handshake costs about what the server's does, so compare
 # them with --cpu-cap, where the proxy is the bottleneck.
@@ -134,12 +138,18 @@ for p in $t_echo $t_sink $t_iperf $t_redis $t_web; do wait_port "$p"; done
 
 # Proxy ports: one listener per target for each proxy.
 declare -A R H
-for t in echo sink iperf redis web webrules tlsweb; do R[$t]=$(port); H[$t]=$(port); done
+for t in echo sink iperf redis web webrules tlsweb tlsrsa; do R[$t]=$(port); H[$t]=$(port); done
 # The TLS fronts' certificate: ECDSA P-256, self-signed, key in the same PEM
 # (as both proxies read it).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=bench.test \
     -addext subjectAltName=DNS:bench.test -days 2 -keyout "$work/tls.key" -out "$work/tls.crt" 2>/dev/null
 cat "$work/tls.crt" "$work/tls.key" > "$work/tls.pem"
+openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=bench.test \
+    -addext subjectAltName=DNS:bench.test -days 2 -keyout "$work/rsa.key" -out "$work/rsa.crt" 2>/dev/null
+cat "$work/rsa.crt" "$work/rsa.key" > "$work/rsa.pem"
+# The handshake load: ringlb-bench's rustls client if it has the mode, else s_time.
+hs_usage=$("$bench" handshake 2>&1 || true)
+if [[ $hs_usage == *"missing --addr"* ]]; then hs_tool=bench; else hs_tool=s_time; fi
 # The same ringlb without counters, for the workloads in stats_ab.
 stats_ab="bench-rr bench-connrate http-keepalive"
 n_echo=$(port); n_web=$(port)
@@ -177,6 +187,11 @@ servers = [{ name = "s", address = "127.0.0.1:$t_web" }]
 name = "tlsweb"
 mode = "http"
 bind = [{ address = "127.0.0.1:${R[tlsweb]}", ssl = { crt = "$work/tls.pem" } }]
+servers = [{ name = "s", address = "127.0.0.1:$t_web" }]
+[[listen]]
+name = "tlsrsa"
+mode = "http"
+bind = [{ address = "127.0.0.1:${R[tlsrsa]}", ssl = { crt = "$work/rsa.pem" } }]
 servers = [{ name = "s", address = "127.0.0.1:$t_web" }]
 [[frontend]]
 name = "webrules"
@@ -230,6 +245,10 @@ listen web
 listen tlsweb
     mode http
     bind 127.0.0.1:${H[tlsweb]} ssl crt $work/tls.pem
+    server s 127.0.0.1:$t_web
+listen tlsrsa
+    mode http
+    bind 127.0.0.1:${H[tlsrsa]} ssl crt $work/rsa.pem
     server s 127.0.0.1:$t_web
 frontend webrules
     mode http
@@ -297,6 +316,9 @@ results="$work/results.tsv"
 record() { printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "${4:-}" "${5:-}" "${6:-}" "${7:-}" "${8:-}" >> "$results"; }
 
 want() { [ -z "$only" ] || [[ ",$only," == *",$1,"* ]]; }
+if want tls-handshake || want tls-handshake-rsa || want tls-resume; then
+    echo "compare.sh: TLS handshakes measured with $([ "$hs_tool" = bench ] && echo "ringlb-bench handshake (rustls)" || echo "openssl s_time (ringlb-bench has no handshake mode)")" >&2
+fi
 load() { taskset -c "$load_cpus" "$@"; }
 
 # One measurement of WORKLOAD through PORT; prints "value units p99" where units
@@ -332,7 +354,14 @@ p99="-"
 if m:
     v=float(m.group(1)); p99=v/1000 if m.group(2)=="us" else (v*1000 if m.group(2)=="s" else v)
 print(rps.group(1) if rps else "-", n.group(1) if n else "-", p99)' ;;
-        tls-handshake|tls-resume)
+        tls-handshake|tls-handshake-rsa|tls-resume)
+            if [ "$hs_tool" = bench ]; then
+                local resume=()
+                [ "$w" = tls-resume ] && resume=(--resume)
+                json=$(load "$bench" handshake --addr "127.0.0.1:$p" --connections 16 --duration "${secs}s" "${resume[@]}" --json)
+                python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["handshakes_per_s"], d["handshakes"], d["latency"]["p99_us"]/1000)' <<<"$json"
+                return
+            fi
             local how=(-new) t0 t1 txt
             [ "$w" = tls-resume ] && how=(-reuse -tls1_2)
             t0=$(date +%s.%N)
@@ -363,19 +392,20 @@ target_port() {
         bench-throughput) echo "$2" | cut -d' ' -f2 ;;
         redis-*) echo "$2" | cut -d' ' -f3 ;;
         http-rules) echo "$2" | cut -d' ' -f6 ;;
+        tls-handshake-rsa) echo "$2" | cut -d' ' -f8 ;;
         tls-*|https-*) echo "$2" | cut -d' ' -f7 ;;
         http-*) echo "$2" | cut -d' ' -f5 ;;
         *) echo "$2" | cut -d' ' -f4 ;;
     esac
 }
 
-workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-rules http-close http-1m tls-handshake tls-resume https-keepalive https-1m"
+workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-rules http-close http-1m tls-handshake tls-handshake-rsa tls-resume https-keepalive https-1m"
 start=$(date +%s)
 for w in $workloads; do
     want "$w" || continue
-    rp=$(target_port "$w" "${R[iperf]} ${R[sink]} ${R[redis]} ${R[echo]} ${R[web]} ${R[webrules]} ${R[tlsweb]}")
-    hp=$(target_port "$w" "${H[iperf]} ${H[sink]} ${H[redis]} ${H[echo]} ${H[web]} ${H[webrules]} ${H[tlsweb]}")
-    dp=$(target_port "$w" "$t_iperf $t_sink $t_redis $t_echo $t_web $t_web -")
+    rp=$(target_port "$w" "${R[iperf]} ${R[sink]} ${R[redis]} ${R[echo]} ${R[web]} ${R[webrules]} ${R[tlsweb]} ${R[tlsrsa]}")
+    hp=$(target_port "$w" "${H[iperf]} ${H[sink]} ${H[redis]} ${H[echo]} ${H[web]} ${H[webrules]} ${H[tlsweb]} ${H[tlsrsa]}")
+    dp=$(target_port "$w" "$t_iperf $t_sink $t_redis $t_echo $t_web $t_web - -")
     # No direct figure for TLS: the target speaks plain HTTP.
     if [ "$dp" != - ]; then
         read -r v b p99 <<<"$(measure "$w" "$dp")"; record "$w" direct "$v" "$b" "" "$p99"
@@ -433,7 +463,7 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 rounds, elapsed, threads, secs, cap, check = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7] == "1"
 perfdir = sys.argv[8]
 null_us = float(sys.argv[9]) if sys.argv[9] else None
-units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s", "tls-handshake": "handshakes/s", "tls-resume": "handshakes/s", "https-1m": "req/s (1 MiB)"}
+units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s", "tls-handshake": "handshakes/s", "tls-handshake-rsa": "handshakes/s", "tls-resume": "handshakes/s", "https-1m": "req/s (1 MiB)"}
 def vals(w, side, col=2):
     return [float(r[col]) for r in rows if r[0] == w and r[1] == side and r[col] not in ("", "-")]
 def fmt(x):
@@ -477,7 +507,7 @@ if cpu:
             if not u:
                 return None
             return c / (u / 1e9) if w in streams else c / u * 1e6
-        unit = "CPU s per GB" if w in streams else "CPU µs per request"
+        unit = "CPU s per GB" if w in streams else ("CPU µs per handshake" if units.get(w) == "handshakes/s" else "CPU µs per request")
         a, b = per("ringlb"), per("haproxy")
         print(f"| {w} | {unit} | {a:.3f} | {b:.3f} | {a/b:.2f} |" if a and b else f"| {w} | {unit} | – | – | – |")
 split = [w for w in seen if any(r[0] == w and len(r) > 7 and r[6] not in ("", "-") for r in rows)]

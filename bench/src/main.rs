@@ -1,10 +1,12 @@
 //! `ringlb-bench`: load generator and target server for measuring ringlb side by
-//! side with HAProxy. Modes: `throughput`, `rr`, `connrate`, `idle`, `serve`.
+//! side with HAProxy. Modes: `throughput`, `rr`, `connrate`, `handshake` (TLS),
+//! `idle`, `serve`.
 //! Each measuring mode prints a table, or one JSON object with `--json`.
 
 mod args;
 mod connrate;
 mod evloop;
+mod handshake;
 mod idle;
 mod progress;
 mod report;
@@ -22,6 +24,7 @@ const USAGE: &str = "usage: ringlb-bench MODE [--json] [options]
   throughput --addr A [--streams N] [--duration D] [--direction up|down|both] [--target 10gbit]
   rr         --addr A [--conns M] [--duration D] [--size BYTES] [--pipeline P]
   connrate   --addr A [--conns C] [--duration D]
+  handshake  --addr A [--connections N] [--duration D] [--resume] [--tls 1.2|1.3] [--sni NAME]
   idle       --addr A --pid PID [--conns K] [--hold D]
   serve      --listen A [--mode sink|echo|source]";
 
@@ -79,6 +82,24 @@ fn run(argv: &[String]) -> Result<(), String> {
                 addr: a.req("addr")?.into(),
                 concurrency: a.num("conns", 16)? as usize,
                 duration: d(10)?,
+            },
+            &progress,
+        )?,
+        "handshake" => handshake::run(
+            &handshake::Options {
+                addr: a.req("addr")?.into(),
+                connections: a.num("connections", 16)?.max(1) as usize,
+                duration: d(10)?,
+                resume: a.flag("resume"),
+                // As the openssl s_time figures before: full handshakes in
+                // TLS 1.3, resumed ones in TLS 1.2.
+                version: match a.str("tls") {
+                    None if a.flag("resume") => 12,
+                    None | Some("1.3") => 13,
+                    Some("1.2") => 12,
+                    Some(v) => return Err(format!("--tls: \"{v}\" (1.2 or 1.3)")),
+                },
+                sni: a.str("sni").unwrap_or("bench.test").into(),
             },
             &progress,
         )?,

@@ -54,7 +54,10 @@ impl Resolver<'_> {
             let tls = match ssl {
                 None => None,
                 Some(t) => {
-                    let built = crate::tls::options(t).and_then(crate::tls::build);
+                    let built = crate::tls::options(t).and_then(|mut o| {
+                        o.ticket_lifetime = self.ssl_lifetime;
+                        crate::tls::build(o)
+                    });
                     Some(std::sync::Arc::new(built.map_err(|m| {
                         self.err(span(b), &ctx, format!("bind {addr}: {m}"))
                     })?))

@@ -68,6 +68,19 @@ pub(super) fn global(g: Option<&RawGlobal>, loc: &Locator) -> R<Global> {
         if let Some(v) = &t.maxrewrite {
             tune.maxrewrite = int(v, "tune maxrewrite", 0, 1 << 25)? as usize;
         }
+        if let Some(v) = &t.ssl_lifetime {
+            let d = values::duration(v.get_ref())
+                .map_err(|m| loc.error(v.span(), gctx, format!("tune ssl-lifetime: {m}")))?;
+            // Whole seconds, as tickets carry them; TLS 1.3 caps a ticket at 7 days.
+            if d.subsec_nanos() != 0 || !(1..=604_800).contains(&d.as_secs()) {
+                return Err(loc.error(
+                    v.span(),
+                    gctx,
+                    format!("tune ssl-lifetime {d:?}: expected whole seconds from 1s to 7d"),
+                ));
+            }
+            tune.ssl_lifetime = d.as_secs() as u32;
+        }
         if let Some(v) = &t.ring_buffers {
             let n = int(v, "tune ring-buffers", 16, 32768)?;
             if !n.is_power_of_two() {
@@ -91,6 +104,7 @@ pub(super) fn global(g: Option<&RawGlobal>, loc: &Locator) -> R<Global> {
                     global_log: Vec::new(),
                     global_maxconn: maxconn,
                     bufsize: 0,
+                    ssl_lifetime: tune.ssl_lifetime,
                 };
                 out.push(r.log_target(t.get_ref(), t.span(), gctx)?);
             }

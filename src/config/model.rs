@@ -81,6 +81,9 @@ pub struct Tune {
     /// `tune.maxrewrite`: part of `bufsize` a request head may not use, kept
     /// for what rules add (HAProxy: 1024).
     pub maxrewrite: usize,
+    /// `tune.ssl.lifetime`, seconds: a TLS session ticket older than this is
+    /// not resumed (HAProxy: 300).
+    pub ssl_lifetime: u32,
 }
 
 impl Default for Tune {
@@ -95,6 +98,7 @@ impl Default for Tune {
             stats_counters: true,
             http_maxhdr: 101,
             maxrewrite: 1024,
+            ssl_lifetime: crate::tls::DEFAULT_TICKET_LIFETIME,
         }
     }
 }

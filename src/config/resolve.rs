@@ -131,6 +131,8 @@ pub(super) struct Resolver<'a> {
     pub(super) global_maxconn: u32,
     /// `tune.bufsize`: the largest `errorfile`.
     pub(super) bufsize: usize,
+    /// `tune.ssl.lifetime`, seconds, for every `bind ... ssl`.
+    pub(super) ssl_lifetime: u32,
 }
 
 /// The texts of a list of spanned strings.
@@ -422,6 +424,7 @@ pub fn resolve(raw: RawConfig, loc: &Locator, source: &Path) -> R<Config> {
         global_log: global_log.clone(),
         global_maxconn: maxconn,
         bufsize: global.tune.bufsize,
+        ssl_lifetime: global.tune.ssl_lifetime,
     };
     // Backends first: frontends refer to them by name.
     let mut backend_names: HashMap<String, usize> = HashMap::new();

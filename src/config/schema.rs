@@ -68,6 +68,8 @@ pub struct RawTune {
     pub http_maxhdr: Option<Spanned<i64>>,
     /// `tune.maxrewrite`: room kept in a buffer for headers rules add.
     pub maxrewrite: Option<Spanned<i64>>,
+    /// `tune.ssl.lifetime`: how long a TLS session ticket is honoured.
+    pub ssl_lifetime: Option<Spanned<RawDuration>>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]

@@ -14,12 +14,17 @@
 //! Session resumption works across shards: every server config of the process
 //! shares one ticket encrypter (`rustls::crypto::ring::Ticketer`, rotated every
 //! 6 hours), so a ticket issued by one shard's listener resumes on any other.
+//! A bind with `tls-ticket-keys FILE` uses the file's keys instead, so other
+//! processes with the same file (or this one after a reload) resume its
+//! tickets. Either way a ticket is honoured for `tune.ssl.lifetime` (see
+//! [`tickets`]).
 
 mod client;
 mod client_auth;
 mod crt_list;
 mod der;
 mod info;
+mod tickets;
 mod transport;
 
 use std::collections::HashMap;
@@ -40,7 +45,7 @@ pub use info::{dn_entry, ClientCert, TlsInfo};
 pub use transport::{connect, handshake, HandshakeError, TlsTransport};
 
 /// What a `bind ... ssl` asked for, as written (compared on reload).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsOptions {
     /// `crt`: files or directories (every `.pem` in it, sorted by name).
     pub crt: Vec<PathBuf>,
@@ -59,6 +64,33 @@ pub struct TlsOptions {
     pub ca_file: Option<PathBuf>,
     pub ca_ignore_err: IgnoreErrors,
     pub crt_ignore_err: IgnoreErrors,
+    /// `tls-ticket-keys`: HAProxy's ticket key file.
+    pub ticket_keys: Option<PathBuf>,
+    /// `tune.ssl.lifetime` (global), seconds: how long a ticket is honoured.
+    pub ticket_lifetime: u32,
+}
+
+/// HAProxy's default `tune.ssl.lifetime`, seconds.
+pub const DEFAULT_TICKET_LIFETIME: u32 = 300;
+
+impl Default for TlsOptions {
+    fn default() -> Self {
+        TlsOptions {
+            crt: Vec::new(),
+            crt_list: Vec::new(),
+            alpn: Vec::new(),
+            min_ver: None,
+            max_ver: None,
+            ciphers: None,
+            ciphersuites: None,
+            verify: None,
+            ca_file: None,
+            ca_ignore_err: IgnoreErrors::default(),
+            crt_ignore_err: IgnoreErrors::default(),
+            ticket_keys: None,
+            ticket_lifetime: DEFAULT_TICKET_LIFETIME,
+        }
+    }
 }
 
 /// A bind's TLS: its options and the server config built from them.
@@ -150,7 +182,8 @@ pub fn options(t: &toml::Table) -> Result<TlsOptions, String> {
             "crt-list" => o
                 .crt_list
                 .extend(list(k, v, '\u{0}')?.into_iter().map(PathBuf::from)),
-            other => return Err(format!("ssl.{other}: unknown TLS option (crt, alpn, ssl-min-ver, ssl-max-ver, ciphers, ciphersuites, verify, ca-file, ca-ignore-err, crt-ignore-err)")),
+            "tls-ticket-keys" => o.ticket_keys = Some(PathBuf::from(string(k, v)?)),
+            other => return Err(format!("ssl.{other}: unknown TLS option (crt, alpn, ssl-min-ver, ssl-max-ver, ciphers, ciphersuites, verify, ca-file, ca-ignore-err, crt-ignore-err, crt-list, tls-ticket-keys)")),
         }
     }
     if o.crt.is_empty() && o.crt_list.is_empty() {
@@ -446,7 +479,11 @@ pub fn build(options: TlsOptions) -> Result<BindTls, String> {
         .filter(|p| p.as_str() != "h2")
         .map(|p| p.as_bytes().to_vec())
         .collect();
-    cfg.ticketer = ticketer()?;
+    let keys: Arc<dyn ProducesTickets> = match &options.ticket_keys {
+        Some(file) => Arc::new(tickets::FileKeys::load(file)?),
+        None => ticketer()?,
+    };
+    cfg.ticketer = Arc::new(tickets::Expiring::new(keys, options.ticket_lifetime));
     // Stateless resumption only: no session cache shared (and locked) by shards.
     cfg.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     cfg.send_tls13_tickets = 2;

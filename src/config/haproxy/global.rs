@@ -2,7 +2,7 @@
 //! `nbthread` (→ shards), `pidfile`, `daemon`, `user`/`group`/`uid`/`gid`,
 //! `log`, `hard-stop-after`, `stats socket` (→ admin socket), `tune.*` that
 //! ringlb has, and the no-ops HAProxy users carry (`nbproc`, `cpu-map`,
-//! `chroot`, `tune.ssl.*`...) accepted with a notice.
+//! `chroot`, the other `tune.ssl.*`...) accepted with a notice.
 
 use super::lexer::Word;
 use super::{perr, sp, KwErr};
@@ -198,6 +198,17 @@ pub(super) fn keyword(g: &mut RawGlobal, words: &[Word], notices: &mut Vec<(usiz
         "tune.maxrewrite" => {
             let w = arg(words, 1)?;
             g.tune.get_or_insert_with(RawTune::default).maxrewrite = Some(sp(w, size(w)?));
+        }
+        "tune.ssl.lifetime" => {
+            let w = arg(words, 1)?;
+            // HAProxy's unit for this keyword is the second.
+            let text = if w.text.bytes().all(|b| b.is_ascii_digit()) {
+                format!("{}s", w.text)
+            } else {
+                w.text.clone()
+            };
+            g.tune.get_or_insert_with(RawTune::default).ssl_lifetime =
+                Some(sp(w, RawDuration::Text(text)));
         }
         "nosplice" => g.tune.get_or_insert_with(RawTune::default).splice = Some(false),
         "nbproc" => notice("nbproc is obsolete (one process with shards); ignored".into()),

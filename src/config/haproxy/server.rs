@@ -45,7 +45,8 @@ pub(super) fn bind(p: &mut RawProxy, words: &[Word]) -> Result<(), KwErr> {
                 table.ssl.get_or_insert_with(toml::Table::new);
             }
             "crt" | "alpn" | "ciphers" | "ca-file" | "verify" | "ssl-min-ver" | "ssl-max-ver"
-            | "ciphersuites" | "crt-list" | "ca-ignore-err" | "crt-ignore-err" => {
+            | "ciphersuites" | "crt-list" | "ca-ignore-err" | "crt-ignore-err"
+            | "tls-ticket-keys" => {
                 let v = next(words, i)?;
                 let ssl = table.ssl.get_or_insert_with(toml::Table::new);
                 let val = toml::Value::String(v.text.clone());
