@@ -349,6 +349,10 @@ measure() {
 import re,sys
 t=sys.stdin.read()
 rps=re.search(r"Requests/sec:\s+([\d.]+)",t); n=re.search(r"(\d+) requests in",t)
+bad=re.search(r"Non-2xx or 3xx responses:\s+(\d+)",t)
+if bad:
+    # Errors answered fast are not requests served: no figure.
+    sys.stderr.write("wrk saw %s error responses; no figure\n" % bad.group(1)); rps=n=None
 m=re.search(r"\n\s+99%\s+([\d.]+)(us|ms|s)",t)
 p99="-"
 if m:
@@ -379,6 +383,9 @@ print(int(n[-1])/(float(sys.argv[2])-float(sys.argv[1])) if n else "-", n[-1] if
 import re,sys
 t=sys.stdin.read()
 rps=re.search(r"Requests/sec:\s+([\d.]+)",t); n=re.search(r"(\d+) requests in",t)
+bad=re.search(r"Non-2xx or 3xx responses:\s+(\d+)",t)
+if bad:
+    sys.stderr.write("wrk saw %s error responses; no figure\n" % bad.group(1)); rps=n=None
 print(rps.group(1) if rps else "-", n.group(1) if n else "-", "-")' ;;
         bench-connrate)
             json=$(load "$bench" connrate --addr "127.0.0.1:$p" --conns 16 --duration "${secs}s" --json)
