@@ -64,18 +64,26 @@ impl Resp {
 /// `curl -i` on 127.0.0.1:`port``path`; `jar` is read and written as curl's
 /// cookie jar (`-b`/`-c`), `extra` are more curl arguments.
 fn curl(port: u16, path: &str, jar: Option<&Path>, extra: &[&str]) -> Resp {
+    curl_url(&format!("http://127.0.0.1:{port}{path}"), jar, extra)
+}
+
+/// As [`curl`], for a whole URL.
+fn curl_url(url: &str, jar: Option<&Path>, extra: &[&str]) -> Resp {
     let mut cmd = Command::new("curl");
     cmd.args(["-sS", "-i", "--max-time", "10"]);
     if let Some(j) = jar {
         cmd.arg("-b").arg(j).arg("-c").arg(j);
     }
     cmd.args(extra);
-    cmd.arg(format!("http://127.0.0.1:{port}{path}"));
+    cmd.arg(url);
     let out = cmd.output().expect("curl");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response from {port}{path}: {text:?}"));
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or_else(|| {
+        panic!(
+            "no response from {url}: {text:?} {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
     let mut lines = head.split("\r\n");
     let status = lines
         .next()
@@ -440,6 +448,117 @@ fn tutorial_l7_routes_by_path_and_persists_with_cookies_like_haproxy() {
         }
     }
     drop(nginx);
+}
+
+/// The tutorial's L7 frontend behind `bind ... ssl crt` (HTTPS terminated,
+/// plain HTTP to the servers) with a plain bind beside it that sends clients
+/// to HTTPS (`redirect scheme https code 301 if !{ ssl_fc }`): the same
+/// haproxy.cfg run by ringlb (rustls) and HAProxy (OpenSSL), the same curl
+/// over TLS: routing by path, cookie persistence, and the same answers.
+#[test]
+fn tutorial_l7_over_https_matches_haproxy() {
+    if !have("haproxy") || !have("nginx") || !have("curl") || !have("openssl") {
+        return;
+    }
+    let pki = support::tls::Pki::new();
+    let pem = pki.pem("1-a.pem");
+    let nginx: Vec<Nginx> = SERVERS.iter().map(|n| named_nginx(n)).collect();
+    let tutorial = std::fs::read_to_string(root().join("config/haproxy/tutorial-l7.cfg")).unwrap();
+    // The frontends and backends, without daemon/user/pidfile/logs or the
+    // stats listener; servers on the nginx ports.
+    let body =
+        &tutorial[tutorial.find("defaults").unwrap()..tutorial.find("listen stats").unwrap()];
+    let cfg_for = |tls: u16, plain: u16| {
+        let mut text = body.replace("    log global\n", "");
+        for (a, n) in ADDRS.iter().zip(&nginx) {
+            text = text.replace(a, &format!("127.0.0.1:{}", n.port));
+        }
+        text.replace(
+            "    bind *:9001",
+            &format!(
+                "    bind 127.0.0.1:{tls} ssl crt {}\n    bind 127.0.0.1:{plain}\n    \
+                 redirect scheme https code 301 if !{{ ssl_fc }}",
+                pem.display()
+            ),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (ours, ours_plain) = (free_port(), free_port());
+    let f = dir.path().join("ringlb.cfg");
+    std::fs::write(
+        &f,
+        format!("global\n    maxconn 1000\n{}", cfg_for(ours, ours_plain)),
+    )
+    .unwrap();
+    let lb = Ringlb::start_file(dir, f, &[]);
+    let (theirs, theirs_plain) = (free_port(), free_port());
+    let _h = Haproxy::start(
+        &format!(
+            "global\n    maxconn 1000\n{}",
+            cfg_for(theirs, theirs_plain)
+        ),
+        &[theirs, theirs_plain],
+    );
+    let ca = pki.ca();
+    let jars = tempfile::tempdir().unwrap();
+    let shown = ["set-cookie", "cache-control", "location"];
+    for (who, port) in [("ringlb", ours), ("haproxy", theirs)] {
+        let resolve = format!("a.test:{port}:127.0.0.1");
+        let get = |path: &str, jar: Option<&Path>, extra: &[&str]| {
+            let mut args = vec!["--cacert", &ca, "--resolve", &resolve];
+            args.extend(extra);
+            curl_url(&format!("https://a.test:{port}{path}"), jar, &args)
+        };
+        for (path, prefix) in [("/ms2/x", "ms2."), ("/MS2/y", "ms2."), ("/z", "def.")] {
+            let r = get(path, None, &[]);
+            assert!(
+                r.body.starts_with(prefix),
+                "{who} {path}: {r:?}\n{}",
+                lb.output()
+            );
+        }
+        // Persistence over HTTPS: the first answer sets the cookie, the
+        // next ones go to the same server without setting it again.
+        let jar = jars.path().join(who);
+        let first = get("/ms1/a", Some(&jar), &[]);
+        let srv = first.body.split(' ').next().unwrap().to_string();
+        assert!(srv.starts_with("ms1."), "{who}: {first:?}");
+        assert_eq!(
+            first.header("set-cookie"),
+            Some(format!("HA_STICKY_ms1={srv}; path=/").as_str()),
+            "{who}: {first:?}"
+        );
+        for i in 0..3 {
+            let r = get(&format!("/ms1/b{i}"), Some(&jar), &[]);
+            assert!(
+                r.body.starts_with(&format!("{srv} /ms1/b{i} cookie=[]")),
+                "{who}: {r:?}"
+            );
+            assert_eq!(r.header("set-cookie"), None, "{who}: {r:?}");
+        }
+    }
+    // The same visible answers from both, over TLS and on the plain bind.
+    let cookie = "HA_STICKY_ms1=ms1.srv2; HA_STICKY_ms2=ms2.srv1; HA_STICKY_def=def.srv2";
+    for path in ["/ms1/q", "/ms2/q?x=1", "/other"] {
+        let over_tls = |port: u16| {
+            let resolve = format!("a.test:{port}:127.0.0.1");
+            curl_url(
+                &format!("https://a.test:{port}{path}"),
+                None,
+                &["--cacert", &ca, "--resolve", &resolve, "-b", cookie],
+            )
+        };
+        let (a, b) = (over_tls(ours), over_tls(theirs));
+        assert_eq!(a.visible(&shown), b.visible(&shown), "{path}");
+        let a = curl(ours_plain, path, None, &["-H", "Host: a.test"]);
+        let b = curl(theirs_plain, path, None, &["-H", "Host: a.test"]);
+        assert_eq!(a.status, 301, "{a:?}");
+        assert_eq!(
+            a.header("location"),
+            Some(format!("https://a.test{path}").as_str())
+        );
+        assert_eq!(a.visible(&shown), b.visible(&shown), "{path}");
+    }
 }
 
 /// The request and response rules of a haproxy.cfg, run by both proxies in
