@@ -1074,3 +1074,56 @@ fn one_tls_connection_pipelines_uploads_and_upgrades_in_mode_http() {
     assert_eq!(origin.accepted(), 1, "{}", lb.output());
     assert_eq!(origin.requests(), 70);
 }
+
+/// `tune.ssl.ktls on`: `check` and `run` say whether the kernel offers the
+/// `tls` ULP, quoting `net.ipv4.tcp_available_ulp`, and TLS keeps working in
+/// user space; a bad value is an error with its line.
+#[test]
+fn ktls_switch_says_why_tls_stays_in_user_space() {
+    if !require(&["openssl", "curl", "nginx"]) {
+        return;
+    }
+    let ulps = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp").unwrap_or_default();
+    let want = if ulps.split_whitespace().any(|u| u == "tls") {
+        "does not hand TLS sessions to it yet".to_string()
+    } else {
+        format!(
+            "offers no tls ULP (net.ipv4.tcp_available_ulp: {}",
+            ulps.trim()
+        )
+    };
+    let pki = Pki::new();
+    let nginx = Nginx::start(&[("index.html", "hello\n")]);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let text = |v: &str| {
+        format!(
+            "global\n    tune.ssl.ktls {v}\ndefaults\n    mode http\n    timeout connect 2s\n    \
+             timeout client 10s\n    timeout server 10s\nlisten a\n    bind 127.0.0.1:{port} ssl crt {}\n    \
+             server s 127.0.0.1:{}\n",
+            pki.pem("1-a.pem").display(),
+            nginx.port
+        )
+    };
+    let bad = write_file(dir.path(), "bad.cfg", &text("maybe"));
+    let (code, _, err) = ringlb_cmd(&["check", "-f", bad.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("bad.cfg:2:") && err.contains("expected on or off"),
+        "{err}"
+    );
+    let cfg = write_file(dir.path(), "ktls.cfg", &text("on"));
+    // `check` prints its warnings on stdout, `run` on stderr.
+    let (code, out, err) = ringlb_cmd(&["check", "-f", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&want), "{out}");
+    let lb = Ringlb::start_file(dir, cfg, &[]);
+    assert!(lb.output().contains(&want), "{}", lb.output());
+    let resolve = format!("a.test:{port}:127.0.0.1");
+    let out = Command::new("curl")
+        .args(["-sS", "--cacert", &pki.ca(), "--resolve", &resolve])
+        .arg(format!("https://a.test:{port}/index.html"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+}

@@ -81,6 +81,9 @@ pub(super) fn global(g: Option<&RawGlobal>, loc: &Locator) -> R<Global> {
             }
             tune.ssl_lifetime = d.as_secs() as u32;
         }
+        if let Some(k) = t.ssl_ktls {
+            tune.ssl_ktls = k;
+        }
         if let Some(v) = &t.ring_buffers {
             let n = int(v, "tune ring-buffers", 16, 32768)?;
             if !n.is_power_of_two() {

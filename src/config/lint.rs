@@ -12,6 +12,11 @@ pub fn warnings(cfg: &Config) -> Vec<String> {
                   with such a configuration. To fix this, please ensure that all following \
                   timeouts are set to a non-zero value: 'client', 'connect', 'server'.";
     let mut out = Vec::new();
+    if cfg.global.tune.ssl_ktls {
+        out.push(crate::tls::ktls::unavailable_notice(
+            &crate::tls::ktls::available_ulps(),
+        ));
+    }
     for fe in cfg.frontends.iter().filter(|f| !f.disabled) {
         for b in fe.binds.iter().filter_map(|b| b.tls.as_ref()) {
             out.extend(b.warnings.iter().cloned());

@@ -84,6 +84,9 @@ pub struct Tune {
     /// `tune.ssl.lifetime`, seconds: a TLS session ticket older than this is
     /// not resumed (HAProxy: 300).
     pub ssl_lifetime: u32,
+    /// `tune.ssl.ktls on`: kernel TLS after the handshake, where the kernel
+    /// offers the `tls` ULP (see `crate::tls::ktls`).
+    pub ssl_ktls: bool,
 }
 
 impl Default for Tune {
@@ -99,6 +102,7 @@ impl Default for Tune {
             http_maxhdr: 101,
             maxrewrite: 1024,
             ssl_lifetime: crate::tls::DEFAULT_TICKET_LIFETIME,
+            ssl_ktls: false,
         }
     }
 }

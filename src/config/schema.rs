@@ -70,6 +70,8 @@ pub struct RawTune {
     pub maxrewrite: Option<Spanned<i64>>,
     /// `tune.ssl.lifetime`: how long a TLS session ticket is honoured.
     pub ssl_lifetime: Option<Spanned<RawDuration>>,
+    /// `tune.ssl.ktls`: hand TLS records to the kernel after the handshake.
+    pub ssl_ktls: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, Serialize, Clone)]

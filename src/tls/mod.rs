@@ -24,6 +24,7 @@ mod client_auth;
 mod crt_list;
 mod der;
 mod info;
+pub mod ktls;
 mod tickets;
 mod transport;
 

@@ -210,6 +210,20 @@ pub(super) fn keyword(g: &mut RawGlobal, words: &[Word], notices: &mut Vec<(usiz
             g.tune.get_or_insert_with(RawTune::default).ssl_lifetime =
                 Some(sp(w, RawDuration::Text(text)));
         }
+        "tune.ssl.ktls" => {
+            let w = arg(words, 1)?;
+            let on = match w.text.as_str() {
+                "on" => true,
+                "off" => false,
+                other => {
+                    return Err(KwErr::Bad(perr(
+                        &w.span,
+                        format!("tune.ssl.ktls: expected on or off, got \"{other}\""),
+                    )))
+                }
+            };
+            g.tune.get_or_insert_with(RawTune::default).ssl_ktls = Some(on);
+        }
         "nosplice" => g.tune.get_or_insert_with(RawTune::default).splice = Some(false),
         "nbproc" => notice("nbproc is obsolete (one process with shards); ignored".into()),
         "cpu-map" => notice("cpu-map ignored: shards pin themselves one per CPU".into()),
