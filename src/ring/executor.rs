@@ -142,6 +142,7 @@ pub fn block_on<T: 'static>(
             let wait = timer::next_wait();
             reactor::with(|r| {
                 r.stats.waits += 1;
+                r.stats.last_wait = wait;
                 r.submit_and_wait(wait)
             })
         };

@@ -112,13 +112,16 @@ pub(crate) struct Slot {
 }
 
 /// What one ring has done, for `show activity` and the metrics: executor
-/// rounds, rounds that slept in `io_uring_enter`, SQEs queued, CQEs reaped.
+/// rounds, rounds that slept in `io_uring_enter`, SQEs queued, CQEs reaped,
+/// and how long the last sleep was allowed to last (`None`: until I/O, no
+/// timer due).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RingStats {
     pub loops: u64,
     pub waits: u64,
     pub sqes: u64,
     pub cqes: u64,
+    pub last_wait: Option<std::time::Duration>,
 }
 
 pub(crate) struct Reactor {

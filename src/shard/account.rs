@@ -22,6 +22,11 @@ impl ShardCtx {
             .store(self.pools.pipes.in_use() as u64, Ordering::Relaxed);
         a.ring_bytes.store(self.ring_bytes.get(), Ordering::Relaxed);
         a.poll_bytes.store(self.poll_bytes.get(), Ordering::Relaxed);
+        a.last_wait_ms.store(
+            st.last_wait
+                .map_or(crate::state::NO_TIMER, |d| d.as_millis() as u64),
+            Ordering::Relaxed,
+        );
         // Last: the reader waits on the publication count.
         self.shared
             .latency

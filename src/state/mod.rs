@@ -18,4 +18,4 @@ pub use event::{ServerEvent, ServerState};
 pub use latency::{LatencyBook, SharedLatency};
 pub use replica::{HealthReplica, ServerReplica};
 pub use sessions::SessionInfo;
-pub use shared::{Activity, Gauge, Inbox, Padded, ShardMsg, Shared};
+pub use shared::{Activity, Gauge, Inbox, Padded, ShardMsg, Shared, NO_TIMER};

@@ -110,7 +110,13 @@ pub struct Activity {
     /// Bytes forwarded on the ring copy path, and on the poll + splice path.
     pub ring_bytes: AtomicU64,
     pub poll_bytes: AtomicU64,
+    /// How long the shard's last sleep in `io_uring_enter` could last, ms
+    /// (the next timer then); [`NO_TIMER`]: no timer, woken only by I/O.
+    pub last_wait_ms: AtomicU64,
 }
+
+/// [`Activity::last_wait_ms`] of a sleep with no timeout.
+pub const NO_TIMER: u64 = u64::MAX;
 
 /// What one shard may be told by the others and by the control shard.
 #[derive(Debug, Clone)]

@@ -481,6 +481,16 @@ pub fn activity(shared: &Shared) -> String {
         let per: Vec<String> = v.iter().map(u64::to_string).collect();
         out += &format!("{name}: {} [ {} ]\n", v.iter().sum::<u64>(), per.join(" "));
     }
+    // The timeout of each shard's last sleep: no sum (it is not a count).
+    let waits: Vec<String> = shared
+        .activity
+        .iter()
+        .map(|a| match a.last_wait_ms.load(Relaxed) {
+            crate::state::NO_TIMER => "none".to_string(),
+            ms => ms.to_string(),
+        })
+        .collect();
+    out += &format!("last_wait_ms: [ {} ]\n", waits.join(" "));
     out += &format!("iou_wrk_threads: {}\n\n", io_wq_threads());
     out
 }
@@ -494,6 +504,16 @@ pub fn activity_metrics(shared: &Shared) -> String {
         for (i, a) in shared.activity.iter().enumerate() {
             out += &format!("{name}{{shard=\"{i}\"}} {}\n", f(a).load(Relaxed));
         }
+    }
+    out += "# HELP ringlb_shard_last_wait_seconds How long the shard's last sleep in \
+            io_uring_enter could last: its next timer (+Inf: none, woken only by I/O).\n\
+            # TYPE ringlb_shard_last_wait_seconds gauge\n";
+    for (i, a) in shared.activity.iter().enumerate() {
+        let v = match a.last_wait_ms.load(Relaxed) {
+            crate::state::NO_TIMER => "+Inf".to_string(),
+            ms => format!("{:.3}", ms as f64 / 1000.0),
+        };
+        out += &format!("ringlb_shard_last_wait_seconds{{shard=\"{i}\"}} {v}\n");
     }
     out += &format!(
         "# HELP ringlb_io_wq_threads io_uring worker threads (ringlb hands no work to io-wq).\n\
