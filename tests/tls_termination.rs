@@ -1,7 +1,7 @@
 //! TLS termination in TCP mode through the real binary, against real peers:
 //! `redis-cli --tls` to a plain `redis-server`, `openssl s_client` seeing the
 //! certificate SNI picks (two names, a wildcard, the default), `curl` over TLS
-//! 1.2 and 1.3 to a plain nginx, 64 MiB byte-exact both ways (`socat`),
+//! 1.2 and 1.3 to a plain nginx, 256 MiB byte-exact both ways (`socat`),
 //! resumption across two shards, a client that sends garbage or stalls (closed,
 //! counted, logged; others unaffected), and config errors naming the file.
 //! Certificates come from `support::tls::Pki` (made with `openssl` in the test).
@@ -331,7 +331,7 @@ fn curl_over_tls_1_2_and_1_3_to_a_plain_nginx_and_a_64_mib_download() {
 }
 
 #[test]
-fn sixty_four_mib_byte_exact_both_ways_over_tls() {
+fn two_hundred_fifty_six_mib_byte_exact_both_ways_over_tls() {
     if !require(&["openssl", "socat"]) {
         return;
     }
@@ -340,7 +340,7 @@ fn sixty_four_mib_byte_exact_both_ways_over_tls() {
     let port = free_port();
     let cfg = tls_front(port, &pki.crts(), &echo.addr.to_string(), "");
     let lb = Ringlb::start(&cfg, &[]);
-    let data = pattern(3, 64 << 20);
+    let data = pattern(3, 256 << 20);
     let input = lb.dir.path().join("in.bin");
     std::fs::write(&input, &data).unwrap();
     // socat sends the file, then close_notify and FIN; the echo server closes
@@ -361,7 +361,7 @@ fn sixty_four_mib_byte_exact_both_ways_over_tls() {
         lb.output()
     );
     assert_eq!(out.stdout.len(), data.len());
-    assert!(out.stdout == data, "64 MiB echo differs");
+    assert!(out.stdout == data, "256 MiB echo differs");
 }
 
 /// A long-lived `openssl s_client` session to redis: send a line, read one.

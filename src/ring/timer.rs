@@ -458,8 +458,14 @@ mod tests {
             .map(|ms| w.insert(origin + Duration::from_millis(*ms), Waker::from(f.clone())))
             .collect();
         // Two timers in one slot: only the removed one goes.
-        w.insert(origin + Duration::from_millis(5_000), Waker::from(f.clone()));
-        w.insert(origin + Duration::from_millis(5_000 + 1_024), Waker::from(f));
+        w.insert(
+            origin + Duration::from_millis(5_000),
+            Waker::from(f.clone()),
+        );
+        w.insert(
+            origin + Duration::from_millis(5_000 + 1_024),
+            Waker::from(f),
+        );
         for k in gone {
             w.remove(k);
         }
