@@ -6,7 +6,8 @@
 //! 2 → 1 and 1 → 2 on the way. Not one connection may fail, and the stream must
 //! come back byte-exact. Also: a bad configuration on reload keeps the old
 //! worker serving and `ringlb reload` says why (exit 1); the systemd notify
-//! datagrams a master sends (`READY=1`, `RELOADING=1`, `READY=1`).
+//! datagrams a master sends (`READY=1`, `RELOADING=1`, `READY=1`); a replaced
+//! certificate served after a reload, a broken one refused by it.
 //!
 //! Everything runs on 127.0.0.1 with ephemeral ports; no namespace is needed
 //! (taken-over sockets are never closed, so `tcp_migrate_req` plays no part).
@@ -508,4 +509,79 @@ fn reload_figures() {
             let _ = c.wait();
         }
     }
+}
+
+/// The certificate `openssl s_client` is shown by 127.0.0.1:`port` (its
+/// subject line).
+fn served_subject(port: u16, ca: &str) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", "a.test", "-CAfile", ca])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("subject="))
+        .unwrap_or("")
+        .replace(' ', "")
+}
+
+/// Certificates are read again by a reload (HAProxy's way: the new worker
+/// loads them): replace the PEM a `bind ... ssl crt` names, reload, and new
+/// handshakes get the new certificate; a broken one fails the reload and the
+/// old certificate is still served.
+#[test]
+fn a_reload_serves_the_replaced_certificate() {
+    if !support::tls::require(&["openssl"]) {
+        return;
+    }
+    let pki = support::tls::Pki::new();
+    let echo = TestServer::start("echo", Behaviour::Echo);
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let site = root.path().join("site.pem");
+    std::fs::copy(pki.pem("1-a.pem"), &site).unwrap();
+    let cfg = root.path().join("ringlb.toml");
+    let pidfile = root.path().join("ringlb.pid");
+    let text = base(1, root.path())
+        .listen(
+            Proxy::new("tls")
+                .bind_with(
+                    format!("127.0.0.1:{port}"),
+                    &format!("ssl = {{ crt = {} }}", support::config::q(site.display())),
+                )
+                .server("e", echo.addr.to_string()),
+        )
+        .build();
+    std::fs::write(&cfg, text).unwrap();
+    let master = start(
+        &cfg,
+        &[
+            "-W",
+            "-f",
+            cfg.to_str().unwrap(),
+            "-p",
+            pidfile.to_str().unwrap(),
+        ],
+    );
+    assert!(wait_until(Duration::from_secs(5), || pidfile.exists()));
+    let ca = pki.ca();
+    assert_eq!(
+        served_subject(port, &ca),
+        "subject=CN=a.test",
+        "{}",
+        master.output()
+    );
+    std::fs::copy(pki.pem("2-b.pem"), &site).unwrap();
+    let (code, out, err) = reload(&pidfile);
+    assert_eq!(code, 0, "{out}{err}\n{}", master.output());
+    assert_eq!(served_subject(port, &ca), "subject=CN=b.test");
+    // A certificate file that is no PEM: the reload fails, naming the file,
+    // and the current worker keeps serving b.test's certificate.
+    std::fs::write(&site, "not a certificate\n").unwrap();
+    let (code, out, err) = reload(&pidfile);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("site.pem"), "{err}");
+    assert_eq!(served_subject(port, &ca), "subject=CN=b.test");
 }
