@@ -1127,3 +1127,57 @@ fn ktls_switch_says_why_tls_stays_in_user_space() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
 }
+
+/// A request that ends exactly where the session's buffer does, and the next
+/// request in the same TLS record: the second is already decrypted inside
+/// the TLS session while nothing is left on the socket. Waiting for the
+/// socket there would stall it until a timeout; it must be answered at once.
+#[test]
+fn a_request_waiting_decrypted_in_the_tls_session_is_served() {
+    if !require(&["openssl"]) {
+        return;
+    }
+    use support::http::{KeepAliveOrigin, OriginFault};
+    let pki = Pki::new();
+    let origin = KeepAliveOrigin::start("s1", OriginFault::None);
+    let port = free_port();
+    let cfg = Cfg::new()
+        .global("tune = { bufsize = 4096 }")
+        .mode("http")
+        .timeouts("2s", "30s", "30s")
+        .listen(
+            Proxy::new("https")
+                .bind_with(
+                    format!("127.0.0.1:{port}"),
+                    &format!("ssl = {{ crt = {} }}", q(pki.crts())),
+                )
+                .server("s1", format!("127.0.0.1:{}", origin.port)),
+        )
+        .build();
+    let lb = Ringlb::start(&cfg, &[]);
+    let mut tls = BufReader::new(rustls_client(&pki.ca(), port));
+    tls.get_mut()
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // Request A: 4096 bytes in all, the buffer's size; request B after it.
+    let head = |len: usize| {
+        format!("POST /a HTTP/1.1\r\nHost: a.test\r\nContent-Length: {len:05}\r\n\r\n")
+    };
+    let body_len = 4096 - head(0).len();
+    let mut batch = head(body_len).into_bytes();
+    batch.extend(std::iter::repeat_n(b'a', body_len));
+    assert_eq!(batch.len(), 4096);
+    batch.extend_from_slice(b"GET /b HTTP/1.1\r\nHost: a.test\r\n\r\n");
+    // One write: one TLS record (under 16 KiB of plaintext).
+    tls.get_mut().write_all(&batch).unwrap();
+    tls.get_mut().flush().unwrap();
+    let (h, body) = read_response(&mut tls);
+    assert!(h.starts_with("HTTP/1.1 200"), "{h}");
+    assert_eq!(body.len(), body_len);
+    // A stalled B would end in the read timeout above (`timeout client` is
+    // 30 s), not in an answer.
+    let (h, body) = read_response(&mut tls);
+    assert!(h.starts_with("HTTP/1.1 200"), "{h}\n{}", lb.output());
+    assert_eq!(body, b"s1");
+}
