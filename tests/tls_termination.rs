@@ -922,6 +922,19 @@ fn ssl_fc_and_dst_port_route_https_requests() {
     );
 }
 
+/// A mode-http listen section on `port` with TLS (the test certificates) in
+/// front of one server on `server`.
+fn https_front(port: u16, pki: &Pki, server: u16) -> Cfg {
+    Cfg::new().mode("http").timeouts("2s", "30s", "30s").listen(
+        Proxy::new("https")
+            .bind_with(
+                format!("127.0.0.1:{port}"),
+                &format!("ssl = {{ crt = {} }}", q(pki.crts())),
+            )
+            .server("s1", format!("127.0.0.1:{server}")),
+    )
+}
+
 /// A rustls client trusting the test CA, connected to `port` as `a.test`.
 fn rustls_client(ca: &str, port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
     use rustls::pki_types::pem::PemObject;
@@ -985,18 +998,7 @@ fn one_tls_connection_pipelines_uploads_and_upgrades_in_mode_http() {
     let pki = Pki::new();
     let origin = KeepAliveOrigin::start("s1", OriginFault::None);
     let port = free_port();
-    let cfg = Cfg::new()
-        .mode("http")
-        .timeouts("2s", "30s", "30s")
-        .listen(
-            Proxy::new("https")
-                .bind_with(
-                    format!("127.0.0.1:{port}"),
-                    &format!("ssl = {{ crt = {} }}", q(pki.crts())),
-                )
-                .server("s1", format!("127.0.0.1:{}", origin.port)),
-        )
-        .build();
+    let cfg = https_front(port, &pki, origin.port).build();
     let lb = Ringlb::start(&cfg, &[]);
     let mut tls = BufReader::with_capacity(1 << 16, rustls_client(&pki.ca(), port));
     let upload = pattern(5, 4 << 20);
@@ -1141,18 +1143,8 @@ fn a_request_waiting_decrypted_in_the_tls_session_is_served() {
     let pki = Pki::new();
     let origin = KeepAliveOrigin::start("s1", OriginFault::None);
     let port = free_port();
-    let cfg = Cfg::new()
+    let cfg = https_front(port, &pki, origin.port)
         .global("tune = { bufsize = 4096 }")
-        .mode("http")
-        .timeouts("2s", "30s", "30s")
-        .listen(
-            Proxy::new("https")
-                .bind_with(
-                    format!("127.0.0.1:{port}"),
-                    &format!("ssl = {{ crt = {} }}", q(pki.crts())),
-                )
-                .server("s1", format!("127.0.0.1:{}", origin.port)),
-        )
         .build();
     let lb = Ringlb::start(&cfg, &[]);
     let mut tls = BufReader::new(rustls_client(&pki.ca(), port));
@@ -1194,18 +1186,7 @@ fn close_notify_with_the_handshake_ends_a_mode_http_session() {
     let pki = Pki::new();
     let origin = support::http::KeepAliveOrigin::start("s1", support::http::OriginFault::None);
     let port = free_port();
-    let cfg = Cfg::new()
-        .mode("http")
-        .timeouts("2s", "30s", "30s")
-        .listen(
-            Proxy::new("https")
-                .bind_with(
-                    format!("127.0.0.1:{port}"),
-                    &format!("ssl = {{ crt = {} }}", q(pki.crts())),
-                )
-                .server("s1", format!("127.0.0.1:{}", origin.port)),
-        )
-        .build();
+    let cfg = https_front(port, &pki, origin.port).build();
     let _lb = Ringlb::start(&cfg, &[]);
     for _ in 0..20 {
         let mut tls = rustls_client(&pki.ca(), port);

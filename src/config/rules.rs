@@ -134,14 +134,7 @@ fn use_server(loc: &Locator, ctx: &str, p: &RawProxy, b: &mut Backend, env: &mut
         rules.push((idx, c.get_ref().clone(), negate));
         conds.push(c);
     }
-    let mut compiled = b
-        .rules
-        .get()
-        .cloned()
-        .unwrap_or_else(|| crate::http::rules::SectionRules {
-            name: b.name.clone(),
-            ..Default::default()
-        });
+    let mut compiled = editable(&b.rules, &b.name);
     compiled.add_use_server(&rules, env).map_err(|(i, e)| {
         let e = Error {
             at: e.at,
@@ -247,6 +240,17 @@ pub(super) fn compile(
     Ok(())
 }
 
+/// A section's compiled rules to add to: a copy of what it has, or empty.
+fn editable(rules: &Rules, name: &str) -> crate::http::rules::SectionRules {
+    rules
+        .get()
+        .cloned()
+        .unwrap_or_else(|| crate::http::rules::SectionRules {
+            name: name.to_string(),
+            ..Default::default()
+        })
+}
+
 /// Compiles the `sni EXPR` of a backend's `ssl` servers (`sni req.hdr(host)`)
 /// in its rules' environment; the shard computes it for each new server
 /// connection of a request.
@@ -290,14 +294,7 @@ fn server_sni(
     }
     env.response = false;
     env.request_gone = false;
-    let mut compiled = b
-        .rules
-        .get()
-        .cloned()
-        .unwrap_or_else(|| crate::http::rules::SectionRules {
-            name: b.name.clone(),
-            ..Default::default()
-        });
+    let mut compiled = editable(&b.rules, &b.name);
     for (i, text) in dynamic {
         let lf = crate::http::rules::logfmt::LogFmt::parse(&format!("%[{text}]"), 0, env).map_err(
             |e| {
@@ -338,14 +335,7 @@ fn log_samples(
     }
     env.response = true;
     env.request_gone = false;
-    let mut compiled =
-        fe.rules
-            .get()
-            .cloned()
-            .unwrap_or_else(|| crate::http::rules::SectionRules {
-                name: fe.name.clone(),
-                ..Default::default()
-            });
+    let mut compiled = editable(&fe.rules, &fe.name);
     for (inner, at) in &f.samples {
         let one = format!("%[{inner}]");
         let lf = crate::http::rules::logfmt::LogFmt::parse(&one, at - 2, env).map_err(|e| {

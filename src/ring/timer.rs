@@ -146,15 +146,7 @@ impl Wheel {
                 due = due.min(e.deadline_tick);
                 true
             });
-            let old = self.due[slot];
-            if old != due {
-                match self.earliest.get() {
-                    Some(e) if e == old => self.earliest.set(None),
-                    Some(e) => self.earliest.set(Some(e.min(due))),
-                    None => {}
-                }
-            }
-            self.due[slot] = due;
+            self.set_due(slot, due);
         }
         self.tick = target;
     }
@@ -172,6 +164,12 @@ impl Wheel {
             due = due.min(e.deadline_tick);
             true
         });
+        self.set_due(slot, due);
+    }
+
+    /// Sets a slot's earliest due tick, keeping the cached minimum right
+    /// (unknown again when the slot that held it moved later).
+    fn set_due(&mut self, slot: usize, due: u64) {
         let old = self.due[slot];
         if old != due {
             match self.earliest.get() {

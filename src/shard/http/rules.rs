@@ -80,8 +80,23 @@ pub(super) struct Facts<'a> {
     pub tls: Option<&'a crate::tls::TlsInfo>,
 }
 
-impl Facts<'_> {
-    fn counters(&self) -> ShardCounters<'_> {
+impl<'a> Facts<'a> {
+    /// What the rules read of the connection, routed to `backend` if known.
+    fn rule_conn<'c>(
+        &self,
+        backend: Option<usize>,
+        counters: &'c ShardCounters<'a>,
+    ) -> RuleConn<'c> {
+        RuleConn {
+            client: self.client,
+            local: self.local,
+            tls: self.tls,
+            backend,
+            counters,
+        }
+    }
+
+    fn counters(&self) -> ShardCounters<'a> {
         ShardCounters {
             ctx: self.ctx,
             frontend: self.frontend,
@@ -148,13 +163,7 @@ impl RuleState {
             return false;
         }
         let counters = f.counters();
-        let conn = RuleConn {
-            client: f.client,
-            local: f.local,
-            tls: f.tls,
-            backend: Some(backend),
-            counters: &counters,
-        };
+        let conn = f.rule_conn(Some(backend), &counters);
         r.render_server_sni(server, &self.txn, &conn, out)
     }
 
@@ -175,13 +184,7 @@ impl RuleState {
         let rules = f.ctx.config.frontends[f.frontend].rules.get();
         if let Some(r) = rules.filter(|r| !r.log_samples.is_empty() && self.loaded) {
             let counters = f.counters();
-            let conn = RuleConn {
-                client: f.client,
-                local: f.local,
-                tls: f.tls,
-                backend,
-                counters: &counters,
-            };
+            let conn = f.rule_conn(backend, &counters);
             r.render_log_samples(&self.txn, &conn, &mut out);
         }
         out
@@ -216,13 +219,7 @@ impl RuleState {
         self.cookie_flags = *b"--";
         let fe = &ctx.config.frontends[f.frontend];
         let counters = f.counters();
-        let mut conn = RuleConn {
-            client: f.client,
-            local: f.local,
-            tls: f.tls,
-            backend: None,
-            counters: &counters,
-        };
+        let mut conn = f.rule_conn(None, &counters);
         let mut backend = fe.default_backend;
         if let Some(r) = fe.rules.get() {
             self.load(head, buf);
@@ -332,13 +329,7 @@ impl RuleState {
         let be = &ctx.config.backends[backend];
         let fe = &ctx.config.frontends[f.frontend];
         let counters = f.counters();
-        let conn = RuleConn {
-            client: f.client,
-            local: f.local,
-            tls: f.tls,
-            backend: Some(backend),
-            counters: &counters,
-        };
+        let conn = f.rule_conn(Some(backend), &counters);
         self.txn.res.load_response(head, buf);
         self.txn.has_res = true;
         for r in [be.rules.get(), fe.rules.get()].into_iter().flatten() {
