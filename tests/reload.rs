@@ -127,6 +127,22 @@ fn x_and_sf_reloads_lose_no_connection_across_shard_counts() {
     assert!(current.exited().is_none(), "{}", current.output());
 }
 
+/// `ringlb -W -f CFG -p PIDFILE`, once its pidfile is written.
+fn start_master(cfg: &Path, pidfile: &Path) -> Ringlb {
+    let master = start(
+        cfg,
+        &[
+            "-W",
+            "-f",
+            cfg.to_str().unwrap(),
+            "-p",
+            pidfile.to_str().unwrap(),
+        ],
+    );
+    assert!(wait_until(Duration::from_secs(5), || pidfile.exists()));
+    master
+}
+
 /// Runs `ringlb reload -p PIDFILE`: (exit code, stdout, stderr).
 fn reload(pidfile: &Path) -> (i32, String, String) {
     ringlb_cmd(&["reload", "-p", pidfile.to_str().unwrap(), "--timeout", "30"])
@@ -140,17 +156,7 @@ fn master_worker_reloads_lose_no_connection_across_shard_counts() {
     let cfg = root.path().join("ringlb.toml");
     let pidfile = root.path().join("ringlb.pid");
     std::fs::write(&cfg, config(port, redis.port, SHARDS[0], root.path())).unwrap();
-    let mut master = start(
-        &cfg,
-        &[
-            "-W",
-            "-f",
-            cfg.to_str().unwrap(),
-            "-p",
-            pidfile.to_str().unwrap(),
-        ],
-    );
-    assert!(wait_until(Duration::from_secs(5), || pidfile.exists()));
+    let mut master = start_master(&cfg, &pidfile);
     let load = ConnLoop::start(port);
     let stream = Stream::start(port);
     load.wait_for(20);
@@ -555,17 +561,7 @@ fn a_reload_serves_the_replaced_certificate() {
         )
         .build();
     std::fs::write(&cfg, text).unwrap();
-    let master = start(
-        &cfg,
-        &[
-            "-W",
-            "-f",
-            cfg.to_str().unwrap(),
-            "-p",
-            pidfile.to_str().unwrap(),
-        ],
-    );
-    assert!(wait_until(Duration::from_secs(5), || pidfile.exists()));
+    let master = start_master(&cfg, &pidfile);
     let ca = pki.ca();
     assert_eq!(
         served_subject(port, &ca),
