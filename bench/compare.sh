@@ -50,7 +50,9 @@
 # both). A ringlb-bench without the handshake mode falls back to `openssl s_time`
 # (`-new`, `-reuse -tls1_2`; one handshake in flight, which cannot saturate a
 # proxy). https-keepalive is wrk over HTTPS on 50 kept-alive connections,
-# https-1m the same for a 1 MiB page on 8 connections (TLS bulk, down). On 2
+# https-1m the same for a 1 MiB page on 8 connections (TLS bulk, down),
+# https-upload a 1 MiB POST on 8 connections (TLS bulk, up; nginx drops the
+# body), http-upload the same in plain HTTP. On 2
 # cores the client's handshake costs about what the server's does, so compare
 # them with --cpu-cap, where the proxy is the bottleneck.
 #
@@ -130,9 +132,16 @@ http {
     access_log off;
     keepalive_requests 1000000;
     client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-    server { listen 127.0.0.1:$t_web; root $work/www; }
+    server { listen 127.0.0.1:$t_web; root $work/www;
+             location = /upload { client_max_body_size 2m; return 200 "ok\n"; } }
 }
 EOF
+# The upload workloads' request: a 1 MiB POST (nginx reads and drops the body).
+cat > "$work/upload.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = string.rep("u", 1048576)
+wrk.headers["Content-Type"] = "application/octet-stream"
+LUA
 taskset -c "$load_cpus" nginx -p "$work" -c "$work/nginx.conf" -g 'daemon off;' 2>/dev/null & pids+=($!)
 for p in $t_echo $t_sink $t_iperf $t_redis $t_web; do wait_port "$p"; done
 
@@ -375,10 +384,12 @@ print(rps.group(1) if rps else "-", n.group(1) if n else "-", p99)' ;;
 import re,sys
 n=re.findall(r"(\d+) connections in [\d.]+s;",sys.stdin.read())
 print(int(n[-1])/(float(sys.argv[2])-float(sys.argv[1])) if n else "-", n[-1] if n else "-", "-")' "$t0" "$t1" <<<"$txt" ;;
-        https-keepalive|https-1m)
-            local path=/small conns=50
+        https-keepalive|https-1m|https-upload|http-upload)
+            local path=/small conns=50 scheme=https lua=()
             [ "$w" = https-1m ] && { path=/1m; conns=8; }
-            load wrk -t 1 -c "$conns" -d "${secs}s" "https://127.0.0.1:$p$path" |
+            [[ "$w" == *-upload ]] && { path=/upload; conns=8; lua=(-s "$work/upload.lua"); }
+            [ "$w" = http-upload ] && scheme=http
+            load wrk -t 1 -c "$conns" -d "${secs}s" "${lua[@]}" "$scheme://127.0.0.1:$p$path" |
                 python3 -c '
 import re,sys
 t=sys.stdin.read()
@@ -399,6 +410,7 @@ target_port() {
         bench-throughput) echo "$2" | cut -d' ' -f2 ;;
         redis-*) echo "$2" | cut -d' ' -f3 ;;
         http-rules) echo "$2" | cut -d' ' -f6 ;;
+        http-upload) echo "$2" | cut -d' ' -f5 ;;
         tls-handshake-rsa) echo "$2" | cut -d' ' -f8 ;;
         tls-*|https-*) echo "$2" | cut -d' ' -f7 ;;
         http-*) echo "$2" | cut -d' ' -f5 ;;
@@ -406,7 +418,7 @@ target_port() {
     esac
 }
 
-workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-rules http-close http-1m tls-handshake tls-handshake-rsa tls-resume https-keepalive https-1m"
+workloads="iperf3-1 iperf3-8 bench-throughput redis-get redis-set redis-get-P16 redis-set-P16 bench-rr bench-connrate http-keepalive http-rules http-close http-1m tls-handshake tls-handshake-rsa tls-resume https-keepalive https-1m http-upload https-upload"
 start=$(date +%s)
 for w in $workloads; do
     want "$w" || continue
@@ -470,7 +482,7 @@ rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 rounds, elapsed, threads, secs, cap, check = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7] == "1"
 perfdir = sys.argv[8]
 null_us = float(sys.argv[9]) if sys.argv[9] else None
-units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s", "tls-handshake": "handshakes/s", "tls-handshake-rsa": "handshakes/s", "tls-resume": "handshakes/s", "https-1m": "req/s (1 MiB)"}
+units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s", "tls-handshake": "handshakes/s", "tls-handshake-rsa": "handshakes/s", "tls-resume": "handshakes/s", "https-1m": "req/s (1 MiB)", "http-upload": "req/s (1 MiB up)", "https-upload": "req/s (1 MiB up)"}
 def vals(w, side, col=2):
     return [float(r[col]) for r in rows if r[0] == w and r[1] == side and r[col] not in ("", "-")]
 def fmt(x):
