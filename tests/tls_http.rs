@@ -374,7 +374,7 @@ fn handshake_then_reset_leaves_no_descriptor_behind() {
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
         roots.add(c.unwrap()).unwrap();
     }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let provider = std::sync::Arc::new(ringlb::tls::provider());
     let config = std::sync::Arc::new(
         rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()

@@ -931,7 +931,7 @@ fn rustls_client(ca: &str, port: u16) -> rustls::StreamOwned<rustls::ClientConne
     roots
         .add(CertificateDer::from_pem_file(ca).unwrap())
         .unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(ringlb::tls::provider());
     let cfg = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
