@@ -304,11 +304,15 @@ impl Transport for TlsTransport {
     }
 
     fn has_buffered_input(&self) -> bool {
-        // Processing with nothing new read only reports the state.
-        self.conn
-            .borrow_mut()
-            .process_new_packets()
-            .is_ok_and(|s| s.plaintext_bytes_to_read() > 0)
+        // Processing with nothing new read only reports the state. A
+        // close_notify already read (with the client's Finished, say) is input
+        // too: the socket will not become readable again to report it.
+        self.eof.get()
+            || self
+                .conn
+                .borrow_mut()
+                .process_new_packets()
+                .is_ok_and(|s| s.plaintext_bytes_to_read() > 0 || s.peer_has_closed())
     }
 }
 
