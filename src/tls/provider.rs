@@ -2,10 +2,14 @@
 //! config ringlb builds (binds, connections to servers, checks) and every test
 //! and bench client takes its provider and ticket encrypter from here, so
 //! switching providers is a change to this file and to Cargo.toml.
+//!
+//! `aws-lc-rs`, not `ring`: its RSA signatures are much faster (docs/tls.md,
+//! "Crypto provider", has the figures). `ring` stays a dependency for the
+//! `tls-ticket-keys` AEAD in [`super::tickets`].
 
 use std::sync::Arc;
 
-use rustls::crypto::ring as chosen;
+use rustls::crypto::aws_lc_rs as chosen;
 use rustls::crypto::CryptoProvider;
 use rustls::server::ProducesTickets;
 
