@@ -374,7 +374,7 @@ fn handshake_then_reset_leaves_no_descriptor_behind() {
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
         roots.add(c.unwrap()).unwrap();
     }
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let provider = std::sync::Arc::new(ringlb::tls::provider());
     let config = std::sync::Arc::new(
         rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -407,6 +407,79 @@ fn handshake_then_reset_leaves_no_descriptor_behind() {
         &format!("https://a.test:{port}/index.html"),
     ]);
     assert_eq!(out, "still here\n");
+}
+
+/// A client that sends `close_notify` in the same flight as its Finished
+/// (what `ringlb-bench handshake` does: the TLS 1.3 client is done before the
+/// server has read its Finished) has its session ended at once, with the
+/// proxy's own close_notify and FIN. A regression: the HTTP session waited for
+/// the socket to become readable, but rustls had already read the close_notify,
+/// so the session lived until `timeout client`.
+#[test]
+fn close_notify_with_the_finished_ends_the_session() {
+    use std::io::Read;
+    if !require(&["openssl", "nginx"]) {
+        return;
+    }
+    let pki = Pki::new();
+    let nginx = Nginx::start(&[("index.html", "page\n")]);
+    let port = free_port();
+    let cfg = Cfg::new()
+        .mode("http")
+        .timeouts("2s", "60s", "60s")
+        .listen(
+            Proxy::new("https")
+                .bind_with(
+                    format!("127.0.0.1:{port}"),
+                    &format!("ssl = {{ crt = {} }}", q(pki.crts())),
+                )
+                .server("s", format!("127.0.0.1:{}", nginx.port)),
+        )
+        .build();
+    let _lb = Ringlb::start(&cfg, &["--shards", "1"]);
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = std::fs::read(pki.ca()).unwrap();
+    use rustls::pki_types::pem::PemObject;
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let config = std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(ringlb::tls::provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
+    for _ in 0..20 {
+        let mut conn =
+            rustls::ClientConnection::new(config.clone(), "a.test".try_into().unwrap()).unwrap();
+        let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Read the server's flight, then queue close_notify behind the
+        // Finished before writing either: one write carries both.
+        let mut closed = false;
+        // A stalled session ends in the 10 s read timeout (a panic below),
+        // not in the proxy's close.
+        let eof = loop {
+            if !conn.is_handshaking() && !closed {
+                conn.send_close_notify();
+                closed = true;
+            }
+            while conn.wants_write() {
+                conn.write_tls(&mut tcp).unwrap();
+            }
+            match conn.read_tls(&mut tcp) {
+                Ok(0) => break true,
+                Ok(_) => {
+                    conn.process_new_packets().unwrap();
+                }
+                Err(e) => panic!("waiting for the proxy's close: {e}"),
+            }
+        };
+        assert!(eof && closed);
+        let mut rest = Vec::new();
+        assert_eq!(tcp.read_to_end(&mut rest).unwrap(), 0);
+    }
 }
 
 /// `server ... ssl crt FILE`: a client certificate for a server that asks

@@ -98,7 +98,7 @@ impl ServerCertVerifier for SignatureOnly {
 }
 
 fn client_config(o: &Options) -> Result<Arc<ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(ringlb::tls::provider());
     let version = match o.version {
         12 => &rustls::version::TLS12,
         13 => &rustls::version::TLS13,

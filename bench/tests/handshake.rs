@@ -64,14 +64,14 @@ fn server(dir: &std::path::Path) -> (u16, Arc<Seen>) {
         .map(Result::unwrap)
         .collect();
     let key = PrivateKeyDer::from_pem_file(dir.join("k.pem")).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(ringlb::tls::provider());
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .unwrap();
-    cfg.ticketer = rustls::crypto::ring::Ticketer::new().unwrap();
+    cfg.ticketer = ringlb::tls::new_ticketer().unwrap();
     let cfg = Arc::new(cfg);
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();

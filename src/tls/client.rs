@@ -75,7 +75,7 @@ fn dns(key: &str, n: &str) -> Result<ServerName<'static>, String> {
 }
 
 pub fn build_client(o: ClientOptions) -> Result<ServerTls, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(crate::tls::provider());
     let dynamic_sni = o.sni.as_deref().is_some_and(|e| fixed_sni(e).is_none());
     let sni_name = o
         .sni

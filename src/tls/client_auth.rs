@@ -245,7 +245,7 @@ mod tests {
 
     #[test]
     fn verify_needs_a_ca_file() {
-        let p = Arc::new(rustls::crypto::ring::default_provider());
+        let p = Arc::new(crate::tls::provider());
         let none = (IgnoreErrors::None, IgnoreErrors::None);
         assert!(ClientAuth::build("none", None, none.clone(), p.clone())
             .unwrap()

@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn names_are_the_ones_suite_by_name_takes() {
-        for s in rustls::crypto::ring::default_provider().cipher_suites {
+        for s in crate::tls::provider().cipher_suites {
             let n = cipher_name(s.suite());
             assert_ne!(n, "unknown", "{:?}", s.suite());
             assert_eq!(

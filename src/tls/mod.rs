@@ -1,10 +1,11 @@
 //! TLS with rustls: certificates and server configs per `bind ... ssl`, and the
 //! [`TlsTransport`] that terminates TLS on a client socket for the L4 pump.
 //!
-//! The crypto provider is rustls' `ring`: it builds from a clean clone with
-//! nothing but a C compiler (aws-lc-rs needs cmake and, for some targets, Go
-//! and bindgen), and its ECDSA P-256 / AES-GCM / ChaCha20 code is what the
-//! handshakes and records here spend their time in.
+//! The crypto provider is rustls' `aws-lc-rs`, named in one place
+//! ([`provider`]): its RSA signatures cost 0.6 of `ring`'s CPU (a full RSA-2048
+//! handshake 357 µs instead of 585 µs), its ECDSA P-256 / AES-GCM / ChaCha20 no
+//! more, and it builds with nothing but a C compiler, as `ring` does
+//! (docs/tls.md, "Crypto provider").
 //!
 //! Certificates are loaded when the configuration is resolved, so `ringlb
 //! check` reports a missing or bad file, a key that does not match its
@@ -12,7 +13,7 @@
 //! and `run` binds nothing. An expired certificate is a warning.
 //!
 //! Session resumption works across shards: every server config of the process
-//! shares one ticket encrypter (`rustls::crypto::ring::Ticketer`, rotated every
+//! shares one ticket encrypter (the provider's `Ticketer`, rotated every
 //! 6 hours), so a ticket issued by one shard's listener resumes on any other.
 //! A bind with `tls-ticket-keys FILE` uses the file's keys instead, so other
 //! processes with the same file (or this one after a reload) resume its
@@ -25,6 +26,7 @@ mod crt_list;
 mod der;
 mod info;
 pub mod ktls;
+mod provider;
 mod tickets;
 mod transport;
 
@@ -43,6 +45,7 @@ use rustls::{ServerConfig, SupportedCipherSuite};
 pub use client::{build_client, ClientOptions, ServerTls};
 pub use client_auth::{ClientAuth, IgnoreErrors};
 pub use info::{dn_entry, ClientCert, TlsInfo};
+pub use provider::{new_ticketer, provider};
 pub use transport::{connect, handshake, HandshakeError, TlsTransport};
 
 /// What a `bind ... ssl` asked for, as written (compared on reload).
@@ -124,7 +127,7 @@ fn ticketer() -> Result<Arc<dyn ProducesTickets>, String> {
     if let Some(t) = T.get() {
         return Ok(t.clone());
     }
-    let t = rustls::crypto::ring::Ticketer::new().map_err(|e| format!("ticket keys: {e}"))?;
+    let t = provider::new_ticketer().map_err(|e| format!("ticket keys: {e}"))?;
     Ok(T.get_or_init(|| t).clone())
 }
 
@@ -200,10 +203,10 @@ pub fn options(t: &toml::Table) -> Result<TlsOptions, String> {
     Ok(o)
 }
 
-/// OpenSSL's TLS 1.2 names and rustls' suites (what the `ring` provider has).
+/// OpenSSL's names for the suites rustls has, looked up among the provider's.
 fn suite_by_name(name: &str) -> Option<SupportedCipherSuite> {
-    use rustls::crypto::ring::cipher_suite as cs;
-    Some(match name {
+    use rustls::CipherSuite as cs;
+    let id = match name {
         "ECDHE-ECDSA-AES128-GCM-SHA256" => cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         "ECDHE-ECDSA-AES256-GCM-SHA384" => cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
         "ECDHE-ECDSA-CHACHA20-POLY1305" => cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
@@ -214,7 +217,11 @@ fn suite_by_name(name: &str) -> Option<SupportedCipherSuite> {
         "TLS_AES_256_GCM_SHA384" => cs::TLS13_AES_256_GCM_SHA384,
         "TLS_CHACHA20_POLY1305_SHA256" => cs::TLS13_CHACHA20_POLY1305_SHA256,
         _ => return None,
-    })
+    };
+    provider()
+        .cipher_suites
+        .into_iter()
+        .find(|s| s.suite() == id)
 }
 
 /// The suites a colon-separated list names, in its order, and the names
@@ -402,7 +409,7 @@ fn load_pem(
 
 /// Builds a bind's server config; errors name the file at fault.
 pub fn build(options: TlsOptions) -> Result<BindTls, String> {
-    let mut provider = rustls::crypto::ring::default_provider();
+    let mut provider = provider();
     let (mut suites13, mut suites12): (Vec<_>, Vec<_>) = provider
         .cipher_suites
         .iter()

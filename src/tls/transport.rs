@@ -348,7 +348,7 @@ mod tests {
         let len = 64 << 20;
         let client = std::thread::spawn(move || {
             // `verify none` as toward servers: the record flow is what is tested.
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let provider = Arc::new(crate::tls::provider());
             let cfg = ClientConfig::builder_with_provider(provider.clone())
                 .with_safe_default_protocol_versions()
                 .unwrap()
