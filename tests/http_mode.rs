@@ -1508,7 +1508,16 @@ fn a_1_gib_body_crosses_byte_exact_both_ways_by_splice() {
     let dir = tempfile::tempdir().unwrap();
     // Down: nginx's file through ringlb.
     let sock_down = dir.path().join("down.sock");
-    let global = |s: &std::path::Path| Cfg::new().admin_socket(s.display());
+    // Long data timeouts: a whole suite running at once (and writing its own
+    // large files) can stall curl's or the origin's side for seconds; what is
+    // tested here is bytes and splice, not timeouts.
+    let global = |s: &std::path::Path| {
+        Cfg::new()
+            .admin_socket(s.display())
+            .timeouts("1s", "60s", "60s")
+            .timeout("http-request", "5s")
+            .timeout("http-keep-alive", "10s")
+    };
     let lb = start_cfg(global(&sock_down), app(&[nginx.port]));
     let down = dir.path().join("down.bin");
     // A loaded machine (the whole suite at once) may need more than the
@@ -1540,7 +1549,7 @@ fn a_1_gib_body_crosses_byte_exact_both_ways_by_splice() {
         &lb2.url("/echo"),
     ]);
     if let Err(d) = same_file(&src, &back) {
-        panic!("echoed body differs: {d}; {err}");
+        panic!("echoed body differs: {d}; {err}\n{}", lb2._lb.output());
     }
     // The bodies went by splice (the shards publish their counts about once
     // a second): all but the first bytes, which leave with the head in one

@@ -15,6 +15,7 @@ use std::cell::RefCell;
 use std::io;
 use std::time::{Duration, Instant};
 
+use super::server_conn::ServerConn;
 use crate::config::model::{Config, PoolMax};
 use crate::sys::socket::Socket;
 
@@ -37,7 +38,7 @@ struct Limits {
 }
 
 /// An idle connection and its tag.
-type Tagged = (u64, Socket);
+type Tagged = (u64, ServerConn);
 
 /// The idle connections of one shard.
 pub struct IdlePool {
@@ -87,13 +88,13 @@ impl IdlePool {
 
     /// The most recently parked connection to this server, made with `tag`,
     /// that is still open (closed ones met on the way are dropped).
-    pub fn take(&self, backend: usize, server: usize, tag: u64) -> Option<Socket> {
+    pub fn take(&self, backend: usize, server: usize, tag: u64) -> Option<ServerConn> {
         let mut conns = self.conns.borrow_mut();
         let list = conns.get_mut(backend)?.get_mut(server)?;
         while let Some(i) = list.iter().rposition(|(t, _)| *t == tag) {
-            let (_, sock) = list.remove(i);
-            if still_open(&sock) {
-                return Some(sock);
+            let (_, conn) = list.remove(i);
+            if conn.still_open() {
+                return Some(conn);
             }
         }
         None
@@ -102,7 +103,8 @@ impl IdlePool {
     /// Parks a connection whose last exchange ended cleanly; beyond the
     /// server's share of `pool-max-conn`, the oldest one is closed (with
     /// `pool-max-conn 0` nothing is kept).
-    pub fn put(&self, backend: usize, server: usize, tag: u64, sock: Socket) {
+    pub fn put(&self, backend: usize, server: usize, tag: u64, conn: impl Into<ServerConn>) {
+        let conn = conn.into();
         let max = self
             .limits
             .borrow()
@@ -119,7 +121,7 @@ impl IdlePool {
         if list.len() >= max {
             list.remove(0);
         }
-        list.push((tag, sock));
+        list.push((tag, conn));
     }
 
     /// Drops every idle connection the servers have closed (or written to),
@@ -135,7 +137,7 @@ impl IdlePool {
         for (lb, cb) in limits.iter_mut().zip(conns.iter_mut()) {
             for (l, list) in lb.iter_mut().zip(cb.iter_mut()) {
                 let before = list.len();
-                list.retain(|(_, s)| still_open(s));
+                list.retain(|(_, c)| c.still_open());
                 if !l.purge_every.is_zero() {
                     let due = l.last_purge + l.purge_every;
                     if now >= due {
@@ -244,8 +246,8 @@ mod tests {
         pool.put(0, 0, 7, a);
         pool.put(0, 0, 9, b);
         pool.put(0, 0, 7, c);
-        assert_eq!(pool.take(0, 0, 7).map(|s| s.as_raw_fd()), Some(fc));
-        assert_eq!(pool.take(0, 0, 7).map(|s| s.as_raw_fd()), Some(fa));
+        assert_eq!(pool.take(0, 0, 7).map(|s| s.socket().as_raw_fd()), Some(fc));
+        assert_eq!(pool.take(0, 0, 7).map(|s| s.socket().as_raw_fd()), Some(fa));
         assert!(pool.take(0, 0, 7).is_none());
         assert!(pool.take(0, 0, 0).is_none());
         assert!(pool.take(0, 0, 9).is_some());

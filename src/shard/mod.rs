@@ -24,6 +24,7 @@ pub mod idle;
 pub mod limits;
 mod listeners;
 pub mod live;
+pub mod server_conn;
 mod servers;
 pub mod session;
 mod stop;

@@ -15,7 +15,6 @@ use crate::http::message::{Event, RequestReader, ResponseReader};
 use crate::http::rewrite::write_response;
 use crate::l4::{Pools, Pump, PumpEnd, PumpLimits, Transport};
 use crate::log::{SessionRecord, Termination};
-use crate::sys::socket::Socket;
 
 const CLIENT_DATA_TIMEOUT: Termination = Termination(*b"cD");
 
@@ -58,7 +57,7 @@ impl Conn<'_> {
     pub(super) async fn forward_body_up(
         &mut self,
         reader: &mut RequestReader,
-        server: &Socket,
+        server: &dyn Transport,
         client_t: Option<Duration>,
         server_t: Option<Duration>,
         rec: &mut SessionRecord,
@@ -87,7 +86,7 @@ impl Conn<'_> {
     pub(super) async fn forward_body_down(
         &mut self,
         resp: &mut ResponseReader,
-        server: &Socket,
+        server: &dyn Transport,
         client_t: Option<Duration>,
         server_t: Option<Duration>,
         rec: &mut SessionRecord,
@@ -116,7 +115,7 @@ impl Conn<'_> {
     async fn forward_body(
         &mut self,
         dir: Dir<'_>,
-        server: &Socket,
+        server: &dyn Transport,
         src_t: Option<Duration>,
         dst_t: Option<Duration>,
         counted: &mut u64,
@@ -154,7 +153,7 @@ impl Conn<'_> {
     pub(super) async fn read_interim(
         &mut self,
         resp: &mut ResponseReader,
-        server: &Socket,
+        server: &dyn Transport,
         server_t: Option<Duration>,
         version: Version,
     ) -> Result<Option<usize>, (u16, Termination)> {
@@ -211,7 +210,7 @@ impl Conn<'_> {
     /// across, then both directions are pumped as in TCP mode.
     pub(super) async fn tunnel(
         &mut self,
-        server: &Socket,
+        server: &dyn Transport,
         be: &Backend,
         rec: &mut SessionRecord,
     ) -> Termination {

@@ -21,7 +21,6 @@ use crate::http::rewrite::{client_keep_alive, write_response};
 use crate::http::validate::{RequestInfo, ResponseInfo};
 use crate::l4::Transport;
 use crate::log::{SessionRecord, Termination};
-use crate::sys::socket::Socket;
 
 const CLIENT_DATA_TIMEOUT: Termination = Termination(*b"cD");
 
@@ -54,7 +53,7 @@ pub(super) async fn read_final_head(
     resp: &mut ResponseReader,
     sin: &mut Inbuf,
     out: &mut Vec<u8>,
-    server: &Socket,
+    server: &dyn Transport,
     client: &dyn Transport,
     version: Version,
     (server_t, client_t): (Option<Duration>, Option<Duration>),
@@ -116,7 +115,7 @@ impl Conn<'_> {
         &mut self,
         reader: &mut RequestReader,
         resp: &mut ResponseReader,
-        server: &Socket,
+        server: &dyn Transport,
         info: &RequestInfo,
         version: Version,
         (client_t, server_t): (Option<Duration>, Option<Duration>),

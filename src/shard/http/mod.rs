@@ -22,8 +22,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::connect::{connect_slot, ConnectInfo};
 use super::ctx::ShardCtx;
-use super::idle::still_open;
 use super::live::LiveKey;
+use super::server_conn::ServerConn;
 use crate::config::model::{HttpReuse, ProxyProtocol};
 use crate::http::capture::capture_headers;
 use crate::http::head::Limits;
@@ -67,7 +67,7 @@ struct Conn<'a> {
     live: &'a LiveKey<'a>,
     kill: &'a Rc<KillSwitch>,
     /// `http-reuse never`: this client's server connection (backend, server).
-    private: Option<(usize, usize, u64, Socket)>,
+    private: Option<(usize, usize, u64, ServerConn)>,
     /// The idle-pool tag of the server connection in use (see
     /// [`Conn::sni_for`]), for when it is parked.
     server_tag: u64,
@@ -386,7 +386,7 @@ impl Conn<'_> {
             _ if self.mode != HttpMode::KeepAlive => None,
             _ if private => match self.private.take() {
                 Some((b, s, t, sock))
-                    if b == backend && s == slot.server && t == tag && still_open(&sock) =>
+                    if b == backend && s == slot.server && t == tag && sock.still_open() =>
                 {
                     Some(sock)
                 }
@@ -747,7 +747,7 @@ impl Conn<'_> {
         slot: super::dispatch::ServerSlot,
         cinfo: &mut ConnectInfo,
         client: SocketAddr,
-    ) -> Result<(super::dispatch::ServerSlot, Socket), Termination> {
+    ) -> Result<(super::dispatch::ServerSlot, ServerConn), Termination> {
         let ctx = self.ctx;
         let (slot, sock) = connect_slot(ctx, backend, key, slot, cinfo).await?;
         let be = &ctx.config.backends[backend];
@@ -767,14 +767,14 @@ impl Conn<'_> {
         let (tag, sni) = self.sni_for(backend, slot.server, client);
         self.server_tag = tag;
         let sock = match be.servers[slot.server].ssl.as_deref() {
-            None => sock,
+            None => ServerConn::Plain(sock),
             Some(tls) => {
                 let sni = if tls.dynamic_sni {
                     sni
                 } else {
                     tls.sni.clone()
                 };
-                server_tls::bridge(ctx, backend, slot.server, tls, sni, sock).await?
+                server_tls::handshake(ctx, backend, slot.server, tls, sni, sock).await?
             }
         };
         Ok((slot, sock))
@@ -828,7 +828,7 @@ impl Conn<'_> {
 
     /// Keeps a server connection whose exchange ended cleanly for the next
     /// request: this client's own (`http-reuse never`) or the shard's pool.
-    fn park(&mut self, backend: usize, server: usize, sock: Socket) {
+    fn park(&mut self, backend: usize, server: usize, sock: ServerConn) {
         if self.private_only(backend, server) {
             self.private = Some((backend, server, self.server_tag, sock));
         } else {
