@@ -25,11 +25,9 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use ringlb::sys::socket::Socket;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, HandshakeKind};
 
 use crate::evloop::EventLoop;
 use crate::progress::Progress;
@@ -48,55 +46,6 @@ pub struct Options {
 /// How long connections still in flight at `--duration` may take to finish.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Checks the server's signatures, not its certificate chain.
-#[derive(Debug)]
-struct SignatureOnly(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for SignatureOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 fn client_config(o: &Options) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(ringlb::tls::provider());
     let version = match o.version {
@@ -108,7 +57,7 @@ fn client_config(o: &Options) -> Result<Arc<ClientConfig>, String> {
         .with_protocol_versions(&[version])
         .map_err(|e| e.to_string())?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(SignatureOnly(provider)))
+        .with_custom_certificate_verifier(Arc::new(ringlb::tls::NoVerify(provider)))
         .with_no_client_auth();
     if !o.resume {
         cfg.resumption = Resumption::disabled();

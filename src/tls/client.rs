@@ -240,9 +240,10 @@ impl ServerCertVerifier for Verify {
 }
 
 /// `verify none`: any certificate, but the handshake's signatures are still
-/// checked against it (the session is bound to whoever holds its key).
+/// checked against it (the session is bound to whoever holds its key). Also
+/// the bench's handshake client's verifier (its certificates are self-signed).
 #[derive(Debug)]
-pub(crate) struct NoVerify(pub(crate) Arc<CryptoProvider>);
+pub struct NoVerify(pub Arc<CryptoProvider>);
 
 impl ServerCertVerifier for NoVerify {
     fn verify_server_cert(

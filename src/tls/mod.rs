@@ -42,7 +42,7 @@ use rustls::server::{ClientHello, ProducesTickets, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SupportedCipherSuite};
 
-pub use client::{build_client, ClientOptions, ServerTls};
+pub use client::{build_client, ClientOptions, NoVerify, ServerTls};
 pub use client_auth::{ClientAuth, IgnoreErrors};
 pub use info::{dn_entry, ClientCert, TlsInfo};
 pub use provider::{new_ticketer, provider};

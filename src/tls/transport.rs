@@ -353,7 +353,7 @@ mod tests {
                 .with_safe_default_protocol_versions()
                 .unwrap()
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(crate::tls::client::NoVerify(provider)))
+                .with_custom_certificate_verifier(Arc::new(crate::tls::NoVerify(provider)))
                 .with_no_client_auth();
             let conn =
                 ClientConnection::new(Arc::new(cfg), "unit.test".try_into().unwrap()).unwrap();
