@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use support::config::q;
 use support::servers::{Nginx, RedisServer};
-use support::tls::{require, run, Pki};
+use support::tls::{client_config, https_front, require, run, Pki};
 use support::*;
 
 /// A TCP-mode listen section with TLS on its bind (`extra`: more `ssl` keys,
@@ -922,35 +922,10 @@ fn ssl_fc_and_dst_port_route_https_requests() {
     );
 }
 
-/// A mode-http listen section on `port` with TLS (the test certificates) in
-/// front of one server on `server`.
-fn https_front(port: u16, pki: &Pki, server: u16) -> Cfg {
-    Cfg::new().mode("http").timeouts("2s", "30s", "30s").listen(
-        Proxy::new("https")
-            .bind_with(
-                format!("127.0.0.1:{port}"),
-                &format!("ssl = {{ crt = {} }}", q(pki.crts())),
-            )
-            .server("s1", format!("127.0.0.1:{server}")),
-    )
-}
-
 /// A rustls client trusting the test CA, connected to `port` as `a.test`.
-fn rustls_client(ca: &str, port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-    use std::sync::Arc;
-    let mut roots = rustls::RootCertStore::empty();
-    roots
-        .add(CertificateDer::from_pem_file(ca).unwrap())
-        .unwrap();
-    let provider = Arc::new(ringlb::tls::provider());
-    let cfg = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let conn = rustls::ClientConnection::new(Arc::new(cfg), "a.test".try_into().unwrap()).unwrap();
+fn rustls_client(pki: &Pki, port: u16) -> rustls::StreamOwned<rustls::ClientConnection, TcpStream> {
+    let conn =
+        rustls::ClientConnection::new(client_config(pki), "a.test".try_into().unwrap()).unwrap();
     let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
     sock.set_read_timeout(Some(Duration::from_secs(30)))
         .unwrap();
@@ -1000,7 +975,7 @@ fn one_tls_connection_pipelines_uploads_and_upgrades_in_mode_http() {
     let port = free_port();
     let cfg = https_front(port, &pki, origin.port).build();
     let lb = Ringlb::start(&cfg, &[]);
-    let mut tls = BufReader::with_capacity(1 << 16, rustls_client(&pki.ca(), port));
+    let mut tls = BufReader::with_capacity(1 << 16, rustls_client(&pki, port));
     let upload = pattern(5, 4 << 20);
     let mut batch = Vec::new();
     batch.extend_from_slice(b"GET /one HTTP/1.1\r\nHost: a.test\r\n\r\n");
@@ -1147,7 +1122,7 @@ fn a_request_waiting_decrypted_in_the_tls_session_is_served() {
         .global("tune = { bufsize = 4096 }")
         .build();
     let lb = Ringlb::start(&cfg, &[]);
-    let mut tls = BufReader::new(rustls_client(&pki.ca(), port));
+    let mut tls = BufReader::new(rustls_client(&pki, port));
     tls.get_mut()
         .get_mut()
         .set_read_timeout(Some(Duration::from_secs(5)))

@@ -219,3 +219,35 @@ fn ec_key(d: &Path, name: &str) {
         ],
     );
 }
+
+/// A mode-http listen section on `port` with TLS (the test certificates) in
+/// front of one server on 127.0.0.1:`server`.
+pub fn https_front(port: u16, pki: &Pki, server: u16) -> super::Cfg {
+    super::Cfg::new()
+        .mode("http")
+        .timeouts("2s", "30s", "30s")
+        .listen(
+            super::Proxy::new("https")
+                .bind_with(
+                    format!("127.0.0.1:{port}"),
+                    &format!("ssl = {{ crt = {} }}", super::config::q(pki.crts())),
+                )
+                .server("s1", format!("127.0.0.1:{server}")),
+        )
+}
+
+/// A rustls client configuration (ringlb's provider) trusting the test CA.
+pub fn client_config(pki: &Pki) -> std::sync::Arc<rustls::ClientConfig> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from_pem_file(pki.ca()).unwrap())
+        .unwrap();
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(ringlb::tls::provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
