@@ -13,6 +13,7 @@ mod page_admin;
 mod sessions;
 pub mod stats;
 pub mod status;
+pub(crate) mod timers;
 pub(crate) mod web;
 
 use std::rc::Rc;
@@ -218,7 +219,7 @@ async fn ramp_weight(
     let step = period / 20;
     let start = std::time::Instant::now();
     loop {
-        glommio::timer::sleep(step).await;
+        timers::sleep(step).await;
         let done = start.elapsed() >= period;
         let pct = ((start.elapsed().as_millis() * 100) / period.as_millis().max(1)).min(100) as u32;
         let mut t = table.borrow_mut();
@@ -255,12 +256,12 @@ impl ServerCheck {
 
         // HAProxy: without `timeout check`, `inter` bounds the whole check.
         let timeout = b.timeouts.check.unwrap_or(s.inter);
-        glommio::timer::sleep(first_delay).await;
+        timers::sleep(first_delay).await;
         while !self.stop.is_stopped() {
             let enabled = self.table.borrow().servers[self.backend][self.server].checks_enabled;
             if !enabled {
                 // `disable health`: no checks until `enable health`.
-                glommio::timer::sleep(s.inter).await;
+                timers::sleep(s.inter).await;
                 continue;
             }
             // The server's current address (the runtime API may move it).
@@ -281,7 +282,7 @@ impl ServerCheck {
             if let Some(t) = health.on_result(r.clone()) {
                 self.transition(t, &r);
             }
-            glommio::timer::sleep(health.next_delay()).await;
+            timers::sleep(health.next_delay()).await;
         }
     }
 

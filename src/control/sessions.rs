@@ -37,7 +37,7 @@ pub async fn gather(shared: &Shared) -> Vec<SessionInfo> {
                 out.extend(sessions);
                 waiting -= 1;
             }
-            Err(TryRecvError::Empty) => glommio::timer::sleep(Duration::from_millis(1)).await,
+            Err(TryRecvError::Empty) => super::timers::sleep(Duration::from_millis(1)).await,
             Err(TryRecvError::Disconnected) => break,
         }
     }
@@ -54,7 +54,7 @@ pub async fn kill(shared: &Shared, id: u64) -> Option<bool> {
     while Instant::now() < end {
         match rx.try_recv() {
             Ok(found) => return Some(found),
-            Err(TryRecvError::Empty) => glommio::timer::sleep(Duration::from_millis(1)).await,
+            Err(TryRecvError::Empty) => super::timers::sleep(Duration::from_millis(1)).await,
             Err(TryRecvError::Disconnected) => return None,
         }
     }

@@ -47,7 +47,7 @@ pub async fn fresh_latency(config: &Config, shared: &Shared) -> LatencyBook {
         if done {
             break;
         }
-        glommio::timer::sleep(Duration::from_millis(1)).await;
+        super::timers::sleep(Duration::from_millis(1)).await;
     }
     shared.latency.merged(config)
 }
@@ -103,7 +103,7 @@ impl Web {
             .or(fe.timeouts.client)
             .unwrap_or(Duration::from_secs(10));
         let head = futures_lite::future::or(read_head(&mut c), async {
-            glommio::timer::sleep(limit).await;
+            super::timers::sleep(limit).await;
             None
         })
         .await;
@@ -111,7 +111,7 @@ impl Web {
         // A POST's form follows its head (Content-Length; chunked is refused).
         if let Some(want) = form_length(&head) {
             let body = futures_lite::future::or(read_to(&mut c, &mut head, want), async {
-                glommio::timer::sleep(limit).await;
+                super::timers::sleep(limit).await;
                 false
             });
             if !body.await {

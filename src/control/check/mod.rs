@@ -214,7 +214,7 @@ async fn within<T>(
     fut: impl std::future::Future<Output = std::io::Result<T>>,
 ) -> std::io::Result<T> {
     futures_lite::future::or(fut, async move {
-        glommio::timer::sleep(left).await;
+        crate::control::timers::sleep(left).await;
         Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "timeout"))
     })
     .await

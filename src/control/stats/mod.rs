@@ -491,6 +491,10 @@ pub fn activity(shared: &Shared) -> String {
         })
         .collect();
     out += &format!("last_wait_ms: [ {} ]\n", waits.join(" "));
+    // Answered on the control shard: when its nearest own timer is due.
+    let next = crate::control::timers::next_due()
+        .map_or("none".to_string(), |d| d.as_millis().to_string());
+    out += &format!("control_next_timer_ms: {next}\n");
     out += &format!("iou_wrk_threads: {}\n\n", io_wq_threads());
     out
 }
