@@ -8,13 +8,12 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
 use std::time::Duration;
 
-use ringlb::http::acl::{Message, NoCounters};
-use ringlb::http::rules::{Conn, Txn, Verdict};
+use ringlb::http::rules::Verdict;
 use support::free_port;
 use support::http::Haproxy;
+use support::oracle::{compile, conn, txn, HTTP_DEFAULTS};
 
 const ACLS: &[&str] = &[
     "path /api/v1/Items.json",
@@ -136,9 +135,8 @@ const REQUESTS: &[&str] = &[
 ];
 
 fn config(port: u16) -> String {
-    let mut c = format!(
-        "global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind 127.0.0.1:{port}\n"
-    );
+    let mut c =
+        format!("global\n    maxconn 100\n{HTTP_DEFAULTS}frontend fe\n    bind 127.0.0.1:{port}\n");
     // Predefined ACLs (upper case) are used by name.
     let predefined = |a: &str| {
         a.chars()
@@ -189,12 +187,7 @@ fn tagged(raw: &str, i: usize) -> String {
 fn acl_matches_agree_with_haproxy() {
     let port = free_port();
     let text = config(port);
-    let c =
-        ringlb::config::parse_haproxy(&[(PathBuf::from("acl.cfg"), text.clone())], false, &|_| {
-            None
-        })
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config;
+    let c = compile("acl.cfg", &text);
     let rules = c.frontends[0].rules.get().unwrap();
     let _h = Haproxy::start(&text, &[port]);
     let mut diffs = Vec::new();
@@ -203,16 +196,8 @@ fn acl_matches_agree_with_haproxy() {
         for (i, acl) in ACLS.iter().enumerate() {
             let req = tagged(raw, i);
             let theirs = haproxy_says(port, req.as_bytes());
-            let mut txn = Txn::default();
-            txn.req = Message::parse_request(req.as_bytes()).unwrap();
-            txn.begin();
-            let conn = Conn {
-                client: "127.0.0.1:40000".parse().unwrap(),
-                local: format!("127.0.0.1:{port}").parse().unwrap(),
-                tls: None,
-                backend: None,
-                counters: &NoCounters,
-            };
+            let mut txn = txn(req.as_bytes());
+            let conn = conn(&format!("127.0.0.1:{port}"), None);
             let mut out = Vec::new();
             let v = rules.apply_request(&mut txn, &conn, &mut out);
             assert!(matches!(v, Verdict::Respond { .. }));

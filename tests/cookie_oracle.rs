@@ -8,65 +8,15 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use ringlb::http::acl::Message;
 use ringlb::http::rules::cookie::{on_request, on_response, ServerView, Stick};
 use support::free_port;
-use support::http::Haproxy;
+use support::http::{haproxy_response_head, start_recording_origin_answering, Haproxy};
+use support::oracle::{compile, HTTP_DEFAULTS};
 
-type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
-
-/// A server that records each request head and answers `reply`.
-fn origin(reply: &'static str) -> (u16, Seen) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut s) = conn else { continue };
-            let log = log.clone();
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        log.lock().unwrap().push(buf[..end + 4].to_vec());
-                        buf.drain(..end + 4);
-                        let _ = s.write_all(reply.as_bytes());
-                        let _ = s.shutdown(Shutdown::Write);
-                    }
-                }
-            });
-        }
-    });
-    (port, seen)
-}
-
-fn exchange(port: u16, raw: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(raw).unwrap();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = Instant::now() + Duration::from_secs(3);
-    while !out.windows(4).any(|w| w == b"\r\n\r\n") && Instant::now() < end {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-        }
-    }
-    out
+/// A server that records each request head and answers `reply` (then closes).
+fn origin(reply: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    start_recording_origin_answering(reply.as_bytes(), true)
 }
 
 /// `name: value` lines of `head` named in `names`, names lower-cased.
@@ -154,9 +104,8 @@ fn cookie_persistence_matches_haproxy() {
         b"HEAD / HTTP/1.1\r\nHost: x\r\nCookie: SRV=s1; SRV=other\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nCookie: x=1\r\nCookie: SRV=s1\r\n\r\n",
     ];
-    let mut cfg = String::from(
-        "global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\n",
-    );
+    let mut cfg = String::from("global\n    maxconn 100\n");
+    cfg.push_str(HTTP_DEFAULTS);
     let mut ports = Vec::new();
     let mut origins = Vec::new();
     for (i, c) in cases.iter().enumerate() {
@@ -169,17 +118,14 @@ fn cookie_persistence_matches_haproxy() {
         ports.push(port);
         origins.push(seen);
     }
-    let config =
-        ringlb::config::parse_haproxy(&[(PathBuf::from("c.cfg"), cfg.clone())], false, &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .config;
+    let config = compile("c.cfg", &cfg);
     let _h = Haproxy::start(&cfg, &ports);
     let mut diffs = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let spec = config.backends[i].cookie.clone().expect("cookie spec");
         for raw in requests {
             origins[i].lock().unwrap().clear();
-            let theirs_res = exchange(ports[i], raw);
+            let theirs_res = haproxy_response_head(ports[i], raw);
             let theirs_req = origins[i]
                 .lock()
                 .unwrap()
@@ -229,12 +175,9 @@ fn cookie_dates_match_haproxy() {
     let port = free_port();
     let (o, _seen) = origin(PLAIN);
     let cfg = format!(
-        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend f\n    bind 127.0.0.1:{port}\n    default_backend b\nbackend b\n    cookie SRV insert maxidle 30m maxlife 2h\n    server s1 127.0.0.1:{o} cookie s1\n"
+        "{HTTP_DEFAULTS}frontend f\n    bind 127.0.0.1:{port}\n    default_backend b\nbackend b\n    cookie SRV insert maxidle 30m maxlife 2h\n    server s1 127.0.0.1:{o} cookie s1\n"
     );
-    let config =
-        ringlb::config::parse_haproxy(&[(PathBuf::from("d.cfg"), cfg.clone())], false, &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .config;
+    let config = compile("d.cfg", &cfg);
     let spec = config.backends[0].cookie.clone().unwrap();
     let _h = Haproxy::start(&cfg, &[port]);
     let now = || {
@@ -264,7 +207,10 @@ fn cookie_dates_match_haproxy() {
         usable: true,
     }];
     // First visit.
-    let theirs = set_cookie(&exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let theirs = set_cookie(&haproxy_response_head(
+        port,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ));
     let t = now();
     let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
     on_response_at(
@@ -290,7 +236,7 @@ fn cookie_dates_match_haproxy() {
     // haproxy's cookie back to both: it sticks and the first date is kept.
     let value = theirs.split(';').next().unwrap().to_string();
     let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: {value}\r\n\r\n");
-    let theirs2 = set_cookie(&exchange(port, raw.as_bytes()));
+    let theirs2 = set_cookie(&haproxy_response_head(port, raw.as_bytes()));
     let mut req = Message::parse_request(raw.as_bytes()).unwrap();
     let (stick, d) = on_request_at(&spec, &mut req, &servers, false, Some(now()));
     assert_eq!(stick, Stick::Server(0));
@@ -322,7 +268,7 @@ fn cookie_dates_match_haproxy() {
     }
     // Five seconds on, the last date is in the past: both refresh.
     std::thread::sleep(std::time::Duration::from_secs(5));
-    let theirs3 = set_cookie(&exchange(port, raw.as_bytes()));
+    let theirs3 = set_cookie(&haproxy_response_head(port, raw.as_bytes()));
     let mut req = Message::parse_request(raw.as_bytes()).unwrap();
     let (stick, d) = on_request_at(&spec, &mut req, &servers, false, Some(now()));
     let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();

@@ -3,13 +3,15 @@
 //! counting TCP servers (the only home-made peers: they count or inject faults),
 //! and (in `servers`) the real servers users run — nginx, redis-server,
 //! PostgreSQL — on loopback; (in `load`) load that runs across reloads; (in
-//! `config`) the builder of every test's TOML configuration.
+//! `config`) the builder of every test's TOML configuration; (in `oracle`) the
+//! ringlb half of tests that compare with HAProxy.
 #![allow(dead_code)]
 
 pub mod clients;
 pub mod config;
 pub mod http;
 pub mod load;
+pub mod oracle;
 pub mod servers;
 pub mod tls;
 
