@@ -343,6 +343,22 @@ fn serve(s: &mut TcpStream, b: Behaviour, name: &str, c: &Counters) {
     }
 }
 
+/// Which server answered a new connection to `port` (a `Behaviour::Hello`
+/// test server says its name first).
+pub fn which_server(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    read_line(&mut c)
+}
+
+/// Listen section `app` on `port`, balancing round robin over `servers`,
+/// each under its own name.
+pub fn round_robin_app(port: u16, servers: &[&TestServer]) -> Proxy {
+    servers.iter().fold(
+        Proxy::new("app").port(port).balance("roundrobin"),
+        |p, s| p.server(&s.name, s.addr),
+    )
+}
+
 /// A deterministic pseudo-random byte stream (xorshift), so both ends can
 /// compute what should arrive without storing it.
 pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
