@@ -68,18 +68,8 @@ fn tls_front(port: u16, crt: &str, server: u16, keys: Option<&Path>, global: &st
     let keys = keys.map_or(String::new(), |k| {
         format!(", tls-ticket-keys = {}", q(k.display()))
     });
-    Cfg::new()
+    support::tls::tls_tcp_front(port, crt, format!("127.0.0.1:{server}"), &keys)
         .global(global)
-        .mode("tcp")
-        .timeouts("2s", "30s", "30s")
-        .listen(
-            Proxy::new("tls")
-                .bind_with(
-                    format!("127.0.0.1:{port}"),
-                    &format!("ssl = {{ crt = {}{keys} }}", q(crt)),
-                )
-                .server("s1", format!("127.0.0.1:{server}")),
-        )
         .build()
 }
 

@@ -55,6 +55,53 @@ impl RedisServer {
         }
         panic!("redis-server did not start");
     }
+
+    /// `total_commands_processed` in the server's own `INFO stats`.
+    pub fn commands_processed(&self) -> u64 {
+        let info = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "INFO", "stats"])
+            .output()
+            .unwrap();
+        let info = String::from_utf8_lossy(&info.stdout);
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap()
+    }
+}
+
+/// `redis-cli -p PORT ARGS…` over plain TCP: its stdout and stderr, each
+/// trimmed, joined.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        + String::from_utf8_lossy(&out.stderr).trim()
+}
+
+/// `redis-benchmark` to `port` (`extra` first, e.g. TLS options): GET and
+/// SET, 20000 requests each from 50 clients pipelining 4. Asserts that it
+/// succeeded, printed no error and reported both tests.
+pub fn redis_benchmark(port: u16, extra: &[&str]) {
+    let out = Command::new("redis-benchmark")
+        .args(extra)
+        .args(["-p", &port.to_string(), "-t", "get,set", "-n", "20000"])
+        .args(["-c", "50", "-P", "4", "--csv"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "redis-benchmark failed: {csv}\n{stderr}"
+    );
+    assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
+    for t in ["\"SET\"", "\"GET\""] {
+        assert!(csv.lines().any(|l| l.starts_with(t)), "{csv}");
+    }
 }
 
 /// Waits (bounded) until something accepts connections on 127.0.0.1:`port`.
