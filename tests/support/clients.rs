@@ -24,6 +24,30 @@ pub fn socat(sock: &Path, cmd: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `halog ARGS…` (HAProxy's log analyser) reading `input`: (stdout, stderr).
+pub fn halog(args: &[&str], input: &str) -> (String, String) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new("halog")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("halog (Debian package haproxy)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// `curl -s -D -` with `args`: (response head, body).
 pub fn curl(args: &[&str]) -> (String, String) {
     let out = Command::new("curl")

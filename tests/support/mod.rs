@@ -343,6 +343,32 @@ fn serve(s: &mut TcpStream, b: Behaviour, name: &str, c: &Counters) {
     }
 }
 
+/// A server address where connects hang: a listener with a backlog of 0
+/// whose queue is full, so further SYNs are dropped. Held while it lives.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    _listener: ringlb::sys::socket::Socket,
+    _fillers: Vec<TcpStream>,
+}
+
+impl Blackhole {
+    pub fn start() -> Blackhole {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let listener = ringlb::sys::socket::Socket::listen(&addr, 0).unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            if let Ok(c) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                fillers.push(c);
+            }
+        }
+        Blackhole {
+            addr,
+            _listener: listener,
+            _fillers: fillers,
+        }
+    }
+}
+
 /// Which server answered a new connection to `port` (a `Behaviour::Hello`
 /// test server says its name first).
 pub fn which_server(port: u16) -> String {
