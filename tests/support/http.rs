@@ -114,35 +114,16 @@ pub fn start_recording_origin_answering(
     (port, seen)
 }
 
-/// The status haproxy answers to `raw` (0 if it closed without answering).
-pub fn haproxy_status(port: u16, raw: &[u8]) -> u16 {
+/// Sends `raw` to 127.0.0.1:`port` and reads the answer until `enough` says
+/// so, the peer closes, or 3 s pass; what came.
+fn exchange_until(port: u16, raw: &[u8], enough: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let _ = s.write_all(raw);
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];
     let end = Instant::now() + Duration::from_secs(3);
-    while !out.windows(2).any(|w| w == b"\r\n") && Instant::now() < end {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-        }
-    }
-    std::str::from_utf8(out.get(9..12).unwrap_or_default())
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The response head haproxy sends back for `raw` (what came within 3 s).
-pub fn haproxy_response_head(port: u16, raw: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let _ = s.write_all(raw);
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = Instant::now() + Duration::from_secs(3);
-    while !out.windows(4).any(|w| w == b"\r\n\r\n") && Instant::now() < end {
+    while !enough(&out) && Instant::now() < end {
         match s.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => out.extend_from_slice(&chunk[..n]),
@@ -151,35 +132,35 @@ pub fn haproxy_response_head(port: u16, raw: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The status haproxy answers to `raw` (0 if it closed without answering).
+pub fn haproxy_status(port: u16, raw: &[u8]) -> u16 {
+    let out = exchange_until(port, raw, |out| out.windows(2).any(|w| w == b"\r\n"));
+    std::str::from_utf8(out.get(9..12).unwrap_or_default())
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The response head haproxy sends back for `raw` (what came within 3 s).
+pub fn haproxy_response_head(port: u16, raw: &[u8]) -> Vec<u8> {
+    exchange_until(port, raw, |out| out.windows(4).any(|w| w == b"\r\n\r\n"))
+}
+
 /// The whole response haproxy sends for `raw`: its head and a
 /// `Content-Length` body (what came within 3 s).
 pub fn haproxy_response(port: u16, raw: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(raw).unwrap();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = Instant::now() + Duration::from_secs(3);
-    loop {
-        if let Some(h) = out.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&out[..h]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if out.len() >= h + 4 + len {
-                return out;
-            }
-        }
-        if Instant::now() > end {
-            return out;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return out,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-        }
-    }
+    exchange_until(port, raw, |out| {
+        let Some(h) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&out[..h]).to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        out.len() >= h + 4 + len
+    })
 }
 
 /// What a [`KeepAliveOrigin`] does besides answering.
