@@ -206,6 +206,27 @@ fn cookie_dates_match_haproxy() {
         cookie: Some("s1"),
         usable: true,
     }];
+    // ringlb's `Set-Cookie` for a GET with `raw`'s cookie answered by PLAIN
+    // at `now` (with the request's decision).
+    let ours_for = |raw: &str| {
+        let mut req = Message::parse_request(raw.as_bytes()).unwrap();
+        let (stick, d) = on_request_at(&spec, &mut req, &servers, false, Some(now()));
+        let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
+        on_response_at(
+            &spec,
+            &mut res,
+            Some((0, Some("s1"))),
+            stick,
+            d,
+            b"GET",
+            Some(now()),
+        );
+        let set = res
+            .lines(b"set-cookie")
+            .next()
+            .map(|v| String::from_utf8(v.to_vec()).unwrap());
+        (stick, set)
+    };
     // First visit.
     let theirs = set_cookie(&haproxy_response_head(
         port,
@@ -237,24 +258,9 @@ fn cookie_dates_match_haproxy() {
     let value = theirs.split(';').next().unwrap().to_string();
     let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: {value}\r\n\r\n");
     let theirs2 = set_cookie(&haproxy_response_head(port, raw.as_bytes()));
-    let mut req = Message::parse_request(raw.as_bytes()).unwrap();
-    let (stick, d) = on_request_at(&spec, &mut req, &servers, false, Some(now()));
+    let (stick, ours2) = ours_for(&raw);
     assert_eq!(stick, Stick::Server(0));
-    let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
-    on_response_at(
-        &spec,
-        &mut res,
-        Some((0, Some("s1"))),
-        stick,
-        d,
-        b"GET",
-        Some(now()),
-    );
-    let ours2 = res
-        .lines(b"set-cookie")
-        .next()
-        .map(|v| String::from_utf8(v.to_vec()).unwrap())
-        .unwrap_or_default();
+    let ours2 = ours2.unwrap_or_default();
     // Within the same 4-second unit neither refreshes (the last date is not
     // in the past yet); later both do, keeping the first date.
     if theirs2.is_empty() || ours2.is_empty() {
@@ -269,19 +275,7 @@ fn cookie_dates_match_haproxy() {
     // Five seconds on, the last date is in the past: both refresh.
     std::thread::sleep(std::time::Duration::from_secs(5));
     let theirs3 = set_cookie(&haproxy_response_head(port, raw.as_bytes()));
-    let mut req = Message::parse_request(raw.as_bytes()).unwrap();
-    let (stick, d) = on_request_at(&spec, &mut req, &servers, false, Some(now()));
-    let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
-    on_response_at(
-        &spec,
-        &mut res,
-        Some((0, Some("s1"))),
-        stick,
-        d,
-        b"GET",
-        Some(now()),
-    );
-    let ours3 = String::from_utf8(res.lines(b"set-cookie").next().unwrap().to_vec()).unwrap();
+    let ours3 = ours_for(&raw).1.expect("ringlb refreshes the cookie");
     let (x, y) = (decode(&theirs3), decode(&ours3));
     assert_eq!(x[1], a[1], "haproxy kept the first date: {theirs3}");
     assert_eq!(x[1], y[1], "first date kept: {theirs3} vs {ours3}");

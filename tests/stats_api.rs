@@ -161,22 +161,20 @@ fn runtime_api_and_csv_as_haproxy() {
         "Invalid addr 'not-an-ip'\n\n"
     );
     // Bad input answers as HAProxy and changes nothing.
-    assert_eq!(
-        socat(&sock, "set server app/zz state maint"),
-        "No such server.\n\n"
-    );
-    assert_eq!(
-        socat(&sock, "set server nope/a state maint"),
-        "No such backend.\n\n"
-    );
-    assert_eq!(
-        socat(&sock, "set server app/b state bogus"),
-        "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n"
-    );
-    assert_eq!(
-        socat(&sock, "set weight app/b 300"),
-        "Absolute weight can only be between 0 and 256 inclusive.\n\n"
-    );
+    for (command, answer) in [
+        ("set server app/zz state maint", "No such server.\n\n"),
+        ("set server nope/a state maint", "No such backend.\n\n"),
+        (
+            "set server app/b state bogus",
+            "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n",
+        ),
+        (
+            "set weight app/b 300",
+            "Absolute weight can only be between 0 and 256 inclusive.\n\n",
+        ),
+    ] {
+        assert_eq!(socat(&sock, command), answer, "{command}");
+    }
     assert!(socat(&sock, "frobnicate").starts_with("Unknown command"));
     assert_eq!(which_server(port), "b", "b still serves");
     // Several commands on one line.
