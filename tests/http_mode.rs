@@ -194,6 +194,23 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
     (String::from_utf8_lossy(&out.stderr).into(), out.stdout)
 }
 
+/// Uploads `file` (holding `data`) with curl through `lb` to an echoing
+/// [`KeepAliveOrigin`] and asserts that the same bytes come back with
+/// `Content-Length` framing up and down, then chunked up and down.
+fn assert_echoes_both_framings(lb: &Lb, file: &std::path::Path, data: &[u8]) {
+    let upload = format!("@{}", file.display());
+    let (err, out) = curl(&["--data-binary", &upload, &lb.url("/echo")]);
+    assert!(out == data, "length body: {} bytes back; {err}", out.len());
+    let (err, out) = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &upload,
+        &lb.url("/chunked"),
+    ]);
+    assert!(out == data, "chunked body: {} bytes back; {err}", out.len());
+}
+
 #[test]
 fn curl_reuses_one_client_connection_and_each_request_is_logged() {
     if !have("nginx") || !have("curl") {
@@ -254,19 +271,7 @@ fn bodies_of_64_mib_cross_byte_exact_both_ways() {
     std::fs::write(&file, &data).unwrap();
     let origin = KeepAliveOrigin::start("E", OriginFault::None);
     let lb = start(&[origin.port], "", "");
-    let upload = format!("@{}", file.display());
-    // Content-Length up, Content-Length down.
-    let (err, out) = curl(&["--data-binary", &upload, &lb.url("/echo")]);
-    assert!(out == data, "length body: {} bytes back; {err}", out.len());
-    // Chunked up, chunked down.
-    let (err, out) = curl(&[
-        "-H",
-        "Transfer-Encoding: chunked",
-        "--data-binary",
-        &upload,
-        &lb.url("/chunked"),
-    ]);
-    assert!(out == data, "chunked body: {} bytes back; {err}", out.len());
+    assert_echoes_both_framings(&lb, &file, &data);
     // A static file from nginx.
     let nginx = Nginx::start(&[("big.bin", "")]);
     std::fs::write(nginx.root.join("big.bin"), &data).unwrap();
@@ -773,17 +778,7 @@ fn bodies_cross_byte_exact_on_the_copy_path_too() {
         Cfg::new().global("tune = { splice = false }"),
         app(&[origin.port]),
     );
-    let upload = format!("@{}", file.display());
-    let (err, out) = curl(&["--data-binary", &upload, &lb.url("/echo")]);
-    assert!(out == data, "length body: {} bytes back; {err}", out.len());
-    let (err, out) = curl(&[
-        "-H",
-        "Transfer-Encoding: chunked",
-        "--data-binary",
-        &upload,
-        &lb.url("/chunked"),
-    ]);
-    assert!(out == data, "chunked body: {} bytes back; {err}", out.len());
+    assert_echoes_both_framings(&lb, &file, &data);
 }
 
 #[test]
