@@ -13,7 +13,8 @@ use std::time::Duration;
 use ringlb::http::rules::Verdict;
 use support::free_port;
 use support::http::Haproxy;
-use support::oracle::{compile, conn, txn, HTTP_DEFAULTS};
+use support::oracle::{compile, conn, txn};
+use support::servers::haproxy_defaults;
 
 const ACLS: &[&str] = &[
     "path /api/v1/Items.json",
@@ -135,8 +136,9 @@ const REQUESTS: &[&str] = &[
 ];
 
 fn config(port: u16) -> String {
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let mut c =
-        format!("global\n    maxconn 100\n{HTTP_DEFAULTS}frontend fe\n    bind 127.0.0.1:{port}\n");
+        format!("global\n    maxconn 100\n{defaults}frontend fe\n    bind 127.0.0.1:{port}\n");
     // Predefined ACLs (upper case) are used by name.
     let predefined = |a: &str| {
         a.chars()

@@ -12,7 +12,8 @@ use ringlb::http::acl::Message;
 use ringlb::http::rules::cookie::{on_request, on_response, ServerView, Stick};
 use support::free_port;
 use support::http::{haproxy_response_head, start_recording_origin_answering, Haproxy};
-use support::oracle::{compile, HTTP_DEFAULTS};
+use support::oracle::compile;
+use support::servers::haproxy_defaults;
 
 /// A server that records each request head and answers `reply` (then closes).
 fn origin(reply: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
@@ -105,7 +106,7 @@ fn cookie_persistence_matches_haproxy() {
         b"GET / HTTP/1.1\r\nHost: x\r\nCookie: x=1\r\nCookie: SRV=s1\r\n\r\n",
     ];
     let mut cfg = String::from("global\n    maxconn 100\n");
-    cfg.push_str(HTTP_DEFAULTS);
+    cfg.push_str(&haproxy_defaults("http", "1s", "2s"));
     let mut ports = Vec::new();
     let mut origins = Vec::new();
     for (i, c) in cases.iter().enumerate() {
@@ -174,8 +175,9 @@ fn cookie_dates_match_haproxy() {
     use ringlb::http::rules::cookie::{b64tos30, on_request_at, on_response_at, Dates};
     let port = free_port();
     let (o, _seen) = origin(PLAIN);
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let cfg = format!(
-        "{HTTP_DEFAULTS}frontend f\n    bind 127.0.0.1:{port}\n    default_backend b\nbackend b\n    cookie SRV insert maxidle 30m maxlife 2h\n    server s1 127.0.0.1:{o} cookie s1\n"
+        "{defaults}frontend f\n    bind 127.0.0.1:{port}\n    default_backend b\nbackend b\n    cookie SRV insert maxidle 30m maxlife 2h\n    server s1 127.0.0.1:{o} cookie s1\n"
     );
     let config = compile("d.cfg", &cfg);
     let spec = config.backends[0].cookie.clone().unwrap();

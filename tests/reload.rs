@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::load::{ping_once, ConnLoop, Stream};
-use support::servers::RedisServer;
+use support::servers::{haproxy_defaults, RedisServer};
 use support::*;
 
 /// Shard counts for successive generations: every transition happens
@@ -448,12 +448,13 @@ fn reload_figures() {
         let root = tempfile::tempdir().unwrap();
         let port = free_port();
         let sock = root.path().join("hap.sock");
+        let defaults = haproxy_defaults("tcp", "2s", "60s");
         let cfg = root.path().join("haproxy.cfg");
         std::fs::write(
             &cfg,
             format!(
                 "global\n    stats socket {} mode 600 level admin expose-fd listeners\n    nbthread 2\n\
-                 defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n\
+                 {defaults}\
                  listen redis\n    bind 127.0.0.1:{port}\n    server r1 127.0.0.1:{}\n",
                 sock.display(),
                 redis.port

@@ -12,7 +12,8 @@ use ringlb::http::acl::Message;
 use ringlb::http::rules::Verdict;
 use support::free_port;
 use support::http::{haproxy_response, start_origin_by_path, Haproxy};
-use support::oracle::{compile, conn, txn, HTTP_DEFAULTS};
+use support::oracle::{compile, conn, txn};
+use support::servers::haproxy_defaults;
 
 /// The canned response for a path.
 fn reply(path: &str) -> String {
@@ -54,8 +55,9 @@ fn normal(head: &[u8]) -> Vec<String> {
 fn response_rules_match_haproxy() {
     let port = free_port();
     let o = start_origin_by_path(reply);
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let text = format!(
-        r#"{HTTP_DEFAULTS}
+        r#"{defaults}
 frontend fe
     bind 127.0.0.1:{port}
     http-request set-var(txn.path) path

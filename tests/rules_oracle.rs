@@ -11,16 +11,18 @@ mod support;
 use ringlb::http::rules::Verdict;
 use support::free_port;
 use support::http::{haproxy_response, Haproxy};
-use support::oracle::{compile, conn, deny_requests, txn, HTTP_DEFAULTS};
+use support::oracle::{compile, conn, deny_requests, txn};
+use support::servers::haproxy_defaults;
 
 const SHA512: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
 
 fn config(port: u16) -> String {
+    let defaults = haproxy_defaults("http", "1s", "2s");
     format!(
         r#"global
     maxconn 100
 
-{HTTP_DEFAULTS}
+{defaults}
 userlist L
     group admins
     user bob insecure-password secret
@@ -173,8 +175,9 @@ fn log_format_values_match_haproxy() {
     let page = dir.path().join("page.txt");
     std::fs::write(&page, "from a file\n").unwrap();
     let port = free_port();
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let text = format!(
-        r#"{HTTP_DEFAULTS}
+        r#"{defaults}
 frontend fe
     bind 127.0.0.1:{port}
     http-request deny deny_status 200 if {{ path /deny/200 }}

@@ -15,7 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::config::q;
-use support::servers::{Nginx, RedisServer};
+use support::servers::{haproxy_defaults, Nginx, RedisServer};
 use support::tls::{client_config, https_front, require, run, tls_tcp_front, Pki};
 use support::*;
 
@@ -111,6 +111,7 @@ fn sni_picks_exact_wildcard_and_default_certificates_from_haproxy_cfg() {
     let echo = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
+    let defaults = haproxy_defaults("tcp", "2s", "30s");
     let cfg = write_file(
         dir.path(),
         "haproxy.cfg",
@@ -121,7 +122,7 @@ fn sni_picks_exact_wildcard_and_default_certificates_from_haproxy_cfg() {
              ssl-default-bind-ciphers DHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305\n\
              ssl-default-bind-ciphersuites TLS_CHACHA20_POLY1305_SHA256\n\
              ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets\n\
-             defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             {defaults}\
              frontend tls\n  bind 127.0.0.1:{port} ssl crt crts alpn h2,http/1.1\n  default_backend be\n\
              backend be\n  server s1 {}\n",
             pki.dir.path().display(),
@@ -185,9 +186,10 @@ fn crt_list_with_sni_filters() {
              {crts}/3-w.pem [ ] *.wild.test !secret.wild.test\n"
         ),
     );
+    let defaults = haproxy_defaults("tcp", "2s", "30s");
     let cfg = |port: u16| {
         format!(
-            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+            "{defaults}\
              frontend tls\n  bind 127.0.0.1:{port} ssl crt-list {}\n  default_backend be\n\
              backend be\n  server s1 {}\n",
             list.display(),
@@ -658,11 +660,12 @@ fn tls_to_servers_verified_against_the_ca_and_a_wrong_name_refused() {
     );
     let dir = tempfile::tempdir().unwrap();
     let ca = pki.ca();
+    let defaults = haproxy_defaults("tcp", "2s", "30s");
     let cfg = write_file(
         dir.path(),
         "haproxy.cfg",
         &format!(
-            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+            "{defaults}\
              listen good\n  bind 127.0.0.1:{good}\n  server r 127.0.0.1:{tls_port} ssl verify required ca-file {ca} sni str(a.test)\n\
              listen bad_name\n  bind 127.0.0.1:{bad_name}\n  server r 127.0.0.1:{tls_port} ssl verify required ca-file {ca} sni str(b.test)\n\
              listen no_verify\n  bind 127.0.0.1:{no_verify}\n  server r 127.0.0.1:{tls_port} ssl verify none\n\

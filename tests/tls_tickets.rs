@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::config::q;
+use support::servers::haproxy_defaults;
 use support::tls::{require, Pki};
 use support::*;
 
@@ -222,8 +223,9 @@ fn tune_ssl_lifetime_expires_tickets() {
     // haproxy.cfg, as users write it: seconds.
     let dir = tempfile::tempdir().unwrap();
     let keys = key_file(dir.path(), "t.keys", 3, 3);
+    let defaults = haproxy_defaults("tcp", "2s", "30s");
     let cfg = format!(
-        "global\n    tune.ssl.lifetime 1\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+        "global\n    tune.ssl.lifetime 1\n\n{defaults}\n\
          listen tls\n    bind 127.0.0.1:{port} ssl crt {} tls-ticket-keys {}\n    server s1 127.0.0.1:{server}\n",
         pki.crts(),
         keys.display()

@@ -1,5 +1,6 @@
 //! The two halves of an oracle test (HAProxy is the oracle): one haproxy.cfg
-//! text that the installed haproxy runs and ringlb's config loader compiles,
+//! text that the installed haproxy runs (from `servers::haproxy_defaults`
+//! ("http", "1s", "2s"): short timeouts, so a case that hangs fails fast) and ringlb's config loader compiles,
 //! and ringlb's rules engine fed a request as a shard would feed it, without
 //! sockets. The haproxy half's client is `http::haproxy_response`.
 
@@ -8,10 +9,6 @@ use std::path::PathBuf;
 use ringlb::config::model::Config;
 use ringlb::http::acl::{Message, NoCounters};
 use ringlb::http::rules::{Conn, Txn};
-
-/// The `defaults` section every oracle's haproxy.cfg starts from (HTTP, short
-/// timeouts so a case that hangs fails fast).
-pub const HTTP_DEFAULTS: &str = "defaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\n";
 
 /// Every status `deny_status` takes that both haproxy and ringlb answer with
 /// their built-in error page.

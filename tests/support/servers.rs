@@ -400,6 +400,14 @@ impl Drop for MariaDb {
     }
 }
 
+/// A haproxy.cfg `defaults` section (five lines): `mode`, `timeout connect`,
+/// and `data` as both `timeout client` and `timeout server`.
+pub fn haproxy_defaults(mode: &str, connect: &str, data: &str) -> String {
+    format!(
+        "defaults\n    mode {mode}\n    timeout connect {connect}\n    timeout client {data}\n    timeout server {data}\n"
+    )
+}
+
 /// The installed HAProxy (Debian's `haproxy`), run in the foreground (`-db`) with
 /// a config the test writes, as the oracle for behaviour ringlb must match. Its
 /// stdout/stderr (where `log stdout` lines go) are collected.
