@@ -6,13 +6,9 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
-
 use ringlb::http::rules::Verdict;
 use support::free_port;
-use support::http::Haproxy;
+use support::http::{exchange_until, Haproxy};
 use support::oracle::{compile, conn, txn};
 use support::servers::haproxy_defaults;
 
@@ -164,19 +160,11 @@ fn config(port: u16) -> String {
     c
 }
 
+/// haproxy's answer to `raw`, read up to its `yes` or `no` body.
 fn haproxy_says(port: u16, raw: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(raw).unwrap();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !(out.ends_with(b"yes") || out.ends_with(b"no")) {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-        }
-    }
-    out
+    exchange_until(port, raw, |out| {
+        out.ends_with(b"yes") || out.ends_with(b"no")
+    })
 }
 
 /// `raw` with an `X-Acl: i` header after the request line.

@@ -116,7 +116,7 @@ pub fn start_recording_origin_answering(
 
 /// Sends `raw` to 127.0.0.1:`port` and reads the answer until `enough` says
 /// so, the peer closes, or 3 s pass; what came.
-fn exchange_until(port: u16, raw: &[u8], enough: impl Fn(&[u8]) -> bool) -> Vec<u8> {
+pub fn exchange_until(port: u16, raw: &[u8], enough: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let _ = s.write_all(raw);
