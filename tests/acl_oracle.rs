@@ -6,15 +6,11 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::time::Duration;
-
-use ringlb::http::acl::{Message, NoCounters};
-use ringlb::http::rules::{Conn, Txn, Verdict};
+use ringlb::http::rules::Verdict;
 use support::free_port;
-use support::http::Haproxy;
+use support::http::{exchange_until, Haproxy};
+use support::oracle::{compile, conn, txn};
+use support::servers::haproxy_defaults;
 
 const ACLS: &[&str] = &[
     "path /api/v1/Items.json",
@@ -136,9 +132,9 @@ const REQUESTS: &[&str] = &[
 ];
 
 fn config(port: u16) -> String {
-    let mut c = format!(
-        "global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind 127.0.0.1:{port}\n"
-    );
+    let defaults = haproxy_defaults("http", "1s", "2s");
+    let mut c =
+        format!("global\n    maxconn 100\n{defaults}frontend fe\n    bind 127.0.0.1:{port}\n");
     // Predefined ACLs (upper case) are used by name.
     let predefined = |a: &str| {
         a.chars()
@@ -164,19 +160,11 @@ fn config(port: u16) -> String {
     c
 }
 
+/// haproxy's answer to `raw`, read up to its `yes` or `no` body.
 fn haproxy_says(port: u16, raw: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(raw).unwrap();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !(out.ends_with(b"yes") || out.ends_with(b"no")) {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-        }
-    }
-    out
+    exchange_until(port, raw, |out| {
+        out.ends_with(b"yes") || out.ends_with(b"no")
+    })
 }
 
 /// `raw` with an `X-Acl: i` header after the request line.
@@ -189,12 +177,7 @@ fn tagged(raw: &str, i: usize) -> String {
 fn acl_matches_agree_with_haproxy() {
     let port = free_port();
     let text = config(port);
-    let c =
-        ringlb::config::parse_haproxy(&[(PathBuf::from("acl.cfg"), text.clone())], false, &|_| {
-            None
-        })
-        .unwrap_or_else(|e| panic!("{e}"))
-        .config;
+    let c = compile("acl.cfg", &text);
     let rules = c.frontends[0].rules.get().unwrap();
     let _h = Haproxy::start(&text, &[port]);
     let mut diffs = Vec::new();
@@ -203,16 +186,8 @@ fn acl_matches_agree_with_haproxy() {
         for (i, acl) in ACLS.iter().enumerate() {
             let req = tagged(raw, i);
             let theirs = haproxy_says(port, req.as_bytes());
-            let mut txn = Txn::default();
-            txn.req = Message::parse_request(req.as_bytes()).unwrap();
-            txn.begin();
-            let conn = Conn {
-                client: "127.0.0.1:40000".parse().unwrap(),
-                local: format!("127.0.0.1:{port}").parse().unwrap(),
-                tls: None,
-                backend: None,
-                counters: &NoCounters,
-            };
+            let mut txn = txn(req.as_bytes());
+            let conn = conn(&format!("127.0.0.1:{port}"), None);
             let mut out = Vec::new();
             let v = rules.apply_request(&mut txn, &conn, &mut out);
             assert!(matches!(v, Verdict::Respond { .. }));

@@ -8,65 +8,16 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
 use ringlb::http::acl::Message;
 use ringlb::http::rules::cookie::{on_request, on_response, ServerView, Stick};
 use support::free_port;
-use support::http::Haproxy;
+use support::http::{haproxy_response_head, start_recording_origin_answering, Haproxy};
+use support::oracle::compile;
+use support::servers::haproxy_defaults;
 
-type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
-
-/// A server that records each request head and answers `reply`.
-fn origin(reply: &'static str) -> (u16, Seen) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    let seen: Seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut s) = conn else { continue };
-            let log = log.clone();
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                loop {
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                    if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        log.lock().unwrap().push(buf[..end + 4].to_vec());
-                        buf.drain(..end + 4);
-                        let _ = s.write_all(reply.as_bytes());
-                        let _ = s.shutdown(Shutdown::Write);
-                    }
-                }
-            });
-        }
-    });
-    (port, seen)
-}
-
-fn exchange(port: u16, raw: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(raw).unwrap();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = Instant::now() + Duration::from_secs(3);
-    while !out.windows(4).any(|w| w == b"\r\n\r\n") && Instant::now() < end {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-        }
-    }
-    out
+/// A server that records each request head and answers `reply` (then closes).
+fn origin(reply: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>) {
+    start_recording_origin_answering(reply.as_bytes(), true)
 }
 
 /// `name: value` lines of `head` named in `names`, names lower-cased.
@@ -154,9 +105,8 @@ fn cookie_persistence_matches_haproxy() {
         b"HEAD / HTTP/1.1\r\nHost: x\r\nCookie: SRV=s1; SRV=other\r\n\r\n",
         b"GET / HTTP/1.1\r\nHost: x\r\nCookie: x=1\r\nCookie: SRV=s1\r\n\r\n",
     ];
-    let mut cfg = String::from(
-        "global\n    maxconn 100\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\n",
-    );
+    let mut cfg = String::from("global\n    maxconn 100\n");
+    cfg.push_str(&haproxy_defaults("http", "1s", "2s"));
     let mut ports = Vec::new();
     let mut origins = Vec::new();
     for (i, c) in cases.iter().enumerate() {
@@ -169,17 +119,14 @@ fn cookie_persistence_matches_haproxy() {
         ports.push(port);
         origins.push(seen);
     }
-    let config =
-        ringlb::config::parse_haproxy(&[(PathBuf::from("c.cfg"), cfg.clone())], false, &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .config;
+    let config = compile("c.cfg", &cfg);
     let _h = Haproxy::start(&cfg, &ports);
     let mut diffs = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         let spec = config.backends[i].cookie.clone().expect("cookie spec");
         for raw in requests {
             origins[i].lock().unwrap().clear();
-            let theirs_res = exchange(ports[i], raw);
+            let theirs_res = haproxy_response_head(ports[i], raw);
             let theirs_req = origins[i]
                 .lock()
                 .unwrap()
@@ -228,13 +175,11 @@ fn cookie_dates_match_haproxy() {
     use ringlb::http::rules::cookie::{b64tos30, on_request_at, on_response_at, Dates};
     let port = free_port();
     let (o, _seen) = origin(PLAIN);
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let cfg = format!(
-        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend f\n    bind 127.0.0.1:{port}\n    default_backend b\nbackend b\n    cookie SRV insert maxidle 30m maxlife 2h\n    server s1 127.0.0.1:{o} cookie s1\n"
+        "{defaults}frontend f\n    bind 127.0.0.1:{port}\n    default_backend b\nbackend b\n    cookie SRV insert maxidle 30m maxlife 2h\n    server s1 127.0.0.1:{o} cookie s1\n"
     );
-    let config =
-        ringlb::config::parse_haproxy(&[(PathBuf::from("d.cfg"), cfg.clone())], false, &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .config;
+    let config = compile("d.cfg", &cfg);
     let spec = config.backends[0].cookie.clone().unwrap();
     let _h = Haproxy::start(&cfg, &[port]);
     let now = || {
@@ -263,8 +208,32 @@ fn cookie_dates_match_haproxy() {
         cookie: Some("s1"),
         usable: true,
     }];
+    // ringlb's `Set-Cookie` for a GET with `raw`'s cookie answered by PLAIN
+    // at `now` (with the request's decision).
+    let ours_for = |raw: &str| {
+        let mut req = Message::parse_request(raw.as_bytes()).unwrap();
+        let (stick, d) = on_request_at(&spec, &mut req, &servers, false, Some(now()));
+        let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
+        on_response_at(
+            &spec,
+            &mut res,
+            Some((0, Some("s1"))),
+            stick,
+            d,
+            b"GET",
+            Some(now()),
+        );
+        let set = res
+            .lines(b"set-cookie")
+            .next()
+            .map(|v| String::from_utf8(v.to_vec()).unwrap());
+        (stick, set)
+    };
     // First visit.
-    let theirs = set_cookie(&exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let theirs = set_cookie(&haproxy_response_head(
+        port,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    ));
     let t = now();
     let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
     on_response_at(
@@ -290,25 +259,10 @@ fn cookie_dates_match_haproxy() {
     // haproxy's cookie back to both: it sticks and the first date is kept.
     let value = theirs.split(';').next().unwrap().to_string();
     let raw = format!("GET / HTTP/1.1\r\nHost: x\r\nCookie: {value}\r\n\r\n");
-    let theirs2 = set_cookie(&exchange(port, raw.as_bytes()));
-    let mut req = Message::parse_request(raw.as_bytes()).unwrap();
-    let (stick, d) = on_request_at(&spec, &mut req, &servers, false, Some(now()));
+    let theirs2 = set_cookie(&haproxy_response_head(port, raw.as_bytes()));
+    let (stick, ours2) = ours_for(&raw);
     assert_eq!(stick, Stick::Server(0));
-    let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
-    on_response_at(
-        &spec,
-        &mut res,
-        Some((0, Some("s1"))),
-        stick,
-        d,
-        b"GET",
-        Some(now()),
-    );
-    let ours2 = res
-        .lines(b"set-cookie")
-        .next()
-        .map(|v| String::from_utf8(v.to_vec()).unwrap())
-        .unwrap_or_default();
+    let ours2 = ours2.unwrap_or_default();
     // Within the same 4-second unit neither refreshes (the last date is not
     // in the past yet); later both do, keeping the first date.
     if theirs2.is_empty() || ours2.is_empty() {
@@ -322,20 +276,8 @@ fn cookie_dates_match_haproxy() {
     }
     // Five seconds on, the last date is in the past: both refresh.
     std::thread::sleep(std::time::Duration::from_secs(5));
-    let theirs3 = set_cookie(&exchange(port, raw.as_bytes()));
-    let mut req = Message::parse_request(raw.as_bytes()).unwrap();
-    let (stick, d) = on_request_at(&spec, &mut req, &servers, false, Some(now()));
-    let mut res = Message::parse_response(PLAIN.as_bytes()).unwrap();
-    on_response_at(
-        &spec,
-        &mut res,
-        Some((0, Some("s1"))),
-        stick,
-        d,
-        b"GET",
-        Some(now()),
-    );
-    let ours3 = String::from_utf8(res.lines(b"set-cookie").next().unwrap().to_vec()).unwrap();
+    let theirs3 = set_cookie(&haproxy_response_head(port, raw.as_bytes()));
+    let ours3 = ours_for(&raw).1.expect("ringlb refreshes the cookie");
     let (x, y) = (decode(&theirs3), decode(&ours3));
     assert_eq!(x[1], a[1], "haproxy kept the first date: {theirs3}");
     assert_eq!(x[1], y[1], "first date kept: {theirs3} vs {ours3}");

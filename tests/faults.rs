@@ -121,15 +121,8 @@ fn hard_stop_ends_queued_sessions_with_no_timeouts() {
 
 #[test]
 fn hard_stop_ends_sessions_stuck_connecting() {
-    // A listener with a backlog of 0 whose queue we fill: further SYNs are dropped.
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _blackhole = ringlb::sys::socket::Socket::listen(&addr, 0).unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        if let Ok(c) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            fillers.push(c);
-        }
-    }
+    let blackhole = Blackhole::start();
+    let addr = blackhole.addr;
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("s.log");

@@ -20,6 +20,7 @@ use ringlb::http::validate::{check_request, check_response, list_words};
 use support::http::{
     haproxy_response_head, haproxy_status, start_origin_with, start_recording_origin, Haproxy,
 };
+use support::servers::haproxy_defaults;
 use support::{free_port, Ringlb};
 
 /// What of a forwarded head both proxies must agree on: the request line, the
@@ -78,8 +79,9 @@ fn end_to_end_headers(h: &Headers, raw: &[u8]) -> (HeaderList, [bool; 3]) {
 fn forwarded_requests_match_haproxy() {
     let (origin, seen) = start_recording_origin();
     let (ka, sc, hc) = (free_port(), free_port(), free_port());
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let cfg = format!(
-        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
+        "{defaults}\
          frontend ka\n  bind 127.0.0.1:{ka}\n  option forwardfor\n  default_backend be\n\
          frontend sc\n  bind 127.0.0.1:{sc}\n  option http-server-close\n  option forwardfor header X-Real-IP\n  default_backend be\n\
          frontend hc\n  bind 127.0.0.1:{hc}\n  option httpclose\n  option forwardfor except 127.0.0.0/8\n  default_backend be\n\
@@ -162,8 +164,9 @@ fn forwarded_responses_match_haproxy() {
     let reply = Arc::new(Mutex::new(Vec::new()));
     let origin = start_origin_with(reply.clone());
     let (ka, sc, hc) = (free_port(), free_port(), free_port());
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let cfg = format!(
-        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
+        "{defaults}\
          frontend ka\n  bind 127.0.0.1:{ka}\n  default_backend be\n\
          frontend sc\n  bind 127.0.0.1:{sc}\n  option http-server-close\n  default_backend be\n\
          frontend hc\n  bind 127.0.0.1:{hc}\n  option httpclose\n  default_backend be\n\
@@ -229,9 +232,10 @@ fn forwarded_responses_match_haproxy() {
 #[test]
 fn forwardfor_options_on_the_wire_match_haproxy() {
     let (origin, seen) = start_recording_origin();
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let cfg = |p: [u16; 4]| {
         format!(
-            "defaults\n  mode http\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n\
+            "{defaults}\
              frontend plain\n  bind 127.0.0.1:{}\n  option forwardfor\n  default_backend be\n\
              frontend named\n  bind 127.0.0.1:{}\n  option forwardfor header X-Real-IP if-none\n  default_backend be\n\
              frontend except\n  bind 127.0.0.1:{}\n  option forwardfor except 127.0.0.0/8\n  default_backend be\n\

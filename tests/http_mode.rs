@@ -104,9 +104,36 @@ impl Lb {
         s
     }
 
+    /// Everything the proxy sends back on a new connection for `request`,
+    /// until it closes (or the read timeout).
+    fn exchange_to_end(&self, request: &[u8]) -> Vec<u8> {
+        let mut s = self.connect();
+        s.write_all(request).unwrap();
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        got
+    }
+
+    /// Asserts that the first log line shows `status` and termination `flags`.
+    fn assert_first_line_has(&self, status: &str, flags: &str) {
+        let lines = self.lines(1);
+        assert!(
+            lines[0].contains(&format!(" {status} ")) && lines[0].contains(&format!(" {flags} ")),
+            "{}",
+            lines[0]
+        );
+    }
+
     fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
+}
+
+/// `GET path` (Host: x) on `s`, and its response as [`read_response`] reads it.
+fn get(s: &mut TcpStream, path: &str) -> (u16, String, Vec<u8>) {
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    read_response(s, false)
 }
 
 /// One response read off `s`: status, head text, body (by its framing).
@@ -167,6 +194,23 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
     (String::from_utf8_lossy(&out.stderr).into(), out.stdout)
 }
 
+/// Uploads `file` (holding `data`) with curl through `lb` to an echoing
+/// [`KeepAliveOrigin`] and asserts that the same bytes come back with
+/// `Content-Length` framing up and down, then chunked up and down.
+fn assert_echoes_both_framings(lb: &Lb, file: &std::path::Path, data: &[u8]) {
+    let upload = format!("@{}", file.display());
+    let (err, out) = curl(&["--data-binary", &upload, &lb.url("/echo")]);
+    assert!(out == data, "length body: {} bytes back; {err}", out.len());
+    let (err, out) = curl(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &upload,
+        &lb.url("/chunked"),
+    ]);
+    assert!(out == data, "chunked body: {} bytes back; {err}", out.len());
+}
+
 #[test]
 fn curl_reuses_one_client_connection_and_each_request_is_logged() {
     if !have("nginx") || !have("curl") {
@@ -207,8 +251,7 @@ fn each_request_on_one_connection_is_balanced_round_robin() {
     let mut s = lb.connect();
     let mut seen = String::new();
     for _ in 0..6 {
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let (status, _, body) = read_response(&mut s, false);
+        let (status, _, body) = get(&mut s, "/");
         assert_eq!(status, 200);
         seen.push_str(std::str::from_utf8(&body).unwrap());
     }
@@ -228,19 +271,7 @@ fn bodies_of_64_mib_cross_byte_exact_both_ways() {
     std::fs::write(&file, &data).unwrap();
     let origin = KeepAliveOrigin::start("E", OriginFault::None);
     let lb = start(&[origin.port], "", "");
-    let upload = format!("@{}", file.display());
-    // Content-Length up, Content-Length down.
-    let (err, out) = curl(&["--data-binary", &upload, &lb.url("/echo")]);
-    assert!(out == data, "length body: {} bytes back; {err}", out.len());
-    // Chunked up, chunked down.
-    let (err, out) = curl(&[
-        "-H",
-        "Transfer-Encoding: chunked",
-        "--data-binary",
-        &upload,
-        &lb.url("/chunked"),
-    ]);
-    assert!(out == data, "chunked body: {} bytes back; {err}", out.len());
+    assert_echoes_both_framings(&lb, &file, &data);
     // A static file from nginx.
     let nginx = Nginx::start(&[("big.bin", "")]);
     std::fs::write(nginx.root.join("big.bin"), &data).unwrap();
@@ -313,9 +344,7 @@ fn head_and_304_from_nginx_have_no_body() {
     let (st, _, _) = read_response(&mut s, false);
     assert_eq!(st, 304);
     // Still in step: the next response is the file.
-    s.write_all(b"GET /x.html HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let (st, _, body) = read_response(&mut s, false);
+    let (st, _, body) = get(&mut s, "/x.html");
     assert_eq!((st, body.as_slice()), (200, &b"0123456789"[..]));
 }
 
@@ -340,52 +369,28 @@ fn expect_100_continue_is_relayed_before_the_body() {
 fn server_closing_mid_response_truncates_and_logs_sd() {
     let origin = KeepAliveOrigin::start("M", OriginFault::CloseMidResponse);
     let lb = start(&[origin.port], "", "");
-    let mut s = lb.connect();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut got = Vec::new();
-    let _ = s.read_to_end(&mut got);
+    let got = lb.exchange_to_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(got.starts_with(b"HTTP/1.1 200"));
     assert!(got.len() < 100_000, "the client sees the truncation");
-    let lines = lb.lines(1);
-    assert!(
-        lines[0].contains(" 200 ") && lines[0].contains(" SD-- "),
-        "{}",
-        lines[0]
-    );
+    lb.assert_first_line_has("200", "SD--");
 }
 
 #[test]
 fn server_closing_before_the_response_gives_502_sh() {
     let origin = KeepAliveOrigin::start("X", OriginFault::CloseBeforeResponse);
     let lb = start(&[origin.port], "", "");
-    let mut s = lb.connect();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut got = Vec::new();
-    let _ = s.read_to_end(&mut got);
+    let got = lb.exchange_to_end(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(got, ringlb::http::errors::error_response(502).unwrap());
-    let lines = lb.lines(1);
-    assert!(
-        lines[0].contains(" 502 ") && lines[0].contains(" SH-- "),
-        "{}",
-        lines[0]
-    );
+    lb.assert_first_line_has("502", "SH--");
 }
 
 #[test]
 fn no_server_answers_haproxys_503() {
     let closed = free_port();
     let lb = start(&[closed], "", "");
-    let mut s = lb.connect();
-    s.write_all(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut got = Vec::new();
-    let _ = s.read_to_end(&mut got);
+    let got = lb.exchange_to_end(b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(got, ringlb::http::errors::error_response(503).unwrap());
-    let lines = lb.lines(1);
-    assert!(
-        lines[0].contains(" 503 ") && lines[0].contains(" SC-- "),
-        "{}",
-        lines[0]
-    );
+    lb.assert_first_line_has("503", "SC--");
 }
 
 #[test]
@@ -429,12 +434,7 @@ fn slowloris_is_cut_at_timeout_http_request_with_408() {
         "{waited:?}"
     );
     assert_eq!(origin.requests(), 0);
-    let lines = lb.lines(1);
-    assert!(
-        lines[0].contains(" 408 ") && lines[0].contains(" cR-- "),
-        "{}",
-        lines[0]
-    );
+    lb.assert_first_line_has("408", "cR--");
 }
 
 #[test]
@@ -442,9 +442,7 @@ fn oversized_header_block_is_refused_while_another_client_flows() {
     let origin = KeepAliveOrigin::start("O", OriginFault::None);
     let lb = start(&[origin.port], "", "");
     let mut good = lb.connect();
-    good.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_response(&mut good, false).0, 200);
+    assert_eq!(get(&mut good, "/").0, 200);
     let mut bad = lb.connect();
     // Far more than the proxy reads before answering: the 400 must still
     // arrive, not be destroyed by a reset on close.
@@ -458,9 +456,7 @@ fn oversized_header_block_is_refused_while_another_client_flows() {
     // A lingering close: FIN after the answer, not a reset.
     let mut rest = Vec::new();
     assert_eq!(bad.read_to_end(&mut rest).map_err(|e| e.kind()), Ok(0));
-    good.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_response(&mut good, false).0, 200);
+    assert_eq!(get(&mut good, "/").0, 200);
     assert_eq!(origin.requests(), 2);
 }
 
@@ -492,8 +488,7 @@ fn idle_server_connections_are_reused_across_clients() {
     for _ in 0..4 {
         let mut s = lb.connect();
         for _ in 0..3 {
-            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-            assert_eq!(read_response(&mut s, false).0, 200);
+            assert_eq!(get(&mut s, "/").0, 200);
             total += 1;
         }
     }
@@ -513,8 +508,7 @@ fn a_pooled_connection_the_server_closed_is_not_seen_by_the_client() {
     let lb = start(&[origin.port], "", "");
     let mut s = lb.connect();
     for i in 0..5 {
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let (st, head, body) = read_response(&mut s, false);
+        let (st, head, body) = get(&mut s, "/");
         assert_eq!(
             (st, body.as_slice()),
             (200, &b"Z"[..]),
@@ -535,13 +529,9 @@ fn halog_reads_the_log_without_errors() {
     let lb = start(&[origin.port], "", "");
     let mut s = lb.connect();
     for i in 0..50 {
-        s.write_all(format!("GET /item?id={i} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .unwrap();
-        assert_eq!(read_response(&mut s, false).0, 200);
+        assert_eq!(get(&mut s, &format!("/item?id={i}")).0, 200);
     }
-    s.write_all(b"GET /204 HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    assert_eq!(read_response(&mut s, false).0, 204);
+    assert_eq!(get(&mut s, "/204").0, 204);
     let lines = lb.lines(51);
     assert_eq!(lines.len(), 51);
     let out = Command::new("sh")
@@ -742,8 +732,7 @@ fn server_maxconn_counts_requests_in_flight_not_connections() {
     let mut b = dir_lb.connect();
     for _ in 0..3 {
         for s in [&mut a, &mut b] {
-            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-            let (st, _, body) = read_response(s, false);
+            let (st, _, body) = get(s, "/");
             assert_eq!((st, body.as_slice()), (200, &b"M"[..]));
         }
     }
@@ -762,8 +751,7 @@ fn httpclose_closes_both_sides_after_each_response() {
     let lb = start(&[origin.port], "httpclose = true", "");
     for _ in 0..3 {
         let mut s = lb.connect();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let (st, head, body) = read_response(&mut s, false);
+        let (st, head, body) = get(&mut s, "/");
         assert_eq!((st, body.as_slice()), (200, &b"C"[..]));
         assert!(head.contains("Connection: close"), "{head}");
         let mut rest = Vec::new();
@@ -790,17 +778,7 @@ fn bodies_cross_byte_exact_on_the_copy_path_too() {
         Cfg::new().global("tune = { splice = false }"),
         app(&[origin.port]),
     );
-    let upload = format!("@{}", file.display());
-    let (err, out) = curl(&["--data-binary", &upload, &lb.url("/echo")]);
-    assert!(out == data, "length body: {} bytes back; {err}", out.len());
-    let (err, out) = curl(&[
-        "-H",
-        "Transfer-Encoding: chunked",
-        "--data-binary",
-        &upload,
-        &lb.url("/chunked"),
-    ]);
-    assert!(out == data, "chunked body: {} bytes back; {err}", out.len());
+    assert_echoes_both_framings(&lb, &file, &data);
 }
 
 #[test]
@@ -812,8 +790,7 @@ fn http_reuse_never_and_always() {
         for _ in 0..4 {
             let mut s = lb.connect();
             for _ in 0..3 {
-                s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-                assert_eq!(read_response(&mut s, false).0, 200);
+                assert_eq!(get(&mut s, "/").0, 200);
             }
         }
         assert_eq!(origin.requests(), 12);
@@ -836,8 +813,7 @@ fn a_soft_stop_closes_idle_keep_alive_connections_at_once() {
         app(&[origin.port]),
     );
     let mut s = lb.connect();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    assert_eq!(read_response(&mut s, false).0, 200);
+    assert_eq!(get(&mut s, "/").0, 200);
     let t0 = Instant::now();
     // Without closing idle connections the drain would last the 60 s
     // keep-alive timeout.
@@ -877,9 +853,7 @@ fn balance_uri_sends_one_uri_to_one_server_from_every_connection() {
     for round in 0..3 {
         let mut s = lb.connect();
         for i in 0..8 {
-            s.write_all(format!("GET /item/{i}?r={round} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-                .unwrap();
-            let (st, _, body) = read_response(&mut s, false);
+            let (st, _, body) = get(&mut s, &format!("/item/{i}?r={round}"));
             assert_eq!(st, 200);
             let prev = by_uri.insert(i, body.clone());
             assert!(prev.is_none() || prev == Some(body), "/item/{i} moved");
@@ -975,8 +949,7 @@ fn a_request_that_meets_a_dead_reused_connection_is_retried_if_idempotent() {
     // server drops at that very request: retried on a new one, unseen.
     for i in 0..3 {
         let mut s = lb.connect();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let (st, _, body) = read_response(&mut s, false);
+        let (st, _, body) = get(&mut s, "/");
         assert_eq!((st, body.as_slice()), (200, &b"D"[..]), "request {i}");
     }
     assert_eq!(origin.requests(), 3);
@@ -1001,8 +974,7 @@ fn http_server_close_keeps_the_client_and_closes_the_server_side() {
     let lb = start(&[origin.port], "http-server-close = true", "");
     let mut s = lb.connect();
     for _ in 0..3 {
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let (st, head, body) = read_response(&mut s, false);
+        let (st, head, body) = get(&mut s, "/");
         assert_eq!((st, body.as_slice()), (200, &b"S"[..]));
         assert!(!head.contains("Connection: close"), "{head}");
     }
@@ -1027,11 +999,7 @@ fn a_server_that_never_answers_gives_504_sh_at_timeout_server() {
         }
     });
     let lb = start_cfg(Cfg::new().timeouts("1s", "5s", "500ms"), app(&[port]));
-    let mut s = lb.connect();
-    s.write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut got = Vec::new();
-    let _ = s.read_to_end(&mut got);
+    let got = lb.exchange_to_end(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(got, ringlb::http::errors::error_response(504).unwrap());
     let lines = lb.lines(1);
     let f = stable_fields(&lines[0]);
@@ -1088,8 +1056,7 @@ fn garbage_and_aborts_leave_the_proxy_serving_with_no_slot_held() {
     }
     for _ in 0..3 {
         let mut s = lb.connect();
-        s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let (st, _, body) = read_response(&mut s, false);
+        let (st, _, body) = get(&mut s, "/");
         assert_eq!((st, body.as_slice()), (200, &b"G"[..]));
     }
 }
@@ -1244,8 +1211,7 @@ fn forwardfor_has_the_client_address_even_without_a_log() {
     );
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    assert_eq!(read_response(&mut s, false).0, 204);
+    assert_eq!(get(&mut s, "/").0, 204);
     let head = String::from_utf8(seen.lock().unwrap()[0].clone()).unwrap();
     assert!(
         head.contains("\r\nX-Forwarded-For: 127.0.0.1\r\n"),
@@ -1321,9 +1287,7 @@ fn use_backend_rules_route_each_request_of_one_connection() {
         ("/API/x", "API"),
         ("/apix", "WEB"),
     ] {
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .unwrap();
-        let (st, _, body) = read_response(&mut s, false);
+        let (st, _, body) = get(&mut s, path);
         assert_eq!((st, body.as_slice()), (200, want.as_bytes()), "{path}");
     }
     assert!(wait_until(
@@ -1361,9 +1325,7 @@ fn http_requests_are_counted_in_show_stat() {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     for path in ["/a", "/b", "/204"] {
-        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-            .unwrap();
-        read_response(&mut s, false);
+        get(&mut s, path);
     }
     let show_stat = || {
         let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
@@ -1373,19 +1335,7 @@ fn http_requests_are_counted_in_show_stat() {
         out
     };
     let field = |csv: &str, px: &str, sv: &str, name: &str| -> String {
-        let mut lines = csv.lines();
-        let header: Vec<&str> = lines
-            .next()
-            .unwrap()
-            .trim_start_matches("# ")
-            .split(',')
-            .collect();
-        let i = header.iter().position(|h| *h == name).unwrap();
-        lines
-            .map(|l| l.split(',').collect::<Vec<_>>())
-            .find(|c| c.len() > i && c[0] == px && c[1] == sv)
-            .map(|c| c[i].to_string())
-            .unwrap_or_default()
+        support::clients::stat_field(csv, px, sv, name).unwrap_or_default()
     };
     // Counters are published by the shard; wait (bounded) for them.
     let ok = wait_until(Duration::from_secs(5), || {

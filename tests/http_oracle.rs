@@ -17,12 +17,14 @@ use ringlb::http::head::{Limits, Method};
 use ringlb::http::message::{Event, RequestReader, ResponseReader};
 use support::free_port;
 use support::http::{haproxy_status, start_origin, start_origin_with, Haproxy};
+use support::servers::haproxy_defaults;
 
 /// haproxy in `mode http` in front of `origin`; its port.
 fn start_haproxy(origin: u16) -> (Haproxy, u16) {
     let port = free_port();
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let cfg = format!(
-        "global\n  maxconn 100\ndefaults\n  mode http\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n  timeout http-request 1s\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\nbackend be\n  server s 127.0.0.1:{origin}\n"
+        "global\n  maxconn 100\n{defaults}  timeout http-request 1s\nfrontend fe\n  bind 127.0.0.1:{port}\n  default_backend be\nbackend be\n  server s 127.0.0.1:{origin}\n"
     );
     (Haproxy::start(&cfg, &[port]), port)
 }
@@ -217,8 +219,9 @@ fn ringlb_status_after_body(raw: &[u8]) -> u16 {
 fn chunked_bodies_match_haproxy() {
     let origin = start_origin();
     let port = free_port();
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let cfg = format!(
-        "defaults\n  mode http\n  timeout connect 1s\n  timeout client 2s\n  timeout server 2s\n  timeout http-request 1s\n\
+        "{defaults}  timeout http-request 1s\n\
          frontend fe\n  bind 127.0.0.1:{port}\n  option http-buffer-request\n  default_backend be\n\
          backend be\n  server s 127.0.0.1:{origin}\n"
     );

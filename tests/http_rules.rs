@@ -243,6 +243,20 @@ impl Pair {
     }
 }
 
+/// The start of a haproxy.cfg both proxies of a [`Pair`] run: logging at
+/// `level` to the syslog on port `log`, `defaults` (mode http, `log global`,
+/// `options`, short timeouts) and the frontend `http-in` on `port`, whose
+/// lines come next.
+fn logged_frontend(port: u16, log: u16, level: &str, options: &[&str]) -> String {
+    let options: String = options.iter().map(|o| format!("    {o}\n")).collect();
+    format!(
+        "global\n    log 127.0.0.1:{log} local0 {level}\n\
+         defaults\n    mode http\n    log global\n{options}\
+         \x20   timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend http-in\n    bind 127.0.0.1:{port}\n"
+    )
+}
+
 /// The stats CSV `status` column of server `be/srv` (HAProxy's `;csv`).
 fn csv_status(stats_port: u16, be: &str, srv: &str) -> Option<String> {
     let out = Command::new("curl")
@@ -827,12 +841,7 @@ fn cookie_modes_on_the_wire_match_haproxy() {
         ("dir", "insert"),
     ];
     let cfg = |port: u16, log: u16| {
-        let mut c = format!(
-            "global\n    log 127.0.0.1:{log} local0 info\n\
-             defaults\n    mode http\n    log global\n    option httplog\n    option dontlognull\n\
-             \x20   timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-             frontend http-in\n    bind 127.0.0.1:{port}\n"
-        );
+        let mut c = logged_frontend(port, log, "info", &["option httplog", "option dontlognull"]);
         for (name, _) in &modes {
             c.push_str(&format!(
                 "    use_backend {name} if {{ path_beg /{name}/ }}\n"
@@ -895,12 +904,9 @@ fn captures_and_log_levels_match_haproxy() {
     }
     let app = named_nginx("app");
     let cfg = |port: u16, log: u16| {
-        format!(
-            "global\n    log 127.0.0.1:{log} local0 debug\n\
-             defaults\n    mode http\n    log global\n    option httplog\n\
-             \x20   timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-             frontend http-in\n    bind 127.0.0.1:{port}\n\
-             \x20   capture request header Host len 12\n\
+        logged_frontend(port, log, "debug", &["option httplog"])
+            + &format!(
+                "\x20   capture request header Host len 12\n\
              \x20   capture request header User-Agent len 5\n\
              \x20   capture response header Content-Type len 20\n\
              \x20   capture response header X-Missing len 4\n\
@@ -910,8 +916,8 @@ fn captures_and_log_levels_match_haproxy() {
              \x20   http-request set-log-level err if {{ path /loud }}\n\
              \x20   default_backend app\n\
              backend app\n    server s 127.0.0.1:{}\n",
-            app.port
-        )
+                app.port
+            )
     };
     let pair = Pair::start(cfg);
     let (ours, theirs) = (pair.ours, pair.theirs);
@@ -960,12 +966,9 @@ fn custom_log_format_matches_haproxy() {
     }
     let app = named_nginx("app");
     let cfg = |port: u16, log: u16| {
-        format!(
-            "global\n    log 127.0.0.1:{log} local0 info\n\
-             defaults\n    mode http\n    log global\n\
-             \x20   timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-             frontend http-in\n    bind 127.0.0.1:{port}\n\
-             \x20   log-format \"%ft %b/%s %ST %B %tsc %ac/%fc/%bc/%sc/%rc %{{+Q}}r host=%[var(txn.host)] \
+        logged_frontend(port, log, "info", &[])
+            + &format!(
+            "\x20   log-format \"%ft %b/%s %ST %B %tsc %ac/%fc/%bc/%sc/%rc %{{+Q}}r host=%[var(txn.host)] \
              who=%{{+Q}}[var(txn.who)] m=%[capture.req.method] u=%[capture.req.uri,upper] s=%[str(lit)] 100%%\"\n\
              \x20   http-request set-var(txn.host) req.hdr(host),lower\n\
              \x20   http-request set-var(txn.who) str(bob) if {{ path /who }}\n\

@@ -2,11 +2,12 @@
 //! haproxy package) like HAProxy's own: 10,000 requests, no parse error, the
 //! status codes, servers and URLs counted as written.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod support;
+
 use std::time::{Duration, UNIX_EPOCH};
 
 use ringlb::log::{httplog, syslog_time, HttpRecord, Names, SessionRecord, Termination};
+use support::clients::halog;
 
 /// The line a file target gets: syslog prefix then the httplog line.
 fn lines(n: usize) -> (String, [usize; 4]) {
@@ -103,27 +104,6 @@ fn lines(n: usize) -> (String, [usize; 4]) {
         ));
     }
     (out, per_status)
-}
-
-fn halog(args: &[&str], input: &str) -> (String, String) {
-    let mut child = Command::new("halog")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("halog (Debian package haproxy)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    (
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[test]

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use support::*;
 
-/// Frontend `fe` on `port` in front of backend `b` balancing `servers` (each
-/// with its extra keys) by `balance`.
-fn config(port: u16, balance: &str, servers: &[(&TestServer, &str)]) -> Cfg {
+/// Frontend `fe` on `port` in front of backend `b` balancing `servers` (the
+/// first with the first of `keys`, and so on) by `balance`.
+fn config(port: u16, balance: &str, servers: &[TestServer], keys: &[&str]) -> Cfg {
+    assert_eq!(servers.len(), keys.len(), "one set of keys per server");
     let b = servers
         .iter()
+        .zip(keys)
         .fold(Proxy::new("b").balance(balance), |b, (s, extra)| {
             b.server_with(&s.name, s.addr, extra)
         });
@@ -26,6 +28,14 @@ fn config(port: u16, balance: &str, servers: &[(&TestServer, &str)]) -> Cfg {
         .backend(b)
 }
 
+/// Test servers that say their name (`names`) on connect.
+fn hello_servers(names: &[&str]) -> Vec<TestServer> {
+    names
+        .iter()
+        .map(|n| TestServer::start(n, Behaviour::Hello))
+        .collect()
+}
+
 fn hello(port: u16) -> (TcpStream, String) {
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let name = read_line(&mut c);
@@ -34,19 +44,13 @@ fn hello(port: u16) -> (TcpStream, String) {
 
 #[test]
 fn roundrobin_weights_1_2_3_over_600_sessions() {
-    let s: Vec<TestServer> = ["w1", "w2", "w3"]
-        .iter()
-        .map(|n| TestServer::start(n, Behaviour::Hello))
-        .collect();
+    let s = hello_servers(&["w1", "w2", "w3"]);
     let port = free_port();
     let cfg = config(
         port,
         "roundrobin",
-        &[
-            (&s[0], "weight = 1"),
-            (&s[1], "weight = 2"),
-            (&s[2], "weight = 3"),
-        ],
+        &s,
+        &["weight = 1", "weight = 2", "weight = 3"],
     )
     .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
@@ -66,12 +70,9 @@ fn roundrobin_weights_1_2_3_over_600_sessions() {
 
 #[test]
 fn source_sends_one_client_address_to_one_server_from_every_shard() {
-    let s: Vec<TestServer> = ["s1", "s2", "s3"]
-        .iter()
-        .map(|n| TestServer::start(n, Behaviour::Hello))
-        .collect();
+    let s = hello_servers(&["s1", "s2", "s3"]);
     let port = free_port();
-    let cfg = config(port, "source", &[(&s[0], ""), (&s[1], ""), (&s[2], "")]).build();
+    let cfg = config(port, "source", &s, &[""; 3]).build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let mut used = std::collections::HashSet::new();
     for ip in 2..26u8 {
@@ -100,16 +101,13 @@ fn source_sends_one_client_address_to_one_server_from_every_shard() {
 
 #[test]
 fn leastconn_prefers_the_idle_server() {
-    let s: Vec<TestServer> = ["l1", "l2"]
-        .iter()
-        .map(|n| TestServer::start(n, Behaviour::Hello))
-        .collect();
+    let s = hello_servers(&["l1", "l2"]);
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("s.log");
     // The session's log line is written after its server slot is released:
     // that line, not the server's own count, says ringlb sees the server idle.
-    let cfg = config(port, "leastconn", &[(&s[0], ""), (&s[1], "")])
+    let cfg = config(port, "leastconn", &s, &[""; 2])
         .log(log.display())
         .log_global("tcplog")
         .build();
@@ -133,21 +131,9 @@ fn leastconn_prefers_the_idle_server() {
 
 #[test]
 fn first_fills_servers_in_order() {
-    let s: Vec<TestServer> = ["f1", "f2", "f3"]
-        .iter()
-        .map(|n| TestServer::start(n, Behaviour::Hello))
-        .collect();
+    let s = hello_servers(&["f1", "f2", "f3"]);
     let port = free_port();
-    let cfg = config(
-        port,
-        "first",
-        &[
-            (&s[0], "maxconn = 2"),
-            (&s[1], "maxconn = 2"),
-            (&s[2], "maxconn = 2"),
-        ],
-    )
-    .build();
+    let cfg = config(port, "first", &s, &["maxconn = 2"; 3]).build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let mut held = Vec::new();
     let mut names = Vec::new();

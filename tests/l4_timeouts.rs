@@ -60,15 +60,8 @@ fn idle_client_is_closed_after_timeout_client() {
 
 #[test]
 fn connect_to_a_server_that_never_answers_ends_after_timeout_connect() {
-    // A listener with a backlog of 0 whose queue we fill: further SYNs are dropped.
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let _blackhole = ringlb::sys::socket::Socket::listen(&addr, 0).unwrap();
-    let mut fillers = Vec::new();
-    for _ in 0..4 {
-        if let Ok(c) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
-            fillers.push(c);
-        }
-    }
+    let blackhole = Blackhole::start();
+    let addr = blackhole.addr;
     let port = free_port();
     let _lb = Ringlb::start(
         &config(port, &addr.to_string(), ("400ms", "30s", "30s")),

@@ -7,7 +7,6 @@ mod support;
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use support::*;
@@ -74,26 +73,8 @@ fn tcplog_lines_in_a_file_are_parsed_by_halog() {
     // halog reads our lines as it reads HAProxy's own TCP logs: every line
     // counted, every line parsed by the field-based reports, both servers listed
     // (its per-server table is HTTP-oriented and flags TCP lines, HAProxy's too).
-    let halog = |args: &[&str]| {
-        let mut child = Command::new("halog")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("halog (Debian package haproxy)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(sessions.join("\n").as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let input = sessions.join("\n");
+    let halog = |args: &[&str]| support::clients::halog(args, &input);
     let (count, _) = halog(&["-c"]);
     assert_eq!(count.trim(), "25");
     let (_, summary) = halog(&["-st"]);

@@ -3,9 +3,7 @@
 
 mod support;
 
-use std::process::Command;
-
-use support::servers::RedisServer;
+use support::servers::{redis_benchmark, redis_cli, RedisServer};
 use support::*;
 
 #[test]
@@ -22,54 +20,11 @@ fn redis_benchmark_through_ringlb_has_no_errors() {
         )
         .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "SET", "ringlb", "works"])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "OK");
-    let out = Command::new("redis-cli")
-        .args(["-p", &port.to_string(), "GET", "ringlb"])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "works");
-    let out = Command::new("redis-benchmark")
-        .args([
-            "-p",
-            &port.to_string(),
-            "-t",
-            "get,set",
-            "-n",
-            "20000",
-            "-c",
-            "50",
-            "-P",
-            "4",
-            "--csv",
-        ])
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "redis-benchmark failed: {stdout}\n{stderr}"
-    );
-    assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
-    assert!(
-        stdout.contains("\"SET\"") && stdout.contains("\"GET\""),
-        "{stdout}"
-    );
+    assert_eq!(redis_cli(port, &["SET", "ringlb", "works"]), "OK");
+    assert_eq!(redis_cli(port, &["GET", "ringlb"]), "works");
+    redis_benchmark(port, &[]);
     // Every request reached the real server.
-    let info = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "INFO", "stats"])
-        .output()
-        .unwrap();
-    let info = String::from_utf8_lossy(&info.stdout);
-    let processed: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap();
+    let processed = redis.commands_processed();
     assert!(
         processed >= 40_000,
         "redis processed only {processed} commands"

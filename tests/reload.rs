@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use support::load::{ping_once, ConnLoop, Stream};
-use support::servers::RedisServer;
+use support::servers::{haproxy_defaults, RedisServer};
 use support::*;
 
 /// Shard counts for successive generations: every transition happens
@@ -94,25 +94,12 @@ fn x_and_sf_reloads_lose_no_connection_across_shard_counts() {
         );
         load.wait_for(20);
     }
-    let (attempts, failures, slowest) = load.finish();
-    let (bytes, streamed) = stream.finish();
-    if !failures.is_empty() {
+    let bytes = finish_without_loss("-x/-sf", load, stream, || {
         for f in &former {
             eprintln!("--- former {}:\n{}", f.pid(), f.output());
         }
         eprintln!("--- current {}:\n{}", current.pid(), current.output());
-    }
-    eprintln!(
-        "-x/-sf: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms, stream {bytes} bytes",
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {attempts} connections failed:\n{}",
-        failures.len(),
-        failures[..failures.len().min(3)].join("\n")
-    );
-    assert_eq!(streamed, Ok(()));
+    });
     assert!(bytes > 0);
     // Every former process finishes once its sessions (the stream's, for the
     // first one) are over.
@@ -127,18 +114,45 @@ fn x_and_sf_reloads_lose_no_connection_across_shard_counts() {
     assert!(current.exited().is_none(), "{}", current.output());
 }
 
-/// `ringlb -W -f CFG -p PIDFILE`, once its pidfile is written.
-fn start_master(cfg: &Path, pidfile: &Path) -> Ringlb {
-    let master = start(
-        cfg,
-        &[
-            "-W",
-            "-f",
-            cfg.to_str().unwrap(),
-            "-p",
-            pidfile.to_str().unwrap(),
-        ],
+/// Ends the connection loop and the stream that ran across `what`'s reloads
+/// and asserts that no connection failed and the stream went on; the bytes
+/// it carried. `on_failure` runs (to show more) before a failure is asserted.
+fn finish_without_loss(
+    what: &str,
+    load: ConnLoop,
+    stream: Stream,
+    on_failure: impl FnOnce(),
+) -> u64 {
+    let (attempts, failures, slowest) = load.finish();
+    let (bytes, streamed) = stream.finish();
+    if !failures.is_empty() {
+        on_failure();
+    }
+    eprintln!(
+        "{what}: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms, stream {bytes} bytes",
+        failures.len()
     );
+    assert!(
+        failures.is_empty(),
+        "{} of {attempts} connections failed:\n{}",
+        failures.len(),
+        failures[..failures.len().min(3)].join("\n")
+    );
+    assert_eq!(streamed, Ok(()));
+    bytes
+}
+
+/// `ringlb -W -f CFG -p PIDFILE EXTRA…`, once its pidfile is written.
+fn start_master(cfg: &Path, pidfile: &Path, extra: &[&str]) -> Ringlb {
+    let mut args = vec![
+        "-W",
+        "-f",
+        cfg.to_str().unwrap(),
+        "-p",
+        pidfile.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let master = start(cfg, &args);
     assert!(wait_until(Duration::from_secs(5), || pidfile.exists()));
     master
 }
@@ -156,7 +170,7 @@ fn master_worker_reloads_lose_no_connection_across_shard_counts() {
     let cfg = root.path().join("ringlb.toml");
     let pidfile = root.path().join("ringlb.pid");
     std::fs::write(&cfg, config(port, redis.port, SHARDS[0], root.path())).unwrap();
-    let mut master = start_master(&cfg, &pidfile);
+    let mut master = start_master(&cfg, &pidfile, &[]);
     let load = ConnLoop::start(port);
     let stream = Stream::start(port);
     load.wait_for(20);
@@ -167,19 +181,7 @@ fn master_worker_reloads_lose_no_connection_across_shard_counts() {
         assert!(out.contains("reload done"), "{out}");
         load.wait_for(20);
     }
-    let (attempts, failures, slowest) = load.finish();
-    let (bytes, streamed) = stream.finish();
-    eprintln!(
-        "master-worker: {RELOADS} reloads, {attempts} connections, {} failed, slowest {slowest:.1} ms, stream {bytes} bytes",
-        failures.len()
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {attempts} connections failed:\n{}",
-        failures.len(),
-        failures[..failures.len().min(3)].join("\n")
-    );
-    assert_eq!(streamed, Ok(()));
+    finish_without_loss("master-worker", load, stream, || {});
     // The master is still there, and stops cleanly with its workers.
     assert!(master.exited().is_none(), "{}", master.output());
     let out = master.output();
@@ -202,19 +204,11 @@ fn a_bad_config_on_reload_keeps_the_old_worker_serving() {
     let pidfile = root.path().join("ringlb.pid");
     std::fs::write(&cfg, config(port, redis.port, 1, root.path())).unwrap();
     let cli = root.path().join("master.sock");
-    let master = start(
+    let master = start_master(
         &cfg,
-        &[
-            "-W",
-            "-f",
-            cfg.to_str().unwrap(),
-            "-p",
-            pidfile.to_str().unwrap(),
-            "-S",
-            &format!("{},mode,600", cli.display()),
-        ],
+        &pidfile,
+        &["-S", &format!("{},mode,600", cli.display())],
     );
-    assert!(wait_until(Duration::from_secs(5), || pidfile.exists()));
     let held = Stream::start(port);
     // A server address with a port out of range: the config does not load.
     let bad = base(1, root.path())
@@ -454,12 +448,13 @@ fn reload_figures() {
         let root = tempfile::tempdir().unwrap();
         let port = free_port();
         let sock = root.path().join("hap.sock");
+        let defaults = haproxy_defaults("tcp", "2s", "60s");
         let cfg = root.path().join("haproxy.cfg");
         std::fs::write(
             &cfg,
             format!(
                 "global\n    stats socket {} mode 600 level admin expose-fd listeners\n    nbthread 2\n\
-                 defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 60s\n    timeout server 60s\n\
+                 {defaults}\
                  listen redis\n    bind 127.0.0.1:{port}\n    server r1 127.0.0.1:{}\n",
                 sock.display(),
                 redis.port
@@ -561,7 +556,7 @@ fn a_reload_serves_the_replaced_certificate() {
         )
         .build();
     std::fs::write(&cfg, text).unwrap();
-    let master = start_master(&cfg, &pidfile);
+    let master = start_master(&cfg, &pidfile, &[]);
     let ca = pki.ca();
     assert_eq!(
         served_subject(port, &ca),

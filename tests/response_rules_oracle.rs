@@ -8,15 +8,12 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-use ringlb::http::acl::{Message, NoCounters};
-use ringlb::http::rules::{Conn, Txn, Verdict};
+use ringlb::http::acl::Message;
+use ringlb::http::rules::Verdict;
 use support::free_port;
-use support::http::Haproxy;
+use support::http::{haproxy_response, start_origin_by_path, Haproxy};
+use support::oracle::{compile, conn, txn};
+use support::servers::haproxy_defaults;
 
 /// The canned response for a path.
 fn reply(path: &str) -> String {
@@ -33,64 +30,6 @@ fn reply(path: &str) -> String {
         "200 OK"
     };
     format!("HTTP/1.1 {status}\r\n{extra}Content-Length: 0\r\n\r\n")
-}
-
-fn origin() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for conn in l.incoming() {
-            let Ok(mut s) = conn else { continue };
-            std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut chunk) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
-                }
-                let path = String::from_utf8_lossy(&buf)
-                    .split(' ')
-                    .nth(1)
-                    .unwrap_or("/")
-                    .to_string();
-                let _ = s.write_all(reply(&path).as_bytes());
-                let _ = s.shutdown(Shutdown::Write);
-            });
-        }
-    });
-    port
-}
-
-fn exchange(port: u16, raw: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(raw).unwrap();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = Instant::now() + Duration::from_secs(3);
-    loop {
-        if let Some(h) = out.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&out[..h]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if out.len() >= h + 4 + len {
-                return out;
-            }
-        }
-        if Instant::now() > end {
-            return out;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return out,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-        }
-    }
 }
 
 /// Status line and header lines, names lower-cased, framing headers aside.
@@ -115,14 +54,10 @@ fn normal(head: &[u8]) -> Vec<String> {
 #[test]
 fn response_rules_match_haproxy() {
     let port = free_port();
-    let o = origin();
+    let o = start_origin_by_path(reply);
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let text = format!(
-        r#"defaults
-    mode http
-    timeout connect 1s
-    timeout client 2s
-    timeout server 2s
-
+        r#"{defaults}
 frontend fe
     bind 127.0.0.1:{port}
     http-request set-var(txn.path) path
@@ -143,28 +78,17 @@ backend be
     server s 127.0.0.1:{o}
 "#
     );
-    let c =
-        ringlb::config::parse_haproxy(&[(PathBuf::from("r.cfg"), text.clone())], false, &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .config;
+    let c = compile("r.cfg", &text);
     let _h = Haproxy::start(&text, &[port]);
     let fe = c.frontends[0].rules.get().expect("frontend rules");
     let be = c.backends[0].rules.get().expect("backend rules");
     let mut diffs = Vec::new();
     for path in ["/err", "/ok", "/odd", "/leak", "/plain"] {
         let raw = format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n");
-        let theirs = exchange(port, raw.as_bytes());
-        let mut txn = Txn::default();
-        txn.req = Message::parse_request(raw.as_bytes()).unwrap();
-        txn.begin();
+        let theirs = haproxy_response(port, raw.as_bytes());
+        let mut txn = txn(raw.as_bytes());
         txn.res = Message::parse_response(reply(path).as_bytes()).unwrap();
-        let conn = Conn {
-            client: "127.0.0.1:40000".parse().unwrap(),
-            local: "127.0.0.1:80".parse().unwrap(),
-            tls: None,
-            backend: Some(0),
-            counters: &NoCounters,
-        };
+        let conn = conn("127.0.0.1:80", Some(0));
         let mut out = Vec::new();
         assert_eq!(
             fe.apply_request(&mut txn, &conn, &mut out),

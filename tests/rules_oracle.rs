@@ -8,29 +8,21 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
-
-use ringlb::http::acl::{Message, NoCounters};
-use ringlb::http::rules::{Conn, Txn, Verdict};
+use ringlb::http::rules::Verdict;
 use support::free_port;
-use support::http::Haproxy;
+use support::http::{haproxy_response, Haproxy};
+use support::oracle::{compile, conn, deny_requests, txn};
+use support::servers::haproxy_defaults;
 
 const SHA512: &str = "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1";
 
 fn config(port: u16) -> String {
+    let defaults = haproxy_defaults("http", "1s", "2s");
     format!(
         r#"global
     maxconn 100
 
-defaults
-    mode http
-    timeout connect 1s
-    timeout client 2s
-    timeout server 2s
-
+{defaults}
 userlist L
     group admins
     user bob insecure-password secret
@@ -85,49 +77,11 @@ backend static
     )
 }
 
-/// The whole response haproxy sends for `raw`.
-fn haproxy_response(port: u16, raw: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    s.write_all(raw).unwrap();
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let end = Instant::now() + Duration::from_secs(3);
-    loop {
-        if let Some(h) = out.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&out[..h]).to_ascii_lowercase();
-            let len = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length: "))
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            if out.len() >= h + 4 + len {
-                return out;
-            }
-        }
-        if Instant::now() > end {
-            return out;
-        }
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => return out,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 /// What ringlb answers: the frontend's rules, routing, the backend's rules.
 fn ringlb_response(c: &ringlb::config::model::Config, raw: &[u8]) -> Vec<u8> {
     let fe = c.frontends[0].rules.get().expect("frontend rules");
-    let mut txn = Txn::default();
-    txn.req = Message::parse_request(raw).expect("request parses");
-    txn.begin();
-    let mut conn = Conn {
-        client: "127.0.0.1:40000".parse().unwrap(),
-        local: "127.0.0.1:80".parse().unwrap(),
-        tls: None,
-        backend: None,
-        counters: &NoCounters,
-    };
+    let mut txn = txn(raw);
+    let mut conn = conn("127.0.0.1:80", None);
     let mut out = Vec::new();
     if let Verdict::Respond { .. } = fe.apply_request(&mut txn, &conn, &mut out) {
         return out;
@@ -155,13 +109,7 @@ fn basic(cred: &str) -> String {
 fn rule_responses_match_haproxy_byte_for_byte() {
     let port = free_port();
     let text = config(port);
-    let c = ringlb::config::parse_haproxy(
-        &[(PathBuf::from("oracle.cfg"), text.clone())],
-        false,
-        &|_| None,
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
-    .config;
+    let c = compile("oracle.cfg", &text);
     let _h = Haproxy::start(&text, &[port]);
     let cases: Vec<Vec<u8>> = vec![
         req("/a?x=1", ""),
@@ -196,11 +144,7 @@ fn rule_responses_match_haproxy_byte_for_byte() {
         req("/v2/plain", "User-Agent: other\r\n"),
     ];
     let mut cases = cases;
-    for st in [
-        400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429, 500, 501, 502, 503, 504,
-    ] {
-        cases.push(format!("GET /deny/{st} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes());
-    }
+    cases.extend(deny_requests());
     let mut diffs = Vec::new();
     for raw in &cases {
         let theirs = haproxy_response(port, raw);
@@ -231,13 +175,9 @@ fn log_format_values_match_haproxy() {
     let page = dir.path().join("page.txt");
     std::fs::write(&page, "from a file\n").unwrap();
     let port = free_port();
+    let defaults = haproxy_defaults("http", "1s", "2s");
     let text = format!(
-        r#"defaults
-    mode http
-    timeout connect 1s
-    timeout client 2s
-    timeout server 2s
-
+        r#"{defaults}
 frontend fe
     bind 127.0.0.1:{port}
     http-request deny deny_status 200 if {{ path /deny/200 }}
@@ -284,10 +224,7 @@ backend be
         page = page.display(),
         map = map.display()
     );
-    let c =
-        ringlb::config::parse_haproxy(&[(PathBuf::from("lf.cfg"), text.clone())], false, &|_| None)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .config;
+    let c = compile("lf.cfg", &text);
     let _h = Haproxy::start(&text, &[port]);
     let fe = c.frontends[0].rules.get().unwrap();
     let cases: Vec<Vec<u8>> = vec![
@@ -305,24 +242,12 @@ backend be
         b"GET http://www.example.com/a/b/c HTTP/1.1\r\nHost: www.example.com\r\n\r\n".to_vec(),
     ];
     let mut cases = cases;
-    for st in [
-        400, 401, 403, 404, 405, 407, 408, 410, 413, 421, 422, 425, 429, 500, 501, 502, 503, 504,
-    ] {
-        cases.push(format!("GET /deny/{st} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes());
-    }
+    cases.extend(deny_requests());
     let mut diffs = Vec::new();
     for raw in &cases {
         let theirs = haproxy_response(port, raw);
-        let mut txn = Txn::default();
-        txn.req = Message::parse_request(raw).unwrap();
-        txn.begin();
-        let conn = Conn {
-            client: "127.0.0.1:40000".parse().unwrap(),
-            local: format!("127.0.0.1:{port}").parse().unwrap(),
-            tls: None,
-            backend: None,
-            counters: &NoCounters,
-        };
+        let mut txn = txn(raw);
+        let conn = conn(&format!("127.0.0.1:{port}"), None);
         let mut out = Vec::new();
         let v = fe.apply_request(&mut txn, &conn, &mut out);
         assert!(

@@ -41,10 +41,9 @@ fn show_sess_lists_live_sessions_and_shutdown_session_closes_one() {
     let redis = RedisServer::start(&[]);
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("admin.sock");
+    let (sock, cfg) = support::clients::admin_socket(dir.path());
     let log = dir.path().join("sessions.log");
-    let cfg = Cfg::new()
-        .admin_socket(sock.display())
+    let cfg = cfg
         .log(log.display())
         .log_global("tcplog")
         .timeouts("2s", "30s", "30s")
@@ -275,10 +274,17 @@ fn show_errors_shows_the_bad_bytes_as_haproxy_does() {
     assert_eq!(socat(&sock, "show errors nope"), "No such proxy.\n\n");
 }
 
-/// Which server answered a new connection (the test servers say their name).
-fn who(port: u16) -> String {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    read_line(&mut c)
+/// Listen section `name` on `port` serving the stats page at `/stats` to
+/// user admin:admin, with `admin` (`admin = COND`, `admin-unless = COND`, or
+/// nothing: read-only).
+fn stats_page(name: &str, port: u16, admin: &str) -> Proxy {
+    let keys = r#"uri = "/stats", auth = ["admin:admin"]"#;
+    let keys = if admin.is_empty() {
+        keys.to_string()
+    } else {
+        format!("{keys}, {admin}")
+    };
+    Proxy::new(name).port(port).mode("http").stats(&keys)
 }
 
 /// The `Location` of a 303 answer to a POST of `form` to the page at `url`.
@@ -315,41 +321,22 @@ fn the_stats_pages_admin_form_sets_servers_as_haproxys_does() {
     let (port, admin_port, ro_port) = (free_port(), free_port(), free_port());
     let (unless_local, unless_false) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("admin.sock");
-    let cfg = Cfg::new()
-        .admin_socket(sock.display())
+    let (sock, cfg) = support::clients::admin_socket(dir.path());
+    let cfg = cfg
         .timeouts("2s", "10s", "10s")
-        .listen(
-            Proxy::new("app")
-                .port(port)
-                .balance("roundrobin")
-                .server("a", a.addr)
-                .server("b", b.addr),
-        )
-        .listen(
-            Proxy::new("stats")
-                .port(admin_port)
-                .mode("http")
-                .stats(r#"uri = "/stats", auth = ["admin:admin"], admin = "LOCALHOST""#),
-        )
-        .listen(
-            Proxy::new("readonly")
-                .port(ro_port)
-                .mode("http")
-                .stats(r#"uri = "/stats", auth = ["admin:admin"], admin = "FALSE""#),
-        )
-        .listen(
-            Proxy::new("unless_local")
-                .port(unless_local)
-                .mode("http")
-                .stats(r#"uri = "/stats", auth = ["admin:admin"], admin-unless = "LOCALHOST""#),
-        )
-        .listen(
-            Proxy::new("unless_false")
-                .port(unless_false)
-                .mode("http")
-                .stats(r#"uri = "/stats", auth = ["admin:admin"], admin-unless = "FALSE""#),
-        )
+        .listen(round_robin_app(port, &[&a, &b]))
+        .listen(stats_page("stats", admin_port, r#"admin = "LOCALHOST""#))
+        .listen(stats_page("readonly", ro_port, r#"admin = "FALSE""#))
+        .listen(stats_page(
+            "unless_local",
+            unless_local,
+            r#"admin-unless = "LOCALHOST""#,
+        ))
+        .listen(stats_page(
+            "unless_false",
+            unless_false,
+            r#"admin-unless = "FALSE""#,
+        ))
         .build();
     let _lb = Ringlb::start(&cfg, &["--shards", "2"]);
     let url = format!("http://127.0.0.1:{admin_port}/stats");
@@ -387,7 +374,7 @@ fn the_stats_pages_admin_form_sets_servers_as_haproxys_does() {
     assert_eq!(admin_state(&sock, "a"), "1");
     let before = a.accepted();
     for _ in 0..8 {
-        assert_eq!(who(port), "b");
+        assert_eq!(which_server(port), "b");
     }
     assert_eq!(a.accepted(), before, "a in MAINT takes nothing");
     let (_, page) = support::clients::curl(&["-u", "admin:admin", &format!("{url};st=DONE")]);
@@ -437,7 +424,7 @@ fn the_stats_pages_admin_form_sets_servers_as_haproxys_does() {
         "/stats;st=PART"
     );
     assert_eq!(admin_state(&sock, "a"), "0");
-    let seen: Vec<String> = (0..4).map(|_| who(port)).collect();
+    let seen: Vec<String> = (0..4).map(|_| which_server(port)).collect();
     assert!(seen.iter().any(|s| s == "a"), "{seen:?}");
 }
 
@@ -471,9 +458,8 @@ fn show_sess_shows_a_keep_alive_http_session_and_shutdown_session_ends_it() {
     let nginx = support::servers::Nginx::start(&[("index.html", "hello")]);
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("admin.sock");
-    let cfg = Cfg::new()
-        .admin_socket(sock.display())
+    let (sock, cfg) = support::clients::admin_socket(dir.path());
+    let cfg = cfg
         .timeouts("2s", "30s", "30s")
         .listen(
             Proxy::new("web")
@@ -528,18 +514,8 @@ fn admin_posts_are_answered_as_haproxy_answers_them() {
                 .server("a", a.addr)
                 .server("b", b.addr),
         )
-        .listen(
-            Proxy::new("stats")
-                .port(page)
-                .mode("http")
-                .stats(r#"uri = "/stats", auth = ["admin:admin"], admin = "LOCALHOST""#),
-        )
-        .listen(
-            Proxy::new("readonly")
-                .port(ro)
-                .mode("http")
-                .stats(r#"uri = "/stats", auth = ["admin:admin"]"#),
-        )
+        .listen(stats_page("stats", page, r#"admin = "LOCALHOST""#))
+        .listen(stats_page("readonly", ro, ""))
         .build();
     let _lb = Ringlb::start(&cfg, &[]);
     let _h = support::servers::Haproxy::start(
@@ -596,6 +572,6 @@ fn admin_posts_are_answered_as_haproxy_answers_them() {
     // Where the posts left the servers: a in MAINT (the last post); b READY
     // — drained, disabled, enabled (back to DRAIN: HAProxy's MAINT and DRAIN
     // are two flags, which is why `stop` then changed nothing), started.
-    let seen: Vec<String> = (0..4).map(|_| who(port)).collect();
+    let seen: Vec<String> = (0..4).map(|_| which_server(port)).collect();
     assert!(seen.iter().all(|s| s == "b"), "{seen:?}");
 }

@@ -10,30 +10,18 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use support::clients::{curl, socat};
+use support::clients::{admin_socket, curl, server_status, socat, stat_column};
 use support::servers::Haproxy;
 use support::*;
 
-/// Which server answered: the test servers say their name on connect.
-fn who(port: u16) -> String {
-    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    read_line(&mut c)
-}
-
-fn column(csv: &str, px: &str, sv: &str, field: &str) -> String {
-    let mut lines = csv.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap()
-        .trim_start_matches("# ")
-        .split(',')
-        .collect();
-    let i = header.iter().position(|h| *h == field).unwrap();
-    lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .find(|c| c.len() > 1 && c[0] == px && c[1] == sv)
-        .map(|c| c[i].to_string())
-        .unwrap_or_else(|| panic!("no row {px}/{sv} in\n{csv}"))
+/// `app`'s server `name`, checked every 100 ms at an address where nothing
+/// listens (so it goes DOWN at its first check).
+fn checked_dead_server(app: Proxy, name: &str) -> Proxy {
+    app.server_with(
+        name,
+        "127.0.0.1:1",
+        r#"check = true, inter = "100ms", fall = 1"#,
+    )
 }
 
 #[test]
@@ -42,17 +30,10 @@ fn runtime_api_and_csv_as_haproxy() {
     let b = TestServer::start("b", Behaviour::Hello);
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("admin.sock");
-    let cfg = Cfg::new()
-        .admin_socket(sock.display())
+    let (sock, cfg) = admin_socket(dir.path());
+    let cfg = cfg
         .timeouts("2s", "10s", "10s")
-        .listen(
-            Proxy::new("app")
-                .port(port)
-                .balance("roundrobin")
-                .server("a", a.addr)
-                .server("b", b.addr),
-        )
+        .listen(round_robin_app(port, &[&a, &b]))
         .build();
     let lb = Ringlb::start(&cfg, &["--shards", "2"]);
 
@@ -92,37 +73,39 @@ fn runtime_api_and_csv_as_haproxy() {
     // Counters add up to what the servers saw.
     let n = 10;
     for _ in 0..n {
-        who(port);
+        which_server(port);
     }
-    let stot = |csv: &str, s: &str| column(csv, "app", s, "stot").parse::<u64>().unwrap();
+    let stot = |csv: &str, s: &str| stat_column(csv, "app", s, "stot").parse::<u64>().unwrap();
     assert!(wait_until(Duration::from_secs(5), || {
         let csv = socat(&sock, "show stat");
         stot(&csv, "a") + stot(&csv, "b") == n
-            && column(&csv, "app", "BACKEND", "stot") == n.to_string()
+            && stat_column(&csv, "app", "BACKEND", "stot") == n.to_string()
     }));
     let csv = socat(&sock, "show stat");
     assert_eq!(
         stot(&csv, "a") + stot(&csv, "b"),
         a.accepted() + b.accepted() - accepted_before
     );
-    assert_eq!(column(&csv, "app", "a", "status"), "no check");
-    assert_eq!(column(&csv, "app", "BACKEND", "algo"), "roundrobin");
-    assert_eq!(column(&csv, "app", "FRONTEND", "status"), "OPEN");
+    assert_eq!(stat_column(&csv, "app", "a", "status"), "no check");
+    assert_eq!(stat_column(&csv, "app", "BACKEND", "algo"), "roundrobin");
+    assert_eq!(stat_column(&csv, "app", "FRONTEND", "status"), "OPEN");
     // HAProxy's session-rate counters (sessions in a second; its maximum).
-    let max: u64 = column(&csv, "app", "FRONTEND", "rate_max").parse().unwrap();
+    let max: u64 = stat_column(&csv, "app", "FRONTEND", "rate_max")
+        .parse()
+        .unwrap();
     assert!((1..=n).contains(&max), "rate_max {max}");
-    let srv_max: u64 = column(&csv, "app", "a", "rate_max").parse().unwrap();
+    let srv_max: u64 = stat_column(&csv, "app", "a", "rate_max").parse().unwrap();
     assert!(srv_max >= 1 && srv_max <= max, "{srv_max} vs {max}");
 
     // MAINT through the socket: no new session reaches a, from either shard.
     assert_eq!(socat(&sock, "set server app/a state maint"), "\n");
     let a0 = a.accepted();
     for _ in 0..20 {
-        assert_eq!(who(port), "b");
+        assert_eq!(which_server(port), "b");
     }
     assert_eq!(a.accepted(), a0);
     assert_eq!(
-        column(&socat(&sock, "show stat"), "app", "a", "status"),
+        stat_column(&socat(&sock, "show stat"), "app", "a", "status"),
         "MAINT"
     );
     assert!(socat(&sock, "show servers state app").contains("\n1 app 1 a 127.0.0.1 2 1 1 1 "));
@@ -132,12 +115,12 @@ fn runtime_api_and_csv_as_haproxy() {
 
     // Back to READY: a takes sessions again; then weight 0: b takes them all.
     socat(&sock, "set server app/a state ready");
-    let names: Vec<String> = (0..10).map(|_| who(port)).collect();
+    let names: Vec<String> = (0..10).map(|_| which_server(port)).collect();
     assert!(names.iter().any(|n| n == "a"), "{names:?}");
     assert_eq!(socat(&sock, "set server app/a weight 0"), "\n");
     assert_eq!(socat(&sock, "get weight app/a"), "0 (initial 1)\n\n");
     for _ in 0..10 {
-        assert_eq!(who(port), "b");
+        assert_eq!(which_server(port), "b");
     }
 
     // `set server addr`: server a moves to where b listens; every shard's new
@@ -153,11 +136,15 @@ fn runtime_api_and_csv_as_haproxy() {
     assert_eq!(socat(&sock, "set server app/a weight 1"), "\n");
     let a_before = a.accepted();
     for _ in 0..10 {
-        assert_eq!(who(port), "b", "a's sessions now reach b's address");
+        assert_eq!(
+            which_server(port),
+            "b",
+            "a's sessions now reach b's address"
+        );
     }
     assert_eq!(a.accepted(), a_before);
     assert_eq!(
-        column(&socat(&sock, "show stat"), "app", "a", "addr"),
+        stat_column(&socat(&sock, "show stat"), "app", "a", "addr"),
         b.addr.to_string()
     );
     socat(
@@ -174,24 +161,22 @@ fn runtime_api_and_csv_as_haproxy() {
         "Invalid addr 'not-an-ip'\n\n"
     );
     // Bad input answers as HAProxy and changes nothing.
-    assert_eq!(
-        socat(&sock, "set server app/zz state maint"),
-        "No such server.\n\n"
-    );
-    assert_eq!(
-        socat(&sock, "set server nope/a state maint"),
-        "No such backend.\n\n"
-    );
-    assert_eq!(
-        socat(&sock, "set server app/b state bogus"),
-        "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n"
-    );
-    assert_eq!(
-        socat(&sock, "set weight app/b 300"),
-        "Absolute weight can only be between 0 and 256 inclusive.\n\n"
-    );
+    for (command, answer) in [
+        ("set server app/zz state maint", "No such server.\n\n"),
+        ("set server nope/a state maint", "No such backend.\n\n"),
+        (
+            "set server app/b state bogus",
+            "'set server <srv> state' expects 'ready', 'drain' and 'maint'.\n\n",
+        ),
+        (
+            "set weight app/b 300",
+            "Absolute weight can only be between 0 and 256 inclusive.\n\n",
+        ),
+    ] {
+        assert_eq!(socat(&sock, command), answer, "{command}");
+    }
     assert!(socat(&sock, "frobnicate").starts_with("Unknown command"));
-    assert_eq!(who(port), "b", "b still serves");
+    assert_eq!(which_server(port), "b", "b still serves");
     // Several commands on one line.
     let two = socat(&sock, "get weight app/a; get weight app/b");
     assert_eq!(two, "0 (initial 1)\n\n1 (initial 1)\n\n");
@@ -227,12 +212,12 @@ fn runtime_api_and_csv_as_haproxy() {
     // `clear counters` zeroes the maxima, `clear counters all` the totals.
     socat(&sock, "clear counters");
     let csv = socat(&sock, "show stat");
-    assert_eq!(column(&csv, "app", "a", "smax"), "0");
-    assert_ne!(column(&csv, "app", "a", "stot"), "0");
+    assert_eq!(stat_column(&csv, "app", "a", "smax"), "0");
+    assert_ne!(stat_column(&csv, "app", "a", "stot"), "0");
     socat(&sock, "clear counters all");
     let csv = socat(&sock, "show stat");
-    assert_eq!(column(&csv, "app", "a", "stot"), "0");
-    assert_eq!(column(&csv, "app", "BACKEND", "bout"), "0");
+    assert_eq!(stat_column(&csv, "app", "a", "stot"), "0");
+    assert_eq!(stat_column(&csv, "app", "BACKEND", "bout"), "0");
     // `show stat json` parses, in HAProxy's shape (same keys as haproxy's own).
     let shape = |doc: &str| {
         let out = Command::new("python3")
@@ -267,28 +252,21 @@ fn the_tutorials_stats_page_with_auth_refresh_and_csv() {
     let a = TestServer::start("a", Behaviour::Hello);
     let (port, sport) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("admin.sock");
+    let (sock, cfg) = admin_socket(dir.path());
     // The tutorial's `listen stats` (bind *:1080, stats uri /stats, refresh 30s,
     // realm, auth admin:admin), on loopback and an ephemeral port.
-    let cfg = Cfg::new()
-        .admin_socket(sock.display())
+    let cfg = cfg
         .timeouts("2s", "10s", "10s")
-        .listen(
-            Proxy::new("app")
-                .port(port)
-                .server("a", a.addr)
-                .server_with(
-                    "gone",
-                    "127.0.0.1:1",
-                    r#"check = true, inter = "100ms", fall = 1"#,
-                ),
-        )
+        .listen(checked_dead_server(
+            Proxy::new("app").port(port).server("a", a.addr),
+            "gone",
+        ))
         .listen(Proxy::new("stats").port(sport).mode("http").stats(
             r#"uri = "/stats", refresh = "30s", realm = "HAProxy Stats", auth = ["admin:admin"]"#,
         ))
         .build();
     let _lb = Ringlb::start(&cfg, &[]);
-    who(port);
+    which_server(port);
     let url = format!("http://127.0.0.1:{sport}/stats");
     let (head, _) = curl(&[&url]);
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
@@ -300,7 +278,7 @@ fn the_tutorials_stats_page_with_auth_refresh_and_csv() {
     assert!(head.starts_with("HTTP/1.1 401"), "{head}");
     // The checked dead server goes DOWN; the page shows it so.
     assert!(wait_until(Duration::from_secs(5), || {
-        column(&socat(&sock, "show stat"), "app", "gone", "status") == "DOWN"
+        server_status(&sock, "app", "gone") == "DOWN"
     }));
     let (head, body) = curl(&["-u", "admin:admin", &url]);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -324,7 +302,7 @@ fn the_tutorials_stats_page_with_auth_refresh_and_csv() {
         socat(&sock, "show stat").lines().next(),
         "the page's CSV is the socket's"
     );
-    assert_eq!(column(&csv, "app", "a", "stot"), "1");
+    assert_eq!(stat_column(&csv, "app", "a", "stot"), "1");
     // Prometheus, with HAProxy's exporter names, valid for promtool.
     let (head, metrics) = curl(&[&format!("http://127.0.0.1:{sport}/metrics")]);
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -393,19 +371,11 @@ fn chromium_shows_the_stats_page_with_rows_coloured_by_state() {
     let up = TestServer::start("up", Behaviour::Hello);
     let (port, sport) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("admin.sock");
-    let cfg = Cfg::new()
-        .admin_socket(sock.display())
+    let (sock, cfg) = admin_socket(dir.path());
+    let cfg = cfg
         .timeouts("2s", "10s", "10s")
         .listen(
-            Proxy::new("app")
-                .port(port)
-                .server("up", up.addr)
-                .server_with(
-                    "down",
-                    "127.0.0.1:1",
-                    r#"check = true, inter = "100ms", fall = 1"#,
-                )
+            checked_dead_server(Proxy::new("app").port(port).server("up", up.addr), "down")
                 .server("maint", up.addr)
                 .server_with("spare", up.addr, "backup = true"),
         )
@@ -418,10 +388,10 @@ fn chromium_shows_the_stats_page_with_rows_coloured_by_state() {
     let _lb = Ringlb::start(&cfg, &[]);
     assert_eq!(socat(&sock, "set server app/maint state maint"), "\n");
     assert!(wait_until(Duration::from_secs(5), || {
-        column(&socat(&sock, "show stat"), "app", "down", "status") == "DOWN"
+        server_status(&sock, "app", "down") == "DOWN"
     }));
     for _ in 0..3 {
-        who(port);
+        which_server(port);
     }
     let url = format!("http://127.0.0.1:{sport}/stats");
     let profile = dir.path().join("chromium");
@@ -489,9 +459,8 @@ fn slowstart_ramps_the_weight_of_a_server_back_from_down() {
     let port = free_port();
     let dead = free_port();
     let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("admin.sock");
-    let cfg = Cfg::new()
-        .admin_socket(sock.display())
+    let (sock, cfg) = admin_socket(dir.path());
+    let cfg = cfg
         .timeouts("1s", "10s", "10s")
         .listen(Proxy::new("app").port(port).server_with(
             "w",
@@ -501,21 +470,18 @@ fn slowstart_ramps_the_weight_of_a_server_back_from_down() {
         .build();
     let _lb = Ringlb::start(&cfg, &[]);
     let csv = || socat(&sock, "show stat");
-    assert!(wait_until(Duration::from_secs(5), || column(
-        &csv(),
-        "app",
-        "w",
-        "status"
-    ) == "DOWN"));
+    assert!(wait_until(Duration::from_secs(5), || {
+        server_status(&sock, "app", "w") == "DOWN"
+    }));
     // The server comes back: its weight ramps from a few % to 100.
     let _back = std::net::TcpListener::bind(("127.0.0.1", dead)).unwrap();
     let mut seen = Vec::new();
     assert!(wait_until(Duration::from_secs(10), || {
         let c = csv();
-        if column(&c, "app", "w", "status") != "UP" {
+        if stat_column(&c, "app", "w", "status") != "UP" {
             return false;
         }
-        let w: u32 = column(&c, "app", "w", "weight").parse().unwrap();
+        let w: u32 = stat_column(&c, "app", "w", "weight").parse().unwrap();
         if seen.last() != Some(&w) {
             seen.push(w);
         }

@@ -9,7 +9,7 @@ mod support;
 use std::process::Command;
 use std::time::Duration;
 
-use support::servers::Nginx;
+use support::servers::{haproxy_defaults, Nginx};
 use support::tls::{client_config, https_front, require, Pki};
 use support::*;
 
@@ -52,11 +52,12 @@ fn tls_to_servers_in_mode_http() {
     let dir = tempfile::tempdir().unwrap();
     let ca = pki.ca();
     let n = nginx.port;
+    let defaults = haproxy_defaults("http", "2s", "30s");
     let cfg = write_file(
         dir.path(),
         "haproxy.cfg",
         &format!(
-            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+            "{defaults}\
              listen good\n  bind 127.0.0.1:{good}\n  server n 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(a.test)\n\
              listen none\n  bind 127.0.0.1:{none}\n  server n 127.0.0.1:{n} ssl verify none\n\
              listen bad\n  bind 127.0.0.1:{bad}\n  server n 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(b.test)\n",
@@ -231,9 +232,10 @@ fn client_certificates_match_haproxy() {
     let pki = Pki::new();
     let good = pki.client("alice", "/C=FR/O=ringlb tests/CN=alice", false);
     let other = pki.client("mallory", "/CN=mallory", true);
+    let defaults = haproxy_defaults("http", "2s", "10s");
     let cfg = |opt: u16, req: u16| {
         format!(
-            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+            "{defaults}\
              frontend opt\n  bind 127.0.0.1:{opt} ssl crt {crts} verify optional ca-file {ca} crt-ignore-err all ca-ignore-err all\n\
              \x20 http-request return status 200 content-type text/plain lf-string \"used=%[ssl_c_used] verify=%[ssl_c_verify] s=%[ssl_c_s_dn] i=%[ssl_c_i_dn] cn=%[ssl_c_s_dn(CN)] o=%[ssl_c_s_dn(O)] ica=%[ssl_c_i_dn(CN,-1)]\"\n\
              frontend req\n  bind 127.0.0.1:{req} ssl crt {crts} verify required ca-file {ca}\n\
@@ -307,11 +309,12 @@ fn health_checks_over_tls() {
     let ca = pki.ca();
     let (n, p) = (tls.port, plain.port);
     let fast = "check inter 100ms rise 1 fall 1";
+    let defaults = haproxy_defaults("http", "2s", "30s");
     let cfg = write_file(
         dir.path(),
         "haproxy.cfg",
         &format!(
-            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+            "{defaults}\
              listen web\n  bind 127.0.0.1:{port}\n  option httpchk GET /index.html\n\
              \x20 server good 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(a.test) {fast}\n\
              \x20 server badname 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(b.test) {fast}\n\
@@ -462,11 +465,12 @@ fn client_certificate_to_a_server() {
     let (with, without) = (free_port(), free_port());
     let dir = tempfile::tempdir().unwrap();
     let (n, ca) = (nginx.port, pki.ca());
+    let defaults = haproxy_defaults("http", "2s", "30s");
     let cfg = write_file(
         dir.path(),
         "haproxy.cfg",
         &format!(
-            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+            "{defaults}\
              listen with\n  bind 127.0.0.1:{with}\n  server n 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(a.test) crt {}\n\
              listen without\n  bind 127.0.0.1:{without}\n  server n 127.0.0.1:{n} ssl verify required ca-file {ca} sni str(a.test)\n",
             pem.display()
@@ -551,11 +555,12 @@ fn sni_from_the_request_picks_certificate_and_pooled_connection() {
         nginx.port,
         pki.ca()
     );
+    let defaults = haproxy_defaults("http", "2s", "30s");
     let cfg = write_file(
         dir.path(),
         "haproxy.cfg",
         &format!(
-            "defaults\n  mode http\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+            "{defaults}\
              listen dyn\n  bind 127.0.0.1:{port}\n  {server}\n"
         ),
     );

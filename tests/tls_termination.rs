@@ -15,25 +15,14 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::config::q;
-use support::servers::{Nginx, RedisServer};
-use support::tls::{client_config, https_front, require, run, Pki};
+use support::servers::{haproxy_defaults, Nginx, RedisServer};
+use support::tls::{client_config, https_front, require, run, tls_tcp_front, Pki};
 use support::*;
 
 /// A TCP-mode listen section with TLS on its bind (`extra`: more `ssl` keys,
 /// each starting with `, `).
 fn tls_front(port: u16, crt: &str, server: &str, extra: &str) -> String {
-    Cfg::new()
-        .mode("tcp")
-        .timeouts("2s", "30s", "30s")
-        .listen(
-            Proxy::new("tls")
-                .bind_with(
-                    format!("127.0.0.1:{port}"),
-                    &format!("ssl = {{ crt = {}{extra} }}", q(crt)),
-                )
-                .server("s1", server),
-        )
-        .build()
+    tls_tcp_front(port, crt, server, extra).build()
 }
 
 fn redis_cli(port: u16, ca: &str, sni: &str, args: &[&str]) -> String {
@@ -77,39 +66,14 @@ fn redis_cli_over_tls_to_a_plain_redis() {
         "over tls"
     );
     // The plain port of redis saw it too: the bytes went through decrypted.
-    let out = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "GET", "tls-key"])
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "over tls");
-    // 50 TLS clients at once, pipelined: every request answered.
-    let out = Command::new("redis-benchmark")
-        .args(["--tls", "--cacert", &pki.ca(), "--sni", "a.test"])
-        .args(["-p", &port.to_string(), "-t", "get,set", "-n", "20000"])
-        .args(["-c", "50", "-P", "4", "--csv"])
-        .output()
-        .unwrap();
-    let csv = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{csv}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_eq!(
+        support::servers::redis_cli(redis.port, &["GET", "tls-key"]),
+        "over tls"
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
-    for t in ["\"SET\"", "\"GET\""] {
-        assert!(csv.lines().any(|l| l.starts_with(t)), "{csv}");
-    }
-    let info = Command::new("redis-cli")
-        .args(["-p", &redis.port.to_string(), "INFO", "stats"])
-        .output()
-        .unwrap();
-    let info = String::from_utf8_lossy(&info.stdout);
-    let processed: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("total_commands_processed:"))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap();
+    // 50 TLS clients at once, pipelined: every request answered.
+    let tls = ["--tls", "--cacert", &pki.ca(), "--sni", "a.test"];
+    support::servers::redis_benchmark(port, &tls);
+    let processed = redis.commands_processed();
     assert!(processed >= 40_000, "redis processed only {processed}");
 }
 
@@ -147,6 +111,7 @@ fn sni_picks_exact_wildcard_and_default_certificates_from_haproxy_cfg() {
     let echo = TestServer::start("echo", Behaviour::Echo);
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
+    let defaults = haproxy_defaults("tcp", "2s", "30s");
     let cfg = write_file(
         dir.path(),
         "haproxy.cfg",
@@ -157,7 +122,7 @@ fn sni_picks_exact_wildcard_and_default_certificates_from_haproxy_cfg() {
              ssl-default-bind-ciphers DHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-CHACHA20-POLY1305\n\
              ssl-default-bind-ciphersuites TLS_CHACHA20_POLY1305_SHA256\n\
              ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets\n\
-             defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+             {defaults}\
              frontend tls\n  bind 127.0.0.1:{port} ssl crt crts alpn h2,http/1.1\n  default_backend be\n\
              backend be\n  server s1 {}\n",
             pki.dir.path().display(),
@@ -221,9 +186,10 @@ fn crt_list_with_sni_filters() {
              {crts}/3-w.pem [ ] *.wild.test !secret.wild.test\n"
         ),
     );
+    let defaults = haproxy_defaults("tcp", "2s", "30s");
     let cfg = |port: u16| {
         format!(
-            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+            "{defaults}\
              frontend tls\n  bind 127.0.0.1:{port} ssl crt-list {}\n  default_backend be\n\
              backend be\n  server s1 {}\n",
             list.display(),
@@ -290,44 +256,35 @@ fn curl_over_tls_1_2_and_1_3_to_a_plain_nginx_and_a_64_mib_download() {
         );
     }
     let file = lb.dir.path().join("big.out");
-    let out = Command::new("curl")
-        .args(["-sS", "--cacert", &pki.ca(), "--resolve", &resolve, "-o"])
-        .arg(&file)
-        .arg(format!("https://a.test:{port}/big.bin"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = std::fs::read(&file).unwrap();
-    assert_eq!(got.len(), big.len());
-    assert!(got == big, "64 MiB download differs");
+    assert_downloads_big(&pki, port, &[], &file, &big, "64 MiB download");
     // HTTP/1.0: nginx closes right after the body, while a slow client still
     // has megabytes to read; every record and the close_notify must follow.
+    let slow = ["--http1.0", "--limit-rate", "24M", "--max-time", "20"];
+    assert_downloads_big(&pki, port, &slow, &file, &big, "64 MiB slow download");
+}
+
+/// Downloads `https://a.test:PORT/big.bin` with `curl -sS` (trusting the test
+/// CA, `a.test` resolved to loopback, `extra` options) into `file`; asserts
+/// that curl succeeded and the file is `big`.
+fn assert_downloads_big(pki: &Pki, port: u16, extra: &[&str], file: &Path, big: &[u8], what: &str) {
     let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--http1.0",
-            "--limit-rate",
-            "24M",
-            "--max-time",
-            "20",
-        ])
-        .args(["--cacert", &pki.ca(), "--resolve", &resolve, "-o"])
-        .arg(&file)
+        .arg("-sS")
+        .args(extra)
+        .args(["--cacert", &pki.ca(), "--resolve"])
+        .arg(format!("a.test:{port}:127.0.0.1"))
+        .arg("-o")
+        .arg(file)
         .arg(format!("https://a.test:{port}/big.bin"))
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{what}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let got = std::fs::read(&file).unwrap();
-    assert_eq!(got.len(), big.len());
-    assert!(got == big, "64 MiB slow download differs");
+    let got = std::fs::read(file).unwrap();
+    assert_eq!(got.len(), big.len(), "{what}");
+    assert!(got == big, "{what} differs");
 }
 
 #[test]
@@ -703,11 +660,12 @@ fn tls_to_servers_verified_against_the_ca_and_a_wrong_name_refused() {
     );
     let dir = tempfile::tempdir().unwrap();
     let ca = pki.ca();
+    let defaults = haproxy_defaults("tcp", "2s", "30s");
     let cfg = write_file(
         dir.path(),
         "haproxy.cfg",
         &format!(
-            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  timeout server 30s\n\
+            "{defaults}\
              listen good\n  bind 127.0.0.1:{good}\n  server r 127.0.0.1:{tls_port} ssl verify required ca-file {ca} sni str(a.test)\n\
              listen bad_name\n  bind 127.0.0.1:{bad_name}\n  server r 127.0.0.1:{tls_port} ssl verify required ca-file {ca} sni str(b.test)\n\
              listen no_verify\n  bind 127.0.0.1:{no_verify}\n  server r 127.0.0.1:{tls_port} ssl verify none\n\
@@ -717,15 +675,7 @@ fn tls_to_servers_verified_against_the_ca_and_a_wrong_name_refused() {
         ),
     );
     let lb = Ringlb::start_file(dir, cfg, &["--shards", "2"]);
-    let plain = |port: u16, args: &[&str]| {
-        let out = Command::new("redis-cli")
-            .args(["-p", &port.to_string()])
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-            + String::from_utf8_lossy(&out.stderr).trim()
-    };
+    let plain = support::servers::redis_cli;
     assert_eq!(
         plain(good, &["SET", "k", "through tls"]),
         "OK",
@@ -854,20 +804,7 @@ fn https_in_mode_http_to_a_plain_nginx() {
     );
     assert!(stderr.contains("Re-using existing connection"), "{stderr}");
     let file = lb.dir.path().join("big.out");
-    let out = Command::new("curl")
-        .args(["-sS", "--cacert", &pki.ca(), "--resolve", &resolve, "-o"])
-        .arg(&file)
-        .arg(format!("https://a.test:{port}/big.bin"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let got = std::fs::read(&file).unwrap();
-    assert_eq!(got.len(), big.len());
-    assert!(got == big, "64 MiB over HTTPS differs");
+    assert_downloads_big(&pki, port, &[], &file, &big, "64 MiB over HTTPS");
 }
 
 /// `ssl_fc` in a `use_backend` condition: the same frontend on a plain and a

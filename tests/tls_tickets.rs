@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::config::q;
+use support::servers::haproxy_defaults;
 use support::tls::{require, Pki};
 use support::*;
 
@@ -68,18 +69,8 @@ fn tls_front(port: u16, crt: &str, server: u16, keys: Option<&Path>, global: &st
     let keys = keys.map_or(String::new(), |k| {
         format!(", tls-ticket-keys = {}", q(k.display()))
     });
-    Cfg::new()
+    support::tls::tls_tcp_front(port, crt, format!("127.0.0.1:{server}"), &keys)
         .global(global)
-        .mode("tcp")
-        .timeouts("2s", "30s", "30s")
-        .listen(
-            Proxy::new("tls")
-                .bind_with(
-                    format!("127.0.0.1:{port}"),
-                    &format!("ssl = {{ crt = {}{keys} }}", q(crt)),
-                )
-                .server("s1", format!("127.0.0.1:{server}")),
-        )
         .build()
 }
 
@@ -232,8 +223,9 @@ fn tune_ssl_lifetime_expires_tickets() {
     // haproxy.cfg, as users write it: seconds.
     let dir = tempfile::tempdir().unwrap();
     let keys = key_file(dir.path(), "t.keys", 3, 3);
+    let defaults = haproxy_defaults("tcp", "2s", "30s");
     let cfg = format!(
-        "global\n    tune.ssl.lifetime 1\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n\n\
+        "global\n    tune.ssl.lifetime 1\n\n{defaults}\n\
          listen tls\n    bind 127.0.0.1:{port} ssl crt {} tls-ticket-keys {}\n    server s1 127.0.0.1:{server}\n",
         pki.crts(),
         keys.display()

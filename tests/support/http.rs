@@ -19,16 +19,41 @@ pub fn start_origin() -> u16 {
 }
 
 /// A server that answers every request head with the bytes in `reply` (read
-/// when the connection arrives) and closes.
+/// when the head arrives) and closes.
 pub fn start_origin_with(reply: Arc<Mutex<Vec<u8>>>) -> u16 {
+    answer_each_head(Duration::from_millis(300), move |_| {
+        reply.lock().unwrap().clone()
+    })
+}
+
+/// A server that answers every request head with `reply(path)` and closes.
+pub fn start_origin_by_path(reply: fn(&str) -> String) -> u16 {
+    answer_each_head(Duration::from_millis(500), move |head| {
+        let path = String::from_utf8_lossy(head)
+            .split(' ')
+            .nth(1)
+            .unwrap_or("/")
+            .to_string();
+        reply(&path).into_bytes()
+    })
+}
+
+/// A server that reads one request head per connection (giving up after
+/// `read_timeout` of silence), answers `reply(head)`, closes its side and
+/// reads what is left.
+fn answer_each_head(
+    read_timeout: Duration,
+    reply: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static,
+) -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
+    let reply = Arc::new(reply);
     std::thread::spawn(move || {
         for conn in l.incoming() {
             let Ok(mut s) = conn else { continue };
-            let reply = reply.lock().unwrap().clone();
+            let reply = reply.clone();
             std::thread::spawn(move || {
-                let _ = s.set_read_timeout(Some(Duration::from_millis(300)));
+                let _ = s.set_read_timeout(Some(read_timeout));
                 let mut buf = Vec::new();
                 let mut chunk = [0u8; 4096];
                 while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -37,7 +62,7 @@ pub fn start_origin_with(reply: Arc<Mutex<Vec<u8>>>) -> u16 {
                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     }
                 }
-                let _ = s.write_all(&reply);
+                let _ = s.write_all(&reply(&buf));
                 let _ = s.shutdown(Shutdown::Write);
                 while matches!(s.read(&mut chunk), Ok(n) if n > 0) {}
             });
@@ -48,6 +73,15 @@ pub fn start_origin_with(reply: Arc<Mutex<Vec<u8>>>) -> u16 {
 
 /// A server that records each request head it gets and answers `204`.
 pub fn start_recording_origin() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
+    start_recording_origin_answering(b"HTTP/1.1 204 No Content\r\n\r\n", false)
+}
+
+/// A server that records each request head it gets and answers `reply`,
+/// closing its side after each answer when `close` is set.
+pub fn start_recording_origin_answering(
+    reply: &'static [u8],
+    close: bool,
+) -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = l.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -68,7 +102,10 @@ pub fn start_recording_origin() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
                     if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                         log.lock().unwrap().push(buf[..end + 4].to_vec());
                         buf.drain(..end + 4);
-                        let _ = s.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+                        let _ = s.write_all(reply);
+                        if close {
+                            let _ = s.shutdown(Shutdown::Write);
+                        }
                     }
                 }
             });
@@ -77,40 +114,53 @@ pub fn start_recording_origin() -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
     (port, seen)
 }
 
-/// The status haproxy answers to `raw` (0 if it closed without answering).
-pub fn haproxy_status(port: u16, raw: &[u8]) -> u16 {
+/// Sends `raw` to 127.0.0.1:`port` and reads the answer until `enough` says
+/// so, the peer closes, or 3 s pass; what came.
+pub fn exchange_until(port: u16, raw: &[u8], enough: impl Fn(&[u8]) -> bool) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     let _ = s.write_all(raw);
     let mut out = Vec::new();
     let mut chunk = [0u8; 4096];
     let end = Instant::now() + Duration::from_secs(3);
-    while !out.windows(2).any(|w| w == b"\r\n") && Instant::now() < end {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&chunk[..n]),
-        }
-    }
-    std::str::from_utf8(out.get(9..12).unwrap_or_default())
-        .ok()
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
-}
-
-/// The response head haproxy sends back for `raw`.
-pub fn haproxy_response_head(port: u16, raw: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let _ = s.write_all(raw);
-    let mut out = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !out.windows(4).any(|w| w == b"\r\n\r\n") {
+    while !enough(&out) && Instant::now() < end {
         match s.read(&mut chunk) {
             Ok(0) | Err(_) => break,
             Ok(n) => out.extend_from_slice(&chunk[..n]),
         }
     }
     out
+}
+
+/// The status haproxy answers to `raw` (0 if it closed without answering).
+pub fn haproxy_status(port: u16, raw: &[u8]) -> u16 {
+    let out = exchange_until(port, raw, |out| out.windows(2).any(|w| w == b"\r\n"));
+    std::str::from_utf8(out.get(9..12).unwrap_or_default())
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The response head haproxy sends back for `raw` (what came within 3 s).
+pub fn haproxy_response_head(port: u16, raw: &[u8]) -> Vec<u8> {
+    exchange_until(port, raw, |out| out.windows(4).any(|w| w == b"\r\n\r\n"))
+}
+
+/// The whole response haproxy sends for `raw`: its head and a
+/// `Content-Length` body (what came within 3 s).
+pub fn haproxy_response(port: u16, raw: &[u8]) -> Vec<u8> {
+    exchange_until(port, raw, |out| {
+        let Some(h) = out.windows(4).position(|w| w == b"\r\n\r\n") else {
+            return false;
+        };
+        let head = String::from_utf8_lossy(&out[..h]).to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length: "))
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        out.len() >= h + 4 + len
+    })
 }
 
 /// What a [`KeepAliveOrigin`] does besides answering.

@@ -3,13 +3,15 @@
 //! counting TCP servers (the only home-made peers: they count or inject faults),
 //! and (in `servers`) the real servers users run — nginx, redis-server,
 //! PostgreSQL — on loopback; (in `load`) load that runs across reloads; (in
-//! `config`) the builder of every test's TOML configuration.
+//! `config`) the builder of every test's TOML configuration; (in `oracle`) the
+//! ringlb half of tests that compare with HAProxy.
 #![allow(dead_code)]
 
 pub mod clients;
 pub mod config;
 pub mod http;
 pub mod load;
+pub mod oracle;
 pub mod servers;
 pub mod tls;
 
@@ -339,6 +341,48 @@ fn serve(s: &mut TcpStream, b: Behaviour, name: &str, c: &Counters) {
             let _ = s.write_all(format!("got {total} bytes, sum {sum}\n").as_bytes());
         }
     }
+}
+
+/// A server address where connects hang: a listener with a backlog of 0
+/// whose queue is full, so further SYNs are dropped. Held while it lives.
+pub struct Blackhole {
+    pub addr: SocketAddr,
+    _listener: ringlb::sys::socket::Socket,
+    _fillers: Vec<TcpStream>,
+}
+
+impl Blackhole {
+    pub fn start() -> Blackhole {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let listener = ringlb::sys::socket::Socket::listen(&addr, 0).unwrap();
+        let mut fillers = Vec::new();
+        for _ in 0..4 {
+            if let Ok(c) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                fillers.push(c);
+            }
+        }
+        Blackhole {
+            addr,
+            _listener: listener,
+            _fillers: fillers,
+        }
+    }
+}
+
+/// Which server answered a new connection to `port` (a `Behaviour::Hello`
+/// test server says its name first).
+pub fn which_server(port: u16) -> String {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    read_line(&mut c)
+}
+
+/// Listen section `app` on `port`, balancing round robin over `servers`,
+/// each under its own name.
+pub fn round_robin_app(port: u16, servers: &[&TestServer]) -> Proxy {
+    servers.iter().fold(
+        Proxy::new("app").port(port).balance("roundrobin"),
+        |p, s| p.server(&s.name, s.addr),
+    )
 }
 
 /// A deterministic pseudo-random byte stream (xorshift), so both ends can

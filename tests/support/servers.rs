@@ -20,9 +20,8 @@ impl RedisServer {
     /// `extra` are further redis-server arguments, e.g. `["--replicaof", "127.0.0.1", "6379"]`.
     pub fn start(extra: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
-        for _ in 0..5 {
-            let port = free_port();
-            let mut child = Command::new("redis-server")
+        let (port, child) = start_on_a_free_port("redis-server", redis_ping, |port| {
+            Command::new("redis-server")
                 .args([
                     "--port",
                     &port.to_string(),
@@ -39,22 +38,84 @@ impl RedisServer {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("redis-server (Debian package redis-server) must be installed");
-            let up = wait_until(Duration::from_secs(10), || {
-                redis_ping(port) || matches!(child.try_wait(), Ok(Some(_)))
-            });
-            if up && redis_ping(port) {
-                return RedisServer {
-                    port,
-                    child,
-                    _dir: dir,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+                .expect("redis-server (Debian package redis-server) must be installed")
+        });
+        RedisServer {
+            port,
+            child,
+            _dir: dir,
         }
-        panic!("redis-server did not start");
     }
+
+    /// `total_commands_processed` in the server's own `INFO stats`.
+    pub fn commands_processed(&self) -> u64 {
+        let info = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "INFO", "stats"])
+            .output()
+            .unwrap();
+        let info = String::from_utf8_lossy(&info.stdout);
+        info.lines()
+            .find_map(|l| l.strip_prefix("total_commands_processed:"))
+            .map(|v| v.trim().parse().unwrap())
+            .unwrap()
+    }
+}
+
+/// `redis-cli -p PORT ARGS…` over plain TCP: its stdout and stderr, each
+/// trimmed, joined.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+        + String::from_utf8_lossy(&out.stderr).trim()
+}
+
+/// `redis-benchmark` to `port` (`extra` first, e.g. TLS options): GET and
+/// SET, 20000 requests each from 50 clients pipelining 4. Asserts that it
+/// succeeded, printed no error and reported both tests.
+pub fn redis_benchmark(port: u16, extra: &[&str]) {
+    let out = Command::new("redis-benchmark")
+        .args(extra)
+        .args(["-p", &port.to_string(), "-t", "get,set", "-n", "20000"])
+        .args(["-c", "50", "-P", "4", "--csv"])
+        .output()
+        .unwrap();
+    let csv = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "redis-benchmark failed: {csv}\n{stderr}"
+    );
+    assert!(!stderr.to_lowercase().contains("error"), "{stderr}");
+    for t in ["\"SET\"", "\"GET\""] {
+        assert!(csv.lines().any(|l| l.starts_with(t)), "{csv}");
+    }
+}
+
+/// Runs `spawn(port)` on a fresh port until `up(port)` holds (at most 10 s a
+/// try, less if the process exits: another process may take the port between
+/// `free_port` and the server's bind); five tries, then panics.
+fn start_on_a_free_port(
+    what: &str,
+    up: impl Fn(u16) -> bool,
+    mut spawn: impl FnMut(u16) -> Child,
+) -> (u16, Child) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut child = spawn(port);
+        let ready = wait_until(Duration::from_secs(10), || {
+            up(port) || matches!(child.try_wait(), Ok(Some(_)))
+        });
+        if ready && up(port) {
+            return (port, child);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    panic!("{what} did not start");
 }
 
 /// Waits (bounded) until something accepts connections on 127.0.0.1:`port`.
@@ -112,8 +173,8 @@ impl Nginx {
             std::fs::create_dir_all(f.parent().unwrap()).unwrap();
             std::fs::write(f, text).unwrap();
         }
-        for _ in 0..5 {
-            let port = free_port();
+        let accepts = |port: u16| TcpStream::connect(("127.0.0.1", port)).is_ok();
+        let (port, child) = start_on_a_free_port("nginx", accepts, |port| {
             let conf = dir.path().join("nginx.conf");
             std::fs::write(
                 &conf,
@@ -127,7 +188,7 @@ impl Nginx {
                 ),
             )
             .unwrap();
-            let mut child = Command::new("nginx")
+            Command::new("nginx")
                 .arg("-p")
                 .arg(dir.path())
                 .arg("-c")
@@ -136,23 +197,14 @@ impl Nginx {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
-                .expect("nginx (Debian package nginx) must be installed");
-            let up = wait_until(Duration::from_secs(10), || {
-                TcpStream::connect(("127.0.0.1", port)).is_ok()
-                    || matches!(child.try_wait(), Ok(Some(_)))
-            });
-            if up && TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Nginx {
-                    port,
-                    root,
-                    child,
-                    _dir: dir,
-                };
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+                .expect("nginx (Debian package nginx) must be installed")
+        });
+        Nginx {
+            port,
+            root,
+            child,
+            _dir: dir,
         }
-        panic!("nginx did not start");
     }
 }
 
@@ -346,6 +398,14 @@ impl Drop for MariaDb {
             let _ = c.wait();
         }
     }
+}
+
+/// A haproxy.cfg `defaults` section (five lines): `mode`, `timeout connect`,
+/// and `data` as both `timeout client` and `timeout server`.
+pub fn haproxy_defaults(mode: &str, connect: &str, data: &str) -> String {
+    format!(
+        "defaults\n    mode {mode}\n    timeout connect {connect}\n    timeout client {data}\n    timeout server {data}\n"
+    )
 }
 
 /// The installed HAProxy (Debian's `haproxy`), run in the foreground (`-db`) with

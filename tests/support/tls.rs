@@ -2,8 +2,12 @@
 //! P-256 leaves made with the `openssl` CLI, each leaf as HAProxy wants it
 //! (one PEM: certificate, chain, key) and as nginx wants it (`.crt`, `.key`).
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+
+use super::config::q;
+use super::{Cfg, Proxy};
 
 /// Every tool is on PATH; else skip loudly (fail under CI=true).
 pub fn require(tools: &[&str]) -> bool {
@@ -53,69 +57,15 @@ impl Pki {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::create_dir(d.join("crts")).unwrap();
-        let key = |name: &str| {
-            run(
-                d,
-                "openssl",
-                &[
-                    "genpkey",
-                    "-algorithm",
-                    "EC",
-                    "-pkeyopt",
-                    "ec_paramgen_curve:P-256",
-                    "-out",
-                    name,
-                ],
-            )
-        };
-        key("ca.key");
-        run(
-            d,
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                "ca.key",
-                "-subj",
-                "/CN=ringlb test CA",
-                "-days",
-                "2",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign,cRLSign",
-                "-out",
-                "ca.crt",
-            ],
-        );
+        make_ca(d, "ca", "ringlb test CA");
         for (file, name) in [("1-a", "a.test"), ("2-b", "b.test"), ("3-w", "*.wild.test")] {
-            key(&format!("{file}.key"));
-            run(
+            let san = format!("subjectAltName=DNS:{name}");
+            issue(
                 d,
-                "openssl",
-                &[
-                    "req",
-                    "-x509",
-                    "-new",
-                    "-key",
-                    &format!("{file}.key"),
-                    "-subj",
-                    &format!("/CN={name}"),
-                    "-CA",
-                    "ca.crt",
-                    "-CAkey",
-                    "ca.key",
-                    "-days",
-                    "2",
-                    "-addext",
-                    &format!("subjectAltName=DNS:{name}"),
-                    "-addext",
-                    "basicConstraints=CA:FALSE",
-                    "-out",
-                    &format!("{file}.crt"),
-                ],
+                file,
+                &format!("/CN={name}"),
+                "ca",
+                &[&san, "basicConstraints=CA:FALSE"],
             );
             let mut pem = std::fs::read(d.join(format!("{file}.crt"))).unwrap();
             pem.extend(std::fs::read(d.join("ca.crt")).unwrap());
@@ -146,64 +96,23 @@ impl Pki {
         let d = self.dir.path();
         let ca = if other_ca { "other-ca" } else { "ca" };
         if other_ca && !d.join("other-ca.crt").exists() {
-            ec_key(d, "other-ca.key");
-            run(
-                d,
-                "openssl",
-                &[
-                    "req",
-                    "-x509",
-                    "-new",
-                    "-key",
-                    "other-ca.key",
-                    "-subj",
-                    "/CN=another CA",
-                    "-days",
-                    "2",
-                    "-addext",
-                    "basicConstraints=critical,CA:TRUE",
-                    "-addext",
-                    "keyUsage=critical,keyCertSign,cRLSign",
-                    "-out",
-                    "other-ca.crt",
-                ],
-            );
+            make_ca(d, "other-ca", "another CA");
         }
-        let key = format!("{name}.key");
-        let crt = format!("{name}.crt");
-        ec_key(d, &key);
-        run(
+        issue(
             d,
-            "openssl",
-            &[
-                "req",
-                "-x509",
-                "-new",
-                "-key",
-                &key,
-                "-subj",
-                subject,
-                "-CA",
-                &format!("{ca}.crt"),
-                "-CAkey",
-                &format!("{ca}.key"),
-                "-days",
-                "2",
-                "-addext",
-                "basicConstraints=CA:FALSE",
-                "-addext",
-                "extendedKeyUsage=clientAuth",
-                "-out",
-                &crt,
-            ],
+            name,
+            subject,
+            ca,
+            &["basicConstraints=CA:FALSE", "extendedKeyUsage=clientAuth"],
         );
         (
-            d.join(crt).display().to_string(),
-            d.join(key).display().to_string(),
+            d.join(format!("{name}.crt")).display().to_string(),
+            d.join(format!("{name}.key")).display().to_string(),
         )
     }
 }
 
+/// A P-256 private key in `name`.
 fn ec_key(d: &Path, name: &str) {
     run(
         d,
@@ -220,20 +129,84 @@ fn ec_key(d: &Path, name: &str) {
     );
 }
 
+/// A self-signed CA, `NAME.crt` with a new key `NAME.key`, for `cn`.
+fn make_ca(d: &Path, name: &str, cn: &str) {
+    let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+    ec_key(d, &key);
+    run(
+        d,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            &key,
+            "-subj",
+            &format!("/CN={cn}"),
+            "-days",
+            "2",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-out",
+            &crt,
+        ],
+    );
+}
+
+/// A certificate `NAME.crt` with a new key `NAME.key` for `subject`, issued by
+/// the CA `ca` (`ca.crt`, `ca.key`), with each of `extensions` (`-addext`).
+fn issue(d: &Path, name: &str, subject: &str, ca: &str, extensions: &[&str]) {
+    let (key, crt) = (format!("{name}.key"), format!("{name}.crt"));
+    let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
+    ec_key(d, &key);
+    let mut args = vec![
+        "req", "-x509", "-new", "-key", &key, "-subj", subject, "-CA", &ca_crt, "-CAkey", &ca_key,
+        "-days", "2",
+    ];
+    for e in extensions {
+        args.extend(["-addext", e]);
+    }
+    args.extend(["-out", &crt]);
+    run(d, "openssl", &args);
+}
+
+/// A listen section `name` on `port` with TLS on its bind (certificates
+/// `crt`; `ssl_extra`: more `ssl` keys, each starting with `, `) in front of
+/// one server `s1` at `server`.
+fn tls_listen(name: &str, port: u16, crt: &str, ssl_extra: &str, server: impl Display) -> Proxy {
+    Proxy::new(name)
+        .bind_with(
+            format!("127.0.0.1:{port}"),
+            &format!("ssl = {{ crt = {}{ssl_extra} }}", q(crt)),
+        )
+        .server("s1", server)
+}
+
+/// A mode-tcp listen section `tls` on `port` terminating TLS (see
+/// [`tls_listen`]) in front of `server`.
+pub fn tls_tcp_front(port: u16, crt: &str, server: impl Display, ssl_extra: &str) -> Cfg {
+    Cfg::new()
+        .mode("tcp")
+        .timeouts("2s", "30s", "30s")
+        .listen(tls_listen("tls", port, crt, ssl_extra, server))
+}
+
 /// A mode-http listen section on `port` with TLS (the test certificates) in
 /// front of one server on 127.0.0.1:`server`.
-pub fn https_front(port: u16, pki: &Pki, server: u16) -> super::Cfg {
-    super::Cfg::new()
+pub fn https_front(port: u16, pki: &Pki, server: u16) -> Cfg {
+    Cfg::new()
         .mode("http")
         .timeouts("2s", "30s", "30s")
-        .listen(
-            super::Proxy::new("https")
-                .bind_with(
-                    format!("127.0.0.1:{port}"),
-                    &format!("ssl = {{ crt = {} }}", super::config::q(pki.crts())),
-                )
-                .server("s1", format!("127.0.0.1:{server}")),
-        )
+        .listen(tls_listen(
+            "https",
+            port,
+            &pki.crts(),
+            "",
+            format!("127.0.0.1:{server}"),
+        ))
 }
 
 /// A rustls client configuration (ringlb's provider) trusting the test CA.
