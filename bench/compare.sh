@@ -3,6 +3,7 @@
 #
 #   bench/compare.sh [--quick] [--rounds N] [--only w1,w2] [--out FILE] [--threads N]
 #                    [--cpu-cap PCT] [--check] [--perf DIR] [--ringlb PATH] [--bench PATH]
+#                    [--ab 'KEY = VALUE']
 #
 # Starts the targets (ringlb-bench's own sink/echo, iperf3, redis-server), ringlb
 # (`--shards N`) and HAProxy 2.6 (`nbthread N`) with equivalent configs — HAProxy at
@@ -19,12 +20,13 @@
 # --check exits 1 if any workload lacks a figure for either proxy (CI runs
 # `--quick --check` so the script cannot rot; its numbers there are not judged).
 #
-# What counting costs: bench-rr (long-lived connections), bench-connrate (a
-# session, so a count and histogram entries, per connection) and http-keepalive
-# (the same per request) also run through a second ringlb with
-# `tune.stats-counters = false` (no traffic counters, rates or latency
-# histograms), interleaved with the first (ringlb, ringlb without stats,
-# HAProxy, …), and the report gives stats on/off as a ratio.
+# A/B of one tune key: bench-rr (long-lived connections), bench-connrate (a
+# session per connection), http-keepalive, redis-get and redis-set also run
+# through a second ringlb whose `tune` adds `--ab 'KEY = VALUE'`, interleaved
+# with the first (ringlb, ringlb B, HAProxy, …), and the report gives A/B as a
+# ratio. The default, `stats-counters = false` (no traffic counters, rates or
+# latency histograms), says what counting costs; `--ab 'ring-copy = false'`
+# what the io_uring copy path gives against poll + recv/send.
 #
 # --perf DIR adds, before the rounds of each workload, one run per proxy under
 # `perf record -g` (not counted: the sampling slows it), keeps the recordings in
@@ -65,7 +67,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-rounds=5 quick=0 only="" out="" threads=1 cap="" check=0 perfdir=""
+rounds=5 quick=0 only="" out="" threads=1 cap="" check=0 perfdir="" ab_tune="stats-counters = false"
 ringlb=target/release/ringlb
 bench=target/release/ringlb-bench
 while [ $# -gt 0 ]; do
@@ -80,6 +82,7 @@ while [ $# -gt 0 ]; do
         --perf) perfdir=$2; shift ;;
         --ringlb) ringlb=$2; shift ;;
         --bench) bench=$2; shift ;;
+        --ab) ab_tune=$2; shift ;;
         *) echo "compare.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -159,9 +162,9 @@ cat "$work/rsa.crt" "$work/rsa.key" > "$work/rsa.pem"
 # The handshake load: ringlb-bench's rustls client if it has the mode, else s_time.
 hs_usage=$("$bench" handshake 2>&1 || true)
 if [[ $hs_usage == *"missing --addr"* ]]; then hs_tool=bench; else hs_tool=s_time; fi
-# The same ringlb without counters, for the workloads in stats_ab.
-stats_ab="bench-rr bench-connrate http-keepalive"
-n_echo=$(port); n_web=$(port)
+# The same ringlb with --ab's tune key, for the workloads in stats_ab.
+stats_ab="bench-rr bench-connrate http-keepalive redis-get redis-set"
+n_echo=$(port); n_web=$(port); n_redis=$(port)
 
 # The rules workload's frontend: 20 ACLs (none matches the benchmark's
 # request, so every one is evaluated), 5 use_backend, 4 header rules, and
@@ -214,13 +217,17 @@ $(for b in 0 1 2 3 4 5; do
     printf '[[backend]]\nname = "r%s"\nmode = "http"\ncookie = { name = "SRV", mode = "insert", indirect = true, nocache = true }\nservers = [{ name = "s", address = "127.0.0.1:%s", cookie = "s1" }]\n' "$b" "$t_web"
 done)
 EOF
-cat > "$work/ringlb-nostats.toml" <<EOF
+cat > "$work/ringlb-b.toml" <<EOF
 [global]
 maxconn = 7000
-tune = { pipesize = 1048576, stats-counters = false }
+tune = { pipesize = 1048576, $ab_tune }
 [defaults]
 mode = "tcp"
 timeout = { connect = "5s", client = "60s", server = "60s" }
+[[listen]]
+name = "redis"
+bind = ["127.0.0.1:$n_redis"]
+servers = [{ name = "s", address = "127.0.0.1:$t_redis" }]
 [[listen]]
 name = "echo"
 bind = ["127.0.0.1:$n_echo"]
@@ -274,10 +281,10 @@ EOF
 
 taskset -c "$proxy_cpu" "$ringlb" run -f "$work/ringlb.toml" --shards "$threads" 2>"$work/ringlb.log" & rl_pid=$!; pids+=("$rl_pid")
 taskset -c "$proxy_cpu" haproxy -f "$work/haproxy.cfg" -db 2>"$work/haproxy.log" & hp_pid=$!; pids+=("$hp_pid")
-taskset -c "$proxy_cpu" "$ringlb" run -f "$work/ringlb-nostats.toml" --shards "$threads" 2>"$work/ringlb-nostats.log" & rn_pid=$!; pids+=("$rn_pid")
-ringlb_ok=1 nostats_ok=1
+taskset -c "$proxy_cpu" "$ringlb" run -f "$work/ringlb-b.toml" --shards "$threads" 2>"$work/ringlb-b.log" & rn_pid=$!; pids+=("$rn_pid")
+ringlb_ok=1 b_ok=1
 for p in "${R[@]}"; do wait_port "$p" || ringlb_ok=0; done
-for p in $n_echo $n_web; do wait_port "$p" || nostats_ok=0; done
+for p in $n_echo $n_web $n_redis; do wait_port "$p" || b_ok=0; done
 for p in "${H[@]}"; do wait_port "$p"; done
 [ "$ringlb_ok" -eq 1 ] || echo "compare.sh: ringlb failed to start; reporting HAProxy only: $(cat "$work/ringlb.log")" >&2
 
@@ -304,7 +311,7 @@ cap_cpu() {
 }
 if [ -n "$cap" ]; then
     if [ "$ringlb_ok" -eq 1 ]; then cap_cpu "$rl_pid" ringlb; fi
-    if [ "$nostats_ok" -eq 1 ]; then cap_cpu "$rn_pid" ringlb-nostats; fi
+    if [ "$b_ok" -eq 1 ]; then cap_cpu "$rn_pid" ringlb-b; fi
     cap_cpu "$hp_pid" haproxy
 fi
 
@@ -438,12 +445,12 @@ for w in $workloads; do
         done
     fi
     sides="ringlb haproxy"
-    if [[ " $stats_ab " == *" $w "* ]] && [ "$nostats_ok" -eq 1 ]; then sides="ringlb ringlb-nostats haproxy"; fi
+    if [[ " $stats_ab " == *" $w "* ]] && [ "$b_ok" -eq 1 ]; then sides="ringlb ringlb-b haproxy"; fi
     for r in $(seq 1 "$rounds"); do
         for side in $sides; do
             case $side in
                 ringlb) [ "$ringlb_ok" -eq 1 ] || continue; pid=$rl_pid; p=$rp ;;
-                ringlb-nostats) pid=$rn_pid; p=$n_echo; [[ $w == http-* ]] && p=$n_web ;;
+                ringlb-b) pid=$rn_pid; p=$n_echo; [[ $w == http-* ]] && p=$n_web; [[ $w == redis-* ]] && p=$n_redis ;;
                 *) pid=$hp_pid; p=$hp ;;
             esac
             c0=$(cpu_ticks "$pid"); u0=$(user_ticks "$pid")
@@ -476,12 +483,13 @@ if want idle; then
 fi
 elapsed=$(( $(date +%s) - start ))
 
-python3 - "$results" "$rounds" "$elapsed" "$threads" "$secs" "$cap" "$check" "$perfdir" "$null_syscall_us" <<'PY' | tee "${out:-/dev/null}"
+python3 - "$results" "$rounds" "$elapsed" "$threads" "$secs" "$cap" "$check" "$perfdir" "$null_syscall_us" "$ab_tune" <<'PY' | tee "${out:-/dev/null}"
 import sys, statistics as st
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 rounds, elapsed, threads, secs, cap, check = sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6], sys.argv[7] == "1"
 perfdir = sys.argv[8]
 null_us = float(sys.argv[9]) if sys.argv[9] else None
+ab_tune = sys.argv[10]
 units = {"iperf3-1": "Gbit/s", "iperf3-8": "Gbit/s", "bench-throughput": "Gbit/s", "bench-rr": "req/s", "bench-connrate": "conn/s", "idle": "bytes/conn", "idle-wakeups": "wakeups/s", "tls-handshake": "handshakes/s", "tls-handshake-rsa": "handshakes/s", "tls-resume": "handshakes/s", "https-1m": "req/s (1 MiB)", "http-upload": "req/s (1 MiB up)", "https-upload": "req/s (1 MiB up)"}
 def vals(w, side, col=2):
     return [float(r[col]) for r in rows if r[0] == w and r[1] == side and r[col] not in ("", "-")]
@@ -639,14 +647,19 @@ if perfdir:
             print("|---|---|")
             for w in both:
                 print(f"| {w} | {ctrl[(w, 'ringlb')] / ctrl[(w, 'haproxy')]:.2f} |")
-ab = [w for w in seen if w in ("bench-rr", "bench-connrate", "http-keepalive")]
+ab = [w for w in seen if w in ("bench-rr", "bench-connrate", "http-keepalive", "redis-get", "redis-set")]
 if ab:
-    print("\nWhat counting costs: the same ringlb with traffic counters, rates and latency histograms")
-    print("(the default) and with `tune.stats-counters = false`, interleaved in the same rounds:\n")
-    print("| workload | stats on median (min–max) | stats off median (min–max) | on/off | difference |")
+    if ab_tune == "stats-counters = false":
+        print("\nWhat counting costs: the same ringlb with traffic counters, rates and latency histograms")
+        print("(the default) and with `tune.stats-counters = false`, interleaved in the same rounds:\n")
+        print("| workload | stats on median (min–max) | stats off median (min–max) | on/off | difference |")
+    else:
+        print(f"\nA/B: the same ringlb with the default tune (A) and with `tune {{ {ab_tune} }}` (B), interleaved in")
+        print("the same rounds (under --cpu-cap each has the same budget):\n")
+        print("| workload | A median (min–max) | B median (min–max) | A/B | difference |")
     print("|---|---|---|---|---|")
     for w in ab:
-        a, b = vals(w, "ringlb"), vals(w, "ringlb-nostats")
+        a, b = vals(w, "ringlb"), vals(w, "ringlb-b")
         cell = lambda v: f"{fmt(st.median(v))} ({fmt(min(v))}–{fmt(max(v))})" if v else "failed"
         if a and b:
             r = st.median(a) / st.median(b)
@@ -654,7 +667,7 @@ if ab:
         else:
             print(f"| {w} | {cell(a)} | {cell(b)} | – | – |")
 missing = [w for w in seen if not vals(w, "ringlb") or not vals(w, "haproxy")]
-missing += [f"{w} (stats off)" for w in ab if not vals(w, "ringlb-nostats")]
+missing += [f"{w} ({ab_tune})" for w in ab if not vals(w, "ringlb-b")]
 if check and missing:
     print(f"\ncompare.sh --check: no figure for one proxy or both in: {', '.join(missing)}", file=sys.stderr)
     sys.exit(1)
