@@ -444,3 +444,91 @@ fn on_marked_up_shuts_the_backup_sessions() {
         }
     }
 }
+
+/// Which redis (by its port) a session reached: `CONFIG GET port` through it.
+fn session_port(s: &mut TcpStream) -> u16 {
+    s.write_all(b"CONFIG GET port\r\n").unwrap();
+    // *2 $4 port $N NNNNN: five lines.
+    let mut got = Vec::new();
+    let mut b = [0u8; 256];
+    while got.windows(2).filter(|w| w == b"\r\n").count() < 5 {
+        let n = s.read(&mut b).unwrap();
+        assert!(
+            n > 0,
+            "closed while answering: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&b[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    text.lines().nth(4).unwrap().trim().parse().unwrap()
+}
+
+/// Whether the proxy closed `s` (EOF or reset) within 10 s; a PING answered
+/// means it is open.
+fn closed_by_proxy(s: &mut TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    if s.write_all(b"PING\r\n").is_err() {
+        return true;
+    }
+    let mut b = [0u8; 7];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => {
+            assert_eq!(&b, b"+PONG\r\n");
+            false
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        Err(e) => panic!("neither answered nor closed: {e}"),
+    }
+}
+
+#[test]
+fn on_marked_down_is_a_server_option_as_in_haproxy() {
+    // `on-marked-down shutdown-sessions` on r1 only: putting both servers in
+    // maintenance closes r1's session and leaves r2's open — in haproxy and
+    // in ringlb running the same haproxy.cfg.
+    let r1 = RedisServer::start(&[]);
+    let r2 = RedisServer::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = |port: u16, sock: &Path| {
+        format!(
+            "global\n  stats socket {} level admin\ndefaults\n  mode tcp\n  timeout connect 2s\n  \
+             timeout client 30s\n  timeout server 30s\nlisten app\n  bind 127.0.0.1:{port}\n  \
+             balance roundrobin\n  \
+             server r1 127.0.0.1:{} on-marked-down shutdown-sessions\n  \
+             server r2 127.0.0.1:{}\n",
+            sock.display(),
+            r1.port,
+            r2.port
+        )
+    };
+    let scenario = |port: u16, sock: &Path| -> (bool, bool) {
+        let mut on: std::collections::HashMap<u16, TcpStream> = Default::default();
+        for _ in 0..2 {
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let p = session_port(&mut s);
+            on.insert(p, s);
+        }
+        assert_eq!(on.len(), 2, "round robin put one session on each server");
+        // r2 first: events reach the shard in order, so once r1's session is
+        // closed r2's maintenance has been applied too.
+        clients::socat(sock, "disable server app/r2");
+        clients::socat(sock, "disable server app/r1");
+        let r1_closed = closed_by_proxy(on.get_mut(&r1.port).unwrap());
+        let r2_closed = closed_by_proxy(on.get_mut(&r2.port).unwrap());
+        (r1_closed, r2_closed)
+    };
+    let (hport, hsock) = (free_port(), dir.path().join("haproxy.sock"));
+    let _h = support::servers::Haproxy::start(&cfg(hport, &hsock), &[hport]);
+    let theirs = scenario(hport, &hsock);
+    let (port, sock) = (free_port(), dir.path().join("ringlb.sock"));
+    let rdir = tempfile::tempdir().unwrap();
+    let path = rdir.path().join("haproxy.cfg");
+    std::fs::write(&path, cfg(port, &sock)).unwrap();
+    let _lb = Ringlb::start_file(rdir, path, &["--shards", "1"]);
+    let ours = scenario(port, &sock);
+    assert_eq!(theirs, (true, false), "haproxy: (r1 closed, r2 closed)");
+    assert_eq!(ours, theirs, "ringlb: (r1 closed, r2 closed)");
+}

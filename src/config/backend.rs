@@ -122,7 +122,41 @@ impl Resolver<'_> {
         }
     }
 
-    fn server(&self, s: &Spanned<RawServer>, base: &RawServer, ctx: &str) -> R<Server> {
+    /// `on-marked-down`: `shutdown-sessions` or `nothing`.
+    fn on_marked_down(&self, o: &Spanned<String>, ctx: &str) -> R<OnMarkedDown> {
+        match o.get_ref().as_str() {
+            "shutdown-sessions" => Ok(OnMarkedDown::ShutdownSessions),
+            "nothing" => Ok(OnMarkedDown::Nothing),
+            other => Err(self.err(
+                span(o),
+                ctx,
+                format!("unknown on-marked-down \"{other}\" (shutdown-sessions)"),
+            )),
+        }
+    }
+
+    /// `on-marked-up shutdown-backup-sessions`: whether it is set.
+    fn on_marked_up(&self, o: &Spanned<String>, ctx: &str) -> R<bool> {
+        if o.get_ref() == "shutdown-backup-sessions" {
+            return Ok(true);
+        }
+        Err(self.err(
+            span(o),
+            ctx,
+            format!(
+                "unknown on-marked-up \"{}\" (shutdown-backup-sessions)",
+                o.get_ref()
+            ),
+        ))
+    }
+
+    fn server(
+        &self,
+        s: &Spanned<RawServer>,
+        base: &RawServer,
+        marked: Marked,
+        ctx: &str,
+    ) -> R<Server> {
         let r = merge_server(base, s.get_ref());
         let name = r
             .name
@@ -264,6 +298,14 @@ impl Resolver<'_> {
             pool_purge_delay: dur(&r.pool_purge_delay, "pool-purge-delay")?
                 .unwrap_or(Duration::from_secs(5)),
             pool_low_conn: int(&r.pool_low_conn, "pool-low-conn", 0, 10_000_000, 0)?,
+            on_marked_down: match &r.on_marked_down {
+                Some(o) => self.on_marked_down(o, &sctx)?,
+                None => marked.down,
+            },
+            shutdown_backup_sessions: match &r.on_marked_up {
+                Some(o) => self.on_marked_up(o, &sctx)?,
+                None => marked.up_kills_backups,
+            },
         })
     }
 
@@ -294,40 +336,23 @@ impl Resolver<'_> {
                 }
             },
         };
-        let shutdown_backup_sessions = match raw
-            .on_marked_up
-            .as_ref()
-            .or(self.defaults.on_marked_up.as_ref())
-        {
-            None => false,
-            Some(o) if o.get_ref() == "shutdown-backup-sessions" => true,
-            Some(o) => {
-                return Err(self.err(
-                    span(o),
-                    &ctx,
-                    format!(
-                        "unknown on-marked-up \"{}\" (shutdown-backup-sessions)",
-                        o.get_ref()
-                    ),
-                ))
-            }
-        };
-        let on_marked_down = match raw
-            .on_marked_down
-            .as_ref()
-            .or(self.defaults.on_marked_down.as_ref())
-        {
-            None => OnMarkedDown::Nothing,
-            Some(o) => match o.get_ref().as_str() {
-                "shutdown-sessions" => OnMarkedDown::ShutdownSessions,
-                "nothing" => OnMarkedDown::Nothing,
-                other => {
-                    return Err(self.err(
-                        span(o),
-                        &ctx,
-                        format!("unknown on-marked-down \"{other}\" (shutdown-sessions)"),
-                    ))
-                }
+        // The backend's (or defaults') choice; a server's own key wins.
+        let marked = Marked {
+            down: match raw
+                .on_marked_down
+                .as_ref()
+                .or(self.defaults.on_marked_down.as_ref())
+            {
+                None => OnMarkedDown::Nothing,
+                Some(o) => self.on_marked_down(o, &ctx)?,
+            },
+            up_kills_backups: match raw
+                .on_marked_up
+                .as_ref()
+                .or(self.defaults.on_marked_up.as_ref())
+            {
+                None => false,
+                Some(o) => self.on_marked_up(o, &ctx)?,
             },
         };
         let load_server_state = match raw
@@ -416,7 +441,7 @@ impl Resolver<'_> {
         let mut servers = Vec::new();
         let mut seen: HashMap<String, ()> = HashMap::new();
         for s in raw.servers.iter().flatten() {
-            let srv = self.server(s, &base, &ctx)?;
+            let srv = self.server(s, &base, marked, &ctx)?;
             if seen.insert(srv.name.clone(), ()).is_some() {
                 let at = s.get_ref().name.as_ref().map(span).unwrap_or(span(s));
                 return Err(self.err(at, &ctx, format!("duplicate server name \"{}\"", srv.name)));
@@ -440,8 +465,6 @@ impl Resolver<'_> {
             redispatch: raw.redispatch.or(self.defaults.redispatch).unwrap_or(false),
             persist: raw.persist.or(self.defaults.persist).unwrap_or(false),
             check: self.check_spec(raw.check.as_ref(), &ctx)?,
-            on_marked_down,
-            shutdown_backup_sessions,
             http_reuse,
             load_server_state,
             disabled: raw.disabled.unwrap_or(false),
@@ -517,6 +540,14 @@ fn parse_balance(s: &str) -> Result<(Balance, Option<String>, BalanceOptions), S
 }
 
 /// `over`'s keys win over `base`'s, one by one.
+/// What a backend says servers do when marked DOWN or UP (HAProxy's server
+/// options, given here to all servers of the backend; a server may override).
+#[derive(Clone, Copy)]
+struct Marked {
+    down: OnMarkedDown,
+    up_kills_backups: bool,
+}
+
 pub(super) fn merge_server(base: &RawServer, over: &RawServer) -> RawServer {
     macro_rules! m {
         ($($f:ident),*) => { RawServer { $($f: over.$f.clone().or_else(|| base.$f.clone()),)* } };
@@ -549,6 +580,8 @@ pub(super) fn merge_server(base: &RawServer, over: &RawServer) -> RawServer {
         slowstart,
         pool_max_conn,
         pool_purge_delay,
-        pool_low_conn
+        pool_low_conn,
+        on_marked_down,
+        on_marked_up
     )
 }

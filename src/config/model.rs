@@ -354,11 +354,6 @@ pub struct Backend {
     /// and the connection fails).
     pub persist: bool,
     pub check: CheckSpec,
-    pub on_marked_down: OnMarkedDown,
-    /// `on-marked-up shutdown-backup-sessions`: when an active server comes
-    /// back up, the sessions on backup servers are closed (their clients
-    /// reconnect to the active ones).
-    pub shutdown_backup_sessions: bool,
     /// `http-reuse`: which requests may ride an idle server connection.
     /// `load-server-state-from-file global`: servers start as the global
     /// `server-state-file` saved them.
@@ -461,6 +456,13 @@ pub struct Server {
     /// the server's own address); `None`: plain TCP.
     pub check_tls: Option<std::sync::Arc<crate::tls::ServerTls>>,
     pub slowstart: Option<Duration>,
+    /// `on-marked-down shutdown-sessions`: when this server is marked DOWN
+    /// (or put in maintenance) its sessions are closed.
+    pub on_marked_down: OnMarkedDown,
+    /// `on-marked-up shutdown-backup-sessions`: when this (active) server comes
+    /// back up, the sessions on the backend's backup servers are closed (their
+    /// clients reconnect to the active ones).
+    pub shutdown_backup_sessions: bool,
     /// The state `load-server-state-from-file` found for this server at
     /// startup (set by `server_state::apply`, never by the parser).
     pub saved: Option<SavedState>,

@@ -261,6 +261,10 @@ pub struct RawServer {
     /// How often half of the idle connections are closed (0: never).
     pub pool_purge_delay: Option<Spanned<RawDuration>>,
     pub pool_low_conn: Option<Spanned<i64>>,
+    /// `on-marked-down shutdown-sessions` for this server (else the backend's).
+    pub on_marked_down: Option<Spanned<String>>,
+    /// `on-marked-up shutdown-backup-sessions` for this server (else the backend's).
+    pub on_marked_up: Option<Spanned<String>>,
 }
 
 /// Any proxy section (`defaults`, `frontend`, `backend`, `listen`); which keys a

@@ -46,7 +46,7 @@ impl ShardCtx {
         let be = &self.config.backends[ev.backend];
         if ev.state == ServerState::Up
             && was_down
-            && be.shutdown_backup_sessions
+            && be.servers[ev.server].shutdown_backup_sessions
             && !be.servers[ev.server].backup
         {
             // `on-marked-up shutdown-backup-sessions`.
@@ -65,7 +65,8 @@ impl ShardCtx {
                         t.for_server.set(None);
                     }
                 }
-                if self.config.backends[ev.backend].on_marked_down == OnMarkedDown::ShutdownSessions
+                if self.config.backends[ev.backend].servers[ev.server].on_marked_down
+                    == OnMarkedDown::ShutdownSessions
                 {
                     self.live
                         .kill(false, |b, s| b == ev.backend && s == Some(ev.server));

@@ -92,7 +92,7 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
         }
         "default-server" => {
             let mut s = p.default_server.take().unwrap_or_default();
-            let r = server::server_options(&mut s, p, words, 1);
+            let r = server::server_options(&mut s, words, 1);
             p.default_server = Some(s);
             r?;
             "default-server"

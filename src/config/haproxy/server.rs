@@ -122,7 +122,7 @@ pub(super) fn server(p: &mut RawProxy, words: &[Word]) -> Result<(), KwErr> {
         address: Some(sp(addr, addr.text.clone())),
         ..RawServer::default()
     };
-    let r = server_options(&mut s, p, words, 3);
+    let r = server_options(&mut s, words, 3);
     p.servers
         .get_or_insert_with(Vec::new)
         .push(Spanned::new(cover(words), s));
@@ -132,12 +132,7 @@ pub(super) fn server(p: &mut RawProxy, words: &[Word]) -> Result<(), KwErr> {
 /// Server options from word `from` on. Unsupported options are skipped and the
 /// first is returned as an error after all others were applied (so `--lenient`
 /// keeps the server).
-pub(super) fn server_options(
-    s: &mut RawServer,
-    p: &mut RawProxy,
-    words: &[Word],
-    from: usize,
-) -> Result<(), KwErr> {
+pub(super) fn server_options(s: &mut RawServer, words: &[Word], from: usize) -> Result<(), KwErr> {
     let mut unsupported: Option<Word> = None;
     let mut i = from;
     while i < words.len() {
@@ -172,11 +167,11 @@ pub(super) fn server_options(
             "cookie" => s.cookie = Some(next(words, i)?.text.clone()),
             "on-marked-down" => {
                 let v = next(words, i)?;
-                p.on_marked_down = Some(sp(v, v.text.clone()));
+                s.on_marked_down = Some(sp(v, v.text.clone()));
             }
             "on-marked-up" => {
                 let v = next(words, i)?;
-                p.on_marked_up = Some(sp(v, v.text.clone()));
+                s.on_marked_up = Some(sp(v, v.text.clone()));
             }
             "verify" | "ca-file" | "sni" | "verifyhost" | "crt" => {
                 let v = next(words, i)?;

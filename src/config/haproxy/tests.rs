@@ -193,7 +193,7 @@ backend redis
     tcp-check expect string +OK
     default-server inter 1s fall 2 rise 1
     server r1 127.0.0.1:6379 check weight 10 backup
-    server r2 127.0.0.1:6380 check port 6390 maxqueue 5 slowstart 10s disabled
+    server r2 127.0.0.1:6380 check port 6390 maxqueue 5 slowstart 10s disabled on-marked-down shutdown-sessions on-marked-up shutdown-backup-sessions
 backend pg
     option httpchk OPTIONS /master
     http-check expect status 200
@@ -226,11 +226,16 @@ backend cache
     assert!(r.servers[0].backup);
     assert_eq!(r.servers[1].check_port, Some(6390));
     assert!(r.servers[1].disabled);
+    // Server options, as in HAProxy: r2's own, not r1's.
+    assert_eq!(r.servers[0].on_marked_down, OnMarkedDown::Nothing);
+    assert!(!r.servers[0].shutdown_backup_sessions);
+    assert_eq!(r.servers[1].on_marked_down, OnMarkedDown::ShutdownSessions);
+    assert!(r.servers[1].shutdown_backup_sessions);
     let pg = &c.backends[1];
     assert!(
         matches!(&pg.check, CheckSpec::Http { expect: HttpExpect::Status(200), uri, .. } if uri == "/master")
     );
-    assert_eq!(pg.on_marked_down, OnMarkedDown::ShutdownSessions);
+    assert_eq!(pg.servers[0].on_marked_down, OnMarkedDown::ShutdownSessions);
     assert_eq!(pg.servers[0].check_port, Some(8008));
     assert!(matches!(&c.backends[2].check, CheckSpec::Mysql { user: Some(u) } if u == "haproxy"));
     assert_eq!(c.backends[2].balance, Balance::LeastConn);
