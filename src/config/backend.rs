@@ -201,19 +201,25 @@ impl Resolver<'_> {
             let opts = crate::tls::ClientOptions {
                 verify: text(&r.verify),
                 ca_file: text(&r.ca_file),
+                crl_file: text(&r.crl_file),
                 sni: text(&r.sni),
                 verifyhost: text(&r.verifyhost),
                 crt: text(&r.crt),
             };
-            let at = r
-                .verify
-                .as_ref()
-                .or(r.ca_file.as_ref())
-                .or(r.sni.as_ref())
-                .or(r.crt.as_ref())
-                .map_or_else(|| span(s), span);
+            // An error about a file points at that file's word.
+            let at = |m: &str| {
+                let file = [("crl-file ", &r.crl_file), ("crt ", &r.crt)]
+                    .into_iter()
+                    .find(|(k, _)| m.starts_with(k))
+                    .and_then(|(_, v)| v.as_ref());
+                file.or(r.verify.as_ref())
+                    .or(r.ca_file.as_ref())
+                    .or(r.sni.as_ref())
+                    .or(r.crt.as_ref())
+                    .map_or_else(|| span(s), span)
+            };
             Some(std::sync::Arc::new(
-                crate::tls::build_client(opts).map_err(|m| self.err(at, &sctx, m))?,
+                crate::tls::build_client(opts).map_err(|m| self.err(at(&m), &sctx, m))?,
             ))
         } else {
             None
@@ -230,6 +236,7 @@ impl Resolver<'_> {
                     let opts = crate::tls::ClientOptions {
                         verify: text(&r.verify),
                         ca_file: text(&r.ca_file),
+                        crl_file: text(&r.crl_file),
                         sni: text(&r.sni),
                         verifyhost: text(&r.verifyhost),
                         crt: text(&r.crt),
@@ -574,6 +581,7 @@ pub(super) fn merge_server(base: &RawServer, over: &RawServer) -> RawServer {
         check_ssl,
         verify,
         ca_file,
+        crl_file,
         sni,
         verifyhost,
         crt,

@@ -248,6 +248,8 @@ pub struct RawServer {
     /// TLS to the server: `"required"` (the default) or `"none"`.
     pub verify: Option<Spanned<String>>,
     pub ca_file: Option<Spanned<String>>,
+    /// `crl-file`: revocation lists the server's chain is checked against.
+    pub crl_file: Option<Spanned<String>>,
     /// The name sent as SNI (and checked, with `verify = "required"`).
     pub sni: Option<Spanned<String>>,
     /// The name the certificate must carry, when it differs from `sni`.

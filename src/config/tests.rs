@@ -264,11 +264,13 @@ fn a_stats_admin_condition_that_does_not_compile_is_refused() {
     assert!(e.contains("stats admin if nosuchacl"), "{e}");
 }
 
-/// The TLS keys of issue 14 in TOML: client certificates and `crt-list` on a
-/// bind, `check-ssl` and `crt` on a server; the same as haproxy.cfg's words.
+/// The TLS keys of issue 14 in TOML: client certificates, `crl-file` and
+/// `crt-list` on a bind, `check-ssl`, `crt` and `crl-file` on a server; the
+/// same as haproxy.cfg's words.
 #[test]
 fn tls_keys_in_toml() {
     let pem = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tls/testdata/unit.pem");
+    let crl = concat!(env!("CARGO_MANIFEST_DIR"), "/src/tls/testdata/unit-crl.pem");
     let dir = std::env::temp_dir().join(format!("ringlb-tls-keys-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let list = dir.join("certs.list");
@@ -278,7 +280,7 @@ fn tls_keys_in_toml() {
 [[frontend]]
 name = "f"
 mode = "http"
-bind = [{{ address = "127.0.0.1:1", ssl = {{ crt-list = "{}", verify = "optional", ca-file = "{pem}", crt-ignore-err = "all" }} }}]
+bind = [{{ address = "127.0.0.1:1", ssl = {{ crt-list = "{}", verify = "optional", ca-file = "{pem}", crl-file = "{crl}", crt-ignore-err = "all" }} }}]
 default-backend = "b"
 
 [[backend]]
@@ -288,6 +290,7 @@ servers = [
   {{ name = "s", address = "127.0.0.1:2", ssl = true, verify = "none", crt = "{pem}", check = true }},
   {{ name = "t", address = "127.0.0.1:3", check = true, check-ssl = true, verify = "none" }},
   {{ name = "u", address = "127.0.0.1:4", ssl = true, verify = "none", check = true, port = 5 }},
+  {{ name = "v", address = "127.0.0.1:6", ssl = true, ca-file = "{pem}", crl-file = "{crl}" }},
 ]
 "#,
         list.display()
@@ -296,6 +299,9 @@ servers = [
     let tls = c.frontends[0].binds[0].tls.as_ref().unwrap();
     assert!(tls.client_auth.is_some());
     assert_eq!(tls.options.crt_list, std::slice::from_ref(&list));
+    assert_eq!(tls.options.crl_file.as_deref(), Some(Path::new(crl)));
+    let v = c.backends[0].servers[3].ssl.as_ref().unwrap();
+    assert_eq!(v.options.crl_file.as_deref(), Some(crl));
     let s = &c.backends[0].servers;
     assert_eq!(s[0].ssl.as_ref().unwrap().options.crt.as_deref(), Some(pem));
     assert!(
@@ -309,5 +315,28 @@ servers = [
     assert!(s[2].check_tls.is_none(), "a check port needs check-ssl");
     let e = err(&text.replace("\"optional\"", "\"sometimes\""));
     assert!(e.contains("expected none, optional or required"), "{e}");
+    // A missing crl-file or one without a CRL: an error at its line.
+    for (bad, why) in [
+        ("/nonexistent/crl.pem", "No such file"),
+        (pem, "no certificate revocation list"),
+    ] {
+        let e = err(&text.replacen(crl, bad, 1));
+        assert!(
+            e.contains("t.toml:5:") && e.contains(&format!("crl-file {bad}: ")) && e.contains(why),
+            "{e}"
+        );
+        let at = text.rfind(crl).unwrap();
+        let bad_server = format!("{}{bad}{}", &text[..at], &text[at + crl.len()..]);
+        // Pointed at the value's opening quote.
+        let line = bad_server.lines().nth(14).unwrap();
+        let col = line.rfind(bad).unwrap();
+        let e = err(&bad_server);
+        assert!(
+            e.contains(&format!("t.toml:15:{col}:"))
+                && e.contains(&format!("crl-file {bad}: "))
+                && e.contains(why),
+            "{e}"
+        );
+    }
     std::fs::remove_dir_all(&dir).ok();
 }

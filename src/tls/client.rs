@@ -1,8 +1,9 @@
 //! TLS to servers: `server ... ssl [verify required|none] [ca-file FILE]
-//! [sni EXPR] [verifyhost NAME] [crt FILE]`, as HAProxy (`crt`: the
+//! [crl-file FILE] [sni EXPR] [verifyhost NAME] [crt FILE]`, as HAProxy (`crt`: the
 //! client certificate shown to a server that asks for one). With `verify required` (the
-//! default, which needs `ca-file`) the chain must lead to the CA file, and the
-//! name is checked when one is given (`verifyhost`, else the SNI sent); HAProxy checks
+//! default, which needs `ca-file`) the chain must lead to the CA file, no
+//! certificate of it may be revoked by the `crl-file`'s lists (see
+//! [`super::crl`]), and the name is checked when one is given (`verifyhost`, else the SNI sent); HAProxy checks
 //! no name when neither is set, and neither does ringlb. `sni str(NAME)` (or a
 //! bare name) is fixed here; any other expression (`sni req.hdr(host)`) is
 //! compiled with the backend's rules and computed per request in mode http.
@@ -23,6 +24,8 @@ use rustls::{
 pub struct ClientOptions {
     pub verify: Option<String>,
     pub ca_file: Option<String>,
+    /// Revocation lists the server's chain is checked against.
+    pub crl_file: Option<String>,
     pub sni: Option<String>,
     pub verifyhost: Option<String>,
     /// A PEM with the client certificate, its chain and its key.
@@ -91,6 +94,12 @@ pub fn build_client(o: ClientOptions) -> Result<ServerTls, String> {
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("ssl: {e}"))?;
+    // Read even with `verify none`, as HAProxy does: a bad file is an error.
+    let crls = o
+        .crl_file
+        .as_deref()
+        .map(|f| super::crl::load(std::path::Path::new(f)))
+        .transpose()?;
     let verifier: Arc<dyn ServerCertVerifier> = match o.verify.as_deref().unwrap_or("required") {
         "none" => Arc::new(NoVerify(provider.clone())),
         "required" => {
@@ -111,9 +120,13 @@ pub fn build_client(o: ClientOptions) -> Result<ServerTls, String> {
             if roots.is_empty() {
                 return Err(format!("ca-file {ca}: no certificate in this file"));
             }
-            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                .build()
-                .map_err(|e| format!("ca-file {ca}: {e}"))?;
+            let mut b = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider);
+            if let Some(crls) = crls {
+                // HAProxy's depth (the whole chain) and unknown-status policy
+                // (refused) are webpki's defaults; CRL expiry is not.
+                b = b.with_crls(crls).enforce_revocation_expiration();
+            }
+            let inner = b.build().map_err(|e| format!("ca-file {ca}: {e}"))?;
             let check = match (host.clone().or(sni_name.clone()), dynamic_sni) {
                 (Some(n), _) => Check::Name(n),
                 (None, true) => Check::SentSni,
@@ -330,5 +343,12 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+        let e = build_client(ClientOptions {
+            verify: Some("none".into()),
+            crl_file: Some("/nonexistent/crl.pem".into()),
+            ..Default::default()
+        })
+        .unwrap_err();
+        assert!(e.starts_with("crl-file /nonexistent/crl.pem: "), "{e}");
     }
 }

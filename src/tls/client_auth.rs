@@ -4,7 +4,10 @@
 //! is needed), against the CAs of `ca-file`. `ca-ignore-err` / `crt-ignore-err`
 //! (`all` or OpenSSL error numbers) let a certificate that fails with one of
 //! those errors through; `ssl_c_verify` then says which error it was, in
-//! OpenSSL's numbers (`X509_V_ERR_*`), as HAProxy reports them.
+//! OpenSSL's numbers (`X509_V_ERR_*`), as HAProxy reports them. With
+//! `crl-file` the chain is also checked against its revocation lists
+//! (see [`super::crl`]): a revoked certificate is error 23, which the
+//! ignore lists may let through like any other.
 //!
 //! webpki reports no depth with an error, so the two ignore lists are one
 //! here: an error ignored by either is ignored (HAProxy applies `ca-` to
@@ -14,11 +17,12 @@ use std::sync::Arc;
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{
-    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+    CertRevocationListError, CertificateError, DigitallySignedStruct, DistinguishedName,
+    RootCertStore, SignatureScheme,
 };
 
 /// Which verification errors a bind lets through.
@@ -75,10 +79,14 @@ pub fn openssl_code(e: &rustls::Error) -> i64 {
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => 9,
             CertificateError::BadSignature => 7,
             CertificateError::Revoked => 23,
+            CertificateError::UnknownRevocationStatus => 3, // unable to get certificate CRL
+            CertificateError::ExpiredRevocationList
+            | CertificateError::ExpiredRevocationListContext { .. } => 12, // CRL has expired
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => 26,
             CertificateError::BadEncoding => 4, // unable to decode issuer public key
             _ => 1,                             // unspecified
         },
+        rustls::Error::InvalidCertRevocationList(CertRevocationListError::BadSignature) => 8,
         _ => 1,
     }
 }
@@ -108,10 +116,11 @@ pub struct ClientAuth {
 
 impl ClientAuth {
     /// `verify` (`optional` or `required`; `none` builds nothing) against
-    /// the CAs of `ca_file`.
+    /// the CAs of `ca_file`, and the revocation lists of `crl-file` if any.
     pub fn build(
         verify: &str,
         ca_file: Option<&std::path::Path>,
+        crls: Option<Vec<CertificateRevocationListDer<'static>>>,
         ignore: (IgnoreErrors, IgnoreErrors),
         provider: Arc<rustls::crypto::CryptoProvider>,
     ) -> Result<Option<Arc<ClientAuth>>, String> {
@@ -145,6 +154,11 @@ impl ClientAuth {
         let mut b = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
         if optional {
             b = b.allow_unauthenticated();
+        }
+        if let Some(crls) = crls {
+            // HAProxy's depth (the whole chain) and unknown-status policy
+            // (refused) are webpki's defaults; CRL expiry is not.
+            b = b.with_crls(crls).enforce_revocation_expiration();
         }
         let inner = b.build().map_err(|e| format!("ca-file {f}: {e}"))?;
         Ok(Some(Arc::new(ClientAuth {
@@ -247,12 +261,14 @@ mod tests {
     fn verify_needs_a_ca_file() {
         let p = Arc::new(crate::tls::provider());
         let none = (IgnoreErrors::None, IgnoreErrors::None);
-        assert!(ClientAuth::build("none", None, none.clone(), p.clone())
-            .unwrap()
-            .is_none());
-        let e = ClientAuth::build("required", None, none.clone(), p.clone()).unwrap_err();
+        assert!(
+            ClientAuth::build("none", None, None, none.clone(), p.clone())
+                .unwrap()
+                .is_none()
+        );
+        let e = ClientAuth::build("required", None, None, none.clone(), p.clone()).unwrap_err();
         assert!(e.contains("needs ca-file"), "{e}");
-        let e = ClientAuth::build("sometimes", None, none, p).unwrap_err();
+        let e = ClientAuth::build("sometimes", None, None, none, p).unwrap_err();
         assert!(e.contains("expected none, optional or required"), "{e}");
     }
 }

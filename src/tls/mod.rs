@@ -22,6 +22,7 @@
 
 mod client;
 mod client_auth;
+mod crl;
 mod crt_list;
 mod der;
 mod info;
@@ -66,6 +67,8 @@ pub struct TlsOptions {
     /// `ca-file`, with `ca-ignore-err` / `crt-ignore-err`.
     pub verify: Option<String>,
     pub ca_file: Option<PathBuf>,
+    /// `crl-file`: revocation lists client certificates are checked against.
+    pub crl_file: Option<PathBuf>,
     pub ca_ignore_err: IgnoreErrors,
     pub crt_ignore_err: IgnoreErrors,
     /// `tls-ticket-keys`: HAProxy's ticket key file.
@@ -89,6 +92,7 @@ impl Default for TlsOptions {
             ciphersuites: None,
             verify: None,
             ca_file: None,
+            crl_file: None,
             ca_ignore_err: IgnoreErrors::default(),
             crt_ignore_err: IgnoreErrors::default(),
             ticket_keys: None,
@@ -181,13 +185,14 @@ pub fn options(t: &toml::Table) -> Result<TlsOptions, String> {
             "ciphersuites" => o.ciphersuites = Some(string(k, v)?),
             "verify" => o.verify = Some(string(k, v)?),
             "ca-file" => o.ca_file = Some(PathBuf::from(string(k, v)?)),
+            "crl-file" => o.crl_file = Some(PathBuf::from(string(k, v)?)),
             "ca-ignore-err" => o.ca_ignore_err = IgnoreErrors::parse(k, &string(k, v)?)?,
             "crt-ignore-err" => o.crt_ignore_err = IgnoreErrors::parse(k, &string(k, v)?)?,
             "crt-list" => o
                 .crt_list
                 .extend(list(k, v, '\u{0}')?.into_iter().map(PathBuf::from)),
             "tls-ticket-keys" => o.ticket_keys = Some(PathBuf::from(string(k, v)?)),
-            other => return Err(format!("ssl.{other}: unknown TLS option (crt, alpn, ssl-min-ver, ssl-max-ver, ciphers, ciphersuites, verify, ca-file, ca-ignore-err, crt-ignore-err, crt-list, tls-ticket-keys)")),
+            other => return Err(format!("ssl.{other}: unknown TLS option (crt, alpn, ssl-min-ver, ssl-max-ver, ciphers, ciphersuites, verify, ca-file, crl-file, ca-ignore-err, crt-ignore-err, crt-list, tls-ticket-keys)")),
         }
     }
     if o.crt.is_empty() && o.crt_list.is_empty() {
@@ -463,9 +468,12 @@ pub fn build(options: TlsOptions) -> Result<BindTls, String> {
             .filter(|(v, _)| (lo..=hi).contains(v))
             .map(|(_, v)| v)
             .collect();
+    // Read even with `verify none`, as HAProxy does: a bad file is an error.
+    let crls = options.crl_file.as_deref().map(crl::load).transpose()?;
     let client_auth = ClientAuth::build(
         options.verify.as_deref().unwrap_or("none"),
         options.ca_file.as_deref(),
+        crls,
         (
             options.ca_ignore_err.clone(),
             options.crt_ignore_err.clone(),

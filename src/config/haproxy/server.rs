@@ -44,8 +44,8 @@ pub(super) fn bind(p: &mut RawProxy, words: &[Word]) -> Result<(), KwErr> {
             "ssl" => {
                 table.ssl.get_or_insert_with(toml::Table::new);
             }
-            "crt" | "alpn" | "ciphers" | "ca-file" | "verify" | "ssl-min-ver" | "ssl-max-ver"
-            | "ciphersuites" | "crt-list" | "ca-ignore-err" | "crt-ignore-err"
+            "crt" | "alpn" | "ciphers" | "ca-file" | "crl-file" | "verify" | "ssl-min-ver"
+            | "ssl-max-ver" | "ciphersuites" | "crt-list" | "ca-ignore-err" | "crt-ignore-err"
             | "tls-ticket-keys" => {
                 let v = next(words, i)?;
                 let ssl = table.ssl.get_or_insert_with(toml::Table::new);
@@ -173,12 +173,13 @@ pub(super) fn server_options(s: &mut RawServer, words: &[Word], from: usize) -> 
                 let v = next(words, i)?;
                 s.on_marked_up = Some(sp(v, v.text.clone()));
             }
-            "verify" | "ca-file" | "sni" | "verifyhost" | "crt" => {
+            "verify" | "ca-file" | "crl-file" | "sni" | "verifyhost" | "crt" => {
                 let v = next(words, i)?;
                 let val = Some(sp(v, v.text.clone()));
                 match w.text.as_str() {
                     "verify" => s.verify = val,
                     "ca-file" => s.ca_file = val,
+                    "crl-file" => s.crl_file = val,
                     "sni" => s.sni = val,
                     "crt" => s.crt = val,
                     _ => s.verifyhost = val,

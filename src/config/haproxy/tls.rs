@@ -1,5 +1,5 @@
 //! The `global` TLS keywords HAProxy configs carry (Debian's default has all of
-//! them): `crt-base` and `ca-base` (relative `crt`/`ca-file` paths), and
+//! them): `crt-base` and `ca-base` (relative `crt`/`ca-file`/`crl-file` paths), and
 //! `ssl-default-bind-ciphers`, `-ciphersuites`, `-options` (defaults for every
 //! `bind ... ssl` that does not say otherwise). Applied once the file is read,
 //! so the TOML an import writes is complete without them.
@@ -97,8 +97,10 @@ impl TlsGlobals {
             for (k, v) in &self.bind {
                 ssl.entry(k.clone()).or_insert_with(|| v.clone());
             }
-            if let Some(toml::Value::String(c)) = ssl.get_mut("ca-file") {
-                *c = join(&self.ca_base, c);
+            for key in ["ca-file", "crl-file"] {
+                if let Some(toml::Value::String(c)) = ssl.get_mut(key) {
+                    *c = join(&self.ca_base, c);
+                }
             }
             if let Some(toml::Value::String(c)) = ssl.get_mut("crt-list") {
                 *c = join(&self.crt_base, c);
@@ -116,7 +118,10 @@ impl TlsGlobals {
             }
         }
         let fix = |s: &mut RawServer| {
-            if let Some(ca) = s.ca_file.as_mut() {
+            for ca in [s.ca_file.as_mut(), s.crl_file.as_mut()]
+                .into_iter()
+                .flatten()
+            {
                 let path = join(&self.ca_base, ca.get_ref());
                 *ca = Spanned::new(ca.span(), path);
             }
