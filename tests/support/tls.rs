@@ -110,6 +110,84 @@ impl Pki {
             d.join(format!("{name}.key")).display().to_string(),
         )
     }
+
+    /// An intermediate CA `NAME.crt` (key `NAME.key`) issued by the test CA.
+    pub fn intermediate(&self, name: &str) {
+        issue(
+            self.dir.path(),
+            name,
+            &format!("/CN={name}"),
+            "ca",
+            &[
+                "basicConstraints=critical,CA:TRUE",
+                "keyUsage=critical,keyCertSign,cRLSign",
+            ],
+        );
+    }
+
+    /// A client certificate for `subject` issued by the intermediate CA
+    /// `issuer` (see [`Pki::intermediate`]); the certificate file holds the
+    /// chain (leaf, then `issuer`), as a client sends it.
+    pub fn client_under(&self, name: &str, subject: &str, issuer: &str) -> (String, String) {
+        let d = self.dir.path();
+        issue(
+            d,
+            name,
+            subject,
+            issuer,
+            &["basicConstraints=CA:FALSE", "extendedKeyUsage=clientAuth"],
+        );
+        let crt = d.join(format!("{name}.crt"));
+        let mut chain = std::fs::read(&crt).unwrap();
+        chain.extend(std::fs::read(d.join(format!("{issuer}.crt"))).unwrap());
+        std::fs::write(&crt, chain).unwrap();
+        (
+            crt.display().to_string(),
+            d.join(format!("{name}.key")).display().to_string(),
+        )
+    }
+
+    /// A certificate revocation list `NAME.pem` from the test CA: see
+    /// [`Pki::crl_of`].
+    pub fn crl(&self, name: &str, revoked: &[&str]) -> String {
+        self.crl_of("ca", name, revoked)
+    }
+
+    /// A certificate revocation list `NAME.pem` signed by the CA `issuer`
+    /// (valid two days, v2 with a CRL number) revoking the certificates
+    /// `revoked` (`alice` for `alice.crt`), made with `openssl ca` and its own
+    /// index; returns its path.
+    pub fn crl_of(&self, issuer: &str, name: &str, revoked: &[&str]) -> String {
+        let d = self.dir.path();
+        let (index, number, cnf) = (
+            format!("{name}.index"),
+            format!("{name}.number"),
+            format!("{name}.cnf"),
+        );
+        std::fs::write(d.join(&index), "").unwrap();
+        std::fs::write(d.join(&number), "01\n").unwrap();
+        std::fs::write(
+            d.join(&cnf),
+            format!(
+                "[ca]\ndefault_ca = crl\n[crl]\ndatabase = {index}\ncrlnumber = {number}\n\
+                 default_md = sha256\ndefault_crl_days = 2\n"
+            ),
+        )
+        .unwrap();
+        let (key, crt) = (format!("{issuer}.key"), format!("{issuer}.crt"));
+        let ca = ["ca", "-config", &cnf, "-keyfile", &key, "-cert", &crt];
+        for r in revoked {
+            let crt = format!("{r}.crt");
+            run(d, "openssl", &[&ca[..], &["-revoke", &crt]].concat());
+        }
+        let out = format!("{name}.pem");
+        run(
+            d,
+            "openssl",
+            &[&ca[..], &["-gencrl", "-out", &out]].concat(),
+        );
+        d.join(out).display().to_string()
+    }
 }
 
 /// A P-256 private key in `name`.
