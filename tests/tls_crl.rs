@@ -31,7 +31,8 @@ fn curl(args: &[&str]) -> (i32, String) {
 /// `verify optional` with the ignore lists shows why in `ssl_c_verify`: 23
 /// revoked, 3 no CRL from the issuer. A bind whose file has only the
 /// intermediate's list refuses carol too (3): every certificate of the chain
-/// needs its issuer's list, as HAProxy's `X509_V_FLAG_CRL_CHECK_ALL`.
+/// needs its issuer's list, as HAProxy's `X509_V_FLAG_CRL_CHECK_ALL`. An
+/// expired list (`nextUpdate` passed) is error 12 for what it covers.
 #[test]
 fn revoked_client_certificates_are_refused_as_by_haproxy() {
     if !require(&["openssl", "curl", "haproxy", "nginx"]) {
@@ -46,11 +47,24 @@ fn revoked_client_certificates_are_refused_as_by_haproxy() {
     let dave = pki.client_under("dave", "/CN=dave", "inter");
     let mallory = pki.client("mallory", "/CN=mallory", true);
     let root_crl = pki.crl("root-crl", &["bob"]);
-    let inter_crl = pki.crl_of("inter", "inter-crl", &["dave"]);
+    let inter_crl = pki.crl_of("inter", "inter-crl", &["dave"], &[]);
+    let expired = pki.crl_of(
+        "ca",
+        "expired-crl",
+        &[],
+        &[
+            "-crl_lastupdate",
+            "20200101000000Z",
+            "-crl_nextupdate",
+            "20200102000000Z",
+        ],
+    );
     let both = d.join("both-crls.pem");
+    let old = d.join("old-crls.pem");
     let cas = d.join("cas.pem");
     for (out, parts) in [
         (&both, [root_crl.clone(), inter_crl.clone()]),
+        (&old, [expired, inter_crl.clone()]),
         (
             &cas,
             [pki.ca(), d.join("other-ca.crt").display().to_string()],
@@ -64,7 +78,7 @@ fn revoked_client_certificates_are_refused_as_by_haproxy() {
     }
     let origin = Nginx::start(&[("index.html", "from nginx\n")]);
     let defaults = haproxy_defaults("http", "2s", "10s");
-    let cfg = |[req, ign, part]: [u16; 3]| {
+    let cfg = |[req, ign, part, old_]: [u16; 4]| {
         let verify = "http-request return status 200 content-type text/plain lf-string \"verify=%[ssl_c_verify] cn=%[ssl_c_s_dn(CN)]\"";
         format!(
             "{defaults}\
@@ -74,16 +88,19 @@ fn revoked_client_certificates_are_refused_as_by_haproxy() {
              \x20 {verify}\n\
              frontend part\n  bind 127.0.0.1:{part} ssl crt {crts} ca-file {cas} verify optional crl-file {inter_crl} crt-ignore-err all ca-ignore-err all\n\
              \x20 {verify}\n\
+             frontend old\n  bind 127.0.0.1:{old_} ssl crt {crts} ca-file {cas} verify optional crl-file {old} crt-ignore-err all ca-ignore-err all\n\
+             \x20 {verify}\n\
              backend web\n  server n 127.0.0.1:{n}\n",
             crts = pki.crts(),
             cas = cas.display(),
             both = both.display(),
+            old = old.display(),
             n = origin.port,
         )
     };
-    let theirs = [free_port(), free_port(), free_port()];
+    let theirs = [free_port(), free_port(), free_port(), free_port()];
     let _h = Haproxy::start(&cfg(theirs), &theirs);
-    let ours = [free_port(), free_port(), free_port()];
+    let ours = [free_port(), free_port(), free_port(), free_port()];
     let dir = tempfile::tempdir().unwrap();
     let f = write_file(dir.path(), "haproxy.cfg", &cfg(ours));
     let lb = Ringlb::start_file(dir, f, &[]);
@@ -119,7 +136,9 @@ fn revoked_client_certificates_are_refused_as_by_haproxy() {
     ];
     for tls12 in [false, true] {
         for (who, cert) in clients {
-            for (name, (theirs, ours)) in ["req", "ign", "part"].iter().zip(theirs.iter().zip(ours))
+            for (name, (theirs, ours)) in ["req", "ign", "part", "old"]
+                .iter()
+                .zip(theirs.iter().zip(ours))
             {
                 let want = get(*theirs, cert, tls12);
                 let got = get(ours, cert, tls12);
@@ -129,7 +148,7 @@ fn revoked_client_certificates_are_refused_as_by_haproxy() {
         }
     }
     // The values themselves, not only their agreement.
-    let [req, ign, part] = ours;
+    let [req, ign, part, old] = ours;
     for (who, cert) in clients {
         let (code, out) = get(req, cert, false);
         match who {
@@ -149,6 +168,10 @@ fn revoked_client_certificates_are_refused_as_by_haproxy() {
     assert_eq!(
         get(part, &carol, false),
         (0, "verify=3 cn=carol 200".into())
+    );
+    assert_eq!(
+        get(old, &alice, false),
+        (0, "verify=12 cn=alice 200".into())
     );
 }
 

@@ -150,14 +150,15 @@ impl Pki {
     /// A certificate revocation list `NAME.pem` from the test CA: see
     /// [`Pki::crl_of`].
     pub fn crl(&self, name: &str, revoked: &[&str]) -> String {
-        self.crl_of("ca", name, revoked)
+        self.crl_of("ca", name, revoked, &[])
     }
 
     /// A certificate revocation list `NAME.pem` signed by the CA `issuer`
     /// (valid two days, v2 with a CRL number) revoking the certificates
     /// `revoked` (`alice` for `alice.crt`), made with `openssl ca` and its own
-    /// index; returns its path.
-    pub fn crl_of(&self, issuer: &str, name: &str, revoked: &[&str]) -> String {
+    /// index, with `gencrl` (more `openssl ca -gencrl` options:
+    /// `-crl_nextupdate`); returns its path.
+    pub fn crl_of(&self, issuer: &str, name: &str, revoked: &[&str], gencrl: &[&str]) -> String {
         let d = self.dir.path();
         let (index, number, cnf) = (
             format!("{name}.index"),
@@ -184,7 +185,7 @@ impl Pki {
         run(
             d,
             "openssl",
-            &[&ca[..], &["-gencrl", "-out", &out]].concat(),
+            &[&ca[..], &["-gencrl", "-out", &out], gencrl].concat(),
         );
         d.join(out).display().to_string()
     }
