@@ -110,16 +110,12 @@ pub fn fds_needed(config: &Config, shards: usize) -> u64 {
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     // `mode http` sessions apply every rule (`shard::http::rules`); TCP
-    // sessions go to the default backend and apply none, so a TCP frontend
-    // with rules it would ignore is refused. Stats frontends are served by
-    // the control shard.
-    let rules = |r: &crate::config::model::Rules| {
-        r.get().map_or((false, false), |r| {
-            (
-                !r.use_backend.is_empty(),
-                !r.request.is_empty() || !r.response.is_empty(),
-            )
-        })
+    // sessions apply `use-backend` when they start and no http-request or
+    // http-response rule, so a TCP frontend with those is refused. Stats
+    // frontends are served by the control shard.
+    let edits = |r: &crate::config::model::Rules| {
+        r.get()
+            .is_some_and(|r| !r.request.is_empty() || !r.response.is_empty())
     };
     for fe in config.frontends.iter().filter(|f| !f.disabled) {
         if fe.stats.is_some() && fe.binds.iter().any(|b| b.tls.is_some()) {
@@ -128,15 +124,8 @@ pub fn unsupported(config: &Config) -> Vec<String> {
                 fe.name
             ));
         }
-        let (routes, edits) = rules(&fe.rules);
         let tcp = fe.mode == crate::config::model::Mode::Tcp;
-        if tcp && (routes || !fe.use_backend.is_empty()) {
-            out.push(format!(
-                "frontend \"{}\": use-backend rules are not evaluated in mode tcp",
-                fe.name
-            ));
-        }
-        if tcp && edits && fe.stats.is_none() {
+        if tcp && edits(&fe.rules) && fe.stats.is_none() {
             out.push(format!(
                 "frontend \"{}\": http-request/http-response rules apply to mode http only",
                 fe.name

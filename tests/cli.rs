@@ -288,18 +288,19 @@ fn hard_stop_after_closes_sessions_that_do_not_end() {
 }
 
 #[test]
-fn use_backend_rules_are_refused_by_run_in_mode_tcp() {
+fn http_request_rules_are_refused_by_run_in_mode_tcp() {
+    // A TCP session applies `use-backend` (tests/l4_balance.rs) but no
+    // http-request rule: a frontend relying on one is refused, not ignored.
     let dir = tempfile::tempdir().unwrap();
     let fe = Proxy::new("fe")
         .port(free_port())
-        .extra(r#"acl = { local = "src 127.0.0.1" }"#)
-        .extra(r#"use-backend = [{ backend = "be", if = "local" }]"#);
+        .extra(r#"http-request = ["deny"]"#);
     let text = tcp_cfg(fe, "127.0.0.1:1").build();
     let p = write_file(dir.path(), "c.toml", &text);
     let (code, _, err) = ringlb_cmd(&["run", "-f", p.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("use-backend rules are not evaluated in mode tcp"),
+        err.contains("http-request/http-response rules apply to mode http only"),
         "{err}"
     );
 }

@@ -144,3 +144,67 @@ fn first_fills_servers_in_order() {
     }
     assert_eq!(names, ["f1", "f1", "f2", "f2", "f3"]);
 }
+
+/// The name a Hello server sends, over a connection from source 127.0.0.2
+/// (socat binds it; the test process needs no privilege or unsafe code).
+fn hello_from_127_0_0_2(port: u16) -> String {
+    use std::io::BufRead;
+    use std::process::Stdio;
+    // stdin stays open until the name has arrived: a client that half-closes
+    // at once may be cut before the server's greeting is forwarded.
+    let mut child = std::process::Command::new("socat")
+        .args(["-T", "5", "STDIO"])
+        .arg(format!("TCP:127.0.0.1:{port},bind=127.0.0.2"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("socat (Debian package socat) must be installed");
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    drop(child.stdin.take());
+    child.wait().unwrap();
+    line.trim_end().to_string()
+}
+
+#[test]
+fn use_backend_routes_tcp_sessions_as_haproxy_does() {
+    // One frontend on two ports: `dst_port` sends the second port's sessions
+    // to b2, `src 127.0.0.2` to b3 (the earlier rule wins on the second port),
+    // an HTTP fetch never matches in mode tcp (no request has been read, as
+    // HAProxy without `tcp-request inspect-delay`), the rest go to b1 — in
+    // haproxy and in ringlb running the same haproxy.cfg.
+    let s = hello_servers(&["one", "two", "three", "four"]);
+    let cfg = |p1: u16, p2: u16| {
+        let mut c = format!(
+            "defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 30s\n  \
+             timeout server 30s\nfrontend fe\n  bind 127.0.0.1:{p1}\n  bind 127.0.0.1:{p2}\n  \
+             acl second dst_port {p2}\n  use_backend b2 if second\n  \
+             use_backend b3 if {{ src 127.0.0.2 }}\n  use_backend b4 if {{ path_beg / }}\n  \
+             default_backend b1\n"
+        );
+        for (i, srv) in s.iter().enumerate() {
+            c += &format!("backend b{}\n  server {} {}\n", i + 1, srv.name, srv.addr);
+        }
+        c
+    };
+    let ask = |p1: u16, p2: u16| {
+        vec![
+            hello(p1).1,
+            hello(p2).1,
+            hello_from_127_0_0_2(p1),
+            hello_from_127_0_0_2(p2),
+        ]
+    };
+    let (h1, h2) = (free_port(), free_port());
+    let _h = support::servers::Haproxy::start(&cfg(h1, h2), &[h1, h2]);
+    let theirs = ask(h1, h2);
+    let (r1, r2) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, cfg(r1, r2)).unwrap();
+    let _lb = Ringlb::start_file(dir, path, &["--shards", "2"]);
+    let ours = ask(r1, r2);
+    assert_eq!(theirs, ["one", "two", "three", "two"], "haproxy");
+    assert_eq!(ours, theirs, "ringlb");
+}

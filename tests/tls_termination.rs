@@ -1085,3 +1085,62 @@ fn a_request_waiting_decrypted_in_the_tls_session_is_served() {
     assert!(h.starts_with("HTTP/1.1 200"), "{h}\n{}", lb.output());
     assert_eq!(body, b"s1");
 }
+
+/// The first line a server sends, over TLS to `port` with `sni` (the test CA
+/// trusted; the name checked against the certificate the proxy picked).
+fn line_over_tls(port: u16, pki: &Pki, sni: &str) -> String {
+    let name = rustls::pki_types::ServerName::try_from(sni.to_string()).unwrap();
+    let conn = rustls::ClientConnection::new(client_config(pki), name).unwrap();
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    let mut out = Vec::new();
+    let mut b = [0u8; 1];
+    while tls.read(&mut b).unwrap_or(0) == 1 && b[0] != b'\n' {
+        out.push(b[0]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn sni_routes_tcp_sessions_as_haproxy_does() {
+    // Mode tcp, TLS terminated on the bind: `ssl_fc_sni` picks the backend
+    // when the session starts, in haproxy and in ringlb running the same
+    // haproxy.cfg (b.test → b2, a name under wild.test → b3, else b1).
+    let pki = Pki::new();
+    let s: Vec<TestServer> = ["one", "two", "three"]
+        .iter()
+        .map(|n| TestServer::start(n, Behaviour::Hello))
+        .collect();
+    let cfg = |port: u16| {
+        let mut c = haproxy_defaults("tcp", "2s", "30s");
+        c += &format!(
+            "frontend fe\n    bind 127.0.0.1:{port} ssl crt {}\n    \
+             use_backend b2 if {{ ssl_fc_sni -i b.test }}\n    \
+             use_backend b3 if {{ ssl_fc_sni -m end .wild.test }}\n    \
+             default_backend b1\n",
+            pki.crts()
+        );
+        for (i, srv) in s.iter().enumerate() {
+            c += &format!("backend b{}\n    server {} {}\n", i + 1, srv.name, srv.addr);
+        }
+        c
+    };
+    let ask = |port: u16| {
+        ["a.test", "b.test", "x.wild.test"]
+            .map(|sni| line_over_tls(port, &pki, sni))
+            .to_vec()
+    };
+    let hport = free_port();
+    let _h = support::servers::Haproxy::start(&cfg(hport), &[hport]);
+    let theirs = ask(hport);
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("haproxy.cfg");
+    std::fs::write(&path, cfg(port)).unwrap();
+    let _lb = Ringlb::start_file(dir, path, &["--shards", "2"]);
+    let ours = ask(port);
+    assert_eq!(theirs, ["one", "two", "three"], "haproxy");
+    assert_eq!(ours, theirs, "ringlb");
+}

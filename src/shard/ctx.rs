@@ -101,16 +101,21 @@ impl ShardCtx {
             .iter()
             .enumerate()
             .map(|(i, fe)| {
+                // Rules may fetch `src` (in mode tcp too: `use-backend`).
                 logger.logs_frontend(i)
+                    || fe.rules.get().is_some()
                     || (fe.mode == Mode::Http
                         && (fe.forwardfor.is_some()
-                            || fe.rules.get().is_some()
                             || config.backends.iter().any(|b| b.forwardfor.is_some())))
-                    || fe.default_backend.is_some_and(|b| {
-                        let be = &config.backends[b];
-                        be.balance.hashes_client()
-                            || be.servers.iter().any(|s| s.send_proxy.is_some())
-                    })
+                    || fe
+                        .default_backend
+                        .into_iter()
+                        .chain(fe.use_backend.iter().map(|u| u.backend))
+                        .any(|b| {
+                            let be = &config.backends[b];
+                            be.balance.hashes_client()
+                                || be.servers.iter().any(|s| s.send_proxy.is_some())
+                        })
             })
             .collect();
         ShardCtx {

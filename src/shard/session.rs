@@ -179,17 +179,36 @@ pub async fn run(
     };
     report.termination = match (fe.mode, &client) {
         (Mode::Tcp, Client::Plain(c)) => {
-            tcp::serve(&ctx, frontend, c, c, true, &mut report, t0, &live, &kill).await
+            let backend = tcp_backend(&ctx, frontend, &report, proxied, c, None);
+            report.backend = backend;
+            live.set_backend(backend);
+            tcp::serve(
+                &ctx,
+                frontend,
+                c,
+                c,
+                true,
+                backend,
+                &mut report,
+                t0,
+                &live,
+                &kill,
+            )
+            .await
         }
         (Mode::Tcp, Client::Tls(t)) => {
-            let info = t.info(None);
+            let info = t.info(bind_tls.and_then(|b| b.client_auth.as_deref()));
             report.ssl = Some((info.version, info.cipher));
+            let backend = tcp_backend(&ctx, frontend, &report, proxied, t.socket(), Some(&info));
+            report.backend = backend;
+            live.set_backend(backend);
             tcp::serve(
                 &ctx,
                 frontend,
                 &**t,
                 t.socket(),
                 false,
+                backend,
                 &mut report,
                 t0,
                 &live,
@@ -237,6 +256,46 @@ pub async fn run(
     drop(permit);
     ctx.account(&report, None);
     ctx.logger.session(report);
+}
+
+/// Where a mode-tcp session goes: the first `use-backend` whose condition holds,
+/// else the default backend. Evaluated once, when the session starts (after the
+/// TLS handshake on an `ssl` bind), as HAProxy does without `tcp-request
+/// inspect-delay`: layer-4 facts (`src`, `dst`, `dst_port`, the PROXY header's
+/// addresses), the TLS ones (`ssl_fc`, `ssl_fc_sni`, `ssl_c_*`) and the
+/// shard's (`nbsrv`, `be_conn`...); a fetch of the HTTP request finds none and
+/// does not match.
+fn tcp_backend(
+    ctx: &ShardCtx,
+    frontend: usize,
+    report: &SessionRecord,
+    proxied: Option<Addresses>,
+    sock: &Socket,
+    tls: Option<&crate::tls::TlsInfo>,
+) -> Option<usize> {
+    let fe = &ctx.config.frontends[frontend];
+    let Some(rules) = fe.rules.get().filter(|r| !r.use_backend.is_empty()) else {
+        return fe.default_backend;
+    };
+    let client = report.client;
+    let local = match proxied {
+        Some(Addresses::Proxied { dst, .. }) => dst,
+        _ => sock.local_addr().unwrap_or(client),
+    };
+    let counters = super::http::route::ShardCounters {
+        ctx,
+        frontend,
+        rng: std::cell::Cell::new(0x9e37_79b9_7f4a_7c15 ^ client.port() as u64),
+    };
+    let conn = crate::http::rules::Conn {
+        client,
+        local,
+        tls,
+        backend: None,
+        counters: &counters,
+    };
+    let mut txn = crate::http::rules::Txn::default();
+    rules.route(&mut txn, &conn).or(fe.default_backend)
 }
 
 /// A client that never completed its TLS handshake (garbage instead of a

@@ -47,7 +47,7 @@ async fn send_all(
 /// Serves one TCP session; returns how it ended. `sock` is the client's
 /// socket under `client` (the transport: that socket, or TLS over it); `plain`
 /// when they are one and the same, and only then may the session start on the
-/// ring copy path.
+/// ring copy path; `backend`: where the frontend's routing sent it.
 #[allow(clippy::too_many_arguments)]
 pub async fn serve<C: Transport>(
     ctx: &Rc<ShardCtx>,
@@ -55,13 +55,14 @@ pub async fn serve<C: Transport>(
     client: &C,
     sock: &Socket,
     plain: bool,
+    backend: Option<usize>,
     report: &mut SessionRecord,
     t0: Instant,
     live: &LiveKey<'_>,
     kill: &Rc<KillSwitch>,
 ) -> Termination {
     let fe = &ctx.config.frontends[frontend];
-    let Some(backend) = fe.default_backend else {
+    let Some(backend) = backend else {
         return Termination::NO_SERVER;
     };
     let be = &ctx.config.backends[backend];

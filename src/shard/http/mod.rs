@@ -841,6 +841,6 @@ mod body;
 mod duplex;
 mod io;
 mod reply;
-mod route;
+pub(crate) mod route;
 mod rules;
 mod server_tls;

@@ -15,7 +15,7 @@ use crate::http::head::RequestHead;
 
 /// The shard's state as the fetches of a rule see it (`nbsrv`, `be_conn`,
 /// `fe_conn`, `date`, `rand`, `fe_name`).
-pub(super) struct ShardCounters<'a> {
+pub(crate) struct ShardCounters<'a> {
     pub ctx: &'a ShardCtx,
     pub frontend: usize,
     pub rng: Cell<u64>,
