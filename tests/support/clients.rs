@@ -6,8 +6,11 @@ use std::process::Command;
 
 /// Sends one command line to a runtime API socket; its whole answer.
 pub fn socat(sock: &Path, cmd: &str) -> String {
+    // `-t 10`: after sending, wait up to 10 s for the answer (the socket
+    // closes after it); socat's default 0.5 s cut slow answers short on a
+    // loaded machine (`show activity` first gathers every shard's figures).
     let out = Command::new("socat")
-        .arg("-")
+        .args(["-t", "10", "-"])
         .arg(format!("UNIX-CONNECT:{}", sock.display()))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
