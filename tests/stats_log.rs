@@ -102,45 +102,37 @@ fn stats_page_requests_are_logged_like_haproxy() {
     }
     let pair = Pair::start(|port, log, _| stats_cfg(port, log, ""));
     let auth = ["-u", "admin:secret"];
-    // (what, path, curl options, compare %B?)
-    // %B differs where the bytes sent do: the page, its CSV and the HEAD
-    // answer are ringlb's own (other figures, other headers); for the 401
-    // haproxy 2.6 logs 488 bytes where it sends 283, as ringlb does (its
-    // `stats auth` ends the request as an aborted one and counts a 400 it
-    // never sends); ringlb's 503 has no `Connection: close` header.
-    let cases: Vec<(&str, &str, Vec<&str>, bool)> = vec![
-        ("no credentials", "/haproxy?stats", vec![], false),
-        (
-            "wrong password",
-            "/haproxy?stats",
-            vec!["-u", "admin:nope"],
-            false,
-        ),
-        ("page", "/haproxy?stats", auth.to_vec(), false),
-        ("csv", "/haproxy?stats;csv", auth.to_vec(), false),
-        (
-            "head",
-            "/haproxy?stats",
-            [&auth[..], &["-I"]].concat(),
-            false,
-        ),
+    // (what, path, curl options). `%B` is masked on these lines: no
+    // answer is logged with the same size by both, for reasons that are not
+    // the log's. The page, its CSV and the HEAD answer are ringlb's own
+    // (other figures and headers). haproxy 2.6.12 logs what its HTTP layer
+    // produced before its H1 mux adds `connection: close` (303: sends 149,
+    // logs 129; 503: sends 233, logs 217), and for a 401 it logs 469 bytes
+    // where it sends 283 (its `stats auth` ends the request as an aborted
+    // one, which also makes the logged status 400). ringlb logs what it sent
+    // (303: 149, 401: 283, 503: 214 — its 503 has no `Connection` header).
+    let cases: Vec<(&str, &str, Vec<&str>)> = vec![
+        ("no credentials", "/haproxy?stats", vec![]),
+        ("wrong password", "/haproxy?stats", vec!["-u", "admin:nope"]),
+        ("page", "/haproxy?stats", auth.to_vec()),
+        ("csv", "/haproxy?stats;csv", auth.to_vec()),
+        ("head", "/haproxy?stats", [&auth[..], &["-I"]].concat()),
         (
             "admin post",
             "/haproxy?stats",
             [&auth[..], &["-d", "s=s1&action=maint&b=app"]].concat(),
-            false,
         ),
-        ("other uri", "/other", auth.to_vec(), false),
+        ("other uri", "/other", auth.to_vec()),
     ];
     let mut shown = Vec::new();
-    for (what, path, extra, bytes) in &cases {
+    for (what, path, extra) in &cases {
         curl(pair.ours, path, extra);
         curl(pair.theirs, path, extra);
         let a = pair.log_ours.next_with("] stats ", WAIT).expect(what);
         let b = pair.log_theirs.next_with("] stats ", WAIT).expect(what);
         assert_eq!(
-            httplog_masked(&a, *bytes),
-            httplog_masked(&b, *bytes),
+            httplog_masked(&a, false),
+            httplog_masked(&b, false),
             "{what}\n  ringlb:  {a}\n  haproxy: {b}"
         );
         shown.push(format!("{what}\n  ringlb:  {a}\n  haproxy: {b}"));
@@ -149,6 +141,7 @@ fn stats_page_requests_are_logged_like_haproxy() {
     empty_connection(pair.theirs);
     let a = pair.log_ours.next_with("] stats ", WAIT).expect("empty");
     let b = pair.log_theirs.next_with("] stats ", WAIT).expect("empty");
+    // Nothing was sent: here `%B` (0) is compared too.
     assert_eq!(httplog_masked(&a, true), httplog_masked(&b, true));
     assert!(a.contains(" CR-- ") && a.ends_with("\"<BADREQ>\""), "{a}");
     // The shape every line above agreed on, once.
