@@ -186,7 +186,7 @@ fn dontlognull_log_format_and_no_log_apply_to_stats_proxies() {
             fields(&b),
             "{path}\n  ringlb:  {a}\n  haproxy: {b}"
         );
-        assert!(a.contains(&format!("]: stats stats/<STATS> 0/0/")), "{a}");
+        assert!(a.contains("]: stats stats/<STATS> 0/0/"), "{a}");
         assert!(
             a.ends_with(&format!(" LR-- \"GET {path} HTTP/1.1\"")),
             "{a}"
