@@ -446,6 +446,9 @@ fn tutorial_l7_routes_by_path_and_persists_with_cookies_like_haproxy() {
             csv_status(side.stats, "ms1", "ms1.srv1").is_some_and(|s| s.starts_with("DOWN"))
         });
         assert!(down, "{}: ms1.srv1 never DOWN in the stats CSV", side.name);
+        // Both proxies log each stats request; read them now, before they
+        // fill the socket's buffer and the requests' lines are lost.
+        while side.log.quiet_for(Duration::from_millis(50)).is_some() {}
     }
     for side in [&ours, &theirs] {
         for _ in 0..3 {

@@ -15,6 +15,7 @@ pub mod stats;
 pub mod status;
 pub(crate) mod timers;
 pub(crate) mod web;
+mod web_log;
 
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -6,7 +6,8 @@
 //! `stats admin if COND` the admin form's posts (`page_admin`). Any other URI
 //! gets HAProxy's 503, as a stats-only `listen` does, except `/metrics`: the
 //! Prometheus exporter (HAProxy's `use-service prometheus-exporter`). One request per
-//! connection (`Connection: close`).
+//! connection (`Connection: close`). Each request is logged as HAProxy logs its
+//! stats applet's (`web_log`), and counted in the frontend's `scur`/`stot`.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use glommio::net::{TcpListener, TcpStream};
 use super::ops::Ops;
 use super::page_admin::{self, AdminRule, PostStatus};
 use super::stats;
+use super::web_log::{self, Answer, Exchange};
 use super::Table;
 use crate::config::model::{Config, StatsSpec};
 use crate::log::Logger;
@@ -96,21 +98,41 @@ impl Web {
     }
 
     async fn conn(&self, mut c: TcpStream) {
+        let accepted = std::time::SystemTime::now();
+        let start = std::time::Instant::now();
+        let _place = Place::take(&self.shared, self.frontend);
         let fe = &self.config.frontends[self.frontend];
         let limit = fe
             .timeouts
             .http_request
             .or(fe.timeouts.client)
             .unwrap_or(Duration::from_secs(10));
-        let head = futures_lite::future::or(read_head(&mut c), async {
-            super::timers::sleep(limit).await;
-            None
-        })
-        .await;
-        let Some(mut head) = head else { return };
+        let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
+        let peers = (
+            c.peer_addr().unwrap_or(unknown),
+            c.local_addr().unwrap_or(unknown),
+        );
+        let mut got = Vec::with_capacity(1024);
+        let head =
+            futures_lite::future::or(async { Some(read_head(&mut c, &mut got).await) }, async {
+                super::timers::sleep(limit).await;
+                None
+            })
+            .await;
+        match head {
+            Some(Head::Complete) => {}
+            // HAProxy logs a client that left before a complete head (`CR--`).
+            // A timeout (HAProxy: `cR--`, 408) or an oversized head (`PR--`)
+            // is not logged yet: this page answers neither.
+            Some(Head::Closed) => {
+                return self.log(peers.0, accepted, start, None, &got, 0, Answer::Closed, 0);
+            }
+            Some(Head::TooLong) | None => return,
+        }
+        let head_done = std::time::Instant::now();
         // A POST's form follows its head (Content-Length; chunked is refused).
-        if let Some(want) = form_length(&head) {
-            let body = futures_lite::future::or(read_to(&mut c, &mut head, want), async {
+        if let Some(want) = form_length(&got) {
+            let body = futures_lite::future::or(read_to(&mut c, &mut got, want), async {
                 super::timers::sleep(limit).await;
                 false
             });
@@ -118,26 +140,81 @@ impl Web {
                 return;
             }
         }
-        let unknown = std::net::SocketAddr::from(([0, 0, 0, 0], 0));
-        let peers = (
-            c.peer_addr().unwrap_or(unknown),
-            c.local_addr().unwrap_or(unknown),
-        );
         let latency = fresh_latency(&self.config, &self.shared).await;
-        let resp = self.respond(&head, &latency, peers);
-        let _ = c.write_all(&resp).await;
+        let (resp, answer) = self.respond(&got, &latency, peers);
+        let sent = match c.write_all(&resp).await {
+            Ok(()) => resp.len() as u64,
+            Err(_) => 0,
+        };
         let _ = c.flush().await;
         let _ = c.shutdown(std::net::Shutdown::Write).await;
+        let status = status_of(&resp);
+        self.log(
+            peers.0,
+            accepted,
+            start,
+            Some(head_done),
+            &got,
+            sent,
+            answer,
+            status,
+        );
+    }
+
+    /// Queues the request's log line (the logger decides whether the
+    /// frontend logs it at all).
+    #[allow(clippy::too_many_arguments)]
+    fn log(
+        &self,
+        client: std::net::SocketAddr,
+        accepted: std::time::SystemTime,
+        start: std::time::Instant,
+        head_done: Option<std::time::Instant>,
+        request: &[u8],
+        sent: u64,
+        answer: Answer,
+        status: u16,
+    ) {
+        if !self.logger.logs_frontend(self.frontend) {
+            return;
+        }
+        let fs = &self.shared.frontends;
+        // Data shards count their sessions in `actconn`; stats connections
+        // are only in their own frontend's gauge (they stay out of
+        // `maxconn`'s accounting), so HAProxy's `%ac` adds them here.
+        let stats_conns: u32 = self
+            .config
+            .frontends
+            .iter()
+            .zip(fs)
+            .filter(|(f, _)| f.stats.is_some())
+            .map(|(_, s)| s.active.get())
+            .sum();
+        let x = Exchange {
+            frontend: self.frontend,
+            client,
+            accepted,
+            start,
+            head_done,
+            request,
+            sent,
+            actconn: self.shared.actconn.get() + stats_conns,
+            feconn: fs[self.frontend].active.get(),
+        };
+        let now = std::time::Instant::now();
+        self.logger
+            .http(web_log::record(&self.config, &x, answer, status, now));
     }
 
     /// The whole response to one request (head, and a POST's form);
     /// `peers`: (client, local) addresses, for `stats admin if COND`.
+    /// Also says which answer it was, for the log line.
     pub fn respond(
         &self,
         head: &[u8],
         latency: &LatencyBook,
         peers: (std::net::SocketAddr, std::net::SocketAddr),
-    ) -> Vec<u8> {
+    ) -> (Vec<u8>, Answer) {
         let spec = self.config.frontends[self.frontend]
             .stats
             .as_ref()
@@ -145,9 +222,9 @@ impl Web {
         let mut headers = [httparse::EMPTY_HEADER; 64];
         let mut req = httparse::Request::new(&mut headers);
         let Ok(httparse::Status::Complete(head_len)) = req.parse(head) else {
-            return crate::http::errors::error_response(400)
-                .unwrap_or(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
-                .to_vec();
+            let resp = crate::http::errors::error_response(400)
+                .unwrap_or(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+            return (resp.to_vec(), Answer::BadRequest);
         };
         let target = req.path.unwrap_or("/");
         if target == "/metrics" && spec.uri != "/metrics" {
@@ -178,12 +255,12 @@ impl Web {
             )
             .into_bytes();
             out.extend_from_slice(body.as_bytes());
-            return out;
+            return (out, Answer::Metrics);
         }
         let Some(opts) = target.strip_prefix(spec.uri.as_str()) else {
-            return crate::http::errors::error_response(503)
-                .unwrap_or(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n")
-                .to_vec();
+            let resp = crate::http::errors::error_response(503)
+                .unwrap_or(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n");
+            return (resp.to_vec(), Answer::NoServer);
         };
         let auth = req
             .headers
@@ -193,12 +270,12 @@ impl Web {
         if !authorized(spec, auth) {
             let realm = spec.realm.as_deref().unwrap_or("HAProxy Statistics");
             let body = "<html><body><h1>401 Unauthorized</h1>\nYou need a valid user and password to access this content.\n</body></html>\n";
-            return format!(
+            let resp = format!(
                 "HTTP/1.1 401 Unauthorized\r\nContent-length: {}\r\nCache-Control: no-cache\r\n\
                  Connection: close\r\nContent-Type: text/html\r\nWWW-Authenticate: Basic realm=\"{realm}\"\r\n\r\n{body}",
                 body.len()
-            )
-            .into_bytes();
+            );
+            return (resp.into_bytes(), Answer::Unauthorized);
         }
         let flags: Vec<&str> = opts.split(';').filter(|s| !s.is_empty()).collect();
         // The page's own links keep its `;up`, and `;norefresh` when there
@@ -236,20 +313,18 @@ impl Web {
                     };
                     page_admin::apply(&ops, &page_admin::parse_form(&head[head_len..]))
                 };
-                return see_other(&format!(
+                let to = format!(
                     "{};st={}{}",
                     spec.uri,
                     st.code(),
                     &page_uri[spec.uri.len()..]
-                ));
+                );
+                return (see_other(&to), Answer::Page);
             }
             _ => {
-                return see_other(&format!(
-                    "{};st={}{}",
-                    spec.uri,
-                    PostStatus::Ival.code(),
-                    &page_uri[spec.uri.len()..]
-                ))
+                let st = PostStatus::Ival.code();
+                let to = format!("{};st={st}{}", spec.uri, &page_uri[spec.uri.len()..]);
+                return (see_other(&to), Answer::Page);
             }
         }
         let table = self.table.borrow();
@@ -284,8 +359,40 @@ impl Web {
         if req.method != Some("HEAD") {
             out.extend_from_slice(body.as_bytes());
         }
-        out
+        (out, Answer::Page)
     }
+}
+
+/// A stats connection's place in its frontend's `scur` (and `stot`, `smax`),
+/// held while the connection lives.
+struct Place<'a> {
+    gauge: &'a crate::state::shared::FrontendShared,
+}
+
+impl<'a> Place<'a> {
+    fn take(shared: &'a Shared, frontend: usize) -> Place<'a> {
+        use std::sync::atomic::Ordering;
+        let gauge = &shared.frontends[frontend];
+        // No limit: the stats page is not counted against `maxconn`.
+        gauge.active.try_acquire(0);
+        gauge.total.fetch_add(1, Ordering::Relaxed);
+        crate::shard::dispatch::note_max(&gauge.max_active, gauge.active.get());
+        Place { gauge }
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.gauge.active.release();
+    }
+}
+
+/// The status code of a response this page wrote.
+fn status_of(resp: &[u8]) -> u16 {
+    resp.get(9..12)
+        .and_then(|s| std::str::from_utf8(s).ok())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
 }
 
 /// HAProxy's answer to a post: back to the page, with the result in the URI
@@ -334,19 +441,28 @@ async fn read_to(c: &mut TcpStream, buf: &mut Vec<u8>, want: usize) -> bool {
     true
 }
 
-/// Reads a request head (up to 16 KiB); `None` on EOF or overflow.
-async fn read_head(c: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut buf = Vec::with_capacity(1024);
+/// How reading a request head ended.
+enum Head {
+    Complete,
+    /// EOF (or a reset) first.
+    Closed,
+    /// Past 16 KiB without its end.
+    TooLong,
+}
+
+/// Reads a request head (up to 16 KiB) into `buf`, which holds what came
+/// however it ends.
+async fn read_head(c: &mut TcpStream, buf: &mut Vec<u8>) -> Head {
     let mut chunk = [0u8; 2048];
     loop {
         if buf.windows(4).any(|w| w == b"\r\n\r\n") {
-            return Some(buf);
+            return Head::Complete;
         }
         if buf.len() > 16 << 10 {
-            return None;
+            return Head::TooLong;
         }
         match c.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
+            Ok(0) | Err(_) => return Head::Closed,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::record::{HttpRecord, SessionRecord};
+use super::record::{HttpRecord, SessionRecord, PROMEX_APPLET, STATS_APPLET};
 
 pub(crate) const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
@@ -52,7 +52,9 @@ pub struct Names {
 }
 
 /// Frontend, backend and server names of a session; a session that never
-/// reached a backend logs `frontend/<NOSRV>`, as HAProxy does.
+/// reached a backend logs `frontend/<NOSRV>`, as HAProxy does, and one the
+/// stats page (or the Prometheus exporter) answered `frontend/<STATS>`
+/// (`frontend/<PROMEX>`).
 pub(crate) fn session_names<'a>(
     r: &SessionRecord,
     names: &'a Names,
@@ -70,7 +72,14 @@ pub(crate) fn session_names<'a>(
                 .map(String::as_str)
                 .unwrap_or("<NOSRV>"),
         ),
-        None => (fe, "<NOSRV>"),
+        None => (
+            fe,
+            match r.server {
+                Some(STATS_APPLET) => "<STATS>",
+                Some(PROMEX_APPLET) => "<PROMEX>",
+                _ => "<NOSRV>",
+            },
+        ),
     };
     (fe, be, srv)
 }

@@ -19,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 pub(crate) use format::MONTHS;
 pub use format::{civil, httplog, syslog_time, tcplog, Names};
 pub use logformat::{LogFormat, LogFormatError, LogRecord, Var, HTTPLOG_FORMAT, TCPLOG_FORMAT};
-pub use record::{HttpRecord, SessionRecord, Termination};
+pub use record::{HttpRecord, SessionRecord, Termination, PROMEX_APPLET, STATS_APPLET};
 
 use crate::config::model::{Config, LogTarget};
 use sink::Target;

@@ -38,11 +38,19 @@ impl Termination {
     }
 }
 
+/// `SessionRecord::server` of a request the stats page answered (no
+/// backend): HAProxy logs it `<proxy>/<STATS>`.
+pub const STATS_APPLET: usize = usize::MAX;
+/// Likewise for the Prometheus exporter (`/metrics`): `<proxy>/<PROMEX>`.
+pub const PROMEX_APPLET: usize = usize::MAX - 1;
+
 /// One finished session, with indexes into the configuration for names.
 #[derive(Debug, Clone)]
 pub struct SessionRecord {
     pub frontend: usize,
     pub backend: Option<usize>,
+    /// An index into the backend's servers, or with no backend one of the
+    /// applets (`STATS_APPLET`, `PROMEX_APPLET`) that answered instead.
     pub server: Option<usize>,
     pub client: SocketAddr,
     pub accept_time: SystemTime,

@@ -4,7 +4,8 @@
 //! and (in `servers`) the real servers users run — nginx, redis-server,
 //! PostgreSQL — on loopback; (in `load`) load that runs across reloads; (in
 //! `config`) the builder of every test's TOML configuration; (in `oracle`) the
-//! ringlb half of tests that compare with HAProxy.
+//! ringlb half of tests that compare with HAProxy; (in `syslog`) the log lines
+//! both proxies send, received and masked for comparison.
 #![allow(dead_code)]
 
 pub mod clients;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod load;
 pub mod oracle;
 pub mod servers;
+pub mod syslog;
 pub mod tls;
 
 #[allow(unused_imports)]

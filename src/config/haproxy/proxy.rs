@@ -267,6 +267,12 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
             "retries"
         }
         "option" => return option(p, words, true, &mut notice),
+        "no" if arg(words, 1)?.text == "log" => {
+            // `no log`: no targets, whatever `defaults` said (`log = []`).
+            let w = &words[1];
+            p.log = Some(sp(w, RawProxyLog::Targets(Vec::new())));
+            "log"
+        }
         "no" => {
             if arg(words, 1)?.text != "option" {
                 return Err(KwErr::Unsupported);

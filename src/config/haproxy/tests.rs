@@ -149,6 +149,24 @@ fn sections_continue_across_blank_lines_and_comments_and_reopen_global() {
 }
 
 #[test]
+fn no_log_drops_the_targets_defaults_gave() {
+    let c = ok("
+global
+    log 127.0.0.1:514 local0
+defaults
+    mode http
+    log global
+frontend loud
+    bind 127.0.0.1:1
+frontend quiet
+    bind 127.0.0.1:2
+    no log
+");
+    assert_eq!(c.frontends[0].log.len(), 1);
+    assert!(c.frontends[1].log.is_empty());
+}
+
+#[test]
 fn defaults_are_inherited_and_reset_by_the_next_defaults() {
     let c = ok("
 defaults
