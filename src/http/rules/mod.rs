@@ -164,6 +164,9 @@ pub struct Txn {
     /// ... and it was a `redirect` (which says `connection: close` when the
     /// connection will not go on, as HAProxy's).
     pub redirected: bool,
+    /// A mode-tcp client's first bytes, peeked for `tcp-request content`
+    /// rules and the `use_backend` after them.
+    pub inspect: Option<crate::http::acl::payload::Inspect>,
     buf: Vec<u8>,
 }
 
@@ -187,6 +190,7 @@ impl Txn {
             backend: conn.backend,
             counters: conn.counters,
             vars: &self.vars,
+            inspect: self.inspect.as_ref(),
         }
     }
 }
@@ -214,6 +218,7 @@ impl SectionRules {
             backend: conn.backend,
             counters: conn.counters,
             vars: &txn.vars,
+            inspect: txn.inspect.as_ref(),
         };
         for (b, c) in &self.use_backend {
             if c.eval(&self.acls, &ctx, &mut txn.scratch) {
@@ -236,6 +241,7 @@ impl SectionRules {
             backend: conn.backend,
             counters: conn.counters,
             vars: &txn.vars,
+            inspect: txn.inspect.as_ref(),
         };
         self.use_server
             .iter()
