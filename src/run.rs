@@ -131,6 +131,12 @@ pub fn unsupported(config: &Config) -> Vec<String> {
                 fe.name
             ));
         }
+        if tcp && fe.rules.get().is_some_and(|r| !r.tcp_content.is_empty()) {
+            out.push(format!(
+                "frontend \"{}\": tcp-request content rules are not applied by run yet",
+                fe.name
+            ));
+        }
     }
     out
 }
