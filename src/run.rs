@@ -110,8 +110,9 @@ pub fn fds_needed(config: &Config, shards: usize) -> u64 {
 pub fn unsupported(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
     // `mode http` sessions apply every rule (`shard::http::rules`); TCP
-    // sessions apply `use-backend` when they start and no http-request or
-    // http-response rule, so a TCP frontend with those is refused. Stats
+    // sessions apply `tcp-request content` and `use-backend` when they start
+    // and no http-request or http-response rule, so a TCP frontend with
+    // those is refused. Stats
     // frontends are served by the control shard.
     let edits = |r: &crate::config::model::Rules| {
         r.get()
@@ -128,6 +129,17 @@ pub fn unsupported(config: &Config) -> Vec<String> {
         if tcp && edits(&fe.rules) && fe.stats.is_none() {
             out.push(format!(
                 "frontend \"{}\": http-request/http-response rules apply to mode http only",
+                fe.name
+            ));
+        }
+        // The rules read the bytes on the socket: on an `ssl` bind those are
+        // TLS records, where HAProxy's read the decrypted stream.
+        if tcp
+            && fe.rules.get().is_some_and(|r| !r.tcp_content.is_empty())
+            && fe.binds.iter().any(|b| b.tls.is_some())
+        {
+            out.push(format!(
+                "frontend \"{}\": tcp-request content on an ssl bind is not supported yet",
                 fe.name
             ));
         }

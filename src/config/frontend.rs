@@ -159,6 +159,18 @@ impl Resolver<'_> {
                 },
             },
         };
+        let tcp = raw.tcp_request.as_ref();
+        if let (Some(t), Mode::Http) = (tcp, mode) {
+            return Err(self.err(
+                span(t),
+                &ctx,
+                "tcp-request: supported in mode tcp only (in mode http, use http-request rules)",
+            ));
+        }
+        let tcp_inspect_delay = match tcp.and_then(|t| t.get_ref().inspect_delay.as_ref()) {
+            Some(d) => Some(self.dur(d, &ctx, "tcp-request inspect-delay")?),
+            None => None,
+        };
         let flag = |own: Option<bool>, def: Option<bool>| own.or(def).unwrap_or(false);
         Ok(Frontend {
             name,
@@ -187,6 +199,8 @@ impl Resolver<'_> {
             response_captures: self.captures(raw, false, &ctx)?,
             http_request: strings(&raw.http_request),
             http_response: strings(&raw.http_response),
+            tcp_inspect_delay: tcp_inspect_delay.filter(|d| !d.is_zero()),
+            tcp_content: strings(&tcp.and_then(|t| t.get_ref().content.clone())),
             rules: Rules::default(),
             stats: match &raw.stats {
                 None => None,

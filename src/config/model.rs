@@ -218,9 +218,15 @@ pub struct Frontend {
     pub http_server_close: bool,
     pub http_request: Vec<String>,
     pub http_response: Vec<String>,
+    /// `tcp-request inspect-delay`: how long `tcp-request content` rules may
+    /// wait for the client's first bytes (`None`: they decide at once).
+    pub tcp_inspect_delay: Option<Duration>,
+    /// `tcp-request content accept|reject [if|unless COND]`, in order.
+    pub tcp_content: Vec<String>,
     /// The statistics page, served by the control shard on this frontend's binds.
     pub stats: Option<StatsSpec>,
-    /// `acl`, `use-backend`, `http-request` and `http-response` compiled.
+    /// `acl`, `use-backend`, `http-request`, `http-response` and
+    /// `tcp-request content` compiled.
     pub rules: Rules,
 }
 

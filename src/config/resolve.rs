@@ -50,6 +50,7 @@ impl Kind {
                 "servers",
                 "http-request",
                 "http-response",
+                "tcp-request",
                 "capture",
             ],
             Kind::Frontend => &[
@@ -76,6 +77,7 @@ impl Kind {
                 "dontlognull",
                 "stats",
                 "capture",
+                "tcp-request",
             ],
             Kind::Listen => &[],
         }
@@ -98,6 +100,7 @@ fn present_keys(p: &RawProxy) -> Vec<&'static str> {
     add(p.default_backend.is_some(), "default-backend");
     add(p.http_request.is_some(), "http-request");
     add(p.http_response.is_some(), "http-response");
+    add(p.tcp_request.is_some(), "tcp-request");
     add(p.dontlognull.is_some(), "dontlognull");
     add(p.balance.is_some(), "balance");
     add(p.hash_type.is_some(), "hash-type");

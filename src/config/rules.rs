@@ -43,6 +43,7 @@ struct Section<'a> {
     routes: Vec<&'a Spanned<String>>,
     request: Vec<&'a Spanned<String>>,
     response: Vec<&'a Spanned<String>>,
+    tcp: Vec<&'a Spanned<String>>,
 }
 
 fn section(p: &RawProxy, with_routes: bool) -> Section<'_> {
@@ -60,6 +61,11 @@ fn section(p: &RawProxy, with_routes: bool) -> Section<'_> {
         },
         request: p.http_request.iter().flatten().collect(),
         response: p.http_response.iter().flatten().collect(),
+        tcp: p
+            .tcp_request
+            .iter()
+            .flat_map(|t| t.get_ref().content.iter().flatten())
+            .collect(),
     }
 }
 
@@ -72,7 +78,12 @@ fn build(
     default_backend: Option<usize>,
     env: &mut Env,
 ) -> R<Rules> {
-    if s.acls.is_empty() && routes.is_empty() && s.request.is_empty() && s.response.is_empty() {
+    if s.acls.is_empty()
+        && routes.is_empty()
+        && s.request.is_empty()
+        && s.response.is_empty()
+        && s.tcp.is_empty()
+    {
         return Ok(Rules::default());
     }
     let acls: Vec<(String, String)> = s
@@ -82,8 +93,8 @@ fn build(
         .collect();
     let req: Vec<String> = s.request.iter().map(|v| v.get_ref().clone()).collect();
     let res: Vec<String> = s.response.iter().map(|v| v.get_ref().clone()).collect();
-    let compiled = compile_section(name, &acls, routes, default_backend, &req, &res, env).map_err(
-        |(item, e)| {
+    let mut compiled = compile_section(name, &acls, routes, default_backend, &req, &res, env)
+        .map_err(|(item, e)| {
             let (what, sp) = match item {
                 Item::Acl(i) => ("acl", s.acls[i].1),
                 Item::UseBackend(i) => ("use-backend", s.routes[i]),
@@ -96,8 +107,12 @@ fn build(
                 return loc.error(at..at, ctx, msg);
             }
             err_at(loc, sp, &Error { at: e.at, msg }, ctx)
-        },
-    )?;
+        })?;
+    let tcp: Vec<String> = s.tcp.iter().map(|v| v.get_ref().clone()).collect();
+    compiled.add_tcp_content(&tcp, env).map_err(|(i, e)| {
+        let msg = format!("tcp-request content: {}", e.msg);
+        err_at(loc, s.tcp[i], &Error { at: e.at, msg }, ctx)
+    })?;
     Ok(Rules(Some(Arc::new(compiled))))
 }
 
@@ -185,6 +200,7 @@ pub(super) fn compile(
             let mut s = section(p.get_ref(), false);
             s.request.clear();
             s.response.clear();
+            s.tcp.clear();
             b.rules = build(loc, &ctx, &b.name, &s, &[], None, &mut env)?;
         }
         use_server(loc, &ctx, p.get_ref(), b, &mut env)?;

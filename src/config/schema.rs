@@ -144,6 +144,16 @@ pub struct RawUseBackend {
     pub unless: Option<Spanned<String>>,
 }
 
+/// `tcp-request = { inspect-delay = "5s", content = ["accept if COND",
+/// "reject"] }` (a mode-tcp frontend's or listen's): HAProxy's
+/// `tcp-request inspect-delay` and `tcp-request content accept|reject`.
+#[derive(Debug, Deserialize, Serialize, Clone, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawTcpRequest {
+    pub inspect_delay: Option<Spanned<RawDuration>>,
+    pub content: Option<Vec<Spanned<String>>>,
+}
+
 /// `use-server = [{ server = "NAME", if = "COND" }]` (a backend's).
 #[derive(Debug, Deserialize, Serialize, Clone)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -284,6 +294,7 @@ pub struct RawProxy {
     pub default_backend: Option<Spanned<String>>,
     pub http_request: Option<Vec<Spanned<String>>>,
     pub http_response: Option<Vec<Spanned<String>>>,
+    pub tcp_request: Option<Spanned<RawTcpRequest>>,
     /// `capture request|response header NAME len N`, in declaration order.
     pub capture: Option<RawCaptures>,
     /// `errorfile CODE FILE`: status code (as written) to the file's path.

@@ -340,3 +340,96 @@ servers = [
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+const TCP_REQUEST: &str = r#"
+[[frontend]]
+name = "fe"
+bind = ["127.0.0.1:9000"]
+tcp-request = { inspect-delay = "5s", content = ["accept if { req_ssl_hello_type 1 }", "reject"] }
+use-backend = [{ backend = "b2", if = "{ req.ssl_sni -i b.test }" }]
+default-backend = "be"
+
+[[backend]]
+name = "be"
+servers = [{ name = "a", address = "127.0.0.1:8000" }]
+
+[[backend]]
+name = "b2"
+servers = [{ name = "a", address = "127.0.0.1:8001" }]
+"#;
+
+const TCP_REQUEST_CFG: &str = "frontend fe
+    mode tcp
+    bind 127.0.0.1:9000
+    tcp-request inspect-delay 5s
+    tcp-request content accept if { req_ssl_hello_type 1 }
+    tcp-request content reject
+    use_backend b2 if { req.ssl_sni -i b.test }
+    default_backend be
+backend be
+    mode tcp
+    server a 127.0.0.1:8000
+backend b2
+    mode tcp
+    server a 127.0.0.1:8001
+";
+
+fn haproxy_cfg(text: &str) -> Result<Config, String> {
+    super::parse_haproxy(
+        &[(std::path::PathBuf::from("h.cfg"), text.to_string())],
+        false,
+        &|_| None,
+    )
+    .map(|l| l.config)
+    .map_err(|e| e.to_string())
+}
+
+#[test]
+fn tcp_request_in_toml_and_haproxy_cfg() {
+    let t = parse_str(TCP_REQUEST, Path::new("t.toml")).unwrap();
+    let h = haproxy_cfg(TCP_REQUEST_CFG).unwrap();
+    for c in [&t, &h] {
+        let fe = &c.frontends[0];
+        assert_eq!(fe.tcp_inspect_delay, Some(Duration::from_secs(5)));
+        assert_eq!(fe.tcp_content.len(), 2);
+        let rules = fe.rules.get().unwrap();
+        assert_eq!(rules.tcp_content.len(), 2);
+        assert!(rules.tcp_content[0].accept && rules.tcp_content[0].cond.is_some());
+        assert!(!rules.tcp_content[1].accept && rules.tcp_content[1].cond.is_none());
+    }
+}
+
+#[test]
+fn tcp_request_refusals_point_at_the_rule() {
+    let e = err(&TCP_REQUEST.replace("\"reject\"", "\"reject if { nope 1 }\""));
+    assert!(
+        e.starts_with(
+            "t.toml:5:101: frontend \"fe\": tcp-request content: unknown fetch method \"nope\""
+        ),
+        "{e}"
+    );
+    let e = err(&TCP_REQUEST.replace("\"reject\"", "\"silent-drop\""));
+    assert!(
+        e.contains("\"silent-drop\" is not a supported tcp-request content action"),
+        "{e}"
+    );
+    let e = err(&TCP_REQUEST.replace("name = \"fe\"", "name = \"fe\"\nmode = \"http\""));
+    assert!(e.contains("tcp-request: supported in mode tcp only"), "{e}");
+    let e = err(&TCP_REQUEST.replace(
+        "servers = [{ name = \"a\", address = \"127.0.0.1:8001\" }]",
+        "servers = [{ name = \"a\", address = \"127.0.0.1:8001\" }]\ntcp-request = { content = [\"reject\"] }",
+    ));
+    assert!(e.contains("tcp-request"), "{e}");
+    let e = haproxy_cfg(
+        &TCP_REQUEST_CFG.replace("reject\n", "reject if { req.payload(0) -m found }\n"),
+    )
+    .unwrap_err();
+    assert!(e.starts_with("h.cfg:6:"), "{e}");
+    assert!(e.contains("req.payload"), "{e}");
+    let e =
+        haproxy_cfg(&TCP_REQUEST_CFG.replace("inspect-delay 5s", "connection reject")).unwrap_err();
+    assert!(
+        e.contains("unsupported keyword \"tcp-request connection\""),
+        "{e}"
+    );
+}

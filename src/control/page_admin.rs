@@ -143,6 +143,7 @@ impl AdminRule {
             backend: None,
             counters: &NoCounters,
             vars: &vars,
+            inspect: None,
         };
         self.cond.eval(&self.acls, &ctx, &mut Scratch::default())
     }

@@ -21,6 +21,7 @@ pub mod dispatch;
 mod http;
 
 pub mod idle;
+mod inspect;
 pub mod limits;
 mod listeners;
 pub mod live;

@@ -179,7 +179,38 @@ pub async fn run(
     };
     report.termination = match (fe.mode, &client) {
         (Mode::Tcp, Client::Plain(c)) => {
-            let backend = tcp_backend(&ctx, frontend, &report, proxied, c, None);
+            let backend = match tcp_route(&ctx, frontend, &report, proxied, c, t0, &kill).await {
+                Routed::To(b) => b,
+                Routed::Rejected => {
+                    // Logged `fe/<NOSRV> -1/-1/Tt 0 PR`, as HAProxy logs a
+                    // `tcp-request content reject`.
+                    let c = &ctx.shared.counters[ctx.id].frontends[frontend];
+                    c.add(&c.denied_req, 1);
+                    report.backend = None;
+                    live.set_backend(None);
+                    return finish(
+                        &ctx,
+                        report,
+                        Termination::PROXY_REQUEST,
+                        live,
+                        client,
+                        permit,
+                        t0,
+                    );
+                }
+                Routed::Killed => {
+                    report.backend = None;
+                    return finish(
+                        &ctx,
+                        report,
+                        Termination::HARD_STOP_KILL,
+                        live,
+                        client,
+                        permit,
+                        t0,
+                    );
+                }
+            };
             report.backend = backend;
             live.set_backend(backend);
             tcp::serve(
@@ -247,15 +278,83 @@ pub async fn run(
             return;
         }
     };
+    let t = report.termination;
+    finish(&ctx, report, t, live, client, permit, t0);
+}
+
+/// The end of a mode-tcp session: close, count, log (once, here).
+fn finish(
+    ctx: &ShardCtx,
+    mut report: SessionRecord,
+    termination: Termination,
+    live: super::live::LiveKey<'_>,
+    client: Client,
+    permit: Permit,
+    t0: Instant,
+) {
+    report.termination = termination;
     drop(live);
     report.tt_ms = t0.elapsed().as_millis() as i64;
     drop(client);
     // Like HAProxy, the connection counts are those at log time.
     report.actconn = ctx.shared.actconn.get();
-    report.feconn = ctx.shared.frontends[frontend].active.get();
+    report.feconn = ctx.shared.frontends[report.frontend].active.get();
     drop(permit);
     ctx.account(&report, None);
     ctx.logger.session(report);
+}
+
+/// Where a plain mode-tcp session goes, after its `tcp-request content`
+/// rules (if any) accepted it.
+enum Routed {
+    To(Option<usize>),
+    Rejected,
+    Killed,
+}
+
+/// `tcp-request content` (waiting for the client's first bytes, see
+/// [`super::inspect`]), then `use_backend` with those bytes available to
+/// `req.payload`, `req.ssl_sni`...
+async fn tcp_route(
+    ctx: &ShardCtx,
+    frontend: usize,
+    report: &SessionRecord,
+    proxied: Option<Addresses>,
+    sock: &Socket,
+    t0: Instant,
+    kill: &KillSwitch,
+) -> Routed {
+    let fe = &ctx.config.frontends[frontend];
+    let Some(rules) = fe.rules.get().filter(|r| !r.tcp_content.is_empty()) else {
+        return Routed::To(tcp_backend(ctx, frontend, report, proxied, sock, None));
+    };
+    let client = report.client;
+    let local = match proxied {
+        Some(Addresses::Proxied { dst, .. }) => dst,
+        _ => sock.local_addr().unwrap_or(client),
+    };
+    let counters = super::http::route::ShardCounters {
+        ctx,
+        frontend,
+        rng: std::cell::Cell::new(0x9e37_79b9_7f4a_7c15 ^ client.port() as u64),
+    };
+    let conn = crate::http::rules::Conn {
+        client,
+        local,
+        tls: None,
+        backend: None,
+        counters: &counters,
+    };
+    let mut txn = crate::http::rules::Txn::default();
+    let deadline = fe.tcp_inspect_delay.and_then(|d| t0.checked_add(d));
+    let tune = &ctx.config.global.tune;
+    match super::inspect::content(rules, sock, &mut txn, &conn, deadline, tune, kill).await {
+        super::inspect::Verdict::Accept => {
+            Routed::To(rules.route(&mut txn, &conn).or(fe.default_backend))
+        }
+        super::inspect::Verdict::Reject => Routed::Rejected,
+        super::inspect::Verdict::Killed => Routed::Killed,
+    }
 }
 
 /// Where a mode-tcp session goes: the first `use-backend` whose condition holds,

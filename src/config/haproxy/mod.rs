@@ -744,7 +744,7 @@ impl State<'_> {
 fn keyword_words(words: &[Word]) -> usize {
     let two = matches!(
         words[0].text.as_str(),
-        "option" | "no" | "timeout" | "stats" | "http-check" | "tcp-check"
+        "option" | "no" | "timeout" | "stats" | "http-check" | "tcp-check" | "tcp-request"
     );
     let n = if words[0].text == "no" {
         3
@@ -781,6 +781,7 @@ const KNOWN: &[&str] = &[
     "cookie",
     "http-request",
     "http-response",
+    "tcp-request",
     "stats",
     "disabled",
     "enabled",

@@ -57,6 +57,7 @@ pub(super) fn is_proxy_keyword(k: &str) -> bool {
             | "http-request"
             | "redirect"
             | "http-response"
+            | "tcp-request"
             | "stats"
             | "disabled"
             | "enabled"
@@ -374,6 +375,33 @@ pub(super) fn keyword(p: &mut RawProxy, words: &[Word], notices: &mut Vec<(usize
             } else {
                 "http-response"
             }
+        }
+        "tcp-request" => {
+            let what = arg(words, 1)?;
+            let t = p
+                .tcp_request
+                .get_or_insert_with(|| Spanned::new(cover(words), RawTcpRequest::default()))
+                .get_mut();
+            match what.text.as_str() {
+                "inspect-delay" => {
+                    let v = arg(words, 2)?;
+                    if let Some(w) = words.get(3) {
+                        return Err(bad(
+                            w,
+                            format!("tcp-request inspect-delay: unexpected \"{}\"", w.text),
+                        ));
+                    }
+                    t.inspect_delay = Some(sp(v, RawDuration::Text(v.text.clone())));
+                }
+                "content" => {
+                    arg(words, 2)?;
+                    let rule = Spanned::new(cover(&words[2..]), join(&words[2..]));
+                    t.content.get_or_insert_with(Vec::new).push(rule);
+                }
+                // `connection`, `session`: not implemented.
+                _ => return Err(KwErr::Unsupported),
+            }
+            "tcp-request"
         }
         "stats" => {
             stats(p, words, &mut notice)?;

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod msg;
 pub mod pattern;
+pub mod payload;
 pub mod sample;
 
 #[cfg(test)]
@@ -646,7 +647,62 @@ pub struct Cond {
     pub unless: bool,
 }
 
+/// HAProxy's three-valued ACL results (`ACL_TEST_FAIL`, `_MISS`, `_PASS`),
+/// combined bitwise as HAProxy does: AND is `&`, OR is `|`.
+const FAIL: u8 = 0;
+const MISS: u8 = 1;
+const PASS: u8 = 3;
+
+impl AclSet {
+    /// Like `matches`, but MISS when a line failed on bytes that may still
+    /// come ([`payload::Inspect`]).
+    fn test(&self, acl: usize, ctx: &Ctx, scratch: &mut Scratch) -> u8 {
+        let mut r = FAIL;
+        for l in self.acls.get(acl).map_or(&[][..], |a| &a.lines) {
+            if let Some(i) = ctx.inspect {
+                i.short.set(false);
+            }
+            if l.matches(ctx, scratch) {
+                return PASS;
+            }
+            if ctx.inspect.is_some_and(|i| i.short.get()) {
+                r = MISS;
+            }
+        }
+        r
+    }
+}
+
 impl Cond {
+    /// `tcp-request content`'s evaluation: `None` while the answer may
+    /// still change with more of the client's bytes, else whether the
+    /// condition (with `unless` applied) holds.
+    pub fn test(&self, acls: &AclSet, ctx: &Ctx, scratch: &mut Scratch) -> Option<bool> {
+        let mut cond = FAIL;
+        for and in &self.terms {
+            let mut suite = PASS;
+            for t in and {
+                let r = match acls.test(t.acl, ctx, scratch) {
+                    PASS if t.neg => FAIL,
+                    FAIL if t.neg => PASS,
+                    r => r,
+                };
+                suite &= r;
+                if suite == FAIL {
+                    break;
+                }
+            }
+            cond |= suite;
+            if cond == PASS {
+                break;
+            }
+        }
+        match cond {
+            MISS => None,
+            c => Some((c == PASS) != self.unless),
+        }
+    }
+
     pub fn eval(&self, acls: &AclSet, ctx: &Ctx, scratch: &mut Scratch) -> bool {
         let r = self.terms.iter().any(|and| {
             and.iter()

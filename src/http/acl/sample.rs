@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::auth::Userlist;
 use super::msg::{trim, Message};
 use super::pattern::{int_text, Method, Sample};
+use super::payload::{self, Inspect, Peek};
 use super::{Env, Error};
 
 /// Counters a fetch reads from the running proxy; the shard implements it.
@@ -101,6 +102,23 @@ pub struct Ctx<'a> {
     pub backend: Option<usize>,
     pub counters: &'a dyn Counters,
     pub vars: &'a Vars,
+    /// A mode-tcp client's first bytes (`req.payload`, `req.ssl_sni`...);
+    /// `None` where there are none to read (HTTP, no `tcp-request content`).
+    pub inspect: Option<&'a Inspect>,
+}
+
+/// The value a payload parser found, noting in `i` that more bytes could
+/// change a miss.
+fn peeked<'a, T>(i: Option<&'a Inspect>, p: impl FnOnce(&'a Inspect) -> Peek<T>) -> Option<T> {
+    let i = i?;
+    match p(i) {
+        Peek::Found(v) => Some(v),
+        Peek::Short => {
+            i.may_change();
+            None
+        }
+        Peek::No => None,
+    }
 }
 
 /// A `map` file: key → value.
@@ -118,6 +136,14 @@ pub struct Scratch {
 
 #[derive(Debug, Clone)]
 pub enum Fetch {
+    /// `req.len`: bytes peeked so far (may still grow).
+    ReqLen,
+    /// `req.payload(OFF,LEN)`.
+    ReqPayload(usize, usize),
+    /// `req.ssl_hello_type`.
+    SslHelloType,
+    /// `req.ssl_sni`: the ClientHello's server name.
+    SslHelloSni,
     Path,
     Url,
     /// `capture.req.uri`: the target as received.
@@ -227,6 +253,8 @@ impl Fetch {
             | Fetch::Date(_)
             | Fetch::Rand(_)
             | Fetch::SslCVerify
+            | Fetch::ReqLen
+            | Fetch::SslHelloType
             | Fetch::Int(_) => Method::Int,
             Fetch::SslFc
             | Fetch::SslFcHasSni
@@ -360,6 +388,18 @@ impl Fetch {
                     .count();
                 f(Sample::Int(n as i64))
             }
+            Fetch::ReqLen => ctx.inspect.is_some_and(|i| {
+                i.may_change();
+                f(Sample::Int(i.data.len() as i64))
+            }),
+            Fetch::ReqPayload(off, len) => peeked(ctx.inspect, |i| {
+                payload::payload(&i.data, *off, *len, i.max)
+            })
+            .is_some_and(|v| f(Sample::Str(v))),
+            Fetch::SslHelloType => peeked(ctx.inspect, |i| payload::hello_type(&i.data))
+                .is_some_and(|v| f(Sample::Int(v))),
+            Fetch::SslHelloSni => peeked(ctx.inspect, |i| payload::hello_sni(&i.data))
+                .is_some_and(|v| f(Sample::Str(v))),
             Fetch::Src => f(Sample::Ip(unmap(ctx.client.ip()))),
             Fetch::SrcPort => f(Sample::Int(ctx.client.port() as i64)),
             Fetch::Dst => f(Sample::Ip(unmap(ctx.local.ip()))),
@@ -856,6 +896,22 @@ pub fn parse_fetch(
                 .filter(|a| !a.1.is_empty())
                 .map(|a| a.1.as_bytes().into()),
         ),
+        "req.len" | "req_len" => Fetch::ReqLen,
+        "req.payload" => {
+            let off = arg_int(args, 0, name)?;
+            let len = arg_int(args, 1, name)?;
+            match (off, len) {
+                (Some(o), Some(l)) if o >= 0 && l >= 0 => Fetch::ReqPayload(o as usize, l as usize),
+                _ => {
+                    return Err(Error {
+                        at,
+                        msg: format!("fetch \"{name}\" needs an offset and a length (>= 0)"),
+                    })
+                }
+            }
+        }
+        "req.ssl_hello_type" | "req_ssl_hello_type" => Fetch::SslHelloType,
+        "req.ssl_sni" | "req_ssl_sni" => Fetch::SslHelloSni,
         "src" => Fetch::Src,
         "src_port" => Fetch::SrcPort,
         "dst" => Fetch::Dst,

@@ -65,6 +65,7 @@ fn eval_with(raw: &[u8], res: Option<&[u8]>, acl: &str) -> bool {
         backend: Some(0),
         counters: &Cnt,
         vars: &vars,
+        inspect: None,
     };
     cond.eval(&set, &ctx, &mut Scratch::default())
 }
@@ -233,6 +234,7 @@ fn ipv6_client() {
         backend: None,
         counters: &NoCounters,
         vars: &vars,
+        inspect: None,
     };
     let mut s = Scratch::default();
     let c = set.cond_str("v6", false, &mut e).unwrap();
@@ -307,6 +309,7 @@ fn conditions() {
         backend: None,
         counters: &NoCounters,
         vars: &vars,
+        inspect: None,
     };
     let mut s = Scratch::default();
     let mut check = |text: &str, unless: bool| {
@@ -373,6 +376,7 @@ fn vars_and_converters() {
         backend: None,
         counters: &NoCounters,
         vars: &vars,
+        inspect: None,
     };
     let mut s = Scratch::default();
     for name in ["v", "dom", "w", "rs", "up", "b64"] {
@@ -482,6 +486,7 @@ fn pattern_file_of_ten_thousand_paths() {
         backend: None,
         counters: &NoCounters,
         vars: &vars,
+        inspect: None,
     };
     let start = std::time::Instant::now();
     let mut s = Scratch::default();
@@ -526,6 +531,7 @@ fn http_auth_fetches() {
             backend: None,
             counters: &NoCounters,
             vars: &vars,
+            inspect: None,
         };
         for n in ["ok", "adm"] {
             let c = set.cond_str(n, false, &mut e).unwrap();
@@ -601,10 +607,78 @@ fn date_rand_be_name_and_all_header_count() {
         backend: Some(1),
         counters: &Clock,
         vars: &vars,
+        inspect: None,
     };
     let mut s = Scratch::default();
     for n in ["d", "d2", "r", "be", "all", "srv", "fe"] {
         let c = set.cond_str(n, false, &mut e).unwrap();
         assert!(c.eval(&set, &ctx, &mut s), "{n}");
     }
+}
+
+/// `tcp-request content` conditions on peeked bytes: `None` (HAProxy's
+/// ACL_TEST_MISS) while more bytes could decide, a final answer otherwise.
+fn test_on(bytes: &[u8], last: bool, cond: &str) -> Option<bool> {
+    let mut e = env();
+    let mut set = AclSet::new();
+    let c = set.cond_str(cond, false, &mut e).unwrap();
+    let req = Message::default();
+    let vars = Vars::default();
+    let inspect = super::payload::Inspect {
+        data: bytes.to_vec(),
+        max: 16384,
+        last,
+        ..Default::default()
+    };
+    let ctx = Ctx {
+        req: &req,
+        res: None,
+        client: "10.1.2.3:5555".parse::<SocketAddr>().unwrap(),
+        local: "192.168.0.1:80".parse().unwrap(),
+        tls: None,
+        backend: Some(0),
+        counters: &Cnt,
+        vars: &vars,
+        inspect: Some(&inspect),
+    };
+    c.test(&set, &ctx, &mut Scratch::default())
+}
+
+#[test]
+fn payload_conditions_wait_for_bytes_that_may_change_them() {
+    let hs = [0x16, 3, 1, 0, 8, 1, 0, 0, 4, 3, 3, 0, 0];
+    assert_eq!(test_on(b"", false, "{ req_ssl_hello_type 1 }"), None);
+    assert_eq!(test_on(b"", true, "{ req_ssl_hello_type 1 }"), Some(false));
+    assert_eq!(test_on(&hs[..7], false, "{ req.ssl_hello_type 1 }"), None);
+    assert_eq!(test_on(&hs, false, "{ req.ssl_hello_type 1 }"), Some(true));
+    assert_eq!(
+        test_on(b"GET /", false, "{ req_ssl_hello_type 1 }"),
+        Some(false)
+    );
+    assert_eq!(
+        test_on(b"GET /", false, "!{ req_ssl_hello_type 1 }"),
+        Some(true)
+    );
+    // A MISS stays a MISS under `!`; FAIL AND MISS is FAIL; PASS OR MISS is PASS.
+    assert_eq!(test_on(b"", false, "!{ req_ssl_hello_type 1 }"), None);
+    assert_eq!(
+        test_on(b"", false, "FALSE { req_ssl_hello_type 1 }"),
+        Some(false)
+    );
+    assert_eq!(
+        test_on(b"", false, "TRUE || { req_ssl_hello_type 1 }"),
+        Some(true)
+    );
+    // req.len may always grow: a failed match waits, a passed one does not.
+    assert_eq!(test_on(b"ab", false, "{ req.len ge 3 }"), None);
+    assert_eq!(test_on(b"abc", false, "{ req.len ge 3 }"), Some(true));
+    assert_eq!(test_on(b"ab", true, "{ req.len ge 3 }"), Some(false));
+    assert_eq!(
+        test_on(b"abc", false, "{ req.payload(1,2) -m str bc }"),
+        Some(true)
+    );
+    assert_eq!(
+        test_on(b"ab", false, "{ req.payload(1,2) -m str bc }"),
+        None
+    );
 }

@@ -112,6 +112,13 @@ pub struct Rule {
     pub cond: Option<Cond>,
 }
 
+/// `tcp-request content accept|reject [if|unless COND]`.
+#[derive(Debug, Clone)]
+pub struct TcpRule {
+    pub accept: bool,
+    pub cond: Option<Cond>,
+}
+
 /// One section's compiled ACLs, routing and rules.
 #[derive(Debug, Clone, Default)]
 pub struct SectionRules {
@@ -130,6 +137,8 @@ pub struct SectionRules {
     pub log_samples: Vec<LogFmt>,
     /// A backend's servers with `ssl sni EXPR`: server index and expression.
     pub server_sni: Vec<(usize, LogFmt)>,
+    /// A mode-tcp frontend's `tcp-request content` rules.
+    pub tcp_content: Vec<TcpRule>,
 }
 
 /// The connection facts rules read.
@@ -164,6 +173,9 @@ pub struct Txn {
     /// ... and it was a `redirect` (which says `connection: close` when the
     /// connection will not go on, as HAProxy's).
     pub redirected: bool,
+    /// A mode-tcp client's first bytes, peeked for `tcp-request content`
+    /// rules and the `use_backend` after them.
+    pub inspect: Option<crate::http::acl::payload::Inspect>,
     buf: Vec<u8>,
 }
 
@@ -187,6 +199,7 @@ impl Txn {
             backend: conn.backend,
             counters: conn.counters,
             vars: &self.vars,
+            inspect: self.inspect.as_ref(),
         }
     }
 }
@@ -214,6 +227,7 @@ impl SectionRules {
             backend: conn.backend,
             counters: conn.counters,
             vars: &txn.vars,
+            inspect: txn.inspect.as_ref(),
         };
         for (b, c) in &self.use_backend {
             if c.eval(&self.acls, &ctx, &mut txn.scratch) {
@@ -221,6 +235,50 @@ impl SectionRules {
             }
         }
         self.default_backend
+    }
+
+    /// `tcp-request content`: `Some(true)` to accept (the first matching
+    /// rule's `accept`, or no rule matched), `Some(false)` to reject, `None`
+    /// while a condition may still change with more of the client's bytes
+    /// (`txn.inspect`), as HAProxy's `tcp_inspect_request`.
+    pub fn tcp_content(&self, txn: &mut Txn, conn: &Conn) -> Option<bool> {
+        let ctx = Ctx {
+            req: &txn.req,
+            res: None,
+            client: conn.client,
+            local: conn.local,
+            tls: conn.tls,
+            backend: conn.backend,
+            counters: conn.counters,
+            vars: &txn.vars,
+            inspect: txn.inspect.as_ref(),
+        };
+        for r in &self.tcp_content {
+            let hit = match &r.cond {
+                None => true,
+                Some(c) => c.test(&self.acls, &ctx, &mut txn.scratch)?,
+            };
+            if hit {
+                return Some(r.accept);
+            }
+        }
+        Some(true)
+    }
+
+    /// Compiles `tcp-request content` rule texts (after `tcp-request
+    /// content`); an error carries the rule's index.
+    pub fn add_tcp_content(
+        &mut self,
+        rules: &[String],
+        env: &mut Env,
+    ) -> Result<(), (usize, Error)> {
+        env.response = false;
+        env.request_gone = false;
+        for (i, text) in rules.iter().enumerate() {
+            let r = compile_tcp_rule(text, &mut self.acls, env).map_err(|e| (i, e))?;
+            self.tcp_content.push(r);
+        }
+        Ok(())
     }
 
     /// `use-server`: the first server whose condition matches. HAProxy
@@ -236,6 +294,7 @@ impl SectionRules {
             backend: conn.backend,
             counters: conn.counters,
             vars: &txn.vars,
+            inspect: txn.inspect.as_ref(),
         };
         self.use_server
             .iter()
@@ -709,6 +768,47 @@ fn build_redirect(rd: &Redirect, req: &Message, target: &[u8], out: &mut Vec<u8>
         out.extend_from_slice(b"\r\n");
     }
     out.extend_from_slice(b"\r\n");
+}
+
+fn compile_tcp_rule(text: &str, acls: &mut AclSet, env: &mut Env) -> Result<TcpRule, Error> {
+    let toks = tokenize(text)?;
+    let accept = match toks.first().map(|t| (t.text.as_str(), t.at)) {
+        Some(("accept", _)) => true,
+        Some(("reject", _)) => false,
+        Some((other, at)) => {
+            return Err(Error {
+                at,
+                msg: format!(
+                    "\"{other}\" is not a supported tcp-request content action (accept, reject)"
+                ),
+            })
+        }
+        None => {
+            return Err(Error {
+                at: 0,
+                msg: "tcp-request content needs an action (accept or reject)".into(),
+            })
+        }
+    };
+    let cond = match toks.get(1) {
+        None => None,
+        Some(t) if !t.quoted && (t.text == "if" || t.text == "unless") => {
+            if toks.len() < 3 {
+                return Err(Error {
+                    at: t.at,
+                    msg: format!("\"{}\" needs a condition", t.text),
+                });
+            }
+            Some(acls.cond(&toks[2..], t.text == "unless", env)?)
+        }
+        Some(t) => {
+            return Err(Error {
+                at: t.at,
+                msg: format!("unexpected \"{}\" (expected if, unless or the end)", t.text),
+            })
+        }
+    };
+    Ok(TcpRule { accept, cond })
 }
 
 /// Compiles rule text (`http-request ...` without the keyword) for `side`.
