@@ -181,7 +181,7 @@ fn run_exits_1_on_a_bad_config_and_2_when_the_port_is_taken() {
     );
     let (code, _, err) = ringlb_cmd(&["run", "-f", bad.to_str().unwrap()]);
     assert_eq!(code, 1, "{err}");
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = support::local_listener();
     let port = taken.local_addr().unwrap().port();
     // SO_REUSEPORT would share a port with another SO_REUSEPORT socket, not with this one.
     let p = write_file(

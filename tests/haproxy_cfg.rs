@@ -242,7 +242,7 @@ fn haproxy_command_line_odds_and_ends() {
 /// A tiny HTTP/1.0 server answering every request (health checks included)
 /// with 200 and its name as the body.
 fn http_server(name: &'static str) -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = support::local_listener();
     let addr = l.local_addr().unwrap();
     std::thread::spawn(move || {
         for c in l.incoming() {

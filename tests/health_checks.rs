@@ -163,7 +163,7 @@ fn redis_role_master_check_follows_a_failover_and_shuts_old_sessions() {
 #[test]
 fn a_server_that_never_answers_goes_down_after_fall_timeouts() {
     // Bound by the kernel's choice: no window in which another test takes it.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent = support::local_listener();
     let addr = silent.local_addr().unwrap();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();

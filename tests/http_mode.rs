@@ -687,7 +687,7 @@ fn httplog_lines_match_haproxys_field_by_field() {
 fn expect_100_continue_to_a_server_that_never_sends_100() {
     // The server reads the whole request before answering, as an HTTP/1.0
     // server would; the client stops waiting for `100` and sends its body.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = support::local_listener();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let (mut s, _) = l.accept().unwrap();
@@ -990,7 +990,7 @@ fn http_server_close_keeps_the_client_and_closes_the_server_side() {
 #[test]
 fn a_server_that_never_answers_gives_504_sh_at_timeout_server() {
     // Accepts, reads, never answers.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = support::local_listener();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let mut held = Vec::new();
@@ -1105,7 +1105,7 @@ fn a_server_streaming_its_answer_while_reading_the_body_is_not_deadlocked() {
     // response written before the body has ended), as a streaming service
     // does: with the body sent before the response is read, both sides would
     // block once the socket buffers are full.
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = support::local_listener();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let (s, _) = l.accept().unwrap();
@@ -1157,7 +1157,7 @@ fn a_server_streaming_its_answer_while_reading_the_body_is_not_deadlocked() {
 
 #[test]
 fn a_request_killed_by_hard_stop_after_is_logged_kh() {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = support::local_listener();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         let mut held = Vec::new();

@@ -240,7 +240,7 @@ fn a_bad_config_on_reload_keeps_the_old_worker_serving() {
     }
     // A worker that cannot start (its port is taken by someone else) is a
     // failed reload too, and still nothing changes.
-    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = support::local_listener();
     let taken_port = taken.local_addr().unwrap().port();
     let with_taken = base(1, root.path())
         .listen(

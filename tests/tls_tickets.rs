@@ -7,7 +7,6 @@
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,7 +19,7 @@ use support::*;
 /// A server that greets each client with a line, so `s_client` reads past the
 /// handshake (where TLS 1.3 tickets arrive) before it is stopped.
 fn greeter() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = support::local_listener();
     let port = l.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for mut c in l.incoming().map_while(Result::ok) {

@@ -3,7 +3,7 @@
 //! servers that answer a fixed response or record what they were sent.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,7 +45,7 @@ fn answer_each_head(
     read_timeout: Duration,
     reply: impl Fn(&[u8]) -> Vec<u8> + Send + Sync + 'static,
 ) -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = super::local_listener();
     let port = l.local_addr().unwrap().port();
     let reply = Arc::new(reply);
     std::thread::spawn(move || {
@@ -82,7 +82,7 @@ pub fn start_recording_origin_answering(
     reply: &'static [u8],
     close: bool,
 ) -> (u16, Arc<Mutex<Vec<Vec<u8>>>>) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let l = super::local_listener();
     let port = l.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let log = seen.clone();
@@ -191,7 +191,7 @@ pub struct KeepAliveOrigin {
 impl KeepAliveOrigin {
     pub fn start(name: &'static str, fault: OriginFault) -> KeepAliveOrigin {
         use std::sync::atomic::{AtomicU64, Ordering};
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = super::local_listener();
         let port = l.local_addr().unwrap().port();
         let accepted = Arc::new(AtomicU64::new(0));
         let requests = Arc::new(AtomicU64::new(0));

@@ -34,17 +34,23 @@ use std::time::{Duration, Instant};
 /// kernel may hand a just-closed port out again, and two ringlb processes
 /// binding one port with `SO_REUSEPORT` would split each other's clients.
 pub fn free_port() -> u16 {
+    local_listener().local_addr().unwrap().port()
+}
+
+/// A listener on an ephemeral 127.0.0.1 port no other test of this binary was
+/// given: test servers listen through it. A plain `bind(0)` may be handed a
+/// port [`free_port`] just gave out (and released) for a proxy that has not
+/// bound it yet; the proxy's `SO_REUSEPORT` bind then fails while its readiness
+/// check connects to the test server instead.
+pub fn local_listener() -> TcpListener {
     static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
     for _ in 0..1000 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
         let mut given = GIVEN.lock().unwrap();
         if !given.contains(&port) {
             given.push(port);
-            return port;
+            return l;
         }
     }
     panic!("no fresh port in 1000 tries");
@@ -267,7 +273,7 @@ pub struct TestServer {
 
 impl TestServer {
     pub fn start(name: &str, behaviour: Behaviour) -> TestServer {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let l = local_listener();
         let addr = l.local_addr().unwrap();
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
