@@ -328,16 +328,8 @@ async fn tcp_route(
     let Some(rules) = fe.rules.get().filter(|r| !r.tcp_content.is_empty()) else {
         return Routed::To(tcp_backend(ctx, frontend, report, proxied, sock, None));
     };
-    let client = report.client;
-    let local = match proxied {
-        Some(Addresses::Proxied { dst, .. }) => dst,
-        _ => sock.local_addr().unwrap_or(client),
-    };
-    let counters = super::http::route::ShardCounters {
-        ctx,
-        frontend,
-        rng: std::cell::Cell::new(0x9e37_79b9_7f4a_7c15 ^ client.port() as u64),
-    };
+    let (client, local) = rule_addrs(report, proxied, sock);
+    let counters = super::http::route::ShardCounters::new(ctx, frontend, client);
     let conn = crate::http::rules::Conn {
         client,
         local,
@@ -355,6 +347,21 @@ async fn tcp_route(
         super::inspect::Verdict::Reject => Routed::Rejected,
         super::inspect::Verdict::Killed => Routed::Killed,
     }
+}
+
+/// The addresses a TCP session's rules see: the client's and the one it
+/// connected to (the PROXY header's, when there was one).
+fn rule_addrs(
+    report: &SessionRecord,
+    proxied: Option<Addresses>,
+    sock: &Socket,
+) -> (SocketAddr, SocketAddr) {
+    let client = report.client;
+    let local = match proxied {
+        Some(Addresses::Proxied { dst, .. }) => dst,
+        _ => sock.local_addr().unwrap_or(client),
+    };
+    (client, local)
 }
 
 /// Where a mode-tcp session goes: the first `use-backend` whose condition holds,
@@ -376,16 +383,8 @@ fn tcp_backend(
     let Some(rules) = fe.rules.get().filter(|r| !r.use_backend.is_empty()) else {
         return fe.default_backend;
     };
-    let client = report.client;
-    let local = match proxied {
-        Some(Addresses::Proxied { dst, .. }) => dst,
-        _ => sock.local_addr().unwrap_or(client),
-    };
-    let counters = super::http::route::ShardCounters {
-        ctx,
-        frontend,
-        rng: std::cell::Cell::new(0x9e37_79b9_7f4a_7c15 ^ client.port() as u64),
-    };
+    let (client, local) = rule_addrs(report, proxied, sock);
+    let counters = super::http::route::ShardCounters::new(ctx, frontend, client);
     let conn = crate::http::rules::Conn {
         client,
         local,

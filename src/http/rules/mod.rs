@@ -204,6 +204,27 @@ impl Txn {
     }
 }
 
+/// What a request-side condition sees (no response yet). Takes the
+/// transaction's fields one by one so its scratch space stays free to borrow.
+fn request_ctx<'a>(
+    req: &'a Message,
+    vars: &'a Vars,
+    inspect: Option<&'a crate::http::acl::payload::Inspect>,
+    conn: &Conn<'a>,
+) -> Ctx<'a> {
+    Ctx {
+        req,
+        res: None,
+        client: conn.client,
+        local: conn.local,
+        tls: conn.tls,
+        backend: conn.backend,
+        counters: conn.counters,
+        vars,
+        inspect,
+    }
+}
+
 /// What the request rules decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -218,17 +239,7 @@ pub enum Verdict {
 impl SectionRules {
     /// `use_backend` (first match) else `default_backend`.
     pub fn route(&self, txn: &mut Txn, conn: &Conn) -> Option<usize> {
-        let ctx = Ctx {
-            req: &txn.req,
-            res: None,
-            client: conn.client,
-            local: conn.local,
-            tls: conn.tls,
-            backend: conn.backend,
-            counters: conn.counters,
-            vars: &txn.vars,
-            inspect: txn.inspect.as_ref(),
-        };
+        let ctx = request_ctx(&txn.req, &txn.vars, txn.inspect.as_ref(), conn);
         for (b, c) in &self.use_backend {
             if c.eval(&self.acls, &ctx, &mut txn.scratch) {
                 return Some(*b);
@@ -242,17 +253,7 @@ impl SectionRules {
     /// while a condition may still change with more of the client's bytes
     /// (`txn.inspect`), as HAProxy's `tcp_inspect_request`.
     pub fn tcp_content(&self, txn: &mut Txn, conn: &Conn) -> Option<bool> {
-        let ctx = Ctx {
-            req: &txn.req,
-            res: None,
-            client: conn.client,
-            local: conn.local,
-            tls: conn.tls,
-            backend: conn.backend,
-            counters: conn.counters,
-            vars: &txn.vars,
-            inspect: txn.inspect.as_ref(),
-        };
+        let ctx = request_ctx(&txn.req, &txn.vars, txn.inspect.as_ref(), conn);
         for r in &self.tcp_content {
             let hit = match &r.cond {
                 None => true,
@@ -285,17 +286,7 @@ impl SectionRules {
     /// ignores the rule when that server is down (unless `option persist`):
     /// the caller checks the server's state.
     pub fn use_server(&self, txn: &mut Txn, conn: &Conn) -> Option<usize> {
-        let ctx = Ctx {
-            req: &txn.req,
-            res: None,
-            client: conn.client,
-            local: conn.local,
-            tls: conn.tls,
-            backend: conn.backend,
-            counters: conn.counters,
-            vars: &txn.vars,
-            inspect: txn.inspect.as_ref(),
-        };
+        let ctx = request_ctx(&txn.req, &txn.vars, txn.inspect.as_ref(), conn);
         self.use_server
             .iter()
             .find(|(_, c)| c.eval(&self.acls, &ctx, &mut txn.scratch))

@@ -21,6 +21,18 @@ pub(crate) struct ShardCounters<'a> {
     pub rng: Cell<u64>,
 }
 
+impl<'a> ShardCounters<'a> {
+    /// The fetches' view for one client's session; `rand` is seeded by its
+    /// port.
+    pub fn new(ctx: &'a ShardCtx, frontend: usize, client: std::net::SocketAddr) -> Self {
+        ShardCounters {
+            ctx,
+            frontend,
+            rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ client.port() as u64),
+        }
+    }
+}
+
 impl Counters for ShardCounters<'_> {
     fn nbsrv(&self, backend: usize) -> u32 {
         // HAProxy's usable servers: the active ones, else the backups.

@@ -11,7 +11,6 @@
 //! A frontend with no rules and a backend with neither rules nor a cookie
 //! cost nothing here: the request is not even loaded into a `Message`.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 
 use super::super::ctx::ShardCtx;
@@ -97,11 +96,7 @@ impl<'a> Facts<'a> {
     }
 
     fn counters(&self) -> ShardCounters<'a> {
-        ShardCounters {
-            ctx: self.ctx,
-            frontend: self.frontend,
-            rng: Cell::new(0x9e37_79b9_7f4a_7c15 ^ self.client.port() as u64),
-        }
+        ShardCounters::new(self.ctx, self.frontend, self.client)
     }
 }
 
