@@ -259,10 +259,10 @@ pub fn run(mut config: Config, opts: RunOptions) -> Result<(), RunError> {
     }
     // Tests and scripts wait for this line: every listener is bound and every
     // shard's ring is running.
-    eprintln!(
+    crate::log::eprint_line(&format!(
         "ringlb ready: {n} shards, {nlisteners} listeners, pid {}",
         std::process::id()
-    );
+    ));
     let _ = notifier.send(&format!(
         "READY=1\nMAINPID={}\nSTATUS=Ready: {n} shards, {nlisteners} listeners",
         std::process::id()

@@ -47,6 +47,18 @@ fn stderr_line(lvl: u8, text: &str) -> Option<String> {
     Some(format!("{label:<10} ({}) : {text}", std::process::id()))
 }
 
+/// Writes `line` and a newline to stderr in one `write`: `eprintln!` writes
+/// its pieces one by one on unbuffered stderr, and a master and its worker
+/// share that file, so their lines could interleave mid-line (a test reading
+/// the worker's readiness line once saw it cut by the master's).
+pub fn eprint_line(line: &str) {
+    use std::io::Write;
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
+    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+}
+
 /// Lines the queue holds before new ones are dropped.
 const QUEUE: usize = 8192;
 
@@ -345,7 +357,7 @@ impl Writer {
                 self.count_failures(f);
                 if self.stderr_alerts {
                     if let Some(line) = stderr_line(lvl, &text) {
-                        eprintln!("{line}");
+                        eprint_line(&line);
                     }
                 }
             }

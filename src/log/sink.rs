@@ -79,7 +79,9 @@ impl Target {
     ) -> std::io::Result<()> {
         match &mut self.sink {
             Sink::Stdout => writeln!(std::io::stdout().lock(), "{time} {host} {tag}: {line}"),
-            Sink::Stderr => writeln!(std::io::stderr().lock(), "{time} {host} {tag}: {line}"),
+            Sink::Stderr => std::io::stderr()
+                .lock()
+                .write_all(format!("{time} {host} {tag}: {line}\n").as_bytes()),
             Sink::File(f) => f.write_all(format!("{time} {host} {tag}: {line}\n").as_bytes()),
             Sink::Udp(s) => {
                 let pri = self.facility as u32 * 8 + level as u32;

@@ -198,7 +198,7 @@ impl Master<'_> {
     /// Stderr and the log, as `ringlb master: ...`.
     fn say(&self, lvl: u8, msg: String) {
         if !self.opts.quiet || lvl <= level::ERR {
-            eprintln!("ringlb master: {msg}");
+            crate::log::eprint_line(&format!("ringlb master: {msg}"));
         }
         self.logger.event(lvl, msg);
     }
