@@ -85,12 +85,24 @@ fn passthrough_cfg(port: u16, backends: &[&Nginx]) -> String {
     c
 }
 
-/// Both proxies on the same haproxy.cfg; `f` runs against each port.
-fn both<T>(cfg: impl Fn(u16) -> String, f: impl Fn(u16) -> T) -> ((T, Vec<String>), (T, String)) {
+/// Both proxies on the same haproxy.cfg; `f` runs against each port, then
+/// each proxy's output is read once it holds `logged` lines about `fe`.
+fn both<T>(
+    cfg: impl Fn(u16) -> String,
+    f: impl Fn(u16) -> T,
+    logged: usize,
+) -> ((T, Vec<String>), (T, String)) {
+    let fe_lines = |out: &mut dyn Iterator<Item = &str>| out.filter(|l| l.contains(" fe ")).count();
     let hport = free_port();
     let h = Haproxy::start(&cfg(hport), &[hport]);
     let theirs = f(hport);
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        wait_until(Duration::from_secs(5), || fe_lines(
+            &mut h.output().iter().map(String::as_str)
+        ) >= logged),
+        "haproxy logged fewer than {logged} lines: {:?}",
+        h.output()
+    );
     let hlog = h.output();
     let port = free_port();
     let dir = tempfile::tempdir().unwrap();
@@ -98,8 +110,24 @@ fn both<T>(cfg: impl Fn(u16) -> String, f: impl Fn(u16) -> T) -> ((T, Vec<String
     std::fs::write(&path, cfg(port)).unwrap();
     let lb = Ringlb::start_file(dir, path, &["--shards", "2"]);
     let ours = f(port);
-    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        wait_until(Duration::from_secs(5), || fe_lines(
+            &mut lb.output().lines()
+        ) >= logged),
+        "ringlb logged fewer than {logged} lines:\n{}",
+        lb.output()
+    );
     ((theirs, hlog), (ours, lb.output()))
+}
+
+/// Three TLS nginx answering `one`, `two`, `three` with the a.test, b.test
+/// and *.wild.test certificates.
+fn three_tls_backends(pki: &Pki) -> [Nginx; 3] {
+    [
+        tls_backend(pki, "one", "1-a"),
+        tls_backend(pki, "two", "2-b"),
+        tls_backend(pki, "three", "3-w"),
+    ]
 }
 
 #[test]
@@ -108,17 +136,13 @@ fn tls_passthrough_routes_by_sni_as_haproxy_does() {
         return;
     }
     let pki = Pki::new();
-    let b = [
-        tls_backend(&pki, "one", "1-a"),
-        tls_backend(&pki, "two", "2-b"),
-        tls_backend(&pki, "three", "3-w"),
-    ];
+    let b = three_tls_backends(&pki);
     let ask = |port: u16| {
         ["a.test", "b.test", "x.wild.test"]
             .map(|sni| get_over_tls(port, &pki, sni, 1, Duration::ZERO))
             .to_vec()
     };
-    let ((theirs, _), (ours, _)) = both(|p| passthrough_cfg(p, &[&b[0], &b[1], &b[2]]), ask);
+    let ((theirs, _), (ours, _)) = both(|p| passthrough_cfg(p, &[&b[0], &b[1], &b[2]]), ask, 0);
     assert_eq!(theirs, ["one", "two", "three"], "haproxy");
     assert_eq!(ours, theirs, "ringlb");
 }
@@ -129,11 +153,7 @@ fn a_client_hello_in_three_pieces_is_waited_for() {
         return;
     }
     let pki = Pki::new();
-    let b = [
-        tls_backend(&pki, "one", "1-a"),
-        tls_backend(&pki, "two", "2-b"),
-        tls_backend(&pki, "three", "3-w"),
-    ];
+    let b = three_tls_backends(&pki);
     let ask = |port: u16| {
         let t = Instant::now();
         let got = ["b.test", "x.wild.test"]
@@ -142,7 +162,7 @@ fn a_client_hello_in_three_pieces_is_waited_for() {
         // Decided when the hello was complete, not at the 5 s delay.
         (got, t.elapsed() < Duration::from_secs(4))
     };
-    let ((theirs, _), (ours, _)) = both(|p| passthrough_cfg(p, &[&b[0], &b[1], &b[2]]), ask);
+    let ((theirs, _), (ours, _)) = both(|p| passthrough_cfg(p, &[&b[0], &b[1], &b[2]]), ask, 0);
     assert_eq!(
         theirs,
         (vec!["two".to_string(), "three".into()], true),
@@ -208,7 +228,8 @@ fn tcp_request_content_reject_closes_a_plain_client_as_haproxy_does() {
         }
         out
     };
-    let ((theirs, hlog), (ours, olog)) = both(cfg, ask);
+    // Three probes, and the start-up check that waited for the port.
+    let ((theirs, hlog), (ours, olog)) = both(cfg, ask, 4);
     assert_eq!(theirs, [(0, true), (0, true), (0, true)], "haproxy");
     assert_eq!(ours, theirs, "ringlb");
     // The last three lines (the start-up probe that waited for the port
