@@ -9,7 +9,7 @@ mod support;
 use std::process::Command;
 
 use support::servers::{haproxy_defaults, Haproxy, Nginx};
-use support::tls::{require, Pki};
+use support::tls::{client_cert_curl_args, require, Pki};
 use support::*;
 
 /// curl's exit code and stdout (`-w " %{http_code}"` appended to the body).
@@ -104,28 +104,9 @@ fn revoked_client_certificates_are_refused_as_by_haproxy() {
     let dir = tempfile::tempdir().unwrap();
     let f = write_file(dir.path(), "haproxy.cfg", &cfg(ours));
     let lb = Ringlb::start_file(dir, f, &[]);
-    let ca = pki.ca();
-    let get = |port: u16, (crt, key): &(String, String), tls12: bool| {
-        let resolve = format!("a.test:{port}:127.0.0.1");
-        let url = format!("https://a.test:{port}/index.html");
-        let mut args = vec![
-            "-sS",
-            "--cacert",
-            &ca,
-            "--resolve",
-            &resolve,
-            "-w",
-            " %{http_code}",
-            "--cert",
-            crt,
-            "--key",
-            key,
-        ];
-        if tls12 {
-            args.extend(["--tlsv1.2", "--tls-max", "1.2"]);
-        }
-        args.push(&url);
-        curl(&args)
+    let get = |port: u16, cert: &(String, String), tls12: bool| {
+        let args = client_cert_curl_args(&pki, port, "/index.html", Some(cert), tls12);
+        curl(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     let clients = [
         ("alice", &alice),

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::servers::{haproxy_defaults, Nginx};
-use support::tls::{client_config, https_front, require, Pki};
+use support::tls::{client_cert_curl_args, client_config, https_front, require, Pki};
 use support::*;
 
 /// An nginx speaking only HTTPS with the test's a.test certificate; `/conn`
@@ -251,27 +251,9 @@ fn client_certificates_match_haproxy() {
     let dir = tempfile::tempdir().unwrap();
     let f = write_file(dir.path(), "haproxy.cfg", &cfg(opt, req));
     let lb = Ringlb::start_file(dir, f, &[]);
-    let ca = pki.ca();
     let get = |port: u16, cert: Option<&(String, String)>, tls12: bool| {
-        let resolve = format!("a.test:{port}:127.0.0.1");
-        let url = format!("https://a.test:{port}/");
-        let mut args = vec![
-            "-sS",
-            "--cacert",
-            &ca,
-            "--resolve",
-            &resolve,
-            "-w",
-            " %{http_code}",
-        ];
-        if let Some((crt, key)) = cert {
-            args.extend(["--cert", crt, "--key", key]);
-        }
-        if tls12 {
-            args.extend(["--tlsv1.2", "--tls-max", "1.2"]);
-        }
-        args.push(&url);
-        curl_stdout(&args)
+        let args = client_cert_curl_args(&pki, port, "/", cert, tls12);
+        curl_stdout(&args.iter().map(String::as_str).collect::<Vec<_>>())
     };
     for tls12 in [false, true] {
         for cert in [None, Some(&good), Some(&other)] {

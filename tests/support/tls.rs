@@ -288,6 +288,35 @@ pub fn https_front(port: u16, pki: &Pki, server: u16) -> Cfg {
         ))
 }
 
+/// curl's arguments for `GET https://a.test:PORT{path}` trusting the test CA,
+/// with a client certificate (its certificate and key files) if given, and
+/// TLS 1.2 only when `tls12`.
+pub fn client_cert_curl_args(
+    pki: &Pki,
+    port: u16,
+    path: &str,
+    cert: Option<&(String, String)>,
+    tls12: bool,
+) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "-sS".into(),
+        "--cacert".into(),
+        pki.ca(),
+        "--resolve".into(),
+        format!("a.test:{port}:127.0.0.1"),
+        "-w".into(),
+        " %{http_code}".into(),
+    ];
+    if let Some((crt, key)) = cert {
+        args.extend(["--cert".into(), crt.clone(), "--key".into(), key.clone()]);
+    }
+    if tls12 {
+        args.extend(["--tlsv1.2".into(), "--tls-max".into(), "1.2".into()]);
+    }
+    args.push(format!("https://a.test:{port}{path}"));
+    args
+}
+
 /// A rustls client configuration (ringlb's provider) trusting the test CA.
 pub fn client_config(pki: &Pki) -> std::sync::Arc<rustls::ClientConfig> {
     use rustls::pki_types::pem::PemObject;
